@@ -1,0 +1,55 @@
+"""``python -m spmdlearn info``: MPI library, ranks, installed backends and their devices."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+
+def info() -> str:
+    import numpy as np
+    import scipy
+    import sklearn
+
+    from . import __version__
+    from ._backends import backend_infos, requested_backend, resolve_backend
+    from .comm import mpi_library_version, world_size
+
+    lines = [
+        f"spmdlearn {__version__} (Python {platform.python_version()}, NumPy {np.__version__}, "
+        f"SciPy {scipy.__version__}, scikit-learn {sklearn.__version__})",
+        f"MPI: {mpi_library_version()}",
+        f"ranks: {world_size()}",
+        f"backend requested: {requested_backend()!r}; serves NumPy arrays: "
+        f"{_try(lambda: resolve_backend(np.zeros((0, 1))))!r}",
+        "installed backends (a kernel the selected one lacks or declines runs on the reference):",
+    ]
+    for b in backend_infos():
+        state = "available" if b.get("available") else "unavailable"
+        lines.append(f"  {b['name']:<10} {state:<12} devices: {', '.join(b.get('devices', [])) or '-'}")
+        lines.append(f"  {'':<10} kernels: {', '.join(b['kernels']) or 'none'}; {b.get('note', '')}")
+    return "\n".join(lines)
+
+
+def _try(fn):
+    try:
+        return fn()
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spmdlearn")
+    parser.add_argument("command", choices=["info"], help="what to print")
+    parser.parse_args(argv)
+    from .comm import MPI
+
+    text = info()
+    if MPI is None or MPI.COMM_WORLD.Get_rank() == 0:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

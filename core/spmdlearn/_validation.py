@@ -1,0 +1,222 @@
+"""Input and parameter validation, local first, then agreed across ranks.
+
+Every public ``fit``/``predict``/``transform``/``score`` calls :func:`validate_fit` or
+:func:`validate_predict` before its first collective. Each rank checks its own shard; one
+``allgather`` carries every rank's verdict and a summary of its shard (rows, features, dtype,
+targets); every rank then runs the same cross-rank checks on the same gathered list, so every
+rank raises the same exception, naming the ranks and the reasons, or none does.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
+from sklearn.utils.validation import validate_data
+
+from ._backends import resolve_backend
+from .comm import Comm
+
+__all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard"]
+
+
+# -- parameter constraints (data, checked once per fit) ------------------------------------------
+@dataclass(frozen=True)
+class Interval:
+    """A real (or integral) number in ``[left, right]``; ``closed`` is "both", "left", "right", "neither"."""
+
+    kind: type
+    left: float | None
+    right: float | None
+    closed: str = "both"
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            return False
+        if self.left is not None:
+            if value < self.left or (value == self.left and self.closed in ("right", "neither")):
+                return False
+        if self.right is not None:
+            if value > self.right or (value == self.right and self.closed in ("left", "neither")):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        name = "an int" if self.kind is numbers.Integral else "a float"
+        lo = "[" if self.closed in ("both", "left") else "("
+        hi = "]" if self.closed in ("both", "right") else ")"
+        left = "-inf" if self.left is None else self.left
+        right = "inf" if self.right is None else self.right
+        return f"{name} in the range {lo}{left}, {right}{hi}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of values (strings or None)."""
+
+    values: tuple
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, (str, type(None))) and value in self.values
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+
+def _accepts(constraint, value) -> bool:
+    if constraint == "boolean":
+        return isinstance(value, (bool, np.bool_))
+    if constraint == "array-like":
+        return isinstance(value, (list, tuple, np.ndarray))
+    if constraint is None:
+        return value is None
+    if constraint == "random_state_like":
+        return value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)) \
+            or isinstance(value, (np.random.RandomState, np.random.Generator))
+    if isinstance(constraint, type):
+        return isinstance(value, constraint)
+    return constraint.accepts(value)
+
+
+def _describe(constraint) -> str:
+    if constraint == "boolean":
+        return "an instance of 'bool'"
+    if constraint == "array-like":
+        return "an array-like"
+    if constraint is None:
+        return "None"
+    if constraint == "random_state_like":
+        return "an int, a RandomState instance or None"
+    if isinstance(constraint, type):
+        return f"an instance of '{constraint.__name__}'"
+    return str(constraint)
+
+
+def validate_params(estimator) -> None:
+    """Check every parameter against ``estimator._parameter_constraints``.
+
+    Raises ValueError with scikit-learn's wording: ``The 'alpha' parameter of Ridge must be ...
+    Got -1 instead.``
+    """
+    params = estimator.get_params(deep=False)
+    for name, constraints in type(estimator)._parameter_constraints.items():
+        value = params[name]
+        if not any(_accepts(c, value) for c in constraints):
+            expected = " or ".join(_describe(c) for c in constraints)
+            raise ValueError(f"The {name!r} parameter of {type(estimator).__name__} must be "
+                             f"{expected}. Got {value!r} instead.")
+
+
+# -- data --------------------------------------------------------------------------------------
+@dataclass
+class Shard:
+    """This rank's validated data and the agreed global facts about all ranks' data."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    sample_weight: np.ndarray | None
+    backend: str
+    n_samples: int  #: rows summed over ranks
+    n_ranks: int
+
+
+def _check_y(y, X, estimator, y_numeric, multi_output):
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
+    y = check_array(y, ensure_2d=False, dtype=X.dtype if y_numeric else None,
+                    ensure_min_samples=0, input_name="y")
+    if y.ndim == 2 and not multi_output and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim not in (1, 2) or (y.ndim == 2 and not multi_output):
+        raise ValueError(f"y should be a 1d array{' or 2d array' if multi_output else ''}, "
+                         f"got an array of shape {y.shape} instead.")
+    check_consistent_length(X, y)
+    return y
+
+
+def _check_sample_weight(sample_weight, X, non_negative):
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        return np.full(X.shape[0], sample_weight, dtype=X.dtype)
+    sample_weight = check_array(sample_weight, ensure_2d=False, dtype=X.dtype,
+                                ensure_min_samples=0, input_name="sample_weight")
+    if sample_weight.ndim != 1:
+        raise ValueError("Sample weights must be 1D array or scalar")
+    if sample_weight.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected {(X.shape[0],)}!")
+    if non_negative and np.any(sample_weight < 0):
+        raise ValueError("Negative values in data passed to sample_weight")
+    return sample_weight
+
+
+def _summary(checked):
+    X, y, _, _ = checked
+    return (X.shape[0], X.shape[1], X.dtype.str,
+            None if y is None else (y.ndim, 1 if y.ndim == 1 else y.shape[1], y.dtype.kind))
+
+
+def _cross_rank_checks(summaries, comm: Comm, min_samples: int, estimator) -> int:
+    """Checks on every rank's summary; every rank runs them on the same list, so all raise alike."""
+    if comm.size > 1:
+        for index, what in ((1, "n_features"), (2, "dtype"), (3, "y (ndim, n_targets, kind)")):
+            values = [s[index] for s in summaries]
+            if len(set(values)) > 1:
+                detail = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+                raise ValueError(f"{what} differs across ranks ({detail}); every rank must pass "
+                                 "data of the same shape and type")
+    total = sum(s[0] for s in summaries)
+    if total < min_samples:
+        raise ValueError(f"n_samples={total} should be >= {min_samples} (summed over "
+                         f"{comm.size} rank{'s' if comm.size > 1 else ''}) for "
+                         f"{type(estimator).__name__}")
+    return total
+
+
+def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
+                 multi_output=True, y_numeric=True, min_samples=1, non_negative_weight=True,
+                 extra_check=None) -> Shard:
+    """Collective: validate parameters and this rank's shard for ``fit``, agree across ranks.
+
+    Sets ``n_features_in_`` (and ``feature_names_in_``) through scikit-learn's ``validate_data``.
+    ``extra_check(estimator, X, y)``, if given, runs on every rank inside the agreement.
+    """
+
+    def check():
+        validate_params(estimator)
+        backend = resolve_backend(X)
+        Xv = validate_data(estimator, X, reset=True, dtype=[np.float64, np.float32],
+                           ensure_min_samples=0)
+        yv = _check_y(y, Xv, estimator, y_numeric, multi_output) if requires_y else None
+        sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
+        if extra_check is not None:
+            extra_check(estimator, Xv, yv)
+        return Xv, yv, sw, backend
+
+    (Xv, yv, sw, backend), summaries = comm.agree(check, summarize=_summary)
+    total = _cross_rank_checks(summaries, comm, min_samples, estimator)
+    return Shard(Xv, yv, sw, backend, total, comm.size)
+
+
+def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
+                     multi_output=True, attributes=None) -> Shard:
+    """Collective: check fitted state and this rank's shard for predict/transform/score; agree."""
+
+    def check():
+        check_is_fitted(estimator, attributes)
+        backend = resolve_backend(X)
+        Xv = validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32],
+                           ensure_min_samples=0)
+        yv = _check_y(y, Xv, estimator, True, multi_output) if requires_y else None
+        sw = _check_sample_weight(sample_weight, Xv, non_negative=False)
+        return Xv, yv, sw, backend
+
+    (Xv, yv, sw, backend), summaries = comm.agree(check, summarize=_summary)
+    if comm.size > 1 and requires_y:
+        targets = {s[3][:2] for s in summaries}
+        if len(targets) > 1:
+            raise ValueError("y differs in shape across ranks: "
+                             + ", ".join(f"rank {r}: {s[3][:2]}" for r, s in enumerate(summaries)))
+    return Shard(Xv, yv, sw, backend, sum(s[0] for s in summaries), comm.size)

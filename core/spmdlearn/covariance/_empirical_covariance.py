@@ -1,0 +1,141 @@
+"""EmpiricalCovariance: the maximum-likelihood covariance of the rows of every rank."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import linalg
+from sklearn.base import BaseEstimator
+from sklearn.covariance import EmpiricalCovariance as _SkEmpiricalCovariance
+from sklearn.covariance import log_likelihood
+
+from .._backends import call_kernel
+from .._base import SPMDEstimatorMixin
+from .._validation import validate_fit, validate_predict
+from ..contract import allreduce
+from ..reference._moments import COMOMENTS, covariance_finalize
+
+
+def _comoments(shard, comm, X=None):
+    X = shard.X if X is None else X
+    return allreduce(
+        COMOMENTS, X, None, None, comm=comm,
+        local=lambda X, Y, w: call_kernel("comoments_local", shard.backend, X=X, Y=Y, sample_weight=w),
+    )
+
+
+class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
+    """Maximum-likelihood covariance over the rows of all ranks.
+
+    Parameters
+    ----------
+    store_precision : bool, default=True
+        Whether to compute and store ``precision_`` (the pseudo-inverse of ``covariance_``).
+    assume_centered : bool, default=False
+        If True, the data are not centered: ``covariance_`` is ``X^T X / n`` and ``location_``
+        is zero.
+
+    Attributes
+    ----------
+    location_ : ndarray of shape (n_features,)
+        Column means over all ranks (zeros with ``assume_centered``).
+    covariance_ : ndarray of shape (n_features, n_features)
+        Biased (divided by ``n``), as scikit-learn's.
+    precision_ : ndarray of shape (n_features, n_features) or None
+    n_features_in_ : int
+
+    Notes
+    -----
+    **Distributed semantics.** ``fit``, ``score`` and ``mahalanobis`` are collective (every rank
+    calls them; a rank may pass zero rows). ``location_``, ``covariance_`` and ``precision_`` are
+    identical on every rank. ``score`` is the log-likelihood of all ranks' test rows;
+    ``mahalanobis`` returns the distances of this rank's rows. ``get_precision`` and
+    ``error_norm`` are local (they read the fitted model only).
+
+    The covariance comes from one reduction of per-rank centered co-moments (Chan et al.'s
+    merge), stable for data far from the origin. Results are in the input's dtype (scikit-learn
+    returns float64 for float32 input).
+    """
+
+    _sklearn_class = _SkEmpiricalCovariance
+    _fitted_attributes = ("location_", "covariance_", "precision_")
+    _parameter_constraints = {"store_precision": ["boolean"], "assume_centered": ["boolean"]}
+
+    def __init__(self, *, store_precision=True, assume_centered=False):
+        self.store_precision = store_precision
+        self.assume_centered = assume_centered
+
+    def fit(self, X, y=None):
+        """Collective: fit the covariance of all ranks' rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            This rank's rows (``n_samples`` may be 0).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : EmpiricalCovariance
+        """
+        comm = self._comm()
+        shard = validate_fit(self, comm, X)
+        if shard.n_samples == 1:
+            warnings.warn("Only one sample available. You may want to reshape your data array",
+                          UserWarning, stacklevel=2)
+        covariance, location = covariance_finalize(_comoments(shard, comm), self.assume_centered)
+        dtype = shard.X.dtype
+        self.location_ = location.astype(dtype)
+        self.covariance_ = covariance.astype(dtype)
+        self.precision_ = (linalg.pinvh(covariance, check_finite=False).astype(dtype)
+                           if self.store_precision else None)
+        return self
+
+    def get_precision(self):
+        """The precision matrix (stored, or the pseudo-inverse of ``covariance_``); local."""
+        if self.store_precision:
+            return self.precision_
+        return linalg.pinvh(self.covariance_, check_finite=False)
+
+    def score(self, X_test, y=None):
+        """Collective: mean log-likelihood of all ranks' test rows under the fitted Gaussian.
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_samples, n_features)
+            This rank's test rows.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        res : float
+            Identical on every rank.
+        """
+        comm = self._comm()
+        shard = validate_predict(self, comm, X_test)
+        centered = shard.X - self.location_
+        test_cov, _ = covariance_finalize(_comoments(shard, comm, centered), assume_centered=True)
+        return float(log_likelihood(test_cov, self.get_precision()))
+
+    def mahalanobis(self, X):
+        """Collective validation, local result: squared Mahalanobis distances of this rank's rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        dist : ndarray of shape (n_samples,)
+        """
+        shard = validate_predict(self, self._comm(), X)
+        return call_kernel("mahalanobis", shard.backend, X=shard.X,
+                           location=np.asarray(self.location_, np.float64),
+                           precision=np.asarray(self.get_precision(), np.float64))
+
+    def error_norm(self, comp_cov, norm="frobenius", scaling=True, squared=True):
+        """Distance between ``comp_cov`` and the fitted covariance (local; scikit-learn's definition)."""
+        return self.to_sklearn().error_norm(comp_cov, norm=norm, scaling=scaling, squared=squared)

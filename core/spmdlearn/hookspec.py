@@ -1,0 +1,98 @@
+"""Kernel hook specifications: what a backend may implement.
+
+A backend is a pluggy plugin registered under the entry-point group ``spmdlearn.backends``::
+
+    [project.entry-points."spmdlearn.backends"]
+    mybackend = "mypackage.plugin"       # a module (or object) with @hookimpl functions
+
+Rules for every kernel below:
+
+* it computes on this rank's data only and **must not communicate**;
+* it is called by keyword; an implementation takes only the arguments it uses;
+* returning ``None`` declines (wrong array type, unsupported dtype, missing dependency); the next
+  backend, finally the NumPy reference, then serves the call. Never raise for "unsupported";
+* its result must agree with the reference kernel (``spmdlearn.reference``) within the tolerances
+  of the conformance suite (``python -m spmdlearn_conformance``).
+
+The reference implements every kernel with ``trylast=True``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "spmdlearn"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Mark a backend's kernel implementations: ``@hookimpl def spmdlearn_moments_local(X, ...)``.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def spmdlearn_backend_info():
+    """Describe this backend (for ``python -m spmdlearn info``).
+
+    Returns
+    -------
+    info : dict
+        ``{"name": str, "available": bool, "devices": list of str, "note": str}``: whether its
+        dependencies import and which devices it would use.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_moments_local(X, sample_weight):
+    """Per-column moments of one shard: :func:`spmdlearn.reference.moments_local`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        May have zero rows.
+    sample_weight : array of shape (n_samples,) or None
+        Multiplies each row before its statistics are taken.
+
+    Returns
+    -------
+    partial : spmdlearn.reference.MomentsPartial or None
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_comoments_local(X, Y, sample_weight):
+    """Weighted means and centered co-moments of ``[X, Y]``: :func:`spmdlearn.reference.comoments_local`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    Y : array of shape (n_samples,) or (n_samples, n_targets), or None
+    sample_weight : array of shape (n_samples,) or None
+        Non-negative frequency weights.
+
+    Returns
+    -------
+    partial : spmdlearn.reference.ComomentsPartial or None
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_linear_predict(X, coef, intercept):
+    """``X @ coef.T + intercept`` for this rank's rows: :func:`spmdlearn.reference.linear_predict`.
+
+    Returns
+    -------
+    y : array of shape (n_samples,) or (n_samples, n_targets), in X's array type, or None
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_mahalanobis(X, location, precision):
+    """Squared Mahalanobis distances of this rank's rows: :func:`spmdlearn.reference.mahalanobis`.
+
+    Returns
+    -------
+    dist : array of shape (n_samples,), or None
+        None declines. Must not communicate.
+    """

@@ -1,0 +1,5 @@
+"""Getting each rank its rows."""
+
+from ._shard import shard
+
+__all__ = ["shard"]

@@ -1,0 +1,5 @@
+"""Distributed linear models."""
+
+from ._linear import LinearRegression, Ridge
+
+__all__ = ["LinearRegression", "Ridge"]

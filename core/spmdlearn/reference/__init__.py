@@ -1,0 +1,48 @@
+"""The NumPy reference: every kernel and every reduction contract of spmdlearn.
+
+This module is public and stable. Other projects import it as a correctness oracle::
+
+    from spmdlearn.reference import COMOMENTS, comoments_local, simulate
+
+Everything here takes and returns NumPy arrays, never communicates and needs no MPI. Each
+contract (``MOMENTS``, ``COMOMENTS``, ``R2``) is a :class:`~spmdlearn.contract.ReductionContract`
+with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a list of shards.
+"""
+
+from ..contract import ReductionContract, allreduce, empty_shard, simulate
+from ._covariance import mahalanobis
+from ._linear import gram_blocks, linear_predict, linear_solve
+from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
+from ._moments import (
+    BASIC_STATISTICS_OPTIONS,
+    COMOMENTS,
+    MOMENTS,
+    ComomentsPartial,
+    MomentsPartial,
+    comoments_combine,
+    comoments_local,
+    covariance_finalize,
+    moments_combine,
+    moments_finalize,
+    moments_local,
+)
+
+#: Every reduction contract, by name.
+CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, R2)}
+
+#: Every kernel, by hook name (without the ``spmdlearn_`` prefix): the reference definitions.
+KERNELS = {
+    "moments_local": moments_local,
+    "comoments_local": comoments_local,
+    "linear_predict": linear_predict,
+    "mahalanobis": mahalanobis,
+}
+
+__all__ = [
+    "ReductionContract", "simulate", "allreduce", "empty_shard", "CONTRACTS", "KERNELS",
+    "MomentsPartial", "moments_local", "moments_combine", "moments_finalize", "MOMENTS",
+    "BASIC_STATISTICS_OPTIONS",
+    "ComomentsPartial", "comoments_local", "comoments_combine", "covariance_finalize", "COMOMENTS",
+    "linear_solve", "linear_predict", "gram_blocks", "mahalanobis",
+    "R2Partial", "r2_local", "r2_combine", "r2_finalize", "R2",
+]

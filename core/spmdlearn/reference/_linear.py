@@ -1,0 +1,161 @@
+"""Linear least squares and ridge regression from the global co-moments, and prediction.
+
+The fit is one reduction (:data:`spmdlearn.reference.COMOMENTS` over ``[X, y]``) and a small
+solve that every rank repeats on identical bits. The solve works on the co-moment matrix (the
+normal equations of the centered data), so its accuracy is that of the normal equations:
+relative error about ``cond(X)**2 * eps`` where scikit-learn's SVD-based ``lstsq`` has
+``cond(X) * eps``. Columns are scaled to unit diagonal first, which removes the part of the
+conditioning that comes from the columns' units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg, optimize
+
+from ._moments import ComomentsPartial
+
+__all__ = ["linear_solve", "linear_predict", "gram_blocks"]
+
+
+def gram_blocks(p: ComomentsPartial, n_features: int, fit_intercept: bool):
+    """Split the global co-moments of ``[X, y]`` into the blocks the solvers need.
+
+    Returns ``(XtX, XtY, x_mean, y_mean)``: centered blocks with ``fit_intercept`` (the intercept
+    is then ``y_mean - x_mean @ coef``), raw ones without (means returned as zeros).
+    """
+    C, mean = p.comoment, p.mean
+    if not fit_intercept:
+        # Raw second moments: C + W m m^T adds PSD terms, so nothing cancels.
+        C = C + p.weight * np.outer(mean, mean)
+        mean = np.zeros_like(mean)
+    return (C[:n_features, :n_features], C[:n_features, n_features:],
+            mean[:n_features], mean[n_features:])
+
+
+def _min_norm_solve(A, B):
+    """Minimum-norm solution of ``A x = B`` for symmetric PSD ``A`` (the pseudo-inverse).
+
+    Eigenvalues below ``n * eps * max`` count as zero, as in ``scipy.linalg.pinvh``: on the
+    normal equations this drops singular values below ``sqrt(n * eps)`` relative to the largest,
+    which catches exactly collinear columns (their computed eigenvalues are O(eps) relative).
+    """
+    eigenvalues, vectors = linalg.eigh(A)
+    cutoff = max(eigenvalues.max(initial=0.0), 0.0) * A.shape[0] * np.finfo(np.float64).eps
+    keep = eigenvalues > cutoff
+    inverse = np.zeros_like(eigenvalues)
+    inverse[keep] = 1.0 / eigenvalues[keep]
+    return (vectors * inverse) @ (vectors.T @ B), eigenvalues, keep
+
+
+def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = True,
+                 alpha=None, positive: bool = False):
+    """Least squares (``alpha=None``) or ridge coefficients from the global co-moments.
+
+    Parameters
+    ----------
+    p : ComomentsPartial
+        Global co-moments of ``[X, Y]`` (``Y`` as ``n_targets`` columns).
+    n_features : int
+    fit_intercept : bool, default=True
+    alpha : None, float or ndarray of shape (n_targets,), default=None
+        Ridge penalty per target; None for ordinary least squares.
+    positive : bool, default=False
+        Constrain coefficients to be non-negative (non-negative least squares on the reduced
+        system, which has the same minimizer as on the data).
+
+    Returns
+    -------
+    coef : ndarray of shape (n_targets, n_features)
+    intercept : ndarray of shape (n_targets,)
+    rank : int
+        Numerical rank of the (centered) design matrix.
+    singular : ndarray of shape (n_features,)
+        Its singular values, decreasing (square roots of the Gram eigenvalues: those below
+        ``sqrt(eps)`` relative to the largest carry no significant digits).
+    """
+    XtX, XtY, x_mean, y_mean = gram_blocks(p, n_features, fit_intercept)
+    n_targets = XtY.shape[1]
+    eigenvalues = linalg.eigvalsh(XtX) if n_features else np.zeros(0)
+    cutoff = max(eigenvalues.max(initial=0.0), 0.0) * n_features * np.finfo(np.float64).eps
+    rank = int((eigenvalues > cutoff).sum())
+    singular = np.sqrt(np.clip(eigenvalues, 0, None))[::-1]
+
+    alphas = None
+    if alpha is not None:
+        alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (n_targets,))
+    coef = np.zeros((n_targets, n_features))
+    if positive:
+        for t in range(n_targets):
+            A = XtX if alphas is None else XtX + alphas[t] * np.eye(n_features)
+            coef[t] = _nnls_gram(A, XtY[:, t])
+    elif alphas is None:
+        coef = _least_squares(XtX, XtY).T
+    else:
+        for t in range(n_targets):
+            A = XtX + alphas[t] * np.eye(n_features)
+            coef[t] = _spd_solve(A, XtY[:, t])
+    intercept = y_mean - coef @ x_mean
+    return coef, intercept, rank, singular
+
+
+def _least_squares(XtX, XtY):
+    """Solve the normal equations; minimum-norm when the design is rank-deficient.
+
+    Full rank: Cholesky of the unit-diagonal scaled Gram (the scaling keeps columns of very
+    different units from looking rank-deficient). Rank-deficient: the pseudo-inverse of the
+    unscaled Gram, whose solution is the minimum-norm one that ``lstsq`` returns.
+    """
+    d = XtX.shape[0]
+    if d == 0:
+        return np.zeros((0, XtY.shape[1]))
+    diag = np.diag(XtX)
+    if np.all(diag > 0):
+        scale = 1.0 / np.sqrt(diag)
+        G = XtX * scale[:, None] * scale[None, :]
+        eigenvalues = linalg.eigvalsh(G)
+        if eigenvalues[0] > eigenvalues[-1] * d * np.finfo(np.float64).eps * 1e3:
+            factor = linalg.cho_factor(G, check_finite=False)
+            return scale[:, None] * linalg.cho_solve(factor, XtY * scale[:, None])
+    return _min_norm_solve(XtX, XtY)[0]
+
+
+def _spd_solve(A, b):
+    """Solve ``A x = b`` for the symmetric positive definite ridge system (Cholesky)."""
+    if A.shape[0] == 0:
+        return np.zeros(0)
+    try:
+        return linalg.solve(A, b, assume_a="pos", check_finite=False)
+    except linalg.LinAlgError:
+        # alpha = 0 on a rank-deficient design: the minimum-norm solution, like least squares.
+        return _min_norm_solve(A, b[:, None])[0][:, 0]
+
+
+def _nnls_gram(A, b):
+    """``argmin_{x >= 0} x^T A x - 2 b^T x`` for PSD ``A``, as a non-negative least squares.
+
+    With ``A = S^2`` (``S`` the symmetric square root) and ``c = S^+ b``,
+    ``||S x - c||^2 = x^T A x - 2 x^T S S^+ b + const``, and ``S S^+ b = b`` because ``b`` (a
+    cross-moment of the data) lies in the range of ``A``.
+    """
+    if A.shape[0] == 0:
+        return np.zeros(0)
+    eigenvalues, vectors = linalg.eigh(A)
+    cutoff = max(eigenvalues.max(initial=0.0), 0.0) * A.shape[0] * np.finfo(np.float64).eps
+    root = np.sqrt(np.clip(eigenvalues, 0, None))
+    inv_root = np.where(eigenvalues > cutoff, 1.0 / np.where(root > 0, root, 1), 0.0)
+    S = (vectors * root) @ vectors.T
+    c = (vectors * inv_root) @ (vectors.T @ b)
+    return optimize.nnls(S, c)[0]
+
+
+def linear_predict(X: np.ndarray, coef: np.ndarray, intercept) -> np.ndarray:
+    """``X @ coef.T + intercept`` for one shard, in ``X``'s dtype.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    coef : ndarray of shape (n_features,) or (n_targets, n_features)
+    intercept : float or ndarray of shape (n_targets,)
+    """
+    return X @ np.asarray(coef, dtype=X.dtype).T + np.asarray(intercept, dtype=X.dtype)

@@ -1,0 +1,232 @@
+"""Moments and co-moments: the reference kernels and their reduction contracts.
+
+Everything here is NumPy in, NumPy out, and never communicates. Partials are float64 whatever
+the input dtype; estimators cast results back to the input's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..contract import ReductionContract
+
+__all__ = [
+    "MomentsPartial",
+    "moments_local",
+    "moments_combine",
+    "moments_finalize",
+    "MOMENTS",
+    "BASIC_STATISTICS_OPTIONS",
+    "ComomentsPartial",
+    "comoments_local",
+    "comoments_combine",
+    "covariance_finalize",
+    "COMOMENTS",
+]
+
+BASIC_STATISTICS_OPTIONS = (
+    "min",
+    "max",
+    "sum",
+    "mean",
+    "variance",
+    "variation",
+    "sum_squares",
+    "sum_squares_centered",
+    "standard_deviation",
+    "second_order_raw_moment",
+)
+
+
+class MomentsPartial(NamedTuple):
+    """Sufficient statistics of one shard for per-column moments and extremes.
+
+    Reduction contract
+    ------------------
+    Local
+        :func:`moments_local`: two passes over the shard (the mean, then centered squares).
+    Combine
+        :func:`moments_combine`: Chan, Golub and LeVeque's pairwise merge.
+    Finalize
+        :func:`moments_finalize`: any of :data:`BASIC_STATISTICS_OPTIONS`.
+    Identity
+        ``n=0``, ``mean=0``, ``m2=0``, ``min=+inf``, ``max=-inf``.
+    """
+
+    n: float  #: number of rows
+    mean: np.ndarray  #: (n_features,) column means
+    m2: np.ndarray  #: (n_features,) centered sums of squares
+    min: np.ndarray  #: (n_features,)
+    max: np.ndarray  #: (n_features,)
+
+
+def moments_local(X: np.ndarray, sample_weight: np.ndarray | None = None) -> MomentsPartial:
+    """Per-column moments of one shard.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The shard; ``n_samples`` may be 0.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Each row is multiplied by its weight before its statistics are taken (the definition of
+        scikit-learn-intelex's BasicStatistics); weights may be negative.
+
+    Returns
+    -------
+    partial : MomentsPartial
+    """
+    Z = np.asarray(X, dtype=np.float64)
+    if sample_weight is not None:
+        Z = Z * np.asarray(sample_weight, dtype=np.float64)[:, None]
+    n, d = Z.shape
+    if n == 0:
+        return MomentsPartial(0.0, np.zeros(d), np.zeros(d), np.full(d, np.inf), np.full(d, -np.inf))
+    mean = Z.mean(axis=0)
+    centered = Z - mean
+    m2 = np.einsum("ij,ij->j", centered, centered)
+    return MomentsPartial(float(n), mean, m2, Z.min(axis=0), Z.max(axis=0))
+
+
+def moments_combine(a: MomentsPartial, b: MomentsPartial) -> MomentsPartial:
+    """Merge two shards' moments (Chan et al.); exact identity for an empty shard.
+
+    The merged mean is the weighted average of the two means and the co-moment correction is
+    symmetric in ``a`` and ``b``, so ``combine(a, b)`` and ``combine(b, a)`` are bitwise equal.
+    """
+    if a.n == 0:
+        return b
+    if b.n == 0:
+        return a
+    n = a.n + b.n
+    delta = b.mean - a.mean
+    mean = (a.n * a.mean + b.n * b.mean) / n
+    m2 = a.m2 + b.m2 + delta * delta * (a.n * b.n / n)
+    return MomentsPartial(n, mean, m2, np.minimum(a.min, b.min), np.maximum(a.max, b.max))
+
+
+def moments_finalize(p: MomentsPartial, options=BASIC_STATISTICS_OPTIONS) -> dict:
+    """The requested statistics from the global moments.
+
+    Variance and standard deviation are unbiased (divided by ``n - 1``; NaN for one row), as in
+    scikit-learn-intelex. ``variation`` is the standard deviation over the mean, NaN where the
+    mean is 0.
+
+    Returns
+    -------
+    result : dict of str to ndarray of shape (n_features,), float64
+    """
+    n = p.n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = p.m2 / (n - 1) if n > 1 else np.full_like(p.m2, np.nan)
+        std = np.sqrt(variance)
+        # Sums of squares are rebuilt from centered ones: both terms are non-negative, so
+        # nothing cancels (unlike the naive sum of squares minus n times the squared mean).
+        sum_squares = p.m2 + n * p.mean * p.mean
+        everything = {
+            "min": p.min,
+            "max": p.max,
+            "sum": n * p.mean,
+            "mean": p.mean,
+            "variance": variance,
+            "variation": np.where(p.mean != 0, std / np.where(p.mean != 0, p.mean, 1), np.nan),
+            "sum_squares": sum_squares,
+            "sum_squares_centered": p.m2,
+            "standard_deviation": std,
+            "second_order_raw_moment": sum_squares / n if n > 0 else np.full_like(p.m2, np.nan),
+        }
+    return {name: everything[name] for name in options}
+
+
+MOMENTS = ReductionContract("moments", moments_local, moments_combine, moments_finalize)
+
+
+class ComomentsPartial(NamedTuple):
+    """Sufficient statistics of one shard for (weighted) means and the co-moment matrix.
+
+    Columns are those of ``[X, Y]``: the features, then the targets (if any).
+
+    Reduction contract
+    ------------------
+    Local
+        :func:`comoments_local`: weighted mean, then ``(Z - mean).T @ diag(w) @ (Z - mean)``.
+    Combine
+        :func:`comoments_combine`: the matrix form of Chan et al.'s merge,
+        ``C = Ca + Cb + (Wa Wb / W) delta delta^T``.
+    Finalize
+        :func:`covariance_finalize` (EmpiricalCovariance); the linear models solve from it
+        (:mod:`spmdlearn.reference._linear`).
+    Identity
+        ``n_rows=0``, ``weight=0``, ``mean=0``, ``comoment=0``.
+    """
+
+    n_rows: float  #: number of rows
+    weight: float  #: sum of sample weights (``n_rows`` when unweighted)
+    mean: np.ndarray  #: (n_columns,) weighted column means
+    comoment: np.ndarray  #: (n_columns, n_columns) centered weighted co-moment matrix
+
+
+def comoments_local(X: np.ndarray, Y: np.ndarray | None = None,
+                    sample_weight: np.ndarray | None = None) -> ComomentsPartial:
+    """Weighted means and centered co-moments of ``[X, Y]`` for one shard.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples,) or (n_samples, n_targets), default=None
+        Targets appended as extra columns.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Non-negative frequency weights (a weight of 2 counts a row twice).
+
+    Returns
+    -------
+    partial : ComomentsPartial
+    """
+    Z = np.asarray(X, dtype=np.float64)
+    if Y is not None:
+        Y = np.asarray(Y, dtype=np.float64)
+        Z = np.hstack([Z, Y[:, None] if Y.ndim == 1 else Y])
+    n, d = Z.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    total = float(w.sum())
+    if total == 0:
+        return ComomentsPartial(float(n), 0.0, np.zeros(d), np.zeros((d, d)))
+    mean = (w @ Z) / total
+    centered = Z - mean
+    comoment = (centered * w[:, None]).T @ centered
+    comoment = (comoment + comoment.T) / 2  # exact symmetry, whatever the BLAS did
+    return ComomentsPartial(float(n), total, mean, comoment)
+
+
+def comoments_combine(a: ComomentsPartial, b: ComomentsPartial) -> ComomentsPartial:
+    """Merge two shards' co-moments; exact identity for a shard of zero weight."""
+    if a.weight == 0:
+        return b._replace(n_rows=a.n_rows + b.n_rows)
+    if b.weight == 0:
+        return a._replace(n_rows=a.n_rows + b.n_rows)
+    weight = a.weight + b.weight
+    delta = b.mean - a.mean
+    mean = (a.weight * a.mean + b.weight * b.mean) / weight
+    comoment = a.comoment + b.comoment + np.outer(delta, delta) * (a.weight * b.weight / weight)
+    return ComomentsPartial(a.n_rows + b.n_rows, weight, mean, comoment)
+
+
+def covariance_finalize(p: ComomentsPartial, assume_centered: bool = False):
+    """Maximum-likelihood covariance and location, as scikit-learn's ``empirical_covariance``.
+
+    Returns
+    -------
+    covariance : ndarray of shape (n_features, n_features)
+        Divided by the number of rows (biased). With ``assume_centered`` the raw second moment
+        ``X^T X / n``, rebuilt as ``(C + W mean mean^T) / W`` (a sum of PSD terms: no cancellation).
+    location : ndarray of shape (n_features,)
+        The mean, or zeros with ``assume_centered``.
+    """
+    if assume_centered:
+        second = p.comoment + p.weight * np.outer(p.mean, p.mean)
+        return second / p.weight, np.zeros_like(p.mean)
+    return p.comoment / p.weight, p.mean.copy()
+
+
+COMOMENTS = ReductionContract("comoments", comoments_local, comoments_combine, covariance_finalize)

@@ -1,0 +1,39 @@
+"""The NumPy reference as a backend: the last implementation of every kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..hookspec import hookimpl
+from ._covariance import mahalanobis
+from ._linear import linear_predict
+from ._moments import comoments_local, moments_local
+
+NAME = "reference"
+
+
+@hookimpl
+def spmdlearn_backend_info():
+    return {"name": NAME, "available": True, "devices": ["host (NumPy)"],
+            "note": f"NumPy {np.__version__}; defines every kernel"}
+
+
+@hookimpl(trylast=True)
+def spmdlearn_moments_local(X, sample_weight):
+    return moments_local(np.asarray(X), None if sample_weight is None else np.asarray(sample_weight))
+
+
+@hookimpl(trylast=True)
+def spmdlearn_comoments_local(X, Y, sample_weight):
+    return comoments_local(np.asarray(X), None if Y is None else np.asarray(Y),
+                           None if sample_weight is None else np.asarray(sample_weight))
+
+
+@hookimpl(trylast=True)
+def spmdlearn_linear_predict(X, coef, intercept):
+    return linear_predict(np.asarray(X), coef, intercept)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_mahalanobis(X, location, precision):
+    return mahalanobis(np.asarray(X), location, precision)
