@@ -42,13 +42,12 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
             partial, n_features, fit_intercept=self.fit_intercept,
             alpha=self._alpha(n_targets), positive=self.positive)
         dtype = shard.X.dtype
+        self.coef_ = (coef[0] if shard.y.ndim == 1 else coef).astype(dtype)
         if not self.fit_intercept:
-            intercept = np.zeros_like(intercept)
-        if shard.y.ndim == 1:
-            self.coef_ = coef[0].astype(dtype)
-            self.intercept_ = dtype.type(intercept[0]) if self.fit_intercept else 0.0
+            self.intercept_ = 0.0  # scikit-learn's value, whatever the number of targets
+        elif shard.y.ndim == 1:
+            self.intercept_ = dtype.type(intercept[0])
         else:
-            self.coef_ = coef.astype(dtype)
             self.intercept_ = intercept.astype(dtype)
         return rank, singular.astype(dtype)
 

@@ -1,0 +1,24 @@
+"""Documented tolerances: how closely each estimator must agree with scikit-learn.
+
+Relative to the largest magnitude of the expected attribute (``atol = rtol * max|expected|``),
+so that entries near zero are judged on the attribute's scale.
+"""
+
+import numpy as np
+
+#: (estimator, dtype) -> rtol. float32 runs compare float32 output with scikit-learn on the
+#: float64 copy of the data.
+TOLERANCES = {
+    ("BasicStatistics", "float64"): 1e-7,
+    ("BasicStatistics", "float32"): 1e-4,
+    ("EmpiricalCovariance", "float64"): 1e-7,
+    ("EmpiricalCovariance", "float32"): 1e-4,
+    ("LinearRegression", "float64"): 1e-7,
+    ("LinearRegression", "float32"): 1e-4,
+    ("Ridge", "float64"): 1e-7,
+    ("Ridge", "float32"): 1e-4,
+}
+
+
+def tolerance(estimator: str, dtype) -> float:
+    return TOLERANCES[(estimator, np.dtype(dtype).name)]
