@@ -41,13 +41,14 @@ def assert_identical_on_all_ranks(comm, value, what: str = "") -> None:
 
 def assert_raises_on_all_ranks(comm, exc_type, fn, *, match: str | None = None) -> None:
     """Collective: ``fn()`` raises ``exc_type`` (message matching ``match``) on every rank."""
+    name = getattr(exc_type, "__name__", None) or " or ".join(t.__name__ for t in exc_type)
     try:
         fn()
     except exc_type as exc:
         ok = match is None or re.search(match, str(exc), re.S) is not None
         what = f"raised {type(exc).__name__} but {match!r} not in: {exc}"
     except Exception as exc:  # noqa: BLE001
-        ok, what = False, f"raised {type(exc).__name__} instead of {exc_type.__name__}: {exc}"
+        ok, what = False, f"raised {type(exc).__name__} instead of {name}: {exc}"
     else:
-        ok, what = False, f"did not raise {exc_type.__name__}"
+        ok, what = False, f"did not raise {name}"
     assert_all_ranks(comm, ok, what)
