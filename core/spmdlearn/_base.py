@@ -37,17 +37,14 @@ class SPMDEstimatorMixin:
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
-        params = self._sklearn_cls().get_params(deep=False)
+        sk_class = type(self)._sklearn_class
+        params = sk_class().get_params(deep=False)
         mine = self.get_params(deep=False)
-        est = self._sklearn_cls()(**{k: mine[k] for k in params if k in mine})
+        est = sk_class(**{k: mine[k] for k in params if k in mine})
         for name in self._fitted_attributes + ("n_features_in_", "feature_names_in_"):
             if hasattr(self, name):
                 setattr(est, name, getattr(self, name))
         return est
-
-    @classmethod
-    def _sklearn_cls(cls):
-        return cls._sklearn_class
 
 
 def thread_limit(n_jobs):

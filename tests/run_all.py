@@ -1,0 +1,99 @@
+"""Run the whole test suite: one-process tests, then the collective tests under
+``mpiexec -n 1``, ``-n 2``, ``-n 3`` and ``-n 4``.
+
+    python tests/run_all.py [--ranks 1,2,3,4] [--quick]
+
+Every stage has a time limit, so a hang fails instead of blocking. The last line sums the
+stages: ``spmdlearn: N passed, N failed``. The exit status is non-zero if any stage failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE_TIMEOUT = int(os.environ.get("SPMDLEARN_STAGE_TIMEOUT", "900"))
+
+
+def mpiexec_command(n_ranks: int) -> list[str]:
+    """``mpiexec -n N`` for the MPI that mpi4py uses: ``SPMDLEARN_MPIEXEC``, else the
+    environment's own ``mpiexec`` (the ``mpi`` extra puts MPICH's in the virtual environment)."""
+    exe = os.environ.get("SPMDLEARN_MPIEXEC") or shutil.which(
+        "mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if exe is None:
+        raise SystemExit("mpiexec not found: install the 'mpi' extra or set SPMDLEARN_MPIEXEC")
+    cmd = [exe, "-n", str(n_ranks)]
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    if "Open MPI" in version or "OpenRTE" in version:
+        cmd[1:1] = ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    return cmd
+
+
+def _counts(junit: Path) -> tuple[int, int, int]:
+    """(passed, failed, skipped) from a JUnit XML report; a missing report counts as a failure."""
+    if not junit.exists():
+        return 0, 1, 0
+    root = ET.parse(junit).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root)
+    tests = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    return tests - failed - skipped, failed, skipped
+
+
+def run_stage(name: str, cmd: list[str], junit: Path) -> tuple[int, int, int, bool]:
+    print(f"\n=== {name}: {' '.join(cmd)}", flush=True)
+    start = time.time()
+    try:
+        code = subprocess.run(cmd, cwd=ROOT, timeout=STAGE_TIMEOUT).returncode
+    except subprocess.TimeoutExpired:
+        print(f"=== {name}: TIMEOUT after {STAGE_TIMEOUT} s (a hang fails the run)", flush=True)
+        code = -1
+    passed, failed, skipped = _counts(junit)
+    ok = code in (0, 5) and failed == 0  # 5: pytest collected nothing in this stage
+    if not ok and failed == 0:
+        failed = 1  # the stage itself failed (crash, timeout): count it
+    print(f"=== {name}: {passed} passed, {failed} failed, {skipped} skipped "
+          f"in {time.time() - start:.0f} s (exit {code})", flush=True)
+    return passed, failed, skipped, ok
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ranks", default="1,2,3,4", help="rank counts for the MPI stages")
+    parser.add_argument("--quick", action="store_true", help="fewer hypothesis examples")
+    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
+    args = parser.parse_args(argv)
+    if args.quick:
+        os.environ["SPMDLEARN_HYPOTHESIS_EXAMPLES"] = "10"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # ranks oversubscribe the cores in CI
+    os.environ.pop("SPMDLEARN_BACKEND", None)
+    tmp = Path(tempfile.mkdtemp(prefix="spmdlearn-tests-"))
+    common = ["-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic"] + args.pytest_args
+    stages = [("one process", [sys.executable, "-m", "pytest", "tests", "-m", "not mpi",
+                               f"--junitxml={tmp / 'serial.xml'}"] + common, tmp / "serial.xml")]
+    for n in [int(r) for r in args.ranks.split(",") if r]:
+        junit = tmp / f"mpi{n}.xml"
+        stages.append((f"mpiexec -n {n}", mpiexec_command(n) + [
+            sys.executable, str(ROOT / "tests" / "mpi_pytest.py"), "tests", "-m", "mpi",
+            f"--junitxml={junit}"] + common, junit))
+    totals = [0, 0, 0]
+    all_ok = True
+    for name, cmd, junit in stages:
+        passed, failed, skipped, ok = run_stage(name, cmd, junit)
+        totals = [totals[0] + passed, totals[1] + failed, totals[2] + skipped]
+        all_ok &= ok
+    print(f"\nspmdlearn: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
+    return 0 if all_ok and totals[1] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
