@@ -1,5 +1,6 @@
-"""Run the whole test suite: one-process tests, then the collective tests under
-``mpiexec -n 1``, ``-n 2``, ``-n 3`` and ``-n 4``.
+"""Run the whole test suite: one-process tests, the collective tests under ``mpiexec -n 1``,
+``-n 2``, ``-n 3`` and ``-n 4``, and the conformance suite for every backend this distribution
+installs.
 
     python tests/run_all.py [--ranks 1,2,3,4] [--quick]
 
@@ -38,9 +39,16 @@ def mpiexec_command(n_ranks: int) -> list[str]:
 
 
 def _counts(junit: Path) -> tuple[int, int, int]:
-    """(passed, failed, skipped) from a JUnit XML report; a missing report counts as a failure."""
+    """(passed, failed, skipped) from a JUnit XML report or a conformance JSON report; a missing
+    report counts as a failure."""
     if not junit.exists():
         return 0, 1, 0
+    if junit.suffix == ".json":
+        import json
+
+        rows = json.loads(junit.read_text())["results"]
+        return (sum(r["status"] == "pass" for r in rows), sum(r["status"] == "fail" for r in rows),
+                sum(r["status"] in ("xfail", "n/a") for r in rows))
     root = ET.parse(junit).getroot()
     suites = [root] if root.tag == "testsuite" else list(root)
     tests = sum(int(s.get("tests", 0)) for s in suites)
@@ -70,6 +78,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", default="1,2,3,4", help="rank counts for the MPI stages")
     parser.add_argument("--quick", action="store_true", help="fewer hypothesis examples")
+    parser.add_argument("--no-conformance", action="store_true",
+                        help="skip the conformance-suite stages")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     args = parser.parse_args(argv)
     if args.quick:
@@ -85,6 +95,17 @@ def main(argv=None) -> int:
         stages.append((f"mpiexec -n {n}", mpiexec_command(n) + [
             sys.executable, str(ROOT / "tests" / "mpi_pytest.py"), "tests", "-m", "mpi",
             f"--junitxml={junit}"] + common, junit))
+    # The conformance suite for every backend this distribution installs: quick at -n 1, 2, 4,
+    # full at -n 3 (the foreign test plugins are certified/rejected by tests/test_conformance_teeth.py).
+    if not args.no_conformance:
+        for backend in ("reference", "cpu", "sycl"):
+            for n in [int(r) for r in args.ranks.split(",") if r]:
+                junit = tmp / f"conformance-{backend}-{n}.json"
+                quick = [] if n == 3 and not args.quick else ["--quick"]
+                stages.append((f"conformance {backend} -n {n}{' (quick)' if quick else ''}",
+                               mpiexec_command(n) + [sys.executable, "-m", "spmdlearn_conformance",
+                                                     "--backend", backend, "--json", str(junit)]
+                               + quick, junit))
     totals = [0, 0, 0]
     all_ok = True
     for name, cmd, junit in stages:

@@ -1,0 +1,252 @@
+"""Checks 3 to 6 for each estimator: agreement with scikit-learn, rank-count invariance, the
+collective-error matrix, and output placement. All of them are collective."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ._assert import assert_raises_on_all_ranks
+from ._data import local_rows, make_data, random_cuts
+from ._tolerances import tolerance
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """How the suite drives one estimator."""
+
+    name: str
+    make: Callable  #: () -> spmdlearn estimator
+    expected: Callable  #: (X, y, w) -> {attribute: value} from scikit-learn/NumPy on all rows
+    supervised: bool
+    weighted: bool  #: accepts sample_weight
+    per_row: Callable | None = None  #: (fitted, X_local) -> per-row result, for placement
+    bad_param: Callable | None = None  #: () -> estimator with an out-of-range parameter
+
+    def fit(self, est, X, y, w):
+        kwargs = {"sample_weight": w} if self.weighted and w is not None else {}
+        return est.fit(X, y, **kwargs) if self.supervised else est.fit(X, **kwargs)
+
+
+def _basic_statistics_expected(X, y, w):
+    Z = X * (1 if w is None else w[:, None])
+    mean = Z.mean(0)
+    std = Z.std(0, ddof=1)
+    return {"mean_": mean, "variance_": Z.var(0, ddof=1), "min_": Z.min(0), "max_": Z.max(0),
+            "sum_": Z.sum(0), "standard_deviation_": std, "variation_": std / mean,
+            "sum_squares_": (Z ** 2).sum(0), "sum_squares_centered_": ((Z - mean) ** 2).sum(0),
+            "second_order_raw_moment_": (Z ** 2).mean(0)}
+
+
+def _covariance_expected(X, y, w):
+    from sklearn.covariance import EmpiricalCovariance
+
+    ref = EmpiricalCovariance().fit(X)
+    return {"covariance_": ref.covariance_, "location_": ref.location_,
+            "precision_": ref.precision_}
+
+
+def _linear_expected(cls_name, **params):
+    def expected(X, y, w):
+        from sklearn import linear_model
+
+        ref = getattr(linear_model, cls_name)(**params).fit(X, y, sample_weight=w)
+        return {"coef_": ref.coef_, "intercept_": ref.intercept_}
+    return expected
+
+
+def _specs():
+    from spmdlearn.basic_statistics import BasicStatistics
+    from spmdlearn.covariance import EmpiricalCovariance
+    from spmdlearn.linear_model import LinearRegression, Ridge
+
+    return {
+        "BasicStatistics": EstimatorSpec(
+            "BasicStatistics", BasicStatistics, _basic_statistics_expected, False, True,
+            bad_param=lambda: BasicStatistics(result_options="median")),
+        "EmpiricalCovariance": EstimatorSpec(
+            "EmpiricalCovariance", EmpiricalCovariance, _covariance_expected, False, False,
+            per_row=lambda est, X: est.mahalanobis(X),
+            bad_param=lambda: EmpiricalCovariance(store_precision="yes")),
+        "LinearRegression": EstimatorSpec(
+            "LinearRegression", LinearRegression, _linear_expected("LinearRegression"), True, True,
+            per_row=lambda est, X: est.predict(X),
+            bad_param=lambda: LinearRegression(fit_intercept="no")),
+        "Ridge": EstimatorSpec(
+            "Ridge", lambda: Ridge(alpha=1.5), _linear_expected("Ridge", alpha=1.5, solver="cholesky"),
+            True, True, per_row=lambda est, X: est.predict(X),
+            bad_param=lambda: Ridge(alpha=-1.0)),
+    }
+
+
+SPECS = _specs()
+
+
+def _data(spec, seed, dtype, n=96, d=5):
+    # Odd seeds put the columns far from the origin, where naive sums of squares cancel.
+    offset = (1e6 if dtype == np.float64 else 1e2) if seed % 2 else 0.0
+    X, y = make_data(seed, n, d, 1 if spec.supervised else 0, dtype=dtype, offset=offset)
+    w = (np.random.default_rng(seed).uniform(0.2, 2.0, n).astype(dtype) if spec.weighted else None)
+    return X, y, w
+
+
+def _attributes(est, names):
+    return {name: np.asarray(getattr(est, name), dtype=np.float64) for name in names}
+
+
+def _worst(actual: dict, expected: dict) -> tuple[str, float]:
+    worst_name, worst = "", 0.0
+    for name, ref in expected.items():
+        ref = np.asarray(ref, np.float64)
+        got = actual[name]
+        if got.shape != ref.shape:
+            return name, np.inf
+        finite = np.isfinite(ref)
+        if not np.array_equal(finite, np.isfinite(got)):
+            return name, np.inf
+        scale = float(np.max(np.abs(ref[finite]), initial=0.0)) or 1.0
+        err = float(np.max(np.abs(got[finite] - ref[finite]), initial=0.0)) / scale
+        if err > worst:
+            worst_name, worst = name, err
+    return worst_name, worst
+
+
+def check_agreement(spec: EstimatorSpec, comm, dtype, seeds=(0, 1)) -> tuple[str, str]:
+    """Agreement with scikit-learn on the gathered data, random uneven splits (empties included),
+    near and far from the origin."""
+    rtol = tolerance(spec.name, dtype)
+    worst_all = (None, 0.0)
+    for seed in seeds:
+        X, y, w = _data(spec, seed, dtype)
+        cuts = random_cuts(len(X), comm.size, seed)
+        est = spec.fit(spec.make(), *local_rows(cuts, comm.rank, X, y, w))
+        expected = spec.expected(X.astype(np.float64), None if y is None else y.astype(np.float64),
+                                 None if w is None else w.astype(np.float64))
+        actual = _attributes(est, expected)
+        name, err = _worst(actual, expected)
+        if err > worst_all[1]:
+            worst_all = (name, err)
+        digests = comm.allgather(b"".join(a.tobytes() for a in actual.values()))
+        if len(set(digests)) > 1:
+            return "fail", f"fitted attributes differ across ranks (seed {seed})"
+        if not all(np.asarray(getattr(est, n)).dtype == dtype for n in expected
+                   if isinstance(getattr(est, n), np.ndarray)):
+            return "fail", f"output dtype is not {np.dtype(dtype).name}"
+    name, err = worst_all
+    if err > rtol:
+        return "fail", f"{name}: relative error {err:.2g} > {rtol:g}"
+    return "pass", f"worst relative error {err:.1e} (tolerance {rtol:g})"
+
+
+def check_rank_count_invariance(spec: EstimatorSpec, comm) -> tuple[str, str]:
+    """The same model from all ranks, from half of them, and from one rank, on the same rows."""
+    X, y, w = _data(spec, 7, np.float64)
+    groups = {"all": comm}
+    if comm.size > 1:
+        groups["half"] = comm.split(comm.rank % 2, comm.rank)
+    from mpi4py import MPI
+
+    from spmdlearn.comm import Comm
+
+    groups["one"] = Comm(MPI.COMM_SELF)
+    import spmdlearn
+
+    models = {}
+    sizes = {}
+    for label, group in groups.items():
+        cuts = random_cuts(len(X), group.size, 3)
+        with spmdlearn.config_context(comm=group):
+            est = spec.fit(spec.make(), *local_rows(cuts, group.rank, X, y, w))
+        models[label] = _attributes(est, spec.expected(X, y, w))
+        sizes[label] = group.size
+    counts = sorted({s for group_sizes in comm.allgather(tuple(sizes.values())) for s in group_sizes})
+    worst = max(_worst(models[label], models["all"])[1] for label in models)
+    ok = worst <= 1e-9
+    return ("pass" if ok else "fail"), (f"rank counts {counts}: worst relative difference "
+                                        f"{worst:.1e} (tolerance 1e-9)")
+
+
+def error_matrix(spec: EstimatorSpec, comm) -> list[tuple[str, Callable, type, str]]:
+    """Bad inputs, each expected to raise the same exception on every rank.
+
+    Entries: (name, fit-thunk, expected exception type, regex the message must match).
+    """
+    X, y, _ = _data(spec, 11, np.float64, n=8 * comm.size)
+    per = 8
+    lo, hi = comm.rank * per, (comm.rank + 1) * per
+    Xl, yl = X[lo:hi].copy(), None if y is None else y[lo:hi].copy()
+    bad = comm.size - 1
+    here = comm.rank == bad
+    tag = rf"rank {bad}" if comm.size > 1 else ""
+
+    def fit(X_, y_=yl, make=spec.make):
+        return lambda: spec.fit(make(), X_, y_, None)
+
+    def with_value(value):
+        Xb = Xl.copy()
+        if here:
+            Xb[0, 0] = value
+        return Xb
+
+    entries = [
+        ("NaN on one rank", fit(with_value(np.nan)), ValueError, rf"{tag}.*NaN"),
+        ("inf on one rank", fit(with_value(np.inf)), ValueError, rf"{tag}.*infinity"),
+        ("1-D X on one rank", fit(Xl[:, 0] if here else Xl), ValueError, rf"{tag}.*2D array"),
+        ("empty on every rank", fit(Xl[:0], None if yl is None else yl[:0]), ValueError,
+         r"n_samples=0 should be >= 1"),
+        ("parameter out of range", fit(Xl, make=spec.bad_param), ValueError, r"parameter|should be"),
+    ]
+    if comm.size > 1:
+        entries += [
+            ("n_features differ across ranks", fit(Xl[:, :-1] if here else Xl), ValueError,
+             r"n_features differs across ranks"),
+            ("dtype differs across ranks", fit(Xl.astype(np.float32) if comm.rank == 0 else Xl),
+             ValueError, r"dtype differs across ranks"),
+        ]
+    if spec.supervised:
+        entries += [
+            ("y length wrong on one rank", fit(Xl, yl[:-1] if here else yl), ValueError,
+             rf"{tag}.*inconsistent numbers of samples"),
+            ("y missing on one rank", fit(Xl, None if here else yl), ValueError,
+             rf"{tag}.*requires y"),
+        ]
+    return entries
+
+
+def check_collective_errors(spec: EstimatorSpec, comm) -> tuple[str, str]:
+    failures = []
+    entries = error_matrix(spec, comm)
+    for name, thunk, exc_type, match in entries:
+        try:
+            assert_raises_on_all_ranks(comm, exc_type, thunk, match=match)
+        except AssertionError as exc:
+            failures.append(f"{name}: {exc}")
+    if failures:
+        return "fail", "; ".join(failures)
+    return "pass", f"{len(entries)} bad inputs raise {', '.join(sorted({e[2].__name__ for e in entries}))} on every rank"
+
+
+def check_output_placement(spec: EstimatorSpec, comm) -> tuple[str, str]:
+    """Per-row results come back in the input's array type (and device, for dpnp)."""
+    if spec.per_row is None:
+        return "n/a", "no per-row result"
+    X, y, w = _data(spec, 5, np.float64)
+    cuts = random_cuts(len(X), comm.size, 5)
+    Xl, yl, wl = local_rows(cuts, comm.rank, X, y, w)
+    est = spec.fit(spec.make(), Xl, yl, wl)
+    out = spec.per_row(est, Xl)
+    ok = isinstance(out, np.ndarray) and out.shape[0] == Xl.shape[0]
+    detail = "NumPy in, NumPy out"
+    try:
+        import dpnp  # noqa: F401
+    except ImportError:
+        detail += "; dpnp not installed: device placement not checked"
+    else:
+        out_d = spec.per_row(est, dpnp.asarray(Xl))
+        ok_d = type(out_d).__module__.startswith("dpnp")
+        ok = ok and ok_d
+        detail += "; dpnp in, dpnp out" if ok_d else f"; dpnp in, {type(out_d).__name__} out"
+    verdicts = comm.allgather(ok)
+    return ("pass" if all(verdicts) else "fail"), detail

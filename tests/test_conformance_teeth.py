@@ -1,0 +1,66 @@
+"""The conformance suite has teeth: it certifies a correct foreign backend and rejects a subtly
+wrong one. Both come from a real entry point: the test package in tests/plugins, installed by
+the README's test command."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from run_all import mpiexec_command
+from spmdlearn._backends import installed_backends
+
+pytestmark = pytest.mark.serial
+
+
+def _certify(backend, tmp_path, n_ranks=2):
+    out_json = tmp_path / f"{backend}.json"
+    cmd = mpiexec_command(n_ranks) + [sys.executable, "-m", "spmdlearn_conformance",
+                                      "--backend", backend, "--quick", "--json", str(out_json)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return proc, json.loads(out_json.read_text())
+
+
+def test_foreign_plugins_come_from_entry_points():
+    assert {"goodgram", "naivesum"} <= set(installed_backends())
+
+
+@pytest.mark.timeout(320)
+def test_correct_foreign_backend_is_certified(tmp_path):
+    proc, result = _certify("goodgram", tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert result["passed"] and result["ranks"] == 2
+    statuses = {(r["subject"], r["check"]): r["status"] for r in result["results"]}
+    assert statuses[("kernel comoments_local", "vs reference")] == "pass"
+    assert statuses[("kernel linear_predict", "vs reference")] == "pass"
+    assert "conformance: " in proc.stdout and " 0 failed" in proc.stdout
+
+
+@pytest.mark.timeout(320)
+def test_naive_sum_of_squares_backend_is_rejected(tmp_path):
+    proc, result = _certify("naivesum", tmp_path)
+    assert proc.returncode != 0
+    assert not result["passed"]
+    failed = {(r["subject"], r["check"]) for r in result["results"] if r["status"] == "fail"}
+    assert ("kernel comoments_local", "vs reference") in failed
+    assert ("kernel moments_local", "vs reference") in failed
+    assert ("LinearRegression", "agreement float64") in failed
+    assert "FAIL  kernel comoments_local" in proc.stdout
+
+
+def test_unknown_backend_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "spmdlearn_conformance", "--backend", "nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "not installed; installed:" in proc.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_check_past_its_time_limit_ends_the_job():
+    """The suite never hangs: a check that overruns --timeout ends the process and the job."""
+    cmd = mpiexec_command(2) + [sys.executable, "-m", "spmdlearn_conformance", "--backend",
+                                "reference", "--quick", "--timeout", "0.001"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=100)
+    assert proc.returncode != 0
+    assert "Timeout" in proc.stderr
