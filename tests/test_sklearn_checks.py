@@ -8,6 +8,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from spmdlearn.basic_statistics import BasicStatistics
 from spmdlearn.covariance import EmpiricalCovariance
+from spmdlearn.decomposition import PCA
 from spmdlearn.linear_model import LinearRegression, Ridge
 
 pytestmark = pytest.mark.serial
@@ -22,6 +23,7 @@ EXPECTED_FAILURES = {
     },
     "EmpiricalCovariance": {},
     "LinearRegression": {},
+    "PCA": {},
     "Ridge": {
         "check_non_transformer_estimators_n_iter": (
             "like scikit-learn's Ridge with its exact solvers, n_iter_ is None: spmdlearn's "
@@ -35,7 +37,7 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge()],
+    [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge(), PCA()],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):

@@ -57,9 +57,21 @@ def _linear_expected(cls_name, **params):
     return expected
 
 
+def _pca_expected(solver):
+    def expected(X, y, w):
+        from sklearn.decomposition import PCA
+
+        ref = PCA(n_components=3, svd_solver=solver).fit(X)
+        return {name: getattr(ref, name) for name in (
+            "components_", "explained_variance_", "explained_variance_ratio_",
+            "singular_values_", "mean_", "noise_variance_")}
+    return expected
+
+
 def _specs():
     from spmdlearn.basic_statistics import BasicStatistics
     from spmdlearn.covariance import EmpiricalCovariance
+    from spmdlearn.decomposition import PCA
     from spmdlearn.linear_model import LinearRegression, Ridge
 
     return {
@@ -78,6 +90,16 @@ def _specs():
             "Ridge", lambda: Ridge(alpha=1.5), _linear_expected("Ridge", alpha=1.5, solver="cholesky"),
             True, True, per_row=lambda est, X: est.predict(X),
             bad_param=lambda: Ridge(alpha=-1.0)),
+        "PCA": EstimatorSpec(
+            "PCA", lambda: PCA(n_components=3, svd_solver="full"), _pca_expected("full"), False,
+            False, per_row=lambda est, X: est.transform(X),
+            bad_param=lambda: PCA(n_components=-1)),
+        # Compared with scikit-learn's full SVD: its own covariance_eigh forms X^T X - n m m^T,
+        # which cancels far from the origin, where spmdlearn's merged co-moments do not.
+        "PCA(covariance_eigh)": EstimatorSpec(
+            "PCA", lambda: PCA(n_components=3, svd_solver="covariance_eigh"),
+            _pca_expected("full"), False, False,
+            per_row=lambda est, X: est.transform(X), bad_param=lambda: PCA(svd_solver="lu")),
     }
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from spmdlearn.comm import pack_partial
 from spmdlearn.contract import simulate
-from spmdlearn.reference import COMOMENTS, MOMENTS, KERNELS
+from spmdlearn.reference import COMOMENTS, KERNELS, MOMENTS, TSQR
 
 #: rtol per input dtype, relative to the largest magnitude of each field of the reference.
 KERNEL_RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3}
@@ -78,6 +78,8 @@ def _inputs(kernel, X, w, rng):
         A = rng.normal(size=(d, d))
         return {"X": X, "location": np.asarray(X.mean(0) if n else np.zeros(d), np.float64),
                 "precision": A @ A.T + np.eye(d)}
+    if kernel == "tsqr_local":
+        return {"X": X, "mean": np.asarray(X.mean(0) if n else np.zeros(d), np.float64)}
     raise KeyError(kernel)
 
 
@@ -155,6 +157,8 @@ CONTRACT_KERNELS = {
     "moments": (MOMENTS, "moments_local", lambda X, w: {"X": X, "sample_weight": w}),
     "comoments": (COMOMENTS, "comoments_local",
                   lambda X, w: {"X": X, "Y": X[:, :1] * 3.0, "sample_weight": w}),
+    # Any mean fixed across shards gives a law-abiding R; the estimator passes the global mean.
+    "tsqr": (TSQR, "tsqr_local", lambda X, w: {"X": X, "mean": np.full(X.shape[1], 0.5)}),
 }
 
 

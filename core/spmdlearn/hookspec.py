@@ -96,3 +96,20 @@ def spmdlearn_mahalanobis(X, location, precision):
     dist : array of shape (n_samples,), or None
         None declines. Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tsqr_local(X, mean):
+    """``R`` of the QR of this rank's rows centered by ``mean``: :func:`spmdlearn.reference.tsqr_local`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    mean : ndarray of shape (n_features,), float64
+
+    Returns
+    -------
+    partial : spmdlearn.reference.TSQRPartial or None
+        ``(n_features, n_features)``, zero-padded, non-negative diagonal. None declines.
+        Must not communicate.
+    """

@@ -12,6 +12,7 @@ with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a l
 from ..contract import ReductionContract, allreduce, empty_shard, simulate
 from ._covariance import mahalanobis
 from ._linear import gram_blocks, linear_predict, linear_solve
+from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
 from ._moments import (
     BASIC_STATISTICS_OPTIONS,
@@ -28,7 +29,7 @@ from ._moments import (
 )
 
 #: Every reduction contract, by name.
-CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, R2)}
+CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, R2, TSQR)}
 
 #: Every kernel, by hook name (without the ``spmdlearn_`` prefix): the reference definitions.
 KERNELS = {
@@ -36,6 +37,7 @@ KERNELS = {
     "comoments_local": comoments_local,
     "linear_predict": linear_predict,
     "mahalanobis": mahalanobis,
+    "tsqr_local": tsqr_local,
 }
 
 __all__ = [
@@ -45,4 +47,6 @@ __all__ = [
     "ComomentsPartial", "comoments_local", "comoments_combine", "covariance_finalize", "COMOMENTS",
     "linear_solve", "linear_predict", "gram_blocks", "mahalanobis",
     "R2Partial", "r2_local", "r2_combine", "r2_finalize", "R2",
+    "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
+    "infer_dimension",
 ]

@@ -8,6 +8,7 @@ from ..hookspec import hookimpl
 from ._covariance import mahalanobis
 from ._linear import linear_predict
 from ._moments import comoments_local, moments_local
+from ._pca import tsqr_local
 
 NAME = "reference"
 
@@ -37,3 +38,8 @@ def spmdlearn_linear_predict(X, coef, intercept):
 @hookimpl(trylast=True)
 def spmdlearn_mahalanobis(X, location, precision):
     return mahalanobis(np.asarray(X), location, precision)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_tsqr_local(X, mean):
+    return tsqr_local(np.asarray(X), mean)

@@ -1,0 +1,5 @@
+"""Distributed matrix decompositions."""
+
+from ._pca import PCA
+
+__all__ = ["PCA"]

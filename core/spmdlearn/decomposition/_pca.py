@@ -1,0 +1,244 @@
+"""PCA over the rows of every rank."""
+
+from __future__ import annotations
+
+import numbers
+from math import log
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.decomposition import PCA as _SkPCA
+from sklearn.utils.extmath import fast_logdet
+
+from .._backends import call_kernel
+from .._base import SPMDEstimatorMixin
+from .._validation import Interval, Options, validate_fit, validate_predict
+from ..contract import allreduce
+from ..reference._moments import COMOMENTS, MOMENTS
+from ..reference._pca import TSQR, pca_select, pca_spectrum
+
+
+class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Principal component analysis of the rows of all ranks.
+
+    Parameters
+    ----------
+    n_components : int, float, "mle" or None, default=None
+        Components to keep: all (``min(n_samples, n_features)``, over all ranks) if None; an int;
+        a float in (0, 1) for the smallest number explaining that fraction of the variance;
+        ``"mle"`` for Minka's estimate (needs ``n_samples >= n_features``).
+    copy : bool, default=True
+        spmdlearn never modifies ``X``, whatever this value.
+    whiten : bool, default=False
+        Scale the projections to unit variance.
+    svd_solver : {"auto", "full", "covariance_eigh", "arpack", "randomized"}, default="auto"
+        ``"covariance_eigh"``: one reduction of the co-moments, then ``eigh`` (fast; accuracy of
+        the covariance). ``"full"``: a mean reduction, then a tall-skinny QR reduction of the
+        centered rows and the SVD of ``R`` (the accuracy of an SVD of the data). ``"auto"``
+        decides from the global shape: ``"covariance_eigh"`` when ``n_features <= 1000`` and
+        ``n_samples >= 10 * n_features``, else ``"full"`` (where scikit-learn would choose its
+        approximate ``"randomized"``, spmdlearn computes the exact decomposition).
+        ``"arpack"`` and ``"randomized"`` raise NotImplementedError on every rank.
+    tol, iterated_power, n_oversamples, power_iteration_normalizer, random_state
+        Used by scikit-learn's ``"arpack"``/``"randomized"`` only, which spmdlearn refuses; as in
+        scikit-learn with the exact solvers, they have no effect.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components_, n_features)
+        Signs follow scikit-learn (``svd_flip``, largest entry of each row positive).
+    explained_variance_, explained_variance_ratio_, singular_values_ : ndarray of shape (n_components_,)
+    mean_ : ndarray of shape (n_features,)
+    n_components_ : int
+    n_samples_ : int
+        Rows over all ranks.
+    noise_variance_ : float
+    n_features_in_ : int
+
+    Notes
+    -----
+    **Distributed semantics.** ``fit``, ``fit_transform``, ``score`` are collective;
+    ``transform``, ``inverse_transform``, ``score_samples`` validate collectively and return this
+    rank's rows. Fitted attributes are identical on every rank; the solver and the number of
+    components are chosen from global shapes and statistics. ``get_covariance`` and
+    ``get_precision`` are local.
+    """
+
+    _sklearn_class = _SkPCA
+    _fitted_attributes = ("components_", "explained_variance_", "explained_variance_ratio_",
+                          "singular_values_", "mean_", "n_components_", "n_samples_",
+                          "noise_variance_")
+    _parameter_constraints = {
+        "n_components": [Interval(numbers.Integral, 0, None, "left"),
+                         Interval(numbers.Real, 0, 1, "neither"), Options(("mle",)), None],
+        "copy": ["boolean"],
+        "whiten": ["boolean"],
+        "svd_solver": [Options(("auto", "full", "covariance_eigh", "arpack", "randomized"))],
+        "tol": [Interval(numbers.Real, 0, None, "left")],
+        "iterated_power": [Interval(numbers.Integral, 0, None, "left"), Options(("auto",))],
+        "n_oversamples": [Interval(numbers.Integral, 1, None, "left")],
+        "power_iteration_normalizer": [Options(("auto", "QR", "LU", "none"))],
+        "random_state": ["random_state_like"],
+    }
+
+    def __init__(self, n_components=None, *, copy=True, whiten=False, svd_solver="auto", tol=0.0,
+                 iterated_power="auto", n_oversamples=10, power_iteration_normalizer="auto",
+                 random_state=None):
+        self.n_components = n_components
+        self.copy = copy
+        self.whiten = whiten
+        self.svd_solver = svd_solver
+        self.tol = tol
+        self.iterated_power = iterated_power
+        self.n_oversamples = n_oversamples
+        self.power_iteration_normalizer = power_iteration_normalizer
+        self.random_state = random_state
+
+    def _check_solver(self, estimator, X, y):
+        if self.svd_solver in ("arpack", "randomized"):
+            raise NotImplementedError(
+                f"svd_solver={self.svd_solver!r} is not available in spmdlearn; use 'full' or "
+                "'covariance_eigh' (exact)")
+
+    def _solver(self, n_samples, n_features):
+        if self.svd_solver != "auto":
+            return self.svd_solver
+        if n_features <= 1000 and n_samples >= 10 * n_features:
+            return "covariance_eigh"
+        return "full"
+
+    def fit(self, X, y=None):
+        """Collective: fit the model on all ranks' rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            This rank's rows (may be empty).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PCA
+        """
+        self._fit(X)
+        return self
+
+    def _fit(self, X):
+        comm = self._comm()
+        shard = validate_fit(self, comm, X, extra_check=self._check_solver)
+        n, d = shard.n_samples, shard.X.shape[1]
+        solver = self._solver(n, d)
+        k_request = self.n_components
+        # Checks on global shapes: every rank reaches the same verdict.
+        if k_request == "mle":
+            if n < d:
+                raise ValueError(f"n_components='mle' is only supported if n_samples >= "
+                                 f"n_features (n_samples={n} summed over {comm.size} ranks, "
+                                 f"n_features={d})")
+        elif k_request is not None and isinstance(k_request, numbers.Integral) \
+                and not 0 <= k_request <= min(n, d):
+            raise ValueError(f"n_components={k_request} must be between 0 and "
+                             f"min(n_samples, n_features)={min(n, d)} with svd_solver={solver!r} "
+                             f"(n_samples={n} summed over {comm.size} ranks)")
+        backend = shard.backend
+        if solver == "covariance_eigh":
+            p = allreduce(COMOMENTS, shard.X, None, None, comm=comm,
+                          local=lambda X, Y, w: call_kernel("comoments_local", backend, X=X, Y=Y,
+                                                            sample_weight=w))
+            mean = p.mean
+            S, explained, Vt = pca_spectrum(n, comoment=p.comoment)
+        else:
+            moments = allreduce(MOMENTS, shard.X, None, comm=comm,
+                                local=lambda X, w: call_kernel("moments_local", backend, X=X,
+                                                               sample_weight=w))
+            mean = moments.mean
+            r = allreduce(TSQR, shard.X, mean, comm=comm,
+                          local=lambda X, m: call_kernel("tsqr_local", backend, X=X, mean=m))
+            S, explained, Vt = pca_spectrum(n, r=r.r)
+        k, ratio, noise = pca_select(k_request, explained, n, d)
+        dtype = shard.X.dtype
+        self._fit_svd_solver = solver
+        self.mean_ = mean.astype(dtype)
+        self.n_samples_ = n
+        self.n_components_ = k
+        self.components_ = np.ascontiguousarray(Vt[:k]).astype(dtype)
+        self.explained_variance_ = explained[:k].astype(dtype)
+        self.explained_variance_ratio_ = ratio[:k].astype(dtype)
+        self.singular_values_ = S[:k].astype(dtype)
+        self.noise_variance_ = dtype.type(noise)
+        return shard
+
+    def _project(self, X, backend):
+        """``(X - mean_) @ components_.T``, whitened if asked (scikit-learn's formula)."""
+        offset = -(self.mean_ @ self.components_.T)
+        Z = call_kernel("linear_predict", backend, X=X, coef=self.components_, intercept=offset)
+        Z = Z.reshape(len(X), self.components_.shape[0])
+        if self.whiten:
+            scale = np.sqrt(self.explained_variance_)
+            scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
+            Z = Z / scale
+        return Z
+
+    def transform(self, X):
+        """Collective validation, local result: project this rank's rows.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components_)
+        """
+        shard = validate_predict(self, self._comm(), X)
+        return self._project(shard.X, shard.backend)
+
+    def fit_transform(self, X, y=None):
+        """Collective: fit on all ranks' rows, then project this rank's rows."""
+        shard = self._fit(X)
+        return self._project(shard.X, shard.backend)
+
+    def inverse_transform(self, X):
+        """Local: map projections of this rank's rows back to the input space."""
+        from sklearn.utils.validation import check_array, check_is_fitted
+
+        check_is_fitted(self)
+        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
+        if self.whiten:
+            return X @ (np.sqrt(self.explained_variance_[:, None]) * self.components_) + self.mean_
+        return X @ self.components_ + self.mean_
+
+    def get_covariance(self):
+        """Local: the covariance of the fitted generative model (scikit-learn's formula)."""
+        return self.to_sklearn().get_covariance()
+
+    def get_precision(self):
+        """Local: the inverse of :meth:`get_covariance` (scikit-learn's formula)."""
+        return self.to_sklearn().get_precision()
+
+    def _score_samples(self, X):
+        Xr = X - self.mean_
+        precision = self.get_precision()
+        log_like = -0.5 * np.sum(Xr * (Xr @ precision), axis=1)
+        log_like -= 0.5 * (X.shape[1] * log(2.0 * np.pi) - fast_logdet(precision))
+        return log_like
+
+    def score_samples(self, X):
+        """Collective validation, local result: log-likelihood of each of this rank's rows."""
+        shard = validate_predict(self, self._comm(), X)
+        return self._score_samples(shard.X)
+
+    def score(self, X, y=None):
+        """Collective: mean log-likelihood over all ranks' rows (identical on every rank)."""
+        comm = self._comm()
+        shard = validate_predict(self, comm, X)
+        ll = self._score_samples(shard.X)
+        parts = comm.allgather_array(np.array([ll.sum(dtype=np.float64), len(ll)], np.float64))
+        # Summed in rank order from gathered values: the same bits on every rank.
+        return float(sum(parts[:, 0]) / sum(parts[:, 1]))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]

@@ -1,0 +1,154 @@
+"""PCA from one or two reductions: the reference.
+
+Two routes, as scikit-learn's two exact solvers:
+
+* ``covariance_eigh``: the global co-moments (:data:`COMOMENTS`), then ``eigh`` of the covariance;
+* ``full``: a tall-skinny QR (TSQR) of the centered rows, then the SVD of the small ``R``. The
+  singular values of ``R`` are those of the centered data, so the spectrum is as accurate as
+  scikit-learn's SVD of the gathered data, also when the covariance is ill-conditioned.
+"""
+
+from __future__ import annotations
+
+from math import lgamma, log
+from typing import NamedTuple
+
+import numpy as np
+from scipy import linalg
+from sklearn.utils.extmath import svd_flip
+
+from ..contract import ReductionContract
+
+__all__ = ["TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum",
+           "pca_select", "infer_dimension"]
+
+
+class TSQRPartial(NamedTuple):
+    """The ``R`` factor of one shard's centered rows.
+
+    Reduction contract
+    ------------------
+    Local
+        :func:`tsqr_local`: ``R`` of ``QR(X - mean)``, padded with zero rows to
+        ``(n_features, n_features)``, its diagonal made non-negative.
+    Combine
+        :func:`tsqr_combine`: ``R`` of ``QR([Ra; Rb])`` (``[Ra; Rb]^T [Ra; Rb]`` is the sum of the
+        two Gram matrices, so the result is the ``R`` of all rows). Commutative and associative
+        up to rounding; exact for the identity.
+    Finalize
+        :func:`pca_spectrum` with ``solver="full"``.
+    Identity
+        The zero matrix.
+    """
+
+    r: np.ndarray  #: (n_features, n_features) upper triangular
+
+
+def _r_of(A: np.ndarray, d: int) -> np.ndarray:
+    R = np.zeros((d, d))
+    if A.shape[0]:
+        r = linalg.qr(A, mode="r", check_finite=False)[0][:d]
+        # Signs do not matter to the SVD; fixing them makes R unique.
+        signs = np.where(np.diag(r) < 0, -1.0, 1.0)
+        R[: r.shape[0]] = r * signs[: r.shape[0], None]
+    return R
+
+
+def tsqr_local(X: np.ndarray, mean: np.ndarray) -> TSQRPartial:
+    """``R`` of this shard's rows centered by the global ``mean`` (float64)."""
+    X = np.asarray(X, dtype=np.float64)
+    return TSQRPartial(_r_of(X - mean, X.shape[1]))
+
+
+def tsqr_combine(a: TSQRPartial, b: TSQRPartial) -> TSQRPartial:
+    if not a.r.any():
+        return b
+    if not b.r.any():
+        return a
+    return TSQRPartial(_r_of(np.vstack([a.r, b.r]), a.r.shape[1]))
+
+
+TSQR = ReductionContract("tsqr", tsqr_local, tsqr_combine, lambda p: p.r)
+
+
+def pca_spectrum(n_samples: int, *, r=None, comoment=None):
+    """Singular values and components (rows, scikit-learn's sign convention) of the centered data.
+
+    Parameters
+    ----------
+    n_samples : int
+        Rows over all ranks (at least 2).
+    r : ndarray of shape (n_features, n_features), default=None
+        The TSQR ``R`` (``solver="full"``).
+    comoment : ndarray of shape (n_features, n_features), default=None
+        The centered co-moment matrix (``solver="covariance_eigh"``).
+
+    Returns
+    -------
+    singular_values : ndarray of shape (k,)
+        Decreasing; ``k = min(n_samples, n_features)`` for "full", ``n_features`` for
+        "covariance_eigh" (as scikit-learn).
+    explained_variance : ndarray of shape (k,)
+    components : ndarray of shape (k, n_features)
+    """
+    if r is not None:
+        _, S, Vt = linalg.svd(r, full_matrices=False, check_finite=False)
+        k = min(n_samples, r.shape[1])
+        S, Vt = S[:k], Vt[:k]
+        explained = S ** 2 / (n_samples - 1)
+    else:
+        eigenvalues, vectors = linalg.eigh(comoment / (n_samples - 1), check_finite=False)
+        eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
+        # The covariance is PSD; eigh can return slightly negative values from rounding.
+        explained = np.clip(eigenvalues, 0.0, None)
+        S = np.sqrt(explained * (n_samples - 1))
+        Vt = vectors.T
+    _, Vt = svd_flip(None, Vt.copy(), u_based_decision=False)
+    return S, explained, Vt
+
+
+def _assess_dimension(spectrum, rank, n_samples):
+    """Minka's log-likelihood of a rank-``rank`` model (as scikit-learn computes it)."""
+    n_features = spectrum.shape[0]
+    eps = 1e-15
+    if spectrum[rank - 1] < eps:
+        return -np.inf
+    pu = -rank * log(2.0)
+    for i in range(1, rank + 1):
+        pu += lgamma((n_features - i + 1) / 2.0) - log(np.pi) * (n_features - i + 1) / 2.0
+    pl = -np.sum(np.log(spectrum[:rank])) * n_samples / 2.0
+    v = max(eps, np.sum(spectrum[rank:]) / (n_features - rank))
+    pv = -log(v) * n_samples * (n_features - rank) / 2.0
+    m = n_features * rank - rank * (rank + 1.0) / 2.0
+    pp = log(2.0 * np.pi) * (m + rank) / 2.0
+    spectrum_ = spectrum.copy()
+    spectrum_[rank:n_features] = v
+    pa = 0.0
+    for i in range(rank):
+        for j in range(i + 1, n_features):
+            pa += log((spectrum[i] - spectrum[j]) * (1.0 / spectrum_[j] - 1.0 / spectrum_[i])) \
+                + log(n_samples)
+    return pu + pl + pv + pp - pa / 2.0 - rank * log(n_samples) / 2.0
+
+
+def infer_dimension(spectrum: np.ndarray, n_samples: int) -> int:
+    """Number of components by Minka's MLE (T. P. Minka, NIPS 2000), in [1, n_features - 1]."""
+    ll = np.full(spectrum.shape[0], -np.inf)
+    for rank in range(1, spectrum.shape[0]):
+        ll[rank] = _assess_dimension(spectrum, rank, n_samples)
+    return int(np.argmax(ll))
+
+
+def pca_select(n_components, explained, n_samples, n_features):
+    """Resolve ``n_components`` (None, int, float in (0, 1), "mle") and the noise variance."""
+    ratio = explained / explained.sum() if explained.sum() > 0 else np.zeros_like(explained)
+    if n_components is None:
+        k = min(n_samples, n_features)
+    elif n_components == "mle":
+        k = infer_dimension(explained, n_samples)
+    elif 0 < n_components < 1.0 and not isinstance(n_components, (int, np.integer)):
+        k = int(np.searchsorted(np.cumsum(ratio), n_components, side="right") + 1)
+    else:
+        k = int(n_components)
+    noise = float(np.mean(explained[k:])) if k < min(n_features, n_samples) else 0.0
+    return k, ratio, noise
