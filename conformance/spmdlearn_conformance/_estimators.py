@@ -24,6 +24,7 @@ class EstimatorSpec:
     weighted: bool  #: accepts sample_weight
     per_row: Callable | None = None  #: (fitted, X_local) -> per-row result, for placement
     bad_param: Callable | None = None  #: () -> estimator with an out-of-range parameter
+    data: Callable | None = None  #: (seed, dtype, n, d) -> (X, y, w); default: _data's
 
     def fit(self, est, X, y, w):
         kwargs = {"sample_weight": w} if self.weighted and w is not None else {}
@@ -68,8 +69,17 @@ def _pca_expected(solver):
     return expected
 
 
+def _kmeans_expected(X, y, w):
+    from sklearn.cluster import KMeans
+
+    ref = KMeans(4, random_state=0).fit(X, sample_weight=w)
+    return {"cluster_centers_": ref.cluster_centers_, "inertia_": ref.inertia_,
+            "n_iter_": ref.n_iter_}
+
+
 def _specs():
     from spmdlearn.basic_statistics import BasicStatistics
+    from spmdlearn.cluster import KMeans
     from spmdlearn.covariance import EmpiricalCovariance
     from spmdlearn.decomposition import PCA
     from spmdlearn.linear_model import LinearRegression, Ridge
@@ -100,13 +110,24 @@ def _specs():
             "PCA", lambda: PCA(n_components=3, svd_solver="covariance_eigh"),
             _pca_expected("full"), False, False,
             per_row=lambda est, X: est.transform(X), bad_param=lambda: PCA(svd_solver="lu")),
+        "KMeans": EstimatorSpec(
+            "KMeans", lambda: KMeans(4, random_state=0), _kmeans_expected, False, True,
+            per_row=lambda est, X: est.predict(X), bad_param=lambda: KMeans(0), data=_blobs),
     }
 
 
-SPECS = _specs()
+
+def _blobs(seed, dtype, n, d):
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(n_samples=n, centers=4, n_features=d, random_state=seed)
+    offset = (1e6 if dtype == np.float64 else 1e2) if seed % 2 else 0.0
+    return (X + offset).astype(dtype), None, None
 
 
 def _data(spec, seed, dtype, n=96, d=5):
+    if spec.data is not None:
+        return spec.data(seed, dtype, n, d)
     # Odd seeds put the columns far from the origin, where naive sums of squares cancel.
     offset = (1e6 if dtype == np.float64 else 1e2) if seed % 2 else 0.0
     X, y = make_data(seed, n, d, 1 if spec.supervised else 0, dtype=dtype, offset=offset)
@@ -272,3 +293,7 @@ def check_output_placement(spec: EstimatorSpec, comm) -> tuple[str, str]:
         detail += "; dpnp in, dpnp out" if ok_d else f"; dpnp in, {type(out_d).__name__} out"
     verdicts = comm.allgather(ok)
     return ("pass" if all(verdicts) else "fail"), detail
+
+
+#: The estimators the suite drives, by name.
+SPECS = _specs()

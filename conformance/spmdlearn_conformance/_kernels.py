@@ -78,6 +78,21 @@ def _inputs(kernel, X, w, rng):
         A = rng.normal(size=(d, d))
         return {"X": X, "location": np.asarray(X.mean(0) if n else np.zeros(d), np.float64),
                 "precision": A @ A.T + np.eye(d)}
+    if kernel in ("sq_distances", "kmeans_lloyd_local", "kmeans_inertia"):
+        # k-means kernels see centered rows (the estimator centers them, as scikit-learn does):
+        # far from the origin, ||c||^2 - 2 x.c loses every digit in any implementation.
+        Xc = X - X.mean(0).astype(X.dtype) if n else X
+        centers = (Xc[rng.integers(0, n, 3)] if n else rng.normal(size=(3, d))).astype(np.float64)
+        centers = centers + 0.01 * rng.normal(size=centers.shape)
+        weights = np.ones(n) if w is None else np.asarray(w, np.float64)
+        if kernel == "sq_distances":
+            norms = np.einsum("ij,ij->i", Xc, Xc) if rng.integers(2) else None
+            return {"X": Xc, "centers": centers.astype(X.dtype), "x_squared_norms": norms}
+        if kernel == "kmeans_lloyd_local":
+            return {"X": Xc, "sample_weight": weights, "centers": centers,
+                    "labels_old": rng.integers(-1, 3, n).astype(np.int32)}
+        return {"X": Xc, "sample_weight": weights, "centers": centers,
+                "labels": rng.integers(0, 3, n)}
     if kernel == "tsqr_local":
         return {"X": X, "mean": np.asarray(X.mean(0) if n else np.zeros(d), np.float64)}
     raise KeyError(kernel)

@@ -15,6 +15,8 @@ TOLERANCES = {
     ("EmpiricalCovariance", "float32"): 1e-4,
     ("LinearRegression", "float64"): 1e-7,
     ("LinearRegression", "float32"): 1e-4,
+    ("KMeans", "float64"): 1e-6,
+    ("KMeans", "float32"): 1e-4,
     ("PCA", "float64"): 1e-7,
     ("PCA", "float32"): 1e-4,
     ("Ridge", "float64"): 1e-7,

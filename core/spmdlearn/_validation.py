@@ -72,6 +72,10 @@ def _accepts(constraint, value) -> bool:
         return isinstance(value, (list, tuple, np.ndarray))
     if constraint is None:
         return value is None
+    if constraint is callable:
+        return callable(value)
+    if constraint == "verbose":
+        return isinstance(value, (numbers.Integral, bool, np.bool_)) and value >= 0
     if constraint == "random_state_like":
         return value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)) \
             or isinstance(value, (np.random.RandomState, np.random.Generator))
@@ -89,6 +93,10 @@ def _describe(constraint) -> str:
         return "None"
     if constraint == "random_state_like":
         return "an int, a RandomState instance or None"
+    if constraint is callable:
+        return "a callable"
+    if constraint == "verbose":
+        return "a non-negative int or bool"
     if isinstance(constraint, type):
         return f"an instance of '{constraint.__name__}'"
     return str(constraint)
@@ -153,9 +161,10 @@ def _check_sample_weight(sample_weight, X, non_negative):
 
 
 def _summary(checked):
-    X, y, _, _ = checked
+    X, y, sw, _ = checked
     return (X.shape[0], X.shape[1], X.dtype.str,
-            None if y is None else (y.ndim, 1 if y.ndim == 1 else y.shape[1], y.dtype.kind))
+            None if y is None else (y.ndim, 1 if y.ndim == 1 else y.shape[1], y.dtype.kind),
+            float(X.shape[0] if sw is None else np.sum(sw, dtype=np.float64)))
 
 
 def _cross_rank_checks(summaries, comm: Comm, min_samples: int, estimator) -> int:
@@ -197,6 +206,9 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 
     (Xv, yv, sw, backend), summaries = comm.agree(check, summarize=_summary)
     total = _cross_rank_checks(summaries, comm, min_samples, estimator)
+    if non_negative_weight and total and sum(s[4] for s in summaries) <= 0:
+        raise ValueError("Sample weights must contain at least one non-zero number (summed over "
+                         f"{comm.size} rank{'s' if comm.size > 1 else ''}).")
     return Shard(Xv, yv, sw, backend, total, comm.size)
 
 

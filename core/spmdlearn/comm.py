@@ -194,6 +194,28 @@ class Comm:
         self.mpi.Allreduce(local, out, op=MPI.SUM)
         return out
 
+    def sum_identical(self, local) -> np.ndarray:
+        """Sum over ranks that is bitwise identical on every rank (gather, then one fixed-order sum).
+
+        For values that steer control flow (a convergence test, a choice among candidates).
+        """
+        local = np.asarray(local, dtype=np.float64)
+        return self.allgather_array(local).sum(axis=0)
+
+    def fetch_rows(self, X_local: np.ndarray, ids, start: int) -> np.ndarray:
+        """The rows with global indices ``ids`` (same on every rank), from the ranks that own them.
+
+        ``start`` is this rank's first global index. Returns ``(len(ids), n_features)``, in the
+        order of ``ids``; one ``Allgatherv`` of the owned rows.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        mine = (ids >= start) & (ids < start + X_local.shape[0])
+        owned = np.unique(ids[mine])
+        rows = self.allgather_rows(np.ascontiguousarray(X_local[owned - start], dtype=np.float64))
+        where = self.allgather_rows(owned)
+        lookup = {int(g): i for i, g in enumerate(where)}
+        return rows[[lookup[int(g)] for g in ids]].astype(X_local.dtype, copy=False)
+
     def exact_sum(self, value: int) -> int:
         """Sum of one integer per rank; integers add exactly, so every rank agrees."""
         return int(self.allgather_array(np.array([value], dtype=np.int64)).sum())

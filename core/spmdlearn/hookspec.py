@@ -113,3 +113,44 @@ def spmdlearn_tsqr_local(X, mean):
         ``(n_features, n_features)``, zero-padded, non-negative diagonal. None declines.
         Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_sq_distances(X, centers, x_squared_norms):
+    """Squared euclidean distances of this rank's rows to ``centers``: :func:`spmdlearn.reference.sq_distances`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : ndarray of shape (n_centers, n_features)
+    x_squared_norms : ndarray of shape (n_samples,) or None
+        Precomputed ``||x||^2``.
+
+    Returns
+    -------
+    distances : array of shape (n_samples, n_centers), or None
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
+    """One Lloyd E-step and the M-step's statistics: :func:`spmdlearn.reference.lloyd_local`.
+
+    Returns
+    -------
+    result : tuple (labels, spmdlearn.reference.LloydPartial), or None
+        Labels of this rank's rows (int32, nearest center, lowest index among ties) and the
+        partial. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
+    """``sum_i w_i ||x_i - centers[labels_i]||^2`` over this rank's rows: :func:`spmdlearn.reference.kmeans_inertia`.
+
+    Returns
+    -------
+    inertia : float or None
+        None declines. Must not communicate.
+    """

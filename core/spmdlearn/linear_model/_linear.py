@@ -34,8 +34,6 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
                 local=lambda X, Y, w: call_kernel("comoments_local", shard.backend,
                                                   X=X, Y=Y, sample_weight=w),
             )
-        if partial.weight <= 0:
-            raise ValueError("the sample weights sum to zero over all ranks: nothing to fit")
         n_features = shard.X.shape[1]
         n_targets = 1 if shard.y.ndim == 1 else shard.y.shape[1]
         coef, intercept, rank, singular = linear_solve(

@@ -13,6 +13,7 @@ from ..contract import ReductionContract, allreduce, empty_shard, simulate
 from ._covariance import mahalanobis
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
+from ._kmeans import LLOYD, LloydPartial, farthest_rows, kmeans_inertia, lloyd_combine, lloyd_local, sq_distances
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
 from ._moments import (
     BASIC_STATISTICS_OPTIONS,
@@ -29,7 +30,7 @@ from ._moments import (
 )
 
 #: Every reduction contract, by name.
-CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, R2, TSQR)}
+CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, R2, TSQR, LLOYD)}
 
 #: Every kernel, by hook name (without the ``spmdlearn_`` prefix): the reference definitions.
 KERNELS = {
@@ -38,6 +39,9 @@ KERNELS = {
     "linear_predict": linear_predict,
     "mahalanobis": mahalanobis,
     "tsqr_local": tsqr_local,
+    "sq_distances": sq_distances,
+    "kmeans_lloyd_local": lloyd_local,
+    "kmeans_inertia": kmeans_inertia,
 }
 
 __all__ = [
@@ -49,4 +53,6 @@ __all__ = [
     "R2Partial", "r2_local", "r2_combine", "r2_finalize", "R2",
     "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
     "infer_dimension",
+    "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
+    "farthest_rows",
 ]

@@ -8,6 +8,7 @@ from ..hookspec import hookimpl
 from ._covariance import mahalanobis
 from ._linear import linear_predict
 from ._moments import comoments_local, moments_local
+from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
 from ._pca import tsqr_local
 
 NAME = "reference"
@@ -43,3 +44,19 @@ def spmdlearn_mahalanobis(X, location, precision):
 @hookimpl(trylast=True)
 def spmdlearn_tsqr_local(X, mean):
     return tsqr_local(np.asarray(X), mean)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_sq_distances(X, centers, x_squared_norms):
+    return sq_distances(np.asarray(X), np.asarray(centers, dtype=np.asarray(X).dtype),
+                        x_squared_norms)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
+    return lloyd_local(np.asarray(X), np.asarray(sample_weight), centers, labels_old)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
+    return kmeans_inertia(np.asarray(X), sample_weight, centers, labels)

@@ -1,0 +1,5 @@
+"""Distributed clustering."""
+
+from ._kmeans import KMeans
+
+__all__ = ["KMeans"]

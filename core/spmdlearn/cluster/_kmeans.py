@@ -1,0 +1,403 @@
+"""KMeans over the rows of every rank: scikit-learn's algorithm, replayed collectively."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
+from sklearn.cluster import KMeans as _SkKMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array
+
+from .._backends import call_kernel
+from .._base import SPMDEstimatorMixin
+from .._validation import Interval, Options, validate_fit, validate_predict
+from ..contract import allreduce
+from ..reference._kmeans import LLOYD, farthest_rows
+from ..reference._moments import MOMENTS
+
+
+class _Data:
+    """This rank's centered rows and what every step needs about them."""
+
+    def __init__(self, comm, X, w, backend):
+        self.comm, self.X, self.w, self.backend = comm, X, w, backend
+        self.start, self.n_total = comm.offsets(X.shape[0])
+        self.x_sq = np.einsum("ij,ij->i", X, X)
+
+    def global_cumsum(self, values):
+        """This rank's part of the cumulative sum of ``values`` over all ranks' rows, and the total.
+
+        Every rank adds the totals of the ranks before it (gathered, summed in the same order on
+        every rank) to its local cumulative sums. With :meth:`count_below`, this replays
+        ``searchsorted(cumsum(...))`` over the gathered rows.
+        """
+        comm = self.comm
+        local = np.cumsum(np.asarray(values, np.float64))
+        totals = comm.allgather_array(np.array([local[-1] if local.size else 0.0]))[:, 0]
+        prefix = float(np.sum(totals[: comm.rank])) if comm.rank else 0.0
+        total = float(np.sum(totals))
+        return local + prefix, total
+
+    def count_below(self, cumsum, targets, side):
+        """Global ``searchsorted``: the local counts of a monotone sequence, summed over ranks."""
+        counts = np.searchsorted(cumsum, targets, side=side).astype(np.int64)
+        return self.comm.allgather_array(counts).sum(axis=0)
+
+
+def _kmeans_plusplus(data: _Data, n_clusters, random_state):
+    """scikit-learn's greedy k-means++ with global cumulative sums (same draws on every rank)."""
+    X, w, comm = data.X, data.w, data.comm
+    n_local_trials = 2 + int(np.log(n_clusters))
+    centers = np.empty((n_clusters, X.shape[1]), dtype=X.dtype)
+    W = float(comm.sum_identical([w.sum(dtype=np.float64)])[0])
+    # random_state.choice(n_samples, p=w / w.sum()): cdf = cumsum(p) / cdf[-1]; one uniform draw.
+    cdf, total = data.global_cumsum(w / W)
+    u = random_state.random_sample()
+    first = int(data.count_below(cdf / total, np.array([u]), "right")[0])
+    centers[0] = comm.fetch_rows(X, [first], data.start)[0]
+    closest = call_kernel("sq_distances", data.backend, X=X, centers=centers[:1],
+                          x_squared_norms=data.x_sq)[:, 0]
+    current_pot = float(comm.sum_identical([closest @ w])[0])
+    for c in range(1, n_clusters):
+        rand_vals = random_state.uniform(size=n_local_trials) * current_pot
+        cumsum, _ = data.global_cumsum(w * closest)
+        candidate_ids = np.minimum(data.count_below(cumsum, rand_vals, "left"), data.n_total - 1)
+        candidates = comm.fetch_rows(X, candidate_ids, data.start)
+        to_candidates = call_kernel("sq_distances", data.backend, X=X, centers=candidates,
+                                    x_squared_norms=data.x_sq).T
+        np.minimum(closest, to_candidates, out=to_candidates)
+        candidates_pot = comm.sum_identical(to_candidates @ w)
+        best = int(np.argmin(candidates_pot))
+        current_pot = float(candidates_pot[best])
+        closest = to_candidates[best]
+        centers[c] = candidates[best]
+    return centers
+
+
+def _random_init(data: _Data, n_clusters, random_state):
+    """``random_state.choice(n_samples, size=k, replace=False, p=w / w.sum())``, collectively."""
+    comm = data.comm
+    W = float(comm.sum_identical([data.w.sum(dtype=np.float64)])[0])
+    p = data.w / W
+    if comm.exact_sum(int(np.count_nonzero(p > 0))) < n_clusters:
+        raise ValueError("Fewer non-zero entries in p than size")
+    found: list[int] = []
+    while len(found) < n_clusters:
+        x = random_state.random_sample(n_clusters - len(found))
+        mine = [g - data.start for g in found if data.start <= g < data.start + len(p)]
+        p[mine] = 0
+        cumsum, total = data.global_cumsum(p)
+        new = data.count_below(cumsum / total, x, "right")
+        _, first = np.unique(new, return_index=True)
+        found += [int(v) for v in new[np.sort(first)]]
+    return comm.fetch_rows(data.X, found, data.start)
+
+
+def _is_same_clustering(comm, labels1, labels2, n_clusters):
+    """scikit-learn's test over all ranks' labels: does labels1 map to labels2 by a function?"""
+    pairs = np.unique(np.stack([labels1, labels2], axis=1), axis=0) if labels1.size else \
+        np.zeros((0, 2), np.int64)
+    pairs = np.unique(comm.allgather_rows(pairs.astype(np.int64)), axis=0)
+    return len(np.unique(pairs[:, 0])) == len(pairs)
+
+
+def _relocate_empty_clusters(data: _Data, centers_old, sums, weights, labels):
+    """Give each empty cluster one of the rows farthest from their centers, chosen globally.
+
+    scikit-learn's rule (``_relocate_empty_clusters_dense``): the ``n_empty`` rows farthest from
+    their assigned centers, by decreasing distance (ties: lower global index), each moved to an
+    empty cluster, its weighted row taken from its old cluster's sums.
+    """
+    comm = data.comm
+    empty = np.flatnonzero(weights == 0)
+    n_empty = len(empty)
+    dist, ids = farthest_rows(data.X, centers_old, labels, n_empty, data.start)
+    dist = comm.allgather_rows(dist)
+    ids = comm.allgather_rows(ids)
+    order = np.lexsort((ids, -dist))[:n_empty]
+    chosen = ids[order]
+    rows = comm.fetch_rows(data.X, chosen, data.start).astype(np.float64)
+    mine = (chosen >= data.start) & (chosen < data.start + len(labels))
+    info = np.zeros((n_empty, 2))  # (weight, old label) of each chosen row, from its owner
+    local = chosen[mine] - data.start
+    info[mine] = np.column_stack([data.w[local], labels[local]])
+    info = comm.allgather_array(info).sum(axis=0)  # exactly one rank owns each row
+    for new_id, row, (weight, old_id) in zip(empty, rows, info):
+        sums[int(old_id)] -= row * weight
+        sums[new_id] = row * weight
+        weights[new_id] = weight
+        weights[int(old_id)] -= weight
+    return chosen, empty
+
+
+def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
+    """scikit-learn's ``_kmeans_single_lloyd``, with one fused reduction per step."""
+    comm = data.comm
+    centers = np.asarray(centers_init, dtype=np.float64)
+    labels = np.full(data.X.shape[0], -1, dtype=np.int32)
+    strict = False
+
+    def step(c, labels_old):
+        out = {}
+
+        def local(X, w, centers_, lo):
+            out["labels"], partial = call_kernel("kmeans_lloyd_local", data.backend, X=X,
+                                                 sample_weight=w, centers=centers_, labels_old=lo)
+            return partial
+
+        partial = allreduce(LLOYD, data.X, data.w, c, labels_old, comm=comm, local=local)
+        return out["labels"], partial
+
+    for i in range(max_iter):
+        new_labels, p = step(centers, labels)
+        sums, weights = p.sums.copy(), p.weights.copy()
+        if np.any(weights == 0):
+            _relocate_empty_clusters(data, centers, sums, weights, new_labels)
+        with np.errstate(divide="ignore"):
+            alpha = np.where(weights > 0, 1.0 / np.where(weights > 0, weights, 1.0), 1.0)
+        centers_new = sums * alpha[:, None]
+        shift = np.sqrt(((centers_new - centers) ** 2).sum(axis=1))
+        if verbose and comm.rank == 0:
+            print(f"Iteration {i}, inertia {p.inertia}, center shift {(shift ** 2).sum()}.")
+        centers = centers_new
+        if p.n_changed == 0:
+            if verbose and comm.rank == 0:
+                print(f"Converged at iteration {i}: strict convergence.")
+            strict = True
+            labels = new_labels
+            break
+        shift_tot = float((shift ** 2).sum())
+        labels = new_labels
+        if shift_tot <= tol:
+            if verbose and comm.rank == 0:
+                print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance {tol}.")
+            break
+    if not strict:
+        # Re-run the E-step so that the labels match the final centers.
+        labels, _ = step(centers, labels)
+    inertia = float(comm.sum_identical([call_kernel(
+        "kmeans_inertia", data.backend, X=data.X, sample_weight=data.w, centers=centers,
+        labels=labels)])[0])
+    return labels, inertia, centers, i + 1
+
+
+class KMeans(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
+             BaseEstimator):
+    """K-means clustering of the rows of all ranks (Lloyd's algorithm).
+
+    With the same integer ``random_state``, the result is scikit-learn's ``KMeans`` on the
+    gathered rows: the same k-means++ (or random) draws, replayed with global cumulative sums,
+    the same tolerance (``tol`` times the mean global variance), the same strict-convergence test
+    (no label changed on any rank), the same relocation of empty clusters (the farthest rows,
+    chosen globally) and the same final E-step.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    init : {"k-means++", "random"}, callable or array-like of shape (n_clusters, n_features), \
+default="k-means++"
+        A callable is called on every rank as ``init(X_local_centered, n_clusters,
+        random_state=random_state)`` (scikit-learn passes the centered data) and must return the
+        same centers on every rank; this is checked.
+    n_init : "auto" or int, default="auto"
+        Runs with different initializations (1 for "k-means++" and arrays, 10 otherwise); the
+        run with the lowest global inertia is kept.
+    max_iter : int, default=300
+    tol : float, default=1e-4
+        Relative to the mean of the per-feature variances of all ranks' rows.
+    verbose : int, default=0
+        Rank 0 prints the iteration, inertia and center shift.
+    random_state : int, RandomState instance or None, default=None
+        The same on every rank (every rank draws the same numbers).
+    copy_x : bool, default=True
+        spmdlearn centers a copy of this rank's rows and never modifies ``X``, whatever this value.
+    algorithm : {"lloyd", "elkan"}, default="lloyd"
+        "elkan" gives the same result as "lloyd" by definition (both find the same fixed point
+        from the same start), so spmdlearn runs Lloyd for both.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : ndarray of shape (n_samples_local,)
+        Labels of this rank's rows.
+    inertia_ : float
+        Over all ranks' rows.
+    n_iter_ : int
+    n_features_in_ : int
+
+    Notes
+    -----
+    **Distributed semantics.** ``fit``, ``fit_predict``, ``fit_transform`` and ``score`` are
+    collective; ``predict`` and ``transform`` validate collectively and return this rank's rows.
+    ``cluster_centers_``, ``inertia_`` and ``n_iter_`` are identical on every rank;
+    ``labels_`` are this rank's. Each Lloyd step is one fused reduction (sums, weights, inertia
+    and the count of changed labels), folded in a fixed order so every rank takes the same
+    branch. Memory per rank: this rank's rows plus O(n_clusters x n_features).
+    """
+
+    _sklearn_class = _SkKMeans
+    _fitted_attributes = ("cluster_centers_", "inertia_", "n_iter_", "_n_features_out")
+    _parameter_constraints = {
+        "n_clusters": [Interval(numbers.Integral, 1, None, "left")],
+        "init": [Options(("k-means++", "random")), callable, "array-like"],
+        "n_init": [Options(("auto",)), Interval(numbers.Integral, 1, None, "left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, "left")],
+        "tol": [Interval(numbers.Real, 0, None, "left")],
+        "verbose": ["verbose"],
+        "random_state": ["random_state_like"],
+        "copy_x": ["boolean"],
+        "algorithm": [Options(("lloyd", "elkan"))],
+    }
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
+                 verbose=0, random_state=None, copy_x=True, algorithm="lloyd"):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
+
+    def _check_init(self, estimator, X, y):
+        if isinstance(self.init, (list, tuple, np.ndarray)):
+            init = check_array(self.init, dtype=X.dtype, input_name="init")
+            if init.shape != (self.n_clusters, X.shape[1]):
+                raise ValueError(f"The shape of the initial centers {init.shape} does not match "
+                                 f"the number of clusters {self.n_clusters} and features "
+                                 f"{X.shape[1]}.")
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Collective: cluster all ranks' rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            This rank's rows (may be empty).
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : KMeans
+        """
+        comm = self._comm()
+        shard = validate_fit(self, comm, X, sample_weight=sample_weight,
+                             extra_check=self._check_init)
+        if shard.n_samples < self.n_clusters:
+            raise ValueError(f"n_samples={shard.n_samples} should be >= n_clusters="
+                             f"{self.n_clusters} (summed over {comm.size} ranks).")
+        Xv = shard.X
+        w = (np.ones(Xv.shape[0], dtype=Xv.dtype) if shard.sample_weight is None
+             else shard.sample_weight)
+        moments = allreduce(MOMENTS, Xv, None, comm=comm,
+                            local=lambda X, sw: call_kernel("moments_local", shard.backend, X=X,
+                                                            sample_weight=sw))
+        n = shard.n_samples
+        tol = 0.0 if self.tol == 0 else float(np.mean(moments.m2 / n) * self.tol)
+        init = self.init
+        init_is_array = isinstance(init, (list, tuple, np.ndarray))
+        n_init = self.n_init
+        if n_init == "auto":
+            n_init = 1 if (init_is_array or (isinstance(init, str) and init == "k-means++")) else 10
+        if init_is_array and n_init != 1:
+            warnings.warn("Explicit initial center position passed: performing only one init in "
+                          f"KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=2)
+            n_init = 1
+        # Center the data for more accurate distances, as scikit-learn does.
+        X_mean = moments.mean.astype(Xv.dtype)
+        data = _Data(comm, Xv - X_mean, w, shard.backend)
+        random_state = check_random_state(self.random_state)
+        best = None
+        for _ in range(n_init):
+            centers = self._init_centroids(data, init, init_is_array, X_mean, random_state)
+            if self.verbose and comm.rank == 0:
+                print("Initialization complete")
+            labels, inertia, centers, n_iter = _lloyd(data, centers, self.max_iter, tol,
+                                                     self.verbose)
+            if best is None or (inertia < best[1] and not _is_same_clustering(
+                    comm, labels, best[0], self.n_clusters)):
+                best = (labels, inertia, centers, n_iter)
+        labels, inertia, centers, n_iter = best
+        distinct = len(np.unique(comm.allgather_rows(np.unique(labels).astype(np.int64))))
+        if distinct < self.n_clusters:
+            warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
+                          f"n_clusters ({self.n_clusters}). Possibly due to duplicate points "
+                          "in X.", ConvergenceWarning, stacklevel=2)
+        self.cluster_centers_ = (centers + X_mean).astype(Xv.dtype)
+        self._n_features_out = self.n_clusters
+        self.labels_ = labels
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        return self
+
+    def _init_centroids(self, data, init, init_is_array, X_mean, random_state):
+        comm = data.comm
+        if init_is_array:
+            return np.asarray(init, dtype=data.X.dtype) - X_mean
+        if isinstance(init, str) and init == "k-means++":
+            return _kmeans_plusplus(data, self.n_clusters, random_state)
+        if isinstance(init, str) and init == "random":
+            return _random_init(data, self.n_clusters, random_state)
+
+        def call():
+            centers = check_array(init(data.X, self.n_clusters, random_state=random_state),
+                                  dtype=data.X.dtype, input_name="init")
+            if centers.shape != (self.n_clusters, data.X.shape[1]):
+                raise ValueError(f"The shape of the initial centers {centers.shape} does not "
+                                 f"match the number of clusters {self.n_clusters}")
+            return centers
+
+        centers = comm.agree(call)
+        digests = comm.allgather(centers.tobytes())
+        if len(set(digests)) > 1:
+            raise ValueError("the init callable returned different centers on different ranks; "
+                             "it must return the same centers on every rank")
+        return centers
+
+    def predict(self, X):
+        """Collective validation, local result: the nearest center of each of this rank's rows."""
+        shard = validate_predict(self, self._comm(), X)
+        labels, _ = call_kernel("kmeans_lloyd_local", shard.backend, X=shard.X,
+                                sample_weight=np.ones(shard.X.shape[0]),
+                                centers=self.cluster_centers_,
+                                labels_old=np.full(shard.X.shape[0], -1, np.int32))
+        return labels
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Collective: fit, then this rank's labels."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def transform(self, X):
+        """Collective validation, local result: distances of this rank's rows to every center."""
+        shard = validate_predict(self, self._comm(), X)
+        return np.sqrt(call_kernel("sq_distances", shard.backend, X=shard.X,
+                                   centers=self.cluster_centers_, x_squared_norms=None))
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Collective: fit, then distances of this rank's rows to every center."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Collective: minus the inertia of all ranks' rows (identical on every rank)."""
+        comm = self._comm()
+        shard = validate_predict(self, comm, X, sample_weight=sample_weight)
+        w = np.ones(shard.X.shape[0]) if shard.sample_weight is None else shard.sample_weight
+        labels, _ = call_kernel("kmeans_lloyd_local", shard.backend, X=shard.X, sample_weight=w,
+                                centers=self.cluster_centers_,
+                                labels_old=np.full(shard.X.shape[0], -1, np.int32))
+        local = call_kernel("kmeans_inertia", shard.backend, X=shard.X, sample_weight=w,
+                            centers=self.cluster_centers_, labels=labels)
+        return -float(comm.sum_identical([local])[0])
+
+    def to_sklearn(self):
+        est = super().to_sklearn()
+        est._n_threads = 1
+        return est
