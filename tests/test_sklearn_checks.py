@@ -7,7 +7,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from spmdlearn.basic_statistics import BasicStatistics
-from spmdlearn.cluster import KMeans
+from spmdlearn.cluster import DBSCAN, KMeans
 from spmdlearn.covariance import EmpiricalCovariance
 from spmdlearn.decomposition import PCA
 from spmdlearn.linear_model import LinearRegression, Ridge
@@ -25,6 +25,7 @@ EXPECTED_FAILURES = {
     "EmpiricalCovariance": {},
     "LinearRegression": {},
     "PCA": {},
+    "DBSCAN": {},
     "KMeans": {
         "check_sample_weight_equivalence_on_dense_data": (
             "as scikit-learn's own KMeans (listed in its PER_ESTIMATOR_XFAIL_CHECKS): weights "
@@ -44,7 +45,7 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge(), PCA(), KMeans(n_clusters=3, random_state=0)],
+    [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge(), PCA(), KMeans(n_clusters=3, random_state=0), DBSCAN()],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):

@@ -25,6 +25,7 @@ class EstimatorSpec:
     per_row: Callable | None = None  #: (fitted, X_local) -> per-row result, for placement
     bad_param: Callable | None = None  #: () -> estimator with an out-of-range parameter
     data: Callable | None = None  #: (seed, dtype, n, d) -> (X, y, w); default: _data's
+    per_row_attributes: tuple = ()  #: attributes holding this rank's rows (e.g. labels_)
 
     def fit(self, est, X, y, w):
         kwargs = {"sample_weight": w} if self.weighted and w is not None else {}
@@ -77,9 +78,16 @@ def _kmeans_expected(X, y, w):
             "n_iter_": ref.n_iter_}
 
 
+def _dbscan_expected(X, y, w):
+    from sklearn.cluster import DBSCAN
+
+    ref = DBSCAN(eps=1.0, min_samples=4).fit(X, sample_weight=w)
+    return {"labels_": ref.labels_}
+
+
 def _specs():
     from spmdlearn.basic_statistics import BasicStatistics
-    from spmdlearn.cluster import KMeans
+    from spmdlearn.cluster import DBSCAN, KMeans
     from spmdlearn.covariance import EmpiricalCovariance
     from spmdlearn.decomposition import PCA
     from spmdlearn.linear_model import LinearRegression, Ridge
@@ -113,6 +121,10 @@ def _specs():
         "KMeans": EstimatorSpec(
             "KMeans", lambda: KMeans(4, random_state=0), _kmeans_expected, False, True,
             per_row=lambda est, X: est.predict(X), bad_param=lambda: KMeans(0), data=_blobs),
+        "DBSCAN": EstimatorSpec(
+            "DBSCAN", lambda: DBSCAN(eps=1.0, min_samples=4), _dbscan_expected, False, True,
+            per_row=lambda est, X: est.fit_predict(X), bad_param=lambda: DBSCAN(eps=-1.0),
+            data=_blobs, per_row_attributes=("labels_",)),
     }
 
 
@@ -167,14 +179,18 @@ def check_agreement(spec: EstimatorSpec, comm, dtype, seeds=(0, 1)) -> tuple[str
         est = spec.fit(spec.make(), *local_rows(cuts, comm.rank, X, y, w))
         expected = spec.expected(X.astype(np.float64), None if y is None else y.astype(np.float64),
                                  None if w is None else w.astype(np.float64))
+        for name in spec.per_row_attributes:  # this rank's rows of the gathered result
+            expected[name] = np.asarray(expected[name])[cuts[comm.rank]:cuts[comm.rank + 1]]
         actual = _attributes(est, expected)
         name, err = _worst(actual, expected)
         if err > worst_all[1]:
             worst_all = (name, err)
-        digests = comm.allgather(b"".join(a.tobytes() for a in actual.values()))
+        digests = comm.allgather(b"".join(a.tobytes() for k, a in actual.items()
+                                          if k not in spec.per_row_attributes))
         if len(set(digests)) > 1:
             return "fail", f"fitted attributes differ across ranks (seed {seed})"
         if not all(np.asarray(getattr(est, n)).dtype == dtype for n in expected
+                   if n not in spec.per_row_attributes
                    if isinstance(getattr(est, n), np.ndarray)):
             return "fail", f"output dtype is not {np.dtype(dtype).name}"
     name, err = worst_all
@@ -203,6 +219,8 @@ def check_rank_count_invariance(spec: EstimatorSpec, comm) -> tuple[str, str]:
         with spmdlearn.config_context(comm=group):
             est = spec.fit(spec.make(), *local_rows(cuts, group.rank, X, y, w))
         models[label] = _attributes(est, spec.expected(X, y, w))
+        for name in spec.per_row_attributes:  # compare the rows of all ranks of the group
+            models[label][name] = group.allgather_rows(models[label][name])
         sizes[label] = group.size
     counts = sorted({s for group_sizes in comm.allgather(tuple(sizes.values())) for s in group_sizes})
     worst = max(_worst(models[label], models["all"])[1] for label in models)

@@ -93,6 +93,12 @@ def _inputs(kernel, X, w, rng):
                     "labels_old": rng.integers(-1, 3, n).astype(np.int32)}
         return {"X": Xc, "sample_weight": weights, "centers": centers,
                 "labels": rng.integers(0, 3, n)}
+    if kernel == "radius_adjacency":
+        metric = ["euclidean", "manhattan", "chebyshev", "minkowski"][int(rng.integers(4))]
+        Y = X[rng.permutation(n)[: max(1, n // 2)]] if n else rng.normal(size=(2, d)).astype(X.dtype)
+        scale = float(np.std(X)) if n > 1 else 1.0
+        return {"X": X, "Y": np.asarray(Y), "eps": max(scale, 1e-3) * 0.8, "metric": metric,
+                "p": 3.0 if metric == "minkowski" else None}
     if kernel == "tsqr_local":
         return {"X": X, "mean": np.asarray(X.mean(0) if n else np.zeros(d), np.float64)}
     raise KeyError(kernel)
@@ -135,7 +141,7 @@ def check_kernel(impl, kernel: str, max_examples: int) -> tuple[str, str]:
             return
         X, w, rng = shard
         kwargs = _inputs(kernel, X, w, rng)
-        expected = reference(**{k: (None if v is None else np.asarray(v)) for k, v in kwargs.items()})
+        expected = reference(**kwargs)
         result = impl.function(**{a: kwargs[a] for a in impl.argnames})
         if result is None:
             declined += 1

@@ -15,6 +15,8 @@ TOLERANCES = {
     ("EmpiricalCovariance", "float32"): 1e-4,
     ("LinearRegression", "float64"): 1e-7,
     ("LinearRegression", "float32"): 1e-4,
+    ("DBSCAN", "float64"): 0.0,  # labels: identical
+    ("DBSCAN", "float32"): 0.0,
     ("KMeans", "float64"): 1e-6,
     ("KMeans", "float32"): 1e-4,
     ("PCA", "float64"): 1e-7,

@@ -164,7 +164,7 @@ def _summary(checked):
     X, y, sw, _ = checked
     return (X.shape[0], X.shape[1], X.dtype.str,
             None if y is None else (y.ndim, 1 if y.ndim == 1 else y.shape[1], y.dtype.kind),
-            float(X.shape[0] if sw is None else np.sum(sw, dtype=np.float64)))
+            int(X.shape[0] if sw is None else np.count_nonzero(sw)))
 
 
 def _cross_rank_checks(summaries, comm: Comm, min_samples: int, estimator) -> int:
@@ -186,7 +186,7 @@ def _cross_rank_checks(summaries, comm: Comm, min_samples: int, estimator) -> in
 
 def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
                  multi_output=True, y_numeric=True, min_samples=1, non_negative_weight=True,
-                 extra_check=None) -> Shard:
+                 allow_all_zero_weight=False, extra_check=None) -> Shard:
     """Collective: validate parameters and this rank's shard for ``fit``, agree across ranks.
 
     Sets ``n_features_in_`` (and ``feature_names_in_``) through scikit-learn's ``validate_data``.
@@ -206,7 +206,7 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 
     (Xv, yv, sw, backend), summaries = comm.agree(check, summarize=_summary)
     total = _cross_rank_checks(summaries, comm, min_samples, estimator)
-    if non_negative_weight and total and sum(s[4] for s in summaries) <= 0:
+    if not allow_all_zero_weight and total and sum(s[4] for s in summaries) == 0:
         raise ValueError("Sample weights must contain at least one non-zero number (summed over "
                          f"{comm.size} rank{'s' if comm.size > 1 else ''}).")
     return Shard(Xv, yv, sw, backend, total, comm.size)

@@ -232,6 +232,29 @@ class Comm:
         self.mpi.Sendrecv(send, dest=dest, recvbuf=recv, source=source)
         return recv
 
+    def ring(self, blocks: tuple):
+        """Yield every rank's ``blocks`` (a tuple of arrays with rows), this rank's first.
+
+        A ring pass: at step ``t`` this rank holds the blocks of rank ``(rank - t) % size`` and
+        forwards them to ``rank + 1`` (``Sendrecv``). Collective; memory: one visiting block.
+        Yields ``(source_rank, arrays)``.
+        """
+        counts = self.allgather_array(np.array([blocks[0].shape[0]], dtype=np.int64))[:, 0]
+        current = tuple(np.ascontiguousarray(b) for b in blocks)
+        dest, source = (self.rank + 1) % self.size, (self.rank - 1) % self.size
+        for step in range(self.size):
+            owner = (self.rank - step) % self.size
+            yield owner, current
+            if step == self.size - 1:
+                break
+            incoming = int(counts[(owner - 1) % self.size])
+            received = []
+            for b in current:
+                buf = np.empty((incoming,) + b.shape[1:], dtype=b.dtype)
+                self.mpi.Sendrecv(b, dest=dest, recvbuf=buf, source=source)
+                received.append(buf)
+            current = tuple(received)
+
     # -- the reduction contract -------------------------------------------------------------
     def reduce_partials(self, partial, combine: Callable, *, error: BaseException | None = None,
                         template=None):

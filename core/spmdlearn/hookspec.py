@@ -154,3 +154,26 @@ def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
     inertia : float or None
         None declines. Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
+    """``dist(X[i], Y[j]) <= eps`` for all pairs: :func:`spmdlearn.reference.radius_adjacency`.
+
+    Parameters
+    ----------
+    X : array of shape (n_x, n_features)
+        A chunk of this rank's rows.
+    Y : ndarray of shape (n_y, n_features)
+        A block of rows (this rank's or a visiting rank's).
+    eps : float
+    metric : str
+        A name from :data:`spmdlearn.reference.METRICS`.
+    p : float or None
+        Minkowski's power.
+
+    Returns
+    -------
+    adjacency : ndarray of bool, shape (n_x, n_y), or None
+        None declines. Must not communicate.
+    """

@@ -79,6 +79,7 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
         """
         comm = self._comm()
         shard = validate_fit(self, comm, X, sample_weight=sample_weight, non_negative_weight=False,
+                             allow_all_zero_weight=True,
                              extra_check=lambda est, X, y: est._options())
         partial = allreduce(
             MOMENTS, shard.X, shard.sample_weight, comm=comm,

@@ -14,6 +14,7 @@ from ._covariance import mahalanobis
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
 from ._kmeans import LLOYD, LloydPartial, farthest_rows, kmeans_inertia, lloyd_combine, lloyd_local, sq_distances
+from ._neighbors import METRICS, radius_adjacency, scipy_metric
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
 from ._moments import (
     BASIC_STATISTICS_OPTIONS,
@@ -42,6 +43,7 @@ KERNELS = {
     "sq_distances": sq_distances,
     "kmeans_lloyd_local": lloyd_local,
     "kmeans_inertia": kmeans_inertia,
+    "radius_adjacency": radius_adjacency,
 }
 
 __all__ = [
@@ -54,5 +56,5 @@ __all__ = [
     "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
-    "farthest_rows",
+    "farthest_rows", "radius_adjacency", "METRICS", "scipy_metric",
 ]

@@ -9,6 +9,7 @@ from ._covariance import mahalanobis
 from ._linear import linear_predict
 from ._moments import comoments_local, moments_local
 from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
+from ._neighbors import radius_adjacency
 from ._pca import tsqr_local
 
 NAME = "reference"
@@ -60,3 +61,8 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
 @hookimpl(trylast=True)
 def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
     return kmeans_inertia(np.asarray(X), sample_weight, centers, labels)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
+    return radius_adjacency(np.asarray(X), np.asarray(Y), eps, metric, p)

@@ -1,0 +1,225 @@
+"""DBSCAN over the rows of every rank, with scikit-learn's labels, numbering included."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import DBSCAN as _SkDBSCAN
+
+from .._backends import call_kernel
+from .._base import SPMDEstimatorMixin, thread_limit
+from .._validation import Interval, Options, validate_fit
+from ..reference._neighbors import METRICS
+
+_CHUNK = 2048  # local rows per distance chunk: memory O(chunk x visiting block)
+
+
+def _chunks(n):
+    for lo in range(0, n, _CHUNK):
+        yield slice(lo, min(n, lo + _CHUNK))
+
+
+class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
+    """Density-based clustering of the rows of all ranks.
+
+    ``labels_`` are scikit-learn's on the gathered rows, numbering included: clusters are
+    numbered in the order of their lowest-index core point (global row indices: rank r's rows
+    come after ranks 0..r-1), and a border point joins the lowest-numbered cluster among its
+    core neighbours.
+
+    Parameters
+    ----------
+    eps : float, default=0.5
+        Neighbourhood radius (> 0); ``dist <= eps`` is a neighbour.
+    min_samples : int, default=5
+        Weighted neighbours (the point itself included) that make a core point. Must not exceed
+        the rows of all ranks.
+    metric : {"euclidean", "manhattan", "chebyshev", "minkowski", "l1", "l2", "cityblock", \
+"infinity"}, default="euclidean"
+        Other metrics ("precomputed" included: no rank holds the distances to other ranks'
+        rows) raise NotImplementedError on every rank.
+    metric_params : dict, default=None
+        Only ``{"p": ...}`` for "minkowski" (it takes precedence over ``p``).
+    algorithm : {"auto", "ball_tree", "kd_tree", "brute"}, default="auto"
+        Accepted for scikit-learn's API; the result does not depend on the search structure, and
+        spmdlearn compares blocks of rows directly.
+    leaf_size : int, default=30
+        Likewise accepted; no effect on the result.
+    p : float, default=None
+        Minkowski's power (2 if None).
+    n_jobs : int, default=None
+        Threads for this rank's distance kernels.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples_local,)
+        Labels of this rank's rows (-1: noise).
+    core_sample_indices_ : ndarray of shape (n_core_local,)
+        Indices into this rank's rows, so that ``X_local[core_sample_indices_]`` is
+        ``components_``.
+    components_ : ndarray of shape (n_core_local, n_features)
+        This rank's core samples.
+    n_features_in_ : int
+
+    Notes
+    -----
+    **Distributed semantics.** ``fit`` and ``fit_predict`` are collective. Every attribute is
+    for this rank's rows. The collective steps, each with its contract:
+
+    1. *Neighbour counts* (ring pass): each rank's rows and weights visit every rank once
+       (``Sendrecv`` around the ring); each rank adds, for each of its rows, the weights of the
+       visiting rows within ``eps``. After the pass, every row knows its global weighted count.
+    2. *Components* (label propagation to a fixed point): each core point starts with the
+       smallest global index of its local connected component (a union-find over this rank's
+       core-core edges). Each round, every rank's core points and labels visit every rank; each
+       local component takes the smallest label of any core neighbour. Rounds repeat until no
+       label changes on any rank (an exact integer agreement); then every core point holds the
+       smallest global index of its cluster. Rounds are bounded by the number of rank crossings
+       along a cluster's longest path.
+    3. *Border points and numbering*: in the last round each non-core row records the smallest
+       label among its core neighbours; clusters are numbered by sorting the distinct labels
+       (gathered: one integer per cluster).
+
+    Memory per rank: its rows, one visiting block, a chunk of distances and its local core-core
+    edges; never the rows of all ranks.
+    """
+
+    _sklearn_class = _SkDBSCAN
+    _fitted_attributes = ()
+    _parameter_constraints = {
+        "eps": [Interval(numbers.Real, 0.0, None, "neither")],
+        "min_samples": [Interval(numbers.Integral, 1, None, "left")],
+        "metric": [str, callable],
+        "metric_params": [dict, None],
+        "algorithm": [Options(("auto", "ball_tree", "kd_tree", "brute"))],
+        "leaf_size": [Interval(numbers.Integral, 1, None, "left")],
+        "p": [Interval(numbers.Real, 0.0, None, "left"), None],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(self, eps=0.5, *, min_samples=5, metric="euclidean", metric_params=None,
+                 algorithm="auto", leaf_size=30, p=None, n_jobs=None):
+        self.eps = eps
+        self.min_samples = min_samples
+        self.metric = metric
+        self.metric_params = metric_params
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.p = p
+        self.n_jobs = n_jobs
+
+    def _metric(self):
+        if not isinstance(self.metric, str) or self.metric not in METRICS:
+            raise NotImplementedError(
+                f"metric={self.metric!r} is not available in spmdlearn's DBSCAN; available: "
+                f"{', '.join(sorted(METRICS))}")
+        params = dict(self.metric_params or {})
+        p = params.pop("p", self.p)
+        if params:
+            raise NotImplementedError(f"metric_params={self.metric_params!r}: only 'p' is "
+                                      "supported")
+        if p is not None and p < 1:
+            raise ValueError(f"p={p} should be >= 1 for the Minkowski distance")
+        return self.metric, p
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Collective: cluster all ranks' rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            This rank's rows (may be empty).
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row in its neighbours' counts (may be negative, as in scikit-learn).
+
+        Returns
+        -------
+        self : DBSCAN
+        """
+        comm = self._comm()
+        shard = validate_fit(self, comm, X, sample_weight=sample_weight, non_negative_weight=False,
+                             extra_check=lambda est, X, y: est._metric())
+        if self.min_samples > shard.n_samples:
+            raise ValueError(f"min_samples={self.min_samples} should be <= n_samples="
+                             f"{shard.n_samples} (summed over {comm.size} ranks)")
+        metric, p = self._metric()
+        X = shard.X
+        n = X.shape[0]
+        start, n_total = comm.offsets(n)
+        w = np.ones(n) if shard.sample_weight is None else shard.sample_weight.astype(np.float64)
+
+        def adjacency(rows, block):
+            return call_kernel("radius_adjacency", shard.backend, X=rows, Y=block,
+                               eps=self.eps, metric=metric, p=p)
+
+        with thread_limit(self.n_jobs):
+            # 1. weighted neighbour counts, one ring pass
+            counts = np.zeros(n)
+            for _, (Y, wY) in comm.ring((X, w)):
+                for rows in _chunks(n):
+                    counts[rows] += adjacency(X[rows], Y) @ wY
+            core = counts >= self.min_samples
+
+            # 2. local components of core points (union-find over this rank's core-core edges)
+            core_idx = np.flatnonzero(core)
+            edges = [np.zeros((0, 2), np.int64)]
+            for rows in _chunks(len(core_idx)):
+                i, j = np.nonzero(adjacency(X[core_idx[rows]], X[core_idx]))
+                edges.append(np.column_stack([i + rows.start, j]))
+            edges = np.concatenate(edges)
+            m = len(core_idx)
+            _, component = connected_components(
+                coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(m, m)),
+                directed=False) if m else (0, np.zeros(0, np.int64))
+            n_comp = int(component.max()) + 1 if m else 0
+            big = np.int64(n_total)
+            comp_label = np.full(n_comp, big)
+            np.minimum.at(comp_label, component, core_idx + start)
+
+            # 3. propagate the smallest global index across ranks, to a fixed point
+            while True:
+                labels_all = np.full(n, big)
+                labels_all[core_idx] = comp_label[component]
+                best = np.full(n, big)  # smallest label among core neighbours, every row
+                for _, (Y, coreY, labY) in comm.ring((X, core, labels_all)):
+                    if not coreY.any():
+                        continue
+                    Yc, labc = Y[coreY], labY[coreY]
+                    for rows in _chunks(n):
+                        A = adjacency(X[rows], Yc)
+                        if A.size:
+                            best[rows] = np.minimum(best[rows],
+                                                    np.where(A, labc[None, :], big).min(axis=1))
+                new_label = comp_label.copy()
+                np.minimum.at(new_label, component, best[core_idx])
+                changed = comm.exact_sum(int(np.count_nonzero(new_label != comp_label)))
+                comp_label = new_label
+                if changed == 0:
+                    break
+
+        # 4. numbering: clusters in the order of their lowest-index core point
+        cluster_ids = np.unique(comm.allgather_rows(np.unique(comp_label).astype(np.int64)))
+        labels = np.full(n, -1, dtype=np.intp)
+        labels[core_idx] = np.searchsorted(cluster_ids, comp_label[component])
+        border = ~core & (best < big)
+        labels[border] = np.searchsorted(cluster_ids, best[border])
+        self.labels_ = labels
+        self.core_sample_indices_ = core_idx.astype(np.intp)
+        self.components_ = X[core_idx].copy() if m else np.empty((0, X.shape[1]), dtype=X.dtype)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Collective: fit, then this rank's labels."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def to_sklearn(self):
+        """Not available: scikit-learn's DBSCAN keeps only per-row results, which stay on their ranks."""
+        raise NotImplementedError("DBSCAN's fitted state is per row (labels_, components_), "
+                                  "held by each rank for its rows; there is no global model to "
+                                  "serve")
