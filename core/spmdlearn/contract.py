@@ -37,10 +37,22 @@ class ReductionContract(Generic[P]):
     local: Callable[..., P]
     combine: Callable[[P, P], P]
     finalize: Callable[..., Any]
+    #: Positions of ``local``'s arguments that hold rows (the others, such as centers or a
+    #: mean, are the same on every rank); None: every array argument.
+    row_args: tuple | None = None
 
     def identity(self, *shard) -> P:
         """The partial of zero rows shaped like ``shard`` (the identity of ``combine``)."""
-        return self.local(*empty_shard(shard))
+        return self.local(*self.rows(shard, 0, 0))
+
+    def rows(self, shard: Sequence, lo: int, hi: int) -> tuple:
+        """``shard`` with its row arguments cut to rows ``lo:hi`` (other arguments kept)."""
+        return tuple(a[lo:hi] if self._is_rows(i, a) else a for i, a in enumerate(shard))
+
+    def _is_rows(self, i, a) -> bool:
+        if not isinstance(a, np.ndarray) or a.ndim == 0:
+            return False
+        return self.row_args is None or i in self.row_args
 
 
 def empty_shard(shard: Sequence) -> tuple:

@@ -88,7 +88,7 @@ def lloyd_combine(a: LloydPartial, b: LloydPartial) -> LloydPartial:
 
 
 LLOYD = ReductionContract("lloyd", lambda X, w, c, lo: lloyd_local(X, w, c, lo)[1],
-                          lloyd_combine, lambda p: p)
+                          lloyd_combine, lambda p: p, row_args=(0, 1, 3))
 
 
 def kmeans_inertia(X, sample_weight, centers, labels) -> float:

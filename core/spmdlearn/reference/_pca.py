@@ -68,7 +68,7 @@ def tsqr_combine(a: TSQRPartial, b: TSQRPartial) -> TSQRPartial:
     return TSQRPartial(_r_of(np.vstack([a.r, b.r]), a.r.shape[1]))
 
 
-TSQR = ReductionContract("tsqr", tsqr_local, tsqr_combine, lambda p: p.r)
+TSQR = ReductionContract("tsqr", tsqr_local, tsqr_combine, lambda p: p.r, row_args=(0,))
 
 
 def pca_spectrum(n_samples: int, *, r=None, comoment=None):
