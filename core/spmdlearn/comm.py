@@ -183,6 +183,20 @@ class Comm:
         self.mpi.Allgatherv(local, [out, sizes, displs, _mpi_type(local.dtype)])
         return out
 
+    def gather_rows(self, local: np.ndarray, root: int = 0):
+        """Every rank's rows in rank order on ``root`` (``Gatherv``); None on the other ranks."""
+        local = np.ascontiguousarray(local)
+        counts = self.allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
+        if self.rank != root:
+            self.mpi.Gatherv(local, None, root=root)
+            return None
+        row = int(np.prod(local.shape[1:], dtype=np.int64))
+        out = np.empty((int(counts.sum()),) + local.shape[1:], dtype=local.dtype)
+        sizes = counts * row
+        displs = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.mpi.Gatherv(local, [out, sizes, displs, _mpi_type(local.dtype)], root=root)
+        return out
+
     def allreduce_sum(self, local: np.ndarray) -> np.ndarray:
         """Element-wise sum over ranks with ``Allreduce``.
 
@@ -383,6 +397,10 @@ class _SelfMPI:
 
     def Allreduce(self, send, recv, op=None):
         recv[...] = send
+
+    def Gatherv(self, send, spec, root=0):
+        out = spec[0]
+        out[...] = np.asarray(send).reshape(out.shape)
 
     def Sendrecv(self, send, dest, recvbuf, source):
         recvbuf[...] = send

@@ -177,3 +177,20 @@ def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
     adjacency : ndarray of bool, shape (n_x, n_y), or None
         None declines. Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_column_stats_local(X, sample_weight):
+    """Weighted per-column moments and extremes: :func:`spmdlearn.reference.column_stats_local`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    sample_weight : array of shape (n_samples,) or None
+        Frequency weights.
+
+    Returns
+    -------
+    partial : spmdlearn.reference.ColumnStatsPartial or None
+        None declines. Must not communicate.
+    """

@@ -1,5 +1,6 @@
 """Distributed per-column statistics."""
 
 from ._basic_statistics import BasicStatistics
+from ._incremental import IncrementalBasicStatistics
 
-__all__ = ["BasicStatistics"]
+__all__ = ["BasicStatistics", "IncrementalBasicStatistics"]

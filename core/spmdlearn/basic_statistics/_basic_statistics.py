@@ -85,11 +85,14 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
             MOMENTS, shard.X, shard.sample_weight, comm=comm,
             local=lambda X, w: call_kernel("moments_local", shard.backend, X=X, sample_weight=w),
         )
-        results = moments_finalize(partial, self._options())
-        self.n_samples_ = shard.n_samples
-        for name, value in results.items():
-            setattr(self, name + "_", value.astype(shard.X.dtype, copy=False))
+        self._set_model(partial, shard.X.dtype)
         return self
+
+    def _set_model(self, partial, dtype):
+        """Fitted attributes from the global moments (identical on every rank)."""
+        self.n_samples_ = int(partial.n)
+        for name, value in moments_finalize(partial, self._options()).items():
+            setattr(self, name + "_", value.astype(dtype, copy=False))
 
     def to_sklearn(self):
         """Not available: scikit-learn has no BasicStatistics estimator.

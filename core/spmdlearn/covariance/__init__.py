@@ -1,5 +1,6 @@
 """Distributed covariance estimation."""
 
 from ._empirical_covariance import EmpiricalCovariance
+from ._incremental import IncrementalEmpiricalCovariance
 
-__all__ = ["EmpiricalCovariance"]
+__all__ = ["EmpiricalCovariance", "IncrementalEmpiricalCovariance"]

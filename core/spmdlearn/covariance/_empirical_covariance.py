@@ -85,13 +85,16 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
         if shard.n_samples == 1:
             warnings.warn("Only one sample available. You may want to reshape your data array",
                           UserWarning, stacklevel=2)
-        covariance, location = covariance_finalize(_comoments(shard, comm), self.assume_centered)
-        dtype = shard.X.dtype
+        self._set_model(_comoments(shard, comm), shard.X.dtype)
+        return self
+
+    def _set_model(self, partial, dtype):
+        """Fitted attributes from the global co-moments (identical on every rank)."""
+        covariance, location = covariance_finalize(partial, self.assume_centered)
         self.location_ = location.astype(dtype)
         self.covariance_ = covariance.astype(dtype)
         self.precision_ = (linalg.pinvh(covariance, check_finite=False).astype(dtype)
                            if self.store_precision else None)
-        return self
 
     def get_precision(self):
         """The precision matrix (stored, or the pseudo-inverse of ``covariance_``); local."""

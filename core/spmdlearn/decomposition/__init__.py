@@ -1,5 +1,6 @@
 """Distributed matrix decompositions."""
 
+from ._incremental import IncrementalPCA
 from ._pca import PCA
 
-__all__ = ["PCA"]
+__all__ = ["IncrementalPCA", "PCA"]

@@ -156,9 +156,13 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             r = allreduce(TSQR, shard.X, mean, comm=comm,
                           local=lambda X, m: call_kernel("tsqr_local", backend, X=X, mean=m))
             S, explained, Vt = pca_spectrum(n, r=r.r)
-        k, ratio, noise = pca_select(k_request, explained, n, d)
-        dtype = shard.X.dtype
         self._fit_svd_solver = solver
+        self._set_model(S, explained, Vt, mean, n, shard.X.dtype)
+        return shard
+
+    def _set_model(self, S, explained, Vt, mean, n, dtype):
+        """Fitted attributes from the global spectrum (identical on every rank)."""
+        k, ratio, noise = pca_select(self.n_components, explained, n, Vt.shape[1])
         self.mean_ = mean.astype(dtype)
         self.n_samples_ = n
         self.n_components_ = k
@@ -167,7 +171,6 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.explained_variance_ratio_ = ratio[:k].astype(dtype)
         self.singular_values_ = S[:k].astype(dtype)
         self.noise_variance_ = dtype.type(noise)
-        return shard
 
     def _project(self, X, backend):
         """``(X - mean_) @ components_.T``, whitened if asked (scikit-learn's formula)."""

@@ -1,5 +1,6 @@
 """Distributed linear models."""
 
+from ._incremental import IncrementalLinearRegression
 from ._linear import LinearRegression, Ridge
 
-__all__ = ["LinearRegression", "Ridge"]
+__all__ = ["IncrementalLinearRegression", "LinearRegression", "Ridge"]

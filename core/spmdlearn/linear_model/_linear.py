@@ -34,16 +34,18 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
                 local=lambda X, Y, w: call_kernel("comoments_local", shard.backend,
                                                   X=X, Y=Y, sample_weight=w),
             )
-        n_features = shard.X.shape[1]
-        n_targets = 1 if shard.y.ndim == 1 else shard.y.shape[1]
+        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.X.dtype)
+
+    def _set_model(self, partial, n_features, y_ndim, dtype):
+        """Fitted attributes from the global co-moments of ``[X, y]``; returns (rank, singular)."""
+        n_targets = partial.mean.shape[0] - n_features
         coef, intercept, rank, singular = linear_solve(
             partial, n_features, fit_intercept=self.fit_intercept,
-            alpha=self._alpha(n_targets), positive=self.positive)
-        dtype = shard.X.dtype
-        self.coef_ = (coef[0] if shard.y.ndim == 1 else coef).astype(dtype)
+            alpha=self._alpha(n_targets), positive=getattr(self, "positive", False))
+        self.coef_ = (coef[0] if y_ndim == 1 else coef).astype(dtype)
         if not self.fit_intercept:
             self.intercept_ = 0.0  # scikit-learn's value, whatever the number of targets
-        elif shard.y.ndim == 1:
+        elif y_ndim == 1:
             self.intercept_ = dtype.type(intercept[0])
         else:
             self.intercept_ = intercept.astype(dtype)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils.validation import check_array, check_consistent_length
 
@@ -69,3 +71,47 @@ default="uniform_average"
         return float("nan")
     partial = allreduce(R2, yt, yp, sw, comm=comm)
     return r2_finalize(partial, multioutput)
+
+
+def _error_sums(y_true, y_pred, sample_weight, power):
+    """Collective: per-output weighted sums of ``|error| ** power`` and the total weight."""
+    comm = get_comm()
+    (yt, yp, sw), summaries = comm.agree(lambda: _check(y_true, y_pred, sample_weight),
+                                        summarize=lambda r: (len(r[0]),))
+    if sum(s[0] for s in summaries) == 0:
+        raise ValueError(f"n_samples=0 should be >= 1 (summed over {comm.size} ranks)")
+    yt = np.asarray(yt, np.float64).reshape(len(yt), -1) if len(yt) else \
+        np.zeros((0, _n_outputs(np.asarray(yt))))
+    yp = np.asarray(yp, np.float64).reshape(yt.shape)
+    w = np.ones(len(yt)) if sw is None else np.asarray(sw, np.float64)
+    sums = comm.sum_identical(np.concatenate([w @ (np.abs(yt - yp) ** power), [w.sum()]]))
+    return sums[:-1] / sums[-1]
+
+
+def _combine_outputs(errors, multioutput):
+    if isinstance(multioutput, str):
+        if multioutput == "raw_values":
+            return errors
+        if multioutput == "uniform_average":
+            return float(np.average(errors))
+        raise ValueError(f"multioutput={multioutput!r} should be 'raw_values' or 'uniform_average'")
+    return float(np.average(errors, weights=multioutput))
+
+
+def mean_squared_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
+    """Collective: mean squared error over all ranks' rows (scikit-learn's value, up to the order
+    of summation).
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    sample_weight : array-like of shape (n_samples,), default=None
+    multioutput : {"raw_values", "uniform_average"} or array-like, default="uniform_average"
+    """
+    return _combine_outputs(_error_sums(y_true, y_pred, sample_weight, 2), multioutput)
+
+
+def mean_absolute_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
+    """Collective: mean absolute error over all ranks' rows (scikit-learn's value, up to the
+    order of summation)."""
+    return _combine_outputs(_error_sums(y_true, y_pred, sample_weight, 1), multioutput)

@@ -18,6 +18,10 @@ from ._neighbors import METRICS, radius_adjacency, scipy_metric
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
 from ._moments import (
     BASIC_STATISTICS_OPTIONS,
+    COLUMN_STATS,
+    ColumnStatsPartial,
+    column_stats_combine,
+    column_stats_local,
     COMOMENTS,
     MOMENTS,
     ComomentsPartial,
@@ -31,7 +35,7 @@ from ._moments import (
 )
 
 #: Every reduction contract, by name.
-CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, R2, TSQR, LLOYD)}
+CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, COLUMN_STATS, R2, TSQR, LLOYD)}
 
 #: Every kernel, by hook name (without the ``spmdlearn_`` prefix): the reference definitions.
 KERNELS = {
@@ -44,6 +48,7 @@ KERNELS = {
     "kmeans_lloyd_local": lloyd_local,
     "kmeans_inertia": kmeans_inertia,
     "radius_adjacency": radius_adjacency,
+    "column_stats_local": column_stats_local,
 }
 
 __all__ = [
@@ -57,4 +62,5 @@ __all__ = [
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
     "farthest_rows", "radius_adjacency", "METRICS", "scipy_metric",
+    "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
 ]

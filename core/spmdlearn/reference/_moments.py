@@ -24,6 +24,10 @@ __all__ = [
     "comoments_combine",
     "covariance_finalize",
     "COMOMENTS",
+    "ColumnStatsPartial",
+    "column_stats_local",
+    "column_stats_combine",
+    "COLUMN_STATS",
 ]
 
 BASIC_STATISTICS_OPTIONS = (
@@ -230,3 +234,62 @@ def covariance_finalize(p: ComomentsPartial, assume_centered: bool = False):
 
 
 COMOMENTS = ReductionContract("comoments", comoments_local, comoments_combine, covariance_finalize)
+
+
+class ColumnStatsPartial(NamedTuple):
+    """Per-column weighted moments and extremes of one shard (for the scalers).
+
+    Reduction contract
+    ------------------
+    Local
+        :func:`column_stats_local`: weighted mean, then weighted centered squares; min and max.
+    Combine
+        :func:`column_stats_combine`: Chan et al.'s weighted merge; min of mins, max of maxes.
+    Finalize
+        The scalers: biased variance ``m2 / weight``, ranges, largest magnitudes.
+    Identity
+        Zero rows and weight, zero moments, ``min=+inf``, ``max=-inf``.
+    """
+
+    n_rows: float  #: number of rows
+    weight: float  #: sum of frequency weights (``n_rows`` when unweighted)
+    mean: np.ndarray  #: (n_features,) weighted means
+    m2: np.ndarray  #: (n_features,) weighted centered sums of squares
+    min: np.ndarray  #: (n_features,)
+    max: np.ndarray  #: (n_features,)
+
+
+def column_stats_local(X: np.ndarray, sample_weight: np.ndarray | None = None) -> ColumnStatsPartial:
+    """Weighted per-column moments and extremes of one shard (frequency weights)."""
+    X = np.asarray(X)
+    n, d = X.shape
+    if n == 0:
+        return ColumnStatsPartial(0.0, 0.0, np.zeros(d), np.zeros(d), np.full(d, np.inf),
+                                  np.full(d, -np.inf))
+    Z = X.astype(np.float64)
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    total = float(w.sum())
+    extremes = Z.min(axis=0), Z.max(axis=0)
+    if total == 0:
+        return ColumnStatsPartial(float(n), 0.0, np.zeros(d), np.zeros(d), *extremes)
+    mean = (w @ Z) / total
+    centered = Z - mean
+    return ColumnStatsPartial(float(n), total, mean, w @ (centered * centered), *extremes)
+
+
+def column_stats_combine(a: ColumnStatsPartial, b: ColumnStatsPartial) -> ColumnStatsPartial:
+    """Merge two shards' column statistics; exact identity for a shard of zero weight."""
+    lo, hi = np.minimum(a.min, b.min), np.maximum(a.max, b.max)
+    if a.weight == 0:
+        return ColumnStatsPartial(a.n_rows + b.n_rows, b.weight, b.mean, b.m2, lo, hi)
+    if b.weight == 0:
+        return ColumnStatsPartial(a.n_rows + b.n_rows, a.weight, a.mean, a.m2, lo, hi)
+    weight = a.weight + b.weight
+    delta = b.mean - a.mean
+    mean = (a.weight * a.mean + b.weight * b.mean) / weight
+    m2 = a.m2 + b.m2 + delta * delta * (a.weight * b.weight / weight)
+    return ColumnStatsPartial(a.n_rows + b.n_rows, weight, mean, m2, lo, hi)
+
+
+COLUMN_STATS = ReductionContract("column_stats", column_stats_local, column_stats_combine,
+                                 lambda p: p)

@@ -7,7 +7,7 @@ import numpy as np
 from ..hookspec import hookimpl
 from ._covariance import mahalanobis
 from ._linear import linear_predict
-from ._moments import comoments_local, moments_local
+from ._moments import column_stats_local, comoments_local, moments_local
 from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
 from ._neighbors import radius_adjacency
 from ._pca import tsqr_local
@@ -66,3 +66,8 @@ def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
 @hookimpl(trylast=True)
 def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
     return radius_adjacency(np.asarray(X), np.asarray(Y), eps, metric, p)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_column_stats_local(X, sample_weight):
+    return column_stats_local(np.asarray(X), None if sample_weight is None else np.asarray(sample_weight))

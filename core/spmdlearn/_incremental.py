@@ -1,0 +1,169 @@
+"""Streaming: ``partial_fit`` is local, ``finalize_fit`` is the one collective.
+
+Each rank folds its batches into one local partial of the estimator's reduction contract
+(any number of ``partial_fit`` calls per rank, zero included). ``finalize_fit()`` combines the
+ranks' partials and sets the model. Nothing collective hides behind attribute access or
+pickling: a model attribute read before ``finalize_fit()`` raises an AttributeError saying so,
+and the pickled state is this rank's partial.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.validation import check_array, check_consistent_length, validate_data
+
+from ._validation import validate_params
+from .comm import get_comm
+
+__all__ = ["IncrementalMixin"]
+
+
+class IncrementalMixin:
+    """Local ``partial_fit``, collective ``finalize_fit``, ``fit`` = batches + finalize.
+
+    Subclasses define ``_contract`` (the reduction), ``_model_attributes`` (what finalize sets),
+    ``_batch_partial(X, y, w, backend)``, ``_identity(n_features, n_targets)`` and
+    ``_finalize(partial, n_features, y_ndim, dtype)``; ``_requires_y`` for supervised ones.
+    """
+
+    _requires_y = False
+    _model_attributes: tuple = ()
+
+    def __getattr__(self, name):
+        # Only called for missing attributes: explain the model attributes before finalize.
+        if name in type(self)._model_attributes:
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is not available: call finalize_fit() on every "
+                "rank (it is collective) after partial_fit, or call fit()")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _clear_model(self):
+        for name in type(self)._model_attributes:
+            self.__dict__.pop(name, None)
+
+    def partial_fit(self, X, y=None, sample_weight=None, check_input=True):
+        """Local: fold one batch of this rank's rows into its partial (no communication).
+
+        Input errors are raised on this rank at once and leave the state as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
+            Targets, for supervised estimators.
+        sample_weight : array-like of shape (n_samples,), default=None
+        check_input : bool, default=True
+            Kept for scikit-learn-intelex's API; the batch is always validated.
+
+        Returns
+        -------
+        self
+        """
+        from ._backends import resolve_backend
+
+        validate_params(self)
+        first = "_partial" not in self.__dict__
+        Xv = validate_data(self, X, reset=first, dtype=[np.float64, np.float32],
+                           ensure_min_samples=0)
+        if not first and Xv.dtype != self._dtype:
+            raise ValueError(f"X has dtype {Xv.dtype}, but earlier batches had {self._dtype}")
+        yv = None
+        if self._requires_y:
+            if y is None:
+                raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                                 "y is None.")
+            yv = check_array(y, ensure_2d=False, dtype=Xv.dtype, ensure_min_samples=0,
+                             input_name="y")
+            check_consistent_length(Xv, yv)
+            n_targets = 1 if yv.ndim == 1 else yv.shape[1]
+            if not first and (yv.ndim, n_targets) != (self._y_ndim, self._n_targets):
+                raise ValueError(f"y has shape {yv.shape[1:]} per row, but earlier batches had "
+                                 f"{self._n_targets} target(s)")
+        w = None
+        if sample_weight is not None:
+            w = check_array(sample_weight, ensure_2d=False, dtype=Xv.dtype,
+                            ensure_min_samples=0, input_name="sample_weight")
+            check_consistent_length(Xv, w)
+        batch = self._batch_partial(Xv, yv, w, resolve_backend(Xv))
+        # State changes only after every check passed: a bad batch loses nothing.
+        if first:
+            self._partial, self._dtype = batch, Xv.dtype
+            if yv is not None:
+                self._y_ndim, self._n_targets = yv.ndim, (1 if yv.ndim == 1 else yv.shape[1])
+        else:
+            self._partial = self._contract.combine(self._partial, batch)
+        self._clear_model()
+        return self
+
+    def finalize_fit(self):
+        """Collective: combine every rank's partial and set the model (identical on every rank).
+
+        A rank that never called ``partial_fit`` takes part with no rows. ``partial_fit`` may
+        continue afterwards; a later ``finalize_fit()`` includes the new rows.
+
+        Returns
+        -------
+        self
+        """
+        comm = get_comm()
+        has = "_partial" in self.__dict__
+
+        def summary():
+            validate_params(self)
+            return (has, getattr(self, "n_features_in_", None) if has else None,
+                    self._dtype.str if has else None,
+                    (self._y_ndim, self._n_targets) if has and self._requires_y else None)
+
+        _, summaries = comm.agree(summary, summarize=lambda s: s)
+        seen = [s for s in summaries if s[0]]
+        if not seen:
+            raise ValueError(f"{type(self).__name__}.finalize_fit: no rank called partial_fit "
+                             f"(summed over {comm.size} ranks): nothing to fit")
+        for index, what in ((1, "n_features"), (2, "dtype"), (3, "y (ndim, n_targets)")):
+            values = {s[index] for s in seen}
+            if len(values) > 1:
+                detail = ", ".join(f"rank {r}: {s[index]}" for r, s in enumerate(summaries) if s[0])
+                raise ValueError(f"{what} differs across ranks ({detail}); every rank must pass "
+                                 "batches of the same shape and type")
+        _, n_features, dtype, targets = seen[0]
+        dtype = np.dtype(dtype)
+        n_targets = targets[1] if targets else 0
+        local = self._partial if has else self._identity(n_features, n_targets)
+        partial = comm.reduce_partials(local, self._contract.combine)
+        if self._n_rows(partial) == 0:
+            raise ValueError(f"{type(self).__name__}.finalize_fit: n_samples=0 should be >= 1 "
+                             f"(summed over {comm.size} ranks)")
+        if not has:
+            self.n_features_in_ = n_features
+        self._finalize(partial, n_features, targets[0] if targets else None, dtype)
+        return self
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Collective: forget earlier batches, fold this rank's rows in batches of
+        ``batch_size`` (all at once if None), then :meth:`finalize_fit`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like, default=None
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        comm = get_comm()
+        for name in ("_partial", "n_features_in_", "feature_names_in_"):
+            self.__dict__.pop(name, None)
+        self._clear_model()
+
+        def batches():
+            Xv = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
+            step = getattr(self, "batch_size", None) or max(Xv.shape[0], 1)
+            for lo in range(0, max(Xv.shape[0], 1), step):
+                hi = lo + step
+                self.partial_fit(Xv[lo:hi], None if y is None else np.asarray(y)[lo:hi],
+                                 None if sample_weight is None else np.asarray(sample_weight)[lo:hi])
+
+        comm.agree(batches)  # the batches are local; their errors are agreed before finalize
+        return self.finalize_fit()

@@ -1,0 +1,243 @@
+"""Scalers whose statistics are those of all ranks' rows."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn import preprocessing as _skp
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .._backends import call_kernel
+from .._base import SPMDEstimatorMixin
+from .._incremental import IncrementalMixin
+from .._validation import validate_predict
+from ..reference._moments import COLUMN_STATS, column_stats_local
+
+_EPS64 = np.finfo(np.float64).eps
+
+
+def _handle_zeros_in_scale(scale, constant_mask=None):
+    """scikit-learn's rule: scales of (near) constant features become 1."""
+    scale = np.array(scale, copy=True)
+    if constant_mask is None:
+        constant_mask = scale < 10 * np.finfo(scale.dtype).eps
+    scale[constant_mask] = 1.0
+    return scale
+
+
+class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, TransformerMixin,
+              BaseEstimator):
+    """fit = local batches + finalize_fit; transform validates collectively, acts locally."""
+
+    _contract = COLUMN_STATS
+    _accepts_weights = False
+
+    def _batch_partial(self, X, y, w, backend):
+        if w is not None and not self._accepts_weights:
+            raise TypeError(f"{type(self).__name__}.fit does not accept sample_weight")
+        return call_kernel("column_stats_local", backend, X=X, sample_weight=w)
+
+    def _identity(self, n_features, n_targets):
+        return column_stats_local(np.zeros((0, n_features)))
+
+    @staticmethod
+    def _n_rows(partial):
+        return partial.n_rows
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Local: fold one batch of this rank's rows into its statistics (no communication).
+
+        Unlike scikit-learn's, the model is updated only by the collective
+        :meth:`finalize_fit` (every rank calls it), so that it describes all ranks' rows.
+        """
+        return super().partial_fit(X, None, sample_weight)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Collective: the statistics of all ranks' rows (``partial_fit`` + ``finalize_fit``)."""
+        if sample_weight is not None and not self._accepts_weights:
+            raise TypeError(f"{type(self).__name__}.fit() got an unexpected keyword argument "
+                            "'sample_weight'")
+        return super().fit(X, None, sample_weight)
+
+    def _check_transform(self, X):
+        return validate_predict(self, self._comm(), X).X
+
+    def transform(self, X, copy=None):
+        """Collective validation, local result: scale this rank's rows."""
+        return self._transform(self._check_transform(X))
+
+    def inverse_transform(self, X, copy=None):
+        """Local: undo the scaling of this rank's rows."""
+        check_is_fitted(self)
+        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
+        return self._inverse(X)
+
+    def to_sklearn(self):
+        est = type(self)._sklearn_class(**{k: v for k, v in self.get_params().items()
+                                           if k in type(self)._sklearn_class().get_params()})
+        for name in self._model_attributes + ("n_features_in_",):
+            setattr(est, name, getattr(self, name))
+        return est
+
+
+class StandardScaler(_Scaler):
+    """Standardize features with the mean and variance of all ranks' rows.
+
+    Parameters
+    ----------
+    copy : bool, default=True
+        spmdlearn returns new arrays, whatever this value.
+    with_mean : bool, default=True
+    with_std : bool, default=True
+
+    Attributes
+    ----------
+    scale_, mean_, var_ : ndarray of shape (n_features,) or None
+        As scikit-learn's (weighted, biased variance; ``scale_`` 1 for constant features).
+    n_samples_seen_ : float
+        Rows (weights, with ``sample_weight``) over all ranks.
+    n_features_in_ : int
+
+    Notes
+    -----
+    **Distributed semantics.** ``fit`` and ``finalize_fit`` are collective, ``partial_fit`` is
+    local; ``transform`` validates collectively and scales this rank's rows; the statistics
+    come from one merge of per-rank centered moments. Usable in a Pipeline under mpiexec.
+    """
+
+    _sklearn_class = _skp.StandardScaler
+    _accepts_weights = True
+    _model_attributes = ("scale_", "mean_", "var_", "n_samples_seen_")
+    _parameter_constraints = {"copy": ["boolean"], "with_mean": ["boolean"],
+                              "with_std": ["boolean"]}
+
+    def __init__(self, *, copy=True, with_mean=True, with_std=True):
+        self.copy = copy
+        self.with_mean = with_mean
+        self.with_std = with_std
+
+    def _finalize(self, p, n_features, y_ndim, dtype):
+        self.n_samples_seen_ = np.float64(p.weight)
+        if not self.with_mean and not self.with_std:
+            self.mean_ = self.var_ = self.scale_ = None
+            return
+        self.mean_ = p.mean.copy()
+        if self.with_std:
+            self.var_ = p.m2 / p.weight
+            upper = p.weight * _EPS64 * self.var_ + (p.weight * self.mean_ * _EPS64) ** 2
+            self.scale_ = _handle_zeros_in_scale(np.sqrt(self.var_), self.var_ <= upper)
+        else:
+            self.var_ = self.scale_ = None
+
+    def _transform(self, X):
+        out = X.copy()
+        if self.with_mean:
+            out -= self.mean_.astype(X.dtype)
+        if self.with_std:
+            out /= self.scale_.astype(X.dtype)
+        return out
+
+    def _inverse(self, X):
+        out = X.copy()
+        if self.with_std:
+            out *= self.scale_.astype(X.dtype)
+        if self.with_mean:
+            out += self.mean_.astype(X.dtype)
+        return out
+
+
+class MinMaxScaler(_Scaler):
+    """Scale features to ``feature_range`` with the extremes of all ranks' rows.
+
+    Parameters
+    ----------
+    feature_range : tuple (min, max), default=(0, 1)
+    copy : bool, default=True
+        spmdlearn returns new arrays, whatever this value.
+    clip : bool, default=False
+        Clip transformed values to ``feature_range``.
+
+    Attributes
+    ----------
+    min_, scale_, data_min_, data_max_, data_range_ : ndarray of shape (n_features,)
+    n_samples_seen_ : int
+        Rows over all ranks.
+    n_features_in_ : int
+
+    Notes
+    -----
+    **Distributed semantics.** As :class:`StandardScaler`.
+    """
+
+    _sklearn_class = _skp.MinMaxScaler
+    _model_attributes = ("min_", "scale_", "data_min_", "data_max_", "data_range_",
+                         "n_samples_seen_")
+    _parameter_constraints = {"feature_range": [tuple, list], "copy": ["boolean"], "clip": ["boolean"]}
+
+    def __init__(self, feature_range=(0, 1), *, copy=True, clip=False):
+        self.feature_range = feature_range
+        self.copy = copy
+        self.clip = clip
+
+    def _batch_partial(self, X, y, w, backend):
+        lo, hi = self.feature_range
+        if lo >= hi:
+            raise ValueError("Minimum of desired feature range must be smaller than maximum. "
+                             f"Got {self.feature_range}.")
+        return super()._batch_partial(X, y, w, backend)
+
+    def _finalize(self, p, n_features, y_ndim, dtype):
+        lo, hi = self.feature_range
+        self.n_samples_seen_ = int(p.n_rows)
+        self.data_min_ = p.min.astype(dtype)
+        self.data_max_ = p.max.astype(dtype)
+        self.data_range_ = self.data_max_ - self.data_min_
+        self.scale_ = (hi - lo) / _handle_zeros_in_scale(self.data_range_)
+        self.min_ = lo - self.data_min_ * self.scale_
+
+    def _transform(self, X):
+        out = X * self.scale_.astype(X.dtype) + self.min_.astype(X.dtype)
+        if self.clip:
+            np.clip(out, self.feature_range[0], self.feature_range[1], out=out)
+        return out
+
+    def _inverse(self, X):
+        return (X - self.min_.astype(X.dtype)) / self.scale_.astype(X.dtype)
+
+
+class MaxAbsScaler(_Scaler):
+    """Scale each feature by its largest magnitude over all ranks' rows.
+
+    Parameters
+    ----------
+    copy : bool, default=True
+        spmdlearn returns new arrays, whatever this value.
+
+    Attributes
+    ----------
+    scale_, max_abs_ : ndarray of shape (n_features,)
+    n_samples_seen_ : int
+    n_features_in_ : int
+
+    Notes
+    -----
+    **Distributed semantics.** As :class:`StandardScaler`.
+    """
+
+    _sklearn_class = _skp.MaxAbsScaler
+    _model_attributes = ("scale_", "max_abs_", "n_samples_seen_")
+    _parameter_constraints = {"copy": ["boolean"]}
+
+    def __init__(self, *, copy=True):
+        self.copy = copy
+
+    def _finalize(self, p, n_features, y_ndim, dtype):
+        self.n_samples_seen_ = int(p.n_rows)
+        self.max_abs_ = np.maximum(np.abs(p.min), np.abs(p.max)).astype(dtype)
+        self.scale_ = _handle_zeros_in_scale(self.max_abs_)
+
+    def _transform(self, X):
+        return X / self.scale_.astype(X.dtype)
+
+    def _inverse(self, X):
+        return X * self.scale_.astype(X.dtype)

@@ -1,0 +1,139 @@
+"""Incremental estimators: local partial_fit, collective finalize_fit, the same model as the
+non-incremental estimator on all rows seen by all ranks."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
+from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
+from spmdlearn.decomposition import PCA, IncrementalPCA
+from spmdlearn.linear_model import IncrementalLinearRegression, LinearRegression
+from spmdlearn_conformance import (
+    assert_all_ranks,
+    assert_allclose_all_ranks,
+    assert_identical_on_all_ranks,
+    assert_raises_on_all_ranks,
+    local_rows,
+    make_data,
+    random_cuts,
+)
+
+pytestmark = pytest.mark.mpi
+
+
+def _alone(est, X, y=None):
+    """Fit ``est`` on this rank alone (COMM_SELF) with the given rows: the reference model."""
+    import spmdlearn
+    from mpi4py import MPI
+
+    with spmdlearn.config_context(comm=MPI.COMM_SELF):
+        return est.fit(X) if y is None else est.fit(X, y)
+
+CASES = {
+    "stats": (IncrementalBasicStatistics, BasicStatistics, False, ("mean_", "variance_", "max_")),
+    "cov": (lambda: IncrementalEmpiricalCovariance(store_precision=True), EmpiricalCovariance,
+            False, ("covariance_", "location_", "precision_")),
+    "linreg": (IncrementalLinearRegression, LinearRegression, True, ("coef_", "intercept_")),
+    "pca": (lambda: IncrementalPCA(n_components=3),
+            lambda: PCA(n_components=3, svd_solver="covariance_eigh"), False,
+            ("components_", "explained_variance_", "mean_", "noise_variance_")),
+}
+
+
+def _feed(est, X, y, batch, supervised):
+    for lo in range(0, len(X), batch):
+        est.partial_fit(X[lo:lo + batch], y[lo:lo + batch] if supervised else None)
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("batch", [1, 7, 1000])
+def test_finalize_equals_full_fit(comm, name, batch):
+    make_inc, make_full, supervised, attrs = CASES[name]
+    X, y = make_data(3, 90, 5, 2)
+    cuts = random_cuts(90, comm.size, batch)
+    X_local, y_local = local_rows(cuts, comm.rank, X, y)
+    inc = make_inc()
+    _feed(inc, X_local, y_local, batch, supervised)  # an empty rank makes no call at all
+    inc.finalize_fit()
+    full = _alone(make_full(), X, y if supervised else None)
+    for attr in attrs:
+        assert_allclose_all_ranks(comm, getattr(inc, attr), getattr(full, attr), rtol=1e-7,
+                                  what=attr)
+        assert_identical_on_all_ranks(comm, getattr(inc, attr), attr)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_reading_before_finalize_says_what_to_do(comm, name):
+    make_inc, _, supervised, attrs = CASES[name]
+    X, y = make_data(4, 10, 3, 1)
+    est = make_inc().partial_fit(X, y if supervised else None)
+    try:
+        getattr(est, attrs[0])
+        ok = False
+    except AttributeError as exc:
+        ok = "call finalize_fit() on every rank" in str(exc)
+    assert_all_ranks(comm, ok, "attribute before finalize_fit")
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_pickle_keeps_partial_and_partial_fit_continues(comm, name):
+    make_inc, make_full, supervised, attrs = CASES[name]
+    X, y = make_data(5, 60, 4, 1)
+    cuts = random_cuts(60, comm.size, 5)
+    X_local, y_local = local_rows(cuts, comm.rank, X, y)
+    half = len(X_local) // 2
+    est = make_inc()
+    _feed(est, X_local[:half], y_local[:half], 5, supervised)
+    est.finalize_fit()
+    est = pickle.loads(pickle.dumps(est))  # one rank at a time: no collective in pickling
+    _feed(est, X_local[half:], y_local[half:], 5, supervised)
+    assert_all_ranks(comm, not hasattr(est, attrs[0]), "stale model dropped by partial_fit")
+    est.finalize_fit()  # includes the rows fed after the first finalize
+    full = _alone(make_full(), X, y if supervised else None)
+    assert_allclose_all_ranks(comm, getattr(est, attrs[0]), getattr(full, attrs[0]), rtol=1e-7,
+                              what=attrs[0])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fit_uses_batches(comm, name):
+    make_inc, make_full, supervised, attrs = CASES[name]
+    X, y = make_data(6, 50, 4, 1)
+    cuts = random_cuts(50, comm.size, 6)
+    X_local, y_local = local_rows(cuts, comm.rank, X, y)
+    est = make_inc().set_params(batch_size=3)
+    est = est.fit(X_local, y_local) if supervised else est.fit(X_local)
+    full = _alone(make_full(), X, y if supervised else None)
+    assert_allclose_all_ranks(comm, getattr(est, attrs[0]), getattr(full, attrs[0]), rtol=1e-7,
+                              what=attrs[0])
+
+
+def test_incremental_errors(comm):
+    X, y = make_data(7, 20, 3, 1)
+    est = IncrementalLinearRegression()
+    est.partial_fit(X[:10], y[:10])
+    # A bad batch raises on its rank at once (partial_fit is local) and loses nothing.
+    bad = X[10:].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.partial_fit(bad, y[10:])
+    with pytest.raises(ValueError, match="X has 2 features, but IncrementalLinearRegression is "
+                                         "expecting 3 features"):
+        est.partial_fit(X[10:, :2], y[10:])
+    est.partial_fit(X[10:], y[10:])
+    est.finalize_fit()
+    ref = _alone(LinearRegression(), np.tile(X, (comm.size, 1)), np.tile(y, comm.size))
+    assert_allclose_all_ranks(comm, est.coef_, ref.coef_, rtol=1e-7, what="nothing lost")
+    # n_features differing across ranks is found by the collective finalize_fit.
+    if comm.size > 1:
+        other = IncrementalBasicStatistics()
+        other.partial_fit(X[:, :2] if comm.rank == 0 else X)
+        assert_raises_on_all_ranks(comm, ValueError, other.finalize_fit,
+                                   match="n_features differs across ranks")
+    # finalize with no rows anywhere
+    empty = IncrementalBasicStatistics()
+    assert_raises_on_all_ranks(comm, ValueError, empty.finalize_fit,
+                               match="no rank called partial_fit")
+    empty.partial_fit(X[:0])
+    assert_raises_on_all_ranks(comm, ValueError, empty.finalize_fit, match="n_samples=0")
