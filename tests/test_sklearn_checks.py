@@ -6,11 +6,12 @@ Known deviations are data, each with its reason (EXPECTED_FAILURES), never silen
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from spmdlearn.basic_statistics import BasicStatistics
+from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
 from spmdlearn.cluster import DBSCAN, KMeans
-from spmdlearn.covariance import EmpiricalCovariance
-from spmdlearn.decomposition import PCA
-from spmdlearn.linear_model import LinearRegression, Ridge
+from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
+from spmdlearn.decomposition import PCA, IncrementalPCA
+from spmdlearn.linear_model import IncrementalLinearRegression, LinearRegression, Ridge
+from spmdlearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
 pytestmark = pytest.mark.serial
 
@@ -26,6 +27,16 @@ EXPECTED_FAILURES = {
     "LinearRegression": {},
     "PCA": {},
     "DBSCAN": {},
+    "IncrementalBasicStatistics": {
+        "check_all_zero_sample_weights_error": (
+            "as BasicStatistics: sample_weight multiplies rows, so all-zero weights are valid"),
+    },
+    "IncrementalEmpiricalCovariance": {},
+    "IncrementalLinearRegression": {},
+    "IncrementalPCA": {},
+    "StandardScaler": {},
+    "MinMaxScaler": {},
+    "MaxAbsScaler": {},
     "KMeans": {
         "check_sample_weight_equivalence_on_dense_data": (
             "as scikit-learn's own KMeans (listed in its PER_ESTIMATOR_XFAIL_CHECKS): weights "
@@ -45,7 +56,9 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge(), PCA(), KMeans(n_clusters=3, random_state=0), DBSCAN()],
+    [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge(), PCA(), KMeans(n_clusters=3, random_state=0), DBSCAN(),
+     IncrementalBasicStatistics(), IncrementalEmpiricalCovariance(), IncrementalLinearRegression(),
+     IncrementalPCA(), StandardScaler(), MinMaxScaler(), MaxAbsScaler()],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from spmdlearn.comm import pack_partial
 from spmdlearn.contract import simulate
-from spmdlearn.reference import COMOMENTS, KERNELS, MOMENTS, TSQR
+from spmdlearn.reference import COLUMN_STATS, COMOMENTS, KERNELS, MOMENTS, TSQR
 
 #: rtol per input dtype, relative to the largest magnitude of each field of the reference.
 KERNEL_RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3}
@@ -65,7 +65,7 @@ def edge_shards():
 def _inputs(kernel, X, w, rng):
     """Keyword arguments of each kernel hook, built from one drawn shard."""
     n, d = X.shape
-    if kernel == "moments_local":
+    if kernel in ("moments_local", "column_stats_local"):
         return {"X": X, "sample_weight": w}
     if kernel == "comoments_local":
         Y = (X[:, :1] * 2 + rng.normal(size=(n, 1)).astype(X.dtype)) if rng.integers(2) else None
@@ -178,6 +178,8 @@ CONTRACT_KERNELS = {
     "moments": (MOMENTS, "moments_local", lambda X, w: {"X": X, "sample_weight": w}),
     "comoments": (COMOMENTS, "comoments_local",
                   lambda X, w: {"X": X, "Y": X[:, :1] * 3.0, "sample_weight": w}),
+    "column_stats": (COLUMN_STATS, "column_stats_local",
+                     lambda X, w: {"X": X, "sample_weight": w}),
     # Any mean fixed across shards gives a law-abiding R; the estimator passes the global mean.
     "tsqr": (TSQR, "tsqr_local", lambda X, w: {"X": X, "mean": np.full(X.shape[1], 0.5)}),
 }

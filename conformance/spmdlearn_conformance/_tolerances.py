@@ -21,6 +21,12 @@ TOLERANCES = {
     ("KMeans", "float32"): 1e-4,
     ("PCA", "float64"): 1e-7,
     ("PCA", "float32"): 1e-4,
+    ("StandardScaler", "float64"): 1e-7,
+    ("StandardScaler", "float32"): 1e-4,
+    ("MinMaxScaler", "float64"): 1e-7,
+    ("MinMaxScaler", "float32"): 1e-4,
+    ("MaxAbsScaler", "float64"): 1e-7,
+    ("MaxAbsScaler", "float32"): 1e-4,
     ("Ridge", "float64"): 1e-7,
     ("Ridge", "float32"): 1e-4,
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
-from ._validation import validate_params
+from ._validation import _check_sample_weight, validate_params
 from .comm import get_comm
 
 __all__ = ["IncrementalMixin"]
@@ -28,6 +28,8 @@ class IncrementalMixin:
 
     _requires_y = False
     _model_attributes: tuple = ()
+    #: Frequency weights must be non-negative and not all zero (BasicStatistics' scale rows).
+    _weights_scale_rows = False
 
     def __getattr__(self, name):
         # Only called for missing attributes: explain the model attributes before finalize.
@@ -79,13 +81,11 @@ class IncrementalMixin:
             if not first and (yv.ndim, n_targets) != (self._y_ndim, self._n_targets):
                 raise ValueError(f"y has shape {yv.shape[1:]} per row, but earlier batches had "
                                  f"{self._n_targets} target(s)")
-        w = None
-        if sample_weight is not None:
-            w = check_array(sample_weight, ensure_2d=False, dtype=Xv.dtype,
-                            ensure_min_samples=0, input_name="sample_weight")
-            check_consistent_length(Xv, w)
+        w = _check_sample_weight(sample_weight, Xv, non_negative=not self._weights_scale_rows)
         batch = self._batch_partial(Xv, yv, w, resolve_backend(Xv))
+        nonzero = Xv.shape[0] if w is None else int(np.count_nonzero(w))
         # State changes only after every check passed: a bad batch loses nothing.
+        self._nonzero_weights = self.__dict__.get("_nonzero_weights", 0) + nonzero
         if first:
             self._partial, self._dtype = batch, Xv.dtype
             if yv is not None:
@@ -112,7 +112,8 @@ class IncrementalMixin:
             validate_params(self)
             return (has, getattr(self, "n_features_in_", None) if has else None,
                     self._dtype.str if has else None,
-                    (self._y_ndim, self._n_targets) if has and self._requires_y else None)
+                    (self._y_ndim, self._n_targets) if has and self._requires_y else None,
+                    self.__dict__.get("_nonzero_weights", 0))
 
         _, summaries = comm.agree(summary, summarize=lambda s: s)
         seen = [s for s in summaries if s[0]]
@@ -125,7 +126,7 @@ class IncrementalMixin:
                 detail = ", ".join(f"rank {r}: {s[index]}" for r, s in enumerate(summaries) if s[0])
                 raise ValueError(f"{what} differs across ranks ({detail}); every rank must pass "
                                  "batches of the same shape and type")
-        _, n_features, dtype, targets = seen[0]
+        _, n_features, dtype, targets, _ = seen[0]
         dtype = np.dtype(dtype)
         n_targets = targets[1] if targets else 0
         local = self._partial if has else self._identity(n_features, n_targets)
@@ -133,6 +134,9 @@ class IncrementalMixin:
         if self._n_rows(partial) == 0:
             raise ValueError(f"{type(self).__name__}.finalize_fit: n_samples=0 should be >= 1 "
                              f"(summed over {comm.size} ranks)")
+        if not self._weights_scale_rows and sum(s[4] for s in summaries) == 0:
+            raise ValueError("Sample weights must contain at least one non-zero number (summed "
+                             f"over {comm.size} ranks).")
         if not has:
             self.n_features_in_ = n_features
         self._finalize(partial, n_features, targets[0] if targets else None, dtype)
@@ -153,17 +157,21 @@ class IncrementalMixin:
         self
         """
         comm = get_comm()
-        for name in ("_partial", "n_features_in_", "feature_names_in_"):
+        for name in ("_partial", "_nonzero_weights", "n_features_in_", "feature_names_in_"):
             self.__dict__.pop(name, None)
         self._clear_model()
 
         def batches():
             Xv = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
+            w = _check_sample_weight(sample_weight, Xv, non_negative=not self._weights_scale_rows)
+            yv = None if y is None else np.asarray(y)
+            if yv is not None:
+                check_consistent_length(Xv, yv)
             step = getattr(self, "batch_size", None) or max(Xv.shape[0], 1)
             for lo in range(0, max(Xv.shape[0], 1), step):
                 hi = lo + step
-                self.partial_fit(Xv[lo:hi], None if y is None else np.asarray(y)[lo:hi],
-                                 None if sample_weight is None else np.asarray(sample_weight)[lo:hi])
+                IncrementalMixin.partial_fit(self, Xv[lo:hi], None if yv is None else yv[lo:hi],
+                                             None if w is None else w[lo:hi])
 
         comm.agree(batches)  # the batches are local; their errors are agreed before finalize
         return self.finalize_fit()

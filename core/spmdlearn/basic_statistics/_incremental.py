@@ -37,6 +37,7 @@ class IncrementalBasicStatistics(IncrementalMixin, BasicStatistics):
     """
 
     _contract = MOMENTS
+    _weights_scale_rows = True
     _model_attributes = tuple(o + "_" for o in BASIC_STATISTICS_OPTIONS) + ("n_samples_",)
     _parameter_constraints = {**BasicStatistics._parameter_constraints,
                               "batch_size": [Interval(numbers.Integral, 1, None, "left"), None]}

@@ -51,6 +51,27 @@ class IncrementalEmpiricalCovariance(IncrementalMixin, EmpiricalCovariance):
     def _identity(self, n_features, n_targets):
         return comoments_local(np.zeros((0, n_features)))
 
+    def partial_fit(self, X, y=None, check_input=True):
+        """Local: fold one batch of this rank's rows into its co-moments (no communication).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+        check_input : bool, default=True
+            Kept for scikit-learn-intelex's API; the batch is always validated.
+
+        Returns
+        -------
+        self
+        """
+        return super().partial_fit(X)
+
+    def fit(self, X, y=None):
+        """Collective: this rank's rows in batches of ``batch_size``, then ``finalize_fit()``."""
+        return super().fit(X)
+
     @staticmethod
     def _n_rows(partial):
         return partial.n_rows

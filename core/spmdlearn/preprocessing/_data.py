@@ -30,11 +30,8 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
     """fit = local batches + finalize_fit; transform validates collectively, acts locally."""
 
     _contract = COLUMN_STATS
-    _accepts_weights = False
 
     def _batch_partial(self, X, y, w, backend):
-        if w is not None and not self._accepts_weights:
-            raise TypeError(f"{type(self).__name__}.fit does not accept sample_weight")
         return call_kernel("column_stats_local", backend, X=X, sample_weight=w)
 
     def _identity(self, n_features, n_targets):
@@ -44,20 +41,17 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
     def _n_rows(partial):
         return partial.n_rows
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(self, X, y=None):
         """Local: fold one batch of this rank's rows into its statistics (no communication).
 
         Unlike scikit-learn's, the model is updated only by the collective
         :meth:`finalize_fit` (every rank calls it), so that it describes all ranks' rows.
         """
-        return super().partial_fit(X, None, sample_weight)
+        return IncrementalMixin.partial_fit(self, X)
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None):
         """Collective: the statistics of all ranks' rows (``partial_fit`` + ``finalize_fit``)."""
-        if sample_weight is not None and not self._accepts_weights:
-            raise TypeError(f"{type(self).__name__}.fit() got an unexpected keyword argument "
-                            "'sample_weight'")
-        return super().fit(X, None, sample_weight)
+        return IncrementalMixin.fit(self, X)
 
     def _check_transform(self, X):
         return validate_predict(self, self._comm(), X).X
@@ -106,7 +100,6 @@ class StandardScaler(_Scaler):
     """
 
     _sklearn_class = _skp.StandardScaler
-    _accepts_weights = True
     _model_attributes = ("scale_", "mean_", "var_", "n_samples_seen_")
     _parameter_constraints = {"copy": ["boolean"], "with_mean": ["boolean"],
                               "with_std": ["boolean"]}
@@ -115,6 +108,14 @@ class StandardScaler(_Scaler):
         self.copy = copy
         self.with_mean = with_mean
         self.with_std = with_std
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Local: fold one batch of this rank's rows (and weights) into its statistics."""
+        return IncrementalMixin.partial_fit(self, X, None, sample_weight)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Collective: the weighted statistics of all ranks' rows."""
+        return IncrementalMixin.fit(self, X, None, sample_weight)
 
     def _finalize(self, p, n_features, y_ndim, dtype):
         self.n_samples_seen_ = np.float64(p.weight)
