@@ -10,7 +10,12 @@ from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatisti
 from spmdlearn.cluster import DBSCAN, KMeans
 from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
 from spmdlearn.decomposition import PCA, IncrementalPCA
-from spmdlearn.linear_model import IncrementalLinearRegression, LinearRegression, Ridge
+from spmdlearn.linear_model import (
+    IncrementalLinearRegression,
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+)
 from spmdlearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
 pytestmark = pytest.mark.serial
@@ -34,6 +39,7 @@ EXPECTED_FAILURES = {
     "IncrementalEmpiricalCovariance": {},
     "IncrementalLinearRegression": {},
     "IncrementalPCA": {},
+    "LogisticRegression": {},
     "StandardScaler": {},
     "MinMaxScaler": {},
     "MaxAbsScaler": {},
@@ -58,7 +64,8 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(
     [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge(), PCA(), KMeans(n_clusters=3, random_state=0), DBSCAN(),
      IncrementalBasicStatistics(), IncrementalEmpiricalCovariance(), IncrementalLinearRegression(),
-     IncrementalPCA(), StandardScaler(), MinMaxScaler(), MaxAbsScaler()],
+     IncrementalPCA(), StandardScaler(), MinMaxScaler(), MaxAbsScaler(),
+     LogisticRegression()],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):

@@ -96,12 +96,34 @@ def _scaler_expected(name, *attrs):
     return expected
 
 
+def _classes(seed, dtype, n, d):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=n, n_features=d, n_informative=3, n_classes=3,
+                               random_state=seed)
+    # No offset: far from the origin the logistic problem is ill-conditioned for any solver.
+    w = np.random.default_rng(seed).uniform(0.5, 2.0, n).astype(dtype)
+    return X.astype(dtype), y, w
+
+
+def _logistic_expected(X, y, w):
+    from sklearn.linear_model import LogisticRegression
+
+    ref = LogisticRegression(tol=1e-10, max_iter=1000).fit(X, y, sample_weight=w)
+    return {"coef_": ref.coef_, "intercept_": ref.intercept_, "n_iter_": ref.n_iter_}
+
+
 def _specs():
     from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
     from spmdlearn.cluster import DBSCAN, KMeans
     from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
     from spmdlearn.decomposition import PCA, IncrementalPCA
-    from spmdlearn.linear_model import IncrementalLinearRegression, LinearRegression, Ridge
+    from spmdlearn.linear_model import (
+        IncrementalLinearRegression,
+        LinearRegression,
+        LogisticRegression,
+        Ridge,
+    )
     from spmdlearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
     return {
@@ -137,6 +159,10 @@ def _specs():
             "DBSCAN", lambda: DBSCAN(eps=1.0, min_samples=4), _dbscan_expected, False, True,
             per_row=lambda est, X: est.fit_predict(X), bad_param=lambda: DBSCAN(eps=-1.0),
             data=_blobs, per_row_attributes=("labels_",)),
+        "LogisticRegression": EstimatorSpec(
+            "LogisticRegression", lambda: LogisticRegression(tol=1e-10, max_iter=1000),
+            _logistic_expected, True, True, per_row=lambda est, X: est.predict_proba(X),
+            bad_param=lambda: LogisticRegression(C=-1.0), data=_classes),
         # Incremental estimators: fit = batches of 5 rows per rank + finalize_fit.
         "IncrementalBasicStatistics": EstimatorSpec(
             "BasicStatistics", lambda: IncrementalBasicStatistics(batch_size=5),
@@ -236,6 +262,7 @@ def check_agreement(spec: EstimatorSpec, comm, dtype, seeds=(0, 1)) -> tuple[str
         if len(set(digests)) > 1:
             return "fail", f"fitted attributes differ across ranks (seed {seed})"
         if spec.keeps_dtype and not all(np.asarray(getattr(est, n)).dtype == dtype for n in expected
+                   if np.asarray(getattr(est, n)).dtype.kind == "f"
                    if n not in spec.per_row_attributes
                    if isinstance(getattr(est, n), np.ndarray)):
             return "fail", f"output dtype is not {np.dtype(dtype).name}"

@@ -10,9 +10,11 @@ rank raises the same exception, naming the ranks and the reasons, or none does.
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 from sklearn.utils.validation import validate_data
 
@@ -136,6 +138,9 @@ def _check_y(y, X, estimator, y_numeric, multi_output):
     y = check_array(y, ensure_2d=False, dtype=X.dtype if y_numeric else None,
                     ensure_min_samples=0, input_name="y")
     if y.ndim == 2 and not multi_output and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change "
+                      "the shape of y to (n_samples, ), for example using ravel().",
+                      DataConversionWarning, stacklevel=4)
         y = y.ravel()
     if y.ndim not in (1, 2) or (y.ndim == 2 and not multi_output):
         raise ValueError(f"y should be a 1d array{' or 2d array' if multi_output else ''}, "
@@ -172,7 +177,14 @@ def _cross_rank_checks(summaries, comm: Comm, min_samples: int, estimator) -> in
     if comm.size > 1:
         for index, what in ((1, "n_features"), (2, "dtype"), (3, "y (ndim, n_targets, kind)")):
             values = [s[index] for s in summaries]
-            if len(set(values)) > 1:
+            if index == 3:
+                # The kind of labels on a rank without rows (an empty float array) says nothing.
+                distinct = {v if v is None or s[0] else v[:2] for v, s in zip(values, summaries)}
+                kinds = {v[2] for v, s in zip(values, summaries) if v is not None and s[0]}
+                bad = len({v if v is None else v[:2] for v in distinct}) > 1 or len(kinds) > 1
+            else:
+                bad = len(set(values)) > 1
+            if bad:
                 detail = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
                 raise ValueError(f"{what} differs across ranks ({detail}); every rank must pass "
                                  "data of the same shape and type")

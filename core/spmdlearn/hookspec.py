@@ -194,3 +194,27 @@ def spmdlearn_column_stats_local(X, sample_weight):
     partial : spmdlearn.reference.ColumnStatsPartial or None
         None declines. Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes,
+                                 with_hessian):
+    """Sums over this rank's rows of the logistic loss and gradient: :func:`spmdlearn.reference.logistic_loss_grad`.
+
+    Returns
+    -------
+    result : tuple (loss, grad_coef, grad_intercept, hess_weights) or None
+        Undivided sums (the caller reduces over ranks, then divides). None declines. Must not
+        communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
+    """Sums over this rank's rows of Hessian-vector products: :func:`spmdlearn.reference.logistic_hessp`.
+
+    Returns
+    -------
+    result : tuple (h_coef, h_intercept) or None
+        None declines. Must not communicate.
+    """

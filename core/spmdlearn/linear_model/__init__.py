@@ -2,5 +2,6 @@
 
 from ._incremental import IncrementalLinearRegression
 from ._linear import LinearRegression, Ridge
+from ._logistic import LogisticRegression
 
-__all__ = ["IncrementalLinearRegression", "LinearRegression", "Ridge"]
+__all__ = ["IncrementalLinearRegression", "LinearRegression", "LogisticRegression", "Ridge"]

@@ -12,6 +12,7 @@ with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a l
 from ..contract import ReductionContract, allreduce, empty_shard, simulate
 from ._covariance import mahalanobis
 from ._linear import gram_blocks, linear_predict, linear_solve
+from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
 from ._kmeans import LLOYD, LloydPartial, farthest_rows, kmeans_inertia, lloyd_combine, lloyd_local, sq_distances
 from ._neighbors import METRICS, radius_adjacency, scipy_metric
@@ -49,6 +50,8 @@ KERNELS = {
     "kmeans_inertia": kmeans_inertia,
     "radius_adjacency": radius_adjacency,
     "column_stats_local": column_stats_local,
+    "logistic_loss_grad": logistic_loss_grad,
+    "logistic_hessp": logistic_hessp,
 }
 
 __all__ = [
@@ -63,4 +66,5 @@ __all__ = [
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
     "farthest_rows", "radius_adjacency", "METRICS", "scipy_metric",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
+    "logistic_loss_grad", "logistic_hessp",
 ]

@@ -7,6 +7,7 @@ import numpy as np
 from ..hookspec import hookimpl
 from ._covariance import mahalanobis
 from ._linear import linear_predict
+from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
 from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
 from ._neighbors import radius_adjacency
@@ -71,3 +72,14 @@ def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
 @hookimpl(trylast=True)
 def spmdlearn_column_stats_local(X, sample_weight):
     return column_stats_local(np.asarray(X), None if sample_weight is None else np.asarray(sample_weight))
+
+
+@hookimpl(trylast=True)
+def spmdlearn_logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes,
+                                 with_hessian):
+    return logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes, with_hessian)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
+    return logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes)
