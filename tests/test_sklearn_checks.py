@@ -16,6 +16,7 @@ from spmdlearn.linear_model import (
     LogisticRegression,
     Ridge,
 )
+from spmdlearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 from spmdlearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
 pytestmark = pytest.mark.serial
@@ -40,6 +41,9 @@ EXPECTED_FAILURES = {
     "IncrementalLinearRegression": {},
     "IncrementalPCA": {},
     "LogisticRegression": {},
+    "NearestNeighbors": {},
+    "KNeighborsClassifier": {},
+    "KNeighborsRegressor": {},
     "StandardScaler": {},
     "MinMaxScaler": {},
     "MaxAbsScaler": {},
@@ -65,7 +69,7 @@ def _expected_failed_checks(estimator):
     [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge(), PCA(), KMeans(n_clusters=3, random_state=0), DBSCAN(),
      IncrementalBasicStatistics(), IncrementalEmpiricalCovariance(), IncrementalLinearRegression(),
      IncrementalPCA(), StandardScaler(), MinMaxScaler(), MaxAbsScaler(),
-     LogisticRegression()],
+     LogisticRegression(), NearestNeighbors(), KNeighborsClassifier(), KNeighborsRegressor()],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):

@@ -113,6 +113,20 @@ def _logistic_expected(X, y, w):
     return {"coef_": ref.coef_, "intercept_": ref.intercept_, "n_iter_": ref.n_iter_}
 
 
+def _near_origin(seed, dtype, n, d):
+    # scikit-learn's brute force expands ||x - y||^2, which loses digits far from the origin;
+    # spmdlearn subtracts coordinates. Compare where both are exact.
+    X, y = make_data(seed, n, d, 1, dtype=dtype)
+    return X, y, None
+
+
+def _knn_expected(X, y, w):
+    from sklearn.neighbors import KNeighborsRegressor
+
+    ref = KNeighborsRegressor(5, algorithm="brute").fit(X, y)
+    return {"_prediction": ref.predict(X)}
+
+
 def _specs():
     from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
     from spmdlearn.cluster import DBSCAN, KMeans
@@ -163,6 +177,11 @@ def _specs():
             "LogisticRegression", lambda: LogisticRegression(tol=1e-10, max_iter=1000),
             _logistic_expected, True, True, per_row=lambda est, X: est.predict_proba(X),
             bad_param=lambda: LogisticRegression(C=-1.0), data=_classes),
+        "KNeighborsRegressor": EstimatorSpec(
+            "KNeighborsRegressor", lambda: _PredictingKNN(5), _knn_expected,
+            True, False, per_row=lambda est, X: est.predict(X),
+            bad_param=lambda: _PredictingKNN(weights="nearest"),
+            per_row_attributes=("_prediction",), data=_near_origin),
         # Incremental estimators: fit = batches of 5 rows per rank + finalize_fit.
         "IncrementalBasicStatistics": EstimatorSpec(
             "BasicStatistics", lambda: IncrementalBasicStatistics(batch_size=5),
@@ -386,6 +405,23 @@ def check_output_placement(spec: EstimatorSpec, comm) -> tuple[str, str]:
     verdicts = comm.allgather(ok)
     return ("pass" if all(verdicts) else "fail"), detail
 
+
+def _predicting_knn():
+    from spmdlearn.neighbors import KNeighborsRegressor
+
+    class PredictingKNN(KNeighborsRegressor):
+        """KNeighborsRegressor whose fit also predicts its training rows (``_prediction``),
+        so that the suite compares the model through its only global output."""
+
+        def fit(self, X, y):
+            super().fit(X, y)
+            self._prediction = self.predict(X)
+            return self
+
+    return PredictingKNN
+
+
+_PredictingKNN = _predicting_knn()
 
 #: The estimators the suite drives, by name.
 SPECS = _specs()

@@ -114,6 +114,16 @@ def _inputs(kernel, X, w, rng):
         hess = logistic_loss_grad(Xs, target, weights, coef, intercept, K, True)[3]
         return {"X": Xs, "hess_weights": hess, "v_coef": np.ones_like(coef),
                 "v_intercept": intercept, "n_classes": K}
+    if kernel == "pairwise_distances":
+        metric = ["euclidean", "manhattan", "chebyshev", "minkowski", "cosine"][int(rng.integers(5))]
+        Y = X[rng.permutation(n)[: max(1, n // 2)]] if n else rng.normal(size=(2, d)).astype(X.dtype)
+        return {"X": X, "Y": np.asarray(Y), "metric": metric,
+                "p": 3.0 if metric == "minkowski" else None}
+    if kernel == "topk_select":
+        k = int(rng.integers(1, 4))
+        dist = np.round(rng.random((n, k + 3)), 1)  # ties: the lower index must win
+        return {"distances": dist, "indices": rng.permutation((n + 1) * (k + 3))[: n * (k + 3)]
+                .reshape(n, k + 3), "k": k}
     if kernel == "tsqr_local":
         return {"X": X, "mean": np.asarray(X.mean(0) if n else np.zeros(d), np.float64)}
     raise KeyError(kernel)

@@ -22,6 +22,8 @@ TOLERANCES = {
     # coef_ within 1e-6 of its scale, n_iter_ identical (tol=1e-10, same solver).
     ("LogisticRegression", "float64"): 1e-6,
     ("LogisticRegression", "float32"): 1e-3,
+    ("KNeighborsRegressor", "float64"): 1e-10,
+    ("KNeighborsRegressor", "float32"): 1e-4,
     ("PCA", "float64"): 1e-7,
     ("PCA", "float32"): 1e-4,
     ("StandardScaler", "float64"): 1e-7,

@@ -218,3 +218,25 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
     result : tuple (h_coef, h_intercept) or None
         None declines. Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_pairwise_distances(X, Y, metric, p):
+    """Distances between rows: :func:`spmdlearn.reference.pairwise_distances`.
+
+    Returns
+    -------
+    distances : ndarray of shape (n_x, n_y), or None
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_topk_select(distances, indices, k):
+    """The k nearest candidates of each row, ties by lower index: :func:`spmdlearn.reference.topk_select`.
+
+    Returns
+    -------
+    positions : ndarray of shape (n_rows, k), or None
+        None declines. Must not communicate.
+    """

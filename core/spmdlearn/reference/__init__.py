@@ -15,7 +15,7 @@ from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
 from ._kmeans import LLOYD, LloydPartial, farthest_rows, kmeans_inertia, lloyd_combine, lloyd_local, sq_distances
-from ._neighbors import METRICS, radius_adjacency, scipy_metric
+from ._neighbors import METRICS, pairwise_distances, radius_adjacency, scipy_metric, topk_select
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
 from ._moments import (
     BASIC_STATISTICS_OPTIONS,
@@ -52,6 +52,8 @@ KERNELS = {
     "column_stats_local": column_stats_local,
     "logistic_loss_grad": logistic_loss_grad,
     "logistic_hessp": logistic_hessp,
+    "pairwise_distances": pairwise_distances,
+    "topk_select": topk_select,
 }
 
 __all__ = [
@@ -66,5 +68,5 @@ __all__ = [
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
     "farthest_rows", "radius_adjacency", "METRICS", "scipy_metric",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
-    "logistic_loss_grad", "logistic_hessp",
+    "logistic_loss_grad", "logistic_hessp", "pairwise_distances", "topk_select",
 ]

@@ -10,7 +10,7 @@ from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
 from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
-from ._neighbors import radius_adjacency
+from ._neighbors import pairwise_distances, radius_adjacency, topk_select
 from ._pca import tsqr_local
 
 NAME = "reference"
@@ -83,3 +83,13 @@ def spmdlearn_logistic_loss_grad(X, target, sample_weight, coef, intercept, n_cl
 @hookimpl(trylast=True)
 def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
     return logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_pairwise_distances(X, Y, metric, p):
+    return pairwise_distances(np.asarray(X), np.asarray(Y), metric, p)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_topk_select(distances, indices, k):
+    return topk_select(np.asarray(distances), np.asarray(indices), k)

@@ -1,0 +1,177 @@
+"""Nearest neighbours over the training rows of every rank: a ring pass and a top-k merge."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.base import BaseEstimator
+
+from .._backends import call_kernel
+from .._base import SPMDEstimatorMixin, thread_limit
+from .._validation import Interval, Options, validate_fit, validate_predict
+from ..reference._neighbors import METRICS
+
+_Q_CHUNK = 1024  # query rows per distance chunk
+_B_CHUNK = 8192  # visiting training rows per distance chunk: memory O(_Q_CHUNK x _B_CHUNK)
+
+
+def _chunks(n, size):
+    for lo in range(0, n, size):
+        yield slice(lo, min(n, lo + size))
+
+
+class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
+    """Training rows stay on their rank; queries meet them in a ring pass.
+
+    Collective pattern (``kneighbors``): every rank's training block (rows, targets, global
+    indices) visits every rank once (``Sendrecv`` around the ring). Each rank keeps, for each of
+    its query rows, the ``k`` best candidates so far and merges each visiting block's candidates
+    into them with the top-k contract (:func:`spmdlearn.reference.topk_select`: the ``k``
+    smallest distances, ties broken by the lower global index). The merge is associative and
+    commutative, so the result does not depend on the order in which blocks arrive: after the
+    pass, each query holds its ``k`` nearest training rows of all ranks. Memory per rank: its
+    rows, one visiting block, and a chunk of distances.
+    """
+
+    _parameter_constraints = {
+        "n_neighbors": [Interval(numbers.Integral, 1, None, "left"), None],
+        "radius": [Interval(numbers.Real, 0, None, "left"), None],
+        "algorithm": [Options(("auto", "ball_tree", "kd_tree", "brute"))],
+        "leaf_size": [Interval(numbers.Integral, 1, None, "left")],
+        "p": [Interval(numbers.Real, 0, None, "right"), None],
+        "metric": [str],
+        "metric_params": [dict, None],
+        "n_jobs": [numbers.Integral, None],
+        "weights": [Options(("uniform", "distance")), callable, None],
+    }
+
+    def _metric(self):
+        if self.metric not in METRICS:
+            raise NotImplementedError(f"metric={self.metric!r} is not available in spmdlearn's "
+                                      f"neighbours; available: {', '.join(sorted(METRICS))}")
+        params = dict(self.metric_params or {})
+        p = params.pop("p", self.p)
+        if params:
+            raise NotImplementedError(f"metric_params={self.metric_params!r}: only 'p' is "
+                                      "supported")
+        if p is not None and p < 1:
+            raise ValueError(f"p={p} should be >= 1 for the Minkowski distance")
+        return self.metric, (p if self.metric == "minkowski" else None)
+
+    def _fit_rows(self, X, y=None, *, requires_y=False, classifier=False):
+        comm = self._comm()
+        shard = validate_fit(self, comm, X, y, requires_y=requires_y, multi_output=True,
+                             y_numeric=not classifier,
+                             extra_check=lambda est, X, y: est._metric())
+        self._fit_X = shard.X
+        self._fit_start, self.n_samples_fit_ = comm.offsets(shard.X.shape[0])
+        self.effective_metric_, p = self._metric()
+        self.effective_metric_params_ = {} if p is None else {"p": p}
+        self._p = p
+        return shard
+
+    def _payload(self):
+        """Per-row values that travel with the training rows (targets), shape (n_rows, m)."""
+        return np.zeros((self._fit_X.shape[0], 0))
+
+    def _ring_kneighbors(self, Q, k, exclude_self, backend):
+        """(distances, global indices, payload) of the k nearest training rows of each query."""
+        comm = self._comm()
+        n_q = Q.shape[0]
+        payload = self._payload()
+        m = payload.shape[1]
+        # Start from k placeholders at infinite distance (k <= n_samples_fit was checked).
+        best_d = np.full((n_q, k), np.inf)
+        best_i = np.full((n_q, k), -1, dtype=np.int64)
+        best_y = np.zeros((n_q, k, m))
+        gidx = np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0], dtype=np.int64)
+        for _, (Y, P, G) in comm.ring((self._fit_X, payload, gidx)):
+            for bs in _chunks(Y.shape[0], _B_CHUNK):
+                for qs in _chunks(n_q, _Q_CHUNK):
+                    dist = call_kernel("pairwise_distances", backend, X=Q[qs], Y=Y[bs],
+                                       metric=self.effective_metric_, p=self._p)
+                    cand_i = np.broadcast_to(G[bs], dist.shape)
+                    if exclude_self:
+                        dist = np.where(cand_i == gidx[qs][:, None], np.inf, dist)
+                    all_d = np.hstack([best_d[qs], dist])
+                    all_i = np.hstack([best_i[qs], cand_i])
+                    pos = call_kernel("topk_select", backend, distances=all_d, indices=all_i, k=k)
+                    all_y = np.concatenate([best_y[qs], np.broadcast_to(
+                        P[bs][None], (dist.shape[0],) + P[bs].shape)], axis=1)
+                    best_d[qs] = np.take_along_axis(all_d, pos, axis=1)
+                    best_i[qs] = np.take_along_axis(all_i, pos, axis=1)
+                    best_y[qs] = np.take_along_axis(all_y, pos[:, :, None], axis=1)
+        return best_d, best_i, best_y
+
+    def _query(self, X, n_neighbors):
+        """Collective validation; returns (queries, k, exclude_self, backend)."""
+        comm = self._comm()
+        k = self.n_neighbors if n_neighbors is None else n_neighbors
+        if X is None:
+            shard = validate_predict(self, comm, self._fit_X)
+            exclude_self = True
+        else:
+            shard = validate_predict(self, comm, X)
+            exclude_self = False
+        if not isinstance(k, numbers.Integral) or k <= 0:
+            raise ValueError(f"Expected n_neighbors > 0. Got {k}")
+        limit = self.n_samples_fit_ - int(exclude_self)
+        if k > limit:
+            raise ValueError(f"Expected n_neighbors <= n_samples_fit{' - 1' if exclude_self else ''},"
+                             f" but n_neighbors = {k}, n_samples_fit = {self.n_samples_fit_} "
+                             f"(summed over {comm.size} ranks)")
+        return shard.X, int(k), exclude_self, shard.backend
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        """Collective: the k nearest training rows (of all ranks) of each of this rank's queries.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features), default=None
+            This rank's queries; None: this rank's training rows, each excluding itself.
+        n_neighbors : int, default=None
+            ``self.n_neighbors`` if None.
+        return_distance : bool, default=True
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries, n_neighbors)
+            Only with ``return_distance``.
+        neigh_ind : ndarray of shape (n_queries, n_neighbors)
+            Global row indices (rank r's rows come after ranks 0..r-1).
+        """
+        Q, k, exclude_self, backend = self._query(X, n_neighbors)
+        with thread_limit(self.n_jobs):
+            dist, ind, _ = self._ring_kneighbors(Q, k, exclude_self, backend)
+        return (dist, ind) if return_distance else ind
+
+    def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
+        """Collective: this rank's rows of the k-neighbours graph, columns over all ranks' rows.
+
+        Returns
+        -------
+        graph : sparse matrix of shape (n_queries, n_samples_fit_)
+        """
+        if mode not in ("connectivity", "distance"):
+            raise ValueError(f'Unsupported mode, must be one of "connectivity", or "distance" '
+                             f"but got {mode!r} instead")
+        dist, ind = self.kneighbors(X, n_neighbors, return_distance=True)
+        n_q, k = ind.shape
+        data = np.ones(n_q * k) if mode == "connectivity" else dist.ravel()
+        return csr_matrix((data, ind.ravel(), np.arange(0, n_q * k + 1, k)),
+                          shape=(n_q, self.n_samples_fit_))
+
+    def _weights(self, dist):
+        """scikit-learn's neighbour weights: None (uniform), 1/d (zeros take all), or callable."""
+        if self.weights in (None, "uniform"):
+            return None
+        if self.weights == "distance":
+            with np.errstate(divide="ignore"):
+                w = 1.0 / dist
+            inf_mask = np.isinf(w)
+            inf_row = np.any(inf_mask, axis=1)
+            w[inf_row] = inf_mask[inf_row]
+            return w
+        return self.weights(dist)

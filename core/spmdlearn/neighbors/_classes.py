@@ -1,0 +1,269 @@
+"""KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import neighbors as _skn
+from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
+
+from .._base import thread_limit
+from .._validation import validate_predict
+from ..metrics import accuracy_score, r2_score
+from ..metrics._classification import global_labels
+from ._base import _NeighborsBase
+
+_NOTES = """
+    Notes
+    -----
+    **Distributed semantics.** Training rows stay on their rank: ``fit`` is collective (it
+    validates and numbers the rows); ``kneighbors``, ``kneighbors_graph``{extra} are collective
+    (every rank calls them with its queries, possibly none) and return this rank's queries'
+    results, with global row indices. The local search structure (``algorithm``, ``leaf_size``)
+    does not change the result: blocks of rows are compared directly. Neighbours are the ``k``
+    smallest distances, ties broken by the lower global index.
+"""
+
+
+class NearestNeighbors(_NeighborsBase):
+    """Unsupervised neighbour search over the training rows of all ranks.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+    radius : float, default=1.0
+        Default radius of :meth:`radius_neighbors`.
+    algorithm : {"auto", "ball_tree", "kd_tree", "brute"}, default="auto"
+    leaf_size : int, default=30
+    metric : {"euclidean", "manhattan", "chebyshev", "minkowski", "cosine", ...}, default="minkowski"
+    p : float, default=2
+    metric_params : dict, default=None
+        Only ``{"p": ...}``.
+    n_jobs : int, default=None
+        Threads for this rank's distance kernels.
+
+    Attributes
+    ----------
+    n_samples_fit_ : int
+        Training rows over all ranks.
+    effective_metric_ : str
+    effective_metric_params_ : dict
+    n_features_in_ : int
+    """ + _NOTES.format(extra=", ``radius_neighbors``")
+
+    _sklearn_class = _skn.NearestNeighbors
+
+    def __init__(self, *, n_neighbors=5, radius=1.0, algorithm="auto", leaf_size=30,
+                 metric="minkowski", p=2, metric_params=None, n_jobs=None):
+        self.n_neighbors = n_neighbors
+        self.radius = radius
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.metric = metric
+        self.p = p
+        self.metric_params = metric_params
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Collective: keep this rank's training rows; number all ranks' rows globally."""
+        self._fit_rows(X)
+        return self
+
+    def radius_neighbors(self, X=None, radius=None, return_distance=True, sort_results=False):
+        """Collective: the training rows (of all ranks) within ``radius`` of each of this rank's queries.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries,) of arrays
+            Only with ``return_distance``.
+        neigh_ind : ndarray of shape (n_queries,) of arrays
+            Global row indices, in increasing order (or by distance with ``sort_results``).
+        """
+        from .._backends import call_kernel
+        from ._base import _B_CHUNK, _chunks
+
+        comm = self._comm()
+        radius = self.radius if radius is None else radius
+        if X is None:
+            shard = validate_predict(self, comm, self._fit_X)
+        else:
+            shard = validate_predict(self, comm, X)
+        if sort_results and not return_distance:
+            raise ValueError("return_distance must be True if sort_results is True.")
+        Q = shard.X
+        exclude = X is None
+        found_d = [[] for _ in range(len(Q))]
+        found_i = [[] for _ in range(len(Q))]
+        gidx = np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0], dtype=np.int64)
+        with thread_limit(self.n_jobs):
+            for _, (Y, G) in comm.ring((self._fit_X, gidx)):
+                for bs in _chunks(Y.shape[0], _B_CHUNK):
+                    dist = call_kernel("pairwise_distances", shard.backend, X=Q, Y=Y[bs],
+                                       metric=self.effective_metric_, p=self._p)
+                    rows, cols = np.nonzero(dist <= radius)
+                    for r, c in zip(rows, cols):
+                        if exclude and G[bs][c] == gidx[r]:
+                            continue
+                        found_d[r].append(dist[r, c])
+                        found_i[r].append(G[bs][c])
+        out_d = np.empty(len(Q), dtype=object)
+        out_i = np.empty(len(Q), dtype=object)
+        for r in range(len(Q)):
+            d, i = np.asarray(found_d[r], float), np.asarray(found_i[r], np.int64)
+            order = np.lexsort((i, d)) if sort_results else np.argsort(i, kind="stable")
+            out_d[r], out_i[r] = d[order], i[order]
+        return (out_d, out_i) if return_distance else out_i
+
+
+class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
+    """k-nearest-neighbours vote over the training rows of all ranks.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+    weights : {"uniform", "distance"}, callable or None, default="uniform"
+    algorithm, leaf_size, p, metric, metric_params, n_jobs
+        As :class:`NearestNeighbors`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The union of the labels of all ranks.
+    n_samples_fit_ : int
+    n_features_in_ : int
+    """ + _NOTES.format(extra=", ``predict``, ``predict_proba`` and ``score``")
+
+    _sklearn_class = _skn.KNeighborsClassifier
+
+    def __init__(self, n_neighbors=5, *, weights="uniform", algorithm="auto", leaf_size=30, p=2,
+                 metric="minkowski", metric_params=None, n_jobs=None):
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.p = p
+        self.metric = metric
+        self.metric_params = metric_params
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y):
+        """Collective: keep this rank's training rows and labels; agree on the classes."""
+        from sklearn.utils.multiclass import check_classification_targets
+
+        shard = self._fit_rows(X, y, requires_y=True, classifier=True)
+        y = shard.y
+        if y.ndim == 2 and y.shape[1] == 1:
+            import warnings
+
+            from sklearn.exceptions import DataConversionWarning
+
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                          "change the shape of y to (n_samples,), for example using ravel().",
+                          DataConversionWarning, stacklevel=2)
+            y = y.ravel()
+        check_classification_targets(y)
+        self.outputs_2d_ = y.ndim == 2
+        Y = y if self.outputs_2d_ else y[:, None]
+        self._classes = [global_labels(self._comm(), Y[:, j]) for j in range(Y.shape[1])]
+        self.classes_ = self._classes if self.outputs_2d_ else self._classes[0]
+        self._y = np.column_stack([np.searchsorted(c, Y[:, j]) for j, c in enumerate(self._classes)]) \
+            if len(Y) else np.zeros((0, Y.shape[1]), np.int64)
+        return self
+
+    def _payload(self):
+        return self._y.astype(np.float64)
+
+    def predict_proba(self, X):
+        """Collective: class probabilities of this rank's queries (scikit-learn's vote)."""
+        Q, k, exclude, backend = self._query(X, None)
+        with thread_limit(self.n_jobs):
+            dist, _, labels = self._ring_kneighbors(Q, k, exclude, backend)
+        weights = self._weights(dist)
+        weights = np.ones_like(dist) if weights is None else weights
+        probabilities = []
+        for j, classes in enumerate(self._classes):
+            proba = np.zeros((len(Q), len(classes)))
+            idx = labels[:, :, j].astype(np.int64)
+            for col in range(k):
+                np.add.at(proba, (np.arange(len(Q)), idx[:, col]), weights[:, col])
+            normalizer = proba.sum(axis=1)[:, None]
+            normalizer[normalizer == 0.0] = 1.0
+            probabilities.append(proba / normalizer)
+        return probabilities if self.outputs_2d_ else probabilities[0]
+
+    def predict(self, X):
+        """Collective: the predicted class of each of this rank's queries."""
+        proba = self.predict_proba(X)
+        if not self.outputs_2d_:
+            return self._classes[0][np.argmax(proba, axis=1)]
+        return np.column_stack([c[np.argmax(p, axis=1)] for c, p in zip(self._classes, proba)])
+
+    def score(self, X, y, sample_weight=None):
+        """Collective: accuracy over all ranks' rows."""
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+    def to_sklearn(self):
+        raise NotImplementedError("a k-neighbours model is its training rows, which stay on "
+                                  "their ranks; gather them (spmdlearn.io.gather) and fit "
+                                  "scikit-learn's estimator to serve without MPI")
+
+
+class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _NeighborsBase):
+    """k-nearest-neighbours regression over the training rows of all ranks.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=5
+    weights : {"uniform", "distance"}, callable or None, default="uniform"
+    algorithm, leaf_size, p, metric, metric_params, n_jobs
+        As :class:`NearestNeighbors`.
+
+    Attributes
+    ----------
+    n_samples_fit_ : int
+    n_features_in_ : int
+    """ + _NOTES.format(extra=", ``predict`` and ``score``")
+
+    _sklearn_class = _skn.KNeighborsRegressor
+
+    def __init__(self, n_neighbors=5, *, weights="uniform", algorithm="auto", leaf_size=30, p=2,
+                 metric="minkowski", metric_params=None, n_jobs=None):
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.p = p
+        self.metric = metric
+        self.metric_params = metric_params
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y):
+        """Collective: keep this rank's training rows and targets."""
+        shard = self._fit_rows(X, y, requires_y=True)
+        self._y_1d = shard.y.ndim == 1
+        self._y = shard.y.reshape(len(shard.y), -1) if len(shard.y) else \
+            np.zeros((0, 1 if shard.y.ndim == 1 else shard.y.shape[1]))
+        return self
+
+    def _payload(self):
+        return np.asarray(self._y, dtype=np.float64)
+
+    def predict(self, X):
+        """Collective: the (weighted) mean target of each query's neighbours."""
+        Q, k, exclude, backend = self._query(X, None)
+        with thread_limit(self.n_jobs):
+            dist, _, values = self._ring_kneighbors(Q, k, exclude, backend)
+        weights = self._weights(dist)
+        if weights is None:
+            pred = values.mean(axis=1)
+        else:
+            pred = np.sum(values * weights[:, :, None], axis=1) / np.sum(weights, axis=1)[:, None]
+        return pred[:, 0] if self._y_1d else pred
+
+    def score(self, X, y, sample_weight=None):
+        """Collective: R^2 over all ranks' rows."""
+        return r2_score(y, self.predict(X), sample_weight=sample_weight)
+
+    def to_sklearn(self):
+        raise NotImplementedError("a k-neighbours model is its training rows, which stay on "
+                                  "their ranks; gather them (spmdlearn.io.gather) and fit "
+                                  "scikit-learn's estimator to serve without MPI")
