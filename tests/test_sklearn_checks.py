@@ -10,6 +10,7 @@ from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatisti
 from spmdlearn.cluster import DBSCAN, KMeans
 from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
 from spmdlearn.decomposition import PCA, IncrementalPCA
+from spmdlearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from spmdlearn.linear_model import (
     IncrementalLinearRegression,
     LinearRegression,
@@ -41,6 +42,16 @@ EXPECTED_FAILURES = {
     "IncrementalLinearRegression": {},
     "IncrementalPCA": {},
     "LogisticRegression": {},
+    "RandomForestClassifier": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "as scikit-learn's own forests (PER_ESTIMATOR_XFAIL_CHECKS): bootstrap draws are per "
+            "row, so a weight is not a repeated row"),
+    },
+    "RandomForestRegressor": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "as scikit-learn's own forests (PER_ESTIMATOR_XFAIL_CHECKS): bootstrap draws are per "
+            "row, so a weight is not a repeated row"),
+    },
     "NearestNeighbors": {},
     "KNeighborsClassifier": {},
     "KNeighborsRegressor": {},
@@ -69,7 +80,8 @@ def _expected_failed_checks(estimator):
     [BasicStatistics(), EmpiricalCovariance(), LinearRegression(), Ridge(), PCA(), KMeans(n_clusters=3, random_state=0), DBSCAN(),
      IncrementalBasicStatistics(), IncrementalEmpiricalCovariance(), IncrementalLinearRegression(),
      IncrementalPCA(), StandardScaler(), MinMaxScaler(), MaxAbsScaler(),
-     LogisticRegression(), NearestNeighbors(), KNeighborsClassifier(), KNeighborsRegressor()],
+     LogisticRegression(), NearestNeighbors(), KNeighborsClassifier(), KNeighborsRegressor(),
+     RandomForestClassifier(5, random_state=0), RandomForestRegressor(5, random_state=0)],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):

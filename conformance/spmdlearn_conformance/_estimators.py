@@ -127,6 +127,20 @@ def _knn_expected(X, y, w):
     return {"_prediction": ref.predict(X)}
 
 
+def _forest_expected(X, y, w):
+    """The reference backend's forest on one rank with all rows: a backend, any split and any
+    number of ranks must grow the same one (histogram trees have no scikit-learn twin)."""
+    import spmdlearn
+    from mpi4py import MPI
+
+    from spmdlearn.ensemble import RandomForestClassifier
+
+    with spmdlearn.config_context(comm=MPI.COMM_SELF, backend="reference"):
+        est = RandomForestClassifier(5, max_depth=4, random_state=0).fit(X, y, sample_weight=w)
+        proba = est.predict_proba(X)
+    return {"feature_importances_": est.feature_importances_, "_proba": proba}
+
+
 def _specs():
     from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
     from spmdlearn.cluster import DBSCAN, KMeans
@@ -182,6 +196,11 @@ def _specs():
             True, False, per_row=lambda est, X: est.predict(X),
             bad_param=lambda: _PredictingKNN(weights="nearest"),
             per_row_attributes=("_prediction",), data=_near_origin),
+        "RandomForestClassifier": EstimatorSpec(
+            "RandomForestClassifier", lambda: _ProbaForest(5, max_depth=4, random_state=0),
+            _forest_expected, True, True, per_row=lambda est, X: est.predict(X),
+            bad_param=lambda: _ProbaForest(max_depth=0), data=_classes,
+            per_row_attributes=("_proba",), keeps_dtype=False),
         # Incremental estimators: fit = batches of 5 rows per rank + finalize_fit.
         "IncrementalBasicStatistics": EstimatorSpec(
             "BasicStatistics", lambda: IncrementalBasicStatistics(batch_size=5),
@@ -422,6 +441,23 @@ def _predicting_knn():
 
 
 _PredictingKNN = _predicting_knn()
+
+
+def _proba_forest():
+    from spmdlearn.ensemble import RandomForestClassifier
+
+    class ProbaForest(RandomForestClassifier):
+        """RandomForestClassifier whose fit also predicts its training rows (``_proba``)."""
+
+        def fit(self, X, y, sample_weight=None):
+            super().fit(X, y, sample_weight)
+            self._proba = self.predict_proba(X)
+            return self
+
+    return ProbaForest
+
+
+_ProbaForest = _proba_forest()
 
 #: The estimators the suite drives, by name.
 SPECS = _specs()

@@ -124,6 +124,18 @@ def _inputs(kernel, X, w, rng):
         dist = np.round(rng.random((n, k + 3)), 1)  # ties: the lower index must win
         return {"distances": dist, "indices": rng.permutation((n + 1) * (k + 3))[: n * (k + 3)]
                 .reshape(n, k + 3), "k": k}
+    if kernel == "tree_histograms":
+        binned = rng.integers(0, 8, size=(n, d)).astype(np.uint16)
+        stats = np.column_stack([rng.random((n, 2)), np.ones(n)])
+        return {"binned": binned, "node_pos": rng.integers(-1, 3, n), "stats": stats,
+                "n_nodes": 3, "n_bins": 8}
+    if kernel == "tree_apply":
+        # A depth-2 tree on the first feature(s).
+        f = np.array([0, min(1, d - 1), 0, -1, -1, -1, -1])
+        t = np.array([0.0, -0.5, 0.5, np.nan, np.nan, np.nan, np.nan])
+        Xc = np.asarray(X - X.mean(0) if n else X, np.float64)
+        return {"X": Xc, "feature": f, "threshold": t, "left": np.array([1, 3, 5, -1, -1, -1, -1]),
+                "right": np.array([2, 4, 6, -1, -1, -1, -1])}
     if kernel == "tsqr_local":
         return {"X": X, "mean": np.asarray(X.mean(0) if n else np.zeros(d), np.float64)}
     raise KeyError(kernel)

@@ -230,6 +230,18 @@ class Comm:
         lookup = {int(g): i for i, g in enumerate(where)}
         return rows[[lookup[int(g)] for g in ids]].astype(X_local.dtype, copy=False)
 
+    def reduce_bcast_sum(self, local) -> np.ndarray:
+        """Sum over ranks, bitwise identical on every rank: ``Reduce`` to rank 0, then ``Bcast``.
+
+        Memory O(size of ``local``) (``sum_identical`` gathers every rank's copy): for large
+        arrays such as histograms.
+        """
+        local = np.ascontiguousarray(local, dtype=np.float64)
+        out = np.empty_like(local)
+        self.mpi.Reduce(local, out, op=None if MPI is None else MPI.SUM, root=0)
+        self.mpi.Bcast(out, root=0)
+        return out
+
     def exact_sum(self, value: int) -> int:
         """Sum of one integer per rank; integers add exactly, so every rank agrees."""
         return int(self.allgather_array(np.array([value], dtype=np.int64)).sum())
@@ -397,6 +409,12 @@ class _SelfMPI:
 
     def Allreduce(self, send, recv, op=None):
         recv[...] = send
+
+    def Reduce(self, send, recv, op=None, root=0):
+        recv[...] = send
+
+    def Bcast(self, buf, root=0):
+        pass
 
     def Gatherv(self, send, spec, root=0):
         out = spec[0]

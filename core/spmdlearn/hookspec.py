@@ -240,3 +240,25 @@ def spmdlearn_topk_select(distances, indices, k):
     positions : ndarray of shape (n_rows, k), or None
         None declines. Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
+    """Per (node, feature, bin) sums of row statistics: :func:`spmdlearn.reference.node_histograms`.
+
+    Returns
+    -------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats), float64, or None
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tree_apply(X, feature, threshold, left, right):
+    """The leaf each row reaches: :func:`spmdlearn.reference.tree_apply`.
+
+    Returns
+    -------
+    leaves : ndarray of shape (n_samples,), int, or None
+        None declines. Must not communicate.
+    """

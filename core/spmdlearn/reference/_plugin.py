@@ -9,6 +9,7 @@ from ._covariance import mahalanobis
 from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
+from ._forest import node_histograms, tree_apply
 from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
 from ._neighbors import pairwise_distances, radius_adjacency, topk_select
 from ._pca import tsqr_local
@@ -93,3 +94,13 @@ def spmdlearn_pairwise_distances(X, Y, metric, p):
 @hookimpl(trylast=True)
 def spmdlearn_topk_select(distances, indices, k):
     return topk_select(np.asarray(distances), np.asarray(indices), k)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
+    return node_histograms(binned, node_pos, stats, n_nodes, n_bins)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_tree_apply(X, feature, threshold, left, right):
+    return tree_apply(np.asarray(X), feature, threshold, left, right)

@@ -1,0 +1,530 @@
+"""Random forests grown from the rows of every rank: histogram trees."""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+
+from .._backends import call_kernel
+from .._base import SPMDEstimatorMixin, thread_limit
+from .._validation import Interval, Options, validate_fit, validate_predict
+from ..metrics import accuracy_score, r2_score
+from ..metrics._classification import global_labels
+from ..reference._forest import (
+    apply_bins,
+    best_split,
+    bin_edges,
+    counter_uniform,
+    poisson_counts,
+)
+
+_SAMPLE_FOR_BINS = 200_000  # rows (over all ranks) whose values set the bin edges
+_STREAM_BINS, _STREAM_BOOT, _STREAM_FEAT = 1, 2, 3
+
+
+class Tree(NamedTuple):
+    """One fitted tree: node arrays (children -1 at leaves)."""
+
+    feature: np.ndarray  #: (n_nodes,) split feature (-1 at leaves)
+    threshold: np.ndarray  #: (n_nodes,) go left if ``x[feature] <= threshold``
+    left: np.ndarray  #: (n_nodes,)
+    right: np.ndarray  #: (n_nodes,)
+    value: np.ndarray  #: (n_nodes, n_values) class weights, or [mean]
+    importance: np.ndarray  #: (n_features,) weighted impurity decrease per feature
+
+
+def _sample_rows(comm, X, start, n_total, seed):
+    """A sample of rows chosen by their global index only: the same for any split of the rows."""
+    rate = min(1.0, _SAMPLE_FOR_BINS / max(n_total, 1))
+    keep = counter_uniform(seed, _STREAM_BINS, np.arange(start, start + len(X))) < rate
+    return comm.allgather_rows(np.ascontiguousarray(X[keep], dtype=np.float64))
+
+
+def _grow(comm, binned, stats, rows_ok, params, tree_seed, tree_index, n_bins, edges,
+          classification, backend, n_features):
+    """Grow one tree level by level; one fused histogram reduction per level.
+
+    Collective contract: every rank holds its rows' bins and statistics; each level's node
+    histograms are summed over ranks (reduce, then broadcast: every rank holds the same
+    bits), and every rank then chooses the same splits and moves its own rows.
+    """
+    max_depth = params["max_depth"] or np.iinfo(np.int32).max
+    feature, threshold, left, right, value, importance = [], [], [], [], [], np.zeros(n_features)
+    n_stats = stats.shape[1]
+
+    def add_node(total):
+        feature.append(-1)
+        threshold.append(np.nan)
+        left.append(-1)
+        right.append(-1)
+        value.append(total[:-1])
+        return len(feature) - 1
+
+    root = comm.reduce_bcast_sum(np.concatenate([stats[rows_ok].sum(axis=0)]) if rows_ok.any()
+                                 else np.zeros(n_stats))
+    weighted_root = float(root[:-1].sum() if classification else root[0])
+    add_node(root)
+    totals = {0: root}
+    node_of_row = np.where(rows_ok, 0, -1)
+    frontier, depth, leaves = [0], 0, 1
+    while frontier and depth < max_depth:
+        candidates = [n for n in frontier
+                      if totals[n][-1] >= max(params["min_samples_split"],
+                                              2 * params["min_samples_leaf"])]
+        if not candidates:
+            break
+        position = np.full(len(feature), -1)
+        position[candidates] = np.arange(len(candidates))
+        node_pos = np.where(node_of_row >= 0, position[np.maximum(node_of_row, 0)], -1)
+        hist = call_kernel("tree_histograms", backend, binned=binned, node_pos=node_pos,
+                           stats=stats, n_nodes=len(candidates), n_bins=n_bins)
+        hist = comm.reduce_bcast_sum(hist)
+        splits = []
+        for i, node in enumerate(candidates):
+            u = counter_uniform(tree_seed, _STREAM_FEAT, node * n_features + np.arange(n_features))
+            order = np.argsort(u, kind="stable")
+            split = best_split(hist[i], order, params["n_draw"], classification,
+                               params["criterion"], params["min_samples_leaf"],
+                               params["min_impurity_decrease"], weighted_root,
+                               params["min_weight_fraction_leaf"] * weighted_root)
+            if split is not None:
+                splits.append((split[2] * float(hist[i, 0, :, :-1].sum() if classification
+                                                else hist[i, 0, :, 0].sum()), node, i, split))
+        if params["max_leaf_nodes"] is not None:
+            # Best improvements first, within the leaf budget.
+            splits.sort(key=lambda s: (-s[0], s[1]))
+            splits = splits[: max(0, params["max_leaf_nodes"] - leaves)]
+            splits.sort(key=lambda s: s[1])
+        new_frontier = []
+        for weighted_gain, node, i, (f, c, _) in splits:
+            lo = hist[i, f, : c + 1].sum(axis=0)
+            hi = hist[i, f].sum(axis=0) - lo
+            ln, rn = add_node(lo), add_node(hi)
+            totals[ln], totals[rn] = lo, hi
+            feature[node], threshold[node] = f, float(edges[f][c])
+            left[node], right[node] = ln, rn
+            importance[f] += weighted_gain
+            new_frontier += [ln, rn]
+            leaves += 1
+        # Move this rank's rows to the children of the nodes that split.
+        split_nodes = np.array([s[1] for s in splits], dtype=np.int64)
+        if split_nodes.size:
+            feat = np.full(len(feature), -1)
+            cut = np.zeros(len(feature), dtype=np.int64)
+            for _, node, _, (f, c, _) in splits:
+                feat[node], cut[node] = f, c
+            moving = (node_of_row >= 0) & np.isin(node_of_row, split_nodes)
+            rows = np.flatnonzero(moving)
+            n = node_of_row[rows]
+            go_left = binned[rows, feat[n]] <= cut[n]
+            node_of_row[rows] = np.where(go_left, np.asarray(left)[n], np.asarray(right)[n])
+        frontier = new_frontier
+        depth += 1
+    return Tree(np.asarray(feature, np.int64), np.asarray(threshold, np.float64),
+                np.asarray(left, np.int64), np.asarray(right, np.int64),
+                np.asarray(value, np.float64), importance)
+
+
+class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
+    _classification = False
+
+    def _n_draw(self, n_features):
+        m = self.max_features
+        if m is None:
+            return n_features
+        if m == "sqrt":
+            return max(1, int(np.sqrt(n_features)))
+        if m == "log2":
+            return max(1, int(np.log2(n_features)))
+        if isinstance(m, numbers.Integral):
+            if m > n_features:
+                raise ValueError(f"max_features={m} should be <= n_features={n_features}")
+            return int(m)
+        return max(1, int(m * n_features))
+
+    def _fit_forest(self, shard, stats_of, n_values, criterion):
+        comm = self._comm()
+        X = shard.X
+        n_total = shard.n_samples
+        start, _ = comm.offsets(X.shape[0])
+        seed = int(check_random_state(self.random_state).randint(0, 2 ** 31 - 1)) \
+            if not isinstance(self.random_state, numbers.Integral) else int(self.random_state)
+        if self.random_state is None:
+            # An unseeded forest still needs the same numbers on every rank.
+            seed = int(comm.bcast(np.random.randint(0, 2 ** 31 - 1) if comm.rank == 0 else None))
+        params = {
+            "max_depth": self.max_depth, "min_samples_split": self._min_split(n_total),
+            "min_samples_leaf": self._min_leaf(n_total), "criterion": criterion,
+            "min_impurity_decrease": self.min_impurity_decrease,
+            "max_leaf_nodes": self.max_leaf_nodes, "n_draw": self._n_draw(X.shape[1]),
+            "min_weight_fraction_leaf": self.min_weight_fraction_leaf,
+        }
+        local_mode = self.local_trees_mode
+        grow_comm = comm if not local_mode else _self_comm()
+        sample = _sample_rows(grow_comm, X, start if not local_mode else 0,
+                              n_total if not local_mode else X.shape[0], seed)
+        edges = bin_edges(sample, self.max_bins) if len(sample) else \
+            [np.zeros(0) for _ in range(X.shape[1])]
+        binned = apply_bins(X, edges)
+        n_bins = max([len(e) + 1 for e in edges] + [1])
+        if self.max_samples is None:
+            lam = 1.0
+        elif isinstance(self.max_samples, numbers.Integral):
+            if self.max_samples > n_total:
+                raise ValueError(f"max_samples={self.max_samples} should be <= n_samples="
+                                 f"{n_total} (summed over {comm.size} ranks)")
+            lam = self.max_samples / n_total
+        else:
+            lam = float(self.max_samples)
+        my_trees = [t for t in range(self.n_estimators)
+                    if not local_mode or t % comm.size == comm.rank]
+        trees = []
+        gidx = np.arange(start, start + X.shape[0])
+        with thread_limit(self.n_jobs):
+            for t in my_trees:
+                if self.verbose and comm.rank == 0:
+                    print(f"building tree {t + 1} of {self.n_estimators}")
+                tree_seed = seed + 7919 * (t + 1)
+                if self.bootstrap:
+                    counts = poisson_counts(counter_uniform(tree_seed, _STREAM_BOOT, gidx), lam)
+                else:
+                    counts = np.ones(X.shape[0], dtype=np.int64)
+                stats = stats_of(counts)
+                rows_ok = counts > 0
+                trees.append(_grow(grow_comm, binned, stats, rows_ok, params, tree_seed, t,
+                                   n_bins, edges, self._classification, shard.backend,
+                                   X.shape[1]))
+        if local_mode:
+            trees = _gather_trees(comm, trees, my_trees, self.n_estimators, n_values,
+                                  X.shape[1])
+        self.estimators_ = trees
+        self.n_features_in_ = X.shape[1]
+        per_tree = []
+        for tree in trees:
+            total = tree.importance.sum()
+            per_tree.append(tree.importance / total if total > 0 else tree.importance)
+        importances = np.mean(per_tree, axis=0) if per_tree else np.zeros(X.shape[1])
+        total = importances.sum()
+        self.feature_importances_ = importances / total if total > 0 else importances
+
+    def _min_split(self, n):
+        m = self.min_samples_split
+        return m if isinstance(m, numbers.Integral) else max(2, int(np.ceil(m * n)))
+
+    def _min_leaf(self, n):
+        m = self.min_samples_leaf
+        return m if isinstance(m, numbers.Integral) else max(1, int(np.ceil(m * n)))
+
+    def _leaf_values(self, X, backend):
+        """Per tree, the value of the leaf each of this rank's rows reaches."""
+        out = []
+        for tree in self.estimators_:
+            leaves = call_kernel("tree_apply", backend, X=X, feature=tree.feature,
+                                 threshold=tree.threshold, left=tree.left, right=tree.right)
+            out.append(tree.value[leaves])
+        return out
+
+    def to_sklearn(self):
+        """Not available: spmdlearn's histogram trees have no exact scikit-learn export."""
+        raise NotImplementedError("spmdlearn's forests are histogram trees grown from all ranks' "
+                                  "rows; scikit-learn has no public way to build its tree "
+                                  "objects from them. The fitted forest predicts without MPI "
+                                  "when used with COMM_SELF (spmdlearn.config_context).")
+
+
+def _self_comm():
+    from ..comm import Comm, MPI, SelfComm
+
+    return SelfComm() if MPI is None else Comm(MPI.COMM_SELF)
+
+
+def _gather_trees(comm, trees, mine, n_estimators, n_values, n_features):
+    """local_trees_mode: every rank's trees, gathered (buffer-based), in tree order."""
+    rows, lengths = [], []
+    for tree in trees:
+        block = np.column_stack([tree.feature, tree.threshold, tree.left, tree.right,
+                                 tree.value.reshape(len(tree.feature), -1)])
+        rows.append(block)
+        lengths.append(len(block))
+    flat = np.concatenate(rows) if rows else np.zeros((0, 4 + n_values))
+    imp = np.array([t.importance for t in trees]) if trees else np.zeros((0, n_features))
+    all_rows = comm.allgather_rows(np.ascontiguousarray(flat))
+    all_lengths = comm.allgather_rows(np.asarray(lengths, np.int64))
+    all_ids = comm.allgather_rows(np.asarray(mine, np.int64))
+    all_imp = comm.allgather_rows(np.ascontiguousarray(imp))
+    out = [None] * n_estimators
+    offset = 0
+    for k, (t, n) in enumerate(zip(all_ids, all_lengths)):
+        block = all_rows[offset: offset + n]
+        offset += n
+        out[int(t)] = Tree(block[:, 0].astype(np.int64), block[:, 1], block[:, 2].astype(np.int64),
+                           block[:, 3].astype(np.int64), block[:, 4:], all_imp[k])
+    return out
+
+
+_COMMON_CONSTRAINTS = {
+    "n_estimators": [Interval(numbers.Integral, 1, None, "left")],
+    "max_depth": [Interval(numbers.Integral, 1, None, "left"), None],
+    "min_samples_split": [Interval(numbers.Integral, 2, None, "left"),
+                          Interval(numbers.Real, 0.0, 1.0, "right")],
+    "min_samples_leaf": [Interval(numbers.Integral, 1, None, "left"),
+                         Interval(numbers.Real, 0.0, 1.0, "neither")],
+    "max_features": [Interval(numbers.Integral, 1, None, "left"),
+                     Interval(numbers.Real, 0.0, 1.0, "right"), Options(("sqrt", "log2")), None],
+    "max_leaf_nodes": [Interval(numbers.Integral, 2, None, "left"), None],
+    "min_impurity_decrease": [Interval(numbers.Real, 0.0, None, "left")],
+    "min_weight_fraction_leaf": [Interval(numbers.Real, 0.0, 0.5, "both")],
+    "bootstrap": ["boolean"],
+    "max_samples": [None, Interval(numbers.Integral, 1, None, "left"),
+                    Interval(numbers.Real, 0.0, 1.0, "right")],
+    "random_state": ["random_state_like"],
+    "n_jobs": [numbers.Integral, None],
+    "verbose": ["verbose"],
+    "max_bins": [Interval(numbers.Integral, 2, 65535, "both")],
+    "local_trees_mode": ["boolean"],
+}
+
+_DOC_COMMON = """
+    n_estimators : int, default=100
+    max_depth : int, default=None
+    min_samples_split : int or float, default=2
+    min_samples_leaf : int or float, default=1
+    min_weight_fraction_leaf : float, default=0.0
+        Least fraction of the total (bootstrap-weighted) weight in a leaf.
+    max_features : {{"sqrt", "log2"}}, int, float or None, default={max_features}
+        Features drawn per node, by a counter-based generator keyed by (random_state, tree,
+        node); more are tried if none of them splits.
+    max_leaf_nodes : int, default=None
+        Leaf budget; nodes are grown level by level, the best improvements of a level first.
+    min_impurity_decrease : float, default=0.0
+    bootstrap : bool, default=True
+        Poisson bootstrap: each row's count is drawn from a counter-based generator keyed by
+        (random_state, tree, global row index), so the forest is the same for any number of
+        ranks and any split of the rows.
+    max_samples : int or float, default=None
+        Expected bootstrap size (all rows if None).
+    random_state : int, RandomState instance or None, default=None
+        None: rank 0 draws a seed and broadcasts it.
+    n_jobs : int, default=None
+        Threads for this rank's kernels.
+    verbose : int, default=0
+        Rank 0 prints progress.
+    max_bins : int, default=256
+        Bins per feature; edges are quantiles of a sample of rows chosen by global index.
+    local_trees_mode : bool, default=False
+        scikit-learn-intelex's mode: each rank grows its share of the trees on its own rows
+        only, and the forest is their union (fast, no communication while growing, but the
+        forest depends on how the rows are split).
+"""
+
+_NOTES = """
+    Notes
+    -----
+    **Distributed semantics.** ``fit`` and ``score`` are collective; ``predict`` (and
+    ``predict_proba``) validate collectively and return this rank's rows. By default every tree
+    is grown from all ranks' rows: global bin edges, per-level node histograms summed over ranks
+    (one reduction per level), the same split chosen on every rank. The forest
+    (``estimators_``, ``feature_importances_``) is identical on every rank and, by the
+    counter-based draws, the same for any number of ranks (up to the rounding of the
+    histogram sums). These are histogram trees, not scikit-learn's exact trees: held-out scores
+    match scikit-learn's forests closely but not tree for tree.
+"""
+
+
+class RandomForestClassifier(ClassifierMixin, _BaseForest):
+    __doc__ = """A random forest classifier grown from the rows of all ranks.
+
+    Parameters
+    ----------
+    criterion : {"gini", "entropy", "log_loss"}, default="gini"
+""" + _DOC_COMMON.format(max_features='"sqrt"') + """    class_weight : dict, "balanced", "balanced_subsample" or None, default=None
+        "balanced" uses the class frequencies of all ranks' rows; "balanced_subsample" those
+        of each tree's bootstrap (over all ranks).
+
+    Attributes
+    ----------
+    estimators_ : list of Tree
+    classes_ : ndarray of shape (n_classes,)
+        The union of the labels of all ranks.
+    n_classes_ : int
+    feature_importances_ : ndarray of shape (n_features,)
+    n_features_in_ : int
+""" + _NOTES
+
+    _classification = True
+    _parameter_constraints = {**_COMMON_CONSTRAINTS,
+                              "criterion": [Options(("gini", "entropy", "log_loss"))],
+                              "class_weight": [dict, Options(("balanced", "balanced_subsample")),
+                                               None]}
+
+    def __init__(self, n_estimators=100, *, criterion="gini", max_depth=None, min_samples_split=2,
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, max_features="sqrt",
+                 max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, bootstrap=True, max_samples=None, class_weight=None,
+                 random_state=None, n_jobs=None, verbose=0, max_bins=256,
+                 local_trees_mode=False):
+        self.n_estimators = n_estimators
+        self.criterion = criterion
+        self.max_depth = max_depth
+        self.min_samples_split = min_samples_split
+        self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
+        self.max_features = max_features
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_impurity_decrease = min_impurity_decrease
+        self.bootstrap = bootstrap
+        self.max_samples = max_samples
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.max_bins = max_bins
+        self.local_trees_mode = local_trees_mode
+
+    def fit(self, X, y, sample_weight=None):
+        """Collective: grow the forest from all ranks' rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : RandomForestClassifier
+        """
+        comm = self._comm()
+        shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
+                             multi_output=False, y_numeric=False,
+                             extra_check=lambda est, X, y: check_classification_targets(y))
+        classes = global_labels(comm, shard.y)
+        K = len(classes)
+        y_index = np.searchsorted(classes, shard.y) if len(shard.y) else np.zeros(0, np.int64)
+        w = np.ones(len(y_index)) if shard.sample_weight is None else \
+            np.asarray(shard.sample_weight, np.float64)
+        onehot = np.zeros((len(y_index), K))
+        onehot[np.arange(len(y_index)), y_index] = 1.0
+        if self.class_weight not in (None, "balanced_subsample"):
+            counts = comm.sum_identical(np.bincount(y_index, weights=w, minlength=K))
+            cw = compute_class_weight(self.class_weight, classes=classes, y=classes,
+                                      sample_weight=counts)
+            w = w * cw[y_index]
+        criterion = "entropy" if self.criterion == "log_loss" else self.criterion
+
+        def stats_of(boot):
+            ww = w * boot
+            if self.class_weight == "balanced_subsample":
+                counts = comm.sum_identical(np.bincount(y_index, weights=ww, minlength=K)) \
+                    if not self.local_trees_mode else np.bincount(y_index, weights=ww, minlength=K)
+                with np.errstate(divide="ignore"):
+                    cw = np.where(counts > 0, counts.sum() / (K * counts), 0.0)
+                ww = ww * cw[y_index]
+            return np.column_stack([onehot * ww[:, None], (boot > 0).astype(np.float64)])
+
+        self._fit_forest(shard, stats_of, K, criterion)
+        self.classes_ = classes
+        self.n_classes_ = K
+        return self
+
+    def predict_proba(self, X):
+        """Collective validation, local result: mean over trees of the leaves' class frequencies."""
+        shard = validate_predict(self, self._comm(), X)
+        proba = np.zeros((shard.X.shape[0], self.n_classes_))
+        for values in self._leaf_values(shard.X, shard.backend):
+            totals = values.sum(axis=1, keepdims=True)
+            proba += values / np.where(totals > 0, totals, 1.0)
+        return proba / len(self.estimators_)
+
+    def predict(self, X):
+        """Collective validation, local result: the most probable class of each of this rank's rows."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Collective: accuracy over all ranks' rows."""
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+
+class RandomForestRegressor(RegressorMixin, _BaseForest):
+    __doc__ = """A random forest regressor grown from the rows of all ranks.
+
+    Parameters
+    ----------
+    criterion : {"squared_error"}, default="squared_error"
+""" + _DOC_COMMON.format(max_features="1.0") + """
+    Attributes
+    ----------
+    estimators_ : list of Tree
+    feature_importances_ : ndarray of shape (n_features,)
+    n_features_in_ : int
+""" + _NOTES
+
+    _parameter_constraints = {**_COMMON_CONSTRAINTS, "criterion": [Options(("squared_error",))]}
+
+    def __init__(self, n_estimators=100, *, criterion="squared_error", max_depth=None,
+                 min_samples_split=2, min_samples_leaf=1, min_weight_fraction_leaf=0.0,
+                 max_features=1.0, max_leaf_nodes=None,
+                 min_impurity_decrease=0.0, bootstrap=True, max_samples=None, random_state=None,
+                 n_jobs=None, verbose=0, max_bins=256, local_trees_mode=False):
+        self.n_estimators = n_estimators
+        self.criterion = criterion
+        self.max_depth = max_depth
+        self.min_samples_split = min_samples_split
+        self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
+        self.max_features = max_features
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_impurity_decrease = min_impurity_decrease
+        self.bootstrap = bootstrap
+        self.max_samples = max_samples
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.max_bins = max_bins
+        self.local_trees_mode = local_trees_mode
+
+    def fit(self, X, y, sample_weight=None):
+        """Collective: grow the forest from all ranks' rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : RandomForestRegressor
+        """
+        comm = self._comm()
+        shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
+                             multi_output=False)
+        y = np.asarray(shard.y, np.float64)
+        w = np.ones(len(y)) if shard.sample_weight is None else \
+            np.asarray(shard.sample_weight, np.float64)
+
+        def stats_of(boot):
+            ww = w * boot
+            return np.column_stack([ww, ww * y, ww * y * y, (boot > 0).astype(np.float64)])
+
+        self._fit_forest(shard, stats_of, 3, self.criterion)
+        return self
+
+    def predict(self, X):
+        """Collective validation, local result: the mean over trees of the leaves' means."""
+        shard = validate_predict(self, self._comm(), X)
+        pred = np.zeros(shard.X.shape[0])
+        for values in self._leaf_values(shard.X, shard.backend):
+            pred += values[:, 1] / np.where(values[:, 0] > 0, values[:, 0], 1.0)
+        return pred / len(self.estimators_)
+
+    def score(self, X, y, sample_weight=None):
+        """Collective: R^2 over all ranks' rows."""
+        return r2_score(y, self.predict(X), sample_weight=sample_weight)

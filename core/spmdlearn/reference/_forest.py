@@ -1,0 +1,184 @@
+"""Histogram trees: the reference kernels (binning, node histograms, prediction) and the
+counter-based random numbers that make a forest independent of how rows are split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["counter_uniform", "poisson_counts", "bin_edges", "apply_bins", "node_histograms",
+           "tree_apply", "best_split"]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(z):
+    """SplitMix64's finalizer, on uint64 arrays (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def counter_uniform(seed: int, stream: int, counters) -> np.ndarray:
+    """Uniforms in [0, 1) keyed by ``(seed, stream, counter)``: no state, no order.
+
+    The value for a global row index is the same on whatever rank the row lives, which is
+    what makes bootstrap draws independent of the number of ranks and of the split.
+    """
+    counters = np.asarray(counters, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        key = _mix(np.asarray([seed], dtype=np.uint64) * _GOLDEN + np.uint64(stream))
+        z = _mix(key + (counters + np.uint64(1)) * _GOLDEN)
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0 ** 53)
+
+
+def poisson_counts(u: np.ndarray, lam: float) -> np.ndarray:
+    """Poisson(``lam``) variates from uniforms ``u`` by inverting the CDF."""
+    counts = np.zeros(u.shape, dtype=np.int64)
+    p = np.exp(-lam)
+    cdf = p
+    k = 0
+    active = u >= cdf
+    while active.any() and k < 64:
+        k += 1
+        p *= lam / k
+        cdf += p
+        counts[active] = k
+        active &= u >= cdf
+    return counts
+
+
+def bin_edges(sample: np.ndarray, max_bins: int) -> list:
+    """Cut points per feature from a sample of rows: midpoints between distinct values when
+    there are at most ``max_bins`` of them, else the sample's quantiles."""
+    edges = []
+    for column in np.asarray(sample, dtype=np.float64).T:
+        distinct = np.unique(column)
+        if len(distinct) <= max_bins:
+            cuts = (distinct[:-1] + distinct[1:]) / 2
+        else:
+            qs = np.linspace(0, 1, max_bins + 1)[1:-1]
+            cuts = np.unique(np.quantile(column, qs, method="midpoint"))
+        edges.append(cuts)
+    return edges
+
+
+def apply_bins(X: np.ndarray, edges: list) -> np.ndarray:
+    """Bin index of every value: the number of cut points below it (``x <= cut`` goes left)."""
+    out = np.empty(X.shape, dtype=np.uint16)
+    for j, cuts in enumerate(edges):
+        out[:, j] = np.searchsorted(cuts, X[:, j], side="left")
+    return out
+
+
+def node_histograms(binned: np.ndarray, node_pos: np.ndarray, stats: np.ndarray,
+                    n_nodes: int, n_bins: int) -> np.ndarray:
+    """Per (node, feature, bin) sums of the row statistics of one shard.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_rows, n_features), int
+    node_pos : ndarray of shape (n_rows,), int
+        Position of each row's node among the ``n_nodes`` being split (-1: not being split).
+    stats : ndarray of shape (n_rows, n_stats)
+        Per-row statistics to sum (weighted class counts, or w, w*y, w*y^2, and a row count).
+    n_nodes, n_bins : int
+
+    Returns
+    -------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats), float64
+    """
+    n_features = binned.shape[1]
+    n_stats = stats.shape[1]
+    hist = np.zeros((n_nodes, n_features, n_bins, n_stats))
+    keep = node_pos >= 0
+    if not keep.any():
+        return hist
+    b = binned[keep].astype(np.int64)
+    pos = node_pos[keep].astype(np.int64)
+    s = stats[keep]
+    base = (pos[:, None] * n_features + np.arange(n_features)[None, :]) * n_bins + b
+    flat = base.ravel()
+    size = n_nodes * n_features * n_bins
+    for c in range(n_stats):
+        weights = np.repeat(s[:, c], n_features)
+        hist[..., c] = np.bincount(flat, weights=weights, minlength=size).reshape(
+            n_nodes, n_features, n_bins)
+    return hist
+
+
+def tree_apply(X: np.ndarray, feature, threshold, left, right) -> np.ndarray:
+    """Leaf reached by every row (``x[feature] <= threshold`` goes left)."""
+    node = np.zeros(X.shape[0], dtype=np.int64)
+    active = left[node] >= 0
+    while active.any():
+        rows = np.flatnonzero(active)
+        n = node[rows]
+        go_left = X[rows, feature[n]] <= threshold[n]
+        node[rows] = np.where(go_left, left[n], right[n])
+        active[rows] = left[node[rows]] >= 0
+    return node
+
+
+def _impurity(stats, classification, criterion):
+    """Impurity of nodes from summed statistics (last axis: class weights, or w, wy, wy^2)."""
+    if classification:
+        w = stats.sum(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.where(w[..., None] > 0, stats / np.where(w > 0, w, 1)[..., None], 0.0)
+            if criterion == "gini":
+                return 1.0 - np.sum(p * p, axis=-1), w
+            logp = np.where(p > 0, np.log2(np.where(p > 0, p, 1)), 0.0)
+            return -np.sum(p * logp, axis=-1), w
+    w = stats[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(w > 0, stats[..., 1] / np.where(w > 0, w, 1), 0.0)
+        var = np.where(w > 0, stats[..., 2] / np.where(w > 0, w, 1) - mean * mean, 0.0)
+    return np.maximum(var, 0.0), w
+
+
+def best_split(hist, order, n_draw, classification, criterion, min_samples_leaf,
+               min_impurity_decrease, weighted_n_root, min_weight_leaf=0.0):
+    """The best split of one node from its global histogram (identical on every rank).
+
+    Features are tried in the drawn ``order``: the first ``n_draw`` of them, and more if none of
+    those gives a valid split (as scikit-learn's splitter). Ties go to the earlier feature in
+    the order, then the lower bin.
+
+    Parameters
+    ----------
+    hist : ndarray of shape (n_features, n_bins, n_stats + 1)
+        The node's statistics per feature and bin; the last channel counts rows.
+
+    Returns
+    -------
+    split : tuple (feature, bin, improvement) or None
+    """
+    stats, rows = hist[..., :-1], hist[..., -1]
+    total = stats[0].sum(axis=0)
+    total_rows = rows[0].sum()
+    impurity, w = _impurity(total, classification, criterion)
+    best = None
+    for tried, f in enumerate(order):
+        if tried >= n_draw and best is not None:
+            break
+        left = np.cumsum(stats[f], axis=0)[:-1]
+        left_rows = np.cumsum(rows[f])[:-1]
+        right = total - left
+        right_rows = total_rows - left_rows
+        imp_l, w_l = _impurity(left, classification, criterion)
+        imp_r, w_r = _impurity(right, classification, criterion)
+        valid = (left_rows >= min_samples_leaf) & (right_rows >= min_samples_leaf) & \
+            (w_l > 0) & (w_r > 0) & (w_l >= min_weight_leaf) & (w_r >= min_weight_leaf)
+        if not valid.any():
+            continue
+        decrease = impurity - (w_l / w) * imp_l - (w_r / w) * imp_r
+        decrease = np.where(valid, decrease, -np.inf)
+        c = int(np.argmax(decrease))
+        gain = float(decrease[c]) * w / weighted_n_root
+        if gain + 1e-12 < min_impurity_decrease or decrease[c] <= 0:
+            continue
+        if best is None or decrease[c] > best[2]:
+            best = (int(f), c, float(decrease[c]))
+    return best
