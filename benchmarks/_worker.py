@@ -1,0 +1,96 @@
+"""One timed configuration, run on every rank under mpiexec; rank 0 prints one JSON line.
+
+    mpiexec -n N python benchmarks/_worker.py --impl spmdlearn --workload W --rows R --repeat K
+
+Each call is timed on every rank between barriers; a repeat's time is the slowest rank's; the
+result is the median over repeats after one warm-up. Peak RSS is the largest over ranks.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+from mpi4py import MPI  # noqa: E402
+
+from workloads import WORKLOADS, kmeans_init, make_data, spmdlearn_calls  # noqa: E402
+
+
+def daal4py_calls(workload, X, y):
+    """daal4py's distributed mode for the workloads it has (None for the others)."""
+    import daal4py as d4p
+
+    base = workload.name.split("_f32")[0]
+    fptype = "float" if workload.dtype == "float32" else "double"
+    if base == "statistics":
+        return {"fit": lambda: d4p.low_order_moments(fptype=fptype, distributed=True).compute(X)}
+    if base == "covariance":
+        return {"fit": lambda: d4p.covariance(fptype=fptype, distributed=True).compute(X)}
+    if base in ("linear_regression", "ridge"):
+        algo = d4p.linear_regression_training if base == "linear_regression" else \
+            d4p.ridge_regression_training
+        return {"fit": lambda: algo(fptype=fptype, distributed=True, interceptFlag=True)
+                .compute(X, y.reshape(-1, 1))}
+    if base == "pca":
+        return {"fit": lambda: d4p.pca(fptype=fptype, distributed=True, nComponents=10)
+                .compute(X)}
+    if base == "kmeans":
+        init = kmeans_init(workload).astype(X.dtype)
+        return {"fit": lambda: d4p.kmeans(10, 20, fptype=fptype, accuracyThreshold=0.0,
+                                          distributed=True).compute(X, init)}
+    if base == "dbscan":
+        return {"fit": lambda: d4p.dbscan(epsilon=1.0, minObservations=10, fptype=fptype,
+                                          distributed=True).compute(X)}
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--impl", choices=["spmdlearn", "daal4py"], default="spmdlearn")
+    parser.add_argument("--workload", required=True)
+    parser.add_argument("--rows", type=int, required=True, help="rows per rank")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    comm = MPI.COMM_WORLD
+    workload = WORKLOADS[args.workload]
+    X, y = make_data(workload, args.rows, comm.rank)
+    if args.impl == "daal4py":
+        import daal4py as d4p
+
+        d4p.daalinit()
+        calls = daal4py_calls(workload, X, y)
+    else:
+        calls = spmdlearn_calls(workload, X, y)
+    result = {"impl": args.impl, "workload": args.workload, "ranks": comm.size,
+              "rows_per_rank": args.rows, "methods": {}}
+    if calls is None:
+        result["skipped"] = "no distributed version"
+    else:
+        for method, call in calls.items():
+            comm.Barrier()
+            call()  # warm-up
+            times = []
+            for _ in range(args.repeat):
+                comm.Barrier()
+                start = time.perf_counter()
+                call()
+                elapsed = time.perf_counter() - start
+                times.append(comm.allreduce(elapsed, op=MPI.MAX))
+            result["methods"][method] = {"median_s": float(np.median(times)), "times": times}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["peak_rss_mb_per_rank"] = comm.gather(rss, root=0)
+    if args.impl == "daal4py":
+        import daal4py as d4p
+
+        d4p.daalfini()
+    if comm.rank == 0:
+        print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
