@@ -73,8 +73,9 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     scores = c_norms[None, :] - 2.0 * (X @ centers.T)
     labels = np.argmin(scores, axis=1).astype(np.int32)
     w = np.asarray(sample_weight, dtype=np.float64)
-    sums = np.zeros((k, d))
-    np.add.at(sums, labels, np.asarray(X, np.float64) * w[:, None])
+    Xw = np.asarray(X, np.float64) * w[:, None]
+    # Per-column weighted bincounts: the cluster sums without a Python loop over rows.
+    sums = np.stack([np.bincount(labels, weights=Xw[:, j], minlength=k) for j in range(d)], axis=1)
     weights = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
     x_norms = np.einsum("ij,ij->i", X, X).astype(np.float64)
     nearest = np.maximum(x_norms + scores[np.arange(len(labels)), labels], 0.0)
