@@ -96,6 +96,10 @@ def main(argv=None) -> int:
            "host": socket.gethostname(), "cores": cores, "python": sys.version.split()[0],
            "launcher": " ".join(_launcher(1)[:1]), "limits": limits, "args": vars(args),
            "peers_available": available, "results": []}
+    out = Path(args.out) if args.out else HERE / "results" / (
+        f"{datetime.date.today().isoformat()}-{socket.gethostname()}"
+        f"{'-quick' if args.quick else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     print(f"# machine: {cores} cores; one core: DGEMM {limits['dgemm_gflops_1core']:.1f} GFLOP/s, "
           f"read bandwidth {limits['read_bandwidth_gbs_1proc']:.1f} GB/s", flush=True)
     for name in names:
@@ -116,6 +120,7 @@ def main(argv=None) -> int:
                     result = {"impl": impl, "workload": name, "ranks": n, "error": str(exc)[-500:]}
                 result.update(backend=backend, total_rows=rows * n, rows_per_rank=rows)
                 run["results"].append(result)
+                out.write_text(json.dumps(run, indent=1))  # partial results survive a time limit
                 print(f"  {name} {impl}{'[' + backend + ']' if backend else ''} -n {n}: "
                       f"{_summary(result)}", flush=True)
             for module in ("sklearn", "sklearnex"):
@@ -133,10 +138,6 @@ def main(argv=None) -> int:
                     run["results"].append(result)
                     print(f"  {name} {module} (1 process, all rows, all cores) for -n {n}: "
                           f"{_summary(result)}", flush=True)
-    out = Path(args.out) if args.out else HERE / "results" / (
-        f"{datetime.date.today().isoformat()}-{socket.gethostname()}"
-        f"{'-quick' if args.quick else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(run, indent=1))
     table = markdown(run)
     print(table)

@@ -65,5 +65,20 @@ def topk_select(distances: np.ndarray, indices: np.ndarray, k: int) -> np.ndarra
     -------
     positions : ndarray of shape (n_rows, k), int
     """
-    order = np.lexsort((indices, distances), axis=-1)
-    return order[:, :k]
+    distances = np.asarray(distances)
+    indices = np.asarray(indices)
+    n_rows, m = distances.shape
+    if m <= k:
+        return np.lexsort((indices, distances), axis=-1)[:, :k]
+    # Partition first (O(m)), then order the k survivors; rows whose k-th distance is tied
+    # with a candidate left out are ordered in full, so that the lower index wins.
+    part = np.argpartition(distances, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(distances, part, axis=1).max(axis=1)
+    tied = np.count_nonzero(distances <= kth[:, None], axis=1) > k
+    sub_d = np.take_along_axis(distances, part, axis=1)
+    sub_i = np.take_along_axis(indices, part, axis=1)
+    positions = np.take_along_axis(part, np.lexsort((sub_i, sub_d), axis=-1), axis=1)
+    if tied.any():
+        rows = np.flatnonzero(tied)
+        positions[rows] = np.lexsort((indices[rows], distances[rows]), axis=-1)[:, :k]
+    return positions
