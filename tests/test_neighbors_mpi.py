@@ -105,3 +105,20 @@ def test_neighbors_errors_are_collective(comm):
     assert_raises_on_all_ranks(comm, NotImplementedError,
                                lambda: NearestNeighbors(metric="haversine").fit(X_local),
                                match="not available")
+
+
+def test_to_sklearn_gathers_the_training_rows(comm):
+    X, y, yr, Q = _data(5)
+    cuts = random_cuts(len(X), comm.size, 8)
+    X_local, y_local, yr_local = local_rows(cuts, comm.rank, X, y, yr)
+    clf = KNeighborsClassifier(5).fit(X_local, y_local).to_sklearn()
+    reg = KNeighborsRegressor(5).fit(X_local, yr_local).to_sklearn()
+    nn = NearestNeighbors(n_neighbors=3).fit(X_local).to_sklearn()
+    assert_all_ranks(comm, type(clf).__module__.startswith("sklearn."), "a scikit-learn estimator")
+    ref = skn.KNeighborsClassifier(5).fit(X, y)
+    assert_all_ranks(comm, np.array_equal(clf.predict(Q), ref.predict(Q)), "classifier")
+    assert_allclose_all_ranks(comm, reg.predict(Q), skn.KNeighborsRegressor(5).fit(X, yr).predict(Q),
+                              rtol=1e-12, what="regressor")
+    assert_all_ranks(comm, np.array_equal(nn.kneighbors(Q)[1],
+                                          skn.NearestNeighbors(n_neighbors=3).fit(X).kneighbors(Q)[1]),
+                     "nearest neighbours")

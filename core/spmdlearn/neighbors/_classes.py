@@ -12,13 +12,27 @@ from ..metrics import accuracy_score, r2_score
 from ..metrics._classification import global_labels
 from ._base import _NeighborsBase
 
+def _gathered_sklearn(est, sk_class, y=None):
+    """Collective: scikit-learn's estimator fitted on every rank's training rows (gathered).
+
+    A neighbours model is its training rows; serving it without MPI needs them all in one
+    process. Memory: every rank then holds all training rows.
+    """
+    comm = est._comm()
+    X = comm.allgather_rows(np.ascontiguousarray(est._fit_X))
+    params = {k: v for k, v in est.get_params().items() if k in sk_class().get_params()}
+    model = sk_class(**params)
+    return model.fit(X) if y is None else model.fit(X, comm.allgather_rows(np.ascontiguousarray(y)))
+
+
 _NOTES = """
     Notes
     -----
     **Distributed semantics.** Training rows stay on their rank: ``fit`` is collective (it
     validates and numbers the rows); ``kneighbors``, ``kneighbors_graph``{extra} are collective
     (every rank calls them with its queries, possibly none) and return this rank's queries'
-    results, with global row indices. The local search structure (``algorithm``, ``leaf_size``)
+    results, with global row indices. ``to_sklearn()`` is collective here: a neighbours model
+    is its training rows, which it gathers. The local search structure (``algorithm``, ``leaf_size``)
     does not change the result: blocks of rows are compared directly. Neighbours are the ``k``
     smallest distances, ties broken by the lower global index.
 """
@@ -113,6 +127,10 @@ class NearestNeighbors(_NeighborsBase):
             out_d[r], out_i[r] = d[order], i[order]
         return (out_d, out_i) if return_distance else out_i
 
+    def to_sklearn(self):
+        """Collective: scikit-learn's NearestNeighbors on all ranks' training rows (gathered)."""
+        return _gathered_sklearn(self, _skn.NearestNeighbors)
+
 
 class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
     """k-nearest-neighbours vote over the training rows of all ranks.
@@ -202,9 +220,11 @@ class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
 
     def to_sklearn(self):
-        raise NotImplementedError("a k-neighbours model is its training rows, which stay on "
-                                  "their ranks; gather them (spmdlearn.io.gather) and fit "
-                                  "scikit-learn's estimator to serve without MPI")
+        """Collective: scikit-learn's classifier on all ranks' training rows (gathered)."""
+        labels = np.column_stack([c[self._y[:, j]] for j, c in enumerate(self._classes)]) \
+            if len(self._y) else np.zeros((0, len(self._classes)), self._classes[0].dtype)
+        return _gathered_sklearn(self, _skn.KNeighborsClassifier,
+                                 labels if self.outputs_2d_ else labels[:, 0])
 
 
 class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _NeighborsBase):
@@ -264,6 +284,6 @@ class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _NeighborsBase):
         return r2_score(y, self.predict(X), sample_weight=sample_weight)
 
     def to_sklearn(self):
-        raise NotImplementedError("a k-neighbours model is its training rows, which stay on "
-                                  "their ranks; gather them (spmdlearn.io.gather) and fit "
-                                  "scikit-learn's estimator to serve without MPI")
+        """Collective: scikit-learn's regressor on all ranks' training rows (gathered)."""
+        return _gathered_sklearn(self, _skn.KNeighborsRegressor,
+                                 self._y[:, 0] if self._y_1d else self._y)
