@@ -258,4 +258,3 @@ def _plots(run, out):
 
 if __name__ == "__main__":
     sys.exit(main())
-EOF

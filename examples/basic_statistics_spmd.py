@@ -3,7 +3,6 @@
     mpiexec -n 4 python examples/basic_statistics_spmd.py
 """
 
-import numpy as np
 from sklearn.datasets import load_diabetes
 
 from _check import report

@@ -3,7 +3,6 @@
     mpiexec -n 4 python examples/linear_regression_spmd.py
 """
 
-import numpy as np
 from sklearn import linear_model as sk
 from sklearn.datasets import make_regression
 

@@ -5,7 +5,6 @@ the README's test command."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

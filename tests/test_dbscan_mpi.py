@@ -89,7 +89,7 @@ def test_dbscan_errors_are_collective(comm):
                                match="'eps' parameter")
     assert_raises_on_all_ranks(comm, NotImplementedError,
                                lambda: DBSCAN(metric="precomputed").fit(X_local),
-                               match="not available in spmdlearn's DBSCAN")
+                               match="not available in spmdlearn")
     bad = X_local.copy()
     if comm.rank == comm.size - 1:
         bad[0, 0] = np.inf

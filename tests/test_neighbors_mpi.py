@@ -60,7 +60,6 @@ def test_classifier_and_regressor(comm, weights):
     assert_all_ranks(comm, np.array_equal(clf.predict(Q_local), ref.predict(Q)[lo:hi]), "predict")
     assert_allclose_all_ranks(comm, clf.predict_proba(Q_local), ref.predict_proba(Q)[lo:hi],
                               rtol=1e-12, what="predict_proba")
-    tlo, thi = cuts[comm.rank], cuts[comm.rank + 1]
     assert_allclose_all_ranks(comm, clf.score(X_local, y_local), ref.score(X, y), rtol=0,
                               what="score")
     reg = KNeighborsRegressor(9, weights=weights).fit(X_local, yr_local)

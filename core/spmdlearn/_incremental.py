@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, valid
 from ._validation import _check_sample_weight, validate_params
 from .comm import get_comm
 
-__all__ = ["IncrementalMixin"]
+__all__ = ["IncrementalMixin", "UnweightedComomentBatches"]
 
 
 class IncrementalMixin:
@@ -175,3 +175,42 @@ class IncrementalMixin:
 
         comm.agree(batches)  # the batches are local; their errors are agreed before finalize
         return self.finalize_fit()
+
+
+class UnweightedComomentBatches(IncrementalMixin):
+    """Batches folded into co-moments of ``X`` alone, without weights (covariance, PCA)."""
+
+    def _batch_partial(self, X, y, w, backend):
+        from ._backends import call_kernel
+
+        return call_kernel("comoments_local", backend, X=X, Y=None, sample_weight=None)
+
+    def _identity(self, n_features, n_targets):
+        from .reference._moments import comoments_local
+
+        return comoments_local(np.zeros((0, n_features)))
+
+    @staticmethod
+    def _n_rows(partial):
+        return partial.n_rows
+
+    def partial_fit(self, X, y=None, check_input=True):
+        """Local: fold one batch of this rank's rows into its co-moments (no communication).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+        check_input : bool, default=True
+            Kept for scikit-learn-intelex's API; the batch is always validated.
+
+        Returns
+        -------
+        self
+        """
+        return IncrementalMixin.partial_fit(self, X)
+
+    def fit(self, X, y=None):
+        """Collective: this rank's rows in batches of ``batch_size``, then ``finalize_fit()``."""
+        return IncrementalMixin.fit(self, X)

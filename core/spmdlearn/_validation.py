@@ -246,3 +246,18 @@ def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, re
             raise ValueError("y differs in shape across ranks: "
                              + ", ".join(f"rank {r}: {s[3][:2]}" for r, s in enumerate(summaries)))
     return Shard(Xv, yv, sw, backend, sum(s[0] for s in summaries), comm.size)
+
+
+def check_metric(metric, metric_params, p, available):
+    """``(metric, p)`` for distance-based estimators; NotImplementedError for what spmdlearn
+    does not compute (a precomputed matrix cannot exist: no rank holds another's rows)."""
+    if not isinstance(metric, str) or metric not in available:
+        raise NotImplementedError(f"metric={metric!r} is not available in spmdlearn; available: "
+                                  f"{', '.join(sorted(available))}")
+    params = dict(metric_params or {})
+    p = params.pop("p", p)
+    if params:
+        raise NotImplementedError(f"metric_params={metric_params!r}: only 'p' is supported")
+    if p is not None and p < 1:
+        raise ValueError(f"p={p} should be >= 1 for the Minkowski distance")
+    return metric, p

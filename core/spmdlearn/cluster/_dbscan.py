@@ -12,7 +12,7 @@ from sklearn.cluster import DBSCAN as _SkDBSCAN
 
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
-from .._validation import Interval, Options, validate_fit
+from .._validation import Interval, Options, check_metric, validate_fit
 from ..reference._neighbors import METRICS
 
 _CHUNK = 2048  # local rows per distance chunk: memory O(chunk x visiting block)
@@ -40,8 +40,8 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
         the rows of all ranks.
     metric : {"euclidean", "manhattan", "chebyshev", "minkowski", "l1", "l2", "cityblock", \
 "infinity"}, default="euclidean"
-        Other metrics ("precomputed" included: no rank holds the distances to other ranks'
-        rows) raise NotImplementedError on every rank.
+        Also "cosine". Other metrics ("precomputed" included: no rank holds the distances to
+        other ranks' rows) raise NotImplementedError on every rank.
     metric_params : dict, default=None
         Only ``{"p": ...}`` for "minkowski" (it takes precedence over ``p``).
     algorithm : {"auto", "ball_tree", "kd_tree", "brute"}, default="auto"
@@ -113,18 +113,7 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def _metric(self):
-        if not isinstance(self.metric, str) or self.metric not in METRICS:
-            raise NotImplementedError(
-                f"metric={self.metric!r} is not available in spmdlearn's DBSCAN; available: "
-                f"{', '.join(sorted(METRICS))}")
-        params = dict(self.metric_params or {})
-        p = params.pop("p", self.p)
-        if params:
-            raise NotImplementedError(f"metric_params={self.metric_params!r}: only 'p' is "
-                                      "supported")
-        if p is not None and p < 1:
-            raise ValueError(f"p={p} should be >= 1 for the Minkowski distance")
-        return self.metric, p
+        return check_metric(self.metric, self.metric_params, self.p, METRICS)
 
     def fit(self, X, y=None, sample_weight=None):
         """Collective: cluster all ranks' rows.

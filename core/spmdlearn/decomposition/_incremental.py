@@ -7,15 +7,14 @@ import numbers
 import numpy as np
 from sklearn.decomposition import IncrementalPCA as _SkIncrementalPCA
 
-from .._backends import call_kernel
-from .._incremental import IncrementalMixin
+from .._incremental import UnweightedComomentBatches
 from .._validation import Interval
-from ..reference._moments import COMOMENTS, comoments_local
+from ..reference._moments import COMOMENTS
 from ..reference._pca import pca_spectrum
 from ._pca import PCA
 
 
-class IncrementalPCA(IncrementalMixin, PCA):
+class IncrementalPCA(UnweightedComomentBatches, PCA):
     """PCA of all ranks' rows, fed in batches.
 
     The batches of every rank are folded into co-moments (Chan et al.'s merge), and
@@ -62,37 +61,6 @@ var_, noise_variance_, n_components_, n_samples_seen_, n_samples_
         self.whiten = whiten
         self.copy = copy
         self.batch_size = batch_size
-
-    def _batch_partial(self, X, y, w, backend):
-        return call_kernel("comoments_local", backend, X=X, Y=None, sample_weight=None)
-
-    def _identity(self, n_features, n_targets):
-        return comoments_local(np.zeros((0, n_features)))
-
-    def partial_fit(self, X, y=None, check_input=True):
-        """Local: fold one batch of this rank's rows into its co-moments (no communication).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-        check_input : bool, default=True
-            Kept for scikit-learn-intelex's API; the batch is always validated.
-
-        Returns
-        -------
-        self
-        """
-        return super().partial_fit(X)
-
-    def fit(self, X, y=None):
-        """Collective: this rank's rows in batches of ``batch_size``, then ``finalize_fit()``."""
-        return super().fit(X)
-
-    @staticmethod
-    def _n_rows(partial):
-        return partial.n_rows
 
     def _finalize(self, partial, n_features, y_ndim, dtype):
         n = int(partial.n_rows)

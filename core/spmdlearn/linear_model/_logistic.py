@@ -270,7 +270,7 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
                                       "(l1_ratio=None or 0) is available")
         if self.solver == "newton-cg":
             try:
-                from scipy.optimize._linesearch import line_search_wolfe1  # noqa: F401
+                from scipy.optimize._linesearch import line_search_wolfe1  # noqa: F401 - presence check
             except ImportError as exc:  # pragma: no cover - SciPy has had it for a decade
                 raise NotImplementedError("solver='newton-cg' needs SciPy's MINPACK line "
                                           "search, not found in this SciPy") from exc

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
-from .._validation import Interval, Options, validate_fit, validate_predict
+from .._validation import Interval, Options, check_metric, validate_fit, validate_predict
 from ..reference._neighbors import METRICS
 
 _Q_CHUNK = 1024  # query rows per distance chunk
@@ -48,17 +48,8 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
     }
 
     def _metric(self):
-        if self.metric not in METRICS:
-            raise NotImplementedError(f"metric={self.metric!r} is not available in spmdlearn's "
-                                      f"neighbours; available: {', '.join(sorted(METRICS))}")
-        params = dict(self.metric_params or {})
-        p = params.pop("p", self.p)
-        if params:
-            raise NotImplementedError(f"metric_params={self.metric_params!r}: only 'p' is "
-                                      "supported")
-        if p is not None and p < 1:
-            raise ValueError(f"p={p} should be >= 1 for the Minkowski distance")
-        return self.metric, (p if self.metric == "minkowski" else None)
+        metric, p = check_metric(self.metric, self.metric_params, self.p, METRICS)
+        return metric, (p if metric == "minkowski" else None)
 
     def _fit_rows(self, X, y=None, *, requires_y=False, classifier=False):
         comm = self._comm()
