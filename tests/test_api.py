@@ -178,3 +178,24 @@ def test_runs_without_mpi4py():
                          timeout=60, env={**os.environ, "SPMDLEARN_VERBOSE": ""})
     assert out.returncode == 0, out.stderr
     assert "1.0" in out.stdout
+
+
+def test_ranks_share_the_node_cores():
+    """Unless the user set a thread count, each rank limits BLAS threads to its share."""
+    from run_all import mpiexec_command
+
+    code = ("import os, numpy as np\n"
+            "from threadpoolctl import threadpool_info\n"
+            "from spmdlearn.linear_model import LinearRegression\n"
+            "X = np.random.rand(50, 3); LinearRegression().fit(X, X.sum(1))\n"
+            "print('threads', max(i['num_threads'] for i in threadpool_info()), os.cpu_count())\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                        "NUMBA_NUM_THREADS", "SPMDLEARN_NUM_THREADS")}
+    out = subprocess.run(mpiexec_command(2) + [sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    cores = len(os.sched_getaffinity(0))
+    for line in out.stdout.splitlines():
+        threads = int(line.split()[1])
+        assert threads <= max(1, cores // 2), out.stdout
