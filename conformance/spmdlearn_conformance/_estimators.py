@@ -131,11 +131,10 @@ def _forest_expected(X, y, w):
     """The reference backend's forest on one rank with all rows: a backend, any split and any
     number of ranks must grow the same one (histogram trees have no scikit-learn twin)."""
     import spmdlearn
-    from mpi4py import MPI
-
+    from spmdlearn.comm import self_comm
     from spmdlearn.ensemble import RandomForestClassifier
 
-    with spmdlearn.config_context(comm=MPI.COMM_SELF, backend="reference"):
+    with spmdlearn.config_context(comm=self_comm(), backend="reference"):
         est = RandomForestClassifier(5, max_depth=4, random_state=0).fit(X, y, sample_weight=w)
         proba = est.predict_proba(X)
     return {"feature_importances_": est.feature_importances_, "_proba": proba}
@@ -316,11 +315,9 @@ def check_rank_count_invariance(spec: EstimatorSpec, comm) -> tuple[str, str]:
     groups = {"all": comm}
     if comm.size > 1:
         groups["half"] = comm.split(comm.rank % 2, comm.rank)
-    from mpi4py import MPI
+    from spmdlearn.comm import self_comm
 
-    from spmdlearn.comm import Comm
-
-    groups["one"] = Comm(MPI.COMM_SELF)
+    groups["one"] = self_comm()
     import spmdlearn
 
     models = {}

@@ -283,7 +283,8 @@ def call_kernel(kernel: str, backend: str | None = None, **kwargs):
                            "decline")
     if backend == REFERENCE or not _reached.value:
         outcome = "served"
-    elif any(impl.plugin_name == backend for impl in relay.get_hookimpls()):
+    elif any(impl.plugin_name == backend and not (impl.wrapper or impl.hookwrapper)
+             for impl in relay.get_hookimpls()):
         outcome = "declined"
         _log(f"{kernel}: backend {backend!r} declined; falling back")
     else:
