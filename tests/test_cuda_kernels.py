@@ -1,0 +1,97 @@
+"""The cuda backend's kernels against the NumPy reference, on a GPU (skipped without one).
+
+Run on a machine with an NVIDIA GPU and CuPy: ``python -m pytest tests/test_cuda_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spmdlearn import reference as ref
+
+cp = pytest.importorskip("cupy", reason="the cuda backend needs CuPy and an NVIDIA GPU")
+try:
+    _N_GPUS = cp.cuda.runtime.getDeviceCount()
+except Exception:  # noqa: BLE001 - no driver
+    _N_GPUS = 0
+pytestmark = [pytest.mark.serial,
+              pytest.mark.skipif(_N_GPUS == 0, reason="no CUDA device visible")]
+
+from spmdlearn_cuda import _linear, _moments  # noqa: E402
+
+DTYPES = [np.float64, np.float32]
+
+
+def _shards(dtype):
+    rng = np.random.default_rng(0)
+    yield "empty", np.zeros((0, 5), dtype)
+    yield "one row", rng.normal(size=(1, 5)).astype(dtype)
+    yield "tall", rng.normal(size=(5000, 7)).astype(dtype)
+    yield "far from origin", (1e8 + rng.normal(size=(3000, 4))).astype(dtype)
+    yield "constant column", np.column_stack([np.full(300, 3.0), rng.normal(size=300)]).astype(dtype)
+    yield "outlier first", np.vstack([[1e6] * 3, rng.normal(size=(999, 3))]).astype(dtype)
+    yield "fortran", np.asfortranarray(rng.normal(size=(700, 6))).astype(dtype)
+    yield "strided view", rng.normal(size=(900, 12)).astype(dtype)[::3, ::2]
+    yield "wide", rng.normal(size=(400, 70)).astype(dtype)
+
+
+def _close(got, want, dtype, field):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    scale = max(np.max(np.abs(want), initial=0.0), 1.0)
+    tol = 1e-9 if dtype == np.float64 else 1e-5
+    assert got.shape == want.shape, field
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale, err_msg=field)
+
+
+def _check_partial(got, want, dtype):
+    assert type(got) is type(want)
+    for field, g, w in zip(want._fields, got, want):
+        _close(g, w, dtype, field)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_moment_kernels_match_reference(dtype, weighted):
+    rng = np.random.default_rng(1)
+    for name, X in _shards(dtype):
+        w = rng.uniform(0, 3, X.shape[0]).astype(dtype) if weighted else None
+        y = rng.normal(size=X.shape[0]).astype(dtype)
+        Xd = cp.asarray(X) if X.flags.c_contiguous or X.flags.f_contiguous else cp.asarray(
+            np.ascontiguousarray(X))
+        if name == "strided view":  # keep it a non-contiguous view on the device too
+            Xd = cp.asarray(np.ascontiguousarray(X.base if X.base is not None else X))[::3, ::2]
+            assert not Xd.flags.c_contiguous
+        wd = None if w is None else cp.asarray(w)
+        _check_partial(_moments.moments_local(Xd, wd), ref.moments_local(X, w), dtype)
+        _check_partial(_moments.column_stats_local(Xd, wd), ref.column_stats_local(X, w), dtype)
+        _check_partial(_moments.comoments_local(Xd, None, wd), ref.comoments_local(X, None, w), dtype)
+        _check_partial(_moments.comoments_local(Xd, cp.asarray(y), wd),
+                       ref.comoments_local(X, y, w), dtype)
+
+
+def test_zero_weights():
+    X = np.arange(12.0).reshape(6, 2)
+    w = np.zeros(6)
+    for kernel, dev in ((ref.column_stats_local, _moments.column_stats_local),
+                        (ref.comoments_local, _moments.comoments_local)):
+        _check_partial(dev(cp.asarray(X), None if kernel is ref.comoments_local else cp.asarray(w))
+                       if kernel is not ref.comoments_local else dev(cp.asarray(X), None, cp.asarray(w)),
+                       kernel(X, w) if kernel is not ref.comoments_local else kernel(X, None, w),
+                       np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_per_row_kernels(dtype):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(500, 6)).astype(dtype)
+    coef, intercept = rng.normal(size=(2, 6)), rng.normal(size=2)
+    got = _linear.linear_predict(cp.asarray(X), coef, intercept)
+    assert isinstance(got, cp.ndarray) and got.dtype == dtype
+    _close(cp.asnumpy(got), ref.linear_predict(X, coef, intercept), dtype, "linear_predict")
+    A = rng.normal(size=(6, 6))
+    precision = A @ A.T
+    loc = rng.normal(size=6)
+    got = _linear.mahalanobis(cp.asarray(X), loc, precision)
+    assert isinstance(got, cp.ndarray)
+    _close(cp.asnumpy(got), ref.mahalanobis(X, loc, precision), dtype, "mahalanobis")
