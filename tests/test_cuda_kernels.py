@@ -95,3 +95,64 @@ def test_per_row_kernels(dtype):
     got = _linear.mahalanobis(cp.asarray(X), loc, precision)
     assert isinstance(got, cp.ndarray)
     _close(cp.asnumpy(got), ref.mahalanobis(X, loc, precision), dtype, "mahalanobis")
+
+
+def _neighbor_blocks(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 4, size=(60, 3)).astype(dtype)  # a small grid: many exact ties
+    Y = np.vstack([X[:20], rng.integers(0, 4, size=(50, 3))]).astype(dtype)  # duplicates of queries
+    return X, Y
+
+
+METRIC_CASES = [("euclidean", None), ("manhattan", None), ("chebyshev", None), ("minkowski", 3.0)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric,p", METRIC_CASES)
+def test_knn_merge_matches_reference_with_ties(dtype, metric, p):
+    from spmdlearn.reference import knn_merge as ref_merge
+
+    from spmdlearn_cuda._neighbors import knn_merge
+
+    X, Y = _neighbor_blocks(dtype)
+    k = 7
+    y_index = np.arange(100, 100 + Y.shape[0], dtype=np.int64)[::-1].copy()  # lower index last
+    best_d, best_i = np.full((len(X), k), np.inf), np.full((len(X), k), -1, np.int64)
+    want = (best_d, best_i)
+    got = (cp.asarray(best_d), cp.asarray(best_i))
+    for lo, hi in ((0, 30), (30, 31), (31, 70), (70, 70)):  # blocks, one of one row, one empty
+        x_index = np.arange(len(X), dtype=np.int64) + 100 if lo == 0 else None
+        want = ref_merge(X, Y[lo:hi], y_index[lo:hi], *want, metric, p, x_index)
+        got = knn_merge(cp.asarray(X), cp.asarray(Y[lo:hi]), y_index[lo:hi], *got, metric, p, x_index)
+        assert isinstance(got[0], cp.ndarray)
+        np.testing.assert_array_equal(cp.asnumpy(got[1]), want[1])
+        # Distances are the reference's bit for bit, except through pow() (minkowski): an ulp.
+        np.testing.assert_allclose(cp.asnumpy(got[0]), want[0], rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric,p", METRIC_CASES)
+def test_radius_kernels_match_reference_on_the_boundary(dtype, metric, p):
+    from spmdlearn import reference as r
+
+    from spmdlearn_cuda import _neighbors as g
+
+    X, Y = _neighbor_blocks(dtype)
+    eps = 1.0  # integer grid: many distances exactly on the boundary
+    w = np.linspace(-1, 2, len(Y))
+    Xd, Yd = cp.asarray(X), cp.asarray(Y)
+    # Who is within eps is exact; the weighted sums differ from BLAS's only in summation order.
+    np.testing.assert_allclose(cp.asnumpy(g.radius_counts(Xd, Yd, w, eps, metric, p)),
+                               r.radius_counts(X, Y, w, eps, metric, p), rtol=1e-13, atol=1e-13)
+    labels = np.arange(len(Y), dtype=np.int64)[::-1].copy()
+    current = np.full(len(X), 10**9, np.int64)
+    np.testing.assert_array_equal(
+        cp.asnumpy(g.radius_min_label(Xd, Yd, labels, current, eps, metric, p)),
+        r.radius_min_label(X, Y, labels, current, eps, metric, p))
+    y_index = np.arange(len(Y), dtype=np.int64)
+    x_index = np.arange(len(X), dtype=np.int64)
+    got = g.radius_neighbors_csr(Xd, Yd, y_index, eps, metric, p, x_index)
+    want = r.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)
+    np.testing.assert_array_equal(cp.asnumpy(got[0]), want[0])
+    np.testing.assert_array_equal(cp.asnumpy(got[1]), want[1])
+    np.testing.assert_allclose(cp.asnumpy(got[2]), want[2], rtol=1e-14)

@@ -91,3 +91,52 @@ def spmdlearn_mahalanobis(X, location, precision):
     from ._linear import mahalanobis
 
     return mahalanobis(args[0], location, precision)
+
+
+def _neighbors_args(metric, p, *arrays):
+    """Device views of the block arguments when this backend computes ``metric``, else None."""
+    from ._neighbors import supported
+
+    if not supported(metric, p):
+        return None
+    return _cuda(*arrays)
+
+
+@hookimpl
+def spmdlearn_knn_merge(X, Y, y_index, best_distances, best_indices, metric, p, x_index):
+    args = _neighbors_args(metric, p, X, Y)
+    if args is None:
+        return None
+    from ._neighbors import knn_merge
+
+    return knn_merge(*args, y_index, best_distances, best_indices, metric, p, x_index)
+
+
+@hookimpl
+def spmdlearn_radius_counts(X, Y, sample_weight, eps, metric, p):
+    args = _neighbors_args(metric, p, X, Y)
+    if args is None:
+        return None
+    from ._neighbors import radius_counts
+
+    return radius_counts(*args, sample_weight, eps, metric, p)
+
+
+@hookimpl
+def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
+    args = _neighbors_args(metric, p, X, Y)
+    if args is None:
+        return None
+    from ._neighbors import radius_min_label
+
+    return radius_min_label(*args, labels, current, eps, metric, p)
+
+
+@hookimpl
+def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
+    args = _neighbors_args(metric, p, X, Y)
+    if args is None:
+        return None
+    from ._neighbors import radius_neighbors_csr
+
+    return radius_neighbors_csr(*args, y_index, eps, metric, p, x_index)
