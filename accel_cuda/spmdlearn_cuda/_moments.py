@@ -25,6 +25,8 @@ __all__ = ["moments_local", "comoments_local", "column_stats_local"]
 
 _THREADS = 256
 _MERGE_THREADS = 256
+_GRAM_THREADS = 256
+_GRAM_MIN_BLOCKS = 4  # resident blocks per multiprocessor: caps registers at 64
 _TILE_ROWS = 32
 _MAX_GRAM_COLUMNS = 64  # 2x2 tiles of the upper triangle: at most 2 per thread
 
@@ -38,7 +40,7 @@ __device__ __forceinline__ double z_at(const T* X, const T* Y, long i, int j, in
 // Each thread owns PAIRS 2x2 tiles (I, J), I <= J, of the upper block triangle of the d x d
 // result; tile rows are padded with zero columns to dp = 2 ceil(d / 2), so 16-byte loads of
 // two neighbouring columns need no bounds test.
-extern "C" __global__ void gram_blocks(
+extern "C" __global__ void __launch_bounds__(GRAM_THREADS, GRAM_MIN_BLOCKS) gram_blocks(
         const T* X, const T* Y, const T* w, int has_w, long n, int dx, int d,
         long xs0, long xs1, long ys0, long ys1, long rows_per_block,
         double* out_w, double* out_shift, double* out_s1, double* out_s2) {
@@ -257,7 +259,8 @@ def _module(dtype_name: str, pairs: int):
     cp = cupy()
     ctype = {"float32": "float", "float64": "double"}[dtype_name]
     source = (f"#define T {ctype}\n#define TILE_ROWS {_TILE_ROWS}\n#define PAIRS {pairs}\n"
-              f"#define MERGE_THREADS {_MERGE_THREADS}\n" + _SOURCE)
+              f"#define MERGE_THREADS {_MERGE_THREADS}\n#define GRAM_THREADS {_GRAM_THREADS}\n"
+              f"#define GRAM_MIN_BLOCKS {_GRAM_MIN_BLOCKS}\n" + _SOURCE)
     return cp.RawModule(code=source, options=("-std=c++11",))
 
 
@@ -314,9 +317,11 @@ def _gram(X, Y, w):
     if d > _MAX_GRAM_COLUMNS:
         return _gram_chunked(X, Y, w)
     nb = (d + 1) // 2
-    pairs = -(-(nb * (nb + 1) // 2) // _THREADS)
+    pairs = -(-(nb * (nb + 1) // 2) // _GRAM_THREADS)
     gram = _kernel(X.dtype.name, "gram_blocks", pairs)
-    B = _n_blocks(n)
+    # One full wave of resident blocks (no tail), fewer for small shards.
+    B = int(max(1, min(_GRAM_MIN_BLOCKS * _multiprocessors(cp.cuda.runtime.getDevice()),
+                       -(-n // (4 * _TILE_ROWS)))))
     rows_per_block = -(-n // B)
     out_w = cp.empty(B, cp.float64)
     out_shift = cp.empty((B, d), cp.float64)
@@ -327,8 +332,8 @@ def _gram(X, Y, w):
     xs0, xs1 = _strides(X)
     ys0, ys1 = _strides(Yk) if Y is not None else (0, 0)
     dp = 2 * ((d + 1) // 2)
-    smem = max(2 * _TILE_ROWS * dp + dp, _THREADS) * 8
-    gram((B,), (_THREADS,), (X, Yk, wk, np.int32(w is not None), np.int64(n), np.int32(dx),
+    smem = max(2 * _TILE_ROWS * dp + dp, _GRAM_THREADS) * 8
+    gram((B,), (_GRAM_THREADS,), (X, Yk, wk, np.int32(w is not None), np.int64(n), np.int32(dx),
                              np.int32(d), np.int64(xs0), np.int64(xs1), np.int64(ys0),
                              np.int64(ys1), np.int64(rows_per_block), out_w, out_shift, out_s1,
                              out_s2), shared_mem=smem)
