@@ -156,3 +156,42 @@ def test_radius_kernels_match_reference_on_the_boundary(dtype, metric, p):
     np.testing.assert_array_equal(cp.asnumpy(got[0]), want[0])
     np.testing.assert_array_equal(cp.asnumpy(got[1]), want[1])
     np.testing.assert_allclose(cp.asnumpy(got[2]), want[2], rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_logistic_kernels(dtype, n_classes):
+    from spmdlearn_cuda import _logistic as g
+
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 300):
+        X = rng.normal(size=(n, 5)).astype(dtype)
+        target = rng.integers(0, n_classes, n)
+        w = rng.uniform(0.5, 2, n)
+        if n_classes == 2:
+            coef, intercept, v, vi = rng.normal(size=5), 0.3, rng.normal(size=5), -0.2
+        else:
+            coef, intercept = rng.normal(size=(3, 5)), rng.normal(size=3)
+            v, vi = rng.normal(size=(3, 5)), rng.normal(size=3)
+        want = ref.logistic_loss_grad(X, target, w, coef, intercept, n_classes, True)
+        got = g.logistic_loss_grad(cp.asarray(X), cp.asarray(target), cp.asarray(w), coef,
+                                   intercept, n_classes, True)
+        for a, b in zip(got[:3], want[:3]):
+            _close(a, b, np.float64, "loss/grad")
+        _close(cp.asnumpy(got[3]), want[3], np.float64, "hess_weights")
+        _close_all = [(a, b) for a, b in zip(g.logistic_hessp(cp.asarray(X), got[3], v, vi, n_classes),
+                                              ref.logistic_hessp(X, want[3], v, vi, n_classes))]
+        for a, b in _close_all:
+            _close(a, b, np.float64, "hessp")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tsqr_local(dtype):
+    from spmdlearn_cuda._pca import tsqr_local
+
+    rng = np.random.default_rng(5)
+    for X in (np.zeros((0, 4)), rng.normal(size=(1, 4)), rng.normal(size=(3, 4)),
+              1e6 + rng.normal(size=(500, 4))):
+        X = X.astype(dtype)
+        mean = X.astype(np.float64).mean(axis=0) if len(X) else np.zeros(4)
+        _check_partial(tsqr_local(cp.asarray(X), mean), ref.tsqr_local(X, mean), np.float64)

@@ -140,3 +140,35 @@ def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
     from ._neighbors import radius_neighbors_csr
 
     return radius_neighbors_csr(*args, y_index, eps, metric, p, x_index)
+
+
+@hookimpl
+def spmdlearn_tsqr_local(X, mean):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._pca import tsqr_local
+
+    return tsqr_local(args[0], mean)
+
+
+@hookimpl
+def spmdlearn_logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes,
+                                 with_hessian):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._logistic import logistic_loss_grad
+
+    return logistic_loss_grad(args[0], target, sample_weight, coef, intercept, n_classes,
+                              with_hessian)
+
+
+@hookimpl
+def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._logistic import logistic_hessp
+
+    return logistic_hessp(args[0], hess_weights, v_coef, v_intercept, n_classes)
