@@ -25,9 +25,9 @@ __all__ = ["moments_local", "comoments_local", "column_stats_local"]
 
 _THREADS = 256
 _MERGE_THREADS = 256
-_GRAM_THREADS = 256
-_GRAM_MIN_BLOCKS = 4  # resident blocks per multiprocessor: caps registers at 64
-_TILE_ROWS = 32
+_GRAM_THREADS = 128
+_GRAM_MIN_BLOCKS = 8  # resident blocks per multiprocessor: caps registers at 64
+_TILE_ROWS = 16
 _MAX_GRAM_COLUMNS = 64  # 2x2 tiles of the upper triangle: at most 2 per thread
 
 _SOURCE = r"""
@@ -72,20 +72,54 @@ extern "C" __global__ void __launch_bounds__(GRAM_THREADS, GRAM_MIN_BLOCKS) gram
     __syncthreads();
     const double2* tile2 = (const double2*)tile;
     const double2* tile_w2 = (const double2*)tile_w;
-    for (long base = start; base < stop; base += TILE_ROWS) {
+    // Software pipeline: each thread holds its EPT elements of the next tile in registers,
+    // loaded from global memory while the current tile is reduced from shared memory.
+    double nxt[EPT], nxt_w[EPT];
+    // Which element of a tile each of this thread's EPT slots holds never changes: its row in
+    // the tile, its column, and the column's base pointer and row stride are computed once.
+    const T* src[EPT];
+    long stride[EPT];
+    int row_of[EPT], col_of[EPT];
+#pragma unroll
+    for (int q = 0; q < EPT; ++q) {
+        int e = tid + q * GRAM_THREADS;
+        int r = e / dp, j = e - r * dp;
+        bool real = e < TILE_ROWS * dp && j < d;
+        row_of[q] = real ? r : TILE_ROWS;   // TILE_ROWS: never loaded
+        col_of[q] = j;
+        src[q] = j < dx ? X + (long)j * xs1 : Y + (long)(j - dx) * ys1;
+        stride[q] = j < dx ? xs0 : ys0;
+    }
+    auto fetch = [&](long base) {
         const int rows = (int)min((long)TILE_ROWS, stop - base);
-        for (int e = tid; e < TILE_ROWS * dp; e += blockDim.x) {
-            int r = e / dp, j = e - r * dp;
-            double c = 0.0, wr = 0.0;
-            if (r < rows && j < d) {   // padding counts as zero, so the loops below need no test
-                c = z_at(X, Y, base + r, j, dx, xs0, xs1, ys0, ys1) - shift[j];
-                wr = has_w ? (double)w[base + r] : 1.0;
+#pragma unroll
+        for (int q = 0; q < EPT; ++q) {
+            double v = 0.0, wr = 0.0;
+            if (row_of[q] < rows) {
+                long i = base + row_of[q];
+                v = (double)src[q][i * stride[q]];
+                wr = has_w ? (double)w[i] : 1.0;
             }
-            tile[e] = c;
-            tile_w[e] = wr * c;
-            if (j == 0 && r < rows) wsum += has_w ? (double)w[base + r] : 1.0;
+            nxt[q] = v; nxt_w[q] = wr;
+        }
+    };
+    if (start < stop) fetch(start);
+    for (long base = start; base < stop; base += TILE_ROWS) {
+#pragma unroll
+        for (int q = 0; q < EPT; ++q) {
+            int e = tid + q * GRAM_THREADS;
+            if (e < TILE_ROWS * dp) {
+                int j = col_of[q];
+                // Padding columns are zero; rows past the end have weight zero, so their
+                // (finite) values contribute nothing: the loops below need no test.
+                double c = j < d ? nxt[q] - shift[j] : 0.0;
+                tile[e] = c;
+                tile_w[e] = nxt_w[q] * c;
+                if (j == 0) wsum += nxt_w[q];
+            }
         }
         __syncthreads();
+        if (base + TILE_ROWS < stop) fetch(base + TILE_ROWS);
 #pragma unroll
         for (int k = 0; k < PAIRS; ++k) {
             if (tid + k * blockDim.x < nblocks) {
@@ -104,6 +138,11 @@ extern "C" __global__ void __launch_bounds__(GRAM_THREADS, GRAM_MIN_BLOCKS) gram
         }
         __syncthreads();
     }
+    if (tid < d) {
+        out_s1[(long)blockIdx.x * d + tid] = s1;
+        out_shift[(long)blockIdx.x * d + tid] = shift[tid];
+    }
+    __syncthreads();   // shift[] is read above before shared memory is reused below
     double* s2 = out_s2 + (long)blockIdx.x * d * d;
 #pragma unroll
     for (int k = 0; k < PAIRS; ++k) {
@@ -117,11 +156,7 @@ extern "C" __global__ void __launch_bounds__(GRAM_THREADS, GRAM_MIN_BLOCKS) gram
             }
         }
     }
-    if (tid < d) {
-        out_s1[(long)blockIdx.x * d + tid] = s1;
-        out_shift[(long)blockIdx.x * d + tid] = shift[tid];
-    }
-    __syncthreads();   // shift[] is read above before shared memory is reused below
+    __syncthreads();
     // Each thread's share of sum(w) (rows it loaded at column 0) is merged in shared memory.
     smem[tid] = wsum;
     __syncthreads();
@@ -255,18 +290,19 @@ extern "C" __global__ void column_blocks(
 
 
 @lru_cache(maxsize=None)
-def _module(dtype_name: str, pairs: int):
+def _module(dtype_name: str, pairs: int, ept: int = 1):
     cp = cupy()
     ctype = {"float32": "float", "float64": "double"}[dtype_name]
     source = (f"#define T {ctype}\n#define TILE_ROWS {_TILE_ROWS}\n#define PAIRS {pairs}\n"
+              f"#define EPT {ept}\n"
               f"#define MERGE_THREADS {_MERGE_THREADS}\n#define GRAM_THREADS {_GRAM_THREADS}\n"
               f"#define GRAM_MIN_BLOCKS {_GRAM_MIN_BLOCKS}\n" + _SOURCE)
-    return cp.RawModule(code=source, options=("-std=c++11",))
+    return cp.RawModule(code=source, options=("-std=c++14",))
 
 
 @lru_cache(maxsize=None)
-def _kernel(dtype_name: str, name: str, pairs: int = 1):
-    return _module(dtype_name, pairs).get_function(name)
+def _kernel(dtype_name: str, name: str, pairs: int = 1, ept: int = 1):
+    return _module(dtype_name, pairs, ept).get_function(name)
 
 
 @lru_cache(maxsize=None)
@@ -318,7 +354,9 @@ def _gram(X, Y, w):
         return _gram_chunked(X, Y, w)
     nb = (d + 1) // 2
     pairs = -(-(nb * (nb + 1) // 2) // _GRAM_THREADS)
-    gram = _kernel(X.dtype.name, "gram_blocks", pairs)
+    dp = 2 * nb
+    ept = -(-(_TILE_ROWS * dp) // _GRAM_THREADS)  # tile elements each thread loads
+    gram = _kernel(X.dtype.name, "gram_blocks", pairs, ept)
     # One full wave of resident blocks (no tail), fewer for small shards.
     B = int(max(1, min(_GRAM_MIN_BLOCKS * _multiprocessors(cp.cuda.runtime.getDevice()),
                        -(-n // (4 * _TILE_ROWS)))))
@@ -331,7 +369,6 @@ def _gram(X, Y, w):
     wk = X if w is None else w
     xs0, xs1 = _strides(X)
     ys0, ys1 = _strides(Yk) if Y is not None else (0, 0)
-    dp = 2 * ((d + 1) // 2)
     smem = max(2 * _TILE_ROWS * dp + dp, _GRAM_THREADS) * 8
     gram((B,), (_GRAM_THREADS,), (X, Yk, wk, np.int32(w is not None), np.int64(n), np.int32(dx),
                              np.int32(d), np.int64(xs0), np.int64(xs1), np.int64(ys0),
