@@ -44,6 +44,12 @@ def spmdlearn_backend_info():
 
 
 @hookimpl
+def spmdlearn_claims(X):
+    # CuPy arrays and anything else on a GPU: an attribute test, so CuPy is not imported here.
+    return hasattr(X, "__cuda_array_interface__")
+
+
+@hookimpl
 def spmdlearn_moments_local(X, sample_weight):
     args = _cuda(X, sample_weight)
     if args is None:
