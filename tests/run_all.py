@@ -57,6 +57,15 @@ def _counts(junit: Path) -> tuple[int, int, int]:
     return tests - failed - skipped, failed, skipped
 
 
+def _own_backends() -> list[str]:
+    """The reference and the backends spmdlearn's own distribution installs (entry points)."""
+    from importlib.metadata import entry_points
+
+    own = sorted(ep.name for ep in entry_points(group="spmdlearn.backends")
+                 if ep.dist is not None and ep.dist.name == "spmdlearn")
+    return ["reference"] + own
+
+
 def run_stage(name: str, cmd: list[str], junit: Path) -> tuple[int, int, int, bool]:
     print(f"\n=== {name}: {' '.join(cmd)}", flush=True)
     start = time.time()
@@ -112,7 +121,7 @@ def main(argv=None) -> int:
     # Each stage prints the suite's verdict: a backend serving 0 kernels passes its checks but
     # is reported NOT CERTIFIED, and an unavailable one is skipped, saying why.
     if not args.no_conformance:
-        for backend in ("reference", "cpu", "sycl"):
+        for backend in _own_backends():
             for n in [int(r) for r in args.ranks.split(",") if r]:
                 junit = tmp / f"conformance-{backend}-{n}.json"
                 quick = [] if n == 3 and not args.quick else ["--quick"]
