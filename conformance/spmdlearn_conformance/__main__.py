@@ -104,7 +104,7 @@ def run(backend: str, estimators: list[str] | None, quick: bool, timeout: float,
         summary["verdict"] = f"NOT CERTIFIED: skipped: {skipped}"
         return rows, summary
     kernels = _backends.backend_kernels(backend)
-    claims = backend != _backends.REFERENCE and _backends.claims(backend, _probe(array_type))
+    claims = _backends.claims(backend, _probe(array_type))
     summary.update(kernels=kernels, claims=claims)
     pm = _backends.plugin_manager()
     plugin = pm.get_plugin(backend)
