@@ -310,11 +310,13 @@ def call_kernel(kernel: str, backend: str | None = None, **kwargs):
     elif any(impl.plugin_name == backend and not (impl.wrapper or impl.hookwrapper)
              for impl in relay.get_hookimpls()):
         outcome = "declined"
-        _log(f"{kernel}: backend {backend!r} declined; falling back")
     else:
         outcome = "fallback"
-        _log(f"{kernel}: backend {backend!r} does not implement it; falling back")
     _count(backend, kernel, outcome)
-    ran = backend if outcome == "served" else REFERENCE
-    _log(f"{kernel}: ran on backend {ran!r}")
+    if _verbose():
+        if outcome == "declined":
+            _log(f"{kernel}: backend {backend!r} declined; falling back")
+        elif outcome == "fallback":
+            _log(f"{kernel}: backend {backend!r} does not implement it; falling back")
+        _log(f"{kernel}: ran on backend {backend if outcome == 'served' else REFERENCE!r}")
     return result
