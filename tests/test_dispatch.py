@@ -291,3 +291,25 @@ def test_backend_with_an_unknown_hook_is_unavailable_not_fatal(monkeypatch):
             LinearRegression().fit(X, Y)
     with spmdlearn.config_context(backend="reference"):
         LinearRegression().fit(X, Y)
+
+
+class _Nesting:
+    """Serves linear_predict by calling another kernel, which it does not implement."""
+
+    @hookimpl
+    def spmdlearn_linear_predict(self, X, coef, intercept):
+        _backends.call_kernel("moments_local", "nesting", X=X, sample_weight=None)
+        return np.asarray(X) @ np.asarray(coef).T + intercept
+
+
+def test_a_kernel_calling_a_kernel_is_counted_right():
+    pm = _backends.plugin_manager()
+    pm.register(_Nesting(), name="nesting")
+    try:
+        _backends.reset_dispatch_counts()
+        _backends.call_kernel("linear_predict", "nesting", X=X, coef=np.ones(3), intercept=0.0)
+        counts = _backends.dispatch_counts()
+    finally:
+        pm.unregister(name="nesting")
+    assert counts[("nesting", "moments_local")] == {"served": 0, "declined": 0, "fallback": 1}
+    assert counts[("nesting", "linear_predict")] == {"served": 1, "declined": 0, "fallback": 0}

@@ -57,7 +57,9 @@ _broken: dict = {}
 def _marker_plugin():
     """One ``trylast`` implementation of every kernel hook that only notes it was reached."""
     def mark():
-        _reached.value = True
+        stack = getattr(_reached, "stack", None)
+        if stack:
+            stack[-1] = True
 
     plugin = types.ModuleType(_MARKER)
     for name in dir(hookspec):
@@ -300,12 +302,17 @@ def call_kernel(kernel: str, backend: str | None = None, **kwargs):
     if backend is None:
         backend = resolve_backend(next(iter(kwargs.values()), None))
     relay = _relay(backend, hook, (backend, _MARKER, REFERENCE))
-    _reached.value = False
-    result = relay(**kwargs)
+    # One flag per call in flight on this thread: a kernel may itself call kernels.
+    stack = _reached.__dict__.setdefault("stack", [])
+    stack.append(False)
+    try:
+        result = relay(**kwargs)
+    finally:
+        reached = stack.pop()
     if result is None:
         raise RuntimeError(f"no backend computed kernel {kernel!r}: the reference must never "
                            "decline")
-    if backend == REFERENCE or not _reached.value:
+    if backend == REFERENCE or not reached:
         outcome = "served"
     elif any(impl.plugin_name == backend and not (impl.wrapper or impl.hookwrapper)
              for impl in relay.get_hookimpls()):
