@@ -195,3 +195,38 @@ def test_tsqr_local(dtype):
         X = X.astype(dtype)
         mean = X.astype(np.float64).mean(axis=0) if len(X) else np.zeros(4)
         _check_partial(tsqr_local(cp.asarray(X), mean), ref.tsqr_local(X, mean), np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_clusters", [5, 300])  # the fused kernel, and the cuBLAS path
+def test_kmeans_kernels(dtype, n_clusters):
+    from spmdlearn_cuda import _kmeans as g
+
+    rng = np.random.default_rng(6)
+    X = rng.integers(0, 5, size=(2000, 6)).astype(dtype)  # a grid: exact ties between centers
+    centers = X[rng.choice(len(X), n_clusters)].astype(np.float64)
+    centers[1] = centers[0]  # a duplicated center: the lower index must win
+    w = rng.uniform(0.5, 2.0, len(X))
+    old = rng.integers(-1, n_clusters, len(X)).astype(np.int32)
+    for rows in (slice(0, 0), slice(0, 1), slice(0, 2000)):
+        Xs, Xd = X[rows], cp.asarray(X[rows])
+        labels, partial = g.lloyd_local(Xd, cp.asarray(w[rows]), centers, old[rows])
+        want_labels, want = ref.lloyd_local(Xs, w[rows], centers, old[rows])
+        np.testing.assert_array_equal(cp.asnumpy(labels), want_labels)
+        _check_partial(partial, want, np.float64)
+        labels, sq = g.kmeans_assign(Xd, centers)
+        want_labels, want_sq = ref.kmeans_assign(Xs, centers)
+        np.testing.assert_array_equal(cp.asnumpy(labels), want_labels)
+        _close(cp.asnumpy(sq), want_sq, np.float64, "sq_distances")
+        _close(g.kmeans_inertia(Xd, w[rows], centers, want_labels),
+               ref.kmeans_inertia(Xs, w[rows], centers, want_labels), np.float64, "inertia")
+        got = g.kmeans_transform(Xd, centers)
+        assert got.dtype == dtype
+        _close(cp.asnumpy(got), ref.kmeans_transform(Xs, centers), dtype, "transform")
+        closest = g.kmeans_min_distances(Xd, centers[:2].astype(dtype), None, None)
+        want_closest = ref.kmeans_min_distances(Xs, centers[:2].astype(dtype), None, None)
+        _close(cp.asnumpy(closest), want_closest, dtype, "min_distances")
+        _close(g.kmeans_plusplus_potentials(Xd, w[rows], centers[2:5].astype(dtype),
+                                            want_closest, None),
+               ref.kmeans_plusplus_potentials(Xs, w[rows], centers[2:5].astype(dtype),
+                                              want_closest, None), dtype, "potentials")
