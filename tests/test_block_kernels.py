@@ -132,3 +132,58 @@ def test_radius_kernels_match_their_definitions(data, eps, metric):
                 (x_index is None or y_index[c] != x_index[r])]
         assert list(ind[indptr[r]:indptr[r + 1]]) == list(y_index[cols])
         assert np.array_equal(d[indptr[r]:indptr[r + 1]], exact[r, cols])
+
+
+@st.composite
+def rows_and_centers(draw):
+    """Rows and centers on a grid (rows equidistant from two centers), duplicate centers."""
+    n = draw(st.sampled_from([0, 1, 2, 9, 30]))
+    d = draw(st.integers(1, 3))
+    k = draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    C = np.round(rng.normal(size=(k, d)) * 2, 0)
+    if k > 1 and draw(st.booleans()):
+        C[-1] = C[0]  # a duplicate center: the lower index must win
+    X = np.round(rng.normal(size=(n, d)) * 2, 0) + (0.5 if draw(st.booleans()) else 0.0)
+    return X, C, rng
+
+
+@given(rows_and_centers())
+def test_kmeans_assign_is_the_nearest_center_lowest_index_on_ties(data):
+    X, C, rng = data
+    labels, sq = ref.kmeans_assign(X, C)
+    assert labels.dtype == np.int32 and sq.dtype == np.float64 and labels.shape == (len(X),)
+    d = ((X[:, None, :] - C[None]) ** 2).sum(-1)
+    for r in range(len(X)):
+        nearest = np.flatnonzero(d[r] == d[r].min())
+        assert labels[r] == nearest[0]
+    assert np.array_equal(sq, d[np.arange(len(X)), labels])
+    # the same decisions as the Lloyd step, and the Lloyd step's inertia is this assignment's
+    w = rng.uniform(0.5, 2, len(X))
+    lloyd_labels, p = ref.lloyd_local(X, w, C, np.full(len(X), -1, np.int32))
+    assert np.array_equal(lloyd_labels, labels)
+    assert p.inertia == ref.kmeans_inertia(X, w, C, labels)
+    assert np.isclose(p.inertia, w @ sq)
+
+
+@given(rows_and_centers())
+def test_kmeans_transform_is_euclidean_distances(data):
+    X, C, _ = data
+    got = ref.kmeans_transform(X, C)
+    assert got.shape == (len(X), len(C))
+    assert np.allclose(got, np.sqrt(((X[:, None, :] - C[None]) ** 2).sum(-1)), atol=1e-7)
+
+
+@given(rows_and_centers(), st.booleans())
+def test_kmeans_plusplus_kernels_are_min_distance_updates(data, first):
+    X, C, rng = data
+    d = ((X[:, None, :] - C[None]) ** 2).sum(-1)
+    x_sq = (X * X).sum(1) if rng.integers(2) else None
+    closest = None if first else rng.uniform(0, 10, len(X))
+    got = ref.kmeans_min_distances(X, C[:1], closest, x_sq)
+    expected = d[:, 0] if first else np.minimum(closest, d[:, 0])
+    assert got.shape == (len(X),) and np.allclose(got, expected, atol=1e-9)
+    w = rng.uniform(0.5, 2, len(X))
+    pots = ref.kmeans_plusplus_potentials(X, w, C, got, x_sq)
+    assert pots.shape == (len(C),)
+    assert np.allclose(pots, [w @ np.minimum(got, d[:, c]) for c in range(len(C))], atol=1e-8)

@@ -78,16 +78,30 @@ def _inputs(kernel, X, w, rng):
         A = rng.normal(size=(d, d))
         return {"X": X, "location": np.asarray(X.mean(0) if n else np.zeros(d), np.float64),
                 "precision": A @ A.T + np.eye(d)}
-    if kernel in ("sq_distances", "kmeans_lloyd_local", "kmeans_inertia"):
+    if kernel in ("kmeans_lloyd_local", "kmeans_inertia", "kmeans_assign", "kmeans_transform",
+                  "kmeans_min_distances", "kmeans_plusplus_potentials"):
         # k-means kernels see centered rows (the estimator centers them, as scikit-learn does):
         # far from the origin, ||c||^2 - 2 x.c loses every digit in any implementation.
         Xc = X - X.mean(0).astype(X.dtype) if n else X
         centers = (Xc[rng.integers(0, n, 3)] if n else rng.normal(size=(3, d))).astype(np.float64)
         centers = centers + 0.01 * rng.normal(size=centers.shape)
         weights = np.ones(n) if w is None else np.asarray(w, np.float64)
-        if kernel == "sq_distances":
+        if n and rng.integers(2):
+            # a duplicate center and a row exactly between two centers: ties go to the lower index
+            centers[1] = centers[0]
+            centers[2] = 2 * np.asarray(Xc[0], np.float64) - centers[0]
+        if kernel in ("kmeans_assign", "kmeans_transform"):
+            return {"X": Xc, "centers": centers}
+        if kernel in ("kmeans_min_distances", "kmeans_plusplus_potentials"):
             norms = np.einsum("ij,ij->i", Xc, Xc) if rng.integers(2) else None
-            return {"X": Xc, "centers": centers.astype(X.dtype), "x_squared_norms": norms}
+            first = kernel == "kmeans_min_distances" and rng.integers(2)
+            spread = float(np.var(Xc)) if n else 1.0
+            closest = None if first else rng.uniform(0, 2 * spread + 1, n)
+            if kernel == "kmeans_min_distances":
+                return {"X": Xc, "centers": centers[:1].astype(X.dtype), "closest": closest,
+                        "x_squared_norms": norms}
+            return {"X": Xc, "sample_weight": weights, "candidates": centers.astype(X.dtype),
+                    "closest": closest, "x_squared_norms": norms}
         if kernel == "kmeans_lloyd_local":
             return {"X": Xc, "sample_weight": weights, "centers": centers,
                     "labels_old": rng.integers(-1, 3, n).astype(np.int32)}

@@ -116,32 +116,25 @@ def spmdlearn_tsqr_local(X, mean):
 
 
 @hookspec(firstresult=True)
-def spmdlearn_sq_distances(X, centers, x_squared_norms):
-    """Squared euclidean distances of this rank's rows to ``centers``: :func:`spmdlearn.reference.sq_distances`.
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
+    """One Lloyd E-step and the M-step's statistics: :func:`spmdlearn.reference.lloyd_local`.
 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
-    centers : ndarray of shape (n_centers, n_features)
-    x_squared_norms : ndarray of shape (n_samples,) or None
-        Precomputed ``||x||^2``.
-
-    Returns
-    -------
-    distances : array of shape (n_samples, n_centers), or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
-def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
-    """One Lloyd E-step and the M-step's statistics: :func:`spmdlearn.reference.lloyd_local`.
+    sample_weight : array of shape (n_samples,)
+    centers : ndarray of shape (n_clusters, n_features), float64
+    labels_old : ndarray of shape (n_samples,), int32
+        The previous labels (-1 before the first step).
 
     Returns
     -------
     result : tuple (labels, spmdlearn.reference.LloydPartial), or None
-        Labels of this rank's rows (int32, nearest center, lowest index among ties) and the
-        partial. None declines. Must not communicate.
+        Labels of this rank's rows (int32, nearest center by ``||c||^2 - 2 x.c`` computed in
+        X's dtype, lowest index among ties) and the partial: per-cluster weighted sums and
+        weights (float64), the inertia of the *new* labels against ``centers`` from coordinate
+        differences in float64 (``kmeans_inertia``'s expression), and the count of labels that
+        differ from ``labels_old``. None declines. Must not communicate.
     """
 
 
@@ -324,4 +317,86 @@ def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
         ``indptr`` ``(n_x + 1,)`` int64; ``indices`` ``(n_pairs,)`` int64 (``y_index`` of the
         neighbours, in candidate order within each query); ``distances`` ``(n_pairs,)``
         float64. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_assign(X, centers):
+    """The nearest center of each row and the squared distance to it: :func:`spmdlearn.reference.kmeans_assign`.
+
+    An E-step without an M-step (``predict``, ``score``). Callers pass blocks of rows.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : ndarray of shape (n_clusters, n_features)
+
+    Returns
+    -------
+    result : tuple (labels, sq_distances), or None
+        ``labels`` ``(n_samples,)`` int32: nearest center by ``||c||^2 - 2 x.c`` in X's dtype,
+        the lowest index among ties (the decisions of ``kmeans_lloyd_local``);
+        ``sq_distances`` ``(n_samples,)`` float64: ``||x - centers[label]||^2`` from coordinate
+        differences in float64. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_transform(X, centers):
+    """Euclidean distances of a block of rows to every center: :func:`spmdlearn.reference.kmeans_transform`.
+
+    Parameters
+    ----------
+    X : array of shape (n_rows, n_features)
+        A block of rows; the caller sizes it so that ``(n_rows, n_clusters)`` fits its budget.
+    centers : ndarray of shape (n_clusters, n_features)
+
+    Returns
+    -------
+    distances : array of shape (n_rows, n_clusters), X's dtype, or None
+        scikit-learn's ``euclidean_distances(X, centers)``. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
+    """k-means++'s update of the squared distance to the closest chosen center: :func:`spmdlearn.reference.kmeans_min_distances`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : ndarray of shape (n_new, n_features), X's dtype
+        The newly chosen centers (one, in k-means++).
+    closest : ndarray of shape (n_samples,), float64, or None
+        The current squared distances; None: no center chosen yet.
+    x_squared_norms : ndarray of shape (n_samples,) or None
+        ``||x||^2`` of the rows.
+
+    Returns
+    -------
+    closest : ndarray of shape (n_samples,), float64, or None
+        ``min(closest, min_c d(x, c))`` with ``d`` scikit-learn's
+        ``euclidean_distances(X, centers, squared=True)`` (the expansion its k-means++ uses).
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
+    """This rank's k-means++ potential of each candidate center: :func:`spmdlearn.reference.kmeans_plusplus_potentials`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    sample_weight : array of shape (n_samples,)
+    candidates : ndarray of shape (n_candidates, n_features), X's dtype
+    closest : ndarray of shape (n_samples,), float64
+    x_squared_norms : ndarray of shape (n_samples,) or None
+
+    Returns
+    -------
+    potentials : ndarray of shape (n_candidates,), float64, or None
+        ``sum_i w_i min(closest_i, d(x_i, c))`` per candidate, ``d`` as in
+        ``kmeans_min_distances``; the caller sums over ranks and picks the smallest. Only
+        ``(n_candidates,)`` leaves the kernel. None declines. Must not communicate.
     """

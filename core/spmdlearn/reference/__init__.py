@@ -15,7 +15,9 @@ from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
 from ._forest import apply_bins, best_split, bin_edges, counter_uniform, node_histograms, poisson_counts, tree_apply
-from ._kmeans import LLOYD, LloydPartial, farthest_rows, kmeans_inertia, lloyd_combine, lloyd_local, sq_distances
+from ._kmeans import (LLOYD, LloydPartial, farthest_rows, kmeans_assign, kmeans_inertia,
+                      kmeans_min_distances, kmeans_plusplus_potentials, kmeans_transform,
+                      lloyd_combine, lloyd_local, sq_distances)
 from ._neighbors import (METRICS, block_distances, knn_merge, radius_counts, radius_min_label,
                          radius_neighbors_csr, scipy_metric)
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
@@ -47,9 +49,12 @@ KERNELS = {
     "linear_predict": linear_predict,
     "mahalanobis": mahalanobis,
     "tsqr_local": tsqr_local,
-    "sq_distances": sq_distances,
     "kmeans_lloyd_local": lloyd_local,
     "kmeans_inertia": kmeans_inertia,
+    "kmeans_assign": kmeans_assign,
+    "kmeans_transform": kmeans_transform,
+    "kmeans_min_distances": kmeans_min_distances,
+    "kmeans_plusplus_potentials": kmeans_plusplus_potentials,
     "column_stats_local": column_stats_local,
     "logistic_loss_grad": logistic_loss_grad,
     "logistic_hessp": logistic_hessp,
@@ -71,6 +76,7 @@ __all__ = [
     "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
+    "kmeans_assign", "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials",
     "farthest_rows", "METRICS", "scipy_metric", "block_distances",
     "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",

@@ -10,7 +10,8 @@ from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
 from ._forest import node_histograms, tree_apply
-from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
+from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
+                      kmeans_plusplus_potentials, kmeans_transform, lloyd_local)
 from ._neighbors import knn_merge, radius_counts, radius_min_label, radius_neighbors_csr
 from ._pca import tsqr_local
 
@@ -47,12 +48,6 @@ def spmdlearn_mahalanobis(X, location, precision):
 @hookimpl(trylast=True)
 def spmdlearn_tsqr_local(X, mean):
     return tsqr_local(np.asarray(X), mean)
-
-
-@hookimpl(trylast=True)
-def spmdlearn_sq_distances(X, centers, x_squared_norms):
-    return sq_distances(np.asarray(X), np.asarray(centers, dtype=np.asarray(X).dtype),
-                        x_squared_norms)
 
 
 @hookimpl(trylast=True)
@@ -110,3 +105,24 @@ def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
 @hookimpl(trylast=True)
 def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
     return radius_neighbors_csr(np.asarray(X), np.asarray(Y), y_index, eps, metric, p, x_index)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_assign(X, centers):
+    return kmeans_assign(np.asarray(X), centers)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_transform(X, centers):
+    return kmeans_transform(np.asarray(X), centers)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
+    return kmeans_min_distances(np.asarray(X), centers, closest, x_squared_norms)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
+    return kmeans_plusplus_potentials(np.asarray(X), sample_weight, candidates, closest,
+                                      x_squared_norms)
