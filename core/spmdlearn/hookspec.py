@@ -5,6 +5,19 @@ A backend is a pluggy plugin registered under the entry-point group ``spmdlearn.
     [project.entry-points."spmdlearn.backends"]
     mybackend = "mypackage.plugin"       # a module (or object) with @hookimpl functions
 
+Selection: each backend says which inputs it serves (:func:`spmdlearn_claims`). With
+``SPMDLEARN_BACKEND=auto`` (the default) the first available backend that claims the input is
+selected; the reference (NumPy) claims NumPy and is asked last. ``SPMDLEARN_BACKEND=NAME`` or
+``spmdlearn.config_context(backend=NAME)`` selects a backend by name, whatever it claims; a
+name that is not installed, or installed but unavailable (``spmdlearn_backend_info`` says
+``available: False``), is an error listing the available backends.
+
+Dispatch: each kernel call goes through pluggy's relay (a subset hook caller of the selected
+backend and the reference, ``firstresult``): the backend's implementation runs first, and the
+reference (``trylast``) serves what the backend lacks or declines. Every call is counted per
+(backend, kernel) as served, declined or fallback (``spmdlearn._backends.dispatch_counts``),
+and ``SPMDLEARN_VERBOSE=1`` logs every decline and fallback.
+
 Rules for every kernel below:
 
 * it computes on this rank's data only and **must not communicate**;
@@ -12,7 +25,9 @@ Rules for every kernel below:
 * returning ``None`` declines (wrong array type, unsupported dtype, missing dependency); the next
   backend, finally the NumPy reference, then serves the call. Never raise for "unsupported";
 * its result must agree with the reference kernel (``spmdlearn.reference``) within the tolerances
-  of the conformance suite (``python -m spmdlearn_conformance``).
+  of the conformance suite (``python -m spmdlearn_conformance --backend NAME --array-type
+  TYPE``), with the reference's dtype and array type on the same input;
+* a backend that claims an array type serves, on that type, every kernel it implements.
 
 The reference implements every kernel with ``trylast=True``.
 """
@@ -37,6 +52,29 @@ def spmdlearn_backend_info():
     info : dict
         ``{"name": str, "available": bool, "devices": list of str, "note": str}``: whether its
         dependencies import and which devices it would use.
+    """
+
+
+@hookspec
+def spmdlearn_claims(X):
+    """Whether this backend serves kernels on inputs like ``X`` (its array type, its device).
+
+    ``SPMDLEARN_BACKEND=auto`` (the default) selects the first available backend that claims
+    the input; the reference claims NumPy and is asked last. A backend that claims an array
+    type must serve, on that type, every kernel it implements: the conformance suite
+    (``--array-type``) checks it. Claim nothing to be used only when selected by name.
+
+    Parameters
+    ----------
+    X : any
+        The estimator's input: a NumPy array, another library's array, a list, a DataFrame, or
+        None (no input). Do not import a library only to inspect ``X``: an array of a library
+        that is not imported cannot be ``X``.
+
+    Returns
+    -------
+    claimed : bool or None
+        True claims ``X``; False or None does not. Must not communicate.
     """
 
 

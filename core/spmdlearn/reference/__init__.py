@@ -4,12 +4,14 @@ This module is public and stable. Other projects import it as a correctness orac
 
     from spmdlearn.reference import COMOMENTS, comoments_local, simulate
 
-Everything here takes and returns NumPy arrays, never communicates and needs no MPI. Each
+Everything here takes and returns NumPy arrays, never communicates and needs no MPI: importing
+it imports neither mpi4py nor :mod:`spmdlearn.comm`. (Running a contract over MPI is
+:func:`spmdlearn.collective.allreduce`.) Each
 contract (``MOMENTS``, ``COMOMENTS``, ``R2``) is a :class:`~spmdlearn.contract.ReductionContract`
 with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a list of shards.
 """
 
-from ..contract import ReductionContract, allreduce, empty_shard, simulate
+from ..contract import ReductionContract, empty_shard, simulate, tree_fold
 from ._covariance import mahalanobis
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
@@ -67,7 +69,7 @@ KERNELS = {
 }
 
 __all__ = [
-    "ReductionContract", "simulate", "allreduce", "empty_shard", "CONTRACTS", "KERNELS",
+    "ReductionContract", "simulate", "tree_fold", "empty_shard", "CONTRACTS", "KERNELS",
     "MomentsPartial", "moments_local", "moments_combine", "moments_finalize", "MOMENTS",
     "BASIC_STATISTICS_OPTIONS",
     "ComomentsPartial", "comoments_local", "comoments_combine", "covariance_finalize", "COMOMENTS",

@@ -25,6 +25,15 @@ def spmdlearn_backend_info():
 
 
 @hookimpl(trylast=True)
+def spmdlearn_claims(X):
+    # NumPy arrays, and host inputs that validation makes NumPy (lists, DataFrames, None); not
+    # another library's array, which its own backend claims.
+    import array_api_compat
+
+    return isinstance(X, (np.ndarray, np.generic)) or not array_api_compat.is_array_api_obj(X)
+
+
+@hookimpl(trylast=True)
 def spmdlearn_moments_local(X, sample_weight):
     return moments_local(np.asarray(X), None if sample_weight is None else np.asarray(sample_weight))
 
