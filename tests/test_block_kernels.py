@@ -187,3 +187,103 @@ def test_kmeans_plusplus_kernels_are_min_distance_updates(data, first):
     pots = ref.kmeans_plusplus_potentials(X, w, C, got, x_sq)
     assert pots.shape == (len(C),)
     assert np.allclose(pots, [w @ np.minimum(got, d[:, c]) for c in range(len(C))], atol=1e-8)
+
+
+@st.composite
+def binned_rows(draw):
+    n = draw(st.sampled_from([0, 1, 2, 17, 40]))
+    d = draw(st.integers(1, 4))
+    n_bins = draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    return rng.integers(0, n_bins, (n, d)).astype(np.uint16), n_bins, rng
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0, 1, 5, 30]))
+def test_apply_bins_counts_cut_points_below_values_on_cuts_go_left(seed, n):
+    rng = np.random.default_rng(seed)
+    edges = [np.sort(np.unique(np.round(rng.normal(size=int(rng.integers(0, 6))), 1)))
+             for _ in range(3)]
+    padded = ref.pad_edges(edges)
+    X = np.round(rng.normal(size=(n, 3)), 1)  # many values exactly on a cut point
+    binned = ref.apply_bins(X, padded)
+    assert binned.dtype == np.uint16 and binned.shape == X.shape
+    for i in range(n):
+        for j in range(3):
+            assert binned[i, j] == sum(c < X[i, j] for c in edges[j])
+    assert np.array_equal(binned, ref.apply_bins(X, edges))
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(0.1, 2.0), st.integers(0, 300))
+def test_bootstrap_counts_depend_on_the_global_index_only(seed, lam, cut):
+    rows = np.arange(300, dtype=np.int64)
+    whole = ref.bootstrap_counts(rows, seed, lam)
+    assert whole.dtype == np.int64
+    assert np.array_equal(whole, ref.poisson_counts(
+        ref.counter_uniform(seed, ref.BOOTSTRAP_STREAM, rows), lam))
+    parts = np.concatenate([ref.bootstrap_counts(rows[:cut], seed, lam),
+                            ref.bootstrap_counts(rows[cut:], seed, lam)])
+    assert np.array_equal(whole, parts)
+
+
+@given(binned_rows(), st.sampled_from([0, 2, 3]), st.booleans())
+def test_tree_histograms_sum_weighted_bootstrap_statistics(data, K, with_class_weight):
+    binned, n_bins, rng = data
+    n, d = binned.shape
+    n_nodes = 3
+    node_pos = rng.integers(-1, n_nodes, n)
+    y = rng.integers(0, K, n) if K else rng.normal(size=n)
+    w = rng.uniform(0.5, 2, n)
+    counts = rng.integers(0, 3, n)
+    cw = rng.uniform(0.5, 2, K) if K and with_class_weight else None
+    hist = ref.tree_histograms(binned, node_pos, y, w, counts, n_nodes, n_bins, K, cw)
+    channels = K + 1 if K else 4
+    expected = np.zeros((n_nodes, d, n_bins, channels))
+    for i in range(n):
+        if node_pos[i] < 0 or counts[i] == 0:
+            continue
+        v = w[i] * counts[i] * (cw[y[i]] if cw is not None else 1.0)
+        for j in range(d):
+            cell = expected[node_pos[i], j, binned[i, j]]
+            if K:
+                cell[y[i]] += v
+                cell[K] += 1
+            else:
+                cell += [v, v * y[i], v * y[i] ** 2, 1]
+    assert hist.shape == expected.shape and np.allclose(hist, expected)
+
+
+@given(binned_rows())
+def test_tree_route_moves_rows_of_splitting_nodes_only(data):
+    binned, n_bins, rng = data
+    n, d = binned.shape
+    # nodes 0..2 exist; 1 and 2 split now into (3, 4) and (5, 6); node 0 split before
+    node_of_row = rng.integers(-1, 3, n)
+    node_of_row[node_of_row == 0] = 1
+    split_feature = np.array([-1, rng.integers(d), rng.integers(d), -1, -1, -1, -1])
+    split_bin = np.array([0, rng.integers(n_bins), rng.integers(n_bins), 0, 0, 0, 0])
+    left, right = np.array([1, 3, 5, -1, -1, -1, -1]), np.array([2, 4, 6, -1, -1, -1, -1])
+    got = ref.tree_route(binned, node_of_row, split_feature, split_bin, left, right)
+    for i in range(n):
+        node = node_of_row[i]
+        if node < 0:
+            assert got[i] == -1
+        else:
+            go_left = binned[i, split_feature[node]] <= split_bin[node]
+            assert got[i] == (left[node] if go_left else right[node])
+
+
+def test_every_kernel_has_a_conformance_check_that_the_reference_passes():
+    """Each hook has its vs-reference check in the conformance suite (with its edge cases),
+    and the reference itself passes it."""
+    from spmdlearn import _backends
+    from spmdlearn_conformance._kernels import check_kernel
+
+    pm = _backends.plugin_manager()
+    plugin = pm.get_plugin("reference")
+    impls = {hc.name[len("spmdlearn_"):]: next(i for i in hc.get_hookimpls() if i.plugin is plugin)
+             for hc in pm.get_hookcallers(plugin)
+             if hc.name not in ("spmdlearn_backend_info", "spmdlearn_claims")}
+    assert set(impls) == set(ref.KERNELS)
+    for kernel, impl in sorted(impls.items()):
+        status, detail = check_kernel(impl, kernel, 3)
+        assert status == "pass", f"{kernel}: {detail}"

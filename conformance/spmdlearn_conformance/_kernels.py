@@ -124,11 +124,37 @@ def _inputs(kernel, X, w, rng):
         hess = logistic_loss_grad(Xs, target, weights, coef, intercept, K, True)[3]
         return {"X": Xs, "hess_weights": hess, "v_coef": np.ones_like(coef),
                 "v_intercept": intercept, "n_classes": K}
-    if kernel == "tree_histograms":
-        binned = rng.integers(0, 8, size=(n, d)).astype(np.uint16)
-        stats = np.column_stack([rng.random((n, 2)), np.ones(n)])
-        return {"binned": binned, "node_pos": rng.integers(-1, 3, n), "stats": stats,
-                "n_nodes": 3, "n_bins": 8}
+    if kernel in ("tree_histograms", "tree_route"):
+        n_bins = 8
+        binned = rng.integers(0, n_bins, size=(n, d)).astype(np.uint16)
+        if kernel == "tree_route":
+            # nodes 1 and 2 split now (node 0 earlier); rows on the split bin go left
+            node_of_row = rng.integers(-1, 3, n).astype(np.int64)
+            node_of_row[node_of_row == 0] = 1
+            return {"binned": binned, "node_of_row": node_of_row,
+                    "split_feature": np.array([-1, rng.integers(d), rng.integers(d), -1, -1, -1,
+                                               -1], np.int64),
+                    "split_bin": np.array([0, 3, 0, 0, 0, 0, 0], np.int64),
+                    "left": np.array([1, 3, 5, -1, -1, -1, -1], np.int64),
+                    "right": np.array([2, 4, 6, -1, -1, -1, -1], np.int64)}
+        K = int(rng.choice([0, 2, 3]))
+        y = rng.integers(0, K, n).astype(np.int64) if K else np.asarray(X[:, 0], np.float64)
+        weights = np.ones(n) if w is None else np.asarray(w, np.float64)
+        return {"binned": binned, "node_pos": rng.integers(-1, 3, n).astype(np.int64), "y": y,
+                "sample_weight": weights, "counts": rng.integers(0, 3, n).astype(np.int64),
+                "n_nodes": 3, "n_bins": n_bins, "n_classes": K,
+                "class_weight": rng.uniform(0.5, 2, K) if K and rng.integers(2) else None}
+    if kernel == "apply_bins":
+        # cut points at values of the shard: values exactly on a cut go left
+        from spmdlearn.reference import pad_edges
+
+        cuts = [np.unique(np.asarray(X[rng.integers(0, n, 5), j], np.float64)) if n else
+                np.zeros(0) for j in range(d)]
+        return {"X": X, "edges": pad_edges(cuts)}
+    if kernel == "bootstrap_counts":
+        start = int(rng.integers(0, 10**9))
+        return {"row_index": np.arange(start, start + n, dtype=np.int64),
+                "seed": int(rng.integers(0, 2**31 - 1)), "lam": float(rng.uniform(0.3, 2.0))}
     if kernel == "tree_apply":
         # A depth-2 tree on the first feature(s).
         f = np.array([0, min(1, d - 1), 0, -1, -1, -1, -1])

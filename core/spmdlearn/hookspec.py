@@ -229,17 +229,6 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 
 @hookspec(firstresult=True)
-def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
-    """Per (node, feature, bin) sums of row statistics: :func:`spmdlearn.reference.node_histograms`.
-
-    Returns
-    -------
-    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats), float64, or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
 def spmdlearn_tree_apply(X, feature, threshold, left, right):
     """The leaf each row reaches: :func:`spmdlearn.reference.tree_apply`.
 
@@ -437,4 +426,91 @@ def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, 
         ``sum_i w_i min(closest_i, d(x_i, c))`` per candidate, ``d`` as in
         ``kmeans_min_distances``; the caller sums over ranks and picks the smallest. Only
         ``(n_candidates,)`` leaves the kernel. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_apply_bins(X, edges):
+    """Bin index of every value: :func:`spmdlearn.reference.apply_bins`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    edges : ndarray of shape (n_features, max_cuts), float64
+        Increasing cut points per feature, padded with +inf.
+
+    Returns
+    -------
+    binned : ndarray of shape (n_samples, n_features), uint16, or None
+        ``#{c : edges[j, c] < X[i, j]}`` (a value equal to a cut point is in the bin left of
+        it; comparisons in float64). None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_bootstrap_counts(row_index, seed, lam):
+    """Counter-based Poisson bootstrap counts: :func:`spmdlearn.reference.bootstrap_counts`.
+
+    Parameters
+    ----------
+    row_index : ndarray of shape (n_samples,), int64
+        Global row indices.
+    seed : int
+    lam : float
+
+    Returns
+    -------
+    counts : ndarray of shape (n_samples,), int64, or None
+        ``poisson_counts(counter_uniform(seed, 2, row_index), lam)`` bit for bit (SplitMix64
+        uniforms, inverse-CDF Poisson capped at 64): a row's count depends on its global index
+        only. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                              n_classes, class_weight):
+    """Per (node, feature, bin) sums from labels, weights and bootstrap counts: :func:`spmdlearn.reference.tree_histograms`.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_pos : ndarray of shape (n_samples,), int64
+        Position among the ``n_nodes`` nodes being split; -1: the row is skipped.
+    y : ndarray of shape (n_samples,)
+        Class index (int64) when ``n_classes > 0``, else the float64 target.
+    sample_weight : ndarray of shape (n_samples,), float64
+    counts : ndarray of shape (n_samples,), int64
+        Bootstrap counts; a row with 0 is skipped.
+    n_nodes, n_bins, n_classes : int
+    class_weight : ndarray of shape (n_classes,), float64, or None
+        Multiplies each row's weight by its class's.
+
+    Returns
+    -------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_classes + 1 or 4), float64, or None
+        With ``v = sample_weight * counts (* class_weight[y])``: channels ``v`` per class and
+        the row count (classification), or ``(v, v*y, v*y^2, row count)`` (regression).
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    """Rows of the nodes that split move to their children: :func:`spmdlearn.reference.tree_route`.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_of_row : ndarray of shape (n_samples,), int64
+        -1: not in the tree.
+    split_feature, split_bin, left, right : ndarray of shape (n_nodes,), int64
+        ``split_feature`` is -1 except at the nodes that split now; a row goes left when
+        ``binned[row, split_feature[node]] <= split_bin[node]``.
+
+    Returns
+    -------
+    node_of_row : ndarray of shape (n_samples,), int64, or None
+        A new array; rows of non-splitting nodes keep theirs. None declines. Must not
+        communicate.
     """

@@ -16,7 +16,9 @@ from ._covariance import mahalanobis
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
-from ._forest import apply_bins, best_split, bin_edges, counter_uniform, node_histograms, poisson_counts, tree_apply
+from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, bin_edges, bootstrap_counts,
+                      counter_uniform, node_histograms, pad_edges, poisson_counts, tree_apply,
+                      tree_histograms, tree_route)
 from ._kmeans import (LLOYD, LloydPartial, farthest_rows, kmeans_assign, kmeans_inertia,
                       kmeans_min_distances, kmeans_plusplus_potentials, kmeans_transform,
                       lloyd_combine, lloyd_local, sq_distances)
@@ -64,7 +66,10 @@ KERNELS = {
     "radius_counts": radius_counts,
     "radius_min_label": radius_min_label,
     "radius_neighbors_csr": radius_neighbors_csr,
-    "tree_histograms": node_histograms,
+    "tree_histograms": tree_histograms,
+    "tree_route": tree_route,
+    "apply_bins": apply_bins,
+    "bootstrap_counts": bootstrap_counts,
     "tree_apply": tree_apply,
 }
 
@@ -84,5 +89,6 @@ __all__ = [
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
     "logistic_loss_grad", "logistic_hessp",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",
-    "poisson_counts", "tree_apply",
+    "poisson_counts", "tree_apply", "tree_histograms", "tree_route", "bootstrap_counts",
+    "pad_edges", "BOOTSTRAP_STREAM",
 ]

@@ -9,7 +9,7 @@ from ._covariance import mahalanobis
 from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
-from ._forest import node_histograms, tree_apply
+from ._forest import apply_bins, bootstrap_counts, tree_apply, tree_histograms, tree_route
 from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
                       kmeans_plusplus_potentials, kmeans_transform, lloyd_local)
 from ._neighbors import knn_merge, radius_counts, radius_min_label, radius_neighbors_csr
@@ -86,11 +86,6 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 
 @hookimpl(trylast=True)
-def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
-    return node_histograms(binned, node_pos, stats, n_nodes, n_bins)
-
-
-@hookimpl(trylast=True)
 def spmdlearn_tree_apply(X, feature, threshold, left, right):
     return tree_apply(np.asarray(X), feature, threshold, left, right)
 
@@ -135,3 +130,25 @@ def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
 def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
     return kmeans_plusplus_potentials(np.asarray(X), sample_weight, candidates, closest,
                                       x_squared_norms)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_apply_bins(X, edges):
+    return apply_bins(np.asarray(X), edges)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_bootstrap_counts(row_index, seed, lam):
+    return bootstrap_counts(row_index, seed, lam)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                              n_classes, class_weight):
+    return tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                           n_classes, class_weight)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    return tree_route(binned, node_of_row, split_feature, split_bin, left, right)
