@@ -287,3 +287,15 @@ def test_every_kernel_has_a_conformance_check_that_the_reference_passes():
     for kernel, impl in sorted(impls.items()):
         status, detail = check_kernel(impl, kernel, 3)
         assert status == "pass", f"{kernel}: {detail}"
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0, 1, 25]),
+       st.sampled_from([np.float64, np.float32]))
+def test_affine_transform_is_shift_then_scale_in_the_input_dtype(seed, n, dtype):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, 3)) * 5 + 1e3).astype(dtype)
+    shift = rng.normal(size=3).astype(dtype) + dtype(1e3)
+    scale = rng.uniform(0.1, 3, 3).astype(dtype)
+    out = ref.affine_transform(X, shift, scale)
+    assert out.dtype == dtype and out.shape == X.shape and out is not X
+    assert np.array_equal(out, (X - shift) * scale)  # both steps rounded in the input dtype

@@ -74,6 +74,12 @@ def _inputs(kernel, X, w, rng):
         coef = rng.normal(size=(2, d)) if rng.integers(2) else rng.normal(size=d)
         intercept = rng.normal(size=2) if coef.ndim == 2 else float(rng.normal())
         return {"X": X, "coef": coef, "intercept": intercept}
+    if kernel == "affine_transform":
+        # the scalers' forms: centering and scaling, far-from-origin shifts, unit scales
+        shift = np.asarray(X.mean(0) if n else np.zeros(d), np.float64)
+        scale = rng.uniform(0.1, 10, d)
+        scale[rng.integers(d)] = 1.0
+        return {"X": X, "shift": shift.astype(X.dtype), "scale": scale.astype(X.dtype)}
     if kernel == "mahalanobis":
         A = rng.normal(size=(d, d))
         return {"X": X, "location": np.asarray(X.mean(0) if n else np.zeros(d), np.float64),

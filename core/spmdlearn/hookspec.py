@@ -514,3 +514,23 @@ def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, ri
         A new array; rows of non-splitting nodes keep theirs. None declines. Must not
         communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_affine_transform(X, shift, scale):
+    """``(X - shift) * scale`` per feature: :func:`spmdlearn.reference.affine_transform`.
+
+    The scalers' ``transform`` and ``inverse_transform`` and PCA's whitening.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    shift : ndarray of shape (n_features,), X's dtype
+    scale : ndarray of shape (n_features,), X's dtype
+
+    Returns
+    -------
+    out : array of shape (n_samples, n_features), X's dtype and array type, or None
+        A new array (``X`` is not modified); the subtraction, then the product, each rounded
+        in X's dtype. None declines. Must not communicate.
+    """

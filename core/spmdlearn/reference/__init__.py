@@ -13,6 +13,7 @@ with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a l
 
 from ..contract import ReductionContract, empty_shard, simulate, tree_fold
 from ._covariance import mahalanobis
+from ._transform import affine_transform
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
@@ -52,6 +53,7 @@ KERNELS = {
     "comoments_local": comoments_local,
     "linear_predict": linear_predict,
     "mahalanobis": mahalanobis,
+    "affine_transform": affine_transform,
     "tsqr_local": tsqr_local,
     "kmeans_lloyd_local": lloyd_local,
     "kmeans_inertia": kmeans_inertia,
@@ -78,7 +80,7 @@ __all__ = [
     "MomentsPartial", "moments_local", "moments_combine", "moments_finalize", "MOMENTS",
     "BASIC_STATISTICS_OPTIONS",
     "ComomentsPartial", "comoments_local", "comoments_combine", "covariance_finalize", "COMOMENTS",
-    "linear_solve", "linear_predict", "gram_blocks", "mahalanobis",
+    "linear_solve", "linear_predict", "gram_blocks", "mahalanobis", "affine_transform",
     "R2Partial", "r2_local", "r2_combine", "r2_finalize", "R2",
     "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
     "infer_dimension",

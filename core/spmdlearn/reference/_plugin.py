@@ -6,6 +6,7 @@ import numpy as np
 
 from ..hookspec import hookimpl
 from ._covariance import mahalanobis
+from ._transform import affine_transform
 from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
@@ -152,3 +153,8 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
 @hookimpl(trylast=True)
 def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
     return tree_route(binned, node_of_row, split_feature, split_bin, left, right)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_affine_transform(X, shift, scale):
+    return affine_transform(np.asarray(X), shift, scale)
