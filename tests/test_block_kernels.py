@@ -299,3 +299,40 @@ def test_affine_transform_is_shift_then_scale_in_the_input_dtype(seed, n, dtype)
     out = ref.affine_transform(X, shift, scale)
     assert out.dtype == dtype and out.shape == X.shape and out is not X
     assert np.array_equal(out, (X - shift) * scale)  # both steps rounded in the input dtype
+
+
+@st.composite
+def level_histograms(draw):
+    """Histograms of a tree level with many equal decreases (integer counts on few bins)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    n_nodes, F, B = draw(st.integers(0, 4)), draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    classification = draw(st.booleans())
+    if classification:
+        stats = rng.integers(0, 3, (n_nodes, F, B, 3)).astype(float)
+    else:
+        w = rng.integers(0, 3, (n_nodes, F, B)).astype(float)
+        y = np.round(rng.normal(size=(n_nodes, F, B)), 0)
+        stats = np.stack([w, w * y, w * y * y], -1)
+    rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, F, B))
+    hist = np.concatenate([stats, rows[..., None].astype(float)], -1)
+    order = np.array([rng.permutation(F) for _ in range(n_nodes)]).reshape(n_nodes, F)
+    criterion = draw(st.sampled_from(["gini", "entropy"])) if classification else "squared_error"
+    return hist, order, classification, criterion, rng
+
+
+@given(level_histograms(), st.integers(1, 5), st.integers(1, 3),
+       st.sampled_from([0.0, 0.01, 0.1]), st.sampled_from([0.0, 1.0]))
+def test_best_splits_are_best_split_of_every_node(data, n_draw, min_leaf, min_decrease,
+                                                   min_weight):
+    hist, order, classification, criterion, _ = data
+    n_draw = min(n_draw, hist.shape[1])
+    f, c, dec = ref.best_splits(hist, order, n_draw, classification, criterion, min_leaf,
+                                min_decrease, 10.0, min_weight)
+    assert f.shape == c.shape == dec.shape == (len(hist),)
+    for i in range(len(hist)):
+        expected = ref.best_split(hist[i], order[i], n_draw, classification, criterion,
+                                  min_leaf, min_decrease, 10.0, min_weight)
+        if expected is None:
+            assert f[i] == -1
+        else:
+            assert (f[i], c[i]) == expected[:2] and np.isclose(dec[i], expected[2])

@@ -150,6 +150,23 @@ def _inputs(kernel, X, w, rng):
                 "sample_weight": weights, "counts": rng.integers(0, 3, n).astype(np.int64),
                 "n_nodes": 3, "n_bins": n_bins, "n_classes": K,
                 "class_weight": rng.uniform(0.5, 2, K) if K and rng.integers(2) else None}
+    if kernel == "best_splits":
+        # integer counts on few bins: many equal decreases, the order of features decides
+        n_nodes, n_bins, K = min(n, 4), 5, int(rng.choice([0, 2]))
+        if K:
+            stats = rng.integers(0, 3, (n_nodes, d, n_bins, K)).astype(np.float64)
+        else:
+            wt = rng.integers(0, 3, (n_nodes, d, n_bins)).astype(np.float64)
+            yv = np.round(rng.normal(size=(n_nodes, d, n_bins)), 0)
+            stats = np.stack([wt, wt * yv, wt * yv * yv], -1)
+        rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, d, n_bins))
+        return {"hist": np.concatenate([stats, rows[..., None].astype(np.float64)], -1),
+                "feature_order": np.argsort(rng.random((n_nodes, d)), axis=1),
+                "n_draw": int(rng.integers(1, d + 1)), "classification": bool(K),
+                "criterion": "gini" if K else "squared_error",
+                "min_samples_leaf": int(rng.integers(1, 3)),
+                "min_impurity_decrease": float(rng.choice([0.0, 0.05])),
+                "weighted_n_root": 10.0, "min_weight_leaf": 0.0}
     if kernel == "apply_bins":
         # cut points at values of the shard: values exactly on a cut go left
         from spmdlearn.reference import pad_edges

@@ -534,3 +534,31 @@ def spmdlearn_affine_transform(X, shift, scale):
         A new array (``X`` is not modified); the subtraction, then the product, each rounded
         in X's dtype. None declines. Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    """The best split of every node of a tree level: :func:`spmdlearn.reference.best_splits`.
+
+    Parameters
+    ----------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats + 1), float64
+        The global histograms (identical on every rank); the last channel counts rows.
+    feature_order : ndarray of shape (n_nodes, n_features), int64
+        Each node's drawn order of the features.
+    n_draw : int
+        Features tried per node; more only while none of them splits.
+    classification : bool
+    criterion : {"gini", "entropy", "squared_error"}
+    min_samples_leaf, min_impurity_decrease, weighted_n_root, min_weight_leaf : float
+
+    Returns
+    -------
+    result : tuple (feature, bin, decrease), or None
+        ``(n_nodes,)`` int64, int64, float64; ``feature`` -1 where a node does not split.
+        Decisions must be those of the reference bit for bit (every rank takes them from the
+        same histograms; ties: the earlier feature in the order, then the lower bin). None
+        declines. Must not communicate.
+    """

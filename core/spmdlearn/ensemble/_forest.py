@@ -18,7 +18,7 @@ from .._validation import Interval, Options, validate_fit, validate_predict
 from ..metrics import accuracy_score, r2_score
 from ..metrics._classification import global_labels
 from ..patterns import LEVEL_HISTOGRAMS
-from ..reference._forest import best_split, bin_edges, counter_uniform, pad_edges
+from ..reference._forest import bin_edges, counter_uniform, pad_edges
 
 _SAMPLE_FOR_BINS = 200_000  # rows (over all ranks) whose values set the bin edges
 _STREAM_BINS, _STREAM_FEAT = 1, 3  # the bootstrap's stream is BOOTSTRAP_STREAM (2)
@@ -90,17 +90,23 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
             position[candidates] = np.arange(len(candidates))
             node_pos = np.where(node_of_row >= 0, position[np.maximum(node_of_row, 0)], -1)
             hist = histograms(node_pos, len(candidates))
-        splits = []
-        for i, node in enumerate(candidates):
-            u = counter_uniform(tree_seed, _STREAM_FEAT, node * n_features + np.arange(n_features))
-            order = np.argsort(u, kind="stable")
-            split = best_split(hist[i], order, params["n_draw"], classification,
-                               params["criterion"], params["min_samples_leaf"],
-                               params["min_impurity_decrease"], weighted_root,
-                               params["min_weight_fraction_leaf"] * weighted_root)
-            if split is not None:
-                splits.append((split[2] * float(hist[i, 0, :, :-1].sum() if classification
-                                                else hist[i, 0, :, 0].sum()), node, i, split))
+        # each node's feature draw, keyed by (tree, node): the same on every rank
+        nodes = np.asarray(candidates, np.int64)
+        u = counter_uniform(tree_seed, _STREAM_FEAT,
+                            (nodes[:, None] * n_features + np.arange(n_features)).ravel())
+        order = np.argsort(u.reshape(len(nodes), n_features), axis=1, kind="stable")
+        best_f, best_c, best_dec = call_kernel(
+            "best_splits", backend, hist=hist, feature_order=order, n_draw=params["n_draw"],
+            classification=classification, criterion=params["criterion"],
+            min_samples_leaf=params["min_samples_leaf"],
+            min_impurity_decrease=params["min_impurity_decrease"],
+            weighted_n_root=weighted_root,
+            min_weight_leaf=params["min_weight_fraction_leaf"] * weighted_root)
+        node_weight = hist[:, 0, :, :-1].sum(axis=(1, 2)) if classification else \
+            hist[:, 0, :, 0].sum(axis=1)
+        splits = [(float(best_dec[i]) * float(node_weight[i]), node, i,
+                   (int(best_f[i]), int(best_c[i]), float(best_dec[i])))
+                  for i, node in enumerate(candidates) if best_f[i] >= 0]
         if params["max_leaf_nodes"] is not None:
             # Best improvements first, within the leaf budget.
             splits.sort(key=lambda s: (-s[0], s[1]))

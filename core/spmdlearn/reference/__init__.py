@@ -17,7 +17,8 @@ from ._transform import affine_transform
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
-from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, bin_edges, bootstrap_counts,
+from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, best_splits, bin_edges,
+                      bootstrap_counts,
                       counter_uniform, node_histograms, pad_edges, poisson_counts, tree_apply,
                       tree_histograms, tree_route)
 from ._kmeans import (LLOYD, LloydPartial, farthest_rows, kmeans_assign, kmeans_inertia,
@@ -70,6 +71,7 @@ KERNELS = {
     "radius_neighbors_csr": radius_neighbors_csr,
     "tree_histograms": tree_histograms,
     "tree_route": tree_route,
+    "best_splits": best_splits,
     "apply_bins": apply_bins,
     "bootstrap_counts": bootstrap_counts,
     "tree_apply": tree_apply,
@@ -91,6 +93,6 @@ __all__ = [
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
     "logistic_loss_grad", "logistic_hessp",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",
-    "poisson_counts", "tree_apply", "tree_histograms", "tree_route", "bootstrap_counts",
+    "poisson_counts", "tree_apply", "tree_histograms", "best_splits", "tree_route", "bootstrap_counts",
     "pad_edges", "BOOTSTRAP_STREAM",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["counter_uniform", "poisson_counts", "bin_edges", "apply_bins", "node_histograms",
-           "tree_apply", "best_split", "bootstrap_counts", "tree_histograms", "tree_route",
+           "tree_apply", "best_split", "best_splits", "bootstrap_counts", "tree_histograms", "tree_route",
            "BOOTSTRAP_STREAM", "pad_edges"]
 
 #: The counter-based stream of the bootstrap draws (other streams: bin sample 1, features 3).
@@ -322,3 +322,115 @@ def best_split(hist, order, n_draw, classification, criterion, min_samples_leaf,
         if best is None or decrease[c] > best[2]:
             best = (int(f), c, float(decrease[c]))
     return best
+
+
+def _split_scores(hist, total, total_rows, impurity, w, classification, criterion,
+                  min_samples_leaf, min_weight_leaf):
+    """Impurity decrease of every (node, feature, bin) split; -inf where the split is invalid.
+
+    ``hist``: (n_nodes, n_features, n_bins, n_stats + 1); the others per node.
+    """
+    stats, rows = hist[..., :-1], hist[..., -1]
+    left = np.cumsum(stats, axis=2)[:, :, :-1]
+    left_rows = np.cumsum(rows, axis=2)[:, :, :-1]
+    right = total[:, None, None, :] - left
+    right_rows = total_rows[:, None, None] - left_rows
+    imp_l, w_l = _impurity(left, classification, criterion)
+    imp_r, w_r = _impurity(right, classification, criterion)
+    valid = (left_rows >= min_samples_leaf) & (right_rows >= min_samples_leaf) & \
+        (w_l > 0) & (w_r > 0) & (w_l >= min_weight_leaf) & (w_r >= min_weight_leaf)
+    ww = w[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        decrease = impurity[:, None, None] - (w_l / ww) * imp_l - (w_r / ww) * imp_r
+    return np.where(valid, decrease, -np.inf)
+
+
+def best_splits(hist, feature_order, n_draw, classification, criterion, min_samples_leaf,
+                min_impurity_decrease, weighted_n_root, min_weight_leaf=0.0):
+    """The best split of every node of a level from their global histograms: :func:`best_split`
+    for each node, computed for all nodes and features at once.
+
+    Parameters
+    ----------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats + 1)
+        Each node's statistics per feature and bin; the last channel counts rows.
+    feature_order : ndarray of shape (n_nodes, n_features), int
+        The order in which each node tries the features (a permutation per node): the first
+        ``n_draw``, and more only while none of them gives a valid split.
+    n_draw : int
+    classification : bool
+    criterion : {"gini", "entropy", "squared_error"}
+    min_samples_leaf : float
+    min_impurity_decrease : float
+    weighted_n_root : float
+    min_weight_leaf : float, default=0.0
+
+    Returns
+    -------
+    feature : ndarray of shape (n_nodes,), int64
+        The split feature; -1 where the node does not split.
+    bin : ndarray of shape (n_nodes,), int64
+        Rows with ``bin <= bin`` go left.
+    decrease : ndarray of shape (n_nodes,), float64
+        The impurity decrease of the split (weighted by the node's share, unscaled by the root).
+
+    Ties go to the earlier feature in the node's order, then to the lower bin, as in
+    :func:`best_split`. Work O(n_nodes x n_features x n_bins x n_stats), in blocks of nodes.
+    """
+    hist = np.asarray(hist, np.float64)
+    n_nodes, n_features, n_bins = hist.shape[:3]
+    feature = np.full(n_nodes, -1, np.int64)
+    cut = np.zeros(n_nodes, np.int64)
+    gain = np.zeros(n_nodes)
+    if n_nodes == 0 or n_bins < 2:
+        return feature, cut, gain
+    order = np.asarray(feature_order, np.int64)
+    per_node = n_features * n_bins * hist.shape[3] * 8 * 12  # bytes of the temporaries
+    step = max(1, int((32 << 20) // per_node))
+    for lo in range(0, n_nodes, step):
+        nodes = np.arange(lo, min(n_nodes, lo + step))
+        h = hist[nodes]
+        total = h[:, 0, :, :-1].sum(axis=1)
+        total_rows = h[:, 0, :, -1].sum(axis=1)
+        impurity, w = _impurity(total, classification, criterion)
+
+        def evaluate(sub, order_sub):
+            """(ok, decrease, bin) of each node's features ``order_sub``, in that order."""
+            ordered = np.take_along_axis(h[sub], order_sub[:, :, None, None], axis=1)
+            dec = _split_scores(ordered, total[sub], total_rows[sub], impurity[sub], w[sub],
+                                classification, criterion, min_samples_leaf, min_weight_leaf)
+            c = np.argmax(dec, axis=2)  # the lowest bin among equal decreases
+            best = np.take_along_axis(dec, c[:, :, None], axis=2)[:, :, 0]
+            with np.errstate(invalid="ignore"):
+                node_gain = best * w[sub][:, None] / weighted_n_root
+                ok = np.isfinite(best) & ~(node_gain + 1e-12 < min_impurity_decrease) & \
+                    (best > 0)
+            return ok, best, c
+
+        def choose(sub, ok, best, c, order_sub):
+            # tried: the first n_draw features, or up to the first that splits if none of
+            # them does; the earliest in order wins among equal decreases
+            first_ok = np.where(ok.any(axis=1), np.argmax(ok, axis=1), ok.shape[1])
+            limit = np.maximum(n_draw, first_ok + 1)
+            tried = np.arange(ok.shape[1])[None, :] < limit[:, None]
+            score = np.where(ok & tried, best, -np.inf)
+            pick = np.argmax(score, axis=1)
+            rows = np.arange(len(sub))
+            splits = np.isfinite(score[rows, pick])
+            idx = nodes[sub][splits]
+            feature[idx] = order_sub[rows, pick][splits]
+            cut[idx] = c[rows, pick][splits]
+            gain[idx] = score[rows, pick][splits]
+
+        # Most nodes split on one of their first n_draw features: evaluate those first, and
+        # all features only for the nodes where none of them splits.
+        every = np.arange(len(nodes))
+        first = order[nodes][:, :n_draw]
+        ok, best, c = evaluate(every, first)
+        choose(every, ok, best, c, first)
+        rest = every[~ok.any(axis=1)]
+        if rest.size and n_draw < n_features:
+            full = order[nodes[rest]]
+            ok, best, c = evaluate(rest, full)
+            choose(rest, ok, best, c, full)
+    return feature, cut, gain

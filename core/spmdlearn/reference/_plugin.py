@@ -10,7 +10,8 @@ from ._transform import affine_transform
 from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
-from ._forest import apply_bins, bootstrap_counts, tree_apply, tree_histograms, tree_route
+from ._forest import (apply_bins, best_splits, bootstrap_counts, tree_apply, tree_histograms,
+                      tree_route)
 from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
                       kmeans_plusplus_potentials, kmeans_transform, lloyd_local)
 from ._neighbors import knn_merge, radius_counts, radius_min_label, radius_neighbors_csr
@@ -158,3 +159,11 @@ def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, ri
 @hookimpl(trylast=True)
 def spmdlearn_affine_transform(X, shift, scale):
     return affine_transform(np.asarray(X), shift, scale)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    return best_splits(hist, feature_order, n_draw, classification, criterion, min_samples_leaf,
+                       min_impurity_decrease, weighted_n_root, min_weight_leaf)
