@@ -53,13 +53,19 @@ def _canonical(value):
 
 
 def canonical_params(estimator) -> dict:
-    """``get_params(deep=True)`` with every value made comparable across ranks (not collective).
+    """``{name: (comparable value, short text)}`` for ``get_params(deep=True)`` (not collective).
 
     The rule for random states: an int (or None) compares by value; a ``RandomState`` or
     ``Generator`` instance compares by its state when the method is called, so ranks that
     seeded theirs alike agree and ranks that would draw different numbers are told so.
     """
-    return {name: _canonical(value) for name, value in estimator.get_params(deep=True).items()}
+    return {name: (_canonical(value), _short(value))
+            for name, value in estimator.get_params(deep=True).items()}
+
+
+def _short(value) -> str:
+    text = _ADDRESS.sub("", repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 #: Public methods that may be collective; each is wrapped when its docstring starts with

@@ -145,12 +145,6 @@ def _digest(value) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
 
 
-def _shapes_check(*arrays, rows_free=False) -> int:
-    """Digest of the dtypes and shapes that every rank must pass alike (rows excepted if ``rows_free``)."""
-    return _digest(tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
-                         for a in arrays))
-
-
 def _describe(exc: BaseException) -> tuple:
     # The class travels by name (module, qualified name), resolved on the receiving rank: a
     # class that cannot be pickled or imported there becomes CollectiveError, never a hang.
@@ -295,16 +289,17 @@ class Comm:
         self._wait(request, collective, session)
         return out
 
-    def _enter(self, collective: str, check: int = 0) -> None:
+    def _enter(self, collective: str, *facts) -> None:
         """Collective: the status exchange that begins every collective of this class.
 
         Raises on every rank if any rank failed before it (joining with its error), if the
-        ranks are at different points of their programs, or if their ``check`` values differ
-        (arrays of different shapes where the collective needs the same).
+        ranks are at different points of their programs, or if they call different collectives
+        or pass different ``facts`` (shapes and dtypes that must agree, a root).
         """
         if self.size == 1:
             return
-        rows = self._exchange(collective, check)
+        self._last_check = (collective,) + facts
+        rows = self._exchange(collective, _digest(self._last_check))
         self._verdict(rows, collective, compare_check=True)
 
     def _verdict(self, rows, collective, compare_check, error=None):
@@ -331,10 +326,10 @@ class Comm:
         raise _mark(CollectiveError(message), self, range(self.size))
 
     def _raise_mismatch(self, collective):
-        shapes = self.mpi.allgather(getattr(self, "_last_shapes", None))
+        facts = self.mpi.allgather(getattr(self, "_last_check", None))
         raise _mark(CollectiveError(
-            f"{collective}: ranks pass arrays of different shapes or dtypes ({_group(shapes)})"),
-            self, range(self.size))
+            "ranks call different collectives, or pass arrays of different shapes or dtypes "
+            f"(collective, facts): {_group(facts)}"), self, range(self.size))
 
     def _wait(self, request, collective: str, session) -> None:
         if request.Test():
@@ -415,6 +410,14 @@ class Comm:
         catches failures after the last collective. Warnings raised inside are shown once, on
         rank 0 (each distinct message; those from some ranks only name them). Nested sessions on
         the same communicator are part of the outer one.
+
+        Parameters
+        ----------
+        where : str
+            ``"Class.method"``: ranks must agree on it.
+        params : callable, default=None
+            Returns ``{name: (canonical value, text to show)}``; ranks must agree on the
+            canonical values.
         """
         return _SessionContext(self, where, params)
 
@@ -434,9 +437,8 @@ class Comm:
 
     # -- arrays (buffer API) ----------------------------------------------------------------
     def _checked(self, name, *arrays, rows_free=False, extra=()):
-        self._last_shapes = tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
-                                  for a in arrays) + tuple(extra)
-        self._enter(name, _digest(self._last_shapes))
+        self._enter(name, *(tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
+                                  for a in arrays) + tuple(extra)))
 
     def allgather_array(self, local: np.ndarray) -> np.ndarray:
         """Stack an array of the same shape and dtype from every rank: shape ``(size, *shape)``."""
@@ -739,7 +741,7 @@ class _SessionContext:
         stack.append(session)
         try:
             values = self.params() if self.params is not None else {}
-            digest = _digest(sorted(values.items()))
+            digest = _digest(sorted((k, v[0]) for k, v in values.items()))
             rows = comm._exchange("method entry", check=digest, session=session)
             session.host_counts = rows[:, _HOST]
             _apply_thread_limit(comm, rows[:, _HOST])
@@ -771,7 +773,7 @@ class _SessionContext:
 
     def _raise_mismatched_params(self, values):
         comm = self.comm
-        gathered = comm.mpi.allgather({k: (_digest(v), _short(v)) for k, v in values.items()})
+        gathered = comm.mpi.allgather({k: (_digest(v[0]), v[1]) for k, v in values.items()})
         names = sorted(set().union(*gathered))
         lines = []
         for name in names:
@@ -850,11 +852,6 @@ class _SessionContext:
                 continue  # shown by rank 0
             record = warnings_module.WarningMessage(message, category, filename, lineno)
             warnings_module._showwarnmsg(record)
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 import warnings as warnings_module  # noqa: E402 - kept apart from the "warnings" lists above
