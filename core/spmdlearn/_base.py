@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import sys
 from contextlib import nullcontext
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .comm import get_comm
+from .comm import get_comm, relocated_warnings
 
 __all__ = ["SPMDEstimatorMixin", "thread_limit", "collective_method", "canonical_params"]
 
@@ -85,9 +86,13 @@ def collective_method(method, name=None):
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         comm = get_comm()
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno, __file__)
         if comm.size == 1:
-            return method(self, *args, **kwargs)
-        with comm.session(f"{type(self).__name__}.{name}", lambda: canonical_params(self)):
+            with relocated_warnings(*caller):
+                return method(self, *args, **kwargs)
+        with comm.session(f"{type(self).__name__}.{name}", lambda: canonical_params(self),
+                          caller):
             return method(self, *args, **kwargs)
 
     wrapper.__spmdlearn_collective__ = True

@@ -400,7 +400,7 @@ class Comm:
         raise CollectiveError("\n".join(lines))  # only reached without a real MPI
 
     # -- sessions: the failing-fast frame of one public collective method ------------------------
-    def session(self, where: str, params: Callable | None = None):
+    def session(self, where: str, params: Callable | None = None, caller=None):
         """Context manager: run one public collective method (``where``, e.g. ``"KMeans.fit"``).
 
         Collective. On entry, the ranks agree on ``where`` and on the digest of ``params()`` (a
@@ -418,8 +418,11 @@ class Comm:
         params : callable, default=None
             Returns ``{name: (canonical value, text to show)}``; ranks must agree on the
             canonical values.
+        caller : tuple, default=None
+            ``(file, line, wrapper file)``: warnings located in the wrapper file (a method's
+            ``stacklevel`` counted without the wrapper) are shown at the caller's file and line.
         """
-        return _SessionContext(self, where, params)
+        return _SessionContext(self, where, params, caller)
 
     # -- small metadata (pickled) -----------------------------------------------------------
     def allgather(self, obj) -> list:
@@ -728,8 +731,8 @@ _pending: list = []  # requests of the watchdog's point-to-point answers, kept a
 class _SessionContext:
     """See :meth:`Comm.session`."""
 
-    def __init__(self, comm: Comm, where: str, params):
-        self.comm, self.where, self.params = comm, where, params
+    def __init__(self, comm: Comm, where: str, params, caller=None):
+        self.comm, self.where, self.params, self.caller = comm, where, params, caller
         self.session = None
 
     def __enter__(self):
@@ -759,6 +762,8 @@ class _SessionContext:
         return session
 
     def _collect(self, message, category, filename, lineno, file=None, line=None):
+        if self.caller is not None and filename == self.caller[2]:
+            filename, lineno = self.caller[:2]
         self.session.warnings.append((category, str(message), filename, lineno))
 
     def _raise_mismatched_calls(self):
@@ -857,6 +862,35 @@ class _SessionContext:
 import warnings as warnings_module  # noqa: E402 - kept apart from the "warnings" lists above
 
 _PRINTING_IMPL = warnings_module._showwarnmsg_impl
+
+
+class relocated_warnings:
+    """Context: show warnings located in ``wrapper_file`` at ``(file, line)`` instead (not collective).
+
+    For one process, where a collective method runs without a session: a ``stacklevel``
+    counted from the method would otherwise point at the wrapper.
+    """
+
+    def __init__(self, file, line, wrapper_file):
+        self.file, self.line, self.wrapper_file = file, line, wrapper_file
+
+    def __enter__(self):
+        self.old = warnings_module.showwarning
+        warnings_module.showwarning = self._show
+        return self
+
+    def _show(self, message, category, filename, lineno, file=None, line=None):
+        if filename == self.wrapper_file:
+            filename, lineno = self.file, self.line
+        if self.old is warnings_module._showwarning_orig:
+            warnings_module._showwarnmsg_impl(
+                warnings_module.WarningMessage(message, category, filename, lineno, file, line))
+        else:
+            self.old(message, category, filename, lineno, file, line)
+
+    def __exit__(self, *exc):
+        warnings_module.showwarning = self.old
+        return False
 
 
 def _prints_warnings() -> bool:
