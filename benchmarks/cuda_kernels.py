@@ -29,7 +29,7 @@ def _time(cp, fn, repeat):
 def main(argv=None):
     import cupy as cp
 
-    from spmdlearn_cuda import _moments
+    from spmdlearn_cuda import _kmeans, _moments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -43,10 +43,26 @@ def main(argv=None):
     copy_s = _time(cp, lambda: big[: X.size].__setitem__(slice(None), big[X.size:2 * X.size]), args.repeat)
     bandwidth = 2 * X.nbytes / copy_s  # bytes read + written per second
     bound = X.nbytes / bandwidth
+    centers = cp.asnumpy(X[:10])
+    w = cp.ones(args.rows)
+    old = cp.zeros(args.rows, cp.int32)
+
+    def naive_lloyd():
+        import cupyx
+
+        C = cp.asarray(centers)
+        labels = cp.argmin((C * C).sum(1)[None, :] - 2 * X @ C.T, axis=1)
+        sums = cp.zeros_like(C)
+        cupyx.scatter_add(sums, labels, X)
+        return labels, sums
+
     rows = {
         "hbm_bound_read_X": bound,
         "comoments_local (cuda)": _time(cp, lambda: _moments._gram(X, y, None), args.repeat),
         "moments_local (cuda)": _time(cp, lambda: _moments._columns(X, None, mul_w=False, freq_w=False), args.repeat),
+        "kmeans Lloyd step k=10 (cuda, fused)": _time(
+            cp, lambda: _kmeans._run(X, w, centers, old, True), args.repeat),
+        "kmeans Lloyd step k=10 (naive cupy)": _time(cp, naive_lloyd, args.repeat),
         "naive cupy X.T @ X": _time(cp, lambda: X.T @ X, args.repeat),
         "naive cupy centered (X-m).T@(X-m)": _time(cp, lambda: (lambda C: C.T @ C)(X - X.mean(0)), args.repeat),
     }

@@ -198,7 +198,7 @@ def test_tsqr_local(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_clusters", [5, 300])  # the fused kernel, and the cuBLAS path
+@pytest.mark.parametrize("n_clusters", [5, 128, 300])  # fused kernel (the largest), cuBLAS path
 def test_kmeans_kernels(dtype, n_clusters):
     from spmdlearn_cuda import _kmeans as g
 
@@ -230,3 +230,56 @@ def test_kmeans_kernels(dtype, n_clusters):
                                             want_closest, None),
                ref.kmeans_plusplus_potentials(Xs, w[rows], centers[2:5].astype(dtype),
                                               want_closest, None), dtype, "potentials")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_affine_transform(dtype):
+    from spmdlearn_cuda._plugin import spmdlearn_affine_transform
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 4)).astype(dtype)
+    shift, scale = rng.normal(size=4).astype(dtype), rng.uniform(1, 2, 4).astype(dtype)
+    got = spmdlearn_affine_transform(cp.asarray(X), shift, scale)
+    assert isinstance(got, cp.ndarray) and got.dtype == dtype
+    np.testing.assert_array_equal(cp.asnumpy(got), ref.affine_transform(X, shift, scale))
+    assert spmdlearn_affine_transform(X, shift, scale) is None  # NumPy: declined
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forest_kernels(dtype):
+    from spmdlearn_cuda import _forest as g
+
+    rng = np.random.default_rng(8)
+    n, d = 3000, 5
+    X = rng.integers(0, 6, size=(n, d)).astype(dtype)  # values on the cut points
+    edges = ref.pad_edges([np.arange(0.0, 5.0, 1.0 + j % 2) for j in range(d)])
+    binned = ref.apply_bins(X, edges)
+    got = g.apply_bins(cp.asarray(X), edges)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(cp.asnumpy(got), binned)
+    rows = np.arange(10**6, 10**6 + n, dtype=np.int64)
+    for lam in (1.0, 0.37):
+        np.testing.assert_array_equal(cp.asnumpy(g.bootstrap_counts(cp.asarray(rows), 42, lam)),
+                                      ref.bootstrap_counts(rows, 42, lam))
+    counts = ref.bootstrap_counts(rows, 7, 1.0)
+    node_pos = rng.integers(-1, 3, n)
+    w = rng.integers(1, 3, n).astype(np.float64)
+    n_bins = int(binned.max()) + 1
+    for n_classes, y in ((3, rng.integers(0, 3, n)), (0, rng.normal(size=n))):
+        cw = np.array([1.0, 2.0, 0.5]) if n_classes else None
+        _close(g.tree_histograms(cp.asarray(binned), node_pos, y, w, counts, 3, n_bins,
+                                 n_classes, cw),
+               ref.tree_histograms(binned, node_pos, y, w, counts, 3, n_bins, n_classes, cw),
+               np.float64, "histograms")
+
+    args = (np.array([2, -1, 0]), np.array([1, 0, 3]), np.array([3, -1, 5]), np.array([4, -1, 6]))
+    np.testing.assert_array_equal(
+        cp.asnumpy(g.tree_route(cp.asarray(binned), node_pos, *args)),
+        ref.tree_route(binned, node_pos, *args))
+    feature = np.array([1, 0, -2, 3, -2, -2, -2])
+    threshold = np.array([2.0, 3.0, 0, 1.0, 0, 0, 0])
+    left = np.array([1, 3, -1, 5, -1, -1, -1])
+    right = np.array([2, 4, -1, 6, -1, -1, -1])
+    np.testing.assert_array_equal(
+        cp.asnumpy(g.tree_apply(cp.asarray(X), feature, threshold, left, right)),
+        ref.tree_apply(X, feature, threshold, left, right))

@@ -63,25 +63,35 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         slot_j[q] = e < k * d ? e % d : 0;
     }
     double wacc = 0.0, inertia = 0.0, changed = 0.0;
+    // Loading a tile: thread (lane, j) copies column j of rows lane, lane + lanes, ...
+    // (neighbouring threads read neighbouring columns of a row: coalesced).
+    const int lanes = d <= THREADS ? THREADS / d : 1;
+    const int lane = d <= THREADS ? tid / d : 0;
+    const int col = d <= THREADS ? tid - lane * d : tid;
     for (long base = start; base < stop; base += THREADS) {
+        const int rows = (int)min((long)THREADS, stop - base);
+        if (lane < lanes) {
+            for (int jj = col; jj < d; jj += (d <= THREADS ? d : THREADS))
+                for (int r = lane; r < rows; r += lanes)
+                    xt[r * (d + 1) + jj] = (double)X[(base + r) * xs0 + (long)jj * xs1];
+        }
+        __syncthreads();
         const long i = base + tid;
         int label = -1;
         double wi = 0.0;
         if (i < stop) {
-            const T* x = X + i * xs0;
+            const double* x = xt + tid * (d + 1);
             T best = 0;
             for (int c = 0; c < k; ++c) {
                 T dot = 0;
-                for (int j = 0; j < d; ++j) dot += x[j * xs1] * c_sh[c * d + j];
+                for (int j = 0; j < d; ++j) dot += (T)x[j] * c_sh[c * d + j];
                 T score = cn[c] - (T)2 * dot;
                 if (label < 0 || score < best) { best = score; label = c; }
             }
             double dist = 0.0;
             for (int j = 0; j < d; ++j) {
-                double xv = (double)x[j * xs1];
-                double diff = xv - c64[label * d + j];
+                double diff = x[j] - c64[label * d + j];
                 dist += diff * diff;
-                xt[tid * (d + 1) + j] = xv;
             }
             wi = w[i];
             labels[i] = label;
@@ -93,7 +103,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         wt[tid] = wi;
         __syncthreads();
         if (with_sums) {
-            const int rows = (int)min((long)THREADS, stop - base);
+            // rows: this tile's, from above
 #pragma unroll
             for (int q = 0; q < SLOTS; ++q) {
                 if (slot_c[q] >= 0) {
@@ -155,15 +165,15 @@ def _shared_bytes(k, d, itemsize):
 
 
 def _fused(k, d, itemsize) -> bool:
-    """Whether the fused kernel takes ``k`` centers of ``d`` features (shared memory, slots)."""
-    return -(-(k * d) // _THREADS) <= _MAX_SLOTS and _shared_bytes(k, d, itemsize) <= 48 * 1024
+    """Whether the fused kernel takes ``k`` centers of ``d`` features: one thread per
+    cluster weight, the (cluster, feature) sums in registers, the centers in shared memory."""
+    return (k <= _THREADS and -(-(k * d) // _THREADS) <= _MAX_SLOTS
+            and _shared_bytes(k, d, itemsize) <= 48 * 1024)
 
 
 def _run_gemm(X, sample_weight, centers, labels_old, with_sums):
-    """Many or wide centers: scores by one cuBLAS product, sums by scatter-add (atomics)."""
+    """Many or wide centers: scores by one cuBLAS product, sums by ``add.at`` (atomics)."""
     cp = cupy()
-    import cupyx
-
     n, d = X.shape
     k = np.shape(centers)[0]
     C = cp.asarray(np.asarray(centers, dtype=X.dtype))
@@ -176,8 +186,8 @@ def _run_gemm(X, sample_weight, centers, labels_old, with_sums):
     w = cp.ones(n) if sample_weight is None else cp.asarray(sample_weight, dtype=cp.float64)
     sums, weights = cp.zeros((1, k, d)), cp.zeros((1, k))
     if with_sums:
-        cupyx.scatter_add(sums[0], labels, X.astype(cp.float64) * w[:, None])
-        cupyx.scatter_add(weights[0], labels, w)
+        cp.add.at(sums[0], labels, X.astype(cp.float64) * w[:, None])
+        cp.add.at(weights[0], labels, w)
     changed = (cp.zeros(1) if labels_old is None else
                cp.count_nonzero(labels != cp.asarray(labels_old)).astype(cp.float64)[None])
     return labels, sqdist, sums, weights, (w @ sqdist)[None], changed
