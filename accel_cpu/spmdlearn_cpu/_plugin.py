@@ -1,16 +1,147 @@
 """Entry point of the ``cpu`` backend (group ``spmdlearn.backends``).
 
-No kernel is implemented yet, so none is registered: pluggy then dispatches every kernel to
-the reference, and ``SPMDLEARN_VERBOSE=1`` logs each fallback.
+Every kernel serves NumPy arrays of float32 or float64 and declines anything else (returns
+None, so that the reference serves it). Kernels import numba lazily: without numba they decline
+as well, and ``python -m spmdlearn info`` says so.
 """
 
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import numpy as np
+
 from spmdlearn.hookspec import hookimpl
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _module(name):
+    """``spmdlearn_cpu.<name>``, or None when its compiled dependencies are missing."""
+    try:
+        return importlib.import_module(f"spmdlearn_cpu.{name}")
+    except ImportError:
+        return None
+
+
+def _served(*arrays) -> bool:
+    """NumPy arrays of float32/float64 (None allowed for optional arguments)."""
+    return all(a is None or (type(a) is np.ndarray and a.dtype in _FLOATS) for a in arrays)
+
+
+def _is_2d(X) -> bool:
+    return _served(X) and X.ndim == 2
 
 
 @hookimpl
 def spmdlearn_backend_info():
     import os
 
+    numba = _module("_threads") and importlib.util.find_spec("numba")
+    note = "NumPy/float32/float64 input: blocked BLAS and numba kernels"
+    if not numba:
+        note += "; numba is missing, so its kernels decline"
     return {"name": "cpu", "available": True,
-            "devices": [f"host ({os.cpu_count()} cores)"],
-            "note": "no kernels yet: every kernel falls back to the reference"}
+            "devices": [f"host ({os.cpu_count()} cores)"], "note": note}
+
+
+@hookimpl
+def spmdlearn_moments_local(X, sample_weight):
+    m = _module("_moments")
+    if m is None or not _is_2d(X) or not _served(sample_weight):
+        return None
+    return m.moments_local(X, sample_weight)
+
+
+@hookimpl
+def spmdlearn_column_stats_local(X, sample_weight):
+    m = _module("_moments")
+    if m is None or not _is_2d(X) or not _served(sample_weight):
+        return None
+    return m.column_stats_local(X, sample_weight)
+
+
+@hookimpl
+def spmdlearn_comoments_local(X, Y, sample_weight):
+    m = _module("_moments")
+    if m is None or not _is_2d(X) or not _served(Y, sample_weight):
+        return None
+    return m.comoments_local(X, Y, sample_weight)
+
+
+@hookimpl
+def spmdlearn_linear_predict(X, coef, intercept):
+    if not _is_2d(X):
+        return None
+    from ._linear import linear_predict
+
+    return linear_predict(X, coef, intercept)
+
+
+@hookimpl
+def spmdlearn_mahalanobis(X, location, precision):
+    if not _is_2d(X):
+        return None
+    from ._covariance import mahalanobis
+
+    return mahalanobis(X, location, precision)
+
+
+@hookimpl
+def spmdlearn_tsqr_local(X, mean):
+    if not _is_2d(X):
+        return None
+    from ._pca import tsqr_local
+
+    return tsqr_local(X, mean)
+
+
+@hookimpl
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
+    m = _module("_kmeans")
+    if m is None or not _is_2d(X) or not _served(sample_weight):
+        return None
+    return m.lloyd_local(X, sample_weight, centers, labels_old)
+
+
+@hookimpl
+def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
+    m = _module("_kmeans")
+    if m is None or not _is_2d(X) or not _served(sample_weight):
+        return None
+    return m.kmeans_inertia(X, sample_weight, centers, labels)
+
+
+@hookimpl
+def spmdlearn_logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes,
+                                 with_hessian):
+    m = _module("_logistic")
+    if m is None or not _is_2d(X):
+        return None
+    return m.logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes,
+                                with_hessian)
+
+
+@hookimpl
+def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
+    m = _module("_logistic")
+    if m is None or not _is_2d(X):
+        return None
+    return m.logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes)
+
+
+@hookimpl
+def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
+    m = _module("_forest")
+    if m is None or type(binned) is not np.ndarray or binned.ndim != 2:
+        return None
+    return m.node_histograms(binned, node_pos, stats, n_nodes, n_bins)
+
+
+@hookimpl
+def spmdlearn_tree_apply(X, feature, threshold, left, right):
+    m = _module("_forest")
+    if m is None or not _is_2d(X):
+        return None
+    return m.tree_apply(X, feature, threshold, left, right)

@@ -1,0 +1,123 @@
+"""k-means kernels: the cpu twins of :mod:`spmdlearn.reference._kmeans`.
+
+The assignment is a GEMM of a row block against the centers (in the input's dtype, with
+scikit-learn's ``||c||^2 - 2 x.c`` scores, so ties and near-ties fall as in the reference),
+fused in one compiled pass with the argmin, the per-cluster weighted sums (float64), the
+inertia and the count of changed labels. Only a block of scores exists at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from spmdlearn.reference import LloydPartial
+
+from ._blocks import block_rows
+from ._threads import use_kernel_threads
+
+__all__ = ["lloyd_local", "kmeans_inertia"]
+
+
+@njit(cache=True, nogil=True)
+def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, weights):
+    """Labels of rows ``lo:lo + len(S)`` from their scores, and their share of the statistics.
+
+    Returns ``(inertia, n_changed)`` of the block; ``sums``/``weights`` are updated in place.
+    The inertia uses the squared distance to the chosen center computed from coordinate
+    differences in float64 (no cancellation).
+    """
+    m, k = S.shape
+    d = X.shape[1]
+    inertia = 0.0
+    changed = 0
+    for r in range(m):
+        i = lo + r
+        best = 0
+        best_score = c_norms[0] - 2 * S[r, 0]
+        for c in range(1, k):
+            score = c_norms[c] - 2 * S[r, c]
+            if score < best_score:
+                best_score = score
+                best = c
+        labels[i] = best
+        if labels_old[i] != best:
+            changed += 1
+        wi = np.float64(w[i])
+        weights[best] += wi
+        dist = 0.0
+        for j in range(d):
+            x = np.float64(X[i, j])
+            sums[best, j] += wi * x
+            diff = x - centers64[best, j]
+            dist += diff * diff
+        inertia += wi * dist
+    return inertia, changed
+
+
+@njit(parallel=True, cache=True)
+def _lloyd_blocks(X, w, centers, centers64, c_norms, labels_old, block):
+    n, d = X.shape
+    k = centers.shape[0]
+    nb = (n + block - 1) // block
+    labels = np.empty(n, dtype=np.int32)
+    sums = np.zeros((max(nb, 1), k, d))
+    weights = np.zeros((max(nb, 1), k))
+    inertia = np.zeros(max(nb, 1))
+    changed = np.zeros(max(nb, 1), dtype=np.int64)
+    Ct = np.ascontiguousarray(centers.T)
+    for b in prange(nb):
+        lo = b * block
+        hi = min(n, lo + block)
+        S = np.dot(X[lo:hi], Ct)
+        inertia[b], changed[b] = _assign_block(X, w, centers64, c_norms, S, lo, labels,
+                                               labels_old, sums[b], weights[b])
+    return labels, sums.sum(axis=0), weights.sum(axis=0), inertia.sum(), changed.sum()
+
+
+def lloyd_local(X, sample_weight, centers, labels_old):
+    """:func:`spmdlearn.reference.lloyd_local`: labels and the fused Lloyd partial."""
+    k, d = centers.shape
+    n = X.shape[0]
+    if n == 0:
+        return np.zeros(0, np.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
+    use_kernel_threads()
+    C = np.ascontiguousarray(centers, dtype=X.dtype)
+    c_norms = np.einsum("ij,ij->i", C, C)
+    Xc = X if X.flags.c_contiguous else np.ascontiguousarray(X)
+    labels, sums, weights, inertia, changed = _lloyd_blocks(
+        Xc, _as_float(sample_weight), C, np.asarray(centers, dtype=np.float64), c_norms,
+        np.asarray(labels_old), block_rows(max(d, k)))
+    return labels, LloydPartial(sums, weights, float(inertia), float(changed))
+
+
+def _as_float(w):
+    w = np.asarray(w)
+    return w if w.dtype in (np.float32, np.float64) else w.astype(np.float64)
+
+
+@njit(parallel=True, cache=True)
+def _inertia(X, w, centers, labels, block):
+    n, d = X.shape
+    nb = (n + block - 1) // block
+    parts = np.zeros(max(nb, 1))
+    for b in prange(nb):
+        total = 0.0
+        for i in range(b * block, min(n, (b + 1) * block)):
+            c = labels[i]
+            dist = 0.0
+            for j in range(d):
+                diff = np.float64(X[i, j]) - centers[c, j]
+                dist += diff * diff
+            total += np.float64(w[i]) * dist
+        parts[b] = total
+    return parts.sum()
+
+
+def kmeans_inertia(X, sample_weight, centers, labels):
+    """:func:`spmdlearn.reference.kmeans_inertia`, in one compiled pass (float64)."""
+    if X.shape[0] == 0:
+        return 0.0
+    use_kernel_threads()
+    return float(_inertia(X, _as_float(sample_weight), np.asarray(centers, dtype=np.float64),
+                          np.asarray(labels), block_rows(X.shape[1])))
