@@ -1,6 +1,6 @@
 """Entry point of the ``cpu`` backend (group ``spmdlearn.backends``).
 
-Every kernel serves NumPy arrays of float32 or float64 and declines anything else (returns
+It claims NumPy arrays. Every kernel serves NumPy arrays of float32 or float64 and declines anything else (returns
 None, so that the reference serves it). Kernels import numba lazily: without numba they decline
 as well, and ``python -m spmdlearn info`` says so.
 """
@@ -44,6 +44,11 @@ def spmdlearn_backend_info():
         note += "; numba is missing, so its kernels decline"
     return {"name": "cpu", "available": True,
             "devices": [f"host ({os.cpu_count()} cores)"], "note": note}
+
+
+@hookimpl
+def spmdlearn_claims(X):
+    return isinstance(X, np.ndarray)
 
 
 @hookimpl
