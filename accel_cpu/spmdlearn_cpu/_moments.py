@@ -216,7 +216,7 @@ def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
     if Y is None:
         Y2 = np.zeros((n, 0), dtype=X.dtype)
     else:
-        Y2 = Y.reshape(n, -1) if Y.ndim == 1 else Y
+        Y2 = Y[:, None] if Y.ndim == 1 else Y
     d = dx + Y2.shape[1]
     weighted = sample_weight is not None
     w = _weights(sample_weight, n) if weighted else np.zeros(0)

@@ -55,7 +55,7 @@ def run(backend: str, estimators: list[str] | None, quick: bool, timeout: float,
     pm = _backends.plugin_manager()
     plugin = pm.get_plugin(backend)
     impls = {hc.name[len("spmdlearn_"):]: next(i for i in hc.get_hookimpls() if i.plugin is plugin)
-             for hc in pm.get_hookcallers(plugin) if hc.name != "spmdlearn_backend_info"}
+             for hc in pm.get_hookcallers(plugin) if hc.name not in _backends._NOT_KERNELS}
     examples = 15 if quick else 60
     rows = []
 
