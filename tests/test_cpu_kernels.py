@@ -220,3 +220,64 @@ def test_kernel_threads_follow_blas():
 
     with threadpool_limits(limits=1, user_api="blas"):
         assert kernel_threads() == 1
+
+
+_COORDINATE_METRICS = st.sampled_from(["euclidean", "manhattan", "chebyshev", "minkowski"])
+
+
+@st.composite
+def neighbour_blocks(draw):
+    """Query and candidate blocks with values on a grid, duplicate candidates and queries that
+    are candidates (equal distances and distances exactly ``eps`` everywhere)."""
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    n_x = draw(st.sampled_from([0, 1, 2, 7, 30]))
+    n_y = draw(st.sampled_from([0, 1, 3, 9, 40]))
+    d = draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    Y = np.round(rng.normal(size=(n_y, d)) * 2, 0) + 0.5
+    X = np.round(rng.normal(size=(n_x, d)) * 2, 0) + 0.5
+    if n_y and n_x:
+        X[: n_x // 2 + 1] = Y[rng.integers(0, n_y, n_x // 2 + 1)]
+    if n_y > 1:
+        Y[-1] = Y[0]
+    return X.astype(dtype), Y.astype(dtype), rng
+
+
+@given(neighbour_blocks(), _COORDINATE_METRICS, st.integers(1, 6), st.booleans(),
+       st.sampled_from([1.0, 2.0, 2.5]))
+def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
+    from spmdlearn_cpu import _neighbors
+
+    X, Y, rng = blocks
+    p = 3.0 if metric == "minkowski" else None
+    y_index = rng.permutation(200)[: len(Y)].astype(np.int64)
+    x_index = y_index[rng.integers(0, len(Y), len(X))] if self_rows and len(Y) else None
+    # a running best with real entries, ties with the block, and unfilled slots
+    best_d = np.sort(np.round(rng.random((len(X), k)) * 4, 0), axis=1)
+    best_d[:, k // 2:] = np.inf
+    best_i = np.where(np.isinf(best_d), -1, rng.integers(200, 300, (len(X), k)))
+    order = np.lexsort((best_i, best_d), axis=-1)  # the contract: lexicographic order
+    best_d, best_i = np.take_along_axis(best_d, order, 1), np.take_along_axis(best_i, order, 1)
+    got = _neighbors.knn_merge(X, Y, y_index, best_d, best_i, metric, p, x_index)
+    expected = ref.knn_merge(X, Y, y_index, best_d, best_i, metric, p, x_index)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-12)
+    w = rng.normal(size=len(Y))
+    np.testing.assert_allclose(_neighbors.radius_counts(X, Y, w, eps, metric, p),
+                               ref.radius_counts(X, Y, w, eps, metric, p), rtol=1e-12, atol=1e-12)
+    labels = rng.integers(0, 10, len(Y))
+    current = rng.integers(3, 20, len(X))
+    np.testing.assert_array_equal(_neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
+                                  ref.radius_min_label(X, Y, labels, current, eps, metric, p))
+    for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index),
+                    ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_cosine_is_declined():
+    from spmdlearn_cpu import _plugin
+
+    X = np.ones((2, 2))
+    assert _plugin.spmdlearn_radius_counts(X=X, Y=X, sample_weight=np.ones(2), eps=1.0,
+                                           metric="cosine", p=None) is None

@@ -150,3 +150,43 @@ def spmdlearn_tree_apply(X, feature, threshold, left, right):
     if m is None or not _is_2d(X):
         return None
     return m.tree_apply(X, feature, threshold, left, right)
+
+
+def _neighbours(X, Y, metric, p):
+    """The neighbour module when it serves this block pair (NumPy floats, a coordinate metric)."""
+    m = _module("_neighbors")
+    if m is None or not (_is_2d(X) and _is_2d(Y)) or m.metric_code(metric, p) is None:
+        return None
+    return m
+
+
+@hookimpl
+def spmdlearn_knn_merge(X, Y, y_index, best_distances, best_indices, metric, p, x_index):
+    m = _neighbours(X, Y, metric, p)
+    if m is None:
+        return None
+    return m.knn_merge(X, Y, y_index, best_distances, best_indices, metric, p, x_index)
+
+
+@hookimpl
+def spmdlearn_radius_counts(X, Y, sample_weight, eps, metric, p):
+    m = _neighbours(X, Y, metric, p)
+    if m is None:
+        return None
+    return m.radius_counts(X, Y, sample_weight, eps, metric, p)
+
+
+@hookimpl
+def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
+    m = _neighbours(X, Y, metric, p)
+    if m is None:
+        return None
+    return m.radius_min_label(X, Y, labels, current, eps, metric, p)
+
+
+@hookimpl
+def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
+    m = _neighbours(X, Y, metric, p)
+    if m is None:
+        return None
+    return m.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)

@@ -1,0 +1,190 @@
+"""Neighbour kernels fused per block pair: the cpu twins of :mod:`spmdlearn.reference._neighbors`.
+
+One compiled pass over the (query, candidate) pairs of a block pair, each distance computed from
+coordinate differences in float64 (as the reference's ``cdist``, so that ``dist <= eps`` and
+equal distances fall the same way) and reduced at once: inserted into the query's running top-k,
+added to its count, folded into its minimum label, or appended to its CSR row. Queries run in
+parallel; no distance matrix is formed. The cosine metric is declined (the reference serves it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from spmdlearn.reference import METRICS
+
+from ._threads import use_kernel_threads
+
+__all__ = ["metric_code", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr"]
+
+_EUCLIDEAN, _MANHATTAN, _CHEBYSHEV, _MINKOWSKI = 0, 1, 2, 3
+
+
+def metric_code(metric, p):
+    """``(code, p)`` of a metric the compiled kernels compute, or None (cosine, unknown)."""
+    name = METRICS.get(metric)
+    if name == "minkowski":
+        p = 2.0 if p is None else float(p)
+        if p == 2:
+            return _EUCLIDEAN, 2.0
+        if p == 1:
+            return _MANHATTAN, 1.0
+        if np.isinf(p):
+            return _CHEBYSHEV, 0.0
+        return _MINKOWSKI, p
+    return {"euclidean": (_EUCLIDEAN, 2.0), "cityblock": (_MANHATTAN, 1.0),
+            "chebyshev": (_CHEBYSHEV, 0.0)}.get(name)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _distance(X, i, Y, j, code, p):
+    d = X.shape[1]
+    acc = 0.0
+    if code == 0:
+        for f in range(d):
+            diff = np.float64(X[i, f]) - np.float64(Y[j, f])
+            acc += diff * diff
+        return np.sqrt(acc)
+    if code == 1:
+        for f in range(d):
+            acc += abs(np.float64(X[i, f]) - np.float64(Y[j, f]))
+        return acc
+    if code == 2:
+        for f in range(d):
+            acc = max(acc, abs(np.float64(X[i, f]) - np.float64(Y[j, f])))
+        return acc
+    for f in range(d):
+        acc += abs(np.float64(X[i, f]) - np.float64(Y[j, f])) ** p
+    return acc ** (1.0 / p)
+
+
+@njit(parallel=True, cache=True)
+def _knn_merge(X, Y, y_index, best_d, best_i, code, p, x_index, exclude):
+    n_x = X.shape[0]
+    n_y = Y.shape[0]
+    k = best_d.shape[1]
+    for i in prange(n_x):
+        bd = best_d[i]
+        bi = best_i[i]
+        for j in range(n_y):
+            idx = y_index[j]
+            if exclude and idx == x_index[i]:
+                continue
+            dist = _distance(X, i, Y, j, code, p)
+            # lexicographic (distance, index) against the current k-th
+            if dist > bd[k - 1] or (dist == bd[k - 1] and idx >= bi[k - 1]):
+                continue
+            pos = k - 1
+            while pos > 0 and (dist < bd[pos - 1] or (dist == bd[pos - 1] and idx < bi[pos - 1])):
+                bd[pos] = bd[pos - 1]
+                bi[pos] = bi[pos - 1]
+                pos -= 1
+            bd[pos] = dist
+            bi[pos] = idx
+
+
+def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p=None,
+              x_index=None):
+    """:func:`spmdlearn.reference.knn_merge`: each candidate's distance goes straight into the
+    query's sorted top-k (insertion; ties by the lower global index)."""
+    best_d = np.array(best_distances, dtype=np.float64, order="C")
+    best_i = np.array(best_indices, dtype=np.int64, order="C")
+    if X.shape[0] == 0 or Y.shape[0] == 0 or best_d.shape[1] == 0:
+        return best_d, best_i
+    code, power = metric_code(metric, p)
+    use_kernel_threads()
+    exclude = x_index is not None
+    xi = np.asarray(x_index, np.int64) if exclude else np.zeros(0, np.int64)
+    _knn_merge(X, Y, np.asarray(y_index, np.int64), best_d, best_i, code, power, xi, exclude)
+    return best_d, best_i
+
+
+@njit(parallel=True, cache=True)
+def _radius_counts(X, Y, w, eps, code, p, out):
+    for i in prange(X.shape[0]):
+        total = 0.0
+        for j in range(Y.shape[0]):
+            if _distance(X, i, Y, j, code, p) <= eps:
+                total += w[j]
+        out[i] = total
+
+
+def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_counts` in one compiled pass."""
+    out = np.zeros(X.shape[0])
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return out
+    code, power = metric_code(metric, p)
+    use_kernel_threads()
+    _radius_counts(X, Y, np.asarray(sample_weight, np.float64), float(eps), code, power, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _radius_min_label(X, Y, labels, eps, code, p, out):
+    for i in prange(X.shape[0]):
+        best = out[i]
+        for j in range(Y.shape[0]):
+            if labels[j] < best and _distance(X, i, Y, j, code, p) <= eps:
+                best = labels[j]
+        out[i] = best
+
+
+def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_min_label`; a distance is computed only for a candidate
+    whose label would lower the running minimum."""
+    out = np.array(current, dtype=np.int64, order="C")
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return out
+    code, power = metric_code(metric, p)
+    use_kernel_threads()
+    _radius_min_label(X, Y, np.asarray(labels, np.int64), float(eps), code, power, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _radius_count_pairs(X, Y, y_index, eps, code, p, x_index, exclude, counts):
+    for i in prange(X.shape[0]):
+        c = 0
+        for j in range(Y.shape[0]):
+            if exclude and y_index[j] == x_index[i]:
+                continue
+            if _distance(X, i, Y, j, code, p) <= eps:
+                c += 1
+        counts[i] = c
+
+
+@njit(parallel=True, cache=True)
+def _radius_fill_pairs(X, Y, y_index, eps, code, p, x_index, exclude, indptr, indices, dists):
+    for i in prange(X.shape[0]):
+        pos = indptr[i]
+        for j in range(Y.shape[0]):
+            if exclude and y_index[j] == x_index[i]:
+                continue
+            dist = _distance(X, i, Y, j, code, p)
+            if dist <= eps:
+                indices[pos] = y_index[j]
+                dists[pos] = dist
+                pos += 1
+
+
+def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index=None):
+    """:func:`spmdlearn.reference.radius_neighbors_csr`: a counting pass, then a filling pass
+    into arrays of the exact size (no boolean matrix)."""
+    n_x = X.shape[0]
+    if n_x == 0 or Y.shape[0] == 0:
+        return np.zeros(n_x + 1, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    code, power = metric_code(metric, p)
+    use_kernel_threads()
+    exclude = x_index is not None
+    xi = np.asarray(x_index, np.int64) if exclude else np.zeros(0, np.int64)
+    yi = np.asarray(y_index, np.int64)
+    counts = np.zeros(n_x, np.int64)
+    _radius_count_pairs(X, Y, yi, float(eps), code, power, xi, exclude, counts)
+    indptr = np.zeros(n_x + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(indptr[-1], np.int64)
+    dists = np.empty(indptr[-1])
+    _radius_fill_pairs(X, Y, yi, float(eps), code, power, xi, exclude, indptr, indices, dists)
+    return indptr, indices, dists
