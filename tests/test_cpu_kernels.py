@@ -231,8 +231,8 @@ def neighbour_blocks(draw):
     are candidates (equal distances and distances exactly ``eps`` everywhere)."""
     dtype = draw(st.sampled_from([np.float64, np.float32]))
     n_x = draw(st.sampled_from([0, 1, 2, 7, 30]))
-    n_y = draw(st.sampled_from([0, 1, 3, 9, 40]))
-    d = draw(st.integers(1, 4))
+    n_y = draw(st.sampled_from([0, 1, 3, 9, 40, 1100]))  # 1100: more than one screening tile
+    d = draw(st.integers(1, 6))  # from 4 features on, euclidean top-k is screened by GEMM
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     Y = np.round(rng.normal(size=(n_y, d)) * 2, 0) + 0.5
     X = np.round(rng.normal(size=(n_x, d)) * 2, 0) + 0.5
@@ -250,12 +250,12 @@ def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
 
     X, Y, rng = blocks
     p = 3.0 if metric == "minkowski" else None
-    y_index = rng.permutation(200)[: len(Y)].astype(np.int64)
+    y_index = rng.permutation(2000)[: len(Y)].astype(np.int64)
     x_index = y_index[rng.integers(0, len(Y), len(X))] if self_rows and len(Y) else None
     # a running best with real entries, ties with the block, and unfilled slots
     best_d = np.sort(np.round(rng.random((len(X), k)) * 4, 0), axis=1)
     best_d[:, k // 2:] = np.inf
-    best_i = np.where(np.isinf(best_d), -1, rng.integers(200, 300, (len(X), k)))
+    best_i = np.where(np.isinf(best_d), -1, rng.integers(2000, 2100, (len(X), k)))
     order = np.lexsort((best_i, best_d), axis=-1)  # the contract: lexicographic order
     best_d, best_i = np.take_along_axis(best_d, order, 1), np.take_along_axis(best_i, order, 1)
     got = _neighbors.knn_merge(X, Y, y_index, best_d, best_i, metric, p, x_index)

@@ -84,10 +84,72 @@ def _knn_merge(X, Y, y_index, best_d, best_i, code, p, x_index, exclude):
             bi[pos] = idx
 
 
+@njit(parallel=True, cache=True)
+def _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_index, exclude):
+    """Euclidean top-k merge of one tile, screened by the GEMM expansion ``D2``.
+
+    A candidate whose expanded squared distance, less a bound on its rounding error, exceeds the
+    query's current k-th squared distance cannot enter; the others get their exact distance from
+    coordinate differences, so the result is that of the exact kernel.
+    """
+    m, c = D2.shape
+    k = best_d.shape[1]
+    for r in prange(m):
+        i = q0 + r
+        bd = best_d[i]
+        bi = best_i[i]
+        for t in range(c):
+            j = c0 + t
+            kth = bd[k - 1]
+            if D2[r, t] - margin * (xn[i] + yn[j]) > kth * kth:
+                continue
+            idx = y_index[j]
+            if exclude and idx == x_index[i]:
+                continue
+            dist = _distance(X, i, Y, j, 0, 2.0)
+            if dist > bd[k - 1] or (dist == bd[k - 1] and idx >= bi[k - 1]):
+                continue
+            pos = k - 1
+            while pos > 0 and (dist < bd[pos - 1] or (dist == bd[pos - 1] and idx < bi[pos - 1])):
+                bd[pos] = bd[pos - 1]
+                bi[pos] = bi[pos - 1]
+                pos -= 1
+            bd[pos] = dist
+            bi[pos] = idx
+
+
+#: Tile of the euclidean screening GEMM: queries x candidates (a 2 MiB float64 block).
+_TILE_QUERIES, _TILE_CANDIDATES = 256, 1024
+
+
+def _knn_merge_euclidean(X, Y, y_index, best_d, best_i, x_index, exclude):
+    n_x, d = X.shape
+    X64 = X if X.dtype == np.float64 else None
+    xn = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    yn = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
+    # |fl(x.x + y.y - 2 x.y) - exact| <= (d + 2) eps (x.x + y.y), with room for float32 inputs
+    margin = 4.0 * (d + 4) * np.finfo(np.float64).eps
+    for q0 in range(0, n_x, _TILE_QUERIES):
+        q1 = min(n_x, q0 + _TILE_QUERIES)
+        Xq = X[q0:q1] if X64 is not None else X[q0:q1].astype(np.float64)
+        for c0 in range(0, Y.shape[0], _TILE_CANDIDATES):
+            c1 = min(Y.shape[0], c0 + _TILE_CANDIDATES)
+            D2 = Xq @ np.asarray(Y[c0:c1], np.float64).T
+            D2 *= -2.0
+            D2 += xn[q0:q1, None]
+            D2 += yn[None, c0:c1]
+            _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_index,
+                        exclude)
+
+
 def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p=None,
               x_index=None):
     """:func:`spmdlearn.reference.knn_merge`: each candidate's distance goes straight into the
-    query's sorted top-k (insertion; ties by the lower global index)."""
+    query's sorted top-k (insertion; ties by the lower global index).
+
+    Euclidean: tiles of squared distances by GEMM plus norms screen the candidates, and only
+    those that may enter the top-k get their exact distance (the result is the exact kernel's).
+    """
     best_d = np.array(best_distances, dtype=np.float64, order="C")
     best_i = np.array(best_indices, dtype=np.int64, order="C")
     if X.shape[0] == 0 or Y.shape[0] == 0 or best_d.shape[1] == 0:
@@ -96,7 +158,11 @@ def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p
     use_kernel_threads()
     exclude = x_index is not None
     xi = np.asarray(x_index, np.int64) if exclude else np.zeros(0, np.int64)
-    _knn_merge(X, Y, np.asarray(y_index, np.int64), best_d, best_i, code, power, xi, exclude)
+    yi = np.asarray(y_index, np.int64)
+    if code == _EUCLIDEAN and X.shape[1] >= 4:
+        _knn_merge_euclidean(X, Y, yi, best_d, best_i, xi, exclude)
+    else:
+        _knn_merge(X, Y, yi, best_d, best_i, code, power, xi, exclude)
     return best_d, best_i
 
 
