@@ -19,6 +19,33 @@ from ._threads import use_kernel_threads
 __all__ = ["lloyd_local", "kmeans_inertia"]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sq_distance(X, i, centers64, c):
+    """``||X[i] - centers64[c]||^2`` in float64, from coordinate differences.
+
+    Four partial sums break the chain of dependent additions (the order of a pairwise sum of
+    four interleaved strands: rounding differs from a sequential sum by a few ulps).
+    """
+    d = X.shape[1]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        e0 = np.float64(X[i, j]) - centers64[c, j]
+        e1 = np.float64(X[i, j + 1]) - centers64[c, j + 1]
+        e2 = np.float64(X[i, j + 2]) - centers64[c, j + 2]
+        e3 = np.float64(X[i, j + 3]) - centers64[c, j + 3]
+        a0 += e0 * e0
+        a1 += e1 * e1
+        a2 += e2 * e2
+        a3 += e3 * e3
+        j += 4
+    while j < d:
+        e0 = np.float64(X[i, j]) - centers64[c, j]
+        a0 += e0 * e0
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
 @njit(cache=True, nogil=True)
 def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, weights):
     """Labels of rows ``lo:lo + len(S)`` from their scores, and their share of the statistics.
@@ -45,13 +72,9 @@ def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, wei
             changed += 1
         wi = np.float64(w[i])
         weights[best] += wi
-        dist = 0.0
         for j in range(d):
-            x = np.float64(X[i, j])
-            sums[best, j] += wi * x
-            diff = x - centers64[best, j]
-            dist += diff * diff
-        inertia += wi * dist
+            sums[best, j] += wi * np.float64(X[i, j])
+        inertia += wi * _sq_distance(X, i, centers64, best)
     return inertia, changed
 
 
@@ -104,12 +127,7 @@ def _inertia(X, w, centers, labels, block):
     for b in prange(nb):
         total = 0.0
         for i in range(b * block, min(n, (b + 1) * block)):
-            c = labels[i]
-            dist = 0.0
-            for j in range(d):
-                diff = np.float64(X[i, j]) - centers[c, j]
-                dist += diff * diff
-            total += np.float64(w[i]) * dist
+            total += np.float64(w[i]) * _sq_distance(X, i, centers, labels[i])
         parts[b] = total
     return parts.sum()
 
