@@ -195,17 +195,3 @@ def test_tsqr_local(dtype):
         X = X.astype(dtype)
         mean = X.astype(np.float64).mean(axis=0) if len(X) else np.zeros(4)
         _check_partial(tsqr_local(cp.asarray(X), mean), ref.tsqr_local(X, mean), np.float64)
-
-
-def test_all_finite():
-    from spmdlearn_cuda._plugin import spmdlearn_all_finite
-
-    X = np.ones((50, 3))
-    assert spmdlearn_all_finite(cp.asarray(X)) is True
-    assert spmdlearn_all_finite(cp.asarray(X[:0])) is True
-    for bad in (np.nan, np.inf, -np.inf):
-        Y = X.copy()
-        Y[17, 2] = bad
-        assert spmdlearn_all_finite(cp.asarray(Y)) is False
-        assert spmdlearn_all_finite(cp.asarray(Y.astype(np.float32))) is False
-    assert spmdlearn_all_finite(X) is None  # NumPy: declined

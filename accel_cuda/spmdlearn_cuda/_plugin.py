@@ -178,11 +178,3 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
     from ._logistic import logistic_hessp
 
     return logistic_hessp(args[0], hess_weights, v_coef, v_intercept, n_classes)
-
-
-@hookimpl
-def spmdlearn_all_finite(X):
-    args = _cuda(X)
-    if args is None:
-        return None
-    return bool(cupy().isfinite(args[0]).all())
