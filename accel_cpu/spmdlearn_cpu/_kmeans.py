@@ -139,3 +139,93 @@ def kmeans_inertia(X, sample_weight, centers, labels):
     use_kernel_threads()
     return float(_inertia(X, _as_float(sample_weight), np.asarray(centers, dtype=np.float64),
                           np.asarray(labels), block_rows(X.shape[1])))
+
+
+@njit(parallel=True, cache=True)
+def _assign_blocks(X, Ct, centers64, c_norms, block, labels, sq):
+    n = X.shape[0]
+    k = Ct.shape[1]
+    nb = (n + block - 1) // block
+    for b in prange(nb):
+        lo = b * block
+        hi = min(n, lo + block)
+        S = np.dot(X[lo:hi], Ct)
+        for r in range(hi - lo):
+            best = 0
+            best_score = c_norms[0] - 2 * S[r, 0]
+            for c in range(1, k):
+                score = c_norms[c] - 2 * S[r, c]
+                if score < best_score:
+                    best_score = score
+                    best = c
+            labels[lo + r] = best
+            sq[lo + r] = _sq_distance(X, lo + r, centers64, best)
+
+
+def kmeans_assign(X, centers):
+    """:func:`spmdlearn.reference.kmeans_assign`: block GEMM scores fused with the argmin and
+    the squared distance to the chosen center (float64, from coordinate differences)."""
+    n = X.shape[0]
+    labels, sq = np.empty(n, np.int32), np.empty(n)
+    if n == 0:
+        return labels, sq
+    use_kernel_threads()
+    C = np.ascontiguousarray(centers, dtype=X.dtype)
+    Xc = X if X.flags.c_contiguous else np.ascontiguousarray(X)
+    _assign_blocks(Xc, np.ascontiguousarray(C.T), np.asarray(centers, dtype=np.float64),
+                   np.einsum("ij,ij->i", C, C), block_rows(max(X.shape[1], C.shape[0])), labels,
+                   sq)
+    return labels, sq
+
+
+def kmeans_transform(X, centers):
+    """:func:`spmdlearn.reference.kmeans_transform`: scikit-learn's ``euclidean_distances`` (a
+    BLAS GEMM plus norms), on the block of rows the caller passes."""
+    from sklearn.metrics.pairwise import euclidean_distances
+
+    centers = np.asarray(centers, dtype=X.dtype)
+    if X.shape[0] == 0:
+        return np.zeros((0, centers.shape[0]), dtype=X.dtype)
+    return euclidean_distances(X, centers)
+
+
+#: Rows per block of the k-means++ kernels: their distance blocks stay small.
+_PLUSPLUS_ROWS = 1 << 14
+
+
+def _sq_block(X, lo, hi, C, x_squared_norms):
+    from sklearn.metrics.pairwise import euclidean_distances
+
+    norms = None if x_squared_norms is None else \
+        np.asarray(x_squared_norms[lo:hi]).reshape(-1, 1)
+    return euclidean_distances(X[lo:hi], C, X_norm_squared=norms, squared=True)
+
+
+def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
+    """:func:`spmdlearn.reference.kmeans_min_distances`, a block of rows at a time (scikit-learn's
+    squared ``euclidean_distances``, as its k-means++), so no ``(n, n_new)`` matrix is made."""
+    n = X.shape[0]
+    C = np.asarray(centers, dtype=X.dtype)
+    out = np.empty(n)
+    for lo in range(0, n, _PLUSPLUS_ROWS):
+        hi = min(n, lo + _PLUSPLUS_ROWS)
+        out[lo:hi] = _sq_block(X, lo, hi, C, x_squared_norms).min(axis=1, initial=np.inf)
+    if closest is not None:
+        np.minimum(np.asarray(closest, np.float64), out, out=out)
+    return out
+
+
+def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms=None):
+    """:func:`spmdlearn.reference.kmeans_plusplus_potentials`, a block of rows at a time: each
+    block's distances are clipped by ``closest`` and reduced at once."""
+    n = X.shape[0]
+    C = np.asarray(candidates, dtype=X.dtype)
+    total = np.zeros(C.shape[0])
+    closest = np.asarray(closest, np.float64)
+    w = np.asarray(sample_weight, np.float64)
+    for lo in range(0, n, _PLUSPLUS_ROWS):
+        hi = min(n, lo + _PLUSPLUS_ROWS)
+        D = _sq_block(X, lo, hi, C, x_squared_norms).astype(np.float64, copy=False)
+        np.minimum(closest[lo:hi, None], D, out=D)
+        total += w[lo:hi] @ D
+    return total

@@ -136,12 +136,33 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
     return m.logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes)
 
 
-@hookimpl
-def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
-    m = _module("_forest")
-    if m is None or type(binned) is not np.ndarray or binned.ndim != 2:
-        return None
-    return m.node_histograms(binned, node_pos, stats, n_nodes, n_bins)
+def _tree_histograms_hook():
+    """The histogram hook for the hookspec installed: from a per-row statistics matrix (older
+    spec) or from labels, weights and bootstrap counts (current spec)."""
+    import inspect
+
+    from spmdlearn import hookspec
+
+    if "stats" in inspect.signature(hookspec.spmdlearn_tree_histograms).parameters:
+        @hookimpl
+        def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
+            m = _module("_forest")
+            if m is None or type(binned) is not np.ndarray or binned.ndim != 2:
+                return None
+            return m.node_histograms(binned, node_pos, stats, n_nodes, n_bins)
+    else:
+        @hookimpl
+        def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes,
+                                      n_bins, n_classes, class_weight):
+            m = _module("_forest")
+            if m is None or type(binned) is not np.ndarray or binned.ndim != 2:
+                return None
+            return m.tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes,
+                                     n_bins, n_classes, class_weight)
+    return spmdlearn_tree_histograms
+
+
+spmdlearn_tree_histograms = _tree_histograms_hook()
 
 
 @hookimpl
@@ -190,3 +211,67 @@ def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
     if m is None:
         return None
     return m.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)
+
+
+# Kernels of the k-means and forest families that newer hookspecs define: each is registered
+# only where the installed hookspec has it.
+
+def _if_specified(function):
+    from spmdlearn import hookspec
+
+    return hookimpl(function) if hasattr(hookspec, function.__name__) else None
+
+@_if_specified
+def spmdlearn_kmeans_assign(X, centers):
+    m = _module("_kmeans")
+    if m is None or not _is_2d(X):
+        return None
+    return m.kmeans_assign(X, centers)
+
+
+@_if_specified
+def spmdlearn_kmeans_transform(X, centers):
+    m = _module("_kmeans")
+    if m is None or not _is_2d(X):
+        return None
+    return m.kmeans_transform(X, centers)
+
+
+@_if_specified
+def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
+    m = _module("_kmeans")
+    if m is None or not _is_2d(X):
+        return None
+    return m.kmeans_min_distances(X, centers, closest, x_squared_norms)
+
+
+@_if_specified
+def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
+    m = _module("_kmeans")
+    if m is None or not _is_2d(X):
+        return None
+    return m.kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms)
+
+
+@_if_specified
+def spmdlearn_apply_bins(X, edges):
+    m = _module("_forest")
+    if m is None or not _is_2d(X):
+        return None
+    return m.apply_bins(X, edges)
+
+
+@_if_specified
+def spmdlearn_bootstrap_counts(row_index, seed, lam):
+    m = _module("_forest")
+    if m is None or type(row_index) is not np.ndarray:
+        return None
+    return m.bootstrap_counts(row_index, seed, lam)
+
+
+@_if_specified
+def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    m = _module("_forest")
+    if m is None or type(binned) is not np.ndarray or binned.ndim != 2:
+        return None
+    return m.tree_route(binned, node_of_row, split_feature, split_bin, left, right)
