@@ -230,7 +230,7 @@ def neighbour_blocks(draw):
     """Query and candidate blocks with values on a grid, duplicate candidates and queries that
     are candidates (equal distances and distances exactly ``eps`` everywhere)."""
     dtype = draw(st.sampled_from([np.float64, np.float32]))
-    n_x = draw(st.sampled_from([0, 1, 2, 7, 30]))
+    n_x = draw(st.sampled_from([0, 1, 2, 7, 30, 100]))  # 100 x 1100: radius queries use a grid
     n_y = draw(st.sampled_from([0, 1, 3, 9, 40, 1100]))  # 1100: more than one screening tile
     d = draw(st.integers(1, 6))  # from 4 features on, euclidean top-k is screened by GEMM
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
@@ -281,3 +281,25 @@ def test_cosine_is_declined():
     X = np.ones((2, 2))
     assert _plugin.spmdlearn_radius_counts(X=X, Y=X, sample_weight=np.ones(2), eps=1.0,
                                            metric="cosine", p=None) is None
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev", "minkowski"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grid_radius_queries_on_cell_boundaries(metric, dtype):
+    """Blocks large enough for the grid, values on a grid of step eps/2: many distances are
+    exactly eps and many candidates sit on cell boundaries."""
+    from spmdlearn_cpu import _neighbors
+
+    rng = np.random.default_rng(7)
+    eps, p = 1.0, (3.0 if metric == "minkowski" else None)
+    Y = (rng.integers(-6, 6, size=(700, 3)) * 0.5).astype(dtype)
+    X = np.vstack([Y[:150], (rng.normal(size=(150, 3)) * 2)]).astype(dtype)
+    assert _neighbors._use_grid(X, Y, eps) is not None
+    w = rng.uniform(0, 2, len(Y))
+    np.testing.assert_allclose(_neighbors.radius_counts(X, Y, w, eps, metric, p),
+                               ref.radius_counts(X, Y, w, eps, metric, p), rtol=1e-12)
+    labels = rng.integers(0, 50, len(Y))
+    current = rng.integers(10, 60, len(X))
+    np.testing.assert_array_equal(
+        _neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
+        ref.radius_min_label(X, Y, labels, current, eps, metric, p))

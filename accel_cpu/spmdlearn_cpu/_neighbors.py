@@ -4,7 +4,9 @@ One compiled pass over the (query, candidate) pairs of a block pair, each distan
 coordinate differences in float64 (as the reference's ``cdist``, so that ``dist <= eps`` and
 equal distances fall the same way) and reduced at once: inserted into the query's running top-k,
 added to its count, folded into its minimum label, or appended to its CSR row. Queries run in
-parallel; no distance matrix is formed. The cosine metric is declined (the reference serves it).
+parallel; no distance matrix is formed. Radius counts and minimum labels of low-dimensional
+blocks visit only the candidates of the query's and the neighbouring cells of a uniform grid;
+euclidean top-k merges screen candidates with GEMM tiles. The cosine metric is declined (the reference serves it).
 """
 
 from __future__ import annotations
@@ -166,6 +168,121 @@ def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p
     return best_d, best_i
 
 
+# -- a uniform grid over low-dimensional blocks ---------------------------------------------------
+#: Dimensions up to which radius queries use a grid (3^d neighbouring cells are visited).
+_GRID_MAX_FEATURES = 3
+#: Pairs per call from which building the grid pays off.
+_GRID_MIN_PAIRS = 1 << 16
+
+
+def _grid(X, Y, eps):
+    """A grid of cells of width slightly above ``eps`` over the bounding box of both blocks.
+
+    Any candidate within ``eps`` of a query in a metric at least the L-infinity distance (every
+    metric served here) lies in the query's cell or a neighbouring one; the margin on the width
+    absorbs the rounding of the cell coordinates. Returns ``(lo, inv_width, extent)`` or None
+    when the grid would be degenerate (zero or huge radius relative to the box).
+    """
+    if not np.isfinite(eps) or eps <= 0:
+        return None
+    lo = np.minimum(X.min(axis=0), Y.min(axis=0)).astype(np.float64)
+    hi = np.maximum(X.max(axis=0), Y.max(axis=0)).astype(np.float64)
+    width = float(eps) * (1 + 1e-6)
+    extent = np.floor((hi - lo) / width).astype(np.int64) + 1
+    if np.any(extent > 1 << 20) or float(np.prod(extent.astype(np.float64))) > 2.0 ** 62:
+        return None
+    return lo, 1.0 / width, extent
+
+
+@njit(cache=True, nogil=True)
+def _cell(X, i, lo, inv_w, extent, coords):
+    key = 0
+    for f in range(X.shape[1]):
+        c = np.int64(np.floor((np.float64(X[i, f]) - lo[f]) * inv_w))
+        c = min(max(c, 0), extent[f] - 1)
+        coords[f] = c
+        key = key * extent[f] + c
+    return key
+
+
+@njit(cache=True, nogil=True)
+def _grid_sort(Y, lo, inv_w, extent):
+    m = Y.shape[0]
+    keys = np.empty(m, np.int64)
+    coords = np.empty(Y.shape[1], np.int64)
+    for j in range(m):
+        keys[j] = _cell(Y, j, lo, inv_w, extent, coords)
+    order = np.argsort(keys, kind="mergesort")
+    return keys[order], order
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _neighbour_cells(coords, extent, t, d):
+    """Key of neighbour cell number ``t`` of ``3^d`` (offsets -1, 0, 1 per dimension), or -1."""
+    key = 0
+    for f in range(d):
+        off = (t % 3) - 1
+        t //= 3
+        c = coords[f] + off
+        if c < 0 or c >= extent[f]:
+            return -1
+        key = key * extent[f] + c
+    return key
+
+
+@njit(parallel=True, cache=True)
+def _grid_counts(X, Y, w, eps, code, p, lo, inv_w, extent, keys, order, out):
+    d = X.shape[1]
+    n_cells = 3 ** d
+    for i in prange(X.shape[0]):
+        coords = np.empty(d, np.int64)
+        _cell(X, i, lo, inv_w, extent, coords)
+        total = 0.0
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start = np.searchsorted(keys, key, side="left")
+            stop = np.searchsorted(keys, key, side="right")
+            for s in range(start, stop):
+                j = order[s]
+                if _distance(X, i, Y, j, code, p) <= eps:
+                    total += w[j]
+        out[i] = total
+
+
+@njit(parallel=True, cache=True)
+def _grid_min_label(X, Y, labels, eps, code, p, lo, inv_w, extent, keys, order, out):
+    d = X.shape[1]
+    n_cells = 3 ** d
+    for i in prange(X.shape[0]):
+        coords = np.empty(d, np.int64)
+        _cell(X, i, lo, inv_w, extent, coords)
+        best = out[i]
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start = np.searchsorted(keys, key, side="left")
+            stop = np.searchsorted(keys, key, side="right")
+            for s in range(start, stop):
+                j = order[s]
+                if labels[j] < best and _distance(X, i, Y, j, code, p) <= eps:
+                    best = labels[j]
+        out[i] = best
+
+
+def _use_grid(X, Y, eps):
+    if X.shape[1] > _GRID_MAX_FEATURES or X.shape[0] * Y.shape[0] < _GRID_MIN_PAIRS:
+        return None
+    g = _grid(X, Y, eps)
+    if g is None:
+        return None
+    lo, inv_w, extent = g
+    keys, order = _grid_sort(Y, lo, inv_w, extent)
+    return lo, inv_w, extent, keys, order
+
+
 @njit(parallel=True, cache=True)
 def _radius_counts(X, Y, w, eps, code, p, out):
     for i in prange(X.shape[0]):
@@ -183,7 +300,12 @@ def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
         return out
     code, power = metric_code(metric, p)
     use_kernel_threads()
-    _radius_counts(X, Y, np.asarray(sample_weight, np.float64), float(eps), code, power, out)
+    w = np.asarray(sample_weight, np.float64)
+    grid = _use_grid(X, Y, eps)
+    if grid is not None:
+        _grid_counts(X, Y, w, float(eps), code, power, *grid, out)
+    else:
+        _radius_counts(X, Y, w, float(eps), code, power, out)
     return out
 
 
@@ -205,7 +327,12 @@ def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
         return out
     code, power = metric_code(metric, p)
     use_kernel_threads()
-    _radius_min_label(X, Y, np.asarray(labels, np.int64), float(eps), code, power, out)
+    labels = np.asarray(labels, np.int64)
+    grid = _use_grid(X, Y, eps)
+    if grid is not None:
+        _grid_min_label(X, Y, labels, float(eps), code, power, *grid, out)
+    else:
+        _radius_min_label(X, Y, labels, float(eps), code, power, out)
     return out
 
 
