@@ -36,6 +36,7 @@ def main(argv=None):
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--knn", action="store_true", help="also time the k-nearest merge")
     args = parser.parse_args(argv)
     X = cp.random.default_rng(0).standard_normal((args.rows, args.features))
     y = cp.random.default_rng(1).standard_normal(args.rows)
@@ -66,6 +67,17 @@ def main(argv=None):
         "naive cupy X.T @ X": _time(cp, lambda: X.T @ X, args.repeat),
         "naive cupy centered (X-m).T@(X-m)": _time(cp, lambda: (lambda C: C.T @ C)(X - X.mean(0)), args.repeat),
     }
+    if args.knn:
+        from spmdlearn_cuda import _neighbors
+
+        gen = cp.random.default_rng(2)
+        train = gen.standard_normal((1_000_000, 16))
+        queries = gen.standard_normal((100_000, 16))
+        index = cp.arange(train.shape[0], dtype=cp.int64)
+        best_d = cp.full((queries.shape[0], 10), cp.inf)
+        best_i = cp.full((queries.shape[0], 10), -1, dtype=cp.int64)
+        rows["knn_merge 100k queries x 1M rows x 16, k=10 (cuda)"] = _time(
+            cp, lambda: _neighbors.knn_merge(queries, train, index, best_d, best_i), 3)
     print(f"{args.rows} x {args.features} float64, copy bandwidth {bandwidth / 1e12:.2f} TB/s")
     for name, t in rows.items():
         print(f"{name:40s} {t * 1e3:9.3f} ms  ({t / bound:6.1f}x the read bound)")

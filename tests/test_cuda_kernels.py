@@ -109,13 +109,13 @@ METRIC_CASES = [("euclidean", None), ("manhattan", None), ("chebyshev", None), (
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("metric,p", METRIC_CASES)
-def test_knn_merge_matches_reference_with_ties(dtype, metric, p):
+@pytest.mark.parametrize("k", [1, 7, 40])  # the fused kernel, and the sort (k > 32)
+def test_knn_merge_matches_reference_with_ties(dtype, metric, p, k):
     from spmdlearn.reference import knn_merge as ref_merge
 
     from spmdlearn_cuda._neighbors import knn_merge
 
     X, Y = _neighbor_blocks(dtype)
-    k = 7
     y_index = np.arange(100, 100 + Y.shape[0], dtype=np.int64)[::-1].copy()  # lower index last
     best_d, best_i = np.full((len(X), k), np.inf), np.full((len(X), k), -1, np.int64)
     want = (best_d, best_i)
