@@ -75,20 +75,40 @@ def _inputs(kernel, X, w, rng):
         coef = rng.normal(size=(2, d)) if rng.integers(2) else rng.normal(size=d)
         intercept = rng.normal(size=2) if coef.ndim == 2 else float(rng.normal())
         return {"X": X, "coef": coef, "intercept": intercept}
+    if kernel == "affine_transform":
+        # the scalers' forms: centering and scaling, far-from-origin shifts, unit scales
+        shift = np.asarray(X.mean(0) if n else np.zeros(d), np.float64)
+        scale = rng.uniform(0.1, 10, d)
+        scale[rng.integers(d)] = 1.0
+        return {"X": X, "shift": shift.astype(X.dtype), "scale": scale.astype(X.dtype)}
     if kernel == "mahalanobis":
         A = rng.normal(size=(d, d))
         return {"X": X, "location": np.asarray(X.mean(0) if n else np.zeros(d), np.float64),
                 "precision": A @ A.T + np.eye(d)}
-    if kernel in ("sq_distances", "kmeans_lloyd_local", "kmeans_inertia"):
+    if kernel in ("kmeans_lloyd_local", "kmeans_inertia", "kmeans_assign", "kmeans_transform",
+                  "kmeans_min_distances", "kmeans_plusplus_potentials"):
         # k-means kernels see centered rows (the estimator centers them, as scikit-learn does):
         # far from the origin, ||c||^2 - 2 x.c loses every digit in any implementation.
         Xc = X - X.mean(0).astype(X.dtype) if n else X
         centers = (Xc[rng.integers(0, n, 3)] if n else rng.normal(size=(3, d))).astype(np.float64)
         centers = centers + 0.01 * rng.normal(size=centers.shape)
         weights = np.ones(n) if w is None else np.asarray(w, np.float64)
-        if kernel == "sq_distances":
+        if n and rng.integers(2):
+            # a duplicate center and a row exactly between two centers: ties go to the lower index
+            centers[1] = centers[0]
+            centers[2] = 2 * np.asarray(Xc[0], np.float64) - centers[0]
+        if kernel in ("kmeans_assign", "kmeans_transform"):
+            return {"X": Xc, "centers": centers}
+        if kernel in ("kmeans_min_distances", "kmeans_plusplus_potentials"):
             norms = np.einsum("ij,ij->i", Xc, Xc) if rng.integers(2) else None
-            return {"X": Xc, "centers": centers.astype(X.dtype), "x_squared_norms": norms}
+            first = kernel == "kmeans_min_distances" and rng.integers(2)
+            spread = float(np.var(Xc)) if n else 1.0
+            closest = None if first else rng.uniform(0, 2 * spread + 1, n)
+            if kernel == "kmeans_min_distances":
+                return {"X": Xc, "centers": centers[:1].astype(X.dtype), "closest": closest,
+                        "x_squared_norms": norms}
+            return {"X": Xc, "sample_weight": weights, "candidates": centers.astype(X.dtype),
+                    "closest": closest, "x_squared_norms": norms}
         if kernel == "kmeans_lloyd_local":
             return {"X": Xc, "sample_weight": weights, "centers": centers,
                     "labels_old": rng.integers(-1, 3, n).astype(np.int32)}
@@ -111,11 +131,54 @@ def _inputs(kernel, X, w, rng):
         hess = logistic_loss_grad(Xs, target, weights, coef, intercept, K, True)[3]
         return {"X": Xs, "hess_weights": hess, "v_coef": np.ones_like(coef),
                 "v_intercept": intercept, "n_classes": K}
-    if kernel == "tree_histograms":
-        binned = rng.integers(0, 8, size=(n, d)).astype(np.uint16)
-        stats = np.column_stack([rng.random((n, 2)), np.ones(n)])
-        return {"binned": binned, "node_pos": rng.integers(-1, 3, n), "stats": stats,
-                "n_nodes": 3, "n_bins": 8}
+    if kernel in ("tree_histograms", "tree_route"):
+        n_bins = 8
+        binned = rng.integers(0, n_bins, size=(n, d)).astype(np.uint16)
+        if kernel == "tree_route":
+            # nodes 1 and 2 split now (node 0 earlier); rows on the split bin go left
+            node_of_row = rng.integers(-1, 3, n).astype(np.int64)
+            node_of_row[node_of_row == 0] = 1
+            return {"binned": binned, "node_of_row": node_of_row,
+                    "split_feature": np.array([-1, rng.integers(d), rng.integers(d), -1, -1, -1,
+                                               -1], np.int64),
+                    "split_bin": np.array([0, 3, 0, 0, 0, 0, 0], np.int64),
+                    "left": np.array([1, 3, 5, -1, -1, -1, -1], np.int64),
+                    "right": np.array([2, 4, 6, -1, -1, -1, -1], np.int64)}
+        K = int(rng.choice([0, 2, 3]))
+        y = rng.integers(0, K, n).astype(np.int64) if K else np.asarray(X[:, 0], np.float64)
+        weights = np.ones(n) if w is None else np.asarray(w, np.float64)
+        return {"binned": binned, "node_pos": rng.integers(-1, 3, n).astype(np.int64), "y": y,
+                "sample_weight": weights, "counts": rng.integers(0, 3, n).astype(np.int64),
+                "n_nodes": 3, "n_bins": n_bins, "n_classes": K,
+                "class_weight": rng.uniform(0.5, 2, K) if K and rng.integers(2) else None}
+    if kernel == "best_splits":
+        # integer counts on few bins: many equal decreases, the order of features decides
+        n_nodes, n_bins, K = min(n, 4), 5, int(rng.choice([0, 2]))
+        if K:
+            stats = rng.integers(0, 3, (n_nodes, d, n_bins, K)).astype(np.float64)
+        else:
+            wt = rng.integers(0, 3, (n_nodes, d, n_bins)).astype(np.float64)
+            yv = np.round(rng.normal(size=(n_nodes, d, n_bins)), 0)
+            stats = np.stack([wt, wt * yv, wt * yv * yv], -1)
+        rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, d, n_bins))
+        return {"hist": np.concatenate([stats, rows[..., None].astype(np.float64)], -1),
+                "feature_order": np.argsort(rng.random((n_nodes, d)), axis=1),
+                "n_draw": int(rng.integers(1, d + 1)), "classification": bool(K),
+                "criterion": "gini" if K else "squared_error",
+                "min_samples_leaf": int(rng.integers(1, 3)),
+                "min_impurity_decrease": float(rng.choice([0.0, 0.05])),
+                "weighted_n_root": 10.0, "min_weight_leaf": 0.0}
+    if kernel == "apply_bins":
+        # cut points at values of the shard: values exactly on a cut go left
+        from spmdlearn.reference import pad_edges
+
+        cuts = [np.unique(np.asarray(X[rng.integers(0, n, 5), j], np.float64)) if n else
+                np.zeros(0) for j in range(d)]
+        return {"X": X, "edges": pad_edges(cuts)}
+    if kernel == "bootstrap_counts":
+        start = int(rng.integers(0, 10**9))
+        return {"row_index": np.arange(start, start + n, dtype=np.int64),
+                "seed": int(rng.integers(0, 2**31 - 1)), "lam": float(rng.uniform(0.3, 2.0))}
     if kernel == "tree_apply":
         # A depth-2 tree on the first feature(s).
         f = np.array([0, min(1, d - 1), 0, -1, -1, -1, -1])
