@@ -4,7 +4,7 @@
 selected backend (:func:`spmdlearn._backends.call_kernel`), then combines every rank's partial in
 the fixed order of :func:`spmdlearn.contract.tree_fold` (:meth:`spmdlearn.comm.Comm.reduce_partials`),
 so that the result is bitwise identical on every rank and equals
-:func:`spmdlearn.contract.simulate` over the ranks' shards.
+:func:`spmdlearn.contract.simulate` over the ranks' shards with the same kernel as ``local``.
 """
 
 from __future__ import annotations

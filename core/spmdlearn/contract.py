@@ -16,8 +16,8 @@ selected backend, while ``local`` stays the reference definition.
 
 :func:`simulate` runs a contract in one process over a list of shards (fast property tests);
 :func:`spmdlearn.collective.allreduce` runs it over a communicator. Both fold partials with
-:func:`tree_fold`, in the same pairwise order, so :func:`simulate` over the ranks' shards gives
-the bits an MPI run gives.
+:func:`tree_fold`, in the same pairwise order, so :func:`simulate` over the ranks' shards, with the
+same ``local`` as the backend's kernel, gives the bits an MPI run gives.
 
 This module imports neither mpi4py nor :mod:`spmdlearn.comm`: it is part of the oracle.
 """
