@@ -397,7 +397,7 @@ default="k-means++"
                             centers=self.cluster_centers_, labels=labels)
         return -float(comm.sum_identical([local])[0])
 
-    def to_sklearn(self):
-        est = super().to_sklearn()
+    def _to_sklearn(self):
+        est = super()._to_sklearn()
         est._n_threads = 1
         return est

@@ -397,7 +397,7 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         """Collective: accuracy over all ranks' rows (identical on every rank)."""
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
 
-    def to_sklearn(self):
+    def _to_sklearn(self):
         est = _SkLogisticRegression(C=np.inf if self.penalty is None else self.C, tol=self.tol,
                                     fit_intercept=self.fit_intercept,
                                     class_weight=self.class_weight, solver=self.solver,
