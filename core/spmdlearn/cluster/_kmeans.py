@@ -155,11 +155,12 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
         centers_new = sums * alpha[:, None]
         shift = np.sqrt(((centers_new - centers) ** 2).sum(axis=1))
         if verbose and comm.rank == 0:
-            print(f"Iteration {i}, inertia {p.inertia}, center shift {(shift ** 2).sum()}.")
+            print(f"Iteration {i}, inertia {p.inertia}, center shift {(shift ** 2).sum()}.",
+                  flush=True)
         centers = centers_new
         if p.n_changed == 0:
             if verbose and comm.rank == 0:
-                print(f"Converged at iteration {i}: strict convergence.")
+                print(f"Converged at iteration {i}: strict convergence.", flush=True)
             strict = True
             labels = new_labels
             break
@@ -167,7 +168,8 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
         labels = new_labels
         if shift_tot <= tol:
             if verbose and comm.rank == 0:
-                print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance {tol}.")
+                print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance "
+                      f"{tol}.", flush=True)
             break
     if not strict:
         # Re-run the E-step so that the labels match the final centers.

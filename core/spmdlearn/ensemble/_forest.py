@@ -193,7 +193,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         with thread_limit(self.n_jobs):
             for t in my_trees:
                 if self.verbose and comm.rank == 0:
-                    print(f"building tree {t + 1} of {self.n_estimators}")
+                    print(f"building tree {t + 1} of {self.n_estimators}", flush=True)
                 tree_seed = seed + 7919 * (t + 1)
                 if self.bootstrap:
                     counts = poisson_counts(counter_uniform(tree_seed, _STREAM_BOOT, gidx), lam)
