@@ -49,6 +49,34 @@ def daal4py_calls(workload, X, y):
     return None
 
 
+def _status_mb(field: str):
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in MiB (None where there is none)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss():
+    """Reset the peak RSS (Linux: ``echo 5 > /proc/self/clear_refs``); return the RSS now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _status_mb("VmRSS")
+
+
+def _peak_rss():
+    """Peak RSS since :func:`_reset_peak_rss` (MiB), or the process's if it cannot be reset."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--impl", choices=["spmdlearn", "daal4py"], default="spmdlearn")
@@ -59,6 +87,8 @@ def main():
     comm = MPI.COMM_WORLD
     workload = WORKLOADS[args.workload]
     X, y = make_data(workload, args.rows, comm.rank)
+    shard_mb = (X.nbytes + (0 if y is None else y.nbytes)) / 2**20
+    rss_before = _reset_peak_rss()
     if args.impl == "daal4py":
         import daal4py as d4p
 
@@ -84,6 +114,12 @@ def main():
             result["methods"][method] = {"median_s": float(np.median(times)), "times": times}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result["peak_rss_mb_per_rank"] = comm.gather(rss, root=0)
+    # The memory the calls add per rank: peak RSS during the calls less the RSS before them
+    # (interpreter, libraries and the shard), next to the shard's size.
+    call_peak = _peak_rss()
+    result["shard_mb_per_rank"] = comm.gather(shard_mb, root=0)
+    result["rss_before_calls_mb_per_rank"] = comm.gather(rss_before, root=0)
+    result["call_peak_rss_mb_per_rank"] = comm.gather(call_peak, root=0)
     if args.impl == "daal4py":
         import daal4py as d4p
 

@@ -213,9 +213,9 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 
     def check():
         validate_params(estimator)
-        backend = resolve_backend(X)
         Xv = validate_data(estimator, X, reset=True, dtype=[np.float64, np.float32],
                            ensure_min_samples=0)
+        backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, y_numeric, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
         if extra_check is not None:
@@ -238,9 +238,9 @@ def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, re
 
     def check():
         check_is_fitted(estimator, attributes)
-        backend = resolve_backend(X)
         Xv = validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32],
                            ensure_min_samples=0)
+        backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, True, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative=False)
         return Xv, yv, sw, backend

@@ -10,7 +10,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from ..comm import get_comm
-from ..contract import allreduce
+from ..collective import allreduce
 from ..reference._metrics import R2, r2_finalize
 
 
