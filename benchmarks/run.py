@@ -231,11 +231,8 @@ def _mb(result, key, fallback=None):
 
 
 def _added_mb(result):
-    """Largest per-rank memory the calls added: peak RSS during them less the RSS before."""
-    peaks = (result or {}).get("call_peak_rss_mb_per_rank") or []
-    before = (result or {}).get("rss_before_calls_mb_per_rank") or []
-    added = [p - b for p, b in zip(peaks, before) if p is not None and b is not None]
-    return f"{max(added):.0f}" if added else "-"
+    """Largest per-rank memory the timed calls added: their peak RSS less the RSS before them."""
+    return _mb(result, "call_added_mb_per_rank")
 
 
 def _fmt(t):
