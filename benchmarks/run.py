@@ -217,7 +217,8 @@ def markdown(run) -> str:
                                                   _ratio(t0, bound), _ratio(t0, d4p),
                                                   _ratio(t0, sk), _ratio(t0, skx), f"{eff:.2f}",
                                                   _mb(r0, "shard_mb_per_rank")] + \
-                    [_mb(r, "call_peak_rss_mb_per_rank", "peak_rss_mb_per_rank") for _, r in ours] + \
+                    [_mb(r, "call_peak_rss_mb_per_rank", "peak_rss_mb_per_rank")
+                     for _, r in ours] + \
                     [_added_mb(r) for _, r in ours]
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

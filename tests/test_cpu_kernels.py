@@ -115,7 +115,8 @@ def test_linear_predict_mahalanobis_tsqr(shard):
     X, _, rng = shard
     n, d = X.shape
     rtol = RTOL[X.dtype]
-    for coef, intercept in ((rng.normal(size=d), 0.5), (rng.normal(size=(2, d)), rng.normal(size=2))):
+    for coef, intercept in ((rng.normal(size=d), 0.5),
+                            (rng.normal(size=(2, d)), rng.normal(size=2))):
         got = _linear.linear_predict(X, coef, intercept)
         assert got.dtype == X.dtype
         _close(got, ref.linear_predict(X, coef, intercept), rtol)
@@ -267,7 +268,8 @@ def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
                                ref.radius_counts(X, Y, w, eps, metric, p), rtol=1e-12, atol=1e-12)
     labels = rng.integers(0, 10, len(Y))
     current = rng.integers(3, 20, len(X))
-    np.testing.assert_array_equal(_neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
+    np.testing.assert_array_equal(
+        _neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
                                   ref.radius_min_label(X, Y, labels, current, eps, metric, p))
     for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index),
                     ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)):

@@ -1,8 +1,8 @@
 """Entry point of the ``cpu`` backend (group ``spmdlearn.backends``).
 
-It claims NumPy arrays. Every kernel serves NumPy arrays of float32 or float64 and declines anything else (returns
-None, so that the reference serves it). Kernels import numba lazily: without numba they decline
-as well, and ``python -m spmdlearn info`` says so.
+It claims NumPy arrays. Every kernel serves NumPy arrays of float32 or float64 and declines
+anything else (returns None, so that the reference serves it). Kernels import numba lazily:
+without numba they decline as well, and ``python -m spmdlearn info`` says so.
 """
 
 from __future__ import annotations
