@@ -275,3 +275,11 @@ def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, ri
     if m is None or type(binned) is not np.ndarray or binned.ndim != 2:
         return None
     return m.tree_route(binned, node_of_row, split_feature, split_bin, left, right)
+
+
+@_if_specified
+def spmdlearn_affine_transform(X, shift, scale):
+    m = _module("_transform")
+    if m is None or not _is_2d(X):
+        return None
+    return m.affine_transform(X, shift, scale)
