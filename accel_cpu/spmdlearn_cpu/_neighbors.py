@@ -6,7 +6,8 @@ equal distances fall the same way) and reduced at once: inserted into the query'
 added to its count, folded into its minimum label, or appended to its CSR row. Queries run in
 parallel; no distance matrix is formed. Radius counts and minimum labels of low-dimensional
 blocks visit only the candidates of the query's and the neighbouring cells of a uniform grid;
-euclidean top-k merges screen candidates with GEMM tiles. The cosine metric is declined (the reference serves it).
+euclidean top-k merges screen candidates with GEMM tiles. The cosine metric is declined (the
+reference serves it).
 """
 
 from __future__ import annotations
