@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 from sklearn.utils.validation import validate_data
 
 from ._backends import resolve_backend
+from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
@@ -249,6 +250,9 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
     ``extra_check(estimator, X, y)``, if given, runs on every rank inside the agreement.
     """
 
+    # Every rank runs the same program, so every rank refuses alike, before any collective.
+    refuse_sklearn_model_selection(comm)
+
     def check():
         validate_params(estimator)
         Xv = validate_data(estimator, X, reset=True, dtype=[np.float64, np.float32],
@@ -277,6 +281,8 @@ def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, re
     ``training_rows=True`` says that ``X`` is the estimator's own validated training rows
     (a query with ``X=None``): they are not checked against the names again.
     """
+
+    refuse_sklearn_model_selection(comm)
 
     def check():
         check_is_fitted(estimator, attributes)
