@@ -207,3 +207,18 @@ def test_columns_disagreeing_across_ranks_raise_everywhere(comm, name):
     for X_bad, what, detail in _mismatch_cases(comm, X_local):
         assert_raises_on_all_ranks(comm, ValueError, lambda: _fit(ours_factory(), X_bad, y_local),
                                    match=f"feature names must agree across ranks: .*{what}.*{detail}")
+
+
+def test_finalize_fit_names_the_ranks_that_disagree(comm):
+    if comm.size < 3:
+        return  # needs a rank without batches and two that disagree
+    X, _ = _data(5)
+    est = IncrementalPCA(n_components=2)
+    if comm.rank == comm.size - 1:
+        est.partial_fit(X.iloc[:10][COLUMNS[::-1]])  # the last rank's columns are permuted
+    elif comm.rank > 0:  # rank 0 folds no batch: it takes no part in the names
+        est.partial_fit(X.iloc[:10])
+    last = comm.size - 1
+    assert_raises_on_all_ranks(comm, ValueError, est.finalize_fit,
+                               match=rf"different order .*rank {last}: \['income'")
+    assert_raises_on_all_ranks(comm, ValueError, est.finalize_fit, match=r"^(?!.*rank 0)")

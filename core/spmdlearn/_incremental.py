@@ -123,7 +123,8 @@ class IncrementalMixin:
             raise ValueError(f"{type(self).__name__}.finalize_fit: no rank called partial_fit "
                              f"(summed over {comm.size} ranks): nothing to fit")
         # Ranks without batches take no part in the names; the others must agree on them.
-        check_feature_names_agree([s[5] for s in seen], len(seen) if len(seen) > 1 else 1)
+        check_feature_names_agree([s[5] for s in seen], len(seen),
+                                  ranks=[r for r, s in enumerate(summaries) if s[0]])
         for index, what in ((1, "n_features"), (2, "dtype"), (3, "y (ndim, n_targets)")):
             values = {s[index] for s in seen}
             if len(values) > 1:

@@ -184,18 +184,19 @@ def _show_names(names, limit=6) -> str:
     return f"[{shown}{', ...' if len(names) > limit else ''}]"
 
 
-def check_feature_names_agree(names, comm_size: int) -> None:
+def check_feature_names_agree(names, comm_size: int, ranks=None) -> None:
     """Raise ValueError unless every rank passed the same column names, in the same order.
 
     ``names[r]`` is rank r's tuple of column names (None: no names, e.g. a NumPy array). An
     empty rank's DataFrame still carries its columns, so it takes part like any other rank.
+    ``ranks`` names the rank of each entry when ``names`` covers only some ranks.
     Names on some ranks and none on others, different names, or the same names in another
     order (a permuted DataFrame would be fitted as if aligned) are all errors.
     """
     if comm_size == 1 or len(set(names)) <= 1:
         return
     groups: dict = {}
-    for rank, value in enumerate(names):
+    for rank, value in zip(range(len(names)) if ranks is None else ranks, names):
         groups.setdefault(value, []).append(rank)
 
     def ranks(rs):
