@@ -88,23 +88,25 @@ def _knn_merge(X, Y, y_index, best_d, best_i, code, p, x_index, exclude):
 
 
 @njit(parallel=True, cache=True)
-def _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_index, exclude):
-    """Euclidean top-k merge of one tile, screened by the GEMM expansion ``D2``.
+def _knn_screen(X, Y, y_index, S, q0, c0, xn, yn, margin, best_d, best_i, x_index, exclude):
+    """Euclidean top-k merge of one tile, screened by the GEMM expansion
+    ``||x||^2 + ||y||^2 - 2 S`` (``S`` the tile's inner products).
 
     A candidate whose expanded squared distance, less a bound on its rounding error, exceeds the
     query's current k-th squared distance cannot enter; the others get their exact distance from
     coordinate differences, so the result is that of the exact kernel.
     """
-    m, c = D2.shape
+    m, c = S.shape
     k = best_d.shape[1]
     for r in prange(m):
         i = q0 + r
         bd = best_d[i]
         bi = best_i[i]
+        slack = 1.0 - margin
         for t in range(c):
             j = c0 + t
             kth = bd[k - 1]
-            if D2[r, t] - margin * (xn[i] + yn[j]) > kth * kth:
+            if (xn[i] + yn[j]) * slack - 2.0 * S[r, t] > kth * kth:
                 continue
             idx = y_index[j]
             if exclude and idx == x_index[i]:
@@ -121,13 +123,14 @@ def _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_ind
             bi[pos] = idx
 
 
-#: Tile of the euclidean screening GEMM: queries x candidates (a 2 MiB float64 block).
-_TILE_QUERIES, _TILE_CANDIDATES = 256, 1024
+#: Tile of the euclidean screening GEMM: queries x candidates (a 4 MiB float64 block).
+_TILE_QUERIES, _TILE_CANDIDATES = 256, 2048
 
 
 def _knn_merge_euclidean(X, Y, y_index, best_d, best_i, x_index, exclude):
     n_x, d = X.shape
     X64 = X if X.dtype == np.float64 else None
+    Y64 = Y if Y.dtype == np.float64 else None
     xn = np.einsum("ij,ij->i", X, X, dtype=np.float64)
     yn = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
     # |fl(x.x + y.y - 2 x.y) - exact| <= (d + 2) eps (x.x + y.y), with room for float32 inputs
@@ -137,11 +140,8 @@ def _knn_merge_euclidean(X, Y, y_index, best_d, best_i, x_index, exclude):
         Xq = X[q0:q1] if X64 is not None else X[q0:q1].astype(np.float64)
         for c0 in range(0, Y.shape[0], _TILE_CANDIDATES):
             c1 = min(Y.shape[0], c0 + _TILE_CANDIDATES)
-            D2 = Xq @ np.asarray(Y[c0:c1], np.float64).T
-            D2 *= -2.0
-            D2 += xn[q0:q1, None]
-            D2 += yn[None, c0:c1]
-            _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_index,
+            S = Xq @ (Y64[c0:c1].T if Y64 is not None else Y[c0:c1].astype(np.float64).T)
+            _knn_screen(X, Y, y_index, S, q0, c0, xn, yn, margin, best_d, best_i, x_index,
                         exclude)
 
 
