@@ -4,8 +4,9 @@ One compiled pass over the (query, candidate) pairs of a block pair, each distan
 coordinate differences in float64 (as the reference's ``cdist``, so that ``dist <= eps`` and
 equal distances fall the same way) and reduced at once: inserted into the query's running top-k,
 added to its count, folded into its minimum label, or appended to its CSR row. Queries run in
-parallel; no distance matrix is formed. Radius counts and minimum labels of low-dimensional
-blocks visit only the candidates of the query's and the neighbouring cells of a uniform grid;
+parallel; no distance matrix is formed. Radius counts, minimum labels and pairs of
+low-dimensional blocks visit only the candidates of the query's and the neighbouring cells of a
+uniform grid;
 euclidean top-k merges screen candidates with GEMM tiles. The cosine metric is declined (the
 reference serves it).
 """
@@ -273,6 +274,42 @@ def _grid_min_label(X, Y, labels, eps, code, p, lo, inv_w, extent, keys, order, 
         out[i] = best
 
 
+@njit(parallel=True, cache=True)
+def _grid_pairs(X, Y, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent, keys, order,
+                indptr, counts_only, counts, positions, dists):
+    """Pairs within ``eps`` through the grid: counts (first pass) or the candidates' positions
+    and distances in candidate order (second pass: each query's slot sorted by position)."""
+    d = X.shape[1]
+    n_cells = 3 ** d
+    for i in prange(X.shape[0]):
+        coords = np.empty(d, np.int64)
+        _cell(X, i, lo, inv_w, extent, coords)
+        c = 0
+        base = 0 if counts_only else indptr[i]
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start = np.searchsorted(keys, key, side="left")
+            stop = np.searchsorted(keys, key, side="right")
+            for s in range(start, stop):
+                j = order[s]
+                if exclude and y_index[j] == x_index[i]:
+                    continue
+                dist = _distance(X, i, Y, j, code, p)
+                if dist <= eps:
+                    if not counts_only:
+                        positions[base + c] = j
+                        dists[base + c] = dist
+                    c += 1
+        if counts_only:
+            counts[i] = c
+        elif c > 1:
+            slot = np.argsort(positions[base:base + c])
+            positions[base:base + c] = positions[base:base + c][slot]
+            dists[base:base + c] = dists[base:base + c][slot]
+
+
 def _use_grid(X, Y, eps):
     if X.shape[1] > _GRID_MAX_FEATURES or X.shape[0] * Y.shape[0] < _GRID_MIN_PAIRS:
         return None
@@ -375,8 +412,19 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     xi = np.asarray(x_index, np.int64) if exclude else np.zeros(0, np.int64)
     yi = np.asarray(y_index, np.int64)
     counts = np.zeros(n_x, np.int64)
-    _radius_count_pairs(X, Y, yi, float(eps), code, power, xi, exclude, counts)
     indptr = np.zeros(n_x + 1, np.int64)
+    grid = _use_grid(X, Y, eps)
+    if grid is not None:
+        none_i, none_d = np.zeros(0, np.int64), np.zeros(0)
+        _grid_pairs(X, Y, yi, float(eps), code, power, xi, exclude, *grid, indptr, True, counts,
+                    none_i, none_d)
+        np.cumsum(counts, out=indptr[1:])
+        positions = np.empty(indptr[-1], np.int64)
+        dists = np.empty(indptr[-1])
+        _grid_pairs(X, Y, yi, float(eps), code, power, xi, exclude, *grid, indptr, False, counts,
+                    positions, dists)
+        return indptr, yi[positions], dists
+    _radius_count_pairs(X, Y, yi, float(eps), code, power, xi, exclude, counts)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int64)
     dists = np.empty(indptr[-1])
