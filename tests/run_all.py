@@ -46,9 +46,10 @@ def _counts(junit: Path) -> tuple[int, int, int]:
     if junit.suffix == ".json":
         import json
 
-        rows = json.loads(junit.read_text())["results"]
+        result = json.loads(junit.read_text())
+        rows = result["results"]
         return (sum(r["status"] == "pass" for r in rows), sum(r["status"] == "fail" for r in rows),
-                sum(r["status"] in ("xfail", "n/a") for r in rows))
+                sum(r["status"] in ("xfail", "n/a") for r in rows) + bool(result.get("skipped")))
     root = ET.parse(junit).getroot()
     suites = [root] if root.tag == "testsuite" else list(root)
     tests = sum(int(s.get("tests", 0)) for s in suites)

@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 from sklearn.utils.validation import validate_data
 
 from ._backends import resolve_backend
+from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard"]
@@ -207,6 +208,9 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
     ``extra_check(estimator, X, y)``, if given, runs on every rank inside the agreement.
     """
 
+    # Every rank runs the same program, so every rank refuses alike, before any collective.
+    refuse_sklearn_model_selection(comm)
+
     def check():
         validate_params(estimator)
         Xv = validate_data(estimator, X, reset=True, dtype=[np.float64, np.float32],
@@ -229,6 +233,8 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
                      multi_output=True, attributes=None) -> Shard:
     """Collective: check fitted state and this rank's shard for predict/transform/score; agree."""
+
+    refuse_sklearn_model_selection(comm)
 
     def check():
         check_is_fitted(estimator, attributes)

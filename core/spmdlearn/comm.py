@@ -277,11 +277,17 @@ class Comm:
             f"(collective, facts): {_group(facts)}"), self, range(self.size))
 
     def _wait(self, request, collective: str, session) -> None:
-        if request.Test():
-            return
-        timeout = collective_timeout()
+        """Wait for ``request`` like a blocking MPI call (spinning on ``Test``), then, past a
+        few milliseconds, with short sleeps that leave the core to other ranks; answer the
+        watchdog questions of other ranks; fire the watchdog past the deadline."""
         start = time.monotonic()
-        pause, next_look = 0.0, start + 0.05
+        spin_end = start + 0.005
+        while time.monotonic() < spin_end:
+            for _ in range(50):
+                if request.Test():
+                    return
+        timeout = collective_timeout()
+        pause, next_look = 0.0, start
         while True:
             for _ in range(20):
                 if request.Test():
@@ -292,7 +298,7 @@ class Comm:
                 next_look = now + 0.05
                 if timeout > 0 and now - start > timeout:
                     self._watchdog(request, collective, session, now - start, timeout)
-            pause = min(max(pause * 2, 1e-5), 2e-4)
+            pause = min(max(pause * 2, 1e-5), 5e-4)
             time.sleep(pause)
 
     def _state(self, collective, session) -> tuple:
