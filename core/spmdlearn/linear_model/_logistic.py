@@ -372,8 +372,10 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         shard = validate_predict(self, self._comm(), X)
         scores = call_kernel("linear_predict", shard.backend, X=shard.X, coef=self.coef_,
                              intercept=self.intercept_)
-        return scores.reshape(len(shard.X), -1)[:, 0] if len(self.classes_) == 2 else \
-            scores.reshape(len(shard.X), len(self.classes_))
+        # The number of columns is the model's, never inferred from the rows: a rank may hold
+        # zero rows.
+        scores = scores.reshape(len(shard.X), self.coef_.shape[0])
+        return scores[:, 0] if len(self.classes_) == 2 else scores
 
     def predict_proba(self, X):
         """Collective validation, local result: class probabilities of this rank's rows."""
