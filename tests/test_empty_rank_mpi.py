@@ -28,8 +28,13 @@ import scipy.sparse as sp
 from sklearn.base import clone, is_classifier, is_regressor
 
 import spmdlearn
+import spmdlearn.metrics
 from spmdlearn.comm import get_comm
-from spmdlearn_conformance import assert_all_ranks, assert_allclose_all_ranks
+from spmdlearn_conformance import (
+    assert_all_ranks,
+    assert_allclose_all_ranks,
+    assert_raises_on_all_ranks,
+)
 
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(90)]
 
@@ -263,6 +268,52 @@ def test_row_collectives_refuse_disagreeing_ranks(world):
     if comm.size == 1:
         pytest.skip("needs two ranks with rows")
     local = np.ones((2, 3), dtype=np.float32 if comm.rank == 0 else np.float64)
-    from spmdlearn_conformance import assert_raises_on_all_ranks
     assert_raises_on_all_ranks(comm, ValueError, lambda: comm.allgather_rows(local),
                                match="different dtypes")
+
+
+def _metric_inputs(name, kind):
+    rng = np.random.default_rng(3)
+    n = 50
+    if name in ("r2_score", "mean_squared_error", "mean_absolute_error"):
+        y = rng.normal(size=(n, 2)) if kind == "multi-output" else rng.normal(size=n)
+        return y, y + 0.3 * rng.normal(size=y.shape)
+    n_classes = 2 if kind == "binary" else 3
+    y = rng.integers(0, n_classes, n)
+    if name == "log_loss" or (name == "roc_auc_score" and n_classes > 2):
+        p = rng.uniform(0.1, 1, size=(n, n_classes))
+        return y, p / p.sum(axis=1, keepdims=True)
+    if name == "roc_auc_score":
+        return y, y + rng.normal(size=n)
+    return y, np.where(rng.uniform(size=n) < 0.7, y, rng.integers(0, n_classes, n))
+
+
+METRIC_CASES = [pytest.param(name, kind, id=f"{name}-{kind}")
+                for name in spmdlearn.metrics.__all__
+                for kind in (("regression", "multi-output")
+                             if name in ("r2_score", "mean_squared_error", "mean_absolute_error")
+                             else ("binary", "multiclass"))]
+
+
+@pytest.mark.parametrize("name, kind", METRIC_CASES)
+def test_empty_rank_in_every_metric(world, name, kind):
+    """Every global metric with one rank holding no rows: scikit-learn's value on all rows."""
+    import sklearn.metrics
+
+    comm = world
+    y_true, y_pred = _metric_inputs(name, kind)
+    kwargs = {"average": "macro"} if name in ("precision_score", "recall_score", "f1_score") \
+        and kind == "multiclass" else {}
+    cuts = _cuts(comm.size, len(y_true))
+    lo, hi = int(cuts[comm.rank]), int(cuts[comm.rank + 1])
+    if name == "roc_auc_score" and kind == "multiclass":  # documented: binary only, on every rank
+        assert_raises_on_all_ranks(comm, NotImplementedError, lambda: spmdlearn.metrics.roc_auc_score(
+            y_true[lo:hi], y_pred[lo:hi], multi_class="ovr"), match="binary")
+        return
+    got = getattr(spmdlearn.metrics, name)(y_true[lo:hi], y_pred[lo:hi], **kwargs)
+    expected = getattr(sklearn.metrics, name)(y_true, y_pred, **kwargs)
+    got = np.asarray([np.asarray(g, np.float64) for g in got]) if isinstance(got, tuple) \
+        else np.asarray(got, np.float64)
+    expected = np.asarray([np.asarray(e, np.float64) for e in expected]) \
+        if isinstance(expected, tuple) else np.asarray(expected, np.float64)
+    assert_allclose_all_ranks(comm, got, expected, rtol=1e-9, what=name)
