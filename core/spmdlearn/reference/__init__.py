@@ -15,7 +15,16 @@ from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
 from ._forest import apply_bins, best_split, bin_edges, counter_uniform, node_histograms, poisson_counts, tree_apply
-from ._kmeans import LLOYD, LloydPartial, farthest_rows, kmeans_inertia, lloyd_combine, lloyd_local, sq_distances
+from ._kmeans import (
+    LLOYD,
+    LloydPartial,
+    assigned_sq_distances,
+    kmeans_inertia,
+    lloyd_combine,
+    lloyd_local,
+    relocation_rows,
+    sq_distances,
+)
 from ._neighbors import METRICS, pairwise_distances, radius_adjacency, scipy_metric, topk_select
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
 from ._moments import (
@@ -69,7 +78,7 @@ __all__ = [
     "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
-    "farthest_rows", "radius_adjacency", "METRICS", "scipy_metric",
+    "assigned_sq_distances", "relocation_rows", "radius_adjacency", "METRICS", "scipy_metric",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
     "logistic_loss_grad", "logistic_hessp", "pairwise_distances", "topk_select",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",

@@ -14,7 +14,7 @@ from sklearn.metrics.pairwise import euclidean_distances
 from ..contract import ReductionContract
 
 __all__ = ["LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia",
-           "sq_distances", "farthest_rows"]
+           "sq_distances", "assigned_sq_distances", "relocation_rows"]
 
 
 class LloydPartial(NamedTuple):
@@ -100,14 +100,26 @@ def kmeans_inertia(X, sample_weight, centers, labels) -> float:
     return float(np.asarray(sample_weight, np.float64) @ np.einsum("ij,ij->i", diff, diff))
 
 
-def farthest_rows(X, centers, labels, n, offset):
-    """This shard's ``n`` rows farthest from their centers: ``(distances, global indices)``.
+def assigned_sq_distances(X, centers, labels) -> np.ndarray:
+    """Squared distance of each row to its assigned center, in ``X``'s dtype.
 
-    Sorted by decreasing distance, ties by lower global index; used to relocate empty clusters.
+    scikit-learn's ``((X - centers_old[labels]) ** 2).sum(axis=1)`` in
+    ``_relocate_empty_clusters_dense``, computed the same way so that ties fall the same way.
     """
-    if X.shape[0] == 0 or n == 0:
-        return np.zeros(0), np.zeros(0, np.int64)
-    diff = np.asarray(X, np.float64) - np.asarray(centers, np.float64)[labels]
-    dist = np.einsum("ij,ij->i", diff, diff)
-    order = np.lexsort((np.arange(len(dist)), -dist))[:n]
-    return dist[order], order.astype(np.int64) + offset
+    if X.shape[0] == 0:
+        return np.zeros(0, dtype=X.dtype)
+    return ((X - np.asarray(centers, dtype=X.dtype)[labels]) ** 2).sum(axis=1)
+
+
+def relocation_rows(distances, n_empty):
+    """The rows that receive the ``n_empty`` empty clusters, in order; None when none may move.
+
+    scikit-learn's rule (``_relocate_empty_clusters_dense``) on the distances of all rows to
+    their assigned centers: ``np.argpartition(distances, -n_empty)[:-n_empty-1:-1]``, so equal
+    distances fall as NumPy's introselect places them; and no relocation at all when every row
+    sits on its center (more clusters than distinct rows).
+    """
+    distances = np.asarray(distances)
+    if distances.size == 0 or np.max(distances) == 0:
+        return None
+    return np.argpartition(distances, -n_empty)[:-n_empty - 1:-1].astype(np.int64)
