@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 from sklearn.utils.validation import validate_data
 
 from ._backends import resolve_backend
+from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard"]
@@ -207,11 +208,14 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
     ``extra_check(estimator, X, y)``, if given, runs on every rank inside the agreement.
     """
 
+    # Every rank runs the same program, so every rank refuses alike, before any collective.
+    refuse_sklearn_model_selection(comm)
+
     def check():
         validate_params(estimator)
-        backend = resolve_backend(X)
         Xv = validate_data(estimator, X, reset=True, dtype=[np.float64, np.float32],
                            ensure_min_samples=0)
+        backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, y_numeric, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
         if extra_check is not None:
@@ -230,11 +234,13 @@ def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, re
                      multi_output=True, attributes=None) -> Shard:
     """Collective: check fitted state and this rank's shard for predict/transform/score; agree."""
 
+    refuse_sklearn_model_selection(comm)
+
     def check():
         check_is_fitted(estimator, attributes)
-        backend = resolve_backend(X)
         Xv = validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32],
                            ensure_min_samples=0)
+        backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, True, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative=False)
         return Xv, yv, sw, backend

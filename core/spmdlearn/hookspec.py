@@ -5,6 +5,19 @@ A backend is a pluggy plugin registered under the entry-point group ``spmdlearn.
     [project.entry-points."spmdlearn.backends"]
     mybackend = "mypackage.plugin"       # a module (or object) with @hookimpl functions
 
+Selection: each backend says which inputs it serves (:func:`spmdlearn_claims`). With
+``SPMDLEARN_BACKEND=auto`` (the default) the first available backend that claims the input is
+selected; the reference (NumPy) claims NumPy and is asked last. ``SPMDLEARN_BACKEND=NAME`` or
+``spmdlearn.config_context(backend=NAME)`` selects a backend by name, whatever it claims; a
+name that is not installed, or installed but unavailable (``spmdlearn_backend_info`` says
+``available: False``), is an error listing the available backends.
+
+Dispatch: each kernel call goes through pluggy's relay (a subset hook caller of the selected
+backend and the reference, ``firstresult``): the backend's implementation runs first, and the
+reference (``trylast``) serves what the backend lacks or declines. Every call is counted per
+(backend, kernel) as served, declined or fallback (``spmdlearn._backends.dispatch_counts``),
+and ``SPMDLEARN_VERBOSE=1`` logs every decline and fallback.
+
 Rules for every kernel below:
 
 * it computes on this rank's data only and **must not communicate**;
@@ -12,7 +25,9 @@ Rules for every kernel below:
 * returning ``None`` declines (wrong array type, unsupported dtype, missing dependency); the next
   backend, finally the NumPy reference, then serves the call. Never raise for "unsupported";
 * its result must agree with the reference kernel (``spmdlearn.reference``) within the tolerances
-  of the conformance suite (``python -m spmdlearn_conformance``).
+  of the conformance suite (``python -m spmdlearn_conformance --backend NAME --array-type
+  TYPE``), with the reference's dtype and array type on the same input;
+* a backend that claims an array type serves, on that type, every kernel it implements.
 
 The reference implements every kernel with ``trylast=True``.
 """
@@ -37,6 +52,29 @@ def spmdlearn_backend_info():
     info : dict
         ``{"name": str, "available": bool, "devices": list of str, "note": str}``: whether its
         dependencies import and which devices it would use.
+    """
+
+
+@hookspec
+def spmdlearn_claims(X):
+    """Whether this backend serves kernels on inputs like ``X`` (its array type, its device).
+
+    ``SPMDLEARN_BACKEND=auto`` (the default) selects the first available backend that claims
+    the input; the reference claims NumPy and is asked last. A backend that claims an array
+    type must serve, on that type, every kernel it implements: the conformance suite
+    (``--array-type``) checks it. Claim nothing to be used only when selected by name.
+
+    Parameters
+    ----------
+    X : any
+        The estimator's input: a NumPy array, another library's array, a list, a DataFrame, or
+        None (no input). Do not import a library only to inspect ``X``: an array of a library
+        that is not imported cannot be ``X``.
+
+    Returns
+    -------
+    claimed : bool or None
+        True claims ``X``; False or None does not. Must not communicate.
     """
 
 
@@ -116,32 +154,25 @@ def spmdlearn_tsqr_local(X, mean):
 
 
 @hookspec(firstresult=True)
-def spmdlearn_sq_distances(X, centers, x_squared_norms):
-    """Squared euclidean distances of this rank's rows to ``centers``: :func:`spmdlearn.reference.sq_distances`.
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
+    """One Lloyd E-step and the M-step's statistics: :func:`spmdlearn.reference.lloyd_local`.
 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
-    centers : ndarray of shape (n_centers, n_features)
-    x_squared_norms : ndarray of shape (n_samples,) or None
-        Precomputed ``||x||^2``.
-
-    Returns
-    -------
-    distances : array of shape (n_samples, n_centers), or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
-def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
-    """One Lloyd E-step and the M-step's statistics: :func:`spmdlearn.reference.lloyd_local`.
+    sample_weight : array of shape (n_samples,)
+    centers : ndarray of shape (n_clusters, n_features), float64
+    labels_old : ndarray of shape (n_samples,), int32
+        The previous labels (-1 before the first step).
 
     Returns
     -------
     result : tuple (labels, spmdlearn.reference.LloydPartial), or None
-        Labels of this rank's rows (int32, nearest center, lowest index among ties) and the
-        partial. None declines. Must not communicate.
+        Labels of this rank's rows (int32, nearest center by ``||c||^2 - 2 x.c`` computed in
+        X's dtype, lowest index among ties) and the partial: per-cluster weighted sums and
+        weights (float64), the inertia of the *new* labels against ``centers`` from coordinate
+        differences in float64 (``kmeans_inertia``'s expression), and the count of labels that
+        differ from ``labels_old``. None declines. Must not communicate.
     """
 
 
@@ -152,29 +183,6 @@ def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
     Returns
     -------
     inertia : float or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
-def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
-    """``dist(X[i], Y[j]) <= eps`` for all pairs: :func:`spmdlearn.reference.radius_adjacency`.
-
-    Parameters
-    ----------
-    X : array of shape (n_x, n_features)
-        A chunk of this rank's rows.
-    Y : ndarray of shape (n_y, n_features)
-        A block of rows (this rank's or a visiting rank's).
-    eps : float
-    metric : str
-        A name from :data:`spmdlearn.reference.METRICS`.
-    p : float or None
-        Minkowski's power.
-
-    Returns
-    -------
-    adjacency : ndarray of bool, shape (n_x, n_y), or None
         None declines. Must not communicate.
     """
 
@@ -221,39 +229,6 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 
 @hookspec(firstresult=True)
-def spmdlearn_pairwise_distances(X, Y, metric, p):
-    """Distances between rows: :func:`spmdlearn.reference.pairwise_distances`.
-
-    Returns
-    -------
-    distances : ndarray of shape (n_x, n_y), or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
-def spmdlearn_topk_select(distances, indices, k):
-    """The k nearest candidates of each row, ties by lower index: :func:`spmdlearn.reference.topk_select`.
-
-    Returns
-    -------
-    positions : ndarray of shape (n_rows, k), or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
-def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
-    """Per (node, feature, bin) sums of row statistics: :func:`spmdlearn.reference.node_histograms`.
-
-    Returns
-    -------
-    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats), float64, or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
 def spmdlearn_tree_apply(X, feature, threshold, left, right):
     """The leaf each row reaches: :func:`spmdlearn.reference.tree_apply`.
 
@@ -261,4 +236,329 @@ def spmdlearn_tree_apply(X, feature, threshold, left, right):
     -------
     leaves : ndarray of shape (n_samples,), int, or None
         None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_knn_merge(X, Y, y_index, best_distances, best_indices, metric, p, x_index):
+    """Merge one block of candidates into the running k nearest neighbours: :func:`spmdlearn.reference.knn_merge`.
+
+    Parameters
+    ----------
+    X : array of shape (n_queries, n_features)
+        A block of query rows (may be empty).
+    Y : array of shape (n_candidates, n_features)
+        A block of candidate rows (may be empty), same dtype as ``X``.
+    y_index : ndarray of shape (n_candidates,), int64
+        Global index of each candidate.
+    best_distances : ndarray of shape (n_queries, k), float64
+        Running best, increasing per row; ``inf`` in unfilled slots.
+    best_indices : ndarray of shape (n_queries, k), int64
+        Their global indices; ``-1`` in unfilled slots.
+    metric : str
+        A name of :data:`spmdlearn.reference.METRICS`; distances from coordinate differences.
+    p : float or None
+        Minkowski's power.
+    x_index : ndarray of shape (n_queries,), int64, or None
+        Global index of each query when the queries are training rows: the candidate with the
+        query's own index is never its neighbour.
+
+    Returns
+    -------
+    result : tuple (distances, indices), or None
+        ``(n_queries, k)`` float64 and int64: the ``k`` smallest ``(distance, index)`` pairs of
+        the running best and the block together, in lexicographic order (equal distances: the
+        lower global index first; an unfilled slot ``(inf, -1)`` before a real candidate at
+        ``inf``). No distance matrix beyond the block is kept. None declines. Must not
+        communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_radius_counts(X, Y, sample_weight, eps, metric, p):
+    """Weighted neighbour counts of one block pair: :func:`spmdlearn.reference.radius_counts`.
+
+    Parameters
+    ----------
+    X : array of shape (n_x, n_features)
+    Y : array of shape (n_y, n_features)
+    sample_weight : ndarray of shape (n_y,), float64
+        May be negative.
+    eps : float
+        ``dist <= eps`` is a neighbour (equality counts).
+    metric : str
+    p : float or None
+
+    Returns
+    -------
+    counts : ndarray of shape (n_x,), float64, or None
+        ``sum_j sample_weight[j] * (dist(X[i], Y[j]) <= eps)``. None declines. Must not
+        communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
+    """The smallest neighbour label, merged into a running minimum: :func:`spmdlearn.reference.radius_min_label`.
+
+    Parameters
+    ----------
+    X : array of shape (n_x, n_features)
+    Y : array of shape (n_y, n_features)
+    labels : ndarray of shape (n_y,), int64
+    current : ndarray of shape (n_x,), int64
+        The running minimum.
+    eps : float
+        ``dist <= eps`` is a neighbour.
+    metric : str
+    p : float or None
+
+    Returns
+    -------
+    minimum : ndarray of shape (n_x,), int64, or None
+        ``min(current[i], min {labels[j] : dist(X[i], Y[j]) <= eps})``; ``current[i]`` where
+        no candidate is within ``eps``. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
+    """The pairs within ``eps`` of one block pair, as CSR: :func:`spmdlearn.reference.radius_neighbors_csr`.
+
+    Parameters
+    ----------
+    X : array of shape (n_x, n_features)
+    Y : array of shape (n_y, n_features)
+    y_index : ndarray of shape (n_y,), int64
+        Returned for each neighbour.
+    eps : float
+        ``dist <= eps`` is a neighbour.
+    metric : str
+    p : float or None
+    x_index : ndarray of shape (n_x,), int64, or None
+        A candidate whose ``y_index`` equals the query's ``x_index`` is left out.
+
+    Returns
+    -------
+    result : tuple (indptr, indices, distances), or None
+        ``indptr`` ``(n_x + 1,)`` int64; ``indices`` ``(n_pairs,)`` int64 (``y_index`` of the
+        neighbours, in candidate order within each query); ``distances`` ``(n_pairs,)``
+        float64. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_assign(X, centers):
+    """The nearest center of each row and the squared distance to it: :func:`spmdlearn.reference.kmeans_assign`.
+
+    An E-step without an M-step (``predict``, ``score``). Callers pass blocks of rows.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : ndarray of shape (n_clusters, n_features)
+
+    Returns
+    -------
+    result : tuple (labels, sq_distances), or None
+        ``labels`` ``(n_samples,)`` int32: nearest center by ``||c||^2 - 2 x.c`` in X's dtype,
+        the lowest index among ties (the decisions of ``kmeans_lloyd_local``);
+        ``sq_distances`` ``(n_samples,)`` float64: ``||x - centers[label]||^2`` from coordinate
+        differences in float64. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_transform(X, centers):
+    """Euclidean distances of a block of rows to every center: :func:`spmdlearn.reference.kmeans_transform`.
+
+    Parameters
+    ----------
+    X : array of shape (n_rows, n_features)
+        A block of rows; the caller sizes it so that ``(n_rows, n_clusters)`` fits its budget.
+    centers : ndarray of shape (n_clusters, n_features)
+
+    Returns
+    -------
+    distances : array of shape (n_rows, n_clusters), X's dtype, or None
+        scikit-learn's ``euclidean_distances(X, centers)``. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
+    """k-means++'s update of the squared distance to the closest chosen center: :func:`spmdlearn.reference.kmeans_min_distances`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : ndarray of shape (n_new, n_features), X's dtype
+        The newly chosen centers (one, in k-means++).
+    closest : ndarray of shape (n_samples,), float64, or None
+        The current squared distances; None: no center chosen yet.
+    x_squared_norms : ndarray of shape (n_samples,) or None
+        ``||x||^2`` of the rows.
+
+    Returns
+    -------
+    closest : ndarray of shape (n_samples,), float64, or None
+        ``min(closest, min_c d(x, c))`` with ``d`` scikit-learn's
+        ``euclidean_distances(X, centers, squared=True)`` (the expansion its k-means++ uses).
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
+    """This rank's k-means++ potential of each candidate center: :func:`spmdlearn.reference.kmeans_plusplus_potentials`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    sample_weight : array of shape (n_samples,)
+    candidates : ndarray of shape (n_candidates, n_features), X's dtype
+    closest : ndarray of shape (n_samples,), float64
+    x_squared_norms : ndarray of shape (n_samples,) or None
+
+    Returns
+    -------
+    potentials : ndarray of shape (n_candidates,), float64, or None
+        ``sum_i w_i min(closest_i, d(x_i, c))`` per candidate, ``d`` as in
+        ``kmeans_min_distances``; the caller sums over ranks and picks the smallest. Only
+        ``(n_candidates,)`` leaves the kernel. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_apply_bins(X, edges):
+    """Bin index of every value: :func:`spmdlearn.reference.apply_bins`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    edges : ndarray of shape (n_features, max_cuts), float64
+        Increasing cut points per feature, padded with +inf.
+
+    Returns
+    -------
+    binned : ndarray of shape (n_samples, n_features), uint16, or None
+        ``#{c : edges[j, c] < X[i, j]}`` (a value equal to a cut point is in the bin left of
+        it; comparisons in float64). None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_bootstrap_counts(row_index, seed, lam):
+    """Counter-based Poisson bootstrap counts: :func:`spmdlearn.reference.bootstrap_counts`.
+
+    Parameters
+    ----------
+    row_index : ndarray of shape (n_samples,), int64
+        Global row indices.
+    seed : int
+    lam : float
+
+    Returns
+    -------
+    counts : ndarray of shape (n_samples,), int64, or None
+        ``poisson_counts(counter_uniform(seed, 2, row_index), lam)`` bit for bit (SplitMix64
+        uniforms, inverse-CDF Poisson capped at 64): a row's count depends on its global index
+        only. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                              n_classes, class_weight):
+    """Per (node, feature, bin) sums from labels, weights and bootstrap counts: :func:`spmdlearn.reference.tree_histograms`.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_pos : ndarray of shape (n_samples,), int64
+        Position among the ``n_nodes`` nodes being split; -1: the row is skipped.
+    y : ndarray of shape (n_samples,)
+        Class index (int64) when ``n_classes > 0``, else the float64 target.
+    sample_weight : ndarray of shape (n_samples,), float64
+    counts : ndarray of shape (n_samples,), int64
+        Bootstrap counts; a row with 0 is skipped.
+    n_nodes, n_bins, n_classes : int
+    class_weight : ndarray of shape (n_classes,), float64, or None
+        Multiplies each row's weight by its class's.
+
+    Returns
+    -------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_classes + 1 or 4), float64, or None
+        With ``v = sample_weight * counts (* class_weight[y])``: channels ``v`` per class and
+        the row count (classification), or ``(v, v*y, v*y^2, row count)`` (regression).
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    """Rows of the nodes that split move to their children: :func:`spmdlearn.reference.tree_route`.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_of_row : ndarray of shape (n_samples,), int64
+        -1: not in the tree.
+    split_feature, split_bin, left, right : ndarray of shape (n_nodes,), int64
+        ``split_feature`` is -1 except at the nodes that split now; a row goes left when
+        ``binned[row, split_feature[node]] <= split_bin[node]``.
+
+    Returns
+    -------
+    node_of_row : ndarray of shape (n_samples,), int64, or None
+        A new array; rows of non-splitting nodes keep theirs. None declines. Must not
+        communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_affine_transform(X, shift, scale):
+    """``(X - shift) * scale`` per feature: :func:`spmdlearn.reference.affine_transform`.
+
+    The scalers' ``transform`` and ``inverse_transform`` and PCA's whitening.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    shift : ndarray of shape (n_features,), X's dtype
+    scale : ndarray of shape (n_features,), X's dtype
+
+    Returns
+    -------
+    out : array of shape (n_samples, n_features), X's dtype and array type, or None
+        A new array (``X`` is not modified); the subtraction, then the product, each rounded
+        in X's dtype. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    """The best split of every node of a tree level: :func:`spmdlearn.reference.best_splits`.
+
+    Parameters
+    ----------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats + 1), float64
+        The global histograms (identical on every rank); the last channel counts rows.
+    feature_order : ndarray of shape (n_nodes, n_features), int64
+        Each node's drawn order of the features.
+    n_draw : int
+        Features tried per node; more only while none of them splits.
+    classification : bool
+    criterion : {"gini", "entropy", "squared_error"}
+    min_samples_leaf, min_impurity_decrease, weighted_n_root, min_weight_leaf : float
+
+    Returns
+    -------
+    result : tuple (feature, bin, decrease), or None
+        ``(n_nodes,)`` int64, int64, float64; ``feature`` -1 where a node does not split.
+        Decisions must be those of the reference bit for bit (every rank takes them from the
+        same histograms; ties: the earlier feature in the order, then the lower bin). None
+        declines. Must not communicate.
     """

@@ -15,7 +15,8 @@ from sklearn.utils.validation import check_array
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
-from ..contract import allreduce
+from ..collective import allreduce
+from ..patterns import row_block
 from ..reference._kmeans import LLOYD, assigned_sq_distances, relocation_rows
 from ..reference._moments import MOMENTS
 
@@ -48,19 +49,6 @@ class _Data:
         return self.comm.allgather_array(counts).sum(axis=0)
 
 
-def _candidate_sq_distances(data: _Data, candidates):
-    """Squared distances ``(n_candidates, n_samples_local)`` of the candidates to this rank's rows.
-
-    In scikit-learn's orientation (``_euclidean_distances(candidates, X, Y_norm_squared=...)``):
-    ``-2 c.x + ||c||^2 + ||x||^2``, added in that order, so that candidates whose potentials
-    are equal up to rounding compare as they do in scikit-learn.
-    """
-    if data.X.shape[0] == 0:
-        return np.zeros((len(candidates), 0), dtype=data.X.dtype)
-    return call_kernel("sq_distances", data.backend, X=np.ascontiguousarray(candidates),
-                       centers=data.X, x_squared_norms=None)
-
-
 def _kmeans_plusplus(data: _Data, n_clusters, random_state):
     """scikit-learn's greedy k-means++ with global cumulative sums (same draws on every rank)."""
     X, w, comm = data.X, data.w, data.comm
@@ -72,19 +60,22 @@ def _kmeans_plusplus(data: _Data, n_clusters, random_state):
     u = random_state.random_sample()
     first = int(data.count_below(cdf / total, np.array([u]), "right")[0])
     centers[0] = comm.fetch_rows(X, [first], data.start)[0]
-    closest = _candidate_sq_distances(data, centers[:1])[0]
+    closest = call_kernel("kmeans_min_distances", data.backend, X=X, centers=centers[:1],
+                          closest=None, x_squared_norms=data.x_sq)
     current_pot = float(comm.sum_identical([closest @ w])[0])
     for c in range(1, n_clusters):
         rand_vals = random_state.uniform(size=n_local_trials) * current_pot
         cumsum, _ = data.global_cumsum(w * closest)
         candidate_ids = np.minimum(data.count_below(cumsum, rand_vals, "left"), data.n_total - 1)
         candidates = comm.fetch_rows(X, candidate_ids, data.start)
-        to_candidates = _candidate_sq_distances(data, candidates)
-        np.minimum(closest, to_candidates, out=to_candidates)
-        candidates_pot = comm.sum_identical(to_candidates @ w)
+        candidates_pot = comm.sum_identical(call_kernel(
+            "kmeans_plusplus_potentials", data.backend, X=X, sample_weight=w,
+            candidates=candidates, closest=closest, x_squared_norms=data.x_sq))
         best = int(np.argmin(candidates_pot))
         current_pot = float(candidates_pot[best])
-        closest = to_candidates[best]
+        closest = call_kernel("kmeans_min_distances", data.backend, X=X,
+                              centers=candidates[best:best + 1], closest=closest,
+                              x_squared_norms=data.x_sq)
         centers[c] = candidates[best]
     return centers
 
@@ -172,15 +163,8 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
     strict = False
 
     def step(c, labels_old):
-        out = {}
-
-        def local(X, w, centers_, lo):
-            out["labels"], partial = call_kernel("kmeans_lloyd_local", data.backend, X=X,
-                                                 sample_weight=w, centers=centers_, labels_old=lo)
-            return partial
-
-        partial = allreduce(LLOYD, data.X, data.w, c, labels_old, comm=comm, local=local)
-        return out["labels"], partial
+        return allreduce(LLOYD, data.X, data.w, c, labels_old, comm=comm, backend=data.backend,
+                         with_rows=True)
 
     for i in range(max_iter):
         new_labels, p = step(centers, labels)
@@ -205,11 +189,14 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
                 print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance {tol}.")
             break
     if not strict:
-        # Re-run the E-step so that the labels match the final centers.
-        labels, _ = step(centers, labels)
-    inertia = float(comm.sum_identical([call_kernel(
-        "kmeans_inertia", data.backend, X=data.X, sample_weight=data.w, centers=centers,
-        labels=labels)])[0])
+        # Re-run the E-step so that the labels match the final centers; the step returns the
+        # inertia of its assignment, so no other pass over the rows is needed.
+        labels, p = step(centers, labels)
+        inertia = float(p.inertia)
+    else:
+        inertia = float(comm.sum_identical([call_kernel(
+            "kmeans_inertia", data.backend, X=data.X, sample_weight=data.w, centers=centers,
+            labels=labels)])[0])
     return labels, inertia, centers, i + 1
 
 
@@ -325,9 +312,7 @@ default="k-means++"
         Xv = shard.X
         w = (np.ones(Xv.shape[0], dtype=Xv.dtype) if shard.sample_weight is None
              else shard.sample_weight)
-        moments = allreduce(MOMENTS, Xv, None, comm=comm,
-                            local=lambda X, sw: call_kernel("moments_local", shard.backend, X=X,
-                                                            sample_weight=sw))
+        moments = allreduce(MOMENTS, Xv, None, comm=comm, backend=shard.backend)
         n = shard.n_samples
         tol = 0.0 if self.tol == 0 else float(np.mean(moments.m2 / n) * self.tol)
         init = self.init
@@ -390,14 +375,20 @@ default="k-means++"
                              "it must return the same centers on every rank")
         return centers
 
+    def _assign(self, X, backend):
+        """Labels and squared distances to the nearest center, block by block (E-step only)."""
+        n, k = X.shape[0], self.cluster_centers_.shape[0]
+        labels, sq = np.zeros(n, np.int32), np.zeros(n)
+        for lo in range(0, n, row_block(k)):
+            rows = slice(lo, min(n, lo + row_block(k)))
+            labels[rows], sq[rows] = call_kernel("kmeans_assign", backend, X=X[rows],
+                                                 centers=self.cluster_centers_)
+        return labels, sq
+
     def predict(self, X):
         """Collective validation, local result: the nearest center of each of this rank's rows."""
         shard = validate_predict(self, self._comm(), X)
-        labels, _ = call_kernel("kmeans_lloyd_local", shard.backend, X=shard.X,
-                                sample_weight=np.ones(shard.X.shape[0]),
-                                centers=self.cluster_centers_,
-                                labels_old=np.full(shard.X.shape[0], -1, np.int32))
-        return labels
+        return self._assign(shard.X, shard.backend)[0]
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Collective: fit, then this rank's labels."""
@@ -406,8 +397,13 @@ default="k-means++"
     def transform(self, X):
         """Collective validation, local result: distances of this rank's rows to every center."""
         shard = validate_predict(self, self._comm(), X)
-        return np.sqrt(call_kernel("sq_distances", shard.backend, X=shard.X,
-                                   centers=self.cluster_centers_, x_squared_norms=None))
+        n, k = shard.X.shape[0], self.cluster_centers_.shape[0]
+        out = np.empty((n, k), dtype=shard.X.dtype)
+        for lo in range(0, n, row_block(k)):
+            rows = slice(lo, min(n, lo + row_block(k)))
+            out[rows] = call_kernel("kmeans_transform", shard.backend, X=shard.X[rows],
+                                    centers=self.cluster_centers_)
+        return out
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Collective: fit, then distances of this rank's rows to every center."""
@@ -418,11 +414,8 @@ default="k-means++"
         comm = self._comm()
         shard = validate_predict(self, comm, X, sample_weight=sample_weight)
         w = np.ones(shard.X.shape[0]) if shard.sample_weight is None else shard.sample_weight
-        labels, _ = call_kernel("kmeans_lloyd_local", shard.backend, X=shard.X, sample_weight=w,
-                                centers=self.cluster_centers_,
-                                labels_old=np.full(shard.X.shape[0], -1, np.int32))
-        local = call_kernel("kmeans_inertia", shard.backend, X=shard.X, sample_weight=w,
-                            centers=self.cluster_centers_, labels=labels)
+        _, sq = self._assign(shard.X, shard.backend)
+        local = float(np.asarray(w, np.float64) @ sq) if len(sq) else 0.0
         return -float(comm.sum_identical([local])[0])
 
     def to_sklearn(self):

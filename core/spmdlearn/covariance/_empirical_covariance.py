@@ -13,16 +13,13 @@ from sklearn.covariance import log_likelihood
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import validate_fit, validate_predict
-from ..contract import allreduce
+from ..collective import allreduce
 from ..reference._moments import COMOMENTS, covariance_finalize
 
 
 def _comoments(shard, comm, X=None):
     X = shard.X if X is None else X
-    return allreduce(
-        COMOMENTS, X, None, None, comm=comm,
-        local=lambda X, Y, w: call_kernel("comoments_local", shard.backend, X=X, Y=Y, sample_weight=w),
-    )
+    return allreduce(COMOMENTS, X, None, None, comm=comm, backend=shard.backend)
 
 
 class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):

@@ -13,7 +13,7 @@ from sklearn.utils.extmath import fast_logdet
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
-from ..contract import allreduce
+from ..collective import allreduce
 from ..reference._moments import COMOMENTS, MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
 
@@ -143,18 +143,13 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                              f"(n_samples={n} summed over {comm.size} ranks)")
         backend = shard.backend
         if solver == "covariance_eigh":
-            p = allreduce(COMOMENTS, shard.X, None, None, comm=comm,
-                          local=lambda X, Y, w: call_kernel("comoments_local", backend, X=X, Y=Y,
-                                                            sample_weight=w))
+            p = allreduce(COMOMENTS, shard.X, None, None, comm=comm, backend=backend)
             mean = p.mean
             S, explained, Vt = pca_spectrum(n, comoment=p.comoment)
         else:
-            moments = allreduce(MOMENTS, shard.X, None, comm=comm,
-                                local=lambda X, w: call_kernel("moments_local", backend, X=X,
-                                                               sample_weight=w))
+            moments = allreduce(MOMENTS, shard.X, None, comm=comm, backend=backend)
             mean = moments.mean
-            r = allreduce(TSQR, shard.X, mean, comm=comm,
-                          local=lambda X, m: call_kernel("tsqr_local", backend, X=X, mean=m))
+            r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
             S, explained, Vt = pca_spectrum(n, r=r.r)
         self._fit_svd_solver = solver
         self._set_model(S, explained, Vt, mean, n, shard.X.dtype)
@@ -180,7 +175,8 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if self.whiten:
             scale = np.sqrt(self.explained_variance_)
             scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
-            Z = Z / scale
+            Z = call_kernel("affine_transform", backend, X=Z, shift=np.zeros(len(scale), Z.dtype),
+                            scale=(1.0 / scale.astype(np.float64)).astype(Z.dtype))
         return Z
 
     def transform(self, X):
@@ -204,9 +200,11 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         check_is_fitted(self)
         X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
-        if self.whiten:
-            return X @ (np.sqrt(self.explained_variance_[:, None]) * self.components_) + self.mean_
-        return X @ self.components_ + self.mean_
+        coef = np.sqrt(self.explained_variance_[:, None]) * self.components_ if self.whiten \
+            else self.components_
+        out = call_kernel("linear_predict", None, X=X, coef=np.ascontiguousarray(coef.T),
+                          intercept=self.mean_)
+        return out.reshape(len(X), len(self.mean_))
 
     def get_covariance(self):
         """Local: the covariance of the fitted generative model (scikit-learn's formula)."""
@@ -216,23 +214,23 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """Local: the inverse of :meth:`get_covariance` (scikit-learn's formula)."""
         return self.to_sklearn().get_precision()
 
-    def _score_samples(self, X):
-        Xr = X - self.mean_
+    def _score_samples(self, X, backend=None):
         precision = self.get_precision()
-        log_like = -0.5 * np.sum(Xr * (Xr @ precision), axis=1)
-        log_like -= 0.5 * (X.shape[1] * log(2.0 * np.pi) - fast_logdet(precision))
-        return log_like
+        sq = call_kernel("mahalanobis", backend, X=X, location=np.asarray(self.mean_, np.float64),
+                         precision=np.asarray(precision, np.float64))
+        log_like = -0.5 * sq - 0.5 * (X.shape[1] * log(2.0 * np.pi) - fast_logdet(precision))
+        return np.asarray(log_like).astype(X.dtype, copy=False)
 
     def score_samples(self, X):
         """Collective validation, local result: log-likelihood of each of this rank's rows."""
         shard = validate_predict(self, self._comm(), X)
-        return self._score_samples(shard.X)
+        return self._score_samples(shard.X, shard.backend)
 
     def score(self, X, y=None):
         """Collective: mean log-likelihood over all ranks' rows (identical on every rank)."""
         comm = self._comm()
         shard = validate_predict(self, comm, X)
-        ll = self._score_samples(shard.X)
+        ll = self._score_samples(shard.X, shard.backend)
         parts = comm.allgather_array(np.array([ll.sum(dtype=np.float64), len(ll)], np.float64))
         # Summed in rank order from gathered values: the same bits on every rank.
         return float(sum(parts[:, 0]) / sum(parts[:, 1]))

@@ -15,6 +15,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from .._backends import call_kernel
+from ..patterns import GRADIENT_SUM
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..metrics import accuracy_score
@@ -54,14 +55,13 @@ class _GlobalLoss:
                            n_classes=self.K, with_hessian=with_hessian)
 
     def loss_gradient(self, w):
-        loss, g_coef, g_int, _ = self._local(w)
-        flat = np.concatenate([[loss], np.ravel(g_coef), np.ravel(g_int)])
-        total = self.comm.sum_identical(flat) / self.sw_sum
-        coef, _ = self._split(w)
-        n_coef = np.size(g_coef)
-        g_coef = total[1:1 + n_coef].reshape(np.shape(g_coef)) + self.l2 * coef
-        g_int = total[1 + n_coef:].reshape(np.shape(g_int))
-        value = total[0] + 0.5 * self.l2 * float(np.sum(coef * coef))
+        coef, intercept = self._split(w)
+        loss, g_coef, g_int, _ = GRADIENT_SUM.run(
+            self.comm, self.X, self.target, self.sw, coef, intercept, n_classes=self.K,
+            backend=self.backend)
+        g_coef = g_coef / self.sw_sum + self.l2 * coef
+        g_int = g_int / self.sw_sum
+        value = loss / self.sw_sum + 0.5 * self.l2 * float(np.sum(coef * coef))
         return value, self._join(g_coef, g_int[()] if self.K == 2 else g_int)
 
     def loss(self, w):
@@ -372,8 +372,7 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         shard = validate_predict(self, self._comm(), X)
         scores = call_kernel("linear_predict", shard.backend, X=shard.X, coef=self.coef_,
                              intercept=self.intercept_)
-        # The number of columns is the model's, never inferred from the rows: a rank may hold
-        # zero rows.
+        # The shape is spelled out, never inferred (-1), so that zero rows reshape too.
         scores = scores.reshape(len(shard.X), self.coef_.shape[0])
         return scores[:, 0] if len(self.classes_) == 2 else scores
 

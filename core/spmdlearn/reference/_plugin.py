@@ -6,12 +6,15 @@ import numpy as np
 
 from ..hookspec import hookimpl
 from ._covariance import mahalanobis
+from ._transform import affine_transform
 from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
-from ._forest import node_histograms, tree_apply
-from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
-from ._neighbors import pairwise_distances, radius_adjacency, topk_select
+from ._forest import (apply_bins, best_splits, bootstrap_counts, tree_apply, tree_histograms,
+                      tree_route)
+from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
+                      kmeans_plusplus_potentials, kmeans_transform, lloyd_local)
+from ._neighbors import knn_merge, radius_counts, radius_min_label, radius_neighbors_csr
 from ._pca import tsqr_local
 
 NAME = "reference"
@@ -21,6 +24,15 @@ NAME = "reference"
 def spmdlearn_backend_info():
     return {"name": NAME, "available": True, "devices": ["host (NumPy)"],
             "note": f"NumPy {np.__version__}; defines every kernel"}
+
+
+@hookimpl(trylast=True)
+def spmdlearn_claims(X):
+    # NumPy arrays, and host inputs that validation makes NumPy (lists, DataFrames, None); not
+    # another library's array, which its own backend claims.
+    import array_api_compat
+
+    return isinstance(X, (np.ndarray, np.generic)) or not array_api_compat.is_array_api_obj(X)
 
 
 @hookimpl(trylast=True)
@@ -50,12 +62,6 @@ def spmdlearn_tsqr_local(X, mean):
 
 
 @hookimpl(trylast=True)
-def spmdlearn_sq_distances(X, centers, x_squared_norms):
-    return sq_distances(np.asarray(X), np.asarray(centers, dtype=np.asarray(X).dtype),
-                        x_squared_norms)
-
-
-@hookimpl(trylast=True)
 def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
     return lloyd_local(np.asarray(X), np.asarray(sample_weight), centers, labels_old)
 
@@ -63,11 +69,6 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
 @hookimpl(trylast=True)
 def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
     return kmeans_inertia(np.asarray(X), sample_weight, centers, labels)
-
-
-@hookimpl(trylast=True)
-def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
-    return radius_adjacency(np.asarray(X), np.asarray(Y), eps, metric, p)
 
 
 @hookimpl(trylast=True)
@@ -87,20 +88,82 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 
 @hookimpl(trylast=True)
-def spmdlearn_pairwise_distances(X, Y, metric, p):
-    return pairwise_distances(np.asarray(X), np.asarray(Y), metric, p)
-
-
-@hookimpl(trylast=True)
-def spmdlearn_topk_select(distances, indices, k):
-    return topk_select(np.asarray(distances), np.asarray(indices), k)
-
-
-@hookimpl(trylast=True)
-def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
-    return node_histograms(binned, node_pos, stats, n_nodes, n_bins)
-
-
-@hookimpl(trylast=True)
 def spmdlearn_tree_apply(X, feature, threshold, left, right):
     return tree_apply(np.asarray(X), feature, threshold, left, right)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_knn_merge(X, Y, y_index, best_distances, best_indices, metric, p, x_index):
+    return knn_merge(np.asarray(X), np.asarray(Y), y_index, best_distances, best_indices,
+                     metric, p, x_index)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_radius_counts(X, Y, sample_weight, eps, metric, p):
+    return radius_counts(np.asarray(X), np.asarray(Y), sample_weight, eps, metric, p)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
+    return radius_min_label(np.asarray(X), np.asarray(Y), labels, current, eps, metric, p)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
+    return radius_neighbors_csr(np.asarray(X), np.asarray(Y), y_index, eps, metric, p, x_index)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_assign(X, centers):
+    return kmeans_assign(np.asarray(X), centers)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_transform(X, centers):
+    return kmeans_transform(np.asarray(X), centers)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
+    return kmeans_min_distances(np.asarray(X), centers, closest, x_squared_norms)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
+    return kmeans_plusplus_potentials(np.asarray(X), sample_weight, candidates, closest,
+                                      x_squared_norms)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_apply_bins(X, edges):
+    return apply_bins(np.asarray(X), edges)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_bootstrap_counts(row_index, seed, lam):
+    return bootstrap_counts(row_index, seed, lam)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                              n_classes, class_weight):
+    return tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                           n_classes, class_weight)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    return tree_route(binned, node_of_row, split_feature, split_bin, left, right)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_affine_transform(X, shift, scale):
+    return affine_transform(np.asarray(X), shift, scale)
+
+
+@hookimpl(trylast=True)
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    return best_splits(hist, feature_order, n_draw, classification, criterion, min_samples_leaf,
+                       min_impurity_decrease, weighted_n_root, min_weight_leaf)
