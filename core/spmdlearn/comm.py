@@ -410,7 +410,7 @@ class Comm:
 
         Memory: the result holds all ranks' rows on every rank.
         """
-        local = np.ascontiguousarray(local)
+        local, _ = self._row_layout(local)  # an empty rank takes the others' layout
         self._checked("allgather_rows", local, rows_free=True)
         return self._allgather_rows(local)
 
@@ -423,9 +423,32 @@ class Comm:
         self.mpi.Allgatherv(local, [out, sizes, displs, _mpi_type(local.dtype)])
         return out
 
+    def _row_layout(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Agree on the layout of an array of rows: ``(local, row counts of every rank)``.
+
+        A rank with zero rows may have built its empty array with another dtype or trailing
+        shape than the ranks with rows (``np.zeros((0, 1))`` for float32 rows of width 3); the
+        buffers would then be read with the wrong layout. The ranks with rows decide: an empty
+        rank takes their dtype and trailing shape. Ranks with rows that disagree raise a
+        ValueError on every rank.
+        """
+        local = np.ascontiguousarray(local)
+        layouts = self.allgather((int(local.shape[0]), local.dtype.str, local.shape[1:]))
+        counts = np.array([n for n, _, _ in layouts], dtype=np.int64)
+        with_rows = {(dtype, shape) for n, dtype, shape in layouts if n}
+        if len(with_rows) > 1:
+            detail = "; ".join(f"rank {r}: {n} rows of {np.dtype(d)} x {s}"
+                               for r, (n, d, s) in enumerate(layouts) if n)
+            raise ValueError(f"ranks hold rows of different dtypes or widths: {detail}")
+        if with_rows and local.shape[0] == 0:
+            dtype, shape = with_rows.pop()
+            if (np.dtype(dtype), shape) != (local.dtype, local.shape[1:]):
+                local = np.empty((0,) + tuple(shape), dtype=np.dtype(dtype))
+        return local, counts
+
     def gather_rows(self, local: np.ndarray, root: int = 0):
         """Every rank's rows in rank order on ``root`` (``Gatherv``); None on the other ranks."""
-        local = np.ascontiguousarray(local)
+        local, _ = self._row_layout(local)  # an empty rank takes the others' layout
         self._checked("gather_rows", local, rows_free=True, extra=(root,))
         counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
         if self.rank != root:
@@ -518,6 +541,7 @@ class Comm:
         Yields ``(source_rank, arrays)``. Each step begins with a status exchange, so that an
         error on one rank while it works on a block reaches every rank.
         """
+        blocks = tuple(self._row_layout(b)[0] for b in blocks)  # an empty rank: others' layout
         self._checked("ring", *blocks, rows_free=True)
         counts = self._allgather_array(np.array([blocks[0].shape[0]], dtype=np.int64))[:, 0]
         current = tuple(np.ascontiguousarray(b) for b in blocks)
