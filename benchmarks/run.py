@@ -217,7 +217,8 @@ def markdown(run) -> str:
                                                   _ratio(t0, bound), _ratio(t0, d4p),
                                                   _ratio(t0, sk), _ratio(t0, skx), f"{eff:.2f}",
                                                   _mb(r0, "shard_mb_per_rank")] + \
-                    [_mb(r, "call_peak_rss_mb_per_rank", "peak_rss_mb_per_rank") for _, r in ours] + \
+                    [_mb(r, "call_peak_rss_mb_per_rank", "peak_rss_mb_per_rank")
+                     for _, r in ours] + \
                     [_added_mb(r) for _, r in ours]
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -231,11 +232,8 @@ def _mb(result, key, fallback=None):
 
 
 def _added_mb(result):
-    """Largest per-rank memory the calls added: peak RSS during them less the RSS before."""
-    peaks = (result or {}).get("call_peak_rss_mb_per_rank") or []
-    before = (result or {}).get("rss_before_calls_mb_per_rank") or []
-    added = [p - b for p, b in zip(peaks, before) if p is not None and b is not None]
-    return f"{max(added):.0f}" if added else "-"
+    """Largest per-rank memory the timed calls added: their peak RSS less the RSS before them."""
+    return _mb(result, "call_added_mb_per_rank")
 
 
 def _fmt(t):

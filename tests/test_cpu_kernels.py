@@ -115,7 +115,8 @@ def test_linear_predict_mahalanobis_tsqr(shard):
     X, _, rng = shard
     n, d = X.shape
     rtol = RTOL[X.dtype]
-    for coef, intercept in ((rng.normal(size=d), 0.5), (rng.normal(size=(2, d)), rng.normal(size=2))):
+    for coef, intercept in ((rng.normal(size=d), 0.5),
+                            (rng.normal(size=(2, d)), rng.normal(size=2))):
         got = _linear.linear_predict(X, coef, intercept)
         assert got.dtype == X.dtype
         _close(got, ref.linear_predict(X, coef, intercept), rtol)
@@ -267,7 +268,8 @@ def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
                                ref.radius_counts(X, Y, w, eps, metric, p), rtol=1e-12, atol=1e-12)
     labels = rng.integers(0, 10, len(Y))
     current = rng.integers(3, 20, len(X))
-    np.testing.assert_array_equal(_neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
+    np.testing.assert_array_equal(
+        _neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
                                   ref.radius_min_label(X, Y, labels, current, eps, metric, p))
     for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index),
                     ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)):
@@ -303,3 +305,83 @@ def test_grid_radius_queries_on_cell_boundaries(metric, dtype):
     np.testing.assert_array_equal(
         _neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
         ref.radius_min_label(X, Y, labels, current, eps, metric, p))
+    y_index = rng.permutation(5000)[: len(Y)].astype(np.int64)
+    x_index = y_index[rng.integers(0, len(Y), len(X))]
+    for xi in (None, x_index):  # CSR pairs in candidate order within each query
+        for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric, p, xi),
+                        ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, xi)):
+            assert a.dtype == b.dtype
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+@given(shards(), st.integers(1, 4))
+def test_kmeans_assign_transform_and_plusplus(shard, k):
+    X, w, rng = shard
+    n, d = X.shape
+    X = X - (X.mean(0).astype(X.dtype) if n else 0)
+    centers = X[rng.integers(0, n, k)].astype(np.float64) if n else rng.normal(size=(k, d))
+    if k > 1:
+        centers[-1] = centers[0]  # equal scores: the lower index must win
+    labels, sq = _kmeans.kmeans_assign(X, centers)
+    labels_ref, sq_ref = ref.kmeans_assign(X, centers)
+    np.testing.assert_array_equal(labels, labels_ref)
+    assert labels.dtype == np.int32 and sq.dtype == np.float64
+    _close(sq, sq_ref, 1e-9)
+    got, expected = _kmeans.kmeans_transform(X, centers), ref.kmeans_transform(X, centers)
+    assert got.dtype == expected.dtype == X.dtype
+    _close(got, expected, RTOL[X.dtype])
+    C = centers.astype(X.dtype)
+    norms = np.einsum("ij,ij->i", X, X) if rng.integers(2) else None
+    closest = rng.random(n) * 10 if rng.integers(2) else None
+    _close(_kmeans.kmeans_min_distances(X, C[:1], closest, norms),
+           ref.kmeans_min_distances(X, C[:1], closest, norms), RTOL[X.dtype])
+    weights = np.ones(n) if w is None else np.asarray(w, np.float64)
+    closest = rng.random(n) * 10
+    _close(_kmeans.kmeans_plusplus_potentials(X, weights, C, closest, norms),
+           ref.kmeans_plusplus_potentials(X, weights, C, closest, norms), RTOL[X.dtype])
+
+
+@given(shards(max_features=4), st.integers(0, 2**31 - 1))
+def test_binning_bootstrap_histograms_and_routing_bit_for_bit(shard, seed):
+    X, w, rng = shard
+    n, d = X.shape
+    X = np.round(np.asarray(X, np.float64) - (X.mean(0) if n else 0), 1)  # values on cut points
+    edges = [np.unique(np.round(rng.normal(size=rng.integers(0, 7)), 1)) for _ in range(d)]
+    binned = _forest.apply_bins(X, edges)
+    np.testing.assert_array_equal(binned, ref.apply_bins(X, edges))
+    assert binned.dtype == np.uint16
+    row_index = rng.permutation(10**6)[:n].astype(np.int64)
+    for lam in (1.0, 0.632):
+        np.testing.assert_array_equal(_forest.bootstrap_counts(row_index, seed, lam),
+                                      ref.bootstrap_counts(row_index, seed, lam))
+    n_bins = 8
+    binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
+    node_pos = rng.integers(-1, 3, n)
+    counts = rng.integers(0, 3, n)
+    weights = rng.random(n)
+    for n_classes, class_weight in ((0, None), (3, None), (3, np.array([1.0, 2.0, 0.5]))):
+        y = rng.integers(0, 3, n) if n_classes else rng.normal(size=n)
+        np.testing.assert_array_equal(  # the same sums in the same order: bit for bit
+            _forest.tree_histograms(binned, node_pos, y, weights, counts, 3, n_bins, n_classes,
+                                    class_weight),
+            ref.tree_histograms(binned, node_pos, y, weights, counts, 3, n_bins, n_classes,
+                                class_weight))
+    node_of_row = rng.integers(-1, 3, n)
+    split_feature = np.array([rng.integers(0, d), -1, rng.integers(0, d)])
+    split_bin = np.array([3, 0, 5])
+    left, right = np.array([3, -1, 5]), np.array([4, -1, 6])
+    np.testing.assert_array_equal(
+        _forest.tree_route(binned, node_of_row, split_feature, split_bin, left, right),
+        ref.tree_route(binned, node_of_row, split_feature, split_bin, left, right))
+
+
+@given(shards())
+def test_affine_transform_rounds_like_the_reference(shard):
+    from spmdlearn_cpu._transform import affine_transform
+
+    X, _, rng = shard
+    d = X.shape[1]
+    shift, scale = rng.normal(size=d).astype(X.dtype), rng.normal(size=d).astype(X.dtype)
+    got = affine_transform(X, shift, scale)
+    assert got.dtype == X.dtype
+    np.testing.assert_array_equal(got, ref.affine_transform(X, shift, scale))

@@ -39,7 +39,8 @@ def node_histograms(binned, node_pos, stats, n_nodes, n_bins):
     node_pos = np.asarray(node_pos)
     # The compiled loop does not check bounds: out-of-range positions or bins decline (the
     # reference then raises its own error).
-    if int(binned.max()) >= n_bins or int(node_pos.max()) >= n_nodes or binned.dtype.kind not in "ui":
+    if (binned.dtype.kind not in "ui" or int(binned.max()) >= n_bins
+            or int(node_pos.max()) >= n_nodes):
         return None
     use_kernel_threads()
     _histograms(binned, node_pos, stats, hist)

@@ -1,9 +1,10 @@
 """Logistic loss kernels: the cpu twins of :mod:`spmdlearn.reference._logistic`.
 
-Two classes: one compiled pass over the rows, each row's linear predictor, loss, gradient and
-Hessian weight computed while it is in registers; rows are never copied (float32 rows are
-widened to float64 one value at a time). More classes: a block of rows at a time, with GEMMs
-of the block against the coefficients, so that no shard-sized temporary is made.
+A block of rows at a time: GEMMs (GEMVs) of the cached block against the coefficients, NumPy's
+vectorized transcendental functions on the block's predictors, and the gradient from the same
+cached block, so that each row is read from memory once per call and no shard-sized temporary
+is made (float32 blocks are widened to float64 one block at a time). Hessian-vector products of
+two classes are one compiled pass, each row's product computed while it is in registers.
 """
 
 from __future__ import annotations
@@ -18,40 +19,56 @@ from ._threads import use_kernel_threads
 __all__ = ["logistic_loss_grad", "logistic_hessp"]
 
 
-@njit(parallel=True, cache=True)
-def _binary_loss_grad(X, target, w, coef, intercept, with_hessian, hess, block):
+@njit(cache=True, nogil=True, inline="always")
+def _row_dot(X, i, v):
+    """``X[i] @ v`` in float64 with four partial sums (no chain of dependent additions)."""
+    d = X.shape[1]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        a0 += np.float64(X[i, j]) * v[j]
+        a1 += np.float64(X[i, j + 1]) * v[j + 1]
+        a2 += np.float64(X[i, j + 2]) * v[j + 2]
+        a3 += np.float64(X[i, j + 3]) * v[j + 3]
+        j += 4
+    while j < d:
+        a0 += np.float64(X[i, j]) * v[j]
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+def _binary_loss_grad(X, target, w, coef, intercept, with_hessian, block):
+    """Loss, gradient and Hessian weights of the binomial loss, a cached block at a time.
+
+    Per block: one GEMV for the linear predictor, NumPy's vectorized ``exp``/``log1p`` for
+    ``logaddexp(0, raw)`` and ``expit(raw)`` (written to stay finite for any ``raw``), one GEMV
+    of the block (still in cache) for the gradient. Temporaries are of the block's size.
+    """
     n, d = X.shape
-    nb = (n + block - 1) // block
-    loss = np.zeros(max(nb, 1))
-    grad = np.zeros((max(nb, 1), d + 1))
-    for b in prange(nb):
-        g_b = np.zeros(d + 1)
-        loss_b = 0.0
-        for i in range(b * block, min(n, (b + 1) * block)):
-            raw = intercept
-            for j in range(d):
-                raw += np.float64(X[i, j]) * coef[j]
-            wi = np.float64(w[i])
-            t = np.float64(target[i])
-            # logaddexp(0, raw) and expit(raw), written to stay finite for any raw
-            if raw > 0:
-                e = np.exp(-raw)
-                softplus = raw + np.log1p(e)
-                p = 1.0 / (1.0 + e)
-            else:
-                e = np.exp(raw)
-                softplus = np.log1p(e)
-                p = e / (1.0 + e)
-            loss_b += wi * (softplus - t * raw)
-            g = wi * (p - t)
-            for j in range(d):
-                g_b[j] += g * np.float64(X[i, j])
-            g_b[d] += g
-            if with_hessian:
-                hess[i] = wi * p * (1.0 - p)
-        loss[b] = loss_b
-        grad[b] = g_b
-    return loss.sum(), grad.sum(axis=0)
+    loss, g_coef, g_int = 0.0, np.zeros(d), 0.0
+    hess = np.empty(n) if with_hessian else None
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        Xb = X[lo:hi]
+        raw = Xb @ coef if X.dtype == np.float64 else np.asarray(Xb, np.float64) @ coef
+        raw += intercept
+        e = np.abs(raw)
+        np.negative(e, out=e)
+        np.exp(e, out=e)  # exp(-|raw|), in (0, 1]
+        softplus = np.log1p(e)
+        softplus += np.maximum(raw, 0.0)
+        tb, wb = target[lo:hi], w[lo:hi]
+        softplus -= tb * raw
+        loss += float(wb @ softplus)
+        p = np.where(raw > 0, 1.0, e)
+        p /= 1.0 + e  # expit(raw)
+        if with_hessian:
+            np.multiply(wb * p, 1.0 - p, out=hess[lo:hi])
+        p -= tb
+        p *= wb
+        g_coef += (Xb.T @ p) if X.dtype == np.float64 else (np.asarray(Xb, np.float64).T @ p)
+        g_int += float(p.sum())
+    return loss, g_coef, g_int, hess
 
 
 @njit(parallel=True, cache=True)
@@ -62,9 +79,7 @@ def _binary_hessp(X, h, v, v0, block):
     for b in prange(nb):
         o = np.zeros(d + 1)
         for i in range(b * block, min(n, (b + 1) * block)):
-            r = v0
-            for j in range(d):
-                r += np.float64(X[i, j]) * v[j]
+            r = v0 + _row_dot(X, i, v)
             t = h[i] * r
             for j in range(d):
                 o[j] += t * np.float64(X[i, j])
@@ -78,12 +93,9 @@ def logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes, wit
     n, d = X.shape
     w = np.asarray(sample_weight, dtype=np.float64)
     if n_classes == 2:
-        use_kernel_threads()
-        hess = np.empty(n) if with_hessian else np.empty(0)
-        loss, g = _binary_loss_grad(X, np.asarray(target, dtype=np.float64), w,
-                                    np.asarray(coef, dtype=np.float64), float(intercept),
-                                    bool(with_hessian), hess, block_rows(d))
-        return float(loss), g[:d], float(g[d]), (hess if with_hessian else None)
+        return _binary_loss_grad(X, np.asarray(target, dtype=np.float64), w,
+                                 np.asarray(coef, dtype=np.float64), float(intercept),
+                                 bool(with_hessian), block_rows(d + 8, BLAS_BYTES))
     coef = np.asarray(coef, dtype=np.float64)
     intercept = np.asarray(intercept, dtype=np.float64)
     K = coef.shape[0]

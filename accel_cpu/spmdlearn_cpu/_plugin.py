@@ -1,8 +1,8 @@
 """Entry point of the ``cpu`` backend (group ``spmdlearn.backends``).
 
-It claims NumPy arrays. Every kernel serves NumPy arrays of float32 or float64 and declines anything else (returns
-None, so that the reference serves it). Kernels import numba lazily: without numba they decline
-as well, and ``python -m spmdlearn info`` says so.
+It claims NumPy arrays. Every kernel serves NumPy arrays of float32 or float64 and declines
+anything else (returns None, so that the reference serves it). Kernels import numba lazily:
+without numba they decline as well, and ``python -m spmdlearn info`` says so.
 """
 
 from __future__ import annotations
@@ -275,3 +275,11 @@ def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, ri
     if m is None or type(binned) is not np.ndarray or binned.ndim != 2:
         return None
     return m.tree_route(binned, node_of_row, split_feature, split_bin, left, right)
+
+
+@_if_specified
+def spmdlearn_affine_transform(X, shift, scale):
+    m = _module("_transform")
+    if m is None or not _is_2d(X):
+        return None
+    return m.affine_transform(X, shift, scale)
