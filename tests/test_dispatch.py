@@ -211,7 +211,7 @@ def test_relay_is_pluggys_and_counts_each_outcome(plugins, monkeypatch, capsys):
 
 def test_cpu_and_sycl_claim_their_types():
     assert _backends.claims("cpu", X) and not _backends.claims("cpu", [[1.0]])
-    assert not _backends.claims("sycl", X) and _backends.backend_kernels("sycl") == []
+    assert not _backends.claims("sycl", X)
     _backends.reset_dispatch_counts()
     with spmdlearn.config_context(backend="cpu"):
         LinearRegression().fit(X, Y)
