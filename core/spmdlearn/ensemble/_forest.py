@@ -197,8 +197,10 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             lam = self.max_samples / n_total
         else:
             lam = float(self.max_samples)
-        my_trees = [t for t in range(self.n_estimators)
-                    if not local_mode or t % comm.size == comm.rank]
+        my_trees = list(range(self.n_estimators))
+        if local_mode:
+            owners = _tree_owners(comm, shard)
+            my_trees = [t for t in my_trees if owners[t % len(owners)] == comm.rank]
         trees = []
         gidx = np.arange(start, start + X.shape[0], dtype=np.int64)
         with thread_limit(self.n_jobs):
@@ -251,6 +253,17 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         return forest_to_sklearn(self)
 
 
+def _tree_owners(comm, shard):
+    """local_trees_mode: the ranks that grow trees, in rank order (tree t goes to owners[t % n]).
+
+    Only ranks that hold rows of positive total weight: a rank with no rows (or only zero
+    weights) would grow a tree of empty leaves, whose zero probabilities and zero predictions
+    would pull the forest's average down. At least one rank qualifies (fit checks the total).
+    """
+    n = shard.X.shape[0]
+    weight = n if shard.sample_weight is None else float(np.sum(shard.sample_weight))
+    flags = comm.allgather(bool(n > 0 and weight > 0))
+    return [r for r, ok in enumerate(flags) if ok]
 
 
 def _gather_trees(comm, trees, mine, n_estimators, n_values, n_features):

@@ -281,7 +281,7 @@ class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _Servable, _Neighbor
         shard = self._fit_rows(X, y, requires_y=True)
         self._y_1d = shard.y.ndim == 1
         self._y = shard.y.reshape(len(shard.y), -1) if len(shard.y) else \
-            np.zeros((0, 1 if shard.y.ndim == 1 else shard.y.shape[1]))
+            np.zeros((0, 1 if shard.y.ndim == 1 else shard.y.shape[1]), dtype=shard.y.dtype)
         return self
 
     def _payload(self):
