@@ -20,6 +20,7 @@ rank 1 before ``fit``), ``mismatch`` (rank 1 fits another estimator).
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -148,10 +149,10 @@ def run_cell(kind, name, ranks, limit, env):
             return "hang"
         took = time.monotonic() - start
     results = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            rank, outcome = json.loads(line[7:])
-            results[rank] = tuple(outcome)
+    # Ranks' lines may interleave: find each result wherever it is.
+    for found in re.findall(r"RESULT (\[\d+, \[[^\]]*\]\])", out.stdout):
+        rank, outcome = json.loads(found)
+        results[rank] = tuple(outcome)
     if kind in ("subset", "user-error"):
         ended = out.returncode != 0 and took < limit
         said = "watchdog" in out.stderr or "uncaught exception; aborting" in out.stderr
