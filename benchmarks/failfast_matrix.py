@@ -20,6 +20,7 @@ rank 1 before ``fit``), ``mismatch`` (rank 1 fits another estimator).
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,25 +32,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 ESTIMATORS = {
-    # name: (constructor, parameter that differs on rank 1 as "name=value", supervised, method)
-    "KMeans": ("spmdlearn.cluster.KMeans(3, n_init=1, random_state=0{p})", "n_clusters=1000",
-               False, "predict"),
-    "DBSCAN": ("spmdlearn.cluster.DBSCAN(eps=0.9{p})", "eps=0.5", False, None),
-    "PCA": ("spmdlearn.decomposition.PCA(2{p})", "whiten=True", False, "transform"),
-    "IncrementalPCA": ("spmdlearn.decomposition.IncrementalPCA(2{p})", "batch_size=7", False,
-                       "transform"),
-    "LinearRegression": ("spmdlearn.linear_model.LinearRegression({p})", "fit_intercept=False",
-                         True, "predict"),
-    "LogisticRegression": ("spmdlearn.linear_model.LogisticRegression({p})", "C=0.5", True,
-                           "predict"),
-    "KNeighborsClassifier": ("spmdlearn.neighbors.KNeighborsClassifier(3{p})",
-                             "weights='distance'", True, "predict"),
+    # name: (constructor with {v} for the parameter that differs, its value elsewhere, its
+    #        value on rank 1, supervised, a collective method of the fitted model)
+    "KMeans": ("spmdlearn.cluster.KMeans(n_clusters={v}, n_init=1, random_state=0)", "3",
+               "1000", False, "predict"),
+    "DBSCAN": ("spmdlearn.cluster.DBSCAN(eps={v})", "0.9", "0.5", False, None),
+    "PCA": ("spmdlearn.decomposition.PCA(2, whiten={v})", "False", "True", False, "transform"),
+    "IncrementalPCA": ("spmdlearn.decomposition.IncrementalPCA(2, batch_size={v})", "None",
+                       "7", False, "transform"),
+    "LinearRegression": ("spmdlearn.linear_model.LinearRegression(fit_intercept={v})", "True",
+                         "False", True, "predict"),
+    "LogisticRegression": ("spmdlearn.linear_model.LogisticRegression(C={v})", "1.0", "0.5",
+                           True, "predict"),
+    "KNeighborsClassifier": ("spmdlearn.neighbors.KNeighborsClassifier(n_neighbors={v})", "3",
+                             "1000", True, "predict"),
     "RandomForestClassifier": ("spmdlearn.ensemble.RandomForestClassifier(3, max_depth=3, "
-                               "random_state=0{p})", "random_state=1", True, "predict"),
-    "StandardScaler": ("spmdlearn.preprocessing.StandardScaler({p})", "with_mean=False", False,
-                       "transform"),
-    "EmpiricalCovariance": ("spmdlearn.covariance.EmpiricalCovariance({p})",
-                            "assume_centered=True", False, "mahalanobis"),
+                               "random_state={v})", "0", "1", True, "predict"),
+    "StandardScaler": ("spmdlearn.preprocessing.StandardScaler(with_mean={v})", "True", "False",
+                       False, "transform"),
+    "EmpiricalCovariance": ("spmdlearn.covariance.EmpiricalCovariance(assume_centered={v})",
+                            "False", "True", False, "mahalanobis"),
 }
 
 CHILD = r'''
@@ -129,10 +131,8 @@ print("RESULT " + json.dumps([rank, outcome]), flush=True)
 
 
 def run_cell(kind, name, ranks, limit, env):
-    ctor, bad, supervised, method = ESTIMATORS[name]
-    good_ctor = ctor.format(p="")
-    sep = ", " if not ctor.endswith("({p})") else ""
-    bad_ctor = ctor.format(p=sep + bad)
+    ctor, good, bad, supervised, method = ESTIMATORS[name]
+    good_ctor, bad_ctor = ctor.format(v=good), ctor.format(v=bad)
     if kind in ("predict-kernel", "subset") and method is None:
         return "n/a"
     args = repr((kind, good_ctor, bad_ctor, supervised, method))
@@ -149,10 +149,10 @@ def run_cell(kind, name, ranks, limit, env):
             return "hang"
         took = time.monotonic() - start
     results = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            rank, outcome = json.loads(line[7:])
-            results[rank] = tuple(outcome)
+    # Ranks' lines may interleave: find each result wherever it is.
+    for found in re.findall(r"RESULT (\[\d+, \[[^\]]*\]\])", out.stdout):
+        rank, outcome = json.loads(found)
+        results[rank] = tuple(outcome)
     if kind in ("subset", "user-error"):
         ended = out.returncode != 0 and took < limit
         said = "watchdog" in out.stderr or "uncaught exception; aborting" in out.stderr
