@@ -385,3 +385,22 @@ def test_affine_transform_rounds_like_the_reference(shard):
     got = affine_transform(X, shift, scale)
     assert got.dtype == X.dtype
     np.testing.assert_array_equal(got, ref.affine_transform(X, shift, scale))
+
+
+def test_float32_near_ties_fall_as_in_the_reference():
+    """Rows almost equidistant from two centers, in float32 far from the origin: the scores must
+    be rounded in float32 as the reference rounds them (a float64 score breaks near-ties
+    differently)."""
+    rng = np.random.default_rng(3)
+    c = rng.normal(size=(1, 4)) * 5
+    centers = np.vstack([c, -c, c + 1e-3]) + 100.0
+    mid = (centers[0] + centers[1]) / 2
+    normal = (centers[0] - centers[1]) / np.linalg.norm(centers[0] - centers[1])
+    tangent = rng.normal(size=(20000, 4))
+    tangent -= (tangent @ normal)[:, None] * normal  # on the bisecting hyperplane
+    X = (mid + tangent * 3 + rng.normal(size=(20000, 1)) * 1e-6 * normal).astype(np.float32)
+    w = np.ones(len(X))
+    labels, _ = _kmeans.lloyd_local(X, w, centers, np.full(len(X), -1, np.int32))
+    np.testing.assert_array_equal(labels, ref.lloyd_local(X, w, centers, np.full(len(X), -1))[0])
+    np.testing.assert_array_equal(_kmeans.kmeans_assign(X, centers)[0],
+                                  ref.kmeans_assign(X, centers)[0])

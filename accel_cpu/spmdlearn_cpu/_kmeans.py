@@ -1,9 +1,10 @@
 """k-means kernels: the cpu twins of :mod:`spmdlearn.reference._kmeans`.
 
-The assignment is a GEMM of a row block against the centers (in the input's dtype, with
-scikit-learn's ``||c||^2 - 2 x.c`` scores, so ties and near-ties fall as in the reference),
-fused in one compiled pass with the argmin, the per-cluster weighted sums (float64), the
-inertia and the count of changed labels. Only a block of scores exists at a time.
+The assignment is a GEMM of a row block against the centers (NumPy's matmul in the input's
+dtype, the reference's own call, with scikit-learn's ``||c||^2 - 2 x.c`` scores, so ties and
+near-ties fall as in the reference), fused in one compiled pass with the argmin, the
+per-cluster weighted sums (float64), the inertia and the count of changed labels. Only a block
+of scores exists at a time.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, wei
     """Labels of rows ``lo:lo + len(S)`` from their scores, and their share of the statistics.
 
     Returns ``(inertia, n_changed)`` of the block; ``sums``/``weights`` are updated in place.
+    Scores are rounded in the dtype of ``S`` (``2 s`` as ``s + s``, exact; a literal 2 would
+    promote float32 scores to float64 and break near-ties differently from the reference).
     The inertia uses the squared distance to the chosen center computed from coordinate
     differences in float64 (no cancellation).
     """
@@ -61,9 +64,9 @@ def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, wei
     for r in range(m):
         i = lo + r
         best = 0
-        best_score = c_norms[0] - 2 * S[r, 0]
+        best_score = c_norms[0] - (S[r, 0] + S[r, 0])
         for c in range(1, k):
-            score = c_norms[c] - 2 * S[r, c]
+            score = c_norms[c] - (S[r, c] + S[r, c])
             if score < best_score:
                 best_score = score
                 best = c
@@ -78,39 +81,38 @@ def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, wei
     return inertia, changed
 
 
-@njit(parallel=True, cache=True)
-def _lloyd_blocks(X, w, centers, centers64, c_norms, labels_old, block):
-    n, d = X.shape
-    k = centers.shape[0]
-    nb = (n + block - 1) // block
-    labels = np.empty(n, dtype=np.int32)
-    sums = np.zeros((max(nb, 1), k, d))
-    weights = np.zeros((max(nb, 1), k))
-    inertia = np.zeros(max(nb, 1))
-    changed = np.zeros(max(nb, 1), dtype=np.int64)
-    Ct = np.ascontiguousarray(centers.T)
-    for b in prange(nb):
-        lo = b * block
-        hi = min(n, lo + block)
-        S = np.dot(X[lo:hi], Ct)
-        inertia[b], changed[b] = _assign_block(X, w, centers64, c_norms, S, lo, labels,
-                                               labels_old, sums[b], weights[b])
-    return labels, sums.sum(axis=0), weights.sum(axis=0), inertia.sum(), changed.sum()
+#: Rows per block of the assignment: the block's scores ``(rows, n_clusters)`` stay in cache.
+_ASSIGN_ROWS = 4096
 
 
 def lloyd_local(X, sample_weight, centers, labels_old):
-    """:func:`spmdlearn.reference.lloyd_local`: labels and the fused Lloyd partial."""
+    """:func:`spmdlearn.reference.lloyd_local`: labels and the fused Lloyd partial.
+
+    Each block's scores come from NumPy's matmul of the block, the call the reference makes on
+    the whole shard (the same BLAS kernel, or NumPy's own loop for strided views), so that the
+    labels are the reference's, near-ties included; the compiled pass then does the argmin, the
+    cluster sums and weights, the inertia and the changed count while the block is in cache.
+    """
     k, d = centers.shape
     n = X.shape[0]
     if n == 0:
         return np.zeros(0, np.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
-    use_kernel_threads()
-    C = np.ascontiguousarray(centers, dtype=X.dtype)
+    C = np.asarray(centers, dtype=X.dtype)
+    Ct = C.T
     c_norms = np.einsum("ij,ij->i", C, C)
-    Xc = X if X.flags.c_contiguous else np.ascontiguousarray(X)
-    labels, sums, weights, inertia, changed = _lloyd_blocks(
-        Xc, _as_float(sample_weight), C, np.asarray(centers, dtype=np.float64), c_norms,
-        np.asarray(labels_old), block_rows(max(d, k)))
+    centers64 = np.asarray(centers, dtype=np.float64)
+    w = _as_float(sample_weight)
+    labels_old = np.asarray(labels_old)
+    labels = np.empty(n, dtype=np.int32)
+    sums, weights = np.zeros((k, d)), np.zeros(k)
+    inertia, changed = 0.0, 0
+    for lo in range(0, n, _ASSIGN_ROWS):
+        hi = min(n, lo + _ASSIGN_ROWS)
+        S = X[lo:hi] @ Ct
+        part, moved = _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums,
+                                    weights)
+        inertia += part
+        changed += moved
     return labels, LloydPartial(sums, weights, float(inertia), float(changed))
 
 
@@ -141,40 +143,35 @@ def kmeans_inertia(X, sample_weight, centers, labels):
                           np.asarray(labels), block_rows(X.shape[1])))
 
 
-@njit(parallel=True, cache=True)
-def _assign_blocks(X, Ct, centers64, c_norms, block, labels, sq):
-    n = X.shape[0]
-    k = Ct.shape[1]
-    nb = (n + block - 1) // block
-    for b in prange(nb):
-        lo = b * block
-        hi = min(n, lo + block)
-        S = np.dot(X[lo:hi], Ct)
-        for r in range(hi - lo):
-            best = 0
-            best_score = c_norms[0] - 2 * S[r, 0]
-            for c in range(1, k):
-                score = c_norms[c] - 2 * S[r, c]
-                if score < best_score:
-                    best_score = score
-                    best = c
-            labels[lo + r] = best
-            sq[lo + r] = _sq_distance(X, lo + r, centers64, best)
+@njit(cache=True, nogil=True)
+def _assign_only(X, centers64, c_norms, S, lo, labels, sq):
+    m, k = S.shape
+    for r in range(m):
+        best = 0
+        best_score = c_norms[0] - (S[r, 0] + S[r, 0])
+        for c in range(1, k):
+            score = c_norms[c] - (S[r, c] + S[r, c])
+            if score < best_score:
+                best_score = score
+                best = c
+        labels[lo + r] = best
+        sq[lo + r] = _sq_distance(X, lo + r, centers64, best)
 
 
 def kmeans_assign(X, centers):
-    """:func:`spmdlearn.reference.kmeans_assign`: block GEMM scores fused with the argmin and
-    the squared distance to the chosen center (float64, from coordinate differences)."""
+    """:func:`spmdlearn.reference.kmeans_assign`: block scores by NumPy's matmul (the
+    reference's call, so the same decisions), fused in a compiled pass with the argmin and the
+    squared distance to the chosen center (float64, from coordinate differences)."""
     n = X.shape[0]
     labels, sq = np.empty(n, np.int32), np.empty(n)
     if n == 0:
         return labels, sq
-    use_kernel_threads()
-    C = np.ascontiguousarray(centers, dtype=X.dtype)
-    Xc = X if X.flags.c_contiguous else np.ascontiguousarray(X)
-    _assign_blocks(Xc, np.ascontiguousarray(C.T), np.asarray(centers, dtype=np.float64),
-                   np.einsum("ij,ij->i", C, C), block_rows(max(X.shape[1], C.shape[0])), labels,
-                   sq)
+    C = np.asarray(centers, dtype=X.dtype)
+    c_norms = np.einsum("ij,ij->i", C, C)
+    centers64 = np.asarray(centers, dtype=np.float64)
+    for lo in range(0, n, _ASSIGN_ROWS):
+        hi = min(n, lo + _ASSIGN_ROWS)
+        _assign_only(X, centers64, c_norms, X[lo:hi] @ C.T, lo, labels, sq)
     return labels, sq
 
 
