@@ -480,7 +480,12 @@ class Comm:
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
         self._checked("sum_identical", local)
-        return self._allgather_array(local).sum(axis=0)
+        gathered = self._allgather_array(local)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = gathered.sum(axis=0)
+        if not np.isfinite(total).all() and np.isfinite(gathered).any():
+            _warn_overflow_sum(total, gathered)
+        return total
 
     def fetch_rows(self, X_local: np.ndarray, ids, start: int) -> np.ndarray:
         """The rows with global indices ``ids`` (same on every rank), from the ranks that own them.
@@ -591,7 +596,9 @@ class Comm:
         self._checked("reduce_partials", flat)
         gathered = self._allgather_array(flat)
         parts = [unpack_partial(row, template) for row in gathered]
-        return tree_fold(parts, combine)
+        result = tree_fold(parts, combine)
+        _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
+        return result
 
     # -- collective errors ------------------------------------------------------------------
     def agree(self, check: Callable, *args, summarize: Callable | None = None, **kwargs):
@@ -684,6 +691,51 @@ class Comm:
     def split(self, color: int, key: int = 0) -> "Comm":
         self._enter("split")
         return Comm(self.mpi.Split(color, key))
+
+
+def _fields(partial, prefix=""):
+    for name, value in zip(getattr(partial, "_fields", range(len(partial))), partial):
+        if isinstance(value, tuple):
+            yield from _fields(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", np.asarray(value, dtype=np.float64)
+
+
+def _warn_overflow(result, parts, reduction: str) -> None:
+    """Warn (the same on every rank) when a reduction's global partial is not finite.
+
+    Input is checked finite before any reduction, so a non-finite field means that values near
+    the float64 limit overflowed it: on the ranks whose own partial is not finite there, or in
+    the combination of finite per-rank partials. Identity values of empty shards (the
+    infinities of a min/max) do not count: only fields not finite in the global result.
+    """
+    try:
+        fields = list(_fields(result))
+    except TypeError:  # not a NamedTuple of arrays
+        return
+    bad = [(name, value) for name, value in fields if not np.isfinite(value).all()]
+    if not bad:
+        return
+    per_rank = [dict(_fields(p)) for p in parts]
+    names = ", ".join(name for name, _ in bad)
+    ranks = sorted({r for r, p in enumerate(per_rank) for name, _ in bad
+                    if not np.isfinite(p[name]).all()})
+    where = (f"the partials of {_ranks(ranks)} overflow" if ranks else
+             "the combination of the ranks' finite partials overflows")
+    warnings_module.warn(
+        f"overflow in the reduction {reduction} over {len(parts)} rank(s): {names} not finite "
+        f"({where}; the input has values near the float64 limit); the results that depend on "
+        "it are inf or nan, as scikit-learn's are on the same rows", RuntimeWarning, stacklevel=3)
+
+
+def _warn_overflow_sum(total, gathered) -> None:
+    ranks = [r for r in range(gathered.shape[0]) if not np.isfinite(gathered[r]).all()]
+    where = (f"the values of {_ranks(ranks)} overflow" if ranks else
+             "the sum of the ranks' finite values overflows")
+    warnings_module.warn(
+        f"overflow in a sum over {gathered.shape[0]} rank(s): {where} (the input has values "
+        "near the float64 limit); the results that depend on it are inf or nan",
+        RuntimeWarning, stacklevel=3)
 
 
 def _mark(exc: BaseException, comm: Comm, ranks) -> BaseException:

@@ -174,11 +174,12 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
         centers_new = _average_centers(sums, weights)
         shift = np.sqrt(((centers_new - centers) ** 2).sum(axis=1))
         if verbose and comm.rank == 0:
-            print(f"Iteration {i}, inertia {p.inertia}, center shift {(shift ** 2).sum()}.")
+            print(f"Iteration {i}, inertia {p.inertia}, center shift {(shift ** 2).sum()}.",
+                  flush=True)
         centers = centers_new
         if p.n_changed == 0:
             if verbose and comm.rank == 0:
-                print(f"Converged at iteration {i}: strict convergence.")
+                print(f"Converged at iteration {i}: strict convergence.", flush=True)
             strict = True
             labels = new_labels
             break
@@ -186,7 +187,8 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
         labels = new_labels
         if shift_tot <= tol:
             if verbose and comm.rank == 0:
-                print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance {tol}.")
+                print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance "
+                      f"{tol}.", flush=True)
             break
     if not strict:
         # Re-run the E-step so that the labels match the final centers; the step returns the
@@ -418,7 +420,7 @@ default="k-means++"
         local = float(np.asarray(w, np.float64) @ sq) if len(sq) else 0.0
         return -float(comm.sum_identical([local])[0])
 
-    def to_sklearn(self):
-        est = super().to_sklearn()
+    def _to_sklearn(self):
+        est = super()._to_sklearn()
         est._n_threads = 1
         return est

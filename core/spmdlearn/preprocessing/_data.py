@@ -73,7 +73,7 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
         X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
         return self._inverse(X)
 
-    def to_sklearn(self):
+    def _to_sklearn(self):
         est = type(self)._sklearn_class(**{k: v for k, v in self.get_params().items()
                                            if k in type(self)._sklearn_class().get_params()})
         for name in self._model_attributes + ("n_features_in_",):
