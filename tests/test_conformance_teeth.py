@@ -24,7 +24,7 @@ def _certify(backend, tmp_path, n_ranks=2, *extra):
 
 
 def test_foreign_plugins_come_from_entry_points():
-    assert {"goodgram", "naivesum"} <= set(installed_backends())
+    assert {"goodgram", "naivesum", "lasttie", "widedtype"} <= set(installed_backends())
 
 
 @pytest.mark.timeout(320)
@@ -91,3 +91,29 @@ def test_a_check_past_its_time_limit_ends_the_job():
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=100)
     assert proc.returncode != 0
     assert "Timeout" in proc.stderr
+
+
+@pytest.mark.timeout(320)
+def test_backend_breaking_ties_otherwise_is_rejected(tmp_path):
+    """Nearest centers right but the last among equals: only the fixed adversarial cases (a
+    duplicated center, a row exactly between two centers) can tell, and they must."""
+    proc, result = _certify("lasttie", tmp_path)
+    assert proc.returncode != 0
+    assert not result["passed"]
+    failed = {(r["subject"], r["check"]): r.get("detail", "") for r in result["results"]
+              if r["status"] == "fail"}
+    assert ("kernel kmeans_assign", "vs reference") in failed, failed
+    assert "integer results differ" in failed[("kernel kmeans_assign", "vs reference")]
+
+
+@pytest.mark.timeout(320)
+def test_backend_widening_float32_is_rejected(tmp_path):
+    """float32 in, float64 out, with values within float32's tolerance: rejected by the output
+    dtype check."""
+    proc, result = _certify("widedtype", tmp_path)
+    assert proc.returncode != 0
+    assert not result["passed"]
+    failed = {(r["subject"], r["check"]): r.get("detail", "") for r in result["results"]
+              if r["status"] == "fail"}
+    assert ("kernel linear_predict", "vs reference") in failed, failed
+    assert "float64" in failed[("kernel linear_predict", "vs reference")]

@@ -60,7 +60,32 @@ def edge_shards():
     shards = [(X, None, np.random.default_rng(i)) for i, X in enumerate(cases)]
     shards.append((base.astype(np.float32) + np.float32(100), None, np.random.default_rng(9)))
     shards.append((base + 1e8, rng.uniform(0, 2, 300), np.random.default_rng(10)))
-    return shards
+    return shards + adversarial_shards()
+
+
+#: ``id`` of the generator of each fixed adversarial shard: :func:`_inputs` then builds the
+#: exact ties (duplicated centers, thresholds equal to values) instead of drawing them.
+_TIES: set = set()
+
+
+def adversarial_shards():
+    """Fixed shards full of exact ties, that every kernel meets.
+
+    Small integers on a grid with duplicated rows: equal distances at the k-th neighbour and
+    exactly at the radius (``eps`` is one of the distances), duplicated k-means centers and
+    candidates, rows exactly between two centers, and values equal to split thresholds and
+    bin edges. A kernel that breaks a tie otherwise than the reference (lowest index first,
+    ``<=`` goes left, ``<= eps`` is inside) fails here, whatever hypothesis draws.
+    """
+    rng = np.random.default_rng(777)
+    out = []
+    for i, (n, d, dtype) in enumerate([(48, 3, np.float64), (31, 2, np.float32), (9, 1, np.float64)]):
+        grid = rng.integers(0, 4, size=(n, d)).astype(dtype)
+        grid[n // 2:] = grid[: n - n // 2]  # every row at least twice
+        generator = np.random.default_rng(900 + i)
+        _TIES.add(id(generator))
+        out.append((grid, None, generator))
+    return out
 
 
 def _inputs(kernel, X, w, rng):
@@ -91,9 +116,11 @@ def _inputs(kernel, X, w, rng):
         # far from the origin, ||c||^2 - 2 x.c loses every digit in any implementation.
         Xc = X - X.mean(0).astype(X.dtype) if n else X
         centers = (Xc[rng.integers(0, n, 3)] if n else rng.normal(size=(3, d))).astype(np.float64)
-        centers = centers + 0.01 * rng.normal(size=centers.shape)
+        ties = id(rng) in _TIES
+        if not ties:
+            centers = centers + 0.01 * rng.normal(size=centers.shape)
         weights = np.ones(n) if w is None else np.asarray(w, np.float64)
-        if n and rng.integers(2):
+        if n and (ties or rng.integers(2)):
             # a duplicate center and a row exactly between two centers: ties go to the lower index
             centers[1] = centers[0]
             centers[2] = 2 * np.asarray(Xc[0], np.float64) - centers[0]
@@ -184,6 +211,8 @@ def _inputs(kernel, X, w, rng):
         f = np.array([0, min(1, d - 1), 0, -1, -1, -1, -1])
         t = np.array([0.0, -0.5, 0.5, np.nan, np.nan, np.nan, np.nan])
         Xc = np.asarray(X - X.mean(0) if n else X, np.float64)
+        if n and id(rng) in _TIES:  # thresholds equal to values of the rows: those go left
+            t[:3] = [Xc[0, 0], Xc[1 % n, f[1]], Xc[2 % n, 0]]
         return {"X": Xc, "feature": f, "threshold": t, "left": np.array([1, 3, 5, -1, -1, -1, -1]),
                 "right": np.array([2, 4, 6, -1, -1, -1, -1])}
     if kernel == "tsqr_local":
@@ -242,6 +271,13 @@ def _compare(reference, result, rtol) -> str | None:
             if (a is None) != (b is None):
                 return f"field {i}: {'None' if b is None else 'a value'}, expected " \
                        f"{'None' if a is None else 'a value'}"
+            continue
+        if not isinstance(a, tuple) and np.issubdtype(np.asarray(a).dtype, np.integer):
+            # labels, indices, counts: decisions, exact (a tie broken otherwise is off by one
+            # index, which no relative tolerance on large indices would see)
+            if np.shape(a) != np.shape(b) or not np.array_equal(np.asarray(a), np.asarray(b)):
+                return f"field {i}: integer results differ from the reference's (ties broken " \
+                       "otherwise?)"
             continue
         a = pack_partial((a,)) if isinstance(a, tuple) else np.asarray(a, dtype=np.float64)
         b = pack_partial((b,)) if isinstance(b, tuple) else np.asarray(b, dtype=np.float64)
@@ -322,6 +358,11 @@ def check_kernel(impl, kernel: str, max_examples: int, *, array_type: str = "num
         served += 1
         problem = same_kind(expected, result) or _compare(_host(expected), _host(result),
                                                           KERNEL_RTOL[X.dtype])
+        if not problem and kernel == "kmeans_plusplus_potentials" and id(rng) in _TIES:
+            # the estimator keeps the candidate of least potential, the first among equals
+            best, got = np.argmin(_host(expected)), np.argmin(_host(result))
+            if best != got:
+                problem = f"least potential at candidate {got}, the reference's at {best}"
         if problem:
             failure.append(f"{problem} (dtype={X.dtype}, shape={X.shape}, "
                            f"mean={X.mean() if X.size else 0:.3g}, "
