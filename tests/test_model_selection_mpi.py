@@ -329,3 +329,20 @@ def test_logistic_scores_on_an_empty_rank(comm, k):
     n = len(empty)
     assert_all_ranks(comm, d.shape == ((n,) if k == 2 else (n, k)) and p.shape == (n, k),
                      f"shapes {d.shape} {p.shape}")
+
+
+def test_sklearn_n_jobs_workers_raise_instead_of_crashing(comm, request):
+    # joblib's worker processes inherit the launcher's environment; MPI_Init there would abort
+    # them. spmdlearn refuses to start MPI in them and says why; scikit-learn reports it.
+    import os
+
+    from spmdlearn.comm import _RANK_VARIABLES
+
+    if "world" not in request.node.name or not any(v in os.environ for v in _RANK_VARIABLES):
+        pytest.skip("needs a launcher's environment (mpiexec); run once per job")
+    X, y = load_diabetes(return_X_y=True)
+    Xl, yl = X[comm.rank::comm.size], y[comm.rank::comm.size]
+    assert_raises_on_all_ranks(
+        comm, ValueError,
+        lambda: skms.GridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=2, n_jobs=2).fit(Xl, yl),
+        match="worker process that an MPI rank started")

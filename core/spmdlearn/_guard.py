@@ -20,12 +20,14 @@ __all__ = ["global_model_selection", "refuse_sklearn_model_selection"]
 
 _state = threading.local()
 
-# Modules of scikit-learn that fit estimators on the folds they cut (cross_validate,
-# cross_val_score, cross_val_predict, learning_curve, validation_curve, permutation_test_score,
-# and through them GridSearchCV, RandomizedSearchCV, the halving searches; and
-# TunedThresholdClassifierCV).
-_SKLEARN_CV_MODULES = ("sklearn.model_selection._validation",
-                       "sklearn.model_selection._classification_threshold")
+# Where scikit-learn fits estimators on the folds it cuts: every function of _validation
+# (cross_validate, cross_val_score, cross_val_predict, learning_curve, validation_curve,
+# permutation_test_score, and through them GridSearchCV, RandomizedSearchCV, the halving
+# searches), and TunedThresholdClassifierCV's fold loop (not FixedThresholdClassifier, which
+# fits on all rows).
+_SKLEARN_CV_MODULES = {"sklearn.model_selection._validation": None,
+                       "sklearn.model_selection._classification_threshold":
+                           {"_fit_and_score_over_thresholds"}}
 _SKLEARN_SCORER_MODULE = "sklearn.metrics._scorer"
 
 
@@ -51,7 +53,8 @@ def refuse_sklearn_model_selection(comm) -> None:
     frame = sys._getframe(1)
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module in _SKLEARN_CV_MODULES:
+        functions = _SKLEARN_CV_MODULES.get(module, ())
+        if functions is None or frame.f_code.co_name in functions:
             raise ValueError(
                 f"scikit-learn's model selection ({module}) was given an spmdlearn estimator "
                 f"under {comm.size} ranks: it cuts each rank's rows into folds on their own, so "

@@ -44,10 +44,29 @@ import numpy as np
 from ._config import get_config
 from .contract import pack_partial, tree_fold, unpack_partial
 
-try:  # mpi4py is optional: without it everything runs as one process.
-    from mpi4py import MPI
-except ImportError:  # pragma: no cover - exercised in environments without mpi4py
+#: Variables a launcher sets for each rank, which the processes a rank starts inherit.
+_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK",
+                   "PALS_RANKID")
+
+
+def _started_by_an_mpi_rank() -> bool:
+    """Whether this process is a worker that an MPI rank started (joblib/loky's workers for
+    ``n_jobs``, multiprocessing): it inherits the launcher's environment, and ``MPI_Init``
+    there aborts it, because it cannot join the launcher's job."""
+    import multiprocessing
+
+    return (multiprocessing.parent_process() is not None
+            and any(name in os.environ for name in _RANK_VARIABLES))
+
+
+_IN_RANK_WORKER = _started_by_an_mpi_rank()
+if _IN_RANK_WORKER:  # never initialize MPI here: get_comm raises a clear error instead
     MPI = None
+else:
+    try:  # mpi4py is optional: without it everything runs as one process.
+        from mpi4py import MPI
+    except ImportError:  # pragma: no cover - exercised in environments without mpi4py
+        MPI = None
 
 __all__ = [
     "Comm",
@@ -1101,6 +1120,12 @@ def get_comm(comm=None) -> Comm:
         Under a launcher that started several ranks that cannot communicate (see
         :func:`check_launcher`).
     """
+    if _IN_RANK_WORKER:
+        raise RuntimeError(
+            "spmdlearn was called in a worker process that an MPI rank started (n_jobs of "
+            "joblib/scikit-learn, or multiprocessing): its collectives can run only in the ranks "
+            "themselves, one after another. Leave n_jobs=None: for model selection use "
+            "spmdlearn.model_selection, whose parallelism is the MPI ranks")
     check_launcher()
     if comm is None:
         comm = get_config()["comm"]
