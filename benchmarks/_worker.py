@@ -55,8 +55,8 @@ def daal4py_calls(workload, X, y):
     return None
 
 
-def _status_mb(field: str) -> float | None:
-    """``VmRSS``/``VmHWM`` of this process in MiB (Linux), else None."""
+def _status_mb(field: str):
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in MiB (None where there is none)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -67,32 +67,36 @@ def _status_mb(field: str) -> float | None:
     return None
 
 
-def _reset_peak() -> bool:
-    """Reset this process's peak resident memory to the current one (Linux >= 4.0)."""
+def _reset_peak_rss():
+    """Reset the peak RSS (Linux: ``echo 5 > /proc/self/clear_refs``); return the RSS now."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        return True
     except OSError:
-        return False
+        pass
+    return _status_mb("VmRSS")
+
+
+def _peak_rss():
+    """Peak RSS since :func:`_reset_peak_rss` (MiB), or the process's if it cannot be reset."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _profile_call(comm, call):
-    """One instrumented call: (per-rank profile dict) gathered on rank 0."""
+    """One instrumented call: each rank's profile, gathered on rank 0."""
     from spmdlearn._profiling import kernel_timer
 
     comm.Barrier()
-    exact_peak = _reset_peak()
-    before = _status_mb("VmRSS")
+    before = _reset_peak_rss()
     with kernel_timer() as times:
         start = time.perf_counter()
         call()
         elapsed = time.perf_counter() - start
-    peak = _status_mb("VmHWM") if exact_peak else None
     return comm.gather({"seconds": elapsed, "in_kernels_s": times.total,
                         "share": times.total / elapsed if elapsed > 0 else 0.0,
                         "kernels": times.as_dict(), "rss_before_mb": before,
-                        "peak_rss_mb": peak}, root=0)
+                        "peak_rss_mb": _peak_rss()}, root=0)
 
 
 def main():
@@ -111,7 +115,8 @@ def main():
         import spmdlearn.decomposition, spmdlearn.linear_model  # noqa: F401, E401
     base_rss = _status_mb("VmRSS")  # after the imports, before the data
     X, y = make_data(workload, args.rows, comm.rank)
-    shard_mb = (X.nbytes + (0 if y is None else y.nbytes)) / 2 ** 20
+    shard_mb = (X.nbytes + (0 if y is None else y.nbytes)) / 2**20
+    rss_before = _reset_peak_rss()
     if args.impl == "daal4py":
         import daal4py as d4p
 
@@ -122,7 +127,7 @@ def main():
     result = {"impl": args.impl, "workload": args.workload, "ranks": comm.size,
               "rows_per_rank": args.rows, "methods": {}}
     bases = comm.gather(base_rss, root=0)
-    comm_shards = comm.gather(shard_mb, root=0)
+    shards = comm.gather(shard_mb, root=0)
     if calls is None:
         result["skipped"] = "no distributed version"
     else:
@@ -142,7 +147,6 @@ def main():
                 if comm.rank == 0:
                     shares = [r["share"] for r in ranks]
                     peaks = [r["peak_rss_mb"] for r in ranks]
-                    shards = comm_shards
                     result["methods"][method]["profile"] = {
                         "seconds": max(r["seconds"] for r in ranks),
                         "share_in_kernels_min": min(shares),
@@ -152,14 +156,21 @@ def main():
                         "rss_before_call_mb_per_rank": [r["rss_before_mb"] for r in ranks],
                         "base_rss_mb_per_rank": bases,
                         "shard_mb_per_rank": shards,
-                        # the memory target: peak over the process's own baseline (imports)
-                        # within the shard + 25% + 100 MB
+                        # the memory target: the peak over the process's memory before its data
+                        # (interpreter and libraries) within the shard + 25% + 100 MB
                         "peak_over_base_mb_per_rank": [
-                            None if p is None else p - b for p, b in zip(peaks, bases)],
+                            None if p is None or b is None else p - b
+                            for p, b in zip(peaks, bases)],
                         "memory_limit_mb_per_rank": [1.25 * m + 100.0 for m in shards],
                     }
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result["peak_rss_mb_per_rank"] = comm.gather(rss, root=0)
+    # The memory the calls add per rank: peak RSS during the calls less the RSS before them
+    # (interpreter, libraries and the shard), next to the shard's size.
+    call_peak = _peak_rss()
+    result["shard_mb_per_rank"] = comm.gather(shard_mb, root=0)
+    result["rss_before_calls_mb_per_rank"] = comm.gather(rss_before, root=0)
+    result["call_peak_rss_mb_per_rank"] = comm.gather(call_peak, root=0)
     if args.impl == "daal4py":
         import daal4py as d4p
 

@@ -10,9 +10,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spmdlearn.comm import pack_partial
-from spmdlearn.contract import simulate
-from spmdlearn.reference import COLUMN_STATS, COMOMENTS, KERNELS, MOMENTS, TSQR
+from spmdlearn.contract import pack_partial, simulate
+from spmdlearn.reference import COLUMN_STATS, COMOMENTS, MOMENTS, TSQR
+
+from ._arrays import convert_arguments, same_kind, to_numpy
 
 #: rtol per input dtype, relative to the largest magnitude of each field of the reference.
 KERNEL_RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3}
@@ -256,34 +257,77 @@ def _compare(reference, result, rtol) -> str | None:
     return None
 
 
-def check_kernel(impl, kernel: str, max_examples: int) -> tuple[str, str]:
-    """Compare one backend kernel with the reference on generated shards.
+def _host(x):
+    """``x`` with every array brought to NumPy (partials field by field), to compare values."""
+    if isinstance(x, tuple):
+        fields = [_host(f) for f in x]
+        return type(x)._make(fields) if hasattr(type(x), "_make") else tuple(fields)
+    return to_numpy(x)
 
-    Returns ``(status, detail)``: "pass" (with the number of examples the backend served and
-    declined) or "fail" with the first failing example.
+
+def reference_impl(kernel: str):
+    """The reference backend's implementation of kernel hook ``spmdlearn_<kernel>``."""
+    from spmdlearn import _backends
+
+    pm = _backends.plugin_manager()
+    plugin = pm.get_plugin(_backends.REFERENCE)
+    return next(i for i in getattr(pm.hook, f"spmdlearn_{kernel}").get_hookimpls()
+                if i.plugin is plugin)
+
+
+def check_kernel(impl, kernel: str, max_examples: int, *, array_type: str = "numpy",
+                 claimed: bool = False) -> tuple[str, str]:
+    """Compare one backend kernel with the reference on generated shards of ``array_type``.
+
+    Both run on the same input (data arguments in ``array_type``, model parameters NumPy);
+    the backend's result must have the reference's structure, array type and dtype, and its
+    values within :data:`KERNEL_RTOL`.
+
+    Parameters
+    ----------
+    impl : pluggy.HookImpl
+        The backend's implementation.
+    kernel : str
+    max_examples : int
+        Hypothesis examples, besides the fixed edge cases.
+    array_type : str, default="numpy"
+        A name from :data:`spmdlearn_conformance._arrays.ARRAY_TYPES`.
+    claimed : bool, default=False
+        Whether the backend claims ``array_type`` input: then it must serve every example.
+
+    Returns
+    -------
+    (status, detail)
+        "pass" (with the number of examples served and declined), "fail" with the first failing
+        example, or "n/a" when a backend that does not claim ``array_type`` declined them all.
     """
-    reference = KERNELS[kernel]
+    reference = reference_impl(kernel)
     served = declined = 0
     failure: list = []
+
+    def call(hook_impl, kwargs):
+        return hook_impl.function(**{a: kwargs[a] for a in hook_impl.argnames})
 
     def one(shard):
         nonlocal served, declined
         if failure:
             return
         X, w, rng = shard
-        kwargs = _inputs(kernel, X, w, rng)
-        expected = reference(**kwargs)
-        result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+        kwargs = convert_arguments(_inputs(kernel, X, w, rng), array_type)
+        expected = call(reference, kwargs)
+        result = call(impl, kwargs)
         if result is None:
             declined += 1
             return
         served += 1
-        problem = _compare(expected, result, KERNEL_RTOL[X.dtype])
+        problem = same_kind(expected, result) or _compare(_host(expected), _host(result),
+                                                          KERNEL_RTOL[X.dtype])
         if problem:
             failure.append(f"{problem} (dtype={X.dtype}, shape={X.shape}, "
                            f"mean={X.mean() if X.size else 0:.3g}, "
                            f"{'F' if X.flags.f_contiguous and not X.flags.c_contiguous else 'C'}"
-                           f"{'' if X.flags.contiguous or X.flags.f_contiguous else ' view'})")
+                           f"{'' if X.flags.contiguous or X.flags.f_contiguous else ' view'}"
+                           f"{'' if array_type == 'numpy' else ', ' + array_type})")
 
     @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
@@ -299,33 +343,39 @@ def check_kernel(impl, kernel: str, max_examples: int) -> tuple[str, str]:
         failure.append(f"raised {type(exc).__name__}: {exc}")
     if failure:
         return "fail", failure[0]
+    if claimed and declined:
+        return "fail", (f"declined {declined} of {served + declined} {array_type} examples, "
+                        f"an array type it claims")
     if served == 0:
-        return "fail", f"declined all {declined} examples"
+        return "n/a", (f"declined all {declined} {array_type} examples (the backend does not "
+                       f"claim {array_type} input)")
     return "pass", f"{served} examples served, {declined} declined"
 
 
 #: Contracts whose ``local`` is a kernel hook: (contract, kernel, argument builder).
 CONTRACT_KERNELS = {
-    "moments": (MOMENTS, "moments_local", lambda X, w: {"X": X, "sample_weight": w}),
-    "comoments": (COMOMENTS, "comoments_local",
+    "moments": (MOMENTS, MOMENTS.kernel, lambda X, w: {"X": X, "sample_weight": w}),
+    "comoments": (COMOMENTS, COMOMENTS.kernel,
                   lambda X, w: {"X": X, "Y": X[:, :1] * 3.0, "sample_weight": w}),
-    "column_stats": (COLUMN_STATS, "column_stats_local",
+    "column_stats": (COLUMN_STATS, COLUMN_STATS.kernel,
                      lambda X, w: {"X": X, "sample_weight": w}),
     # Any mean fixed across shards gives a law-abiding R; the estimator passes the global mean.
-    "tsqr": (TSQR, "tsqr_local", lambda X, w: {"X": X, "mean": np.full(X.shape[1], 0.5)}),
+    "tsqr": (TSQR, TSQR.kernel, lambda X, w: {"X": X, "mean": np.full(X.shape[1], 0.5)}),
 }
 
 
-def check_contract_laws(contract_name: str, local, max_examples: int) -> tuple[str, str]:
+def check_contract_laws(contract_name: str, local, max_examples: int,
+                        array_type: str = "numpy") -> tuple[str, str]:
     """Identity, commutativity, associativity and partition invariance with ``local``.
 
-    ``local(**kwargs)`` is the backend's kernel (falling back to the reference if it declines).
+    ``local(**kwargs)`` is the backend's kernel (falling back to the reference if it declines),
+    fed data of ``array_type``.
     """
     contract, _, build = CONTRACT_KERNELS[contract_name]
     failure: list = []
 
     def partial_of(X, w):
-        return local(**build(X, w))
+        return local(**convert_arguments(build(X, w), array_type))
 
     @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))

@@ -372,7 +372,7 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         shard = validate_predict(self, self._comm(), X)
         scores = call_kernel("linear_predict", shard.backend, X=shard.X, coef=self.coef_,
                              intercept=self.intercept_)
-        return scores.reshape(len(shard.X), -1)[:, 0] if len(self.classes_) == 2 else \
+        return scores.reshape(len(shard.X), self.coef_.shape[0])[:, 0] if len(self.classes_) == 2 else \
             scores.reshape(len(shard.X), len(self.classes_))
 
     def predict_proba(self, X):
