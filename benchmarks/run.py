@@ -10,7 +10,9 @@ and scikit-learn-intelex on one process, and the machine's limits, in one run.
 target (shard + 25% + 100 MB over the process's memory before its data). ``--baseline PATH``
 times a checkout of another commit (e.g. ``git worktree add ../base main``) side by side with
 this one, in the same run and on the same data: each spmdlearn configuration runs twice, the
-second time with ``PATH``'s sources first on ``PYTHONPATH`` and its own worker.
+second time with ``PATH``'s own virtual environment (``PATH/.venv``, an editable install of that
+checkout: its plugins, not this one's) or, without one, ``PATH``'s sources first on
+``PYTHONPATH``, and with ``PATH``'s worker.
 
 Every configuration runs in its own process(es), on the same data (each rank makes its rows from
 (workload, rank); the single-process peers concatenate the same rows). MPI runs pin one thread
@@ -126,13 +128,16 @@ def main(argv=None) -> int:
                 jobs.append(("daal4py", None, None))
             for impl, backend, tree in jobs:
                 worker = Path(tree) / "benchmarks" / "_worker.py" if tree else HERE / "_worker.py"
-                cmd = _launcher(n) + [sys.executable, str(worker), "--impl", impl,
+                python = sys.executable
+                if tree and (Path(tree) / ".venv" / "bin" / "python").exists():
+                    python = str(Path(tree) / ".venv" / "bin" / "python")
+                cmd = _launcher(n) + [python, str(worker), "--impl", impl,
                                       "--workload", name, "--rows", str(rows),
                                       "--repeat", str(args.repeat)]
                 if args.profile and impl == "spmdlearn" and not tree:
                     cmd.append("--profile")
                 env = _env(1, backend)
-                if tree:
+                if tree and python == sys.executable:
                     env["PYTHONPATH"] = os.pathsep.join(
                         str(Path(tree) / root) for root in ("core", "accel_cpu", "accel_sycl",
                                                             "conformance"))
