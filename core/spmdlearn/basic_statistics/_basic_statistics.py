@@ -84,7 +84,7 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
             MOMENTS, shard.X, shard.sample_weight, comm=comm,
             local=lambda X, w: call_kernel("moments_local", shard.backend, X=X, sample_weight=w),
         )
-        self._set_model(partial, shard.X.dtype)
+        self._set_model(partial, shard.dtype)
         return self
 
     def _set_model(self, partial, dtype):

@@ -157,7 +157,7 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                           local=lambda X, m: call_kernel("tsqr_local", backend, X=X, mean=m))
             S, explained, Vt = pca_spectrum(n, r=r.r)
         self._fit_svd_solver = solver
-        self._set_model(S, explained, Vt, mean, n, shard.X.dtype)
+        self._set_model(S, explained, Vt, mean, n, shard.dtype)
         return shard
 
     def _set_model(self, S, explained, Vt, mean, n, dtype):

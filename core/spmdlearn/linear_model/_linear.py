@@ -34,7 +34,7 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
                 local=lambda X, Y, w: call_kernel("comoments_local", shard.backend,
                                                   X=X, Y=Y, sample_weight=w),
             )
-        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.X.dtype)
+        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype)
 
     def _set_model(self, partial, n_features, y_ndim, dtype):
         """Fitted attributes from the global co-moments of ``[X, y]``; returns (rank, singular)."""

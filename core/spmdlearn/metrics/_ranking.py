@@ -6,12 +6,14 @@ import numpy as np
 from sklearn import metrics as _sk
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from .._array_api import host_arguments
 from ..comm import get_comm
 from ._classification import _column, global_labels
 
 __all__ = ["roc_auc_score"]
 
 
+@host_arguments
 def roc_auc_score(y_true, y_score, *, average="macro", sample_weight=None, max_fpr=None,
                   multi_class="raise", labels=None):
     """Collective: binary ROC AUC of all ranks' rows, exact.

@@ -11,6 +11,7 @@ with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a l
 
 from ..contract import ReductionContract, allreduce, empty_shard, simulate
 from ._covariance import mahalanobis
+from ._finite import all_finite
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
@@ -57,6 +58,7 @@ KERNELS = {
     "topk_select": topk_select,
     "tree_histograms": node_histograms,
     "tree_apply": tree_apply,
+    "all_finite": all_finite,
 }
 
 __all__ = [
@@ -73,5 +75,5 @@ __all__ = [
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
     "logistic_loss_grad", "logistic_hessp", "pairwise_distances", "topk_select",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",
-    "poisson_counts", "tree_apply",
+    "poisson_counts", "tree_apply", "all_finite",
 ]

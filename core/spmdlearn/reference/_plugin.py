@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._array_api import host_kernel
 from ..hookspec import hookimpl
+from ._finite import all_finite
 from ._covariance import mahalanobis
 from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
@@ -24,83 +26,105 @@ def spmdlearn_backend_info():
 
 
 @hookimpl(trylast=True)
+@host_kernel()
 def spmdlearn_moments_local(X, sample_weight):
     return moments_local(np.asarray(X), None if sample_weight is None else np.asarray(sample_weight))
 
 
 @hookimpl(trylast=True)
+@host_kernel()
 def spmdlearn_comoments_local(X, Y, sample_weight):
     return comoments_local(np.asarray(X), None if Y is None else np.asarray(Y),
                            None if sample_weight is None else np.asarray(sample_weight))
 
 
 @hookimpl(trylast=True)
+@host_kernel(rows="all")
 def spmdlearn_linear_predict(X, coef, intercept):
     return linear_predict(np.asarray(X), coef, intercept)
 
 
 @hookimpl(trylast=True)
+@host_kernel(rows="all")
 def spmdlearn_mahalanobis(X, location, precision):
     return mahalanobis(np.asarray(X), location, precision)
 
 
 @hookimpl(trylast=True)
+@host_kernel()
 def spmdlearn_tsqr_local(X, mean):
     return tsqr_local(np.asarray(X), mean)
 
 
 @hookimpl(trylast=True)
+@host_kernel(rows="all")
 def spmdlearn_sq_distances(X, centers, x_squared_norms):
     return sq_distances(np.asarray(X), np.asarray(centers, dtype=np.asarray(X).dtype),
                         x_squared_norms)
 
 
 @hookimpl(trylast=True)
+@host_kernel(rows=(0,))
 def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
     return lloyd_local(np.asarray(X), np.asarray(sample_weight), centers, labels_old)
 
 
 @hookimpl(trylast=True)
+@host_kernel()
 def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
     return kmeans_inertia(np.asarray(X), sample_weight, centers, labels)
 
 
 @hookimpl(trylast=True)
+@host_kernel(rows="all")
 def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
     return radius_adjacency(np.asarray(X), np.asarray(Y), eps, metric, p)
 
 
 @hookimpl(trylast=True)
+@host_kernel()
 def spmdlearn_column_stats_local(X, sample_weight):
     return column_stats_local(np.asarray(X), None if sample_weight is None else np.asarray(sample_weight))
 
 
 @hookimpl(trylast=True)
+@host_kernel()
 def spmdlearn_logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes,
                                  with_hessian):
     return logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes, with_hessian)
 
 
 @hookimpl(trylast=True)
+@host_kernel()
 def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
     return logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes)
 
 
 @hookimpl(trylast=True)
+@host_kernel(rows="all")
 def spmdlearn_pairwise_distances(X, Y, metric, p):
     return pairwise_distances(np.asarray(X), np.asarray(Y), metric, p)
 
 
 @hookimpl(trylast=True)
+@host_kernel(rows="all")
 def spmdlearn_topk_select(distances, indices, k):
     return topk_select(np.asarray(distances), np.asarray(indices), k)
 
 
 @hookimpl(trylast=True)
+@host_kernel()
 def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
     return node_histograms(binned, node_pos, stats, n_nodes, n_bins)
 
 
 @hookimpl(trylast=True)
+@host_kernel(rows="all")
 def spmdlearn_tree_apply(X, feature, threshold, left, right):
     return tree_apply(np.asarray(X), feature, threshold, left, right)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_all_finite(X):
+    return all_finite(X)
