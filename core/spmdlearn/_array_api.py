@@ -223,3 +223,19 @@ def host_arguments(func):
         return func(*args, **kwargs)
 
     return wrapper
+
+
+def sum_float64(x) -> float:
+    """The sum of ``x``'s elements, accumulated in float64, as a Python float (in ``x``'s
+    namespace: only the number crosses to the host)."""
+    xp = get_namespace(x)
+    if xp is np:
+        return float(np.sum(x, dtype=np.float64))
+    return float(xp.sum(xp.astype(x, xp.float64)))
+
+
+def copy_of(x):
+    """A new array equal to ``x``, of its type and on its device."""
+    if not is_foreign_array(x):
+        return x.copy()
+    return get_namespace(x).asarray(x, copy=True)

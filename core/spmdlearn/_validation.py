@@ -225,7 +225,8 @@ def check_X(estimator, X, *, reset, backend=None, set_features=True):
     else:
         Xv = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0,
                          ensure_all_finite=False)
-    check_finite(Xv, estimator, "X", backend)
+    # Without the estimator's features, the messages are check_array's (no estimator named).
+    check_finite(Xv, estimator if set_features else None, "X", backend)
     return Xv
 
 

@@ -10,9 +10,10 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.decomposition import PCA as _SkPCA
 from sklearn.utils.extmath import fast_logdet
 
+from .._array_api import from_model, get_namespace, sum_float64
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
-from .._validation import Interval, Options, validate_fit, validate_predict
+from .._validation import Interval, Options, check_X, validate_fit, validate_predict
 from ..contract import allreduce
 from ..reference._moments import COMOMENTS, MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
@@ -176,11 +177,12 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """``(X - mean_) @ components_.T``, whitened if asked (scikit-learn's formula)."""
         offset = -(self.mean_ @ self.components_.T)
         Z = call_kernel("linear_predict", backend, X=X, coef=self.components_, intercept=offset)
-        Z = Z.reshape(len(X), self.components_.shape[0])
+        xp = get_namespace(Z)
+        Z = xp.reshape(Z, (X.shape[0], self.components_.shape[0]))
         if self.whiten:
             scale = np.sqrt(self.explained_variance_)
             scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
-            Z = Z / scale
+            Z = Z / from_model(scale, Z)
         return Z
 
     def transform(self, X):
@@ -188,7 +190,8 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
+        X_new : array of shape (n_samples, n_components_)
+            In ``X``'s array type and on its device.
         """
         shard = validate_predict(self, self._comm(), X)
         return self._project(shard.X, shard.backend)
@@ -200,13 +203,15 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def inverse_transform(self, X):
         """Local: map projections of this rank's rows back to the input space."""
-        from sklearn.utils.validation import check_array, check_is_fitted
+        from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
+        X = check_X(self, X, reset=False, set_features=False)
+        xp = get_namespace(X)
+        components = self.components_
         if self.whiten:
-            return X @ (np.sqrt(self.explained_variance_[:, None]) * self.components_) + self.mean_
-        return X @ self.components_ + self.mean_
+            components = np.sqrt(self.explained_variance_[:, None]) * components
+        return xp.matmul(X, from_model(components, X)) + from_model(self.mean_, X)
 
     def get_covariance(self):
         """Local: the covariance of the fitted generative model (scikit-learn's formula)."""
@@ -217,10 +222,11 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         return self.to_sklearn().get_precision()
 
     def _score_samples(self, X):
-        Xr = X - self.mean_
+        xp = get_namespace(X)
+        Xr = X - from_model(self.mean_, X)
         precision = self.get_precision()
-        log_like = -0.5 * np.sum(Xr * (Xr @ precision), axis=1)
-        log_like -= 0.5 * (X.shape[1] * log(2.0 * np.pi) - fast_logdet(precision))
+        log_like = -0.5 * xp.sum(Xr * xp.matmul(Xr, from_model(precision, X)), axis=1)
+        log_like -= 0.5 * (X.shape[1] * log(2.0 * np.pi) - float(fast_logdet(precision)))
         return log_like
 
     def score_samples(self, X):
@@ -233,7 +239,7 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         comm = self._comm()
         shard = validate_predict(self, comm, X)
         ll = self._score_samples(shard.X)
-        parts = comm.allgather_array(np.array([ll.sum(dtype=np.float64), len(ll)], np.float64))
+        parts = comm.allgather_array(np.array([sum_float64(ll), ll.shape[0]], np.float64))
         # Summed in rank order from gathered values: the same bits on every rank.
         return float(sum(parts[:, 0]) / sum(parts[:, 1]))
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn import preprocessing as _skp
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._incremental import IncrementalMixin
-from .._validation import validate_predict
+from .._array_api import copy_of, from_model, get_namespace, numpy_dtype
+from .._validation import check_X, validate_predict
 from ..reference._moments import COLUMN_STATS, column_stats_local
 
 _EPS64 = np.finfo(np.float64).eps
@@ -63,8 +64,7 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
     def inverse_transform(self, X, copy=None):
         """Local: undo the scaling of this rank's rows."""
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
-        return self._inverse(X)
+        return self._inverse(check_X(self, X, reset=False, set_features=False))
 
     def to_sklearn(self):
         est = type(self)._sklearn_class(**{k: v for k, v in self.get_params().items()
@@ -131,19 +131,17 @@ class StandardScaler(_Scaler):
             self.var_ = self.scale_ = None
 
     def _transform(self, X):
-        out = X.copy()
-        if self.with_mean:
-            out -= self.mean_.astype(X.dtype)
+        dtype = numpy_dtype(X.dtype)
+        out = X - from_model(self.mean_, X, dtype) if self.with_mean else copy_of(X)
         if self.with_std:
-            out /= self.scale_.astype(X.dtype)
+            out /= from_model(self.scale_, X, dtype)
         return out
 
     def _inverse(self, X):
-        out = X.copy()
-        if self.with_std:
-            out *= self.scale_.astype(X.dtype)
+        dtype = numpy_dtype(X.dtype)
+        out = X * from_model(self.scale_, X, dtype) if self.with_std else copy_of(X)
         if self.with_mean:
-            out += self.mean_.astype(X.dtype)
+            out += from_model(self.mean_, X, dtype)
         return out
 
 
@@ -197,13 +195,22 @@ class MinMaxScaler(_Scaler):
         self.min_ = lo - self.data_min_ * self.scale_
 
     def _transform(self, X):
-        out = X * self.scale_.astype(X.dtype) + self.min_.astype(X.dtype)
+        dtype = numpy_dtype(X.dtype)
+        out = X * from_model(self.scale_, X, dtype)
+        out += from_model(self.min_, X, dtype)
         if self.clip:
-            np.clip(out, self.feature_range[0], self.feature_range[1], out=out)
+            xp = get_namespace(out)
+            if xp is np:
+                np.clip(out, self.feature_range[0], self.feature_range[1], out=out)
+            else:
+                out = xp.clip(out, float(self.feature_range[0]), float(self.feature_range[1]))
         return out
 
     def _inverse(self, X):
-        return (X - self.min_.astype(X.dtype)) / self.scale_.astype(X.dtype)
+        dtype = numpy_dtype(X.dtype)
+        out = X - from_model(self.min_, X, dtype)
+        out /= from_model(self.scale_, X, dtype)
+        return out
 
 
 class MaxAbsScaler(_Scaler):
@@ -238,7 +245,7 @@ class MaxAbsScaler(_Scaler):
         self.scale_ = _handle_zeros_in_scale(self.max_abs_)
 
     def _transform(self, X):
-        return X / self.scale_.astype(X.dtype)
+        return X / from_model(self.scale_, X, numpy_dtype(X.dtype))
 
     def _inverse(self, X):
-        return X * self.scale_.astype(X.dtype)
+        return X * from_model(self.scale_, X, numpy_dtype(X.dtype))
