@@ -239,3 +239,18 @@ def copy_of(x):
     if not is_foreign_array(x):
         return x.copy()
     return get_namespace(x).asarray(x, copy=True)
+
+
+def take_labels(classes, index):
+    """``classes[index]`` in ``index``'s array type: the labels of predicted class indices.
+
+    Numeric ``classes`` follow ``index`` to its namespace and device; string or object labels
+    have no array-API dtype, so those stay a NumPy array.
+    """
+    if not is_foreign_array(index):
+        return classes[index]
+    classes = np.asarray(classes)
+    if classes.dtype.kind not in "biuf":
+        return classes[to_host(index)]
+    xp = get_namespace(index)
+    return xp.take(from_model(classes, index), xp.astype(index, xp.int64), axis=0)
