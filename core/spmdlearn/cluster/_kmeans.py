@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
+from .._array_api import get_namespace, like, numpy_dtype, to_host
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
@@ -267,7 +268,7 @@ default="k-means++"
 
     def _check_init(self, estimator, X, y):
         if isinstance(self.init, (list, tuple, np.ndarray)):
-            init = check_array(self.init, dtype=X.dtype, input_name="init")
+            init = check_array(self.init, dtype=numpy_dtype(X.dtype), input_name="init")
             if init.shape != (self.n_clusters, X.shape[1]):
                 raise ValueError(f"The shape of the initial centers {init.shape} does not match "
                                  f"the number of clusters {self.n_clusters} and features "
@@ -294,9 +295,11 @@ default="k-means++"
         if shard.n_samples < self.n_clusters:
             raise ValueError(f"n_samples={shard.n_samples} should be >= n_clusters="
                              f"{self.n_clusters} (summed over {comm.size} ranks).")
-        Xv = shard.X
+        # Seeding and Lloyd's iterations index rows on the host: a counted fallback for an
+        # array that is not NumPy (its labels_ go back to its type).
+        Xv = to_host(shard.X, "KMeans.fit")
         w = (np.ones(Xv.shape[0], dtype=Xv.dtype) if shard.sample_weight is None
-             else shard.sample_weight)
+             else to_host(shard.sample_weight, "KMeans.fit"))
         moments = allreduce(MOMENTS, Xv, None, comm=comm,
                             local=lambda X, sw: call_kernel("moments_local", shard.backend, X=X,
                                                             sample_weight=sw))
@@ -333,7 +336,7 @@ default="k-means++"
                           "in X.", ConvergenceWarning, stacklevel=2)
         self.cluster_centers_ = (centers + X_mean).astype(Xv.dtype)
         self._n_features_out = self.n_clusters
-        self.labels_ = labels
+        self.labels_ = like(labels, shard.X)
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         return self
@@ -378,8 +381,9 @@ default="k-means++"
     def transform(self, X):
         """Collective validation, local result: distances of this rank's rows to every center."""
         shard = validate_predict(self, self._comm(), X)
-        return np.sqrt(call_kernel("sq_distances", shard.backend, X=shard.X,
-                                   centers=self.cluster_centers_, x_squared_norms=None))
+        distances = call_kernel("sq_distances", shard.backend, X=shard.X,
+                                centers=self.cluster_centers_, x_squared_norms=None)
+        return get_namespace(distances).sqrt(distances)
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Collective: fit, then distances of this rank's rows to every center."""
