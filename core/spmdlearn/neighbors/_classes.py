@@ -6,6 +6,7 @@ import numpy as np
 from sklearn import neighbors as _skn
 from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
 
+from .._array_api import like, to_host
 from .._base import thread_limit
 from .._validation import validate_predict
 from ..metrics import accuracy_score, r2_score
@@ -19,7 +20,7 @@ def _gathered_sklearn(est, sk_class, y=None):
     process. Memory: every rank then holds all training rows.
     """
     comm = est._comm()
-    X = comm.allgather_rows(np.ascontiguousarray(est._fit_X))
+    X = comm.allgather_rows(np.ascontiguousarray(to_host(est._fit_X, "to_sklearn")))
     params = {k: v for k, v in est.get_params().items() if k in sk_class().get_params()}
     model = sk_class(**params)
     return model.fit(X) if y is None else model.fit(X, comm.allgather_rows(np.ascontiguousarray(y)))
@@ -103,13 +104,15 @@ class NearestNeighbors(_NeighborsBase):
             shard = validate_predict(self, comm, X)
         if sort_results and not return_distance:
             raise ValueError("return_distance must be True if sort_results is True.")
-        Q = shard.X
+        # Object arrays of per-query arrays have no array-API form: NumPy results, host rows.
+        Q = to_host(shard.X, "NearestNeighbors.radius_neighbors")
+        fit_X = to_host(self._fit_X, "NearestNeighbors.radius_neighbors")
         exclude = X is None
         found_d = [[] for _ in range(len(Q))]
         found_i = [[] for _ in range(len(Q))]
         gidx = np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0], dtype=np.int64)
         with thread_limit(self.n_jobs):
-            for _, (Y, G) in comm.ring((self._fit_X, gidx)):
+            for _, (Y, G) in comm.ring((fit_X, gidx)):
                 for bs in _chunks(Y.shape[0], _B_CHUNK):
                     dist = call_kernel("pairwise_distances", shard.backend, X=Q, Y=Y[bs],
                                        metric=self.effective_metric_, p=self._p)
@@ -191,7 +194,19 @@ class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
         return self._y.astype(np.float64)
 
     def predict_proba(self, X):
-        """Collective: class probabilities of this rank's queries (scikit-learn's vote)."""
+        """Collective: class probabilities of this rank's queries (scikit-learn's vote).
+
+        Returns
+        -------
+        p : array of shape (n_queries, n_classes), or a list of them (one per output)
+            Of the queries' array type and on their device.
+        """
+        probabilities, Q = self._proba(X)
+        return [like(p, Q) for p in probabilities] if self.outputs_2d_ else \
+            like(probabilities[0], Q)
+
+    def _proba(self, X):
+        """(per-output NumPy probabilities, queries as validated)."""
         Q, k, exclude, backend = self._query(X, None)
         with thread_limit(self.n_jobs):
             dist, _, labels = self._ring_kneighbors(Q, k, exclude, backend)
@@ -199,21 +214,25 @@ class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
         weights = np.ones_like(dist) if weights is None else weights
         probabilities = []
         for j, classes in enumerate(self._classes):
-            proba = np.zeros((len(Q), len(classes)))
+            proba = np.zeros((Q.shape[0], len(classes)))
             idx = labels[:, :, j].astype(np.int64)
             for col in range(k):
-                np.add.at(proba, (np.arange(len(Q)), idx[:, col]), weights[:, col])
+                np.add.at(proba, (np.arange(Q.shape[0]), idx[:, col]), weights[:, col])
             normalizer = proba.sum(axis=1)[:, None]
             normalizer[normalizer == 0.0] = 1.0
             probabilities.append(proba / normalizer)
-        return probabilities if self.outputs_2d_ else probabilities[0]
+        return probabilities, Q
 
     def predict(self, X):
-        """Collective: the predicted class of each of this rank's queries."""
-        proba = self.predict_proba(X)
+        """Collective: the predicted class of each of this rank's queries.
+
+        Numeric labels come back in the queries' array type (string labels: NumPy).
+        """
+        proba, Q = self._proba(X)
         if not self.outputs_2d_:
-            return self._classes[0][np.argmax(proba, axis=1)]
-        return np.column_stack([c[np.argmax(p, axis=1)] for c, p in zip(self._classes, proba)])
+            return like(self._classes[0][np.argmax(proba[0], axis=1)], Q)
+        return like(np.column_stack([c[np.argmax(p, axis=1)]
+                                     for c, p in zip(self._classes, proba)]), Q)
 
     def score(self, X, y, sample_weight=None):
         """Collective: accuracy over all ranks' rows."""
@@ -277,7 +296,7 @@ class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _NeighborsBase):
             pred = values.mean(axis=1)
         else:
             pred = np.sum(values * weights[:, :, None], axis=1) / np.sum(weights, axis=1)[:, None]
-        return pred[:, 0] if self._y_1d else pred
+        return like(pred[:, 0] if self._y_1d else pred, Q)
 
     def score(self, X, y, sample_weight=None):
         """Collective: R^2 over all ranks' rows."""
