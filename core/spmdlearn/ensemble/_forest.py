@@ -442,9 +442,9 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
     def predict_proba(self, X):
         """Collective validation, local result: mean over trees of the leaves' class frequencies."""
         shard = validate_predict(self, self._comm(), X)
-        return like(self._proba(shard), shard.X)
+        return like(self._mean_class_frequencies(shard), shard.X)
 
-    def _proba(self, shard):
+    def _mean_class_frequencies(self, shard):
         proba = np.zeros((shard.X.shape[0], self.n_classes_))
         for values in self._leaf_values(shard.X, shard.backend):
             totals = values.sum(axis=1, keepdims=True)
@@ -457,7 +457,8 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         Numeric labels come back in ``X``'s array type (string labels: NumPy).
         """
         shard = validate_predict(self, self._comm(), X)
-        return like(self.classes_[np.argmax(self._proba(shard), axis=1)], shard.X)
+        index = np.argmax(self._mean_class_frequencies(shard), axis=1)
+        return like(self.classes_[index], shard.X)
 
     def score(self, X, y, sample_weight=None):
         """Collective: accuracy over all ranks' rows."""

@@ -201,11 +201,11 @@ class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
         p : array of shape (n_queries, n_classes), or a list of them (one per output)
             Of the queries' array type and on their device.
         """
-        probabilities, Q = self._proba(X)
+        probabilities, Q = self._vote(X)
         return [like(p, Q) for p in probabilities] if self.outputs_2d_ else \
             like(probabilities[0], Q)
 
-    def _proba(self, X):
+    def _vote(self, X):
         """(per-output NumPy probabilities, queries as validated)."""
         Q, k, exclude, backend = self._query(X, None)
         with thread_limit(self.n_jobs):
@@ -228,7 +228,7 @@ class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
 
         Numeric labels come back in the queries' array type (string labels: NumPy).
         """
-        proba, Q = self._proba(X)
+        proba, Q = self._vote(X)
         if not self.outputs_2d_:
             return like(self._classes[0][np.argmax(proba[0], axis=1)], Q)
         return like(np.column_stack([c[np.argmax(p, axis=1)]
