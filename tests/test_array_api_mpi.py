@@ -294,3 +294,23 @@ def test_numpy_input_is_not_copied_by_validation():
         assert check_X(est, source, reset=True) is source
     view = X[::2]
     assert np.shares_memory(check_X(StandardScaler(), view, reset=True), X)
+
+
+def test_all_finite_reference_against_its_definition():
+    from spmdlearn.reference import all_finite
+
+    rng = np.random.default_rng(3)
+    big = np.finfo(np.float64).max
+    cases = [np.zeros((0, 3)), rng.normal(size=(40, 3)), np.arange(12).reshape(4, 3),
+             np.full((5, 2), big),  # finite values whose sum overflows
+             rng.normal(size=(7, 3)).astype(np.float32)]
+    for base in list(cases[1:]):
+        for bad in (np.nan, np.inf, -np.inf):
+            if base.dtype.kind == "f":
+                broken = base.copy()
+                broken[-1, -1] = bad
+                cases.append(broken)
+    cases.append(np.asfortranarray(cases[1])[::2])
+    for X in cases:
+        assert all_finite(X) == bool(np.isfinite(X).all()), X
+        assert all_finite(xp.asarray(X)) == bool(np.isfinite(X).all())

@@ -16,6 +16,7 @@ This module imports neither mpi4py nor :mod:`spmdlearn.comm`.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import threading
@@ -186,9 +187,12 @@ def host_kernel(rows=()):
 
     def decorate(func):
         name = func.__name__
+        names = tuple(inspect.signature(func).parameters)
 
         @functools.wraps(func)
-        def wrapper(**kwargs):
+        def wrapper(*args, **kwargs):
+            # pluggy's relay passes the hook's arguments positionally, in signature order.
+            kwargs.update(zip(names, args))
             ref = next((v for v in kwargs.values() if is_foreign_array(v)), None)
             if ref is None:
                 return func(**kwargs)
