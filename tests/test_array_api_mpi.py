@@ -11,9 +11,11 @@ Shards are uneven and rank 0 holds no rows (under more than one rank).
 import numpy as np
 import pytest
 
+import spmdlearn
 import spmdlearn.io
 import spmdlearn.metrics
 from spmdlearn._array_api import fallbacks, is_foreign_array, reset_fallbacks
+from spmdlearn._backends import dispatch_counts, reset_dispatch_counts
 from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
 from spmdlearn.cluster import DBSCAN, KMeans
 from spmdlearn.comm import get_comm
@@ -251,17 +253,26 @@ def test_fallbacks_are_counted_and_logged(capfd, monkeypatch):
     comm = get_comm()
     X, _, _, _ = _data()
     (X_l,) = _local(comm, X)
-    reset_fallbacks()
-    StandardScaler().fit(X_l)
-    assert_all_ranks(comm, fallbacks() == {}, "NumPy input: no fallback")
-    monkeypatch.setenv("SPMDLEARN_VERBOSE", "1")
-    StandardScaler().fit(_strict(X_l))
-    counted = fallbacks()
+    key = ("reference", "column_stats_local")
+    with spmdlearn.config_context(backend="reference"):
+        reset_fallbacks()
+        reset_dispatch_counts()
+        StandardScaler().fit(X_l)
+        assert_all_ranks(comm, fallbacks() == {}, "NumPy input: no fallback")
+        assert_all_ranks(comm, dispatch_counts()[key] == {"served": 1, "declined": 0,
+                                                         "fallback": 0}, "NumPy input served")
+        reset_dispatch_counts()
+        monkeypatch.setenv("SPMDLEARN_VERBOSE", "1")
+        StandardScaler().fit(_strict(X_l))
+    counted, dispatched = fallbacks(), dispatch_counts()
     assert_all_ranks(comm, counted.get(("column_stats_local", "array_api_strict.Array"), 0) >= 1,
                      f"counted: {counted}")
+    assert_all_ranks(comm, dispatched[key]["served"] == 0 and dispatched[key]["fallback"] >= 1,
+                     f"the reference's host copy is a fallback in the dispatch counts: "
+                     f"{dispatched}")
     err = capfd.readouterr().err
-    assert_all_ranks(comm, "column_stats_local: array_api_strict.Array input served on the host"
-                     in err, err)
+    assert_all_ranks(comm, comm.rank != 0 or "column_stats_local: array_api_strict.Array input "
+                     "served on the host" in err, err)
     reset_fallbacks()
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from spmdlearn.comm import CollectiveError
-from spmdlearn.contract import allreduce, simulate
+from spmdlearn.collective import allreduce
+from spmdlearn.contract import simulate
 from spmdlearn.reference import COMOMENTS, MOMENTS
 from spmdlearn_conformance import (
     assert_all_ranks,

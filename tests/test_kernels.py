@@ -48,42 +48,6 @@ def test_lloyd_local_is_nearest_center_and_cluster_sums(data):
     assert np.isclose(ref.kmeans_inertia(X, w, C, labels), p.inertia, atol=1e-8)
 
 
-@given(matrices(), st.floats(0.1, 3.0), st.sampled_from(["euclidean", "manhattan", "chebyshev",
-                                                          "minkowski", "cosine"]))
-def test_pairwise_distances_and_radius_adjacency(data, eps, metric):
-    X, rng = data
-    Y = rng.normal(size=(5, X.shape[1]))
-    diff = X[:, None, :] - Y[None]
-    p = 3.0 if metric == "minkowski" else None
-    if metric == "euclidean":
-        expected = np.sqrt((diff ** 2).sum(-1))
-    elif metric == "manhattan":
-        expected = np.abs(diff).sum(-1)
-    elif metric == "chebyshev":
-        expected = np.abs(diff).max(-1) if X.size else np.zeros((len(X), 5))
-    elif metric == "minkowski":
-        expected = (np.abs(diff) ** 3).sum(-1) ** (1 / 3)
-    else:
-        norms = np.linalg.norm(X, axis=1)[:, None] * np.linalg.norm(Y, axis=1)[None]
-        expected = 1 - (X @ Y.T) / norms
-    got = ref.pairwise_distances(X, Y, metric, p)
-    assert np.allclose(got, expected, atol=1e-9)
-    adjacency = ref.radius_adjacency(X, Y, eps, metric, p)
-    assert np.array_equal(adjacency, got <= eps)
-
-
-@given(st.integers(1, 12), st.integers(1, 40), st.integers(0, 2**31 - 1))
-def test_topk_select_is_k_smallest_ties_by_lower_index(n, m, seed):
-    rng = np.random.default_rng(seed)
-    k = int(rng.integers(1, m + 1))
-    dist = np.round(rng.random((n, m)), 1)  # many ties
-    idx = rng.permutation(10 * n * m)[: n * m].reshape(n, m)
-    pos = ref.topk_select(dist, idx, k)
-    for r in range(n):
-        expected = sorted(range(m), key=lambda c: (dist[r, c], idx[r, c]))[:k]
-        assert list(pos[r]) == expected
-
-
 @given(matrices(min_rows=0), st.integers(2, 4), st.booleans())
 def test_logistic_gradient_matches_finite_differences(data, n_classes, with_hessian):
     X, rng = data

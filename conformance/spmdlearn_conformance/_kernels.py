@@ -93,12 +93,8 @@ def _inputs(kernel, X, w, rng):
                     "labels_old": rng.integers(-1, 3, n).astype(np.int32)}
         return {"X": Xc, "sample_weight": weights, "centers": centers,
                 "labels": rng.integers(0, 3, n)}
-    if kernel == "radius_adjacency":
-        metric = ["euclidean", "manhattan", "chebyshev", "minkowski"][int(rng.integers(4))]
-        Y = X[rng.permutation(n)[: max(1, n // 2)]] if n else rng.normal(size=(2, d)).astype(X.dtype)
-        scale = float(np.std(X)) if n > 1 else 1.0
-        return {"X": X, "Y": np.asarray(Y), "eps": max(scale, 1e-3) * 0.8, "metric": metric,
-                "p": 3.0 if metric == "minkowski" else None}
+    if kernel in _BLOCK_KERNELS:
+        return _block_inputs(kernel, X, rng)
     if kernel in ("logistic_loss_grad", "logistic_hessp"):
         K = int(rng.integers(2, 4))
         Xs = X - X.mean(0).astype(X.dtype) if n else X  # the loss saturates far from the origin
@@ -114,16 +110,6 @@ def _inputs(kernel, X, w, rng):
         hess = logistic_loss_grad(Xs, target, weights, coef, intercept, K, True)[3]
         return {"X": Xs, "hess_weights": hess, "v_coef": np.ones_like(coef),
                 "v_intercept": intercept, "n_classes": K}
-    if kernel == "pairwise_distances":
-        metric = ["euclidean", "manhattan", "chebyshev", "minkowski", "cosine"][int(rng.integers(5))]
-        Y = X[rng.permutation(n)[: max(1, n // 2)]] if n else rng.normal(size=(2, d)).astype(X.dtype)
-        return {"X": X, "Y": np.asarray(Y), "metric": metric,
-                "p": 3.0 if metric == "minkowski" else None}
-    if kernel == "topk_select":
-        k = int(rng.integers(1, 4))
-        dist = np.round(rng.random((n, k + 3)), 1)  # ties: the lower index must win
-        return {"distances": dist, "indices": rng.permutation((n + 1) * (k + 3))[: n * (k + 3)]
-                .reshape(n, k + 3), "k": k}
     if kernel == "tree_histograms":
         binned = rng.integers(0, 8, size=(n, d)).astype(np.uint16)
         stats = np.column_stack([rng.random((n, 2)), np.ones(n)])
@@ -139,6 +125,46 @@ def _inputs(kernel, X, w, rng):
     if kernel == "tsqr_local":
         return {"X": X, "mean": np.asarray(X.mean(0) if n else np.zeros(d), np.float64)}
     raise KeyError(kernel)
+
+
+_BLOCK_KERNELS = ("knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr")
+
+
+def _block_inputs(kernel, X, rng):
+    """A block of queries and a block of candidates with ties: the candidates are rows of the
+    shard (queries at distance 0 from them), with a duplicate, and ``eps`` is one of the
+    distances itself (a pair exactly on the boundary)."""
+    from spmdlearn.reference import block_distances, knn_merge
+
+    n, d = X.shape
+    metric = ["euclidean", "manhattan", "chebyshev", "minkowski"][int(rng.integers(4))]
+    p = 3.0 if metric == "minkowski" else None
+    perm = rng.permutation(n)
+    Y = X[perm[: max(0, n - n // 3)]]
+    if len(Y) > 1:
+        Y = np.concatenate([Y, Y[:1]])  # a duplicate candidate
+    y_index = rng.permutation(4 * len(Y) + 1)[: len(Y)].astype(np.int64)
+    Q = X[perm[n // 3:]] if n > 1 else X
+    x_index = None
+    if len(Y) and len(Q) and rng.integers(2):
+        x_index = y_index[rng.integers(0, len(Y), len(Q))]
+    if kernel == "knn_merge":
+        k = int(rng.integers(1, 5))
+        first = X[perm[: n // 2]]
+        init = (np.full((len(Q), k), np.inf), np.full((len(Q), k), -1, np.int64))
+        best_d, best_i = knn_merge(Q, first, 10_000 + np.arange(len(first), dtype=np.int64),
+                                   *init, metric, p) if len(first) else init
+        return {"X": Q, "Y": Y, "y_index": y_index, "best_distances": best_d,
+                "best_indices": best_i, "metric": metric, "p": p, "x_index": x_index}
+    dist = block_distances(Q[:3], Y[:3], metric, p)
+    eps = float(np.median(dist)) if dist.size else 1.0  # some pairs exactly at eps
+    args = {"X": Q, "Y": Y, "eps": eps, "metric": metric, "p": p}
+    if kernel == "radius_counts":
+        return {**args, "sample_weight": rng.normal(size=len(Y))}
+    if kernel == "radius_min_label":
+        return {**args, "labels": rng.integers(0, 3 * len(Y) + 1, len(Y)).astype(np.int64),
+                "current": rng.integers(0, 4 * len(Y) + 1, len(Q)).astype(np.int64)}
+    return {**args, "y_index": y_index, "x_index": x_index}
 
 
 def _compare(reference, result, rtol) -> str | None:

@@ -43,10 +43,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spmdlearn")
     parser.add_argument("command", choices=["info"], help="what to print")
     parser.parse_args(argv)
-    from .comm import MPI
+    from .comm import world_rank
 
     text = info()
-    if MPI is None or MPI.COMM_WORLD.Get_rank() == 0:
+    if world_rank() == 0:
         print(text)
     return 0
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import sys
 import threading
 from collections import Counter
 
@@ -97,8 +96,9 @@ def note_fallback(what: str, x) -> None:
     with _lock:
         _fallbacks[key] += 1
     if _verbose():
-        print(f"[spmdlearn] {what}: {key[1]} input served on the host (NumPy); fallback",
-              file=sys.stderr, flush=True)
+        from ._backends import _log  # rank 0 logs, as for every dispatch decision
+
+        _log(f"{what}: {key[1]} input served on the host (NumPy); fallback")
 
 
 def fallbacks() -> dict:

@@ -1,8 +1,18 @@
 """Backend plugins: discovery, selection and kernel dispatch.
 
 Backends come from the entry-point group ``spmdlearn.backends`` only; nothing is imported from
-a path named in the environment. The reference (NumPy) is registered by spmdlearn itself and
-serves every kernel that the selected backend declines.
+a path named in the environment, and this module names no backend but the reference. Each
+backend says which inputs it serves through the ``spmdlearn_claims`` hook; ``auto`` picks the
+first available backend that claims the input. The reference (NumPy), registered by spmdlearn
+itself, claims NumPy and serves last (``trylast``) every kernel that the selected backend lacks
+or declines.
+
+Kernels are called through pluggy's own relay: one subset hook caller per (backend, kernel),
+holding the backend's implementation and the reference's, so that ``firstresult`` and
+``trylast`` hold. Between the two sits a marker implementation of the dispatcher (also
+``trylast``, called just before the reference): it is reached only when the backend lacked the
+kernel or declined it, which is how each call is counted (:func:`dispatch_counts`) and logged
+(``SPMDLEARN_VERBOSE=1``).
 """
 
 from __future__ import annotations
@@ -11,20 +21,52 @@ import logging
 import os
 import sys
 import threading
+import types
+from collections import Counter
 
 import pluggy
 
 from . import hookspec
+from ._array_api import is_foreign_array
 from ._config import get_config
 
-__all__ = ["plugin_manager", "installed_backends", "resolve_backend", "call_kernel", "backend_infos"]
+__all__ = ["plugin_manager", "installed_backends", "available_backends", "resolve_backend",
+           "requested_backend", "call_kernel", "backend_infos", "backend_kernels",
+           "kernel_argnames", "claims", "dispatch_counts", "reset_dispatch_counts"]
 
 ENTRY_POINT_GROUP = "spmdlearn.backends"
 REFERENCE = "reference"
+#: Name of the dispatcher's marker plugin (see the module docstring); not a backend.
+_MARKER = "spmdlearn-dispatch-fallback"
+#: Hooks that are not kernels.
+_NOT_KERNELS = ("spmdlearn_backend_info", "spmdlearn_claims")
+#: The three outcomes of a kernel call, counted per (backend, kernel).
+OUTCOMES = ("served", "declined", "fallback")
 
 logger = logging.getLogger("spmdlearn")
 _pm = None
 _pm_lock = threading.Lock()
+_reached = threading.local()
+_counts_lock = threading.Lock()
+_counts: dict = {}
+_relays: dict = {}
+_availability: dict = {}
+
+
+def _marker_plugin():
+    """One ``trylast`` implementation of every kernel hook that only notes it was reached."""
+    def mark():
+        _reached.value = True
+
+    plugin = types.ModuleType(_MARKER)
+    for name in dir(hookspec):
+        if name.startswith("spmdlearn_") and name not in _NOT_KERNELS:
+            def impl():
+                mark()
+
+            impl.__name__ = name
+            setattr(plugin, name, hookspec.hookimpl(trylast=True)(impl))
+    return plugin
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -36,6 +78,9 @@ def plugin_manager() -> pluggy.PluginManager:
 
             pm = pluggy.PluginManager(hookspec.PROJECT)
             pm.add_hookspecs(hookspec)
+            # Among trylast implementations the later registered is called first: the marker,
+            # registered first, runs just after the backend's and just before the reference's.
+            pm.register(_marker_plugin(), name=_MARKER)
             pm.register(reference_plugin, name=REFERENCE)
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
             pm.check_pending()
@@ -45,34 +90,97 @@ def plugin_manager() -> pluggy.PluginManager:
 
 def installed_backends() -> list[str]:
     """Names of the installed backends, the reference last."""
-    names = [name for name, _ in plugin_manager().list_name_plugin() if name != REFERENCE]
+    names = [name for name, _ in plugin_manager().list_name_plugin()
+             if name not in (REFERENCE, _MARKER)]
     return sorted(names) + [REFERENCE]
+
+
+def backend_kernels(name: str) -> list[str]:
+    """The kernels (hook names without ``spmdlearn_``) that backend ``name`` implements."""
+    pm = plugin_manager()
+    plugin = pm.get_plugin(name)
+    if plugin is None:
+        raise ValueError(f"{name!r} is not an installed backend")
+    return sorted(hc.name[len("spmdlearn_"):] for hc in pm.get_hookcallers(plugin)
+                  if hc.name not in _NOT_KERNELS)
+
+
+def kernel_argnames(kernel: str) -> tuple:
+    """The arguments of kernel hook ``spmdlearn_<kernel>``, in its hookspec's order."""
+    caller = getattr(plugin_manager().hook, f"spmdlearn_{kernel}", None)
+    if caller is None or caller.spec is None:
+        raise ValueError(f"{kernel!r} is not a kernel hook of spmdlearn.hookspec")
+    return tuple(caller.spec.argnames)
+
+
+def _relay(name: str, hook: str, keep: tuple):
+    """pluggy's hook caller for ``hook`` restricted to the plugins named in ``keep`` (cached,
+    rebuilt when the set of implementations changes)."""
+    pm = plugin_manager()
+    caller = getattr(pm.hook, hook)
+    key = tuple(caller.get_hookimpls())
+    cached = _relays.get((name, hook))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    remove = [plugin for plugin_name, plugin in pm.list_name_plugin() if plugin_name not in keep]
+    relay = pm.subset_hook_caller(hook, remove)
+    _relays[(name, hook)] = (key, relay)
+    return relay
+
+
+def _info(name: str) -> dict:
+    plugin = plugin_manager().get_plugin(name)
+    if not any(hc.name == "spmdlearn_backend_info"
+               for hc in plugin_manager().get_hookcallers(plugin)):
+        return {"available": True, "devices": [], "note": "no backend_info"}
+    try:
+        return dict(_relay(name, "spmdlearn_backend_info", (name,))()[0])
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal here
+        return {"available": False, "devices": [], "note": f"info failed: {exc!r}"}
+
+
+def _available(name: str) -> tuple[bool, str]:
+    """``(available, note)`` of an installed backend, asked once per process."""
+    if name not in _availability:
+        info = _info(name)
+        _availability[name] = (bool(info.get("available", True)), str(info.get("note", "")))
+    return _availability[name]
+
+
+def available_backends() -> list[str]:
+    """Installed backends whose dependencies import, the reference last."""
+    return [name for name in installed_backends() if _available(name)[0]]
 
 
 def backend_infos() -> list[dict]:
     """Every backend's self-description (``spmdlearn_backend_info``), with its kernels."""
-    pm = plugin_manager()
     infos = []
     for name in installed_backends():
-        plugin = pm.get_plugin(name)
-        try:
-            info = dict(plugin.spmdlearn_backend_info())
-        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal here
-            info = {"available": False, "devices": [], "note": f"info failed: {exc!r}"}
+        info = _info(name)
         info["name"] = name
-        info["kernels"] = sorted(
-            hc.name[len("spmdlearn_"):] for hc in pm.get_hookcallers(plugin)
-            if hc.name != "spmdlearn_backend_info"
-        )
+        info["kernels"] = backend_kernels(name)
         infos.append(info)
     return infos
 
 
-def _array_family(X) -> str:
-    module = type(X).__module__.split(".")[0]
-    if module in ("dpnp", "dpctl"):
-        return "sycl"
-    return "numpy"
+def _claim_order() -> list[str]:
+    """Backends implementing ``spmdlearn_claims``: tryfirst, plain, then trylast ones, each
+    group by name, so that every rank asks them in the same order."""
+    impls = plugin_manager().hook.spmdlearn_claims.get_hookimpls()
+    rank = {impl.plugin_name: (0 if impl.tryfirst else 2 if impl.trylast else 1, impl.plugin_name)
+            for impl in impls}
+    return sorted(rank, key=rank.get)
+
+
+def claims(name: str, X) -> bool:
+    """Whether backend ``name`` claims input ``X`` (its ``spmdlearn_claims`` hook)."""
+    if name not in installed_backends():
+        raise ValueError(f"{name!r} is not an installed backend")
+    return any(_relay(name, "spmdlearn_claims", (name,))(X=X))
+
+
+def _type_name(X) -> str:
+    return f"{type(X).__module__}.{type(X).__qualname__}"
 
 
 def requested_backend() -> str:
@@ -86,21 +194,31 @@ def requested_backend() -> str:
 def resolve_backend(X=None) -> str:
     """The backend that serves kernels on ``X`` now.
 
-    ``auto`` picks by the array type: dpnp/usm arrays to ``sycl``, NumPy to ``cpu`` when installed,
-    else ``reference``. Raises ValueError for a name that is not installed, listing those that are.
+    ``auto`` picks the first available backend that claims ``X`` (``spmdlearn_claims``; the
+    reference, which claims NumPy, is asked last). An input that no backend claims runs on the
+    reference, logged with ``SPMDLEARN_VERBOSE=1``.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not installed, or installed but unavailable (its dependencies do not
+        import), listing the available backends.
     """
     name = requested_backend()
-    installed = installed_backends()
     if name == "auto":
-        if _array_family(X) == "sycl":
-            if "sycl" not in installed:
-                raise ValueError("a dpnp/dpctl array was passed but the 'sycl' backend is not "
-                                 f"installed (installed: {', '.join(installed)})")
-            return "sycl"
-        return "cpu" if "cpu" in installed else REFERENCE
+        for backend in _claim_order():
+            if _available(backend)[0] and claims(backend, X):
+                return backend
+        _log(f"no installed backend claims {_type_name(X)} input; the reference serves it")
+        return REFERENCE
+    installed = installed_backends()
     if name not in installed:
         raise ValueError(f"SPMDLEARN_BACKEND/backend={name!r} is not an installed backend; "
                          f"installed: {', '.join(['auto'] + installed)}")
+    available, note = _available(name)
+    if not available:
+        raise ValueError(f"SPMDLEARN_BACKEND/backend={name!r} is installed but unavailable "
+                         f"({note}); available: {', '.join(['auto'] + available_backends())}")
     return name
 
 
@@ -111,11 +229,34 @@ def _verbose() -> bool:
 def _log(message: str) -> None:
     if not _verbose():
         return
-    from .comm import MPI
+    from .comm import world_rank
 
-    if MPI is not None and MPI.COMM_WORLD.Get_rank() != 0:
+    if world_rank() != 0:
         return
     print(f"[spmdlearn] {message}", file=sys.stderr, flush=True)
+
+
+def _count(backend: str, kernel: str, outcome: str) -> None:
+    with _counts_lock:
+        _counts.setdefault((backend, kernel), Counter())[outcome] += 1
+
+
+def dispatch_counts() -> dict:
+    """This process's kernel calls since the last reset: ``{(backend, kernel): {outcome: n}}``.
+
+    ``backend`` is the one selected for the call. Outcomes: ``served`` (it computed the
+    result), ``declined`` (it implements the kernel but returned None; the reference served),
+    ``fallback`` (it does not implement the kernel, or the selected backend is the reference
+    and an argument is another library's array: the reference served it on the host).
+    """
+    with _counts_lock:
+        return {key: {o: c[o] for o in OUTCOMES} for key, c in _counts.items()}
+
+
+def reset_dispatch_counts() -> None:
+    """Forget the counted calls (the conformance suite counts each check from zero)."""
+    with _counts_lock:
+        _counts.clear()
 
 
 def call_kernel(kernel: str, backend: str | None = None, **kwargs):
@@ -130,22 +271,31 @@ def call_kernel(kernel: str, backend: str | None = None, **kwargs):
     **kwargs
         The hook's arguments; each implementation receives those it declares.
 
-    Every decline is logged (``SPMDLEARN_VERBOSE=1``, rank 0), with the backend that finally ran.
+    Every call is counted (:func:`dispatch_counts`); every decline and fallback is logged
+    (``SPMDLEARN_VERBOSE=1``, rank 0), with the backend that finally ran.
     """
-    pm = plugin_manager()
+    hook = f"spmdlearn_{kernel}"
     if backend is None:
         backend = resolve_backend(next(iter(kwargs.values()), None))
-    impls = {impl.plugin_name: impl for impl in getattr(pm.hook, f"spmdlearn_{kernel}").get_hookimpls()}
-    order = [backend, REFERENCE] if backend != REFERENCE else [REFERENCE]
-    for name in order:
-        impl = impls.get(name)
-        if impl is None:
-            _log(f"{kernel}: backend {name!r} does not implement it; falling back")
-            continue
-        result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-        if result is None:
-            _log(f"{kernel}: backend {name!r} declined; falling back")
-            continue
-        _log(f"{kernel}: ran on backend {name!r}")
-        return result
-    raise RuntimeError(f"no backend computed kernel {kernel!r}: the reference must never decline")
+    relay = _relay(backend, hook, (backend, _MARKER, REFERENCE))
+    _reached.value = False
+    result = relay(**kwargs)
+    if result is None:
+        raise RuntimeError(f"no backend computed kernel {kernel!r}: the reference must never "
+                           "decline")
+    if backend == REFERENCE:
+        # The NumPy reference serves another library's array through a host copy (counted by
+        # spmdlearn._array_api.fallbacks() too): a fallback, not a kernel on the array's device.
+        outcome = "fallback" if any(is_foreign_array(v) for v in kwargs.values()) else "served"
+    elif not _reached.value:
+        outcome = "served"
+    elif any(impl.plugin_name == backend for impl in relay.get_hookimpls()):
+        outcome = "declined"
+        _log(f"{kernel}: backend {backend!r} declined; falling back")
+    else:
+        outcome = "fallback"
+        _log(f"{kernel}: backend {backend!r} does not implement it; falling back")
+    _count(backend, kernel, outcome)
+    ran = backend if outcome == "served" else REFERENCE
+    _log(f"{kernel}: ran on backend {ran!r}")
+    return result

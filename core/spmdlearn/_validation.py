@@ -226,7 +226,8 @@ def check_X(estimator, X, *, reset, backend=None, set_features=True):
         Xv = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0,
                          ensure_all_finite=False)
     # Without the estimator's features, the messages are check_array's (no estimator named).
-    check_finite(Xv, estimator if set_features else None, "X", backend)
+    check_finite(Xv, estimator if set_features else None, "X",
+                 resolve_backend(Xv) if backend is None else backend)
     return Xv
 
 
@@ -346,8 +347,8 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 
     def check():
         validate_params(estimator)
-        backend = resolve_backend(X)
-        Xv = check_X(estimator, X, reset=True, backend=backend)
+        Xv = check_X(estimator, X, reset=True)
+        backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, y_numeric, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
         if extra_check is not None:
@@ -368,8 +369,8 @@ def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, re
 
     def check():
         check_is_fitted(estimator, attributes)
-        backend = resolve_backend(X)
-        Xv = check_X(estimator, X, reset=False, backend=backend)
+        Xv = check_X(estimator, X, reset=False)
+        backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, True, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative=False)
         return Xv, yv, sw, backend

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ._config import get_config
+from .contract import pack_partial, tree_fold, unpack_partial
 
 try:  # mpi4py is optional: without it everything runs as one process.
     from mpi4py import MPI
@@ -37,6 +38,10 @@ __all__ = [
     "pack_partial",
     "unpack_partial",
     "tree_fold",
+    "self_comm",
+    "world_rank",
+    "world_size",
+    "mpi_library_version",
 ]
 
 
@@ -47,66 +52,6 @@ class CollectiveError(RuntimeError):
     ``MemoryError`` or a bug in a plugin kernel on one rank) becomes this on every rank, so that
     no rank is left waiting in a collective.
     """
-
-
-def _leaves(partial):
-    for field in partial:
-        if isinstance(field, tuple):
-            yield from _leaves(field)
-        else:
-            yield field
-
-
-def pack_partial(partial) -> np.ndarray:
-    """Flatten a partial (a NamedTuple of arrays, scalars and nested partials) into one float64 buffer.
-
-    float64 holds float32 values, counts below 2**53 and the infinities of min/max identities
-    exactly, so packing loses nothing.
-    """
-    return np.concatenate(
-        [np.asarray(leaf, dtype=np.float64).ravel() for leaf in _leaves(partial)]
-        or [np.empty(0, dtype=np.float64)]
-    )
-
-
-def unpack_partial(buffer: np.ndarray, template):
-    """Inverse of :func:`pack_partial`, with the field shapes and dtypes of ``template``."""
-    result, used = _unpack(buffer, template, 0)
-    if used != buffer.size:
-        raise ValueError(f"buffer of {buffer.size} values does not match the template ({used})")
-    return result
-
-
-def _unpack(buffer, template, start):
-    fields = []
-    for field in template:
-        if isinstance(field, tuple):
-            value, start = _unpack(buffer, field, start)
-        elif isinstance(field, np.ndarray):
-            value = buffer[start:start + field.size].reshape(field.shape).astype(field.dtype)
-            start += field.size
-        else:
-            value = type(field)(buffer[start]) if isinstance(field, (int, float)) else buffer[start]
-            start += 1
-        fields.append(value)
-    return type(template)(*fields), start
-
-
-def tree_fold(items: Sequence, combine: Callable):
-    """Combine ``items`` pairwise, neighbours first, in a fixed order.
-
-    The order depends only on ``len(items)``, so every rank that folds the same list gets the
-    same bits; pairwise merging also keeps the rounding error of many merges at O(log n).
-    """
-    items = list(items)
-    if not items:
-        raise ValueError("nothing to fold")
-    while len(items) > 1:
-        merged = [combine(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
-        if len(items) % 2:
-            merged.append(items[-1])
-        items = merged
-    return items[0]
 
 
 _INPUT_ERRORS = (ValueError, TypeError, NotImplementedError, AttributeError, LookupError)
@@ -523,4 +468,17 @@ def mpi_library_version() -> str:
 def world_size() -> int:
     """Number of ranks in COMM_WORLD (not collective)."""
     return 1 if MPI is None else MPI.COMM_WORLD.Get_size()
+
+
+def world_rank() -> int:
+    """This process's rank in COMM_WORLD; 0 without mpi4py (not collective)."""
+    return 0 if MPI is None else MPI.COMM_WORLD.Get_rank()
+
+
+def self_comm() -> Comm:
+    """A communicator of this process alone (``COMM_SELF``; the stand-in without mpi4py).
+
+    For rank-local work that runs through collective code paths (not collective).
+    """
+    return SelfComm() if MPI is None else Comm(MPI.COMM_SELF)
 

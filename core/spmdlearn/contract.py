@@ -1,4 +1,4 @@
-"""The reduction contract, and the two ways to run one.
+"""The reduction contract and its one-process simulator: pure, no MPI.
 
 A reduction is three pure functions over NumPy arrays:
 
@@ -10,9 +10,16 @@ A reduction is three pure functions over NumPy arrays:
 ``finalize(partial, ...) -> result``
     Turns the global partial into the model; pure, run identically on every rank.
 
+A contract names the kernel hook that computes its ``local`` on a backend (``kernel``): running
+the contract over MPI (:func:`spmdlearn.collective.allreduce`) dispatches that kernel to the
+selected backend, while ``local`` stays the reference definition.
+
 :func:`simulate` runs a contract in one process over a list of shards (fast property tests);
-:func:`allreduce` runs it over a communicator. Both fold partials in the same pairwise order, so
-:func:`simulate` over the ranks' shards gives the bits an MPI run gives.
+:func:`spmdlearn.collective.allreduce` runs it over a communicator. Both fold partials with
+:func:`tree_fold`, in the same pairwise order, so :func:`simulate` over the ranks' shards gives
+the bits an MPI run gives.
+
+This module imports neither mpi4py nor :mod:`spmdlearn.comm`: it is part of the oracle.
 """
 
 from __future__ import annotations
@@ -22,24 +29,45 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import numpy as np
 
-from .comm import get_comm, tree_fold
-
-__all__ = ["ReductionContract", "simulate", "allreduce", "empty_shard"]
+__all__ = ["ReductionContract", "simulate", "empty_shard", "tree_fold", "pack_partial",
+           "unpack_partial"]
 
 P = TypeVar("P")
 
 
 @dataclass(frozen=True)
 class ReductionContract(Generic[P]):
-    """A named reduction: ``local``, ``combine`` and ``finalize`` (see the module docstring)."""
+    """A named reduction: ``local``, ``combine`` and ``finalize`` (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+    local : callable
+        The reference ``local(*shard) -> partial``.
+    combine : callable
+        ``combine(a, b) -> partial``, associative and commutative.
+    finalize : callable
+        ``finalize(partial, ...) -> result``.
+    row_args : tuple of int, default=None
+        Positions of ``local``'s arguments that hold rows (the others, such as centers or a
+        mean, are the same on every rank); None: every array argument.
+    kernel : str, default=None
+        The kernel hook (without the ``spmdlearn_`` prefix) that computes ``local`` on a
+        backend. Its hookspec takes ``local``'s arguments, in the same order. None: no hook,
+        ``local`` always runs.
+    with_rows : bool, default=False
+        The kernel returns ``(per_row_result, partial)``: a result for each of this rank's rows
+        (k-means labels), kept on the rank, beside the partial that is reduced. ``local`` still
+        returns the partial alone.
+    """
 
     name: str
     local: Callable[..., P]
     combine: Callable[[P, P], P]
     finalize: Callable[..., Any]
-    #: Positions of ``local``'s arguments that hold rows (the others, such as centers or a
-    #: mean, are the same on every rank); None: every array argument.
     row_args: tuple | None = None
+    kernel: str | None = None
+    with_rows: bool = False
 
     def identity(self, *shard) -> P:
         """The partial of zero rows shaped like ``shard`` (the identity of ``combine``)."""
@@ -50,7 +78,7 @@ class ReductionContract(Generic[P]):
         return tuple(a[lo:hi] if self._is_rows(i, a) else a for i, a in enumerate(shard))
 
     def _is_rows(self, i, a) -> bool:
-        if not isinstance(a, np.ndarray) or a.ndim == 0:
+        if not hasattr(a, "shape") or not hasattr(a, "ndim") or a.ndim == 0:
             return False
         return self.row_args is None or i in self.row_args
 
@@ -58,6 +86,23 @@ class ReductionContract(Generic[P]):
 def empty_shard(shard: Sequence) -> tuple:
     """``shard`` with every array argument cut to zero rows (other arguments kept)."""
     return tuple(a[:0] if isinstance(a, np.ndarray) and a.ndim >= 1 else a for a in shard)
+
+
+def tree_fold(items: Sequence, combine: Callable):
+    """Combine ``items`` pairwise, neighbours first, in a fixed order.
+
+    The order depends only on ``len(items)``, so every rank that folds the same list gets the
+    same bits; pairwise merging also keeps the rounding error of many merges at O(log n).
+    """
+    items = list(items)
+    if not items:
+        raise ValueError("nothing to fold")
+    while len(items) > 1:
+        merged = [combine(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        if len(items) % 2:
+            merged.append(items[-1])
+        items = merged
+    return items[0]
 
 
 def simulate(contract: ReductionContract[P], shards: Sequence[Sequence], local=None) -> P:
@@ -75,33 +120,44 @@ def simulate(contract: ReductionContract[P], shards: Sequence[Sequence], local=N
     return tree_fold([local(*shard) for shard in shards], contract.combine)
 
 
-def allreduce(contract: ReductionContract[P], *shard, comm=None, local=None) -> P:
-    """Collective: the global partial of every rank's ``shard``, bitwise identical on every rank.
+def _leaves(partial):
+    for field in partial:
+        if isinstance(field, tuple):
+            yield from _leaves(field)
+        else:
+            yield field
 
-    A rank whose local step raises does not leave the others waiting: every rank raises (see
-    :meth:`spmdlearn.comm.Comm.reduce_partials`).
 
-    Parameters
-    ----------
-    contract : ReductionContract
-    *shard
-        This rank's arguments to ``local``.
-    comm : communicator, default=None
-        See :func:`spmdlearn.comm.get_comm`.
-    local : callable, default=None
-        The kernel that computes this rank's partial (a backend's); ``contract.local`` if None.
+def pack_partial(partial) -> np.ndarray:
+    """Flatten a partial (a NamedTuple of arrays, scalars and nested partials) into one float64 buffer.
+
+    float64 holds float32 values, counts below 2**53 and the infinities of min/max identities
+    exactly, so packing loses nothing.
     """
-    comm = get_comm(comm)
-    local = contract.local if local is None else local
-    try:
-        partial, error, template = local(*shard), None, None
-    except Exception as exc:  # noqa: BLE001 - the error must reach every rank
-        partial, error = None, exc
-        try:
-            template = contract.identity(*shard)
-        except Exception as exc2:  # noqa: BLE001
-            # Without a template this rank cannot tell the others; end the job rather than
-            # leave them waiting.
-            comm.abort(f"{contract.name}: local step failed ({exc!r}) and so did its identity "
-                       f"({exc2!r})")
-    return comm.reduce_partials(partial, contract.combine, error=error, template=template)
+    return np.concatenate(
+        [np.asarray(leaf, dtype=np.float64).ravel() for leaf in _leaves(partial)]
+        or [np.empty(0, dtype=np.float64)]
+    )
+
+
+def unpack_partial(buffer: np.ndarray, template):
+    """Inverse of :func:`pack_partial`, with the field shapes and dtypes of ``template``."""
+    result, used = _unpack(buffer, template, 0)
+    if used != buffer.size:
+        raise ValueError(f"buffer of {buffer.size} values does not match the template ({used})")
+    return result
+
+
+def _unpack(buffer, template, start):
+    fields = []
+    for field in template:
+        if isinstance(field, tuple):
+            value, start = _unpack(buffer, field, start)
+        elif isinstance(field, np.ndarray):
+            value = buffer[start:start + field.size].reshape(field.shape).astype(field.dtype)
+            start += field.size
+        else:
+            value = type(field)(buffer[start]) if isinstance(field, (int, float)) else buffer[start]
+            start += 1
+        fields.append(value)
+    return type(template)(*fields), start

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from sklearn.base import BaseEstimator
 
-from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import validate_fit
-from ..contract import allreduce
+from ..collective import allreduce
 from ..reference._moments import BASIC_STATISTICS_OPTIONS, MOMENTS, moments_finalize
 
 
@@ -80,10 +79,8 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
         shard = validate_fit(self, comm, X, sample_weight=sample_weight, non_negative_weight=False,
                              allow_all_zero_weight=True,
                              extra_check=lambda est, X, y: est._options())
-        partial = allreduce(
-            MOMENTS, shard.X, shard.sample_weight, comm=comm,
-            local=lambda X, w: call_kernel("moments_local", shard.backend, X=X, sample_weight=w),
-        )
+        partial = allreduce(MOMENTS, shard.X, shard.sample_weight, comm=comm,
+                            backend=shard.backend)
         self._set_model(partial, shard.dtype)
         return self
 

@@ -14,14 +14,15 @@ from .._array_api import like, to_host
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
+from ..patterns import LABEL_PROPAGATION, row_block
 from ..reference._neighbors import METRICS
 
-_CHUNK = 2048  # local rows per distance chunk: memory O(chunk x visiting block)
+_CANDIDATE_BLOCK = 4096  # candidate rows per kernel call; query rows from the block budget
 
 
-def _chunks(n):
-    for lo in range(0, n, _CHUNK):
-        yield slice(lo, min(n, lo + _CHUNK))
+def _slices(n, size):
+    for lo in range(0, n, size):
+        yield slice(lo, min(n, lo + size))
 
 
 class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
@@ -74,9 +75,10 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
     1. *Neighbour counts* (ring pass): each rank's rows and weights visit every rank once
        (``Sendrecv`` around the ring); each rank adds, for each of its rows, the weights of the
        visiting rows within ``eps``. After the pass, every row knows its global weighted count.
-    2. *Components* (label propagation to a fixed point): each core point starts with the
-       smallest global index of its local connected component (a union-find over this rank's
-       core-core edges). Each round, every rank's core points and labels visit every rank; each
+    2. *Components* (label propagation to a fixed point,
+       :data:`spmdlearn.patterns.LABEL_PROPAGATION`): each core point starts with the
+       smallest global index of its local connected component (this rank's core-core pairs,
+       block by block, merged into the components found so far). Each round, every rank's core points and labels visit every rank; each
        local component takes the smallest label of any core neighbour. Rounds repeat until no
        label changes on any rank (an exact integer agreement); then every core point holds the
        smallest global index of its cluster. Rounds are bounded by the number of rank crossings
@@ -85,8 +87,10 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
        label among its core neighbours; clusters are numbered by sorting the distinct labels
        (gathered: one integer per cluster).
 
-    Memory per rank: its rows, one visiting block, a chunk of distances and its local core-core
-    edges; never the rows of all ranks.
+    Every distance computation is fused with its reduction in a kernel (``radius_counts``,
+    ``radius_neighbors_csr``, ``radius_min_label``), one call per block. Memory per rank: its
+    rows, one visiting block and one kernel block (``spmdlearn.patterns.BLOCK_BYTES``); never the
+    rows of all ranks, nor all of its core-core pairs at once.
     """
 
     _sklearn_class = _SkDBSCAN
@@ -147,54 +151,46 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
         w = np.ones(n) if shard.sample_weight is None else \
             to_host(shard.sample_weight, "DBSCAN.fit").astype(np.float64)
 
-        def adjacency(rows, block):
-            return call_kernel("radius_adjacency", shard.backend, X=rows, Y=block,
-                               eps=self.eps, metric=metric, p=p)
-
         with thread_limit(self.n_jobs):
             # 1. weighted neighbour counts, one ring pass
             counts = np.zeros(n)
             for _, (Y, wY) in comm.ring((X, w)):
-                for rows in _chunks(n):
-                    counts[rows] += adjacency(X[rows], Y) @ wY
+                for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
+                    for rows in _slices(n, row_block(_CANDIDATE_BLOCK)):
+                        counts[rows] += call_kernel(
+                            "radius_counts", shard.backend, X=X[rows], Y=Y[bs],
+                            sample_weight=wY[bs], eps=self.eps, metric=metric, p=p)
             core = counts >= self.min_samples
 
-            # 2. local components of core points (union-find over this rank's core-core edges)
+            # 2. local components of core points: the core-core pairs of this rank, block by
+            # block (radius_neighbors_csr), merged into the components found so far
             core_idx = np.flatnonzero(core)
-            edges = [np.zeros((0, 2), np.int64)]
-            for rows in _chunks(len(core_idx)):
-                i, j = np.nonzero(adjacency(X[core_idx[rows]], X[core_idx]))
-                edges.append(np.column_stack([i + rows.start, j]))
-            edges = np.concatenate(edges)
             m = len(core_idx)
-            _, component = connected_components(
-                coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(m, m)),
-                directed=False) if m else (0, np.zeros(0, np.int64))
-            n_comp = int(component.max()) + 1 if m else 0
+            Xc = X[core_idx]
+            local_index = np.arange(m, dtype=np.int64)
+            component = local_index.copy()
+            n_comp = m
+            for bs in _slices(m, _CANDIDATE_BLOCK):
+                for rows in _slices(m, row_block(_CANDIDATE_BLOCK)):
+                    indptr, nbr, _ = call_kernel(
+                        "radius_neighbors_csr", shard.backend, X=Xc[rows], Y=Xc[bs],
+                        y_index=local_index[bs], eps=self.eps, metric=metric, p=p, x_index=None)
+                    src = component[np.repeat(local_index[rows], np.diff(indptr))]
+                    dst = component[nbr]
+                    keep = src != dst
+                    if keep.any():
+                        n_comp, merged = connected_components(coo_matrix(
+                            (np.ones(int(keep.sum())), (src[keep], dst[keep])),
+                            shape=(n_comp, n_comp)), directed=False)
+                        component = merged[component]
             big = np.int64(n_total)
             comp_label = np.full(n_comp, big)
             np.minimum.at(comp_label, component, core_idx + start)
 
             # 3. propagate the smallest global index across ranks, to a fixed point
-            while True:
-                labels_all = np.full(n, big)
-                labels_all[core_idx] = comp_label[component]
-                best = np.full(n, big)  # smallest label among core neighbours, every row
-                for _, (Y, coreY, labY) in comm.ring((X, core, labels_all)):
-                    if not coreY.any():
-                        continue
-                    Yc, labc = Y[coreY], labY[coreY]
-                    for rows in _chunks(n):
-                        A = adjacency(X[rows], Yc)
-                        if A.size:
-                            best[rows] = np.minimum(best[rows],
-                                                    np.where(A, labc[None, :], big).min(axis=1))
-                new_label = comp_label.copy()
-                np.minimum.at(new_label, component, best[core_idx])
-                changed = comm.exact_sum(int(np.count_nonzero(new_label != comp_label)))
-                comp_label = new_label
-                if changed == 0:
-                    break
+            comp_label, best = LABEL_PROPAGATION.run(
+                comm, X, core, component, comp_label, eps=self.eps, metric=metric, p=p,
+                backend=shard.backend, unlabelled=n_total)
 
         # 4. numbering: clusters in the order of their lowest-index core point
         cluster_ids = np.unique(comm.allgather_rows(np.unique(comp_label).astype(np.int64)))

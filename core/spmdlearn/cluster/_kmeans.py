@@ -16,7 +16,7 @@ from .._array_api import get_namespace, like, numpy_dtype, to_host
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
-from ..contract import allreduce
+from ..collective import allreduce
 from ..reference._kmeans import LLOYD, farthest_rows
 from ..reference._moments import MOMENTS
 
@@ -143,15 +143,8 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
     strict = False
 
     def step(c, labels_old):
-        out = {}
-
-        def local(X, w, centers_, lo):
-            out["labels"], partial = call_kernel("kmeans_lloyd_local", data.backend, X=X,
-                                                 sample_weight=w, centers=centers_, labels_old=lo)
-            return partial
-
-        partial = allreduce(LLOYD, data.X, data.w, c, labels_old, comm=comm, local=local)
-        return out["labels"], partial
+        return allreduce(LLOYD, data.X, data.w, c, labels_old, comm=comm, backend=data.backend,
+                         with_rows=True)
 
     for i in range(max_iter):
         new_labels, p = step(centers, labels)
@@ -300,9 +293,7 @@ default="k-means++"
         Xv = to_host(shard.X, "KMeans.fit")
         w = (np.ones(Xv.shape[0], dtype=Xv.dtype) if shard.sample_weight is None
              else to_host(shard.sample_weight, "KMeans.fit"))
-        moments = allreduce(MOMENTS, Xv, None, comm=comm,
-                            local=lambda X, sw: call_kernel("moments_local", shard.backend, X=X,
-                                                            sample_weight=sw))
+        moments = allreduce(MOMENTS, Xv, None, comm=comm, backend=shard.backend)
         n = shard.n_samples
         tol = 0.0 if self.tol == 0 else float(np.mean(moments.m2 / n) * self.tol)
         init = self.init

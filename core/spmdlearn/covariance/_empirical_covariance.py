@@ -14,16 +14,13 @@ from .._backends import call_kernel
 from .._array_api import from_model
 from .._base import SPMDEstimatorMixin
 from .._validation import validate_fit, validate_predict
-from ..contract import allreduce
+from ..collective import allreduce
 from ..reference._moments import COMOMENTS, covariance_finalize
 
 
 def _comoments(shard, comm, X=None):
     X = shard.X if X is None else X
-    return allreduce(
-        COMOMENTS, X, None, None, comm=comm,
-        local=lambda X, Y, w: call_kernel("comoments_local", shard.backend, X=X, Y=Y, sample_weight=w),
-    )
+    return allreduce(COMOMENTS, X, None, None, comm=comm, backend=shard.backend)
 
 
 class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):

@@ -14,7 +14,7 @@ from .._array_api import from_model, get_namespace, sum_float64
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, check_X, validate_fit, validate_predict
-from ..contract import allreduce
+from ..collective import allreduce
 from ..reference._moments import COMOMENTS, MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
 
@@ -144,18 +144,13 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                              f"(n_samples={n} summed over {comm.size} ranks)")
         backend = shard.backend
         if solver == "covariance_eigh":
-            p = allreduce(COMOMENTS, shard.X, None, None, comm=comm,
-                          local=lambda X, Y, w: call_kernel("comoments_local", backend, X=X, Y=Y,
-                                                            sample_weight=w))
+            p = allreduce(COMOMENTS, shard.X, None, None, comm=comm, backend=backend)
             mean = p.mean
             S, explained, Vt = pca_spectrum(n, comoment=p.comoment)
         else:
-            moments = allreduce(MOMENTS, shard.X, None, comm=comm,
-                                local=lambda X, w: call_kernel("moments_local", backend, X=X,
-                                                               sample_weight=w))
+            moments = allreduce(MOMENTS, shard.X, None, comm=comm, backend=backend)
             mean = moments.mean
-            r = allreduce(TSQR, shard.X, mean, comm=comm,
-                          local=lambda X, m: call_kernel("tsqr_local", backend, X=X, mean=m))
+            r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
             S, explained, Vt = pca_spectrum(n, r=r.r)
         self._fit_svd_solver = solver
         self._set_model(S, explained, Vt, mean, n, shard.dtype)

@@ -14,6 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from .._array_api import like, to_host
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
+from ..comm import self_comm
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..metrics import accuracy_score, r2_score
 from ..metrics._classification import global_labels
@@ -169,7 +170,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             "min_weight_fraction_leaf": self.min_weight_fraction_leaf,
         }
         local_mode = self.local_trees_mode
-        grow_comm = comm if not local_mode else _self_comm()
+        grow_comm = comm if not local_mode else self_comm()
         sample = _sample_rows(grow_comm, X, start if not local_mode else 0,
                               n_total if not local_mode else X.shape[0], seed)
         edges = bin_edges(sample, self.max_bins) if len(sample) else \
@@ -242,10 +243,6 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
                                   "when used with COMM_SELF (spmdlearn.config_context).")
 
 
-def _self_comm():
-    from ..comm import Comm, MPI, SelfComm
-
-    return SelfComm() if MPI is None else Comm(MPI.COMM_SELF)
 
 
 def _gather_trees(comm, trees, mine, n_estimators, n_values, n_features):

@@ -12,7 +12,7 @@ from sklearn.linear_model import Ridge as _SkRidge
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, validate_fit, validate_predict
-from ..contract import allreduce
+from ..collective import allreduce
 from ..metrics import r2_score
 from ..reference._linear import linear_solve
 from ..reference._moments import COMOMENTS
@@ -29,11 +29,8 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              extra_check=extra_check)
         with thread_limit(getattr(self, "n_jobs", None)):
-            partial = allreduce(
-                COMOMENTS, shard.X, shard.y, shard.sample_weight, comm=comm,
-                local=lambda X, Y, w: call_kernel("comoments_local", shard.backend,
-                                                  X=X, Y=Y, sample_weight=w),
-            )
+            partial = allreduce(COMOMENTS, shard.X, shard.y, shard.sample_weight, comm=comm,
+                                backend=shard.backend)
         return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype)
 
     def _set_model(self, partial, n_features, y_ndim, dtype):

@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .._array_api import get_namespace, take_labels, to_host
 from .._backends import call_kernel
+from ..patterns import GRADIENT_SUM
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..metrics import accuracy_score
@@ -55,14 +56,13 @@ class _GlobalLoss:
                            n_classes=self.K, with_hessian=with_hessian)
 
     def loss_gradient(self, w):
-        loss, g_coef, g_int, _ = self._local(w)
-        flat = np.concatenate([[loss], np.ravel(g_coef), np.ravel(g_int)])
-        total = self.comm.sum_identical(flat) / self.sw_sum
-        coef, _ = self._split(w)
-        n_coef = np.size(g_coef)
-        g_coef = total[1:1 + n_coef].reshape(np.shape(g_coef)) + self.l2 * coef
-        g_int = total[1 + n_coef:].reshape(np.shape(g_int))
-        value = total[0] + 0.5 * self.l2 * float(np.sum(coef * coef))
+        coef, intercept = self._split(w)
+        loss, g_coef, g_int, _ = GRADIENT_SUM.run(
+            self.comm, self.X, self.target, self.sw, coef, intercept, n_classes=self.K,
+            backend=self.backend)
+        g_coef = g_coef / self.sw_sum + self.l2 * coef
+        g_int = g_int / self.sw_sum
+        value = loss / self.sw_sum + 0.5 * self.l2 * float(np.sum(coef * coef))
         return value, self._join(g_coef, g_int[()] if self.K == 2 else g_int)
 
     def loss(self, w):

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_array, check_consistent_length
 
 from .._array_api import host_arguments
 from ..comm import get_comm
-from ..contract import allreduce
+from ..collective import allreduce
 from ..reference._metrics import R2, r2_finalize
 
 

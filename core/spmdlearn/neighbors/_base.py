@@ -9,31 +9,23 @@ from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator
 
 from .._array_api import like, to_host
-from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit, validate_predict
+from ..patterns import RING_TOPK, lookup_payload
 from ..reference._neighbors import METRICS
-
-_Q_CHUNK = 1024  # query rows per distance chunk
-_B_CHUNK = 8192  # visiting training rows per distance chunk: memory O(_Q_CHUNK x _B_CHUNK)
-
-
-def _chunks(n, size):
-    for lo in range(0, n, size):
-        yield slice(lo, min(n, lo + size))
 
 
 class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
     """Training rows stay on their rank; queries meet them in a ring pass.
 
-    Collective pattern (``kneighbors``): every rank's training block (rows, targets, global
-    indices) visits every rank once (``Sendrecv`` around the ring). Each rank keeps, for each of
-    its query rows, the ``k`` best candidates so far and merges each visiting block's candidates
-    into them with the top-k contract (:func:`spmdlearn.reference.topk_select`: the ``k``
-    smallest distances, ties broken by the lower global index). The merge is associative and
-    commutative, so the result does not depend on the order in which blocks arrive: after the
-    pass, each query holds its ``k`` nearest training rows of all ranks. Memory per rank: its
-    rows, one visiting block, and a chunk of distances.
+    Collective pattern (``kneighbors``): :data:`spmdlearn.patterns.RING_TOPK`. Every rank's
+    training block (rows, global indices) visits every rank once (``Sendrecv`` around the ring).
+    Each rank keeps, for each of its query rows, the ``k`` best candidates so far and merges each
+    visiting block into them with the ``knn_merge`` kernel (the ``k`` smallest distances, ties
+    broken by the lower global index). The merge is associative and commutative, so the result
+    does not depend on the order in which blocks arrive. Targets are then looked up by global
+    index (:func:`spmdlearn.patterns.lookup_payload`, a ring pass of the targets only). Memory
+    per rank: its rows, one visiting block, and one kernel block (``BLOCK_BYTES``).
     """
 
     _parameter_constraints = {
@@ -70,38 +62,19 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         """Per-row values that travel with the training rows (targets), shape (n_rows, m)."""
         return np.zeros((self._fit_X.shape[0], 0))
 
-    def _ring_kneighbors(self, Q, k, exclude_self, backend):
+    def _ring_kneighbors(self, Q, k, exclude_self, backend, with_payload=True):
         """(distances, global indices, payload) of the k nearest training rows of each query."""
         comm = self._comm()
-        # The ring pass and the merge run on host rows: a counted fallback for arrays that are
-        # not NumPy (the results go back to the queries' type).
+        # The ring pass sends host rows: a counted fallback for arrays that are not NumPy (the
+        # results go back to the queries' type).
         Q = to_host(Q, f"{type(self).__name__} neighbour search")
         fit_X = to_host(self._fit_X, f"{type(self).__name__} neighbour search")
-        n_q = Q.shape[0]
+        dist, ind = RING_TOPK.run(comm, Q, fit_X, k, exclude_self=exclude_self,
+                                  metric=self.effective_metric_, p=self._p, backend=backend)
         payload = self._payload()
-        m = payload.shape[1]
-        # Start from k placeholders at infinite distance (k <= n_samples_fit was checked).
-        best_d = np.full((n_q, k), np.inf)
-        best_i = np.full((n_q, k), -1, dtype=np.int64)
-        best_y = np.zeros((n_q, k, m))
-        gidx = np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0], dtype=np.int64)
-        for _, (Y, P, G) in comm.ring((fit_X, payload, gidx)):
-            for bs in _chunks(Y.shape[0], _B_CHUNK):
-                for qs in _chunks(n_q, _Q_CHUNK):
-                    dist = call_kernel("pairwise_distances", backend, X=Q[qs], Y=Y[bs],
-                                       metric=self.effective_metric_, p=self._p)
-                    cand_i = np.broadcast_to(G[bs], dist.shape)
-                    if exclude_self:
-                        dist = np.where(cand_i == gidx[qs][:, None], np.inf, dist)
-                    all_d = np.hstack([best_d[qs], dist])
-                    all_i = np.hstack([best_i[qs], cand_i])
-                    pos = call_kernel("topk_select", backend, distances=all_d, indices=all_i, k=k)
-                    all_y = np.concatenate([best_y[qs], np.broadcast_to(
-                        P[bs][None], (dist.shape[0],) + P[bs].shape)], axis=1)
-                    best_d[qs] = np.take_along_axis(all_d, pos, axis=1)
-                    best_i[qs] = np.take_along_axis(all_i, pos, axis=1)
-                    best_y[qs] = np.take_along_axis(all_y, pos[:, :, None], axis=1)
-        return best_d, best_i, best_y
+        values = lookup_payload(comm, ind, payload) if with_payload and payload.shape[1] else \
+            np.zeros(ind.shape + (payload.shape[1],))
+        return dist, ind, values
 
     def _query(self, X, n_neighbors):
         """Collective validation; returns (queries, k, exclude_self, backend)."""
@@ -145,7 +118,7 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         """
         Q, k, exclude_self, backend = self._query(X, n_neighbors)
         with thread_limit(self.n_jobs):
-            dist, ind, _ = self._ring_kneighbors(Q, k, exclude_self, backend)
+            dist, ind, _ = self._ring_kneighbors(Q, k, exclude_self, backend, with_payload=False)
         return (like(dist, Q), like(ind, Q)) if return_distance else like(ind, Q)
 
     def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):

@@ -7,10 +7,19 @@ from sklearn import neighbors as _skn
 from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
 
 from .._array_api import like, to_host
+from .._backends import call_kernel
 from .._base import thread_limit
 from .._validation import validate_predict
 from ..metrics import accuracy_score, r2_score
 from ..metrics._classification import global_labels
+from ..patterns import row_block
+
+_CANDIDATE_BLOCK = 4096  # candidate rows per kernel call
+
+
+def _slices(n, size):
+    for lo in range(0, n, size):
+        yield slice(lo, min(n, lo + size))
 from ._base import _NeighborsBase
 
 def _gathered_sklearn(est, sk_class, y=None):
@@ -93,9 +102,6 @@ class NearestNeighbors(_NeighborsBase):
         neigh_ind : ndarray of shape (n_queries,) of arrays
             Global row indices, in increasing order (or by distance with ``sort_results``).
         """
-        from .._backends import call_kernel
-        from ._base import _B_CHUNK, _chunks
-
         comm = self._comm()
         radius = self.radius if radius is None else radius
         if X is None:
@@ -107,27 +113,29 @@ class NearestNeighbors(_NeighborsBase):
         # Object arrays of per-query arrays have no array-API form: NumPy results, host rows.
         Q = to_host(shard.X, "NearestNeighbors.radius_neighbors")
         fit_X = to_host(self._fit_X, "NearestNeighbors.radius_neighbors")
-        exclude = X is None
-        found_d = [[] for _ in range(len(Q))]
-        found_i = [[] for _ in range(len(Q))]
+        n_q = Q.shape[0]
         gidx = np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0], dtype=np.int64)
+        q_index = gidx if X is None else None
+        rows, inds, dists = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
         with thread_limit(self.n_jobs):
             for _, (Y, G) in comm.ring((fit_X, gidx)):
-                for bs in _chunks(Y.shape[0], _B_CHUNK):
-                    dist = call_kernel("pairwise_distances", shard.backend, X=Q, Y=Y[bs],
-                                       metric=self.effective_metric_, p=self._p)
-                    rows, cols = np.nonzero(dist <= radius)
-                    for r, c in zip(rows, cols):
-                        if exclude and G[bs][c] == gidx[r]:
-                            continue
-                        found_d[r].append(dist[r, c])
-                        found_i[r].append(G[bs][c])
-        out_d = np.empty(len(Q), dtype=object)
-        out_i = np.empty(len(Q), dtype=object)
-        for r in range(len(Q)):
-            d, i = np.asarray(found_d[r], float), np.asarray(found_i[r], np.int64)
-            order = np.lexsort((i, d)) if sort_results else np.argsort(i, kind="stable")
-            out_d[r], out_i[r] = d[order], i[order]
+                for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
+                    for qs in _slices(n_q, row_block(_CANDIDATE_BLOCK)):
+                        indptr, ind, dist = call_kernel(
+                            "radius_neighbors_csr", shard.backend, X=Q[qs], Y=Y[bs],
+                            y_index=G[bs], eps=radius, metric=self.effective_metric_, p=self._p,
+                            x_index=None if q_index is None else q_index[qs])
+                        rows.append(np.repeat(np.arange(qs.start, qs.stop), np.diff(indptr)))
+                        inds.append(ind)
+                        dists.append(dist)
+        rows, inds, dists = np.concatenate(rows), np.concatenate(inds), np.concatenate(dists)
+        order = np.lexsort((inds, dists, rows)) if sort_results else np.lexsort((inds, rows))
+        rows, inds, dists = rows[order], inds[order], dists[order]
+        bounds = np.searchsorted(rows, np.arange(n_q + 1))
+        out_d = np.empty(n_q, dtype=object)
+        out_i = np.empty(n_q, dtype=object)
+        for r in range(n_q):
+            out_d[r], out_i[r] = dists[bounds[r]:bounds[r + 1]], inds[bounds[r]:bounds[r + 1]]
         return (out_d, out_i) if return_distance else out_i
 
     def to_sklearn(self):

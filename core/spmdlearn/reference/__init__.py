@@ -4,12 +4,14 @@ This module is public and stable. Other projects import it as a correctness orac
 
     from spmdlearn.reference import COMOMENTS, comoments_local, simulate
 
-Everything here takes and returns NumPy arrays, never communicates and needs no MPI. Each
+Everything here takes and returns NumPy arrays, never communicates and needs no MPI: importing
+it imports neither mpi4py nor :mod:`spmdlearn.comm`. (Running a contract over MPI is
+:func:`spmdlearn.collective.allreduce`.) Each
 contract (``MOMENTS``, ``COMOMENTS``, ``R2``) is a :class:`~spmdlearn.contract.ReductionContract`
 with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a list of shards.
 """
 
-from ..contract import ReductionContract, allreduce, empty_shard, simulate
+from ..contract import ReductionContract, empty_shard, simulate, tree_fold
 from ._covariance import mahalanobis
 from ._finite import all_finite
 from ._linear import gram_blocks, linear_predict, linear_solve
@@ -17,7 +19,8 @@ from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
 from ._forest import apply_bins, best_split, bin_edges, counter_uniform, node_histograms, poisson_counts, tree_apply
 from ._kmeans import LLOYD, LloydPartial, farthest_rows, kmeans_inertia, lloyd_combine, lloyd_local, sq_distances
-from ._neighbors import METRICS, pairwise_distances, radius_adjacency, scipy_metric, topk_select
+from ._neighbors import (METRICS, block_distances, knn_merge, radius_counts, radius_min_label,
+                         radius_neighbors_csr, scipy_metric)
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
 from ._moments import (
     BASIC_STATISTICS_OPTIONS,
@@ -50,19 +53,20 @@ KERNELS = {
     "sq_distances": sq_distances,
     "kmeans_lloyd_local": lloyd_local,
     "kmeans_inertia": kmeans_inertia,
-    "radius_adjacency": radius_adjacency,
     "column_stats_local": column_stats_local,
     "logistic_loss_grad": logistic_loss_grad,
     "logistic_hessp": logistic_hessp,
-    "pairwise_distances": pairwise_distances,
-    "topk_select": topk_select,
+    "knn_merge": knn_merge,
+    "radius_counts": radius_counts,
+    "radius_min_label": radius_min_label,
+    "radius_neighbors_csr": radius_neighbors_csr,
     "tree_histograms": node_histograms,
     "tree_apply": tree_apply,
     "all_finite": all_finite,
 }
 
 __all__ = [
-    "ReductionContract", "simulate", "allreduce", "empty_shard", "CONTRACTS", "KERNELS",
+    "ReductionContract", "simulate", "tree_fold", "empty_shard", "CONTRACTS", "KERNELS",
     "MomentsPartial", "moments_local", "moments_combine", "moments_finalize", "MOMENTS",
     "BASIC_STATISTICS_OPTIONS",
     "ComomentsPartial", "comoments_local", "comoments_combine", "covariance_finalize", "COMOMENTS",
@@ -71,9 +75,10 @@ __all__ = [
     "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
-    "farthest_rows", "radius_adjacency", "METRICS", "scipy_metric",
+    "farthest_rows", "METRICS", "scipy_metric", "block_distances",
+    "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
-    "logistic_loss_grad", "logistic_hessp", "pairwise_distances", "topk_select",
+    "logistic_loss_grad", "logistic_hessp",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",
     "poisson_counts", "tree_apply", "all_finite",
 ]

@@ -88,8 +88,10 @@ def lloyd_combine(a: LloydPartial, b: LloydPartial) -> LloydPartial:
                         a.n_changed + b.n_changed)
 
 
+#: The Lloyd step; its kernel also returns the labels of this rank's rows (``with_rows``).
 LLOYD = ReductionContract("lloyd", lambda X, w, c, lo: lloyd_local(X, w, c, lo)[1],
-                          lloyd_combine, lambda p: p, row_args=(0, 1, 3))
+                          lloyd_combine, lambda p: p, row_args=(0, 1, 3),
+                          kernel="kmeans_lloyd_local", with_rows=True)
 
 
 def kmeans_inertia(X, sample_weight, centers, labels) -> float:

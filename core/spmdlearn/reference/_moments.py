@@ -143,7 +143,8 @@ def moments_finalize(p: MomentsPartial, options=BASIC_STATISTICS_OPTIONS) -> dic
     return {name: everything[name] for name in options}
 
 
-MOMENTS = ReductionContract("moments", moments_local, moments_combine, moments_finalize)
+MOMENTS = ReductionContract("moments", moments_local, moments_combine, moments_finalize,
+                            kernel="moments_local")
 
 
 class ComomentsPartial(NamedTuple):
@@ -233,7 +234,8 @@ def covariance_finalize(p: ComomentsPartial, assume_centered: bool = False):
     return p.comoment / p.weight, p.mean.copy()
 
 
-COMOMENTS = ReductionContract("comoments", comoments_local, comoments_combine, covariance_finalize)
+COMOMENTS = ReductionContract("comoments", comoments_local, comoments_combine, covariance_finalize,
+                              kernel="comoments_local")
 
 
 class ColumnStatsPartial(NamedTuple):
@@ -292,4 +294,4 @@ def column_stats_combine(a: ColumnStatsPartial, b: ColumnStatsPartial) -> Column
 
 
 COLUMN_STATS = ReductionContract("column_stats", column_stats_local, column_stats_combine,
-                                 lambda p: p)
+                                 lambda p: p, kernel="column_stats_local")

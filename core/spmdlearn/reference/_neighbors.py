@@ -1,16 +1,31 @@
-"""Radius neighbourhoods: the reference kernel behind DBSCAN (and radius queries)."""
+"""Neighbour searches as fused per-block reductions: the reference kernels behind the
+nearest-neighbour estimators and DBSCAN.
+
+Every kernel here takes one block of query rows and one block of candidate rows and reduces their
+distances at once (into a running top-k, weighted counts, a minimum label, or the pairs within a
+radius), as scikit-learn's ``ArgKmin`` and ``RadiusNeighbors`` reductions do: the caller sizes the
+blocks, and no kernel returns a distance matrix.
+
+Distances are computed directly from coordinate differences (as scikit-learn's trees and
+``cdist`` do), not with the ``||x||^2 - 2 x.y + ||y||^2`` expansion, so boundary cases
+(``dist <= eps``, equal distances) fall the same way as in scikit-learn's brute force.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.spatial.distance import cdist
 
-__all__ = ["radius_adjacency", "pairwise_distances", "topk_select", "METRICS", "scipy_metric"]
+__all__ = ["knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
+           "block_distances", "METRICS", "scipy_metric"]
 
 #: scikit-learn metric names spmdlearn computes, and SciPy's name for each.
 METRICS = {"euclidean": "euclidean", "l2": "euclidean", "manhattan": "cityblock",
            "cityblock": "cityblock", "l1": "cityblock", "chebyshev": "chebyshev",
            "infinity": "chebyshev", "minkowski": "minkowski", "cosine": "cosine"}
+
+#: Index given to a candidate left out of a query's neighbours (the query itself): it sorts last.
+_EXCLUDED = np.iinfo(np.int64).max
 
 
 def scipy_metric(metric: str, p):
@@ -28,57 +43,191 @@ def scipy_metric(metric: str, p):
     return name, {}
 
 
-def radius_adjacency(X: np.ndarray, Y: np.ndarray, eps: float, metric: str = "euclidean",
-                     p=None) -> np.ndarray:
-    """``dist(X[i], Y[j]) <= eps`` for every pair: a boolean ``(n_x, n_y)`` matrix.
+def block_distances(X: np.ndarray, Y: np.ndarray, metric: str = "euclidean", p=None) -> np.ndarray:
+    """Distances ``(n_x, n_y)`` between two blocks of rows, float64, from coordinate differences.
 
-    Distances are computed directly from coordinate differences (as scikit-learn's trees do),
-    not with the ``||x||^2 - 2 x.y + ||y||^2`` expansion, so boundary cases fall the same way.
+    A helper of the kernels below (not a kernel): callers size ``X`` and ``Y`` so that the block
+    fits their memory budget.
     """
-    if X.shape[0] == 0 or Y.shape[0] == 0:
-        return np.zeros((X.shape[0], Y.shape[0]), dtype=bool)
-    name, kwargs = scipy_metric(metric, p)
-    return cdist(np.asarray(X, np.float64), np.asarray(Y, np.float64), name, **kwargs) <= eps
-
-
-def pairwise_distances(X: np.ndarray, Y: np.ndarray, metric: str = "euclidean", p=None):
-    """Distances ``(n_x, n_y)`` between the rows of ``X`` and ``Y``, from coordinate differences."""
     if X.shape[0] == 0 or Y.shape[0] == 0:
         return np.zeros((X.shape[0], Y.shape[0]))
     name, kwargs = scipy_metric(metric, p)
     return cdist(np.asarray(X, np.float64), np.asarray(Y, np.float64), name, **kwargs)
 
 
-def topk_select(distances: np.ndarray, indices: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` smallest candidates of each row: by distance, ties by lower index.
+def _smallest(distances: np.ndarray, indices: np.ndarray, k: int):
+    """Per row, the ``k`` smallest ``(distance, index)`` pairs in lexicographic order."""
+    n_rows, m = distances.shape
+    if m <= k:
+        order = np.lexsort((indices, distances), axis=-1)
+    else:
+        # Partition first (O(m)), then order the k survivors; rows whose k-th distance is tied
+        # with a candidate left out are ordered in full, so that the lower index wins.
+        part = np.argpartition(distances, k - 1, axis=1)[:, :k]
+        sub_d = np.take_along_axis(distances, part, axis=1)
+        kth = sub_d.max(axis=1)
+        tied = np.count_nonzero(distances <= kth[:, None], axis=1) > k
+        sub_i = np.take_along_axis(indices, part, axis=1)
+        order = np.take_along_axis(part, np.lexsort((sub_i, sub_d), axis=-1), axis=1)
+        if tied.any():
+            rows = np.flatnonzero(tied)
+            order[rows] = np.lexsort((indices[rows], distances[rows]), axis=-1)[:, :k]
+    order = order[:, :k]
+    return (np.take_along_axis(distances, order, axis=1),
+            np.take_along_axis(indices, order, axis=1))
 
-    The top-k merge contract: ``select(concat(A, B))`` of two candidate lists equals the select
-    of their union, whatever their order or split, so merging per-rank lists in any order
-    gives the same neighbours.
+
+def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p=None,
+              x_index=None):
+    """Merge one block of candidate rows into the running k nearest neighbours of each query.
+
+    The top-k merge contract: with ``best(S)`` the ``k`` smallest ``(distance, global index)``
+    pairs of a candidate set ``S`` in lexicographic order, ``knn_merge`` returns
+    ``best(best_so_far ∪ block)``. It is associative and commutative over blocks, so merging
+    the blocks of all ranks in any order gives the same neighbours.
 
     Parameters
     ----------
-    distances, indices : ndarray of shape (n_rows, n_candidates)
-        Candidates (global row indices); ``n_candidates >= k``.
+    X : ndarray of shape (n_queries, n_features)
+        A block of query rows (may be empty).
+    Y : ndarray of shape (n_candidates, n_features)
+        A block of candidate (training) rows (may be empty).
+    y_index : ndarray of shape (n_candidates,), int64
+        Global row index of each candidate.
+    best_distances : ndarray of shape (n_queries, k), float64
+        The running best, sorted increasingly per row; ``inf`` for an unfilled slot.
+    best_indices : ndarray of shape (n_queries, k), int64
+        Global indices of the running best; ``-1`` for an unfilled slot.
+    metric : str, default="euclidean"
+        A name from :data:`METRICS`.
+    p : float, default=None
+        Minkowski's power (``metric="minkowski"``).
+    x_index : ndarray of shape (n_queries,), int64, default=None
+        Global index of each query when the queries are training rows: a candidate with the
+        query's own index is not its neighbour. None: no candidate is left out.
 
     Returns
     -------
-    positions : ndarray of shape (n_rows, k), int
+    distances : ndarray of shape (n_queries, k), float64
+        Sorted increasingly per row.
+    indices : ndarray of shape (n_queries, k), int64
+        Ties in distance go to the lower global index (unfilled slots, ``-1`` at ``inf``, sort
+        before real candidates at ``inf``).
+
+    Payload values of the neighbours (labels, targets) are looked up afterwards from the
+    global indices, by position in their owner's rows.
     """
-    distances = np.asarray(distances)
-    indices = np.asarray(indices)
-    n_rows, m = distances.shape
-    if m <= k:
-        return np.lexsort((indices, distances), axis=-1)[:, :k]
-    # Partition first (O(m)), then order the k survivors; rows whose k-th distance is tied
-    # with a candidate left out are ordered in full, so that the lower index wins.
-    part = np.argpartition(distances, k - 1, axis=1)[:, :k]
-    kth = np.take_along_axis(distances, part, axis=1).max(axis=1)
-    tied = np.count_nonzero(distances <= kth[:, None], axis=1) > k
-    sub_d = np.take_along_axis(distances, part, axis=1)
-    sub_i = np.take_along_axis(indices, part, axis=1)
-    positions = np.take_along_axis(part, np.lexsort((sub_i, sub_d), axis=-1), axis=1)
-    if tied.any():
-        rows = np.flatnonzero(tied)
-        positions[rows] = np.lexsort((indices[rows], distances[rows]), axis=-1)[:, :k]
-    return positions
+    best_distances = np.asarray(best_distances, np.float64)
+    best_indices = np.asarray(best_indices, np.int64)
+    k = best_distances.shape[1]
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return best_distances.copy(), best_indices.copy()
+    dist = block_distances(X, Y, metric, p)
+    cand = np.broadcast_to(np.asarray(y_index, np.int64)[None, :], dist.shape)
+    if x_index is not None:
+        own = cand == np.asarray(x_index, np.int64)[:, None]
+        if own.any():
+            dist = np.where(own, np.inf, dist)
+            cand = np.where(own, _EXCLUDED, cand)
+    return _smallest(np.hstack([best_distances, dist]), np.hstack([best_indices, cand]), k)
+
+
+def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
+    """Weighted neighbour counts: ``sum_j sample_weight[j] * (dist(X[i], Y[j]) <= eps)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, n_features)
+        A block of query rows.
+    Y : ndarray of shape (n_y, n_features)
+        A block of candidate rows.
+    sample_weight : ndarray of shape (n_y,)
+        Weight of each candidate (may be negative, as in scikit-learn's DBSCAN).
+    eps : float
+        The radius; a distance equal to ``eps`` counts.
+    metric : str, default="euclidean"
+    p : float, default=None
+
+    Returns
+    -------
+    counts : ndarray of shape (n_x,), float64
+    """
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return np.zeros(X.shape[0])
+    within = block_distances(X, Y, metric, p) <= eps
+    return within @ np.asarray(sample_weight, np.float64)
+
+
+def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
+    """The smallest label among each query's neighbours, merged into a running minimum.
+
+    The propagation step of DBSCAN's label propagation: ``min(current[i], min {labels[j] :
+    dist(X[i], Y[j]) <= eps})``. ``min`` is associative and commutative, so blocks may come in
+    any order.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, n_features)
+        A block of query rows.
+    Y : ndarray of shape (n_y, n_features)
+        A block of candidate rows (DBSCAN passes core rows only).
+    labels : ndarray of shape (n_y,), int64
+        Label of each candidate.
+    current : ndarray of shape (n_x,), int64
+        The running minimum (a value above every label where none was found yet).
+    eps : float
+        The radius; a distance equal to ``eps`` is a neighbour.
+    metric : str, default="euclidean"
+    p : float, default=None
+
+    Returns
+    -------
+    minimum : ndarray of shape (n_x,), int64
+    """
+    current = np.asarray(current, np.int64)
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return current.copy()
+    within = block_distances(X, Y, metric, p) <= eps
+    big = np.iinfo(np.int64).max
+    found = np.where(within, np.asarray(labels, np.int64)[None, :], big).min(axis=1)
+    return np.minimum(current, found)
+
+
+def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index=None):
+    """The pairs within ``eps`` of one block of queries and one block of candidates, as CSR.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, n_features)
+        A block of query rows.
+    Y : ndarray of shape (n_y, n_features)
+        A block of candidate rows.
+    y_index : ndarray of shape (n_y,), int64
+        The global index of each candidate (or any labels the caller wants back).
+    eps : float
+        The radius; a distance equal to ``eps`` is a neighbour.
+    metric : str, default="euclidean"
+    p : float, default=None
+    x_index : ndarray of shape (n_x,), int64, default=None
+        Global index of each query when the queries are training rows: a candidate with the
+        query's own index is left out. None: none is.
+
+    Returns
+    -------
+    indptr : ndarray of shape (n_x + 1,), int64
+        Query ``i``'s neighbours are entries ``indptr[i]:indptr[i + 1]``.
+    indices : ndarray of shape (n_pairs,), int64
+        ``y_index`` of the neighbours, in candidate order within each query.
+    distances : ndarray of shape (n_pairs,), float64
+    """
+    n_x = X.shape[0]
+    if n_x == 0 or Y.shape[0] == 0:
+        return np.zeros(n_x + 1, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    dist = block_distances(X, Y, metric, p)
+    within = dist <= eps
+    if x_index is not None:
+        within &= np.asarray(y_index, np.int64)[None, :] != np.asarray(x_index, np.int64)[:, None]
+    rows, cols = np.nonzero(within)
+    indptr = np.zeros(n_x + 1, np.int64)
+    np.cumsum(np.count_nonzero(within, axis=1), out=indptr[1:])
+    return indptr, np.asarray(y_index, np.int64)[cols], dist[rows, cols]

@@ -68,7 +68,8 @@ def tsqr_combine(a: TSQRPartial, b: TSQRPartial) -> TSQRPartial:
     return TSQRPartial(_r_of(np.vstack([a.r, b.r]), a.r.shape[1]))
 
 
-TSQR = ReductionContract("tsqr", tsqr_local, tsqr_combine, lambda p: p.r, row_args=(0,))
+TSQR = ReductionContract("tsqr", tsqr_local, tsqr_combine, lambda p: p.r, row_args=(0,),
+                         kernel="tsqr_local")
 
 
 def pca_spectrum(n_samples: int, *, r=None, comoment=None):

@@ -13,7 +13,7 @@ from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
 from ._forest import node_histograms, tree_apply
 from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
-from ._neighbors import pairwise_distances, radius_adjacency, topk_select
+from ._neighbors import knn_merge, radius_counts, radius_min_label, radius_neighbors_csr
 from ._pca import tsqr_local
 
 NAME = "reference"
@@ -23,6 +23,15 @@ NAME = "reference"
 def spmdlearn_backend_info():
     return {"name": NAME, "available": True, "devices": ["host (NumPy)"],
             "note": f"NumPy {np.__version__}; defines every kernel"}
+
+
+@hookimpl(trylast=True)
+def spmdlearn_claims(X):
+    # NumPy arrays, and host inputs that validation makes NumPy (lists, DataFrames, None); not
+    # another library's array, which its own backend claims.
+    import array_api_compat
+
+    return isinstance(X, (np.ndarray, np.generic)) or not array_api_compat.is_array_api_obj(X)
 
 
 @hookimpl(trylast=True)
@@ -76,12 +85,6 @@ def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
 
 
 @hookimpl(trylast=True)
-@host_kernel(rows="all")
-def spmdlearn_radius_adjacency(X, Y, eps, metric, p):
-    return radius_adjacency(np.asarray(X), np.asarray(Y), eps, metric, p)
-
-
-@hookimpl(trylast=True)
 @host_kernel()
 def spmdlearn_column_stats_local(X, sample_weight):
     return column_stats_local(np.asarray(X), None if sample_weight is None else np.asarray(sample_weight))
@@ -101,18 +104,6 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 
 @hookimpl(trylast=True)
-@host_kernel(rows="all")
-def spmdlearn_pairwise_distances(X, Y, metric, p):
-    return pairwise_distances(np.asarray(X), np.asarray(Y), metric, p)
-
-
-@hookimpl(trylast=True)
-@host_kernel(rows="all")
-def spmdlearn_topk_select(distances, indices, k):
-    return topk_select(np.asarray(distances), np.asarray(indices), k)
-
-
-@hookimpl(trylast=True)
 @host_kernel()
 def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
     return node_histograms(binned, node_pos, stats, n_nodes, n_bins)
@@ -122,6 +113,31 @@ def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
 @host_kernel(rows="all")
 def spmdlearn_tree_apply(X, feature, threshold, left, right):
     return tree_apply(np.asarray(X), feature, threshold, left, right)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_knn_merge(X, Y, y_index, best_distances, best_indices, metric, p, x_index):
+    return knn_merge(np.asarray(X), np.asarray(Y), y_index, best_distances, best_indices,
+                     metric, p, x_index)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_radius_counts(X, Y, sample_weight, eps, metric, p):
+    return radius_counts(np.asarray(X), np.asarray(Y), sample_weight, eps, metric, p)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
+    return radius_min_label(np.asarray(X), np.asarray(Y), labels, current, eps, metric, p)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
+    return radius_neighbors_csr(np.asarray(X), np.asarray(Y), y_index, eps, metric, p, x_index)
 
 
 @hookimpl(trylast=True)

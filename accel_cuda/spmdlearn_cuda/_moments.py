@@ -1,0 +1,457 @@
+"""Moments and co-moments on the GPU: one pass over the shard, split over blocks of rows.
+
+Each thread block takes a contiguous range of rows and accumulates, for the rows shifted by the
+range's first row ``s``, the sums ``S1 = sum w (z - s)`` and ``S2 = sum w (z - s)(z - s)^T`` (or
+their diagonal), in float64. Shifting by a row of the same range keeps the terms at the scale of
+the data's spread, so ``S2 - S1 S1^T / W`` loses nothing to cancellation even far from the
+origin; the blocks' ``(W, mean, centered)`` triples are then merged with the exact
+parallel form of Chan et al.'s update. No copy of the shard is made, and the shard is read once.
+
+The reference definitions are :func:`spmdlearn.reference.moments_local`,
+:func:`~spmdlearn.reference.comoments_local` and :func:`~spmdlearn.reference.column_stats_local`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from spmdlearn.reference import ColumnStatsPartial, ComomentsPartial, MomentsPartial
+
+from ._device import cupy, to_host
+
+__all__ = ["moments_local", "comoments_local", "column_stats_local"]
+
+_THREADS = 256
+_MERGE_THREADS = 256
+_GRAM_THREADS = 128
+_GRAM_MIN_BLOCKS = 8  # resident blocks per multiprocessor: caps registers at 64
+_TILE_ROWS = 16
+_MAX_GRAM_COLUMNS = 64  # 2x2 tiles of the upper triangle: at most 2 per thread
+
+_SOURCE = r"""
+// Element (i, j) of [X, Y]: X has dx columns, Y the rest; strides are in elements.
+__device__ __forceinline__ double z_at(const T* X, const T* Y, long i, int j, int dx,
+                                      long xs0, long xs1, long ys0, long ys1) {
+    return j < dx ? (double)X[i * xs0 + j * xs1] : (double)Y[i * ys0 + (j - dx) * ys1];
+}
+
+// Each thread owns PAIRS 2x2 tiles (I, J), I <= J, of the upper block triangle of the d x d
+// result; tile rows are padded with zero columns to dp = 2 ceil(d / 2), so 16-byte loads of
+// two neighbouring columns need no bounds test.
+extern "C" __global__ void __launch_bounds__(GRAM_THREADS, GRAM_MIN_BLOCKS) gram_blocks(
+        const T* X, const T* Y, const T* w, int has_w, long n, int dx, int d,
+        long xs0, long xs1, long ys0, long ys1, long rows_per_block,
+        double* out_w, double* out_shift, double* out_s1, double* out_s2) {
+    extern __shared__ double smem[];
+    const int nb = (d + 1) / 2, dp = 2 * nb;
+    double* tile = smem;                          // TILE_ROWS x dp: z - shift
+    double* tile_w = smem + TILE_ROWS * dp;       // TILE_ROWS x dp: w (z - shift)
+    double* shift = tile_w + TILE_ROWS * dp;      // dp
+    const long start = (long)blockIdx.x * rows_per_block;
+    const long stop = min(n, start + rows_per_block);
+    const int nblocks = nb * (nb + 1) / 2;
+    const int tid = threadIdx.x;
+    double acc[PAIRS][4];
+    int bi[PAIRS], bj[PAIRS];
+#pragma unroll
+    for (int k = 0; k < PAIRS; ++k) {
+        acc[k][0] = acc[k][1] = acc[k][2] = acc[k][3] = 0.0;
+        bi[k] = 0; bj[k] = 0;
+        int p = tid + k * blockDim.x;
+        if (p < nblocks) {           // p -> (I, J), I <= J, row-major upper triangle
+            int I = 0, rem = p;
+            while (rem >= nb - I) { rem -= nb - I; ++I; }
+            bi[k] = I; bj[k] = I + rem;
+        }
+    }
+    double s1 = 0.0, wsum = 0.0;
+    for (int j = tid; j < dp; j += blockDim.x)
+        shift[j] = (start < stop && j < d) ? z_at(X, Y, start, j, dx, xs0, xs1, ys0, ys1) : 0.0;
+    __syncthreads();
+    const double2* tile2 = (const double2*)tile;
+    const double2* tile_w2 = (const double2*)tile_w;
+    // Software pipeline: each thread holds its EPT elements of the next tile in registers,
+    // loaded from global memory while the current tile is reduced from shared memory.
+    double nxt[EPT], nxt_w[EPT];
+    // Which element of a tile each of this thread's EPT slots holds never changes: its row in
+    // the tile, its column, and the column's base pointer and row stride are computed once.
+    const T* src[EPT];
+    long stride[EPT];
+    int row_of[EPT], col_of[EPT];
+#pragma unroll
+    for (int q = 0; q < EPT; ++q) {
+        int e = tid + q * GRAM_THREADS;
+        int r = e / dp, j = e - r * dp;
+        bool real = e < TILE_ROWS * dp && j < d;
+        row_of[q] = real ? r : TILE_ROWS;   // TILE_ROWS: never loaded
+        col_of[q] = j;
+        src[q] = j < dx ? X + (long)j * xs1 : Y + (long)(j - dx) * ys1;
+        stride[q] = j < dx ? xs0 : ys0;
+    }
+    auto fetch = [&](long base) {
+        const int rows = (int)min((long)TILE_ROWS, stop - base);
+#pragma unroll
+        for (int q = 0; q < EPT; ++q) {
+            double v = 0.0, wr = 0.0;
+            if (row_of[q] < rows) {
+                long i = base + row_of[q];
+                v = (double)src[q][i * stride[q]];
+                wr = has_w ? (double)w[i] : 1.0;
+            }
+            nxt[q] = v; nxt_w[q] = wr;
+        }
+    };
+    if (start < stop) fetch(start);
+    for (long base = start; base < stop; base += TILE_ROWS) {
+#pragma unroll
+        for (int q = 0; q < EPT; ++q) {
+            int e = tid + q * GRAM_THREADS;
+            if (e < TILE_ROWS * dp) {
+                int j = col_of[q];
+                // Padding columns are zero; rows past the end have weight zero, so their
+                // (finite) values contribute nothing: the loops below need no test.
+                double c = j < d ? nxt[q] - shift[j] : 0.0;
+                tile[e] = c;
+                tile_w[e] = nxt_w[q] * c;
+                if (j == 0) wsum += nxt_w[q];
+            }
+        }
+        __syncthreads();
+        if (base + TILE_ROWS < stop) fetch(base + TILE_ROWS);
+#pragma unroll
+        for (int k = 0; k < PAIRS; ++k) {
+            if (tid + k * blockDim.x < nblocks) {
+                double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+#pragma unroll 8
+                for (int r = 0; r < TILE_ROWS; ++r) {
+                    double2 u = tile_w2[(r * dp) / 2 + bi[k]];
+                    double2 v = tile2[(r * dp) / 2 + bj[k]];
+                    a0 += u.x * v.x; a1 += u.x * v.y; a2 += u.y * v.x; a3 += u.y * v.y;
+                }
+                acc[k][0] += a0; acc[k][1] += a1; acc[k][2] += a2; acc[k][3] += a3;
+            }
+        }
+        if (tid < d) {
+            for (int r = 0; r < TILE_ROWS; ++r) s1 += tile_w[r * dp + tid];
+        }
+        __syncthreads();
+    }
+    if (tid < d) {
+        out_s1[(long)blockIdx.x * d + tid] = s1;
+        out_shift[(long)blockIdx.x * d + tid] = shift[tid];
+    }
+    __syncthreads();   // shift[] is read above before shared memory is reused below
+    double* s2 = out_s2 + (long)blockIdx.x * d * d;
+#pragma unroll
+    for (int k = 0; k < PAIRS; ++k) {
+        if (tid + k * blockDim.x < nblocks) {
+            for (int q = 0; q < 4; ++q) {
+                int a = 2 * bi[k] + q / 2, b = 2 * bj[k] + q % 2;
+                if (a < d && b < d && a <= b) {
+                    s2[a * d + b] = acc[k][q];
+                    s2[b * d + a] = acc[k][q];
+                }
+            }
+        }
+    }
+    __syncthreads();
+    // Each thread's share of sum(w) (rows it loaded at column 0) is merged in shared memory.
+    smem[tid] = wsum;
+    __syncthreads();
+    if (tid == 0) {
+        double total = 0.0;
+        for (int t = 0; t < blockDim.x; ++t) total += smem[t];
+        out_w[blockIdx.x] = total;
+    }
+}
+
+// Chan et al.'s parallel merge of B blocks' shifted sums: W (B), shift/S1 (B, d), S2 (B, d, d)
+// or (B, d) for the diagonal only. One thread block per output entry; its threads stride over
+// the B blocks, then a tree in shared memory adds their shares in a fixed order.
+__device__ double block_sum(double v, double* sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+extern "C" __global__ void merge_mean(const double* W, const double* shift, const double* S1,
+                                      int B, int d, double* mean, double* total) {
+    __shared__ double sh[MERGE_THREADS];
+    const int j = blockIdx.x;
+    double t = 0.0, m = 0.0;
+    for (int b = threadIdx.x; b < B; b += blockDim.x) {
+        double wb = W[b];
+        if (wb > 0) { t += wb; m += wb * (shift[b * d + j] + S1[b * d + j] / wb); }
+    }
+    t = block_sum(t, sh);
+    m = block_sum(m, sh);
+    if (threadIdx.x == 0) {
+        mean[j] = t > 0 ? m / t : 0.0;
+        if (j == 0) total[0] = t;
+    }
+}
+
+extern "C" __global__ void merge_centered(const double* W, const double* shift, const double* S1,
+                                          const double* S2, const double* mean, int B, int d,
+                                          int diagonal, double* out) {
+    __shared__ double sh[MERGE_THREADS];
+    const int e = blockIdx.x;
+    const int i = diagonal ? e : e / d, j = diagonal ? e : e % d;
+    double c = 0.0;
+    for (int b = threadIdx.x; b < B; b += blockDim.x) {
+        double wb = W[b];
+        if (wb > 0) {
+            double s1i = S1[b * d + i], s1j = S1[b * d + j];
+            double di = shift[b * d + i] + s1i / wb - mean[i];
+            double dj = shift[b * d + j] + s1j / wb - mean[j];
+            double s2 = diagonal ? S2[b * d + i] : S2[(long)b * d * d + e];
+            c += (s2 - s1i * s1j / wb) + wb * di * dj;
+        }
+    }
+    c = block_sum(c, sh);
+    if (threadIdx.x == 0) out[e] = c;
+}
+
+// Per-column sums of one block of rows: value v = x (or x * w when mul_w), frequency f = w
+// (when freq_w) or 1. Threads split as lanes over rows x columns; shared memory merges lanes.
+extern "C" __global__ void column_blocks(
+        const T* X, const T* w, int mul_w, int freq_w, long n, int d, long xs0, long xs1,
+        long rows_per_block, double* out_w, double* out_shift, double* out_s1,
+        double* out_s2, double* out_min, double* out_max) {
+    extern __shared__ double smem[];
+    const long start = (long)blockIdx.x * rows_per_block;
+    const long stop = min(n, start + rows_per_block);
+    const int tid = threadIdx.x;
+    const int lanes = d <= blockDim.x ? blockDim.x / d : 1;
+    const int lane = d <= blockDim.x ? tid / d : 0;
+    const double inf = 1.0 / 0.0;
+    for (int j0 = d <= blockDim.x ? tid % d : tid; j0 < d; j0 += (d <= blockDim.x ? d : blockDim.x)) {
+        if (lane >= lanes) break;
+        double s = 0.0;
+        if (start < stop) {
+            double x0 = (double)X[start * xs0 + j0 * xs1];
+            s = mul_w ? x0 * (double)w[start] : x0;
+        }
+        double s1 = 0.0, s2 = 0.0, f = 0.0, lo = inf, hi = -inf;
+        for (long i = start + lane; i < stop; i += lanes) {
+            double x = (double)X[i * xs0 + j0 * xs1];
+            double wi = (mul_w || freq_w) ? (double)w[i] : 1.0;
+            double v = mul_w ? x * wi : x;
+            double fi = freq_w ? wi : 1.0;
+            double c = v - s;
+            s1 += fi * c; s2 += fi * c * c; f += fi;
+            lo = fmin(lo, v); hi = fmax(hi, v);
+        }
+        if (d <= blockDim.x) {
+            // Lanes of column j0 sit at j0, j0 + d, ...: merge them (same shift s).
+            double* sh = smem;
+            const int nl = lanes;
+            sh[0 * nl * d + lane * d + j0] = s1;
+            sh[1 * nl * d + lane * d + j0] = s2;
+            sh[2 * nl * d + lane * d + j0] = f;
+            sh[3 * nl * d + lane * d + j0] = lo;
+            sh[4 * nl * d + lane * d + j0] = hi;
+        } else {
+            long o = (long)blockIdx.x * d + j0;
+            out_s1[o] = s1; out_s2[o] = s2; out_w[o] = f; out_min[o] = lo; out_max[o] = hi;
+            out_shift[o] = s;
+        }
+        if (d <= blockDim.x) {
+            // stash the shift for the merge below
+            if (lane == 0) out_shift[(long)blockIdx.x * d + j0] = s;
+        }
+    }
+    if (d <= blockDim.x) {
+        __syncthreads();
+        if (tid < d) {
+            const int nl = lanes;
+            double s1 = 0.0, s2 = 0.0, f = 0.0, lo = inf, hi = -inf;
+            for (int l = 0; l < nl; ++l) {
+                s1 += smem[0 * nl * d + l * d + tid];
+                s2 += smem[1 * nl * d + l * d + tid];
+                f += smem[2 * nl * d + l * d + tid];
+                lo = fmin(lo, smem[3 * nl * d + l * d + tid]);
+                hi = fmax(hi, smem[4 * nl * d + l * d + tid]);
+            }
+            long o = (long)blockIdx.x * d + tid;
+            out_s1[o] = s1; out_s2[o] = s2; out_w[o] = f; out_min[o] = lo; out_max[o] = hi;
+        }
+    }
+}
+"""
+
+
+@lru_cache(maxsize=None)
+def _module(dtype_name: str, pairs: int, ept: int = 1):
+    cp = cupy()
+    ctype = {"float32": "float", "float64": "double"}[dtype_name]
+    source = (f"#define T {ctype}\n#define TILE_ROWS {_TILE_ROWS}\n#define PAIRS {pairs}\n"
+              f"#define EPT {ept}\n"
+              f"#define MERGE_THREADS {_MERGE_THREADS}\n#define GRAM_THREADS {_GRAM_THREADS}\n"
+              f"#define GRAM_MIN_BLOCKS {_GRAM_MIN_BLOCKS}\n" + _SOURCE)
+    return cp.RawModule(code=source, options=("-std=c++14",))
+
+
+@lru_cache(maxsize=None)
+def _kernel(dtype_name: str, name: str, pairs: int = 1, ept: int = 1):
+    return _module(dtype_name, pairs, ept).get_function(name)
+
+
+@lru_cache(maxsize=None)
+def _multiprocessors(device_id: int) -> int:
+    return cupy().cuda.runtime.getDeviceProperties(device_id)["multiProcessorCount"]
+
+
+def _n_blocks(n: int) -> int:
+    sms = _multiprocessors(cupy().cuda.runtime.getDevice())
+    # Enough blocks to keep every multiprocessor busy, each with a few tiles of rows.
+    return int(max(1, min(8 * sms, -(-n // (4 * _TILE_ROWS)))))
+
+
+def _strides(a):
+    item = a.itemsize
+    if a.ndim == 1:
+        return a.strides[0] // item, 0
+    return a.strides[0] // item, a.strides[1] // item
+
+
+def _merge_blocks(W, shift, S1, S2):
+    """Chan et al.'s parallel merge of per-block shifted sums (two small kernels, float64).
+
+    ``W`` (B,), ``shift``/``S1`` (B, d), ``S2`` (B, d, d), or (B, d) for the diagonal only.
+    Returns device arrays ``(W_total, mean, centered)``; blocks of zero weight contribute nothing.
+    """
+    cp = cupy()
+    B, d = S1.shape
+    diagonal = S2.ndim == 2
+    mean, total = cp.empty(d), cp.empty(1)
+    W, shift, S1, S2 = (cp.ascontiguousarray(a) for a in (W, shift, S1, S2))
+    _kernel("float64", "merge_mean")((d,), (_MERGE_THREADS,),
+                                     (W, shift, S1, np.int32(B), np.int32(d), mean, total))
+    n_out = d if diagonal else d * d
+    centered = cp.empty(d if diagonal else (d, d))
+    _kernel("float64", "merge_centered")((n_out,), (_MERGE_THREADS,),
+                                         (W, shift, S1, S2, mean, np.int32(B), np.int32(d),
+                                          np.int32(diagonal), centered))
+    return total[0], mean, centered
+
+
+def _gram(X, Y, w):
+    """(W, mean, comoment) of ``[X, Y]`` with weights ``w`` (device arrays), float64."""
+    cp = cupy()
+    n, dx = X.shape
+    dy = 0 if Y is None else (1 if Y.ndim == 1 else Y.shape[1])
+    d = dx + dy
+    if d > _MAX_GRAM_COLUMNS:
+        return _gram_chunked(X, Y, w)
+    nb = (d + 1) // 2
+    pairs = -(-(nb * (nb + 1) // 2) // _GRAM_THREADS)
+    dp = 2 * nb
+    ept = -(-(_TILE_ROWS * dp) // _GRAM_THREADS)  # tile elements each thread loads
+    gram = _kernel(X.dtype.name, "gram_blocks", pairs, ept)
+    # One full wave of resident blocks (no tail), fewer for small shards.
+    B = int(max(1, min(_GRAM_MIN_BLOCKS * _multiprocessors(cp.cuda.runtime.getDevice()),
+                       -(-n // (4 * _TILE_ROWS)))))
+    rows_per_block = -(-n // B)
+    out_w = cp.empty(B, cp.float64)
+    out_shift = cp.empty((B, d), cp.float64)
+    out_s1 = cp.empty((B, d), cp.float64)
+    out_s2 = cp.empty((B, d, d), cp.float64)
+    Yk = X if Y is None else Y
+    wk = X if w is None else w
+    xs0, xs1 = _strides(X)
+    ys0, ys1 = _strides(Yk) if Y is not None else (0, 0)
+    smem = max(2 * _TILE_ROWS * dp + dp, _GRAM_THREADS) * 8
+    gram((B,), (_GRAM_THREADS,), (X, Yk, wk, np.int32(w is not None), np.int64(n), np.int32(dx),
+                             np.int32(d), np.int64(xs0), np.int64(xs1), np.int64(ys0),
+                             np.int64(ys1), np.int64(rows_per_block), out_w, out_shift, out_s1,
+                             out_s2), shared_mem=smem)
+    return _merge_blocks(out_w, out_shift, out_s1, out_s2)
+
+
+def _gram_chunked(X, Y, w, chunk=1 << 16):
+    """Wide data: cuBLAS products over chunks of rows, each shifted by its first row."""
+    cp = cupy()
+    Z = X if Y is None else cp.concatenate([X, Y[:, None] if Y.ndim == 1 else Y], axis=1)
+    n, d = Z.shape
+    ws, shifts, s1s, s2s = [], [], [], []
+    for start in range(0, n, chunk):
+        block = Z[start:start + chunk].astype(cp.float64) - Z[start].astype(cp.float64)
+        wb = cp.ones(block.shape[0]) if w is None else w[start:start + chunk].astype(cp.float64)
+        ws.append(wb.sum())
+        shifts.append(Z[start].astype(cp.float64))
+        s1s.append(wb @ block)
+        s2s.append((block * wb[:, None]).T @ block)
+    return _merge_blocks(cp.stack(ws), cp.stack(shifts), cp.stack(s1s), cp.stack(s2s))
+
+
+def _columns(X, w, *, mul_w: bool, freq_w: bool):
+    """Per-column (W, mean, m2, min, max) of a shard on the device, float64."""
+    cp = cupy()
+    n, d = X.shape
+    column = _kernel(X.dtype.name, "column_blocks")
+    B = _n_blocks(n)
+    rows_per_block = -(-n // B)
+    outs = [cp.empty((B, d), cp.float64) for _ in range(6)]
+    xs0, xs1 = _strides(X)
+    lanes = _THREADS // d if d <= _THREADS else 1
+    smem = 5 * lanes * d * 8 if d <= _THREADS else 0
+    column((B,), (_THREADS,), (X, X if w is None else w, np.int32(mul_w), np.int32(freq_w),
+                               np.int64(n), np.int32(d), np.int64(xs0), np.int64(xs1),
+                               np.int64(rows_per_block), *outs), shared_mem=smem)
+    out_w, out_shift, out_s1, out_s2, out_min, out_max = outs
+    # Every column of a block has the same frequency total.
+    W = out_w[:, 0]
+    total, mean, m2 = _merge_blocks(W, out_shift, out_s1, out_s2)
+    return total, mean, m2, out_min.min(axis=0), out_max.max(axis=0)
+
+
+def moments_local(X, sample_weight=None) -> MomentsPartial:
+    """:func:`spmdlearn.reference.moments_local` on a CuPy shard."""
+    n, d = X.shape
+    if n == 0:
+        return MomentsPartial(0.0, np.zeros(d), np.zeros(d), np.full(d, np.inf), np.full(d, -np.inf))
+    _, mean, m2, lo, hi = _columns(X, sample_weight, mul_w=sample_weight is not None, freq_w=False)
+    return MomentsPartial(float(n), *(to_host(a) for a in (mean, m2, lo, hi)))
+
+
+def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
+    """:func:`spmdlearn.reference.column_stats_local` on a CuPy shard."""
+    n, d = X.shape
+    if n == 0:
+        return ColumnStatsPartial(0.0, 0.0, np.zeros(d), np.zeros(d), np.full(d, np.inf),
+                                  np.full(d, -np.inf))
+    total, mean, m2, lo, hi = _columns(X, sample_weight, mul_w=False,
+                                       freq_w=sample_weight is not None)
+    total = float(total)
+    lo, hi = to_host(lo), to_host(hi)
+    if total == 0:
+        return ColumnStatsPartial(float(n), 0.0, np.zeros(d), np.zeros(d), lo, hi)
+    return ColumnStatsPartial(float(n), total, to_host(mean), to_host(m2), lo, hi)
+
+
+def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
+    """:func:`spmdlearn.reference.comoments_local` on a CuPy shard."""
+    n, dx = X.shape
+    d = dx + (0 if Y is None else (1 if Y.ndim == 1 else Y.shape[1]))
+    if n == 0:
+        return ComomentsPartial(0.0, 0.0, np.zeros(d), np.zeros((d, d)))
+    cp = cupy()
+    if Y is not None and Y.dtype != X.dtype:
+        Y = Y.astype(X.dtype)
+    if sample_weight is not None and sample_weight.dtype != X.dtype:
+        sample_weight = sample_weight.astype(X.dtype)
+    total, mean, comoment = _gram(X, Y, sample_weight)
+    total = float(total)
+    if total == 0:
+        return ComomentsPartial(float(n), 0.0, np.zeros(d), np.zeros((d, d)))
+    comoment = to_host(comoment)
+    return ComomentsPartial(float(n), total, to_host(mean), (comoment + comoment.T) / 2)

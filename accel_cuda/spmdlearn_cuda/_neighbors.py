@@ -1,0 +1,153 @@
+"""Neighbour searches on the GPU: one block of queries against one block of candidates.
+
+Distances come from coordinate differences, in float64, in column order and without fused
+multiply-adds (``--fmad=false``), which is the arithmetic of SciPy's ``cdist`` that the reference
+uses: boundary cases (``dist <= eps``, equal distances) fall the same way bit for bit. The merge
+into the running top-k sorts each query's ``k + n_candidates`` pairs on the device by
+``(distance, global index)``; nothing goes to the host.
+
+Reference definitions: :func:`spmdlearn.reference.knn_merge`,
+:func:`~spmdlearn.reference.radius_counts`, :func:`~spmdlearn.reference.radius_min_label`,
+:func:`~spmdlearn.reference.radius_neighbors_csr`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ._device import cupy
+
+__all__ = ["block_distances", "knn_merge", "radius_counts", "radius_min_label",
+           "radius_neighbors_csr", "METRIC_CODES"]
+
+#: scikit-learn metric names and the distance each computes here.
+METRIC_CODES = {"euclidean": 0, "l2": 0, "manhattan": 1, "cityblock": 1, "l1": 1,
+                "chebyshev": 2, "infinity": 2, "minkowski": 3}
+
+_EXCLUDED = np.iinfo(np.int64).max
+
+_SOURCE = r"""
+extern "C" __global__ void block_distances(const T* X, const T* Y, long nx, long ny, int d,
+                                           long xs0, long xs1, long ys0, long ys1, int metric,
+                                           double p, double* out) {
+    long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= nx * ny) return;
+    long i = e / ny, j = e - i * ny;
+    double acc = 0.0;
+    for (int c = 0; c < d; ++c) {
+        double diff = (double)X[i * xs0 + c * xs1] - (double)Y[j * ys0 + c * ys1];
+        if (metric == 0) acc = acc + diff * diff;
+        else if (metric == 1) acc = acc + fabs(diff);
+        else if (metric == 2) acc = fmax(acc, fabs(diff));
+        else acc = acc + pow(fabs(diff), p);
+    }
+    if (metric == 0) acc = sqrt(acc);
+    else if (metric == 3) acc = pow(acc, 1.0 / p);
+    out[e] = acc;
+}
+"""
+
+
+@lru_cache(maxsize=None)
+def _kernel(dtype_name: str):
+    ctype = {"float32": "float", "float64": "double"}[dtype_name]
+    module = cupy().RawModule(code=f"#define T {ctype}\n" + _SOURCE,
+                              options=("-std=c++11", "--fmad=false"))
+    return module.get_function("block_distances")
+
+
+def supported(metric, p) -> bool:
+    """Whether this backend computes ``metric`` exactly as the reference (else it declines)."""
+    return metric in METRIC_CODES and (metric != "minkowski" or (p is not None and p >= 1))
+
+
+def block_distances(X, Y, metric="euclidean", p=None):
+    """``(n_x, n_y)`` float64 distances between two device blocks (a helper, not a kernel)."""
+    cp = cupy()
+    nx, ny = X.shape[0], Y.shape[0]
+    out = cp.empty((nx, ny), cp.float64)
+    if nx == 0 or ny == 0:
+        return out
+    code = METRIC_CODES[metric]
+    if code == 3 and p == 2:
+        code = 0  # SciPy's minkowski with p=2 is the euclidean distance
+    elif code == 3 and p == 1:
+        code = 1
+    Y = Y.astype(X.dtype, copy=False)
+    it = X.itemsize
+    total = nx * ny
+    _kernel(X.dtype.name)((-(-total // 256),), (256,),
+                          (X, Y, np.int64(nx), np.int64(ny), np.int32(X.shape[1]),
+                           np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
+                           np.int64(Y.strides[0] // it), np.int64(Y.strides[1] // it),
+                           np.int32(code), np.float64(p if p is not None else 2.0), out))
+    return out
+
+
+def _lex_smallest(dist, idx, k):
+    """Per row, the ``k`` smallest ``(distance, index)`` pairs, lexicographic, on the device."""
+    cp = cupy()
+    # A stable sort by index, then a stable sort by distance: lexicographic order.
+    order = cp.argsort(idx, axis=1)
+    dist = cp.take_along_axis(dist, order, axis=1)
+    idx = cp.take_along_axis(idx, order, axis=1)
+    order = cp.argsort(dist, axis=1)[:, :k]
+    return cp.take_along_axis(dist, order, axis=1), cp.take_along_axis(idx, order, axis=1)
+
+
+def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p=None,
+              x_index=None):
+    """:func:`spmdlearn.reference.knn_merge` on device blocks; the result stays on the device."""
+    cp = cupy()
+    best_d = cp.asarray(best_distances, dtype=cp.float64)
+    best_i = cp.asarray(best_indices, dtype=cp.int64)
+    k = best_d.shape[1]
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return best_d.copy(), best_i.copy()
+    dist = block_distances(X, Y, metric, p)
+    cand = cp.broadcast_to(cp.asarray(y_index, dtype=cp.int64)[None, :], dist.shape)
+    if x_index is not None:
+        own = cand == cp.asarray(x_index, dtype=cp.int64)[:, None]
+        dist = cp.where(own, cp.inf, dist)
+        cand = cp.where(own, _EXCLUDED, cand)
+    return _lex_smallest(cp.concatenate([best_d, dist], axis=1),
+                         cp.concatenate([best_i, cp.ascontiguousarray(cand)], axis=1), k)
+
+
+def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_counts` on device blocks."""
+    cp = cupy()
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return cp.zeros(X.shape[0])
+    within = block_distances(X, Y, metric, p) <= eps
+    return within.astype(cp.float64) @ cp.asarray(sample_weight, dtype=cp.float64)
+
+
+def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_min_label` on device blocks."""
+    cp = cupy()
+    current = cp.asarray(current, dtype=cp.int64)
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return current.copy()
+    within = block_distances(X, Y, metric, p) <= eps
+    found = cp.where(within, cp.asarray(labels, dtype=cp.int64)[None, :], _EXCLUDED).min(axis=1)
+    return cp.minimum(current, found)
+
+
+def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index=None):
+    """:func:`spmdlearn.reference.radius_neighbors_csr` on device blocks."""
+    cp = cupy()
+    n_x = X.shape[0]
+    if n_x == 0 or Y.shape[0] == 0:
+        return cp.zeros(n_x + 1, cp.int64), cp.zeros(0, cp.int64), cp.zeros(0)
+    dist = block_distances(X, Y, metric, p)
+    within = dist <= eps
+    y_index = cp.asarray(y_index, dtype=cp.int64)
+    if x_index is not None:
+        within &= y_index[None, :] != cp.asarray(x_index, dtype=cp.int64)[:, None]
+    rows, cols = cp.nonzero(within)
+    indptr = cp.zeros(n_x + 1, cp.int64)
+    cp.cumsum(cp.count_nonzero(within, axis=1), out=indptr[1:])
+    return indptr, y_index[cols], dist[rows, cols]

@@ -1,0 +1,410 @@
+"""Named collective patterns: the steps that are more than one reduction.
+
+Each pattern is an object with a ``run(comm, ...)`` method, written once against a small
+communicator interface (``rank``, ``size``, ``allgather``, ``allgather_array``, ``offsets``,
+``exact_sum``, ``sum_identical``, ``reduce_bcast_sum``, ``ring``) and its hot loop in kernel
+hooks (one call per block). The same ``run`` executes over MPI (:class:`spmdlearn.comm.Comm`) and
+in one process over simulated ranks (:func:`simulate_collective`, threads exchanging NumPy
+arrays), which is how each pattern's law is tested: any split of the rows over any number of
+ranks, empty ones included, gives the result of one rank holding all rows.
+
+Patterns
+--------
+:data:`RING_TOPK`
+    The ring top-k merge of the nearest-neighbour estimators.
+:data:`LABEL_PROPAGATION`
+    DBSCAN's propagation of the smallest core label to a fixed point.
+:data:`LEVEL_HISTOGRAMS`
+    The per-level node histograms of histogram trees, summed over ranks.
+:data:`GRADIENT_SUM`
+    The logistic loss, gradient (and Hessian weights) summed over ranks.
+
+This module imports neither mpi4py nor :mod:`spmdlearn.comm`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ._backends import call_kernel
+
+__all__ = ["BLOCK_BYTES", "row_block", "SimulatedComm", "simulate_collective", "RingTopKMerge",
+           "RING_TOPK", "LabelPropagation", "LABEL_PROPAGATION", "LevelHistograms",
+           "LEVEL_HISTOGRAMS", "GradientSum", "GRADIENT_SUM", "lookup_payload"]
+
+#: Memory budget of one kernel block (the distances of a block of queries against a block of
+#: candidates, or of rows against centers): blocks are sized so that one such matrix of float64
+#: stays within it, whatever the number of rows.
+BLOCK_BYTES = 16 << 20
+
+
+def row_block(n_columns: int, itemsize: int = 8, budget: int | None = None) -> int:
+    """Rows per block such that a ``(rows, n_columns)`` matrix of ``itemsize`` fits ``budget``.
+
+    Parameters
+    ----------
+    n_columns : int
+        Columns of the per-block matrix a kernel builds (candidates, centers, ...).
+    itemsize : int, default=8
+    budget : int, default=None
+        Bytes; :data:`BLOCK_BYTES` if None.
+
+    Returns
+    -------
+    rows : int
+        At least 1.
+    """
+    budget = BLOCK_BYTES if budget is None else budget
+    return max(1, int(budget // (itemsize * max(1, n_columns))))
+
+
+def _slices(n: int, size: int):
+    for lo in range(0, n, size):
+        yield slice(lo, min(n, lo + size))
+
+
+# -- the simulator ---------------------------------------------------------------------------
+
+class _Exchange:
+    def __init__(self, size: int, timeout: float):
+        self.barrier = threading.Barrier(size, timeout=timeout)
+        self.slots = [None] * size
+
+
+class SimulatedComm:
+    """One simulated rank of an in-process communicator (threads exchanging NumPy arrays).
+
+    Implements the part of :class:`spmdlearn.comm.Comm` the patterns use, with the same
+    semantics (rank order, bitwise-identical sums on every rank). Made by
+    :func:`simulate_collective`; never communicates outside the process.
+    """
+
+    def __init__(self, rank: int, size: int, exchange: _Exchange):
+        self.rank, self.size, self._ex = rank, size, exchange
+
+    def allgather(self, obj) -> list:
+        ex = self._ex
+        ex.slots[self.rank] = obj
+        ex.barrier.wait()
+        out = list(ex.slots)
+        ex.barrier.wait()
+        return out
+
+    def allgather_array(self, local) -> np.ndarray:
+        return np.stack([np.array(a) for a in self.allgather(np.array(local, copy=True))])
+
+    def allgather_rows(self, local) -> np.ndarray:
+        return np.concatenate([np.array(a) for a in self.allgather(np.array(local, copy=True))])
+
+    def offsets(self, n_local: int) -> tuple[int, int]:
+        counts = self.allgather_array(np.array([n_local], np.int64))[:, 0]
+        return int(counts[: self.rank].sum()), int(counts.sum())
+
+    def exact_sum(self, value: int) -> int:
+        return int(self.allgather_array(np.array([value], np.int64)).sum())
+
+    def sum_identical(self, local) -> np.ndarray:
+        return self.allgather_array(np.asarray(local, np.float64)).sum(axis=0)
+
+    def reduce_bcast_sum(self, local) -> np.ndarray:
+        return self.allgather_array(np.asarray(local, np.float64)).sum(axis=0)
+
+    def ring(self, blocks: tuple):
+        """Every rank's ``blocks``, this rank's first, then ranks ``rank - 1``, ``rank - 2``, ..."""
+        everyone = self.allgather(tuple(np.array(b, copy=True) for b in blocks))
+        for step in range(self.size):
+            owner = (self.rank - step) % self.size
+            yield owner, everyone[owner]
+
+
+def simulate_collective(fn: Callable, shards: Sequence[Sequence], timeout: float = 120.0) -> list:
+    """Run ``fn(comm, *shard)`` on simulated ranks, one per shard, and return their results.
+
+    Every simulated rank runs in its own thread with a :class:`SimulatedComm`; collectives
+    meet at barriers, so ``fn`` runs exactly as under ``mpiexec -n len(shards)``. An exception
+    on any rank is raised here (after the others are released).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(comm, *shard)``: the collective code (a pattern's ``run``).
+    shards : sequence of tuples
+        One tuple of arguments per simulated rank; empty shards are allowed.
+    timeout : float, default=120
+        Seconds any rank may wait at a collective.
+
+    Returns
+    -------
+    results : list
+        ``fn``'s result on each simulated rank, in rank order.
+    """
+    size = len(shards)
+    ex = _Exchange(size, timeout)
+    results: list = [None] * size
+    errors: list = [None] * size
+
+    def body(rank):
+        try:
+            results[rank] = fn(SimulatedComm(rank, size, ex), *shards[rank])
+        except BaseException as exc:  # noqa: BLE001 - reported below, after every rank stops
+            errors[rank] = exc
+            ex.barrier.abort()
+
+    threads = [threading.Thread(target=body, args=(r,), daemon=True) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first = next((e for e in errors if e is not None and
+                  not isinstance(e, threading.BrokenBarrierError)), None)
+    first = first or next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+    return results
+
+
+# -- ring top-k merge -------------------------------------------------------------------------
+
+class RingTopKMerge:
+    """The k nearest training rows, over all ranks, of each of this rank's queries.
+
+    Collective pattern: every rank's training block (rows and global indices) visits every rank
+    once (a ring pass). Each rank keeps, for each of its queries, the ``k`` best candidates so
+    far and merges each visiting block into them with the ``knn_merge`` kernel, one call per
+    (query block, candidate block) sized by :data:`BLOCK_BYTES`.
+
+    Law: the merge keeps the ``k`` smallest ``(distance, global index)`` pairs of the union of
+    the candidates, which is associative and commutative; so the result is the same for any
+    split of the training rows and queries over any number of ranks (empty ones included), and
+    equals one rank's search over all rows. Memory per rank: its rows, one visiting block, the
+    running best ``(n_queries, k)`` and one kernel block.
+    """
+
+    name = "ring_topk_merge"
+    #: candidate rows per kernel call
+    candidate_block = 2048
+
+    def local(self, Q, q_index, Y, y_index, best_d, best_i, *, metric, p, backend=None):
+        """Merge one visiting block into the running best, block by block (no communication)."""
+        k = best_d.shape[1]
+        q_rows = row_block(self.candidate_block + k)
+        for bs in _slices(Y.shape[0], self.candidate_block):
+            for qs in _slices(Q.shape[0], q_rows):
+                best_d[qs], best_i[qs] = call_kernel(
+                    "knn_merge", backend, X=Q[qs], Y=Y[bs], y_index=y_index[bs],
+                    best_distances=best_d[qs], best_indices=best_i[qs], metric=metric, p=p,
+                    x_index=None if q_index is None else q_index[qs])
+        return best_d, best_i
+
+    def run(self, comm, Q, X, k, *, exclude_self=False, metric="euclidean", p=None,
+            backend=None):
+        """Collective: ``(distances, global indices)``, each ``(n_queries, k)``.
+
+        Parameters
+        ----------
+        comm : communicator
+        Q : ndarray of shape (n_queries, n_features)
+            This rank's queries; with ``exclude_self`` they must be this rank's rows ``X``.
+        X : ndarray of shape (n_rows, n_features)
+            This rank's training rows.
+        k : int
+            At most the rows of all ranks (minus one with ``exclude_self``).
+        exclude_self : bool, default=False
+            Each query is a training row and is not its own neighbour.
+        metric, p : as :func:`spmdlearn.reference.knn_merge`.
+        backend : str, default=None
+        """
+        start, _ = comm.offsets(X.shape[0])
+        gidx = np.arange(start, start + X.shape[0], dtype=np.int64)
+        best_d = np.full((Q.shape[0], k), np.inf)
+        best_i = np.full((Q.shape[0], k), -1, dtype=np.int64)
+        q_index = gidx if exclude_self else None
+        for _, (Y, G) in comm.ring((X, gidx)):
+            best_d, best_i = self.local(Q, q_index, Y, G, best_d, best_i, metric=metric, p=p,
+                                        backend=backend)
+        return best_d, best_i
+
+
+def lookup_payload(comm, indices, payload):
+    """Collective: ``payload`` rows of the training rows named by global ``indices``.
+
+    Every rank's payload (labels, targets: ``(n_rows, m)``) visits every rank once (a ring pass);
+    each rank picks, by position in the owner's rows, the values its ``indices`` name. O(indices)
+    work per step; memory one visiting payload block.
+
+    Returns
+    -------
+    values : ndarray of shape indices.shape + (m,)
+    """
+    counts = comm.allgather_array(np.array([payload.shape[0]], np.int64))[:, 0]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = np.zeros(indices.shape + payload.shape[1:], dtype=payload.dtype)
+    for owner, (P,) in comm.ring((payload,)):
+        lo = int(starts[owner])
+        mine = (indices >= lo) & (indices < lo + P.shape[0])
+        if mine.any():
+            out[mine] = P[indices[mine] - lo]
+    return out
+
+
+RING_TOPK = RingTopKMerge()
+
+
+# -- label propagation to a fixed point ------------------------------------------------------
+
+class LabelPropagation:
+    """DBSCAN's clusters: the smallest global index of each cluster's core points, everywhere.
+
+    Collective pattern. Each rank starts with its core rows grouped into local components (rows
+    linked within ``eps`` on this rank), each labelled with the smallest global index of its
+    rows. Each round, every rank's core rows and labels visit every rank (a ring pass); the
+    ``radius_min_label`` kernel gives each row of this rank the smallest label among the core
+    rows within ``eps``, and each local component takes the smallest label any of its rows saw.
+    Rounds repeat until no label changes on any rank (an exact integer agreement).
+
+    Law: at the fixed point every core row holds the smallest global index of its cluster (the
+    connected component of the core rows' ``eps``-graph), whatever the split of the rows over
+    ranks; and each row holds the smallest cluster label among its core neighbours (``best``),
+    which numbers border points. Rounds are bounded by the rank crossings of a cluster's
+    longest path.
+    """
+
+    name = "label_propagation"
+    #: candidate rows per kernel call
+    candidate_block = 4096
+
+    def local(self, X, Y, labels, current, *, eps, metric, p, backend=None):
+        """``current`` lowered by the labels of the visiting core rows within ``eps``."""
+        for bs in _slices(Y.shape[0], self.candidate_block):
+            for rs in _slices(X.shape[0], row_block(self.candidate_block)):
+                current[rs] = call_kernel("radius_min_label", backend, X=X[rs], Y=Y[bs],
+                                          labels=labels[bs], current=current[rs], eps=eps,
+                                          metric=metric, p=p)
+        return current
+
+    def run(self, comm, X, core, component, comp_label, *, eps, metric="euclidean", p=None,
+            backend=None, unlabelled=None):
+        """Collective: ``(comp_label, best)`` at the fixed point.
+
+        Parameters
+        ----------
+        comm : communicator
+        X : ndarray of shape (n_rows, n_features)
+            This rank's rows.
+        core : ndarray of shape (n_rows,), bool
+        component : ndarray of shape (n_core,), int
+            Local component of each core row (in row order).
+        comp_label : ndarray of shape (n_components,), int64
+            Starting label of each local component (its smallest global index).
+        eps, metric, p : as :func:`spmdlearn.reference.radius_min_label`.
+        unlabelled : int, default=None
+            The label of "no core neighbour" (above every label); the total rows if None.
+
+        Returns
+        -------
+        comp_label : ndarray of shape (n_components,), int64
+        best : ndarray of shape (n_rows,), int64
+            The smallest final label among each row's core neighbours (``unlabelled`` if none).
+        """
+        if unlabelled is None:
+            unlabelled = comm.offsets(X.shape[0])[1]
+        big = np.int64(unlabelled)
+        core_idx = np.flatnonzero(core)
+        comp_label = np.asarray(comp_label, np.int64).copy()
+        while True:
+            labels_all = np.full(X.shape[0], big)
+            labels_all[core_idx] = comp_label[component]
+            best = np.full(X.shape[0], big)
+            for _, (Y, coreY, labY) in comm.ring((X, core, labels_all)):
+                if coreY.any():
+                    best = self.local(X, Y[coreY], labY[coreY], best, eps=eps, metric=metric,
+                                      p=p, backend=backend)
+            new_label = comp_label.copy()
+            np.minimum.at(new_label, component, best[core_idx])
+            changed = comm.exact_sum(int(np.count_nonzero(new_label != comp_label)))
+            comp_label = new_label
+            if changed == 0:
+                return comp_label, best
+
+
+LABEL_PROPAGATION = LabelPropagation()
+
+
+# -- level-wise histograms -------------------------------------------------------------------
+
+class LevelHistograms:
+    """The node histograms of one tree level, summed over ranks (identical on every rank).
+
+    Collective pattern: each rank builds the histograms of its rows for the nodes being split
+    with the ``tree_histograms`` kernel (one call, from labels, weights and bootstrap counts);
+    the per-rank histograms are summed with a reduce and a broadcast, so every rank holds the
+    same bits and chooses the same splits.
+
+    Law: histograms are sums over rows, so the sum over ranks equals the histogram of one rank
+    holding all rows (up to the rounding of the sums), for any split, empty ranks included.
+    """
+
+    name = "level_histograms"
+
+    def local(self, binned, node_pos, y, sample_weight, counts, *, n_nodes, n_bins, n_classes,
+              class_weight=None, backend=None):
+        return call_kernel("tree_histograms", backend, binned=binned, node_pos=node_pos, y=y,
+                           sample_weight=sample_weight, counts=counts, n_nodes=n_nodes,
+                           n_bins=n_bins, n_classes=n_classes, class_weight=class_weight)
+
+    def run(self, comm, binned, node_pos, y, sample_weight, counts, *, n_nodes, n_bins,
+            n_classes, class_weight=None, backend=None):
+        """Collective: the global histograms, ``(n_nodes, n_features, n_bins, n_channels)``."""
+        return comm.reduce_bcast_sum(self.local(
+            binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes, n_bins=n_bins,
+            n_classes=n_classes, class_weight=class_weight, backend=backend))
+
+
+LEVEL_HISTOGRAMS = LevelHistograms()
+
+
+# -- the logistic gradient sum ---------------------------------------------------------------
+
+class GradientSum:
+    """The logistic loss and gradient of all ranks' rows: sums of per-rank kernel sums.
+
+    Collective pattern: each rank computes the undivided sums of its rows with the
+    ``logistic_loss_grad`` kernel; the sums (loss, gradient; the Hessian weights stay per row)
+    are added over ranks in rank order (gathered, then one fixed-order sum), so every rank holds
+    the same bits and the optimizer takes the same steps everywhere.
+
+    Law: the sums over ranks equal the sums over one rank holding all rows (up to rounding), for
+    any split, empty ranks included.
+    """
+
+    name = "gradient_sum"
+
+    def local(self, X, target, sample_weight, coef, intercept, *, n_classes, with_hessian=False,
+              backend=None):
+        return call_kernel("logistic_loss_grad", backend, X=X, target=target,
+                           sample_weight=sample_weight, coef=coef, intercept=intercept,
+                           n_classes=n_classes, with_hessian=with_hessian)
+
+    def run(self, comm, X, target, sample_weight, coef, intercept, *, n_classes,
+            with_hessian=False, backend=None):
+        """Collective: ``(loss, grad_coef, grad_intercept, hess_weights)``.
+
+        ``loss`` and the gradients are sums over all ranks' rows, identical on every rank;
+        ``hess_weights`` are this rank's rows' (for Hessian-vector products).
+        """
+        loss, g_coef, g_int, hess = self.local(X, target, sample_weight, coef, intercept,
+                                               n_classes=n_classes, with_hessian=with_hessian,
+                                               backend=backend)
+        g_coef = np.asarray(g_coef, np.float64)
+        g_int = np.asarray(g_int, np.float64)
+        flat = np.concatenate([[loss], g_coef.ravel(), g_int.ravel()])
+        total = comm.sum_identical(flat)
+        n_coef = g_coef.size
+        return (float(total[0]), total[1:1 + n_coef].reshape(g_coef.shape),
+                total[1 + n_coef:].reshape(g_int.shape), hess)
+
+
+GRADIENT_SUM = GradientSum()

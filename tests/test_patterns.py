@@ -1,0 +1,123 @@
+"""The laws of the named collective patterns, through the in-process simulator: any split of the
+rows over any number of simulated ranks, empty ranks included, gives one rank's result."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spmdlearn.patterns import (
+    GRADIENT_SUM,
+    LABEL_PROPAGATION,
+    RING_TOPK,
+    simulate_collective,
+)
+
+pytestmark = pytest.mark.serial
+
+
+@st.composite
+def splits(draw, n):
+    """Cut points of ``n`` rows over 1-5 simulated ranks; empty ranks are likely."""
+    ranks = draw(st.integers(1, 5))
+    cuts = sorted(draw(st.lists(st.integers(0, n), min_size=ranks - 1, max_size=ranks - 1)))
+    return [0] + cuts + [n]
+
+
+def _parts(cuts, *arrays):
+    return [tuple(a[lo:hi] for a in arrays) for lo, hi in zip(cuts[:-1], cuts[1:])]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.data())
+def test_ring_topk_any_split_equals_one_rank(seed, data):
+    rng = np.random.default_rng(seed)
+    n, d, k = int(rng.integers(3, 40)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    X = np.round(rng.normal(size=(n, d)) * 2, 0)  # a grid: many equal distances
+    Q = np.round(rng.normal(size=(int(rng.integers(0, 20)), d)) * 2, 0)
+    exclude = bool(rng.integers(2))
+    k = min(k, n - 1) if exclude else k
+    one = simulate_collective(
+        lambda comm, Q, X: RING_TOPK.run(comm, X if exclude else Q, X, k, exclude_self=exclude),
+        [(Q, X)])[0]
+    cuts = data.draw(splits(n))
+    qcuts = np.linspace(0, len(Q), len(cuts)).astype(int) if not exclude else cuts
+    shards = [(q, x) for (x,), (q,) in zip(_parts(cuts, X), _parts(qcuts, Q))]
+    many = simulate_collective(
+        lambda comm, Q, X: RING_TOPK.run(comm, X if exclude else Q, X, k, exclude_self=exclude),
+        shards)
+    assert np.array_equal(np.concatenate([m[1] for m in many]), one[1])
+    assert np.array_equal(np.concatenate([m[0] for m in many]), one[0])
+    # and the one-rank result is the definition: k smallest (distance, index), self excluded
+    queries = X if exclude else Q
+    dist = np.sqrt(((queries[:, None] - X[None]) ** 2).sum(-1))
+    for r in range(len(queries)):
+        pairs = sorted((dist[r, c], c) for c in range(n) if not (exclude and c == r))[:k]
+        assert [c for _, c in pairs] == list(one[1][r])
+
+
+def _dbscan_core_graph(X, eps, min_samples):
+    dist = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    core = (dist <= eps).sum(1) >= min_samples
+    return dist, core
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.data())
+def test_label_propagation_any_split_equals_one_rank(seed, data):
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    X = np.round(rng.normal(size=(n, 2)) * 3, 1)
+    eps = 1.0
+    dist, core = _dbscan_core_graph(X, eps, 3)
+    cuts = data.draw(splits(n))
+
+    def run(comm, X, core):
+        # each rank starts from its core rows as singleton components, each labelled with
+        # its own global index: the law must hold from any such start
+        start, _ = comm.offsets(len(X))
+        core_idx = np.flatnonzero(core)
+        component = np.arange(len(core_idx))
+        comp_label, best = LABEL_PROPAGATION.run(comm, X, core, component, core_idx + start,
+                                                 eps=eps)
+        return comp_label[component], best
+
+    many = simulate_collective(run, _parts(cuts, X, core))
+    # expected: each core row holds the smallest index of its cluster (component of the core
+    # rows' eps-graph); every row holds the smallest cluster label among its core neighbours
+    adj = (dist <= eps) & core[:, None] & core[None, :]
+    _, comp = connected_components(adj.astype(int), directed=False)
+    smallest = {c: np.flatnonzero((comp == c) & core).min() for c in np.unique(comp[core])}
+    expected_best = [min([n] + [smallest[comp[j]] for j in np.flatnonzero((dist[i] <= eps) & core)])
+                     for i in range(n)]
+    assert list(np.concatenate([m[1] for m in many])) == expected_best
+    assert list(np.concatenate([m[0] for m in many])) == \
+        [smallest[comp[i]] for i in np.flatnonzero(core)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3]), st.data())
+def test_gradient_sum_any_split_equals_one_rank(seed, K, data):
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(0, 50)), 3
+    X = rng.normal(size=(n, d))
+    w = rng.uniform(0.5, 2, n)
+    if K == 2:
+        target, coef, intercept = rng.integers(0, 2, n).astype(float), rng.normal(size=d), 0.3
+    else:
+        target, coef, intercept = rng.integers(0, K, n), rng.normal(size=(K, d)), rng.normal(size=K)
+
+    def run(comm, X, t, w):
+        return GRADIENT_SUM.run(comm, X, t, w, coef, intercept, n_classes=K, with_hessian=True)
+
+    one = simulate_collective(run, [(X, target, w)])[0]
+    many = simulate_collective(run, _parts(data.draw(splits(n)), X, target, w))
+    for m in many:
+        assert np.isclose(m[0], one[0], rtol=1e-12, atol=1e-12)
+        assert np.allclose(m[1], one[1], rtol=1e-12, atol=1e-12)
+        assert np.allclose(m[2], one[2], rtol=1e-12, atol=1e-12)
+        assert m[0] == many[0][0] and np.array_equal(m[1], many[0][1])
+    assert np.allclose(np.concatenate([np.reshape(m[3], (-1,) + np.shape(one[3])[1:])
+                                       for m in many]), one[3])
