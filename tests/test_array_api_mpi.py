@@ -282,6 +282,12 @@ def test_shard_and_metrics_keep_and_accept_array_api_arrays():
     X_l = spmdlearn.io.shard(_strict(X))
     lo, hi = comm.rank * N_ROWS // comm.size, (comm.rank + 1) * N_ROWS // comm.size
     assert_all_ranks(comm, _is_strict(X_l) and np.array_equal(_host(X_l), X[lo:hi]), "shard")
+    everything = spmdlearn.io.allgather_rows(X_l)
+    assert_all_ranks(comm, _is_strict(everything) and np.array_equal(_host(everything), X),
+                     "allgather_rows")
+    on_root = spmdlearn.io.gather(X_l)
+    assert_all_ranks(comm, on_root is None if comm.rank else
+                     (_is_strict(on_root) and np.array_equal(_host(on_root), X)), "gather")
     y_l, w_l, lab_l = (a[lo:hi] for a in (y_reg, w, labels))
     pred = y_l * 0.9 + 0.1
     for metric in (spmdlearn.metrics.r2_score, spmdlearn.metrics.mean_squared_error,
