@@ -141,11 +141,6 @@ class Shard:
         """The NumPy dtype of ``X`` (fitted attributes take it), whatever ``X``'s array type."""
         return numpy_dtype(self.X.dtype)
 
-    @property
-    def xp(self):
-        """``X``'s array namespace (NumPy itself for NumPy input)."""
-        return get_namespace(self.X)
-
 
 _RESHAPE_HINT = ("Reshape your data either using array.reshape(-1, 1) if your data has a single "
                  "feature or array.reshape(1, -1) if it contains a single sample.")
