@@ -49,6 +49,34 @@ def daal4py_calls(workload, X, y):
     return None
 
 
+def _status_mb(field: str):
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in MiB (None where there is none)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss():
+    """Reset the peak RSS (Linux: ``echo 5 > /proc/self/clear_refs``); return the RSS now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return _status_mb("VmRSS")
+
+
+def _peak_rss():
+    """Peak RSS since :func:`_reset_peak_rss` (MiB), or the process's if it cannot be reset."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--impl", choices=["spmdlearn", "daal4py"], default="spmdlearn")
@@ -59,6 +87,9 @@ def main():
     comm = MPI.COMM_WORLD
     workload = WORKLOADS[args.workload]
     X, y = make_data(workload, args.rows, comm.rank)
+    shard_mb = (X.nbytes + (0 if y is None else y.nbytes)) / 2**20
+    rss_before = _reset_peak_rss()
+    added, call_peak = 0.0, 0.0
     if args.impl == "daal4py":
         import daal4py as d4p
 
@@ -73,7 +104,8 @@ def main():
     else:
         for method, call in calls.items():
             comm.Barrier()
-            call()  # warm-up
+            call()  # warm-up (it also loads the libraries and compiled kernels the call needs)
+            before = _reset_peak_rss()
             times = []
             for _ in range(args.repeat):
                 comm.Barrier()
@@ -81,9 +113,20 @@ def main():
                 call()
                 elapsed = time.perf_counter() - start
                 times.append(comm.allreduce(elapsed, op=MPI.MAX))
-            result["methods"][method] = {"median_s": float(np.median(times)), "times": times}
+            peak = _peak_rss()
+            result["methods"][method] = {"median_s": float(np.median(times)), "times": times,
+                                         "rss_before_mb": before, "peak_rss_mb": peak}
+            if before is not None and peak is not None:
+                added = max(added, peak - before)
+                call_peak = max(call_peak, peak)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result["peak_rss_mb_per_rank"] = comm.gather(rss, root=0)
+    # The memory the calls add per rank: the peak RSS of the timed calls less the RSS before
+    # them (interpreter, libraries, compiled kernels and the shard), next to the shard's size.
+    result["shard_mb_per_rank"] = comm.gather(shard_mb, root=0)
+    result["rss_after_data_mb_per_rank"] = comm.gather(rss_before, root=0)
+    result["call_peak_rss_mb_per_rank"] = comm.gather(call_peak, root=0)
+    result["call_added_mb_per_rank"] = comm.gather(added, root=0)
     if args.impl == "daal4py":
         import daal4py as d4p
 

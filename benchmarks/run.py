@@ -185,7 +185,8 @@ def markdown(run) -> str:
     backends = run["args"]["backends"].split(",")
     head = ["workload", "method", "ranks", "rows/rank"] + [f"spmdlearn[{b}] s" for b in backends] + \
         ["daal4py s", "sklearn 1-proc s", "sklearnex 1-proc s", "lower bound s",
-         "vs daal4py", "vs sklearn", "eff.", "RSS MB/rank"]
+         "vs bound", "vs daal4py", "vs sklearn", "vs sklearnex", "eff.", "shard MB/rank"] + \
+        [f"RSS MB/rank [{b}]" for b in backends] + [f"added MB/rank [{b}]" for b in backends]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ranks = sorted({r["ranks"] for r in results if r.get("impl") == "spmdlearn" and "ranks" in r})
     for name in dict.fromkeys(r["workload"] for r in results):
@@ -195,7 +196,9 @@ def markdown(run) -> str:
             base_time = None
             for n in ranks:
                 ours = [_time(results, "spmdlearn", name, n, method, b) for b in backends]
-                t0, r0 = ours[0]
+                # ratios and efficiency are those of the last backend listed (the one under test,
+                # as in --backends reference,cpu); times and memory are shown for each
+                t0, r0 = ours[-1]
                 if t0 is None:
                     continue
                 d4p, _ = _time(results, "daal4py", name, n, method)
@@ -211,10 +214,26 @@ def markdown(run) -> str:
                 eff = (t1 / t0) if weak else (t1 * n1) / (t0 * n)
                 cells = [name, method, str(n), str(r0["rows_per_rank"])] + \
                     [_fmt(t) for t, _ in ours] + [_fmt(d4p), _fmt(sk), _fmt(skx), _fmt(bound),
-                                                  _ratio(t0, d4p), _ratio(t0, sk), f"{eff:.2f}",
-                                                  f"{max(r0['peak_rss_mb_per_rank']):.0f}"]
+                                                  _ratio(t0, bound), _ratio(t0, d4p),
+                                                  _ratio(t0, sk), _ratio(t0, skx), f"{eff:.2f}",
+                                                  _mb(r0, "shard_mb_per_rank")] + \
+                    [_mb(r, "call_peak_rss_mb_per_rank", "peak_rss_mb_per_rank")
+                     for _, r in ours] + \
+                    [_added_mb(r) for _, r in ours]
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _mb(result, key, fallback=None):
+    """The largest per-rank value of ``key`` (MiB) in a result, or "-"."""
+    values = (result or {}).get(key) or (result or {}).get(fallback) or []
+    values = [v for v in values if v is not None]
+    return f"{max(values):.0f}" if values else "-"
+
+
+def _added_mb(result):
+    """Largest per-rank memory the timed calls added: their peak RSS less the RSS before them."""
+    return _mb(result, "call_added_mb_per_rank")
 
 
 def _fmt(t):

@@ -132,3 +132,207 @@ def test_radius_kernels_match_their_definitions(data, eps, metric):
                 (x_index is None or y_index[c] != x_index[r])]
         assert list(ind[indptr[r]:indptr[r + 1]]) == list(y_index[cols])
         assert np.array_equal(d[indptr[r]:indptr[r + 1]], exact[r, cols])
+
+
+@st.composite
+def rows_and_centers(draw):
+    """Rows and centers on a grid (rows equidistant from two centers), duplicate centers."""
+    n = draw(st.sampled_from([0, 1, 2, 9, 30]))
+    d = draw(st.integers(1, 3))
+    k = draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    C = np.round(rng.normal(size=(k, d)) * 2, 0)
+    if k > 1 and draw(st.booleans()):
+        C[-1] = C[0]  # a duplicate center: the lower index must win
+    X = np.round(rng.normal(size=(n, d)) * 2, 0) + (0.5 if draw(st.booleans()) else 0.0)
+    return X, C, rng
+
+
+@given(rows_and_centers())
+def test_kmeans_assign_is_the_nearest_center_lowest_index_on_ties(data):
+    X, C, rng = data
+    labels, sq = ref.kmeans_assign(X, C)
+    assert labels.dtype == np.int32 and sq.dtype == np.float64 and labels.shape == (len(X),)
+    d = ((X[:, None, :] - C[None]) ** 2).sum(-1)
+    for r in range(len(X)):
+        nearest = np.flatnonzero(d[r] == d[r].min())
+        assert labels[r] == nearest[0]
+    assert np.array_equal(sq, d[np.arange(len(X)), labels])
+    # the same decisions as the Lloyd step, and the Lloyd step's inertia is this assignment's
+    w = rng.uniform(0.5, 2, len(X))
+    lloyd_labels, p = ref.lloyd_local(X, w, C, np.full(len(X), -1, np.int32))
+    assert np.array_equal(lloyd_labels, labels)
+    assert p.inertia == ref.kmeans_inertia(X, w, C, labels)
+    assert np.isclose(p.inertia, w @ sq)
+
+
+@given(rows_and_centers())
+def test_kmeans_transform_is_euclidean_distances(data):
+    X, C, _ = data
+    got = ref.kmeans_transform(X, C)
+    assert got.shape == (len(X), len(C))
+    assert np.allclose(got, np.sqrt(((X[:, None, :] - C[None]) ** 2).sum(-1)), atol=1e-7)
+
+
+@given(rows_and_centers(), st.booleans())
+def test_kmeans_plusplus_kernels_are_min_distance_updates(data, first):
+    X, C, rng = data
+    d = ((X[:, None, :] - C[None]) ** 2).sum(-1)
+    x_sq = (X * X).sum(1) if rng.integers(2) else None
+    closest = None if first else rng.uniform(0, 10, len(X))
+    got = ref.kmeans_min_distances(X, C[:1], closest, x_sq)
+    expected = d[:, 0] if first else np.minimum(closest, d[:, 0])
+    assert got.shape == (len(X),) and np.allclose(got, expected, atol=1e-9)
+    w = rng.uniform(0.5, 2, len(X))
+    pots = ref.kmeans_plusplus_potentials(X, w, C, got, x_sq)
+    assert pots.shape == (len(C),)
+    assert np.allclose(pots, [w @ np.minimum(got, d[:, c]) for c in range(len(C))], atol=1e-8)
+
+
+@st.composite
+def binned_rows(draw):
+    n = draw(st.sampled_from([0, 1, 2, 17, 40]))
+    d = draw(st.integers(1, 4))
+    n_bins = draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    return rng.integers(0, n_bins, (n, d)).astype(np.uint16), n_bins, rng
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0, 1, 5, 30]))
+def test_apply_bins_counts_cut_points_below_values_on_cuts_go_left(seed, n):
+    rng = np.random.default_rng(seed)
+    edges = [np.sort(np.unique(np.round(rng.normal(size=int(rng.integers(0, 6))), 1)))
+             for _ in range(3)]
+    padded = ref.pad_edges(edges)
+    X = np.round(rng.normal(size=(n, 3)), 1)  # many values exactly on a cut point
+    binned = ref.apply_bins(X, padded)
+    assert binned.dtype == np.uint16 and binned.shape == X.shape
+    for i in range(n):
+        for j in range(3):
+            assert binned[i, j] == sum(c < X[i, j] for c in edges[j])
+    assert np.array_equal(binned, ref.apply_bins(X, edges))
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(0.1, 2.0), st.integers(0, 300))
+def test_bootstrap_counts_depend_on_the_global_index_only(seed, lam, cut):
+    rows = np.arange(300, dtype=np.int64)
+    whole = ref.bootstrap_counts(rows, seed, lam)
+    assert whole.dtype == np.int64
+    assert np.array_equal(whole, ref.poisson_counts(
+        ref.counter_uniform(seed, ref.BOOTSTRAP_STREAM, rows), lam))
+    parts = np.concatenate([ref.bootstrap_counts(rows[:cut], seed, lam),
+                            ref.bootstrap_counts(rows[cut:], seed, lam)])
+    assert np.array_equal(whole, parts)
+
+
+@given(binned_rows(), st.sampled_from([0, 2, 3]), st.booleans())
+def test_tree_histograms_sum_weighted_bootstrap_statistics(data, K, with_class_weight):
+    binned, n_bins, rng = data
+    n, d = binned.shape
+    n_nodes = 3
+    node_pos = rng.integers(-1, n_nodes, n)
+    y = rng.integers(0, K, n) if K else rng.normal(size=n)
+    w = rng.uniform(0.5, 2, n)
+    counts = rng.integers(0, 3, n)
+    cw = rng.uniform(0.5, 2, K) if K and with_class_weight else None
+    hist = ref.tree_histograms(binned, node_pos, y, w, counts, n_nodes, n_bins, K, cw)
+    channels = K + 1 if K else 4
+    expected = np.zeros((n_nodes, d, n_bins, channels))
+    for i in range(n):
+        if node_pos[i] < 0 or counts[i] == 0:
+            continue
+        v = w[i] * counts[i] * (cw[y[i]] if cw is not None else 1.0)
+        for j in range(d):
+            cell = expected[node_pos[i], j, binned[i, j]]
+            if K:
+                cell[y[i]] += v
+                cell[K] += 1
+            else:
+                cell += [v, v * y[i], v * y[i] ** 2, 1]
+    assert hist.shape == expected.shape and np.allclose(hist, expected)
+
+
+@given(binned_rows())
+def test_tree_route_moves_rows_of_splitting_nodes_only(data):
+    binned, n_bins, rng = data
+    n, d = binned.shape
+    # nodes 0..2 exist; 1 and 2 split now into (3, 4) and (5, 6); node 0 split before
+    node_of_row = rng.integers(-1, 3, n)
+    node_of_row[node_of_row == 0] = 1
+    split_feature = np.array([-1, rng.integers(d), rng.integers(d), -1, -1, -1, -1])
+    split_bin = np.array([0, rng.integers(n_bins), rng.integers(n_bins), 0, 0, 0, 0])
+    left, right = np.array([1, 3, 5, -1, -1, -1, -1]), np.array([2, 4, 6, -1, -1, -1, -1])
+    got = ref.tree_route(binned, node_of_row, split_feature, split_bin, left, right)
+    for i in range(n):
+        node = node_of_row[i]
+        if node < 0:
+            assert got[i] == -1
+        else:
+            go_left = binned[i, split_feature[node]] <= split_bin[node]
+            assert got[i] == (left[node] if go_left else right[node])
+
+
+def test_every_kernel_has_a_conformance_check_that_the_reference_passes():
+    """Each hook has its vs-reference check in the conformance suite (with its edge cases),
+    and the reference itself passes it."""
+    from spmdlearn import _backends
+    from spmdlearn_conformance._kernels import check_kernel
+
+    pm = _backends.plugin_manager()
+    plugin = pm.get_plugin("reference")
+    impls = {hc.name[len("spmdlearn_"):]: next(i for i in hc.get_hookimpls() if i.plugin is plugin)
+             for hc in pm.get_hookcallers(plugin)
+             if hc.name not in ("spmdlearn_backend_info", "spmdlearn_claims")}
+    assert set(impls) == set(ref.KERNELS)
+    for kernel, impl in sorted(impls.items()):
+        status, detail = check_kernel(impl, kernel, 3)
+        assert status == "pass", f"{kernel}: {detail}"
+
+
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0, 1, 25]),
+       st.sampled_from([np.float64, np.float32]))
+def test_affine_transform_is_shift_then_scale_in_the_input_dtype(seed, n, dtype):
+    rng = np.random.default_rng(seed)
+    X = (rng.normal(size=(n, 3)) * 5 + 1e3).astype(dtype)
+    shift = rng.normal(size=3).astype(dtype) + dtype(1e3)
+    scale = rng.uniform(0.1, 3, 3).astype(dtype)
+    out = ref.affine_transform(X, shift, scale)
+    assert out.dtype == dtype and out.shape == X.shape and out is not X
+    assert np.array_equal(out, (X - shift) * scale)  # both steps rounded in the input dtype
+
+
+@st.composite
+def level_histograms(draw):
+    """Histograms of a tree level with many equal decreases (integer counts on few bins)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    n_nodes, F, B = draw(st.integers(0, 4)), draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    classification = draw(st.booleans())
+    if classification:
+        stats = rng.integers(0, 3, (n_nodes, F, B, 3)).astype(float)
+    else:
+        w = rng.integers(0, 3, (n_nodes, F, B)).astype(float)
+        y = np.round(rng.normal(size=(n_nodes, F, B)), 0)
+        stats = np.stack([w, w * y, w * y * y], -1)
+    rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, F, B))
+    hist = np.concatenate([stats, rows[..., None].astype(float)], -1)
+    order = np.array([rng.permutation(F) for _ in range(n_nodes)]).reshape(n_nodes, F)
+    criterion = draw(st.sampled_from(["gini", "entropy"])) if classification else "squared_error"
+    return hist, order, classification, criterion, rng
+
+
+@given(level_histograms(), st.integers(1, 5), st.integers(1, 3),
+       st.sampled_from([0.0, 0.01, 0.1]), st.sampled_from([0.0, 1.0]))
+def test_best_splits_are_best_split_of_every_node(data, n_draw, min_leaf, min_decrease,
+                                                   min_weight):
+    hist, order, classification, criterion, _ = data
+    n_draw = min(n_draw, hist.shape[1])
+    f, c, dec = ref.best_splits(hist, order, n_draw, classification, criterion, min_leaf,
+                                min_decrease, 10.0, min_weight)
+    assert f.shape == c.shape == dec.shape == (len(hist),)
+    for i in range(len(hist)):
+        expected = ref.best_split(hist[i], order[i], n_draw, classification, criterion,
+                                  min_leaf, min_decrease, 10.0, min_weight)
+        if expected is None:
+            assert f[i] == -1
+        else:
+            assert (f[i], c[i]) == expected[:2] and np.isclose(dec[i], expected[2])

@@ -9,15 +9,16 @@ import sys
 import pytest
 
 from run_all import mpiexec_command
-from spmdlearn._backends import installed_backends
+from spmdlearn._backends import available_backends, backend_kernels, installed_backends
 
 pytestmark = pytest.mark.serial
 
 
-def _certify(backend, tmp_path, n_ranks=2):
+def _certify(backend, tmp_path, n_ranks=2, *extra):
     out_json = tmp_path / f"{backend}.json"
     cmd = mpiexec_command(n_ranks) + [sys.executable, "-m", "spmdlearn_conformance",
-                                      "--backend", backend, "--quick", "--json", str(out_json)]
+                                      "--backend", backend, "--quick", "--json", str(out_json),
+                                      *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     return proc, json.loads(out_json.read_text())
 
@@ -35,6 +36,12 @@ def test_correct_foreign_backend_is_certified(tmp_path):
     assert statuses[("kernel comoments_local", "vs reference")] == "pass"
     assert statuses[("kernel linear_predict", "vs reference")] == "pass"
     assert "conformance: " in proc.stdout and " 0 failed" in proc.stdout
+    assert result["certified"] and result["served"] == ["comoments_local", "linear_predict"]
+    assert result["dispatch"]["comoments_local"]["served"] > 0
+    assert result["dispatch"]["comoments_local"]["declined"] == 0
+    assert result["dispatch"]["moments_local"]["fallback"] > 0  # BasicStatistics: not its kernel
+    assert ("CERTIFIED on numpy input: 2 kernels served (comoments_local, linear_predict); ran on "
+            "the reference: ") in proc.stdout
 
 
 @pytest.mark.timeout(320)
@@ -47,6 +54,27 @@ def test_naive_sum_of_squares_backend_is_rejected(tmp_path):
     assert ("kernel moments_local", "vs reference") in failed
     assert ("LinearRegression", "agreement float64") in failed
     assert "FAIL  kernel comoments_local" in proc.stdout
+    assert not result["certified"] and "NOT CERTIFIED: some checks failed" in proc.stdout
+
+
+@pytest.mark.timeout(320)
+def test_cpu_and_sycl_say_plainly_what_they_serve(tmp_path):
+    """A backend with no kernel passes its checks (everything ran on the reference) and is
+    reported "0 kernels served", not certified; an unavailable one is skipped, saying why."""
+    proc, result = _certify("cpu", tmp_path, 2, "--estimators", "LinearRegression")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if backend_kernels("cpu"):
+        assert result["certified"] and "CERTIFIED on numpy input" in proc.stdout
+    else:
+        assert not result["certified"]
+        assert ("NOT CERTIFIED: 0 kernels served on numpy input (implements no kernel); every "
+                "kernel ran on the reference") in proc.stdout
+        assert result["dispatch"]["comoments_local"]["fallback"] > 0
+    proc, result = _certify("sycl", tmp_path, 2)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if "sycl" not in available_backends():
+        assert result["skipped"] and not result["certified"] and result["results"] == []
+        assert "NOT CERTIFIED: skipped: backend 'sycl' is installed but unavailable" in proc.stdout
 
 
 def test_unknown_backend_is_refused(tmp_path):

@@ -109,13 +109,13 @@ METRIC_CASES = [("euclidean", None), ("manhattan", None), ("chebyshev", None), (
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("metric,p", METRIC_CASES)
-def test_knn_merge_matches_reference_with_ties(dtype, metric, p):
+@pytest.mark.parametrize("k", [1, 7, 40])  # the fused kernel, and the sort (k > 32)
+def test_knn_merge_matches_reference_with_ties(dtype, metric, p, k):
     from spmdlearn.reference import knn_merge as ref_merge
 
     from spmdlearn_cuda._neighbors import knn_merge
 
     X, Y = _neighbor_blocks(dtype)
-    k = 7
     y_index = np.arange(100, 100 + Y.shape[0], dtype=np.int64)[::-1].copy()  # lower index last
     best_d, best_i = np.full((len(X), k), np.inf), np.full((len(X), k), -1, np.int64)
     want = (best_d, best_i)
@@ -197,15 +197,89 @@ def test_tsqr_local(dtype):
         _check_partial(tsqr_local(cp.asarray(X), mean), ref.tsqr_local(X, mean), np.float64)
 
 
-def test_all_finite():
-    from spmdlearn_cuda._plugin import spmdlearn_all_finite
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_clusters", [5, 128, 300])  # fused kernel (the largest), cuBLAS path
+def test_kmeans_kernels(dtype, n_clusters):
+    from spmdlearn_cuda import _kmeans as g
 
-    X = np.ones((50, 3))
-    assert spmdlearn_all_finite(cp.asarray(X)) is True
-    assert spmdlearn_all_finite(cp.asarray(X[:0])) is True
-    for bad in (np.nan, np.inf, -np.inf):
-        Y = X.copy()
-        Y[17, 2] = bad
-        assert spmdlearn_all_finite(cp.asarray(Y)) is False
-        assert spmdlearn_all_finite(cp.asarray(Y.astype(np.float32))) is False
-    assert spmdlearn_all_finite(X) is None  # NumPy: declined
+    rng = np.random.default_rng(6)
+    X = rng.integers(0, 5, size=(2000, 6)).astype(dtype)  # a grid: exact ties between centers
+    centers = X[rng.choice(len(X), n_clusters)].astype(np.float64)
+    centers[1] = centers[0]  # a duplicated center: the lower index must win
+    w = rng.uniform(0.5, 2.0, len(X))
+    old = rng.integers(-1, n_clusters, len(X)).astype(np.int32)
+    for rows in (slice(0, 0), slice(0, 1), slice(0, 2000)):
+        Xs, Xd = X[rows], cp.asarray(X[rows])
+        labels, partial = g.lloyd_local(Xd, cp.asarray(w[rows]), centers, old[rows])
+        want_labels, want = ref.lloyd_local(Xs, w[rows], centers, old[rows])
+        np.testing.assert_array_equal(cp.asnumpy(labels), want_labels)
+        _check_partial(partial, want, np.float64)
+        labels, sq = g.kmeans_assign(Xd, centers)
+        want_labels, want_sq = ref.kmeans_assign(Xs, centers)
+        np.testing.assert_array_equal(cp.asnumpy(labels), want_labels)
+        _close(cp.asnumpy(sq), want_sq, np.float64, "sq_distances")
+        _close(g.kmeans_inertia(Xd, w[rows], centers, want_labels),
+               ref.kmeans_inertia(Xs, w[rows], centers, want_labels), np.float64, "inertia")
+        got = g.kmeans_transform(Xd, centers)
+        assert got.dtype == dtype
+        _close(cp.asnumpy(got), ref.kmeans_transform(Xs, centers), dtype, "transform")
+        closest = g.kmeans_min_distances(Xd, centers[:2].astype(dtype), None, None)
+        want_closest = ref.kmeans_min_distances(Xs, centers[:2].astype(dtype), None, None)
+        _close(cp.asnumpy(closest), want_closest, dtype, "min_distances")
+        _close(g.kmeans_plusplus_potentials(Xd, w[rows], centers[2:5].astype(dtype),
+                                            want_closest, None),
+               ref.kmeans_plusplus_potentials(Xs, w[rows], centers[2:5].astype(dtype),
+                                              want_closest, None), dtype, "potentials")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_affine_transform(dtype):
+    from spmdlearn_cuda._plugin import spmdlearn_affine_transform
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 4)).astype(dtype)
+    shift, scale = rng.normal(size=4).astype(dtype), rng.uniform(1, 2, 4).astype(dtype)
+    got = spmdlearn_affine_transform(cp.asarray(X), shift, scale)
+    assert isinstance(got, cp.ndarray) and got.dtype == dtype
+    np.testing.assert_array_equal(cp.asnumpy(got), ref.affine_transform(X, shift, scale))
+    assert spmdlearn_affine_transform(X, shift, scale) is None  # NumPy: declined
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forest_kernels(dtype):
+    from spmdlearn_cuda import _forest as g
+
+    rng = np.random.default_rng(8)
+    n, d = 3000, 5
+    X = rng.integers(0, 6, size=(n, d)).astype(dtype)  # values on the cut points
+    edges = ref.pad_edges([np.arange(0.0, 5.0, 1.0 + j % 2) for j in range(d)])
+    binned = ref.apply_bins(X, edges)
+    got = g.apply_bins(cp.asarray(X), edges)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(cp.asnumpy(got), binned)
+    rows = np.arange(10**6, 10**6 + n, dtype=np.int64)
+    for lam in (1.0, 0.37):
+        np.testing.assert_array_equal(cp.asnumpy(g.bootstrap_counts(cp.asarray(rows), 42, lam)),
+                                      ref.bootstrap_counts(rows, 42, lam))
+    counts = ref.bootstrap_counts(rows, 7, 1.0)
+    node_pos = rng.integers(-1, 3, n)
+    w = rng.integers(1, 3, n).astype(np.float64)
+    n_bins = int(binned.max()) + 1
+    for n_classes, y in ((3, rng.integers(0, 3, n)), (0, rng.normal(size=n))):
+        cw = np.array([1.0, 2.0, 0.5]) if n_classes else None
+        _close(g.tree_histograms(cp.asarray(binned), node_pos, y, w, counts, 3, n_bins,
+                                 n_classes, cw),
+               ref.tree_histograms(binned, node_pos, y, w, counts, 3, n_bins, n_classes, cw),
+               np.float64, "histograms")
+
+    args = (np.array([2, -1, 0]), np.array([1, 0, 3]), np.array([3, -1, 5]), np.array([4, -1, 6]))
+    np.testing.assert_array_equal(
+        cp.asnumpy(g.tree_route(cp.asarray(binned), node_pos, *args)),
+        ref.tree_route(binned, node_pos, *args))
+    feature = np.array([1, 0, -2, 3, -2, -2, -2])
+    threshold = np.array([2.0, 3.0, 0, 1.0, 0, 0, 0])
+    left = np.array([1, 3, -1, 5, -1, -1, -1])
+    right = np.array([2, 4, -1, 6, -1, -1, -1])
+    np.testing.assert_array_equal(
+        cp.asnumpy(g.tree_apply(cp.asarray(X), feature, threshold, left, right)),
+        ref.tree_apply(X, feature, threshold, left, right))

@@ -24,14 +24,6 @@ def matrices(draw, min_rows=0, max_rows=30, max_cols=5):
     return X, rng
 
 
-@given(matrices(min_rows=1))
-def test_sq_distances_are_squared_euclidean(data):
-    X, rng = data
-    C = rng.normal(size=(3, X.shape[1]))
-    expected = ((X[:, None, :] - C[None]) ** 2).sum(-1)
-    assert np.allclose(ref.sq_distances(X, C), expected, atol=1e-9)
-
-
 @given(matrices())
 def test_lloyd_local_is_nearest_center_and_cluster_sums(data):
     X, rng = data

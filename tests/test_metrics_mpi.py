@@ -112,6 +112,105 @@ def test_roc_auc_is_exact(comm, weighted, ties):
                               what="partial roc_auc")
 
 
+def _multiclass_scores(seed, n=160, k=4, ties=True):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k)) + np.eye(k)[y_true]
+    if ties:
+        logits = np.round(logits, 1)  # tied probabilities within and across ranks
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return y_true, proba, rng.uniform(0.5, 2.0, n)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_roc_auc_multiclass_ovr_is_exact(comm, seed, weighted):
+    y_true, proba, w = _multiclass_scores(seed)
+    w = w if weighted else None
+    cuts = random_cuts(len(y_true), comm.size, seed)
+    yt, pp, ww = local_rows(cuts, comm.rank, y_true, proba, w)
+    for average in ("macro", "weighted", "micro", None):
+        ours = metrics.roc_auc_score(yt, pp, multi_class="ovr", average=average,
+                                     sample_weight=ww)
+        ref = skm.roc_auc_score(y_true, proba, multi_class="ovr", average=average,
+                                sample_weight=w)
+        assert_allclose_all_ranks(comm, ours, ref, rtol=0 if not weighted else 1e-12,
+                                  what=f"ovr {average}")
+        assert_identical_on_all_ranks(comm, ours, f"ovr {average}")
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize("strings", [False, True])
+def test_roc_auc_multiclass_ovo_is_exact(comm, seed, strings):
+    y_true, proba, _ = _multiclass_scores(seed, k=3)
+    if strings:
+        y_true = np.array(["ant", "bee", "cat"])[y_true]
+    cuts = random_cuts(len(y_true), comm.size, seed)
+    yt, pp = local_rows(cuts, comm.rank, y_true, proba)
+    for average in ("macro", "weighted"):
+        ours = metrics.roc_auc_score(yt, pp, multi_class="ovo", average=average)
+        ref = skm.roc_auc_score(y_true, proba, multi_class="ovo", average=average)
+        assert_allclose_all_ranks(comm, ours, ref, rtol=0, what=f"ovo {average}")
+        assert_identical_on_all_ranks(comm, ours, f"ovo {average}")
+
+
+def test_roc_auc_multiclass_labels_and_errors(comm):
+    # Class 3 never occurs: named through labels, as scikit-learn allows.
+    y_true, proba, w = _multiclass_scores(4, k=4)
+    y_true = np.where(y_true == 3, 0, y_true)
+    labels = np.arange(4)
+    cuts = random_cuts(len(y_true), comm.size, 4)
+    yt, pp, ww = local_rows(cuts, comm.rank, y_true, proba, w)
+    for multi_class, average in (("ovr", "weighted"), ("ovo", "macro"), ("ovo", "weighted")):
+        ours = metrics.roc_auc_score(yt, pp, multi_class=multi_class, average=average,
+                                     labels=labels)
+        ref = skm.roc_auc_score(y_true, proba, multi_class=multi_class, average=average,
+                                labels=labels)
+        assert_allclose_all_ranks(comm, ours, ref, rtol=0, what=f"{multi_class} with labels")
+    for kwargs, match in (({}, "multi_class must be in"),
+                          ({"multi_class": "ovr"}, "Number of classes in y_true not equal"),
+                          ({"multi_class": "ovo", "sample_weight": ww, "labels": labels},
+                           "sample_weight is not supported"),
+                          ({"multi_class": "ovr", "labels": labels, "max_fpr": 0.5},
+                           "Partial AUC"),
+                          ({"multi_class": "ovo", "labels": labels, "average": "micro"},
+                           "average must be one of")):
+        assert_raises_on_all_ranks(comm, ValueError,
+                                   lambda: metrics.roc_auc_score(yt, pp, **kwargs), match=match)
+    # Rows not summing to one on one rank only: every rank raises scikit-learn's error.
+    bad = pp * 2 if comm.rank == comm.size - 1 else pp
+    if len(local_rows(cuts, comm.size - 1, y_true)):
+        assert_raises_on_all_ranks(comm, ValueError,
+                                   lambda: metrics.roc_auc_score(yt, bad, multi_class="ovr",
+                                                                 labels=labels),
+                                   match="need to be probabilities")
+
+
+def test_balanced_accuracy_and_rmse(comm):
+    y_true, y_pred, w = _classes(9)
+    cuts = random_cuts(len(y_true), comm.size, 9)
+    yt, yp, ww = local_rows(cuts, comm.rank, y_true, y_pred, w)
+    for adjusted in (False, True):
+        assert_allclose_all_ranks(
+            comm, metrics.balanced_accuracy_score(yt, yp, adjusted=adjusted),
+            skm.balanced_accuracy_score(y_true, y_pred, adjusted=adjusted), rtol=0,
+            what="balanced accuracy")
+        assert_allclose_all_ranks(
+            comm, metrics.balanced_accuracy_score(yt, yp, sample_weight=ww, adjusted=adjusted),
+            skm.balanced_accuracy_score(y_true, y_pred, sample_weight=w, adjusted=adjusted),
+            rtol=1e-12, what="weighted balanced accuracy")
+    rng = np.random.default_rng(9)
+    y = rng.normal(size=(90, 2))
+    p = y + rng.normal(scale=0.3, size=(90, 2))
+    yl, pl, wl = local_rows(random_cuts(90, comm.size, 9), comm.rank, y, p, w[:90])
+    for multioutput in ("uniform_average", "raw_values"):
+        assert_allclose_all_ranks(
+            comm, metrics.root_mean_squared_error(yl, pl, sample_weight=wl,
+                                                  multioutput=multioutput),
+            skm.root_mean_squared_error(y, p, sample_weight=w[:90], multioutput=multioutput),
+            rtol=1e-12, what="rmse")
+
+
 @pytest.mark.parametrize("multioutput", ["uniform_average", "raw_values"])
 def test_regression_metrics(comm, multioutput):
     rng = np.random.default_rng(7)
@@ -147,6 +246,7 @@ def test_metric_errors_are_collective(comm):
             assert_raises_on_all_ranks(comm, ValueError,
                                        lambda: metrics.accuracy_score(mixed, mixed_p),
                                        match="labels of different types across ranks")
-    assert_raises_on_all_ranks(comm, NotImplementedError,
+    # Multiclass labels with 1-D scores: scikit-learn's error, on every rank.
+    assert_raises_on_all_ranks(comm, ValueError,
                                lambda: metrics.roc_auc_score(yt, yp.astype(float)),
-                               match="binary case only")
+                               match="multi_class must be in")

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from spmdlearn.patterns import (
     GRADIENT_SUM,
     LABEL_PROPAGATION,
+    LEVEL_HISTOGRAMS,
     RING_TOPK,
     simulate_collective,
 )
@@ -95,6 +96,27 @@ def test_label_propagation_any_split_equals_one_rank(seed, data):
     assert list(np.concatenate([m[1] for m in many])) == expected_best
     assert list(np.concatenate([m[0] for m in many])) == \
         [smallest[comp[i]] for i in np.flatnonzero(core)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.booleans(), st.data())
+def test_level_histograms_any_split_equals_one_rank(seed, classification, data):
+    rng = np.random.default_rng(seed)
+    n, d, n_bins, n_nodes = int(rng.integers(0, 60)), 3, 5, 3
+    binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
+    node_pos = rng.integers(-1, n_nodes, n)
+    K = 3 if classification else 0
+    y = rng.integers(0, 3, n) if classification else rng.normal(size=n)
+    w = rng.uniform(0.5, 2, n)
+    counts = rng.integers(0, 3, n)
+    kw = dict(n_nodes=n_nodes, n_bins=n_bins, n_classes=K)
+    args = (binned, node_pos, y, w, counts)
+    one = simulate_collective(lambda comm, *a: LEVEL_HISTOGRAMS.run(comm, *a, **kw), [args])[0]
+    many = simulate_collective(lambda comm, *a: LEVEL_HISTOGRAMS.run(comm, *a, **kw),
+                               _parts(data.draw(splits(n)), *args))
+    for m in many:
+        assert np.allclose(m, one, rtol=1e-12, atol=1e-12)
+        assert np.array_equal(m, many[0])  # the same bits on every rank
 
 
 @settings(max_examples=25, deadline=None)

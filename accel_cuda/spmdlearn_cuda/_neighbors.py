@@ -28,6 +28,86 @@ METRIC_CODES = {"euclidean": 0, "l2": 0, "manhattan": 1, "cityblock": 1, "l1": 1
 
 _EXCLUDED = np.iinfo(np.int64).max
 
+_TOPK_SOURCE = r"""
+// One thread per query: the query in registers, blocks of candidates staged in shared memory,
+// the running k best (distance, index) pairs kept sorted in registers and merged candidate by
+// candidate (lexicographic: equal distances go to the lower global index). Distances are the
+// reference's (float64 coordinate differences in column order, no fused multiply-add).
+#define INF (1.0 / 0.0)
+extern "C" __global__ void __launch_bounds__(QT) knn_merge(
+        const T* X, long nq, long xs0, long xs1, const T* Y, long ny, long ys0, long ys1,
+        const long long* y_index, const long long* x_index, int has_x_index,
+        const double* best_d_in, const long long* best_i_in, double p,
+        double* best_d, long long* best_i) {
+    __shared__ double ys[CT * D];
+    __shared__ long long yi[CT];
+    const long q = (long)blockIdx.x * QT + threadIdx.x;
+    const bool live = q < nq;
+    double xq[D];
+    double bd[K];
+    long long bi[K];
+#pragma unroll
+    for (int j = 0; j < D; ++j) xq[j] = live ? (double)X[q * xs0 + (long)j * xs1] : 0.0;
+#pragma unroll
+    for (int s = 0; s < K; ++s) {
+        bd[s] = live ? best_d_in[q * K + s] : INF;
+        bi[s] = live ? best_i_in[q * K + s] : -1;
+    }
+    const long long own = live && has_x_index ? x_index[q] : -2;
+    for (long c0 = 0; c0 < ny; c0 += CT) {
+        const int nc = (int)min((long)CT, ny - c0);
+        __syncthreads();
+        for (int e = threadIdx.x; e < nc * D; e += QT) {
+            int r = e / D, j = e - r * D;
+            ys[e] = (double)Y[(c0 + r) * ys0 + (long)j * ys1];
+        }
+        for (int r = threadIdx.x; r < nc; r += QT) yi[r] = y_index[c0 + r];
+        __syncthreads();
+        if (!live) continue;
+        for (int r = 0; r < nc; ++r) {
+            const long long idx = yi[r];
+            if (idx == own) continue;
+            double acc = 0.0;
+#pragma unroll
+            for (int j = 0; j < D; ++j) {
+                double diff = xq[j] - ys[r * D + j];
+                if (METRIC == 0) acc = acc + diff * diff;
+                else if (METRIC == 1) acc = acc + fabs(diff);
+                else if (METRIC == 2) acc = fmax(acc, fabs(diff));
+                else acc = acc + pow(fabs(diff), p);
+            }
+            const double worst = bd[K - 1];
+            if (METRIC == 0) {
+                // sqrt is monotonic: a sum above worst^2 (with a margin for the rounding of the
+                // square and the root) cannot enter; the others are compared after the root.
+                if (acc > worst * worst * (1.0 + 1e-14)) continue;
+                acc = sqrt(acc);
+            } else if (METRIC == 3) {
+                acc = pow(acc, 1.0 / p);
+            }
+            // Lexicographic order of (distance, index): an unfilled slot (inf, -1) sorts before
+            // a real candidate at inf, as in the reference.
+            if (!(acc < worst || (acc == worst && idx < bi[K - 1]))) continue;
+            // insert (acc, idx), keeping the list sorted; the last pair drops out
+            double cd = acc;
+            long long ci = idx;
+#pragma unroll
+            for (int s = 0; s < K; ++s) {
+                if (cd < bd[s] || (cd == bd[s] && ci < bi[s])) {
+                    double td = bd[s]; long long ti = bi[s];
+                    bd[s] = cd; bi[s] = ci;
+                    cd = td; ci = ti;
+                }
+            }
+        }
+    }
+    if (live) {
+#pragma unroll
+        for (int s = 0; s < K; ++s) { best_d[q * K + s] = bd[s]; best_i[q * K + s] = bi[s]; }
+    }
+}
+"""
+
 _SOURCE = r"""
 extern "C" __global__ void block_distances(const T* X, const T* Y, long nx, long ny, int d,
                                            long xs0, long xs1, long ys0, long ys1, int metric,
@@ -70,11 +150,7 @@ def block_distances(X, Y, metric="euclidean", p=None):
     out = cp.empty((nx, ny), cp.float64)
     if nx == 0 or ny == 0:
         return out
-    code = METRIC_CODES[metric]
-    if code == 3 and p == 2:
-        code = 0  # SciPy's minkowski with p=2 is the euclidean distance
-    elif code == 3 and p == 1:
-        code = 1
+    code = _metric_code(metric, p)
     Y = Y.astype(X.dtype, copy=False)
     it = X.itemsize
     total = nx * ny
@@ -84,6 +160,28 @@ def block_distances(X, Y, metric="euclidean", p=None):
                            np.int64(Y.strides[0] // it), np.int64(Y.strides[1] // it),
                            np.int32(code), np.float64(p if p is not None else 2.0), out))
     return out
+
+
+_QT, _CT = 128, 128
+_MAX_D, _MAX_K = 64, 32  # registers per thread: the query and the running best
+
+
+@lru_cache(maxsize=None)
+def _topk_kernel(dtype_name: str, d: int, k: int, metric_code: int):
+    ctype = {"float32": "float", "float64": "double"}[dtype_name]
+    source = (f"#define T {ctype}\n#define D {d}\n#define K {k}\n#define METRIC {metric_code}\n"
+              f"#define QT {_QT}\n#define CT {_CT}\n" + _TOPK_SOURCE)
+    return cupy().RawModule(code=source, options=("-std=c++11", "--fmad=false")).get_function(
+        "knn_merge")
+
+
+def _metric_code(metric, p):
+    code = METRIC_CODES[metric]
+    if code == 3 and p == 2:
+        return 0  # SciPy's minkowski with p=2 is the euclidean distance
+    if code == 3 and p == 1:
+        return 1
+    return code
 
 
 def _lex_smallest(dist, idx, k):
@@ -106,6 +204,23 @@ def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p
     k = best_d.shape[1]
     if X.shape[0] == 0 or Y.shape[0] == 0:
         return best_d.copy(), best_i.copy()
+    d = X.shape[1]
+    if d <= _MAX_D and k <= _MAX_K:
+        Y = Y.astype(X.dtype, copy=False)
+        out_d, out_i = cp.empty_like(best_d), cp.empty_like(best_i)
+        it = X.itemsize
+        nq = X.shape[0]
+        x_idx = (cp.asarray(x_index, dtype=cp.int64) if x_index is not None
+                 else cp.zeros(1, cp.int64))
+        _topk_kernel(X.dtype.name, d, k, _metric_code(metric, p))(
+            (-(-nq // _QT),), (_QT,),
+            (X, np.int64(nq), np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
+             Y, np.int64(Y.shape[0]), np.int64(Y.strides[0] // it), np.int64(Y.strides[1] // it),
+             cp.asarray(y_index, dtype=cp.int64), x_idx, np.int32(x_index is not None),
+             cp.ascontiguousarray(best_d), cp.ascontiguousarray(best_i),
+             np.float64(p if p is not None else 2.0), out_d, out_i))
+        return out_d, out_i
+    # Wide data or many neighbours: the distance block, then a sort per query.
     dist = block_distances(X, Y, metric, p)
     cand = cp.broadcast_to(cp.asarray(y_index, dtype=cp.int64)[None, :], dist.shape)
     if x_index is not None:

@@ -181,8 +181,127 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 
 @hookimpl
-def spmdlearn_all_finite(X):
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
     args = _cuda(X)
     if args is None:
         return None
-    return bool(cupy().isfinite(args[0]).all())
+    from ._kmeans import lloyd_local
+
+    return lloyd_local(args[0], sample_weight, centers, labels_old)
+
+
+@hookimpl
+def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._kmeans import kmeans_inertia
+
+    return kmeans_inertia(args[0], sample_weight, centers, labels)
+
+
+@hookimpl
+def spmdlearn_kmeans_assign(X, centers):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._kmeans import kmeans_assign
+
+    return kmeans_assign(args[0], centers)
+
+
+@hookimpl
+def spmdlearn_kmeans_transform(X, centers):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._kmeans import kmeans_transform
+
+    return kmeans_transform(args[0], centers)
+
+
+@hookimpl
+def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._kmeans import kmeans_min_distances
+
+    return kmeans_min_distances(args[0], centers, closest, x_squared_norms)
+
+
+@hookimpl
+def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._kmeans import kmeans_plusplus_potentials
+
+    return kmeans_plusplus_potentials(args[0], sample_weight, candidates, closest,
+                                      x_squared_norms)
+
+
+@hookimpl
+def spmdlearn_affine_transform(X, shift, scale):
+    args = _cuda(X)
+    if args is None:
+        return None
+    cp = cupy()
+    X = args[0]
+    dtype = X.dtype if X.dtype.kind == "f" else cp.float64
+    # The subtraction, then the product, each rounded in X's dtype, as in the reference.
+    out = cp.subtract(X, cp.asarray(shift, dtype=dtype), dtype=dtype)
+    out *= cp.asarray(scale, dtype=dtype)
+    return out
+
+
+@hookimpl
+def spmdlearn_apply_bins(X, edges):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._forest import apply_bins
+
+    return apply_bins(args[0], edges)
+
+
+@hookimpl
+def spmdlearn_bootstrap_counts(row_index, seed, lam):
+    args = _cuda(row_index)
+    if args is None:
+        return None
+    from ._forest import bootstrap_counts
+
+    return bootstrap_counts(args[0], seed, lam)
+
+
+@hookimpl
+def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                              n_classes, class_weight):
+    args = _cuda(binned)
+    if args is None:
+        return None
+    from ._forest import tree_histograms
+
+    return tree_histograms(args[0], node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                           n_classes, class_weight)
+
+
+@hookimpl
+def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    args = _cuda(binned)
+    if args is None:
+        return None
+    from ._forest import tree_route
+
+    return tree_route(args[0], node_of_row, split_feature, split_bin, left, right)
+
+
+@hookimpl
+def spmdlearn_tree_apply(X, feature, threshold, left, right):
+    args = _cuda(X)
+    if args is None:
+        return None
+    from ._forest import tree_apply
+
+    return tree_apply(args[0], feature, threshold, left, right)

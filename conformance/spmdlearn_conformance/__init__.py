@@ -1,5 +1,12 @@
 """spmdlearn_conformance: the checks any spmdlearn backend must pass, under mpiexec.
 
+    mpiexec -n 3 python -m spmdlearn_conformance --backend NAME --array-type TYPE
+
+certifies a backend on an array type (numpy, array_api_strict, dpnp, cupy): its kernels against
+the reference on the same input (values, dtype, array type), the contract laws with its kernels,
+and every estimator with it selected, counting each kernel call as served, declined or
+fallback. See ``python -m spmdlearn_conformance --help``.
+
 The building blocks are public so that a backend's own test-suite can use them:
 
 * data: :func:`make_data`, :func:`random_cuts`, :func:`local_rows`;

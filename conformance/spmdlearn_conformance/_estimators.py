@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._arrays import to_type, type_name
 from ._assert import assert_raises_on_all_ranks
 from ._data import local_rows, make_data, random_cuts
 from ._tolerances import tolerance
@@ -131,11 +132,10 @@ def _forest_expected(X, y, w):
     """The reference backend's forest on one rank with all rows: a backend, any split and any
     number of ranks must grow the same one (histogram trees have no scikit-learn twin)."""
     import spmdlearn
-    from mpi4py import MPI
-
+    from spmdlearn.comm import self_comm
     from spmdlearn.ensemble import RandomForestClassifier
 
-    with spmdlearn.config_context(comm=MPI.COMM_SELF, backend="reference"):
+    with spmdlearn.config_context(comm=self_comm(), backend="reference"):
         est = RandomForestClassifier(5, max_depth=4, random_state=0).fit(X, y, sample_weight=w)
         proba = est.predict_proba(X)
     return {"feature_importances_": est.feature_importances_, "_proba": proba}
@@ -258,7 +258,9 @@ def _data(spec, seed, dtype, n=96, d=5):
 
 
 def _attributes(est, names):
-    return {name: np.asarray(getattr(est, name), dtype=np.float64) for name in names}
+    from ._arrays import to_numpy
+
+    return {name: np.asarray(to_numpy(getattr(est, name)), dtype=np.float64) for name in names}
 
 
 def _worst(actual: dict, expected: dict) -> tuple[str, float]:
@@ -278,15 +280,20 @@ def _worst(actual: dict, expected: dict) -> tuple[str, float]:
     return worst_name, worst
 
 
-def check_agreement(spec: EstimatorSpec, comm, dtype, seeds=(0, 1)) -> tuple[str, str]:
+def _fed(arrays, array_type):
+    return [to_type(a, array_type) for a in arrays]
+
+
+def check_agreement(spec: EstimatorSpec, comm, dtype, seeds=(0, 1),
+                    array_type: str = "numpy") -> tuple[str, str]:
     """Agreement with scikit-learn on the gathered data, random uneven splits (empties included),
-    near and far from the origin."""
+    near and far from the origin; the shards are fed as ``array_type`` arrays."""
     rtol = tolerance(spec.name, dtype)
     worst_all = (None, 0.0)
     for seed in seeds:
         X, y, w = _data(spec, seed, dtype)
         cuts = random_cuts(len(X), comm.size, seed)
-        est = spec.fit(spec.make(), *local_rows(cuts, comm.rank, X, y, w))
+        est = spec.fit(spec.make(), *_fed(local_rows(cuts, comm.rank, X, y, w), array_type))
         expected = spec.expected(X.astype(np.float64), None if y is None else y.astype(np.float64),
                                  None if w is None else w.astype(np.float64))
         for name in spec.per_row_attributes:  # this rank's rows of the gathered result
@@ -310,17 +317,16 @@ def check_agreement(spec: EstimatorSpec, comm, dtype, seeds=(0, 1)) -> tuple[str
     return "pass", f"worst relative error {err:.1e} (tolerance {rtol:g})"
 
 
-def check_rank_count_invariance(spec: EstimatorSpec, comm) -> tuple[str, str]:
+def check_rank_count_invariance(spec: EstimatorSpec, comm,
+                                array_type: str = "numpy") -> tuple[str, str]:
     """The same model from all ranks, from half of them, and from one rank, on the same rows."""
     X, y, w = _data(spec, 7, np.float64)
     groups = {"all": comm}
     if comm.size > 1:
         groups["half"] = comm.split(comm.rank % 2, comm.rank)
-    from mpi4py import MPI
+    from spmdlearn.comm import self_comm
 
-    from spmdlearn.comm import Comm
-
-    groups["one"] = Comm(MPI.COMM_SELF)
+    groups["one"] = self_comm()
     import spmdlearn
 
     models = {}
@@ -328,7 +334,7 @@ def check_rank_count_invariance(spec: EstimatorSpec, comm) -> tuple[str, str]:
     for label, group in groups.items():
         cuts = random_cuts(len(X), group.size, 3)
         with spmdlearn.config_context(comm=group):
-            est = spec.fit(spec.make(), *local_rows(cuts, group.rank, X, y, w))
+            est = spec.fit(spec.make(), *_fed(local_rows(cuts, group.rank, X, y, w), array_type))
         models[label] = _attributes(est, spec.expected(X, y, w))
         for name in spec.per_row_attributes:  # compare the rows of all ranks of the group
             models[label][name] = group.allgather_rows(models[label][name])
@@ -401,26 +407,19 @@ def check_collective_errors(spec: EstimatorSpec, comm) -> tuple[str, str]:
     return "pass", f"{len(entries)} bad inputs raise {', '.join(sorted({e[2].__name__ for e in entries}))} on every rank"
 
 
-def check_output_placement(spec: EstimatorSpec, comm) -> tuple[str, str]:
-    """Per-row results come back in the input's array type (and device, for dpnp)."""
+def check_output_placement(spec: EstimatorSpec, comm, array_type: str = "numpy") -> tuple[str, str]:
+    """Per-row results come back in the input's array type (``array_type`` in, ``array_type``
+    out), one per local row."""
     if spec.per_row is None:
         return "n/a", "no per-row result"
     X, y, w = _data(spec, 5, np.float64)
     cuts = random_cuts(len(X), comm.size, 5)
-    Xl, yl, wl = local_rows(cuts, comm.rank, X, y, w)
+    Xl, yl, wl = _fed(local_rows(cuts, comm.rank, X, y, w), array_type)
     est = spec.fit(spec.make(), Xl, yl, wl)
     out = spec.per_row(est, Xl)
-    ok = isinstance(out, np.ndarray) and out.shape[0] == Xl.shape[0]
-    detail = "NumPy in, NumPy out"
-    try:
-        import dpnp  # noqa: F401
-    except ImportError:
-        detail += "; dpnp not installed: device placement not checked"
-    else:
-        out_d = spec.per_row(est, dpnp.asarray(Xl))
-        ok_d = type(out_d).__module__.startswith("dpnp")
-        ok = ok and ok_d
-        detail += "; dpnp in, dpnp out" if ok_d else f"; dpnp in, {type(out_d).__name__} out"
+    got = type_name(out)
+    ok = got == type_name(Xl) and out.shape[0] == Xl.shape[0]
+    detail = f"{array_type} in, {got} out"
     verdicts = comm.allgather(ok)
     return ("pass" if all(verdicts) else "fail"), detail
 

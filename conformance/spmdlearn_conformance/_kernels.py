@@ -10,9 +10,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spmdlearn.comm import pack_partial
-from spmdlearn.contract import simulate
-from spmdlearn.reference import COLUMN_STATS, COMOMENTS, KERNELS, MOMENTS, TSQR
+from spmdlearn.contract import pack_partial, simulate
+from spmdlearn.reference import COLUMN_STATS, COMOMENTS, MOMENTS, TSQR
+
+from ._arrays import convert_arguments, same_kind, to_numpy
 
 #: rtol per input dtype, relative to the largest magnitude of each field of the reference.
 KERNEL_RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3}
@@ -74,20 +75,51 @@ def _inputs(kernel, X, w, rng):
         coef = rng.normal(size=(2, d)) if rng.integers(2) else rng.normal(size=d)
         intercept = rng.normal(size=2) if coef.ndim == 2 else float(rng.normal())
         return {"X": X, "coef": coef, "intercept": intercept}
+    if kernel == "all_finite":
+        # finite rows, one NaN or +-inf, or finite values whose sum overflows
+        X = X.copy()
+        case = int(rng.integers(4)) if n else 0
+        if case == 1:
+            X[rng.integers(n), rng.integers(d)] = np.nan
+        elif case == 2:
+            X[rng.integers(n), rng.integers(d)] = rng.choice([np.inf, -np.inf])
+        elif case == 3:
+            X[:, rng.integers(d)] = np.finfo(X.dtype).max
+        return {"X": X}
+    if kernel == "affine_transform":
+        # the scalers' forms: centering and scaling, far-from-origin shifts, unit scales
+        shift = np.asarray(X.mean(0) if n else np.zeros(d), np.float64)
+        scale = rng.uniform(0.1, 10, d)
+        scale[rng.integers(d)] = 1.0
+        return {"X": X, "shift": shift.astype(X.dtype), "scale": scale.astype(X.dtype)}
     if kernel == "mahalanobis":
         A = rng.normal(size=(d, d))
         return {"X": X, "location": np.asarray(X.mean(0) if n else np.zeros(d), np.float64),
                 "precision": A @ A.T + np.eye(d)}
-    if kernel in ("sq_distances", "kmeans_lloyd_local", "kmeans_inertia"):
+    if kernel in ("kmeans_lloyd_local", "kmeans_inertia", "kmeans_assign", "kmeans_transform",
+                  "kmeans_min_distances", "kmeans_plusplus_potentials"):
         # k-means kernels see centered rows (the estimator centers them, as scikit-learn does):
         # far from the origin, ||c||^2 - 2 x.c loses every digit in any implementation.
         Xc = X - X.mean(0).astype(X.dtype) if n else X
         centers = (Xc[rng.integers(0, n, 3)] if n else rng.normal(size=(3, d))).astype(np.float64)
         centers = centers + 0.01 * rng.normal(size=centers.shape)
         weights = np.ones(n) if w is None else np.asarray(w, np.float64)
-        if kernel == "sq_distances":
+        if n and rng.integers(2):
+            # a duplicate center and a row exactly between two centers: ties go to the lower index
+            centers[1] = centers[0]
+            centers[2] = 2 * np.asarray(Xc[0], np.float64) - centers[0]
+        if kernel in ("kmeans_assign", "kmeans_transform"):
+            return {"X": Xc, "centers": centers}
+        if kernel in ("kmeans_min_distances", "kmeans_plusplus_potentials"):
             norms = np.einsum("ij,ij->i", Xc, Xc) if rng.integers(2) else None
-            return {"X": Xc, "centers": centers.astype(X.dtype), "x_squared_norms": norms}
+            first = kernel == "kmeans_min_distances" and rng.integers(2)
+            spread = float(np.var(Xc)) if n else 1.0
+            closest = None if first else rng.uniform(0, 2 * spread + 1, n)
+            if kernel == "kmeans_min_distances":
+                return {"X": Xc, "centers": centers[:1].astype(X.dtype), "closest": closest,
+                        "x_squared_norms": norms}
+            return {"X": Xc, "sample_weight": weights, "candidates": centers.astype(X.dtype),
+                    "closest": closest, "x_squared_norms": norms}
         if kernel == "kmeans_lloyd_local":
             return {"X": Xc, "sample_weight": weights, "centers": centers,
                     "labels_old": rng.integers(-1, 3, n).astype(np.int32)}
@@ -110,11 +142,54 @@ def _inputs(kernel, X, w, rng):
         hess = logistic_loss_grad(Xs, target, weights, coef, intercept, K, True)[3]
         return {"X": Xs, "hess_weights": hess, "v_coef": np.ones_like(coef),
                 "v_intercept": intercept, "n_classes": K}
-    if kernel == "tree_histograms":
-        binned = rng.integers(0, 8, size=(n, d)).astype(np.uint16)
-        stats = np.column_stack([rng.random((n, 2)), np.ones(n)])
-        return {"binned": binned, "node_pos": rng.integers(-1, 3, n), "stats": stats,
-                "n_nodes": 3, "n_bins": 8}
+    if kernel in ("tree_histograms", "tree_route"):
+        n_bins = 8
+        binned = rng.integers(0, n_bins, size=(n, d)).astype(np.uint16)
+        if kernel == "tree_route":
+            # nodes 1 and 2 split now (node 0 earlier); rows on the split bin go left
+            node_of_row = rng.integers(-1, 3, n).astype(np.int64)
+            node_of_row[node_of_row == 0] = 1
+            return {"binned": binned, "node_of_row": node_of_row,
+                    "split_feature": np.array([-1, rng.integers(d), rng.integers(d), -1, -1, -1,
+                                               -1], np.int64),
+                    "split_bin": np.array([0, 3, 0, 0, 0, 0, 0], np.int64),
+                    "left": np.array([1, 3, 5, -1, -1, -1, -1], np.int64),
+                    "right": np.array([2, 4, 6, -1, -1, -1, -1], np.int64)}
+        K = int(rng.choice([0, 2, 3]))
+        y = rng.integers(0, K, n).astype(np.int64) if K else np.asarray(X[:, 0], np.float64)
+        weights = np.ones(n) if w is None else np.asarray(w, np.float64)
+        return {"binned": binned, "node_pos": rng.integers(-1, 3, n).astype(np.int64), "y": y,
+                "sample_weight": weights, "counts": rng.integers(0, 3, n).astype(np.int64),
+                "n_nodes": 3, "n_bins": n_bins, "n_classes": K,
+                "class_weight": rng.uniform(0.5, 2, K) if K and rng.integers(2) else None}
+    if kernel == "best_splits":
+        # integer counts on few bins: many equal decreases, the order of features decides
+        n_nodes, n_bins, K = min(n, 4), 5, int(rng.choice([0, 2]))
+        if K:
+            stats = rng.integers(0, 3, (n_nodes, d, n_bins, K)).astype(np.float64)
+        else:
+            wt = rng.integers(0, 3, (n_nodes, d, n_bins)).astype(np.float64)
+            yv = np.round(rng.normal(size=(n_nodes, d, n_bins)), 0)
+            stats = np.stack([wt, wt * yv, wt * yv * yv], -1)
+        rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, d, n_bins))
+        return {"hist": np.concatenate([stats, rows[..., None].astype(np.float64)], -1),
+                "feature_order": np.argsort(rng.random((n_nodes, d)), axis=1),
+                "n_draw": int(rng.integers(1, d + 1)), "classification": bool(K),
+                "criterion": "gini" if K else "squared_error",
+                "min_samples_leaf": int(rng.integers(1, 3)),
+                "min_impurity_decrease": float(rng.choice([0.0, 0.05])),
+                "weighted_n_root": 10.0, "min_weight_leaf": 0.0}
+    if kernel == "apply_bins":
+        # cut points at values of the shard: values exactly on a cut go left
+        from spmdlearn.reference import pad_edges
+
+        cuts = [np.unique(np.asarray(X[rng.integers(0, n, 5), j], np.float64)) if n else
+                np.zeros(0) for j in range(d)]
+        return {"X": X, "edges": pad_edges(cuts)}
+    if kernel == "bootstrap_counts":
+        start = int(rng.integers(0, 10**9))
+        return {"row_index": np.arange(start, start + n, dtype=np.int64),
+                "seed": int(rng.integers(0, 2**31 - 1)), "lam": float(rng.uniform(0.3, 2.0))}
     if kernel == "tree_apply":
         # A depth-2 tree on the first feature(s).
         f = np.array([0, min(1, d - 1), 0, -1, -1, -1, -1])
@@ -193,34 +268,77 @@ def _compare(reference, result, rtol) -> str | None:
     return None
 
 
-def check_kernel(impl, kernel: str, max_examples: int) -> tuple[str, str]:
-    """Compare one backend kernel with the reference on generated shards.
+def _host(x):
+    """``x`` with every array brought to NumPy (partials field by field), to compare values."""
+    if isinstance(x, tuple):
+        fields = [_host(f) for f in x]
+        return type(x)._make(fields) if hasattr(type(x), "_make") else tuple(fields)
+    return to_numpy(x)
 
-    Returns ``(status, detail)``: "pass" (with the number of examples the backend served and
-    declined) or "fail" with the first failing example.
+
+def reference_impl(kernel: str):
+    """The reference backend's implementation of kernel hook ``spmdlearn_<kernel>``."""
+    from spmdlearn import _backends
+
+    pm = _backends.plugin_manager()
+    plugin = pm.get_plugin(_backends.REFERENCE)
+    return next(i for i in getattr(pm.hook, f"spmdlearn_{kernel}").get_hookimpls()
+                if i.plugin is plugin)
+
+
+def check_kernel(impl, kernel: str, max_examples: int, *, array_type: str = "numpy",
+                 claimed: bool = False) -> tuple[str, str]:
+    """Compare one backend kernel with the reference on generated shards of ``array_type``.
+
+    Both run on the same input (data arguments in ``array_type``, model parameters NumPy);
+    the backend's result must have the reference's structure, array type and dtype, and its
+    values within :data:`KERNEL_RTOL`.
+
+    Parameters
+    ----------
+    impl : pluggy.HookImpl
+        The backend's implementation.
+    kernel : str
+    max_examples : int
+        Hypothesis examples, besides the fixed edge cases.
+    array_type : str, default="numpy"
+        A name from :data:`spmdlearn_conformance._arrays.ARRAY_TYPES`.
+    claimed : bool, default=False
+        Whether the backend claims ``array_type`` input: then it must serve every example.
+
+    Returns
+    -------
+    (status, detail)
+        "pass" (with the number of examples served and declined), "fail" with the first failing
+        example, or "n/a" when a backend that does not claim ``array_type`` declined them all.
     """
-    reference = KERNELS[kernel]
+    reference = reference_impl(kernel)
     served = declined = 0
     failure: list = []
+
+    def call(hook_impl, kwargs):
+        return hook_impl.function(**{a: kwargs[a] for a in hook_impl.argnames})
 
     def one(shard):
         nonlocal served, declined
         if failure:
             return
         X, w, rng = shard
-        kwargs = _inputs(kernel, X, w, rng)
-        expected = reference(**kwargs)
-        result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+        kwargs = convert_arguments(_inputs(kernel, X, w, rng), array_type)
+        expected = call(reference, kwargs)
+        result = call(impl, kwargs)
         if result is None:
             declined += 1
             return
         served += 1
-        problem = _compare(expected, result, KERNEL_RTOL[X.dtype])
+        problem = same_kind(expected, result) or _compare(_host(expected), _host(result),
+                                                          KERNEL_RTOL[X.dtype])
         if problem:
             failure.append(f"{problem} (dtype={X.dtype}, shape={X.shape}, "
                            f"mean={X.mean() if X.size else 0:.3g}, "
                            f"{'F' if X.flags.f_contiguous and not X.flags.c_contiguous else 'C'}"
-                           f"{'' if X.flags.contiguous or X.flags.f_contiguous else ' view'})")
+                           f"{'' if X.flags.contiguous or X.flags.f_contiguous else ' view'}"
+                           f"{'' if array_type == 'numpy' else ', ' + array_type})")
 
     @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
@@ -236,33 +354,39 @@ def check_kernel(impl, kernel: str, max_examples: int) -> tuple[str, str]:
         failure.append(f"raised {type(exc).__name__}: {exc}")
     if failure:
         return "fail", failure[0]
+    if claimed and declined:
+        return "fail", (f"declined {declined} of {served + declined} {array_type} examples, "
+                        f"an array type it claims")
     if served == 0:
-        return "fail", f"declined all {declined} examples"
+        return "n/a", (f"declined all {declined} {array_type} examples (the backend does not "
+                       f"claim {array_type} input)")
     return "pass", f"{served} examples served, {declined} declined"
 
 
 #: Contracts whose ``local`` is a kernel hook: (contract, kernel, argument builder).
 CONTRACT_KERNELS = {
-    "moments": (MOMENTS, "moments_local", lambda X, w: {"X": X, "sample_weight": w}),
-    "comoments": (COMOMENTS, "comoments_local",
+    "moments": (MOMENTS, MOMENTS.kernel, lambda X, w: {"X": X, "sample_weight": w}),
+    "comoments": (COMOMENTS, COMOMENTS.kernel,
                   lambda X, w: {"X": X, "Y": X[:, :1] * 3.0, "sample_weight": w}),
-    "column_stats": (COLUMN_STATS, "column_stats_local",
+    "column_stats": (COLUMN_STATS, COLUMN_STATS.kernel,
                      lambda X, w: {"X": X, "sample_weight": w}),
     # Any mean fixed across shards gives a law-abiding R; the estimator passes the global mean.
-    "tsqr": (TSQR, "tsqr_local", lambda X, w: {"X": X, "mean": np.full(X.shape[1], 0.5)}),
+    "tsqr": (TSQR, TSQR.kernel, lambda X, w: {"X": X, "mean": np.full(X.shape[1], 0.5)}),
 }
 
 
-def check_contract_laws(contract_name: str, local, max_examples: int) -> tuple[str, str]:
+def check_contract_laws(contract_name: str, local, max_examples: int,
+                        array_type: str = "numpy") -> tuple[str, str]:
     """Identity, commutativity, associativity and partition invariance with ``local``.
 
-    ``local(**kwargs)`` is the backend's kernel (falling back to the reference if it declines).
+    ``local(**kwargs)`` is the backend's kernel (falling back to the reference if it declines),
+    fed data of ``array_type``.
     """
     contract, _, build = CONTRACT_KERNELS[contract_name]
     failure: list = []
 
     def partial_of(X, w):
-        return local(**build(X, w))
+        return local(**convert_arguments(build(X, w), array_type))
 
     @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))

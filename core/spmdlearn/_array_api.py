@@ -23,8 +23,9 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["is_foreign_array", "get_namespace", "to_host", "like", "numpy_dtype", "fallbacks",
-           "reset_fallbacks", "host_kernel", "take_rows"]
+__all__ = ["is_foreign_array", "get_namespace", "device", "numpy_dtype", "to_host", "like",
+           "from_model", "take_rows", "take_labels", "empty_like_rows", "sum_float64",
+           "note_fallback", "fallbacks", "reset_fallbacks", "host_kernel", "host_arguments"]
 
 _lock = threading.Lock()
 _fallbacks: Counter = Counter()
@@ -238,13 +239,6 @@ def sum_float64(x) -> float:
     return float(xp.sum(xp.astype(x, xp.float64)))
 
 
-def copy_of(x):
-    """A new array equal to ``x``, of its type and on its device."""
-    if not is_foreign_array(x):
-        return x.copy()
-    return get_namespace(x).asarray(x, copy=True)
-
-
 def take_labels(classes, index):
     """``classes[index]`` in ``index``'s array type: the labels of predicted class indices.
 
@@ -258,3 +252,13 @@ def take_labels(classes, index):
         return classes[to_host(index)]
     xp = get_namespace(index)
     return xp.take(from_model(classes, index), xp.astype(index, xp.int64), axis=0)
+
+
+def empty_like_rows(x, shape, dtype=None):
+    """An uninitialised array of ``shape`` in ``x``'s type and device, of ``x``'s dtype or of
+    ``dtype`` (a NumPy dtype, taken by name in ``x``'s namespace)."""
+    if not is_foreign_array(x):
+        return np.empty(shape, dtype=x.dtype if dtype is None else dtype)
+    xp = get_namespace(x)
+    dtype = x.dtype if dtype is None else getattr(xp, np.dtype(dtype).name)
+    return xp.empty(shape, dtype=dtype, device=device(x))

@@ -51,12 +51,16 @@ _counts_lock = threading.Lock()
 _counts: dict = {}
 _relays: dict = {}
 _availability: dict = {}
+#: Installed backends that failed validation (a hook unknown to this spmdlearn): name -> why.
+_broken: dict = {}
 
 
 def _marker_plugin():
     """One ``trylast`` implementation of every kernel hook that only notes it was reached."""
     def mark():
-        _reached.value = True
+        stack = getattr(_reached, "stack", None)
+        if stack:
+            stack[-1] = True
 
     plugin = types.ModuleType(_MARKER)
     for name in dir(hookspec):
@@ -83,22 +87,40 @@ def plugin_manager() -> pluggy.PluginManager:
             pm.register(_marker_plugin(), name=_MARKER)
             pm.register(reference_plugin, name=REFERENCE)
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-            pm.check_pending()
+            _check_pending(pm)
             _pm = pm
         return _pm
+
+
+def _check_pending(pm) -> None:
+    """pluggy's validation of every plugin's hooks; a backend that implements a hook this
+    spmdlearn does not define (built for another version) is unregistered and reported
+    unavailable, saying why, instead of making every backend unusable."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin)
+            if name in (REFERENCE, _MARKER, None):
+                raise
+            pm.unregister(exc.plugin)
+            _broken[name] = f"not loaded: {exc}"
 
 
 def installed_backends() -> list[str]:
     """Names of the installed backends, the reference last."""
     names = [name for name, _ in plugin_manager().list_name_plugin()
              if name not in (REFERENCE, _MARKER)]
-    return sorted(names) + [REFERENCE]
+    return sorted(set(names) | set(_broken)) + [REFERENCE]
 
 
 def backend_kernels(name: str) -> list[str]:
     """The kernels (hook names without ``spmdlearn_``) that backend ``name`` implements."""
     pm = plugin_manager()
     plugin = pm.get_plugin(name)
+    if name in _broken:
+        return []
     if plugin is None:
         raise ValueError(f"{name!r} is not an installed backend")
     return sorted(hc.name[len("spmdlearn_"):] for hc in pm.get_hookcallers(plugin)
@@ -129,6 +151,8 @@ def _relay(name: str, hook: str, keep: tuple):
 
 
 def _info(name: str) -> dict:
+    if name in _broken:
+        return {"available": False, "devices": [], "note": _broken[name]}
     plugin = plugin_manager().get_plugin(name)
     if not any(hc.name == "spmdlearn_backend_info"
                for hc in plugin_manager().get_hookcallers(plugin)):
@@ -176,6 +200,8 @@ def claims(name: str, X) -> bool:
     """Whether backend ``name`` claims input ``X`` (its ``spmdlearn_claims`` hook)."""
     if name not in installed_backends():
         raise ValueError(f"{name!r} is not an installed backend")
+    if name in _broken:
+        return False
     return any(_relay(name, "spmdlearn_claims", (name,))(X=X))
 
 
@@ -278,8 +304,13 @@ def call_kernel(kernel: str, backend: str | None = None, **kwargs):
     if backend is None:
         backend = resolve_backend(next(iter(kwargs.values()), None))
     relay = _relay(backend, hook, (backend, _MARKER, REFERENCE))
-    _reached.value = False
-    result = relay(**kwargs)
+    # One flag per call in flight on this thread: a kernel may itself call kernels.
+    stack = _reached.__dict__.setdefault("stack", [])
+    stack.append(False)
+    try:
+        result = relay(**kwargs)
+    finally:
+        reached = stack.pop()
     if result is None:
         raise RuntimeError(f"no backend computed kernel {kernel!r}: the reference must never "
                            "decline")
@@ -287,15 +318,18 @@ def call_kernel(kernel: str, backend: str | None = None, **kwargs):
         # The NumPy reference serves another library's array through a host copy (counted by
         # spmdlearn._array_api.fallbacks() too): a fallback, not a kernel on the array's device.
         outcome = "fallback" if any(is_foreign_array(v) for v in kwargs.values()) else "served"
-    elif not _reached.value:
+    elif not reached:
         outcome = "served"
-    elif any(impl.plugin_name == backend for impl in relay.get_hookimpls()):
+    elif any(impl.plugin_name == backend and not (impl.wrapper or impl.hookwrapper)
+             for impl in relay.get_hookimpls()):
         outcome = "declined"
-        _log(f"{kernel}: backend {backend!r} declined; falling back")
     else:
         outcome = "fallback"
-        _log(f"{kernel}: backend {backend!r} does not implement it; falling back")
     _count(backend, kernel, outcome)
-    ran = backend if outcome == "served" else REFERENCE
-    _log(f"{kernel}: ran on backend {ran!r}")
+    if _verbose():
+        if outcome == "declined":
+            _log(f"{kernel}: backend {backend!r} declined; falling back")
+        elif outcome == "fallback":
+            _log(f"{kernel}: backend {backend!r} does not implement it; falling back")
+        _log(f"{kernel}: ran on backend {backend if outcome == 'served' else REFERENCE!r}")
     return result

@@ -2,13 +2,101 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import re
+import sys
 from contextlib import nullcontext
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .comm import get_comm
+from .comm import get_comm, relocated_warnings
 
-__all__ = ["SPMDEstimatorMixin", "thread_limit"]
+__all__ = ["SPMDEstimatorMixin", "thread_limit", "collective_method", "canonical_params"]
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _canonical(value):
+    """A value that compares equal across ranks when the parameter means the same there.
+
+    Numbers, strings, None and booleans by value and type; arrays by dtype, shape and bytes;
+    estimators by class (their parameters appear separately in ``get_params(deep=True)``);
+    functions and classes by qualified name; a ``RandomState`` or ``Generator`` by its current
+    state (ranks must draw the same numbers); containers element-wise; anything else by its
+    ``repr`` without memory addresses.
+    """
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic)):
+        return (type(value).__name__, value)
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes() if value.dtype != object
+                else tuple(_canonical(v) for v in value.ravel()))
+    if isinstance(value, np.random.RandomState):
+        kind, keys, pos, has_gauss, gauss = value.get_state()
+        return ("RandomState", kind, np.asarray(keys).tobytes(), pos, has_gauss, gauss)
+    if isinstance(value, np.random.Generator):
+        return ("Generator", repr(value.bit_generator.state))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(k), _canonical(v)) for k, v in value.items())))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted(repr(_canonical(v)) for v in value)))
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return ("estimator", type(value).__module__, type(value).__qualname__)
+    if inspect.isfunction(value) or inspect.isclass(value) or inspect.isbuiltin(value):
+        return ("callable", getattr(value, "__module__", ""), getattr(value, "__qualname__", ""))
+    if isinstance(value, functools.partial):
+        return ("partial", _canonical(value.func), _canonical(value.args),
+                _canonical(value.keywords))
+    return ("object", type(value).__qualname__, _ADDRESS.sub("", repr(value)))
+
+
+def canonical_params(estimator) -> dict:
+    """``{name: (comparable value, short text)}`` for ``get_params(deep=True)`` (not collective).
+
+    The rule for random states: an int (or None) compares by value; a ``RandomState`` or
+    ``Generator`` instance compares by its state when the method is called, so ranks that
+    seeded theirs alike agree and ranks that would draw different numbers are told so.
+    """
+    return {name: (_canonical(value), _short(value))
+            for name, value in estimator.get_params(deep=True).items()}
+
+
+def _short(value) -> str:
+    text = _ADDRESS.sub("", repr(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+#: Public methods that may be collective; each is wrapped when its docstring starts with
+#: "Collective" (the house convention: "Collective: ...", "Collective validation, local
+#: result: ..."); "Local: ..." methods stay local.
+_DOC_MARK = "Collective"
+
+
+def collective_method(method, name=None):
+    """Wrap a public collective estimator method in :meth:`spmdlearn.comm.Comm.session`.
+
+    The ranks agree on the estimator's class, the method and the parameters on entry; any
+    exception on any rank, at any step, is raised on every rank; warnings show once.
+    """
+    name = name or method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        comm = get_comm()
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno, __file__)
+        if comm.size == 1:
+            with relocated_warnings(*caller):
+                return method(self, *args, **kwargs)
+        with comm.session(f"{type(self).__name__}.{name}", lambda: canonical_params(self),
+                          caller):
+            return method(self, *args, **kwargs)
+
+    wrapper.__spmdlearn_collective__ = True
+    return wrapper
 
 
 class SPMDEstimatorMixin:
@@ -17,10 +105,32 @@ class SPMDEstimatorMixin:
     Subclasses list the scikit-learn class they mirror in ``_sklearn_class`` and the fitted
     attributes to copy in ``_fitted_attributes``; :meth:`to_sklearn` builds the equivalent fitted
     scikit-learn estimator from them.
+
+    Every public method whose docstring starts with "Collective" (``fit``, ``finalize_fit``,
+    ``predict``, ``transform``, ``score``, ``kneighbors``, ...) is wrapped on class creation by
+    :func:`collective_method`: on entry the ranks agree on the estimator's class, the method and
+    the digest of ``get_params(deep=True)`` (a mismatch raises on every rank, naming the
+    parameters or the methods and the ranks); any exception on any rank at any later step
+    becomes the same exception on every rank; every collective runs under the watchdog.
     """
 
     _sklearn_class = None
     _fitted_attributes: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in dir(cls):
+            if name.startswith("_"):
+                continue
+            try:
+                attr = inspect.getattr_static(cls, name)
+            except AttributeError:
+                continue
+            if not inspect.isfunction(attr) or getattr(attr, "__spmdlearn_collective__", False):
+                continue
+            doc = (attr.__doc__ or "").lstrip()
+            if doc.startswith(_DOC_MARK):
+                setattr(cls, name, collective_method(attr, name))
 
     @staticmethod
     def _comm():

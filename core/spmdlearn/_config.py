@@ -39,8 +39,10 @@ def set_config(comm=None, backend=None) -> None:
     comm : mpi4py.MPI.Comm or spmdlearn.comm.Comm, default=None
         The communicator every collective uses. None leaves the setting unchanged.
     backend : str, default=None
-        ``"auto"``, ``"reference"``, ``"cpu"``, ``"sycl"`` or an installed plugin's name.
-        None leaves the setting unchanged.
+        ``"auto"`` (the first available backend that claims the input), ``"reference"`` or an
+        installed backend's name (``python -m spmdlearn info`` lists them); a name that is not
+        installed or not available is an error at the next collective call. None leaves the
+        setting unchanged.
     """
     state = _state()
     if comm is not None:

@@ -21,6 +21,7 @@ from sklearn.utils.validation import validate_data
 
 from ._array_api import get_namespace, is_foreign_array, numpy_dtype
 from ._backends import call_kernel, resolve_backend
+from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
@@ -340,6 +341,9 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
     ``extra_check(estimator, X, y)``, if given, runs on every rank inside the agreement.
     """
 
+    # Every rank runs the same program, so every rank refuses alike, before any collective.
+    refuse_sklearn_model_selection(comm)
+
     def check():
         validate_params(estimator)
         Xv = check_X(estimator, X, reset=True)
@@ -361,6 +365,8 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
                      multi_output=True, attributes=None) -> Shard:
     """Collective: check fitted state and this rank's shard for predict/transform/score; agree."""
+
+    refuse_sklearn_model_selection(comm)
 
     def check():
         check_is_fitted(estimator, attributes)

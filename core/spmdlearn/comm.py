@@ -12,12 +12,31 @@ Two rules from DESIGN.md live here:
   order, pairwise: identical inputs, identical operations, identical bits.
 * Errors are collective: :meth:`Comm.agree` runs a local check on every rank and raises the same
   exception type on every rank if any rank failed, naming the failing ranks and their reasons.
+
+Failing fast (:meth:`Comm.session` is what every public collective method of an estimator runs in):
+
+* Every collective of :class:`Comm` starts with a *status exchange*: one non-blocking
+  ``Iallgather`` of a few integers per rank (failed?, where, step, a check of the shapes). A rank
+  whose code raised between two collectives joins the next exchange with its error, so the ranks
+  waiting there raise too; ranks that took different paths (a rank-dependent branch, a method
+  called on some ranks only) or pass arrays of different shapes raise instead of crashing.
+* The watchdog: a rank waits in an exchange at most ``SPMDLEARN_COLLECTIVE_TIMEOUT`` seconds
+  (default 300; 0 waits forever). Past it, it prints the collective, the call site and the ranks
+  that never arrived, then aborts the job (``MPI_Abort``).
+* Under MPI with several ranks, an uncaught exception on any rank prints its traceback once and
+  aborts the job, as ``python -m mpi4py`` does (opt out: ``SPMDLEARN_ABORT_ON_ERROR=0``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
+import socket
+import sys
 import threading
+import time
+import traceback
 from typing import Callable, Sequence
 
 import numpy as np
@@ -56,11 +75,103 @@ class CollectiveError(RuntimeError):
 
 _INPUT_ERRORS = (ValueError, TypeError, NotImplementedError, AttributeError, LookupError)
 
+#: Columns of one rank's row in a status exchange.
+_FAILED, _WARNED = 1, 2
+_STATUS, _WHERE, _STEP, _CHECK, _HOST = range(5)
+_ROW = 5
+#: Point-to-point tags of the watchdog's diagnosis (on the communicator in use).
+_TAG_ASK, _TAG_ANSWER = 32001, 32002
+_DEFAULT_TIMEOUT = 300.0
+
+
+def _digest(value) -> int:
+    """A stable 63-bit digest of ``repr``-able data (Python's ``hash`` of a str differs by process)."""
+    data = value if isinstance(value, bytes) else repr(value).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
+
 
 def _describe(exc: BaseException) -> tuple:
-    # Send the class itself (pickled by reference: importable on every rank, since every rank
-    # runs the same program) so that every rank can raise the same type.
-    return (type(exc), str(exc) or type(exc).__name__)
+    # The class travels by name (module, qualified name), resolved on the receiving rank: a
+    # class that cannot be pickled or imported there becomes CollectiveError, never a hang.
+    cls = type(exc)
+    return (cls.__module__, cls.__qualname__, str(exc) or cls.__name__)
+
+
+def _resolve(described: tuple) -> type:
+    module, qualname, _ = described
+    try:
+        obj = sys.modules[module]
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            return obj
+    except (KeyError, AttributeError):
+        pass
+    return CollectiveError
+
+
+def collective_timeout() -> float:
+    """``SPMDLEARN_COLLECTIVE_TIMEOUT`` in seconds (default 300); 0 or less waits forever (not collective)."""
+    text = os.environ.get("SPMDLEARN_COLLECTIVE_TIMEOUT", "")
+    try:
+        return float(text) if text.strip() else _DEFAULT_TIMEOUT
+    except ValueError:
+        return _DEFAULT_TIMEOUT
+
+
+def _ranks(ranks) -> str:
+    ranks = list(ranks)
+    return f"rank{'s' if len(ranks) > 1 else ''} " + ", ".join(str(r) for r in ranks)
+
+
+def _group(values: list) -> str:
+    """``"ranks 0, 2: a; rank 1: b"`` for per-rank values."""
+    order, members = [], {}
+    for rank, value in enumerate(values):
+        if value not in members:
+            order.append(value)
+            members[value] = []
+        members[value].append(rank)
+    return "; ".join(f"{_ranks(members[v])}: {v}" for v in order)
+
+
+def _user_frame() -> str:
+    """``file:line`` of the innermost caller outside spmdlearn, scikit-learn and threadpoolctl."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    skip = (here, os.sep + "sklearn" + os.sep, "threadpoolctl", os.sep + "contextlib.py")
+    for frame in reversed(traceback.extract_stack()):
+        if not any(part in os.path.abspath(frame.filename) for part in skip):
+            return f"{frame.filename}:{frame.lineno}"
+    return "<unknown>"
+
+
+class _Session:
+    """One public collective method on one communicator: its name and its collectives so far."""
+
+    __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "host_counts")
+
+    def __init__(self, comm, where: str):
+        self.comm, self.where, self.where_id = comm, where, _digest(where)
+        self.step, self.collective, self.warnings = 0, "", []
+        self.host_counts = None
+
+
+_local = threading.local()
+
+
+def _sessions() -> list:
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    return _local.stack
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - a stand-in without equality
+        return False
 
 
 class Comm:
@@ -74,7 +185,8 @@ class Comm:
     Notes
     -----
     Every method is collective unless it says otherwise: every rank of the communicator calls it,
-    in the same order.
+    in the same order. Each begins with a status exchange (see the module docstring), bounded by
+    the watchdog.
     """
 
     def __init__(self, comm):
@@ -94,22 +206,201 @@ class Comm:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
 
+    # -- the status exchange and the watchdog ---------------------------------------------------
+    def _session(self):
+        stack = _sessions()
+        if stack and _same(stack[-1].comm.mpi, self.mpi):
+            return stack[-1]
+        return None
+
+    def _exchange(self, collective: str, check: int = 0, status: int = 0,
+                  session: _Session | None = None) -> np.ndarray:
+        """Collective: every rank's status row ``[status, where, step, check, host]``.
+
+        Non-blocking (``Iallgather``) and waited for with the watchdog's deadline.
+        """
+        session = self._session() if session is None else session
+        row = np.zeros(_ROW, dtype=np.int64)
+        row[_STATUS], row[_CHECK], row[_HOST] = status, check, _host_id()
+        if session is not None:
+            session.step += 1
+            session.collective = collective
+            row[_WHERE], row[_STEP] = session.where_id, session.step
+        out = np.empty((self.size, _ROW), dtype=np.int64)
+        if self.size == 1:
+            out[0] = row
+            return out
+        request = self.mpi.Iallgather(row, out)
+        self._wait(request, collective, session)
+        return out
+
+    def _enter(self, collective: str, *facts) -> None:
+        """Collective: the status exchange that begins every collective of this class.
+
+        Raises on every rank if any rank failed before it (joining with its error), if the
+        ranks are at different points of their programs, or if they call different collectives
+        or pass different ``facts`` (shapes and dtypes that must agree, a root).
+        """
+        if self.size == 1:
+            return
+        self._last_check = (collective,) + facts
+        rows = self._exchange(collective, _digest(self._last_check))
+        self._verdict(rows, collective, compare_check=True)
+
+    def _verdict(self, rows, collective, compare_check, error=None):
+        if (rows[:, _STATUS] & _FAILED).any():
+            self._raise_gathered(error)
+        if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
+            self._raise_diverged(collective)
+        if compare_check and (rows[:, _CHECK] != rows[0, _CHECK]).any():
+            self._raise_mismatch(collective)
+
+    def _position(self, collective) -> tuple:
+        session = self._session()
+        if session is None:
+            return (f"{collective} (outside an estimator method)", _user_frame())
+        return (f"{session.where}, collective #{session.step} ({collective})", _user_frame())
+
+    def _raise_diverged(self, collective):
+        positions = self.mpi.allgather(self._position(collective))
+        wheres = [p[0] for p in positions]
+        calls = {rank: p[1] for rank, p in enumerate(positions)}
+        message = ("ranks are in different collectives (mismatched calls, or a rank-dependent "
+                   f"branch): {_group(wheres)}; called from "
+                   + "; ".join(f"rank {r}: {c}" for r, c in calls.items()))
+        raise _mark(CollectiveError(message), self, range(self.size))
+
+    def _raise_mismatch(self, collective):
+        facts = self.mpi.allgather(getattr(self, "_last_check", None))
+        raise _mark(CollectiveError(
+            "ranks call different collectives, or pass arrays of different shapes or dtypes "
+            f"(collective, facts): {_group(facts)}"), self, range(self.size))
+
+    def _wait(self, request, collective: str, session) -> None:
+        """Wait for ``request`` like a blocking MPI call (spinning on ``Test``), then, past a
+        few milliseconds, with short sleeps that leave the core to other ranks; answer the
+        watchdog questions of other ranks; fire the watchdog past the deadline."""
+        start = time.monotonic()
+        spin_end = start + 0.005
+        while time.monotonic() < spin_end:
+            for _ in range(50):
+                if request.Test():
+                    return
+        timeout = collective_timeout()
+        pause, next_look = 0.0, start
+        while True:
+            for _ in range(20):
+                if request.Test():
+                    return
+            now = time.monotonic()
+            if now >= next_look:
+                self._answer_questions(collective, session)
+                next_look = now + 0.05
+                if timeout > 0 and now - start > timeout:
+                    self._watchdog(request, collective, session, now - start, timeout)
+            pause = min(max(pause * 2, 1e-5), 5e-4)
+            time.sleep(pause)
+
+    def _state(self, collective, session) -> tuple:
+        where = session.where if session is not None else "(outside an estimator method)"
+        step = session.step if session is not None else -1
+        return (where, step, collective, _user_frame())
+
+    def _answer_questions(self, collective, session) -> None:
+        """While waiting: tell ranks whose watchdog fired where this rank waits."""
+        status = MPI.Status()
+        while self.mpi.Iprobe(source=MPI.ANY_SOURCE, tag=_TAG_ASK, status=status):
+            source = status.Get_source()
+            self.mpi.recv(source=source, tag=_TAG_ASK)
+            _pending.append(self.mpi.isend(self._state(collective, session), dest=source,
+                                           tag=_TAG_ANSWER))
+
+    def _watchdog(self, request, collective, session, waited, timeout) -> None:
+        """The deadline passed: find who waits where, say it, and abort the job."""
+        me = self._state(collective, session)
+        for rank in range(self.size):
+            if rank != self.rank:
+                _pending.append(self.mpi.isend(None, dest=rank, tag=_TAG_ASK))
+        answers = {self.rank: me}
+        grace_end = time.monotonic() + min(2.0, max(0.2, timeout))
+        status = MPI.Status()
+        while len(answers) < self.size and time.monotonic() < grace_end:
+            if self.mpi.Iprobe(source=MPI.ANY_SOURCE, tag=_TAG_ANSWER, status=status):
+                answers[status.Get_source()] = self.mpi.recv(source=status.Get_source(),
+                                                             tag=_TAG_ANSWER)
+            else:
+                self._answer_questions(collective, session)
+                request.Test()
+                time.sleep(1e-3)
+        same = sorted(r for r, a in answers.items() if a[:2] == me[:2])
+        elsewhere = {r: a for r, a in answers.items() if a[:2] != me[:2]}
+        never = [r for r in range(self.size) if r not in answers]
+        lines = [f"spmdlearn: rank {self.rank}: watchdog: waited {waited:.1f} s "
+                 f"(SPMDLEARN_COLLECTIVE_TIMEOUT={timeout:g}) in {me[0]}, collective "
+                 f"{me[2]!r}, called from {me[3]}."]
+        if never:
+            lines.append(f"  {_ranks(never)} never arrived (they run other code, have finished, "
+                         "or are stuck outside spmdlearn).")
+        for rank, (where, step, coll, call) in sorted(elsewhere.items()):
+            lines.append(f"  rank {rank} waits elsewhere: {where}, collective {coll!r}, "
+                         f"called from {call}.")
+        lines.append(f"  {_ranks(same)} arrived. Aborting the job.")
+        print("\n".join(lines), file=sys.stderr, flush=True)
+        world = MPI.COMM_WORLD if MPI is not None else self.mpi
+        world.Abort(1)
+        raise CollectiveError("\n".join(lines))  # only reached without a real MPI
+
+    # -- sessions: the failing-fast frame of one public collective method ------------------------
+    def session(self, where: str, params: Callable | None = None, caller=None):
+        """Context manager: run one public collective method (``where``, e.g. ``"KMeans.fit"``).
+
+        Collective. On entry, the ranks agree on ``where`` and on the digest of ``params()`` (a
+        mapping of parameter names to canonical values); a mismatch raises on every rank, naming
+        the method or the parameters and the ranks. Inside, an exception on one rank is joined
+        to the next status exchange, so that every rank raises; on exit, a closing exchange
+        catches failures after the last collective. Warnings raised inside are shown once, on
+        rank 0 (each distinct message; those from some ranks only name them). Nested sessions on
+        the same communicator are part of the outer one.
+
+        Parameters
+        ----------
+        where : str
+            ``"Class.method"``: ranks must agree on it.
+        params : callable, default=None
+            Returns ``{name: (canonical value, text to show)}``; ranks must agree on the
+            canonical values.
+        caller : tuple, default=None
+            ``(file, line, wrapper file)``: warnings located in the wrapper file (a method's
+            ``stacklevel`` counted without the wrapper) are shown at the caller's file and line.
+        """
+        return _SessionContext(self, where, params, caller)
+
     # -- small metadata (pickled) -----------------------------------------------------------
     def allgather(self, obj) -> list:
         """Gather one small Python object from every rank, on every rank (pickled: metadata only)."""
+        self._enter("allgather")
         return self.mpi.allgather(obj)
 
     def bcast(self, obj, root: int = 0):
         """Broadcast one small Python object from ``root``."""
+        self._enter("bcast", root)
         return self.mpi.bcast(obj, root=root)
 
     def barrier(self) -> None:
-        self.mpi.Barrier()
+        self._enter("barrier")
 
     # -- arrays (buffer API) ----------------------------------------------------------------
+    def _checked(self, name, *arrays, rows_free=False, extra=()):
+        self._enter(name, *(tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
+                                  for a in arrays) + tuple(extra)))
+
     def allgather_array(self, local: np.ndarray) -> np.ndarray:
         """Stack an array of the same shape and dtype from every rank: shape ``(size, *shape)``."""
         local = np.ascontiguousarray(local)
+        self._checked("allgather_array", local)
+        return self._allgather_array(local)
+
+    def _allgather_array(self, local):
         out = np.empty((self.size,) + local.shape, dtype=local.dtype)
         self.mpi.Allgather(local, out)
         return out
@@ -120,7 +411,11 @@ class Comm:
         Memory: the result holds all ranks' rows on every rank.
         """
         local = np.ascontiguousarray(local)
-        counts = self.allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
+        self._checked("allgather_rows", local, rows_free=True)
+        return self._allgather_rows(local)
+
+    def _allgather_rows(self, local):
+        counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
         row = int(np.prod(local.shape[1:], dtype=np.int64))
         out = np.empty((int(counts.sum()),) + local.shape[1:], dtype=local.dtype)
         sizes = counts * row
@@ -131,7 +426,8 @@ class Comm:
     def gather_rows(self, local: np.ndarray, root: int = 0):
         """Every rank's rows in rank order on ``root`` (``Gatherv``); None on the other ranks."""
         local = np.ascontiguousarray(local)
-        counts = self.allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
+        self._checked("gather_rows", local, rows_free=True, extra=(root,))
+        counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
         if self.rank != root:
             self.mpi.Gatherv(local, None, root=root)
             return None
@@ -149,6 +445,7 @@ class Comm:
         :meth:`reduce_partials` for that).
         """
         local = np.ascontiguousarray(local)
+        self._checked("allreduce_sum", local)
         out = np.empty_like(local)
         self.mpi.Allreduce(local, out, op=MPI.SUM)
         return out
@@ -158,8 +455,9 @@ class Comm:
 
         For values that steer control flow (a convergence test, a choice among candidates).
         """
-        local = np.asarray(local, dtype=np.float64)
-        return self.allgather_array(local).sum(axis=0)
+        local = np.ascontiguousarray(local, dtype=np.float64)
+        self._checked("sum_identical", local)
+        return self._allgather_array(local).sum(axis=0)
 
     def fetch_rows(self, X_local: np.ndarray, ids, start: int) -> np.ndarray:
         """The rows with global indices ``ids`` (same on every rank), from the ranks that own them.
@@ -168,10 +466,11 @@ class Comm:
         order of ``ids``; one ``Allgatherv`` of the owned rows.
         """
         ids = np.asarray(ids, dtype=np.int64)
+        self._checked("fetch_rows", X_local, ids, rows_free=True, extra=(_digest(ids.tobytes()),))
         mine = (ids >= start) & (ids < start + X_local.shape[0])
         owned = np.unique(ids[mine])
-        rows = self.allgather_rows(np.ascontiguousarray(X_local[owned - start], dtype=np.float64))
-        where = self.allgather_rows(owned)
+        rows = self._allgather_rows(np.ascontiguousarray(X_local[owned - start], dtype=np.float64))
+        where = self._allgather_rows(owned)
         lookup = {int(g): i for i, g in enumerate(where)}
         return rows[[lookup[int(g)] for g in ids]].astype(X_local.dtype, copy=False)
 
@@ -182,6 +481,7 @@ class Comm:
         arrays such as histograms.
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
+        self._checked("reduce_bcast_sum", local)
         out = np.empty_like(local)
         self.mpi.Reduce(local, out, op=None if MPI is None else MPI.SUM, root=0)
         self.mpi.Bcast(out, root=0)
@@ -189,16 +489,23 @@ class Comm:
 
     def exact_sum(self, value: int) -> int:
         """Sum of one integer per rank; integers add exactly, so every rank agrees."""
-        return int(self.allgather_array(np.array([value], dtype=np.int64)).sum())
+        self._enter("exact_sum")
+        return int(self._allgather_array(np.array([value], dtype=np.int64)).sum())
 
     def offsets(self, n_local: int) -> tuple[int, int]:
         """``(first global index of this rank's rows, total rows)``; rank r's rows come after ranks 0..r-1."""
-        counts = self.allgather_array(np.array([n_local], dtype=np.int64))[:, 0]
+        self._enter("offsets")
+        counts = self._allgather_array(np.array([n_local], dtype=np.int64))[:, 0]
         return int(counts[: self.rank].sum()), int(counts.sum())
 
     def sendrecv(self, send: np.ndarray, dest: int, source: int) -> np.ndarray:
-        """Send ``send`` to ``dest`` and receive an array of the same shape and dtype from ``source``."""
+        """Send ``send`` to ``dest`` and receive an array of the same shape and dtype from ``source``.
+
+        Collective here (every rank calls it, with a status exchange first), though MPI's
+        ``Sendrecv`` is point-to-point.
+        """
         send = np.ascontiguousarray(send)
+        self._checked("sendrecv", send)
         recv = np.empty_like(send)
         self.mpi.Sendrecv(send, dest=dest, recvbuf=recv, source=source)
         return recv
@@ -208,9 +515,11 @@ class Comm:
 
         A ring pass: at step ``t`` this rank holds the blocks of rank ``(rank - t) % size`` and
         forwards them to ``rank + 1`` (``Sendrecv``). Collective; memory: one visiting block.
-        Yields ``(source_rank, arrays)``.
+        Yields ``(source_rank, arrays)``. Each step begins with a status exchange, so that an
+        error on one rank while it works on a block reaches every rank.
         """
-        counts = self.allgather_array(np.array([blocks[0].shape[0]], dtype=np.int64))[:, 0]
+        self._checked("ring", *blocks, rows_free=True)
+        counts = self._allgather_array(np.array([blocks[0].shape[0]], dtype=np.int64))[:, 0]
         current = tuple(np.ascontiguousarray(b) for b in blocks)
         dest, source = (self.rank + 1) % self.size, (self.rank - 1) % self.size
         for step in range(self.size):
@@ -218,6 +527,7 @@ class Comm:
             yield owner, current
             if step == self.size - 1:
                 break
+            self._enter("ring step")
             incoming = int(counts[(owner - 1) % self.size])
             received = []
             for b in current:
@@ -247,13 +557,16 @@ class Comm:
             A partial of the right shapes, used when ``partial`` is None.
         """
         template = partial if partial is not None else template
+        if template is None:
+            # No shapes to offer: join the status exchange with the error instead.
+            self._join_failure(error or TypeError("reduce_partials: neither a partial nor a "
+                                                  "template was given"), "reduce_partials")
         flat = pack_partial(template)
-        status = np.array([0.0 if error is None else 1.0])
-        payload = np.concatenate([status, flat if error is None else np.zeros_like(flat)])
-        gathered = self.allgather_array(payload)
-        if gathered[:, 0].any():
-            self.raise_collective(error)
-        parts = [unpack_partial(row[1:], template) for row in gathered]
+        if error is not None:
+            self._join_failure(error, "reduce_partials")
+        self._checked("reduce_partials", flat)
+        gathered = self._allgather_array(flat)
+        parts = [unpack_partial(row, template) for row in gathered]
         return tree_fold(parts, combine)
 
     # -- collective errors ------------------------------------------------------------------
@@ -281,42 +594,63 @@ class Comm:
                 summary = summarize(result)
         except Exception as exc:  # noqa: BLE001 - every failure must reach every rank
             error = exc
-        gathered = self.allgather((None if error is None else _describe(error), summary))
-        described = [d for d, _ in gathered]
-        if any(d is not None for d in described):
-            self._raise_from(described, error)
+        if error is not None and self.size > 1:
+            self._join_failure(error, "agree")
+        self._enter("agree")
+        if error is not None:  # one process
+            self._raise_from([_describe(error)], error)
         if summarize is None:
             return result
-        return result, [s for _, s in gathered]
+        if self.size == 1:
+            return result, [summary]
+        return result, self.mpi.allgather(summary)
 
     def raise_collective(self, error: BaseException | None):
         """Collective: share every rank's error (or None) and raise the same exception everywhere."""
-        self._raise_from(self.allgather(None if error is None else _describe(error)), error)
+        if error is not None:
+            self._join_failure(error, "raise_collective")
+        self._enter("raise_collective")
+        raise CollectiveError("raise_collective called while no rank failed")
+
+    def _join_failure(self, error: BaseException, collective: str, session=None):
+        """Join the next status exchange with ``error``: every rank then raises (never returns)."""
+        if self.size == 1:
+            self._raise_from([_describe(error)], error)
+        rows = self._exchange(collective, status=_FAILED, session=session)
+        self._raise_gathered(error, rows)
+
+    def _raise_gathered(self, error: BaseException | None, rows=None):
+        """After an exchange in which some rank failed: share the errors, raise on every rank."""
+        described = self.mpi.allgather(None if error is None else _describe(error))
+        self._raise_from(described, error)
 
     def _raise_from(self, described: list, error: BaseException | None):
         failures = [(rank, d) for rank, d in enumerate(described) if d is not None]
         if not failures:  # cannot happen when called after a failed agreement
             raise CollectiveError("raise_collective called while no rank failed")
-        first_type = failures[0][1][0]
+        first_type = _resolve(failures[0][1])
         exc_type = first_type if issubclass(first_type, _INPUT_ERRORS) else CollectiveError
-        if self.size == 1 and error is not None and type(error) is exc_type:
-            raise error  # one process: the original exception, traceback and all
+        ranks = [rank for rank, _ in failures]
+        if error is not None and type(error) is exc_type and (
+                self.size == 1 or (len(failures) == self.size
+                                   and len({d for _, d in failures}) == 1)):
+            # Every rank failed alike (an error computed from agreed values): the original
+            # exception, traceback and all.
+            raise _mark(error, self, ranks)
         if self.size == 1:
-            message = failures[0][1][1]
+            message = failures[0][1][2]
         else:
-            ranks = ", ".join(str(rank) for rank, _ in failures)
-            message = (f"failed on {len(failures)} of {self.size} ranks ({ranks}):\n"
-                       + "\n".join(f"rank {rank}: {msg}" for rank, (_, msg) in failures))
+            message = (f"failed on {len(failures)} of {self.size} ranks "
+                       f"({', '.join(str(r) for r in ranks)}):\n"
+                       + "\n".join(f"rank {rank}: {d[2]}" for rank, d in failures))
         try:
             exc = exc_type(message)
         except Exception:  # noqa: BLE001 - an exception class with an unusual signature
             exc = CollectiveError(message)
-        raise exc from error
+        raise _mark(exc, self, ranks) from error
 
     def abort(self, message: str):
         """Not collective: end the whole job from this rank, saying why (the last resort)."""
-        import sys
-
         print(f"spmdlearn: rank {self.rank}: aborting the job: {message}", file=sys.stderr,
               flush=True)
         self.mpi.Abort(1)
@@ -324,7 +658,206 @@ class Comm:
 
     # -- communicators ----------------------------------------------------------------------
     def split(self, color: int, key: int = 0) -> "Comm":
+        self._enter("split")
         return Comm(self.mpi.Split(color, key))
+
+
+def _mark(exc: BaseException, comm: Comm, ranks) -> BaseException:
+    """Mark ``exc`` as raised on every rank of ``comm`` (failing ranks ``ranks``)."""
+    try:
+        exc.__spmdlearn_collective__ = (comm, list(ranks))
+    except AttributeError:  # pragma: no cover - exceptions with __slots__
+        pass
+    return exc
+
+
+def is_collective(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised on every rank by spmdlearn's agreement (not collective)."""
+    return getattr(exc, "__spmdlearn_collective__", None) is not None
+
+
+_pending: list = []  # requests of the watchdog's point-to-point answers, kept alive
+
+
+class _SessionContext:
+    """See :meth:`Comm.session`."""
+
+    def __init__(self, comm: Comm, where: str, params, caller=None):
+        self.comm, self.where, self.params, self.caller = comm, where, params, caller
+        self.session = None
+
+    def __enter__(self):
+        comm = self.comm
+        stack = _sessions()
+        if comm.size == 1 or (stack and _same(stack[-1].comm.mpi, comm.mpi)):
+            return None
+        self.session = session = _Session(comm, self.where)
+        stack.append(session)
+        try:
+            values = self.params() if self.params is not None else {}
+            digest = _digest(sorted((k, v[0]) for k, v in values.items()))
+            rows = comm._exchange("method entry", check=digest, session=session)
+            session.host_counts = rows[:, _HOST]
+            _apply_thread_limit(comm, rows[:, _HOST])
+            if (rows[:, _STATUS] & _FAILED).any():
+                comm._raise_gathered(None)
+            if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
+                self._raise_mismatched_calls()
+            if (rows[:, _CHECK] != rows[0, _CHECK]).any():
+                self._raise_mismatched_params(values)
+        except BaseException:
+            stack.pop()
+            raise
+        self._old_show = warnings_module.showwarning
+        warnings_module.showwarning = self._collect
+        return session
+
+    def _collect(self, message, category, filename, lineno, file=None, line=None):
+        if self.caller is not None and filename == self.caller[2]:
+            filename, lineno = self.caller[:2]
+        self.session.warnings.append((category, str(message), filename, lineno))
+
+    def _raise_mismatched_calls(self):
+        comm = self.comm
+        positions = comm.mpi.allgather(comm._position("method entry"))
+        message = ("ranks call different collective methods: "
+                   + _group([p[0].split(", collective #")[0] for p in positions])
+                   + "; called from " + "; ".join(f"rank {r}: {p[1]}"
+                                                   for r, p in enumerate(positions))
+                   + ". Every rank must call the same estimator method in the same order.")
+        raise _mark(CollectiveError(message), comm, range(comm.size))
+
+    def _raise_mismatched_params(self, values):
+        comm = self.comm
+        gathered = comm.mpi.allgather({k: (_digest(v[0]), v[1]) for k, v in values.items()})
+        names = sorted(set().union(*gathered))
+        lines = []
+        for name in names:
+            seen = [g.get(name, (None, "<absent>")) for g in gathered]
+            if len({d for d, _ in seen}) > 1:
+                lines.append(f"{name} ({_group([text for _, text in seen])})")
+        raise _mark(ValueError(
+            f"{self.where}: parameters differ across ranks: " + "; ".join(lines)
+            + ". Every rank must build the estimator with the same parameters."),
+            comm, range(comm.size))
+
+    def __exit__(self, exc_type, exc, tb):
+        session = self.session
+        if session is None:
+            return False
+        comm = self.comm
+        warnings_module.showwarning = self._old_show
+        try:
+            if exc is not None and not isinstance(exc, Exception):
+                return False  # KeyboardInterrupt, SystemExit: the excepthook ends the job
+            if exc is not None and is_collective(exc):
+                self._show([self._portable()])
+                return False
+            if exc is not None:
+                comm._exchange("method exit", status=_FAILED, session=session)
+                self._show([self._portable()])
+                comm._raise_gathered(exc)
+            rows = comm._exchange("method exit", status=self._warned(), session=session)
+            if (rows[:, _STATUS] & _FAILED).any():
+                self._show([self._portable()])
+                comm._raise_gathered(None)
+            if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
+                comm._raise_diverged("method exit")
+            self._show(self._gather_warnings((rows[:, _STATUS] & _WARNED).any()))
+            return False
+        finally:
+            _sessions().remove(session)
+
+    def _warned(self) -> int:
+        return _WARNED if self.session.warnings else 0
+
+    def _portable(self):
+        return [(c.__module__, c.__qualname__, m, f, n) for c, m, f, n in self.session.warnings]
+
+    def _gather_warnings(self, any_rank: bool):
+        if not any_rank:
+            return [self._portable()]  # this rank's only, shown where they are recorded
+        return self.comm.mpi.allgather(self._portable())
+
+    def _show(self, per_rank: list):
+        """Show warnings once: rank 0 shows each distinct one; other ranks only record theirs."""
+        comm = self.comm
+        if len(per_rank) == comm.size:
+            if comm.rank == 0:
+                order, ranks = [], {}
+                for rank, items in enumerate(per_rank):
+                    for item in items:
+                        key = item[:3]
+                        if key not in ranks:
+                            order.append(item)
+                            ranks[key] = []
+                        if rank not in ranks[key]:
+                            ranks[key].append(rank)
+                shown = [(item, ranks[item[:3]]) for item in order]
+            else:
+                shown = [(item, None) for item in per_rank[comm.rank]]
+        else:
+            shown = [(item, None) for item in per_rank[0]]
+        for (module, qualname, message, filename, lineno), on in shown:
+            category = _resolve((module, qualname, ""))
+            if not issubclass(category, Warning):
+                category = UserWarning
+            if on is not None and len(on) < comm.size:
+                message = f"{message} [on {_ranks(on)} of {comm.size}]"
+            if comm.rank != 0 and _prints_warnings():
+                continue  # shown by rank 0
+            record = warnings_module.WarningMessage(message, category, filename, lineno)
+            warnings_module._showwarnmsg(record)
+
+
+import warnings as warnings_module  # noqa: E402 - kept apart from the "warnings" lists above
+
+_PRINTING_IMPL = warnings_module._showwarnmsg_impl
+
+
+class relocated_warnings:
+    """Context: show warnings located in ``wrapper_file`` at ``(file, line)`` instead (not collective).
+
+    For one process, where a collective method runs without a session: a ``stacklevel``
+    counted from the method would otherwise point at the wrapper.
+    """
+
+    def __init__(self, file, line, wrapper_file):
+        self.file, self.line, self.wrapper_file = file, line, wrapper_file
+
+    def __enter__(self):
+        self.old = warnings_module.showwarning
+        warnings_module.showwarning = self._show
+        return self
+
+    def _show(self, message, category, filename, lineno, file=None, line=None):
+        if filename == self.wrapper_file:
+            filename, lineno = self.file, self.line
+        if self.old is warnings_module._showwarning_orig:
+            warnings_module._showwarnmsg_impl(
+                warnings_module.WarningMessage(message, category, filename, lineno, file, line))
+        else:
+            self.old(message, category, filename, lineno, file, line)
+
+    def __exit__(self, *exc):
+        warnings_module.showwarning = self.old
+        return False
+
+
+def _prints_warnings() -> bool:
+    """Whether a warning shown now would be printed (not recorded by ``catch_warnings``/pytest)."""
+    return (warnings_module.showwarning is warnings_module._showwarning_orig
+            and warnings_module._showwarnmsg_impl is _PRINTING_IMPL)
+
+
+def _host_id() -> int:
+    global _HOST_ID
+    if _HOST_ID is None:
+        _HOST_ID = _digest(socket.gethostname()) & 0x7FFFFFFF
+    return _HOST_ID
+
+
+_HOST_ID = None
 
 
 class _SelfMPI:
@@ -393,69 +926,208 @@ def _mpi_type(dtype):
 
 _default = None
 _default_lock = threading.Lock()
-_threads_limited: set = set()
 
 
 def _library_comm() -> Comm:
-    """The library-owned duplicate of COMM_WORLD, made once, on first use (a collective moment)."""
+    """The library-owned duplicate of COMM_WORLD, made once, on first use (collective on the world).
+
+    Made with the non-blocking ``Idup`` under the watchdog, so a rank that reaches it alone (a
+    method called on some ranks only) is reported and the job ends, instead of hanging.
+    """
     global _default
     with _default_lock:
         if _default is None:
             if MPI is None:
                 _default = SelfComm()
             else:
-                _default = Comm(MPI.COMM_WORLD.Dup())
+                world = Comm(MPI.COMM_WORLD)
+                if world.size == 1:
+                    _default = Comm(MPI.COMM_WORLD.Dup())
+                else:
+                    dup, request = MPI.COMM_WORLD.Idup()
+                    world._wait(request, "the library's duplicate of COMM_WORLD (first use)", None)
+                    _default = Comm(dup)
         return _default
 
 
+#: Launcher variables: (name of the world size, of this process's rank), by launcher.
+_LAUNCHER_SIZES = (
+    ("PMI_SIZE", "PMI_RANK"),                          # MPICH/Intel MPI hydra, PMI-1/2
+    ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),  # Open MPI
+    ("PMIX_SIZE", "PMIX_RANK"),                        # PMIx launchers
+    ("MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"),    # MVAPICH2
+    ("PALS_SIZE", "PALS_RANKID"),                      # Cray PALS
+    ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID"),          # srun (a job step)
+)
+
+
+def launcher_size() -> tuple[int, str] | None:
+    """``(ranks, variable)`` that the launcher announces for this job, if any (not collective).
+
+    A Slurm allocation without a job step (``SLURM_STEP_ID`` unset, as in a batch script
+    outside ``srun``) announces nothing.
+    """
+    env = os.environ
+    for size_name, rank_name in _LAUNCHER_SIZES:
+        if size_name.startswith("SLURM") and "SLURM_STEP_ID" not in env:
+            continue
+        value = env.get(size_name)
+        if value and rank_name in env:
+            try:
+                return int(value.split("(")[0].split(",")[0]), size_name
+            except ValueError:
+                continue
+    return None
+
+
+_launcher_checked = False
+
+
+def check_launcher() -> None:
+    """Raise if a launcher started several ranks that cannot talk to each other (not collective).
+
+    Under ``mpiexec -n 4`` without mpi4py (or with an mpi4py built for another MPI library, so
+    that each process sees a world of one rank), every rank would silently fit its own rows as a
+    separate one-process job. Opt out with ``SPMDLEARN_IGNORE_LAUNCHER=1``.
+    """
+    global _launcher_checked
+    if _launcher_checked or os.environ.get("SPMDLEARN_IGNORE_LAUNCHER", "") not in ("", "0"):
+        return
+    announced = launcher_size()
+    size = 1 if MPI is None else MPI.COMM_WORLD.Get_size()
+    if announced is not None and announced[0] > 1 and size == 1:
+        n, name = announced
+        reason = ("mpi4py is not installed, so every rank would run alone" if MPI is None else
+                  f"mpi4py's MPI library ({mpi_library_version()}) sees a world of 1 rank: it is "
+                  "not the MPI library of the launcher")
+        raise RuntimeError(
+            f"spmdlearn runs under an MPI launcher that started {n} ranks ({name}={n}), but "
+            f"{reason}; the ranks would fit {n} separate models without a word. Install "
+            "mpi4py built against the launcher's MPI (pip install \"spmdlearn[mpi]\" brings "
+            "MPICH and its mpiexec), or set SPMDLEARN_IGNORE_LAUNCHER=1 to run each process "
+            "on its own.")
+    _launcher_checked = True
+
+
 def get_comm(comm=None) -> Comm:
-    """Resolve the communicator to use now.
+    """Resolve the communicator to use now (not collective, except the library's first
+    duplicate of ``MPI.COMM_WORLD``, made once).
 
     Parameters
     ----------
     comm : mpi4py.MPI.Comm, Comm or None
         An explicit communicator; None means ``config_context``'s, else the library's duplicate
         of ``MPI.COMM_WORLD`` (a one-process stand-in without mpi4py).
+
+    Raises
+    ------
+    RuntimeError
+        Under a launcher that started several ranks that cannot communicate (see
+        :func:`check_launcher`).
     """
+    check_launcher()
     if comm is None:
         comm = get_config()["comm"]
     if comm is None:
-        resolved = _library_comm()
-    elif isinstance(comm, Comm):
-        resolved = comm
-    elif MPI is not None and isinstance(comm, MPI.Comm):
-        resolved = Comm(comm)
-    else:
-        raise TypeError(f"comm={comm!r} should be an mpi4py communicator or a spmdlearn.comm.Comm")
-    _limit_threads(resolved)
-    return resolved
+        return _library_comm()
+    if isinstance(comm, Comm):
+        return comm
+    if MPI is not None and isinstance(comm, MPI.Comm):
+        return Comm(comm)
+    raise TypeError(f"comm={comm!r} should be an mpi4py communicator or a spmdlearn.comm.Comm")
 
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                      "NUMBA_NUM_THREADS", "SPMDLEARN_NUM_THREADS")
+#: Launcher variables giving the number of this job's ranks on this node.
+_LOCAL_SIZES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE",
+                "PMIX_LOCAL_SIZE", "PALS_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE")
+_threads_limited: set = set()
 
 
-def _limit_threads(comm: Comm) -> None:
+def ranks_on_node(hosts=None) -> int:
+    """Ranks of this job on this node: from the launcher's variables, else from ``hosts`` (the
+    host ids of the communicator's ranks, from a status exchange), else 1. Not collective."""
+    for name in _LOCAL_SIZES:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    if hosts is not None:
+        return max(1, int(np.count_nonzero(np.asarray(hosts) == _host_id())))
+    return 1
+
+
+def _apply_thread_limit(comm: Comm, hosts) -> None:
     """Give each rank its share of the node's cores, once per process, unless the user chose.
 
     Ranks of one node share its cores; without a limit every rank's BLAS starts one thread per
-    core and the node runs ranks x cores threads. The ranks of a node are found with a
-    shared-memory split of the communicator (collective: it happens on the first collective call).
+    core and the node runs ranks x cores threads. Local: the ranks of the node come from the
+    launcher's variables, else from the host ids that the method-entry exchange carries on the
+    communicator in use (no collective of its own).
     """
-    if _threads_limited or MPI is None or comm.size == 1 or not isinstance(comm.mpi, MPI.Comm):
+    if _threads_limited or MPI is None or comm.size == 1:
         return
     _threads_limited.add(True)
     if any(os.environ.get(name) for name in _THREAD_VARIABLES):
         return
-    node = comm.mpi.Split_type(MPI.COMM_TYPE_SHARED)
-    try:
-        ranks_on_node = node.Get_size()
-    finally:
-        node.Free()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=max(1, (cores or 1) // ranks_on_node))
+    threadpool_limits(limits=max(1, (cores or 1) // ranks_on_node(hosts)))
+
+
+# -- an uncaught exception on one rank ends the job --------------------------------------------
+def _abort_on_error_enabled() -> bool:
+    return os.environ.get("SPMDLEARN_ABORT_ON_ERROR", "1").strip().lower() not in ("0", "false",
+                                                                                  "no", "off")
+
+
+def _excepthook(exc_type, exc, tb):
+    """Print the traceback once and abort the job (``python -m mpi4py``'s behaviour).
+
+    For an error that spmdlearn raised on every rank (:func:`is_collective`), the lowest failing
+    rank prints the full traceback and the others one line; then the ranks abort together.
+    """
+    world = MPI.COMM_WORLD
+    marker = getattr(exc, "__spmdlearn_collective__", None)
+    try:
+        if marker is None:
+            print(f"spmdlearn: rank {world.Get_rank()}: uncaught exception; aborting the job "
+                  "(SPMDLEARN_ABORT_ON_ERROR=0 turns this off)", file=sys.stderr, flush=True)
+            sys.__excepthook__(exc_type, exc, tb)
+        else:
+            comm, failing = marker
+            printer = failing[0] if failing else 0
+            if comm.rank == printer:
+                sys.__excepthook__(exc_type, exc, tb)
+            else:
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                print(f"spmdlearn: rank {world.Get_rank()}: {exc_type.__name__}: {first} "
+                      f"(traceback printed by rank {printer} of the communicator)",
+                      file=sys.stderr, flush=True)
+            sys.stderr.flush()
+            # Let the printing rank finish before anyone aborts the job.
+            try:
+                request = comm.mpi.Ibarrier()
+                end = time.monotonic() + 5.0
+                while not request.Test() and time.monotonic() < end:
+                    time.sleep(1e-3)
+            except Exception:  # noqa: BLE001 - aborting anyway
+                pass
+        sys.stderr.flush()
+    finally:
+        world.Abort(1)
+
+
+def _install_excepthook() -> None:
+    if (MPI is None or not _abort_on_error_enabled() or sys.flags.interactive
+            or hasattr(sys, "ps1") or sys.excepthook is not sys.__excepthook__):
+        return
+    if MPI.COMM_WORLD.Get_size() > 1:
+        sys.excepthook = _excepthook
+
+
+_install_excepthook()
 
 
 def mpi_library_version() -> str:

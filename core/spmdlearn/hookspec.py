@@ -154,32 +154,25 @@ def spmdlearn_tsqr_local(X, mean):
 
 
 @hookspec(firstresult=True)
-def spmdlearn_sq_distances(X, centers, x_squared_norms):
-    """Squared euclidean distances of this rank's rows to ``centers``: :func:`spmdlearn.reference.sq_distances`.
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
+    """One Lloyd E-step and the M-step's statistics: :func:`spmdlearn.reference.lloyd_local`.
 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
-    centers : ndarray of shape (n_centers, n_features)
-    x_squared_norms : ndarray of shape (n_samples,) or None
-        Precomputed ``||x||^2``.
-
-    Returns
-    -------
-    distances : array of shape (n_samples, n_centers), or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
-def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
-    """One Lloyd E-step and the M-step's statistics: :func:`spmdlearn.reference.lloyd_local`.
+    sample_weight : array of shape (n_samples,)
+    centers : ndarray of shape (n_clusters, n_features), float64
+    labels_old : ndarray of shape (n_samples,), int32
+        The previous labels (-1 before the first step).
 
     Returns
     -------
     result : tuple (labels, spmdlearn.reference.LloydPartial), or None
-        Labels of this rank's rows (int32, nearest center, lowest index among ties) and the
-        partial. None declines. Must not communicate.
+        Labels of this rank's rows (int32, nearest center by ``||c||^2 - 2 x.c`` computed in
+        X's dtype, lowest index among ties) and the partial: per-cluster weighted sums and
+        weights (float64), the inertia of the *new* labels against ``centers`` from coordinate
+        differences in float64 (``kmeans_inertia``'s expression), and the count of labels that
+        differ from ``labels_old``. None declines. Must not communicate.
     """
 
 
@@ -231,17 +224,6 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
     Returns
     -------
     result : tuple (h_coef, h_intercept) or None
-        None declines. Must not communicate.
-    """
-
-
-@hookspec(firstresult=True)
-def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
-    """Per (node, feature, bin) sums of row statistics: :func:`spmdlearn.reference.node_histograms`.
-
-    Returns
-    -------
-    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats), float64, or None
         None declines. Must not communicate.
     """
 
@@ -362,6 +344,223 @@ def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
         ``indptr`` ``(n_x + 1,)`` int64; ``indices`` ``(n_pairs,)`` int64 (``y_index`` of the
         neighbours, in candidate order within each query); ``distances`` ``(n_pairs,)``
         float64. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_assign(X, centers):
+    """The nearest center of each row and the squared distance to it: :func:`spmdlearn.reference.kmeans_assign`.
+
+    An E-step without an M-step (``predict``, ``score``). Callers pass blocks of rows.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : ndarray of shape (n_clusters, n_features)
+
+    Returns
+    -------
+    result : tuple (labels, sq_distances), or None
+        ``labels`` ``(n_samples,)`` int32: nearest center by ``||c||^2 - 2 x.c`` in X's dtype,
+        the lowest index among ties (the decisions of ``kmeans_lloyd_local``);
+        ``sq_distances`` ``(n_samples,)`` float64: ``||x - centers[label]||^2`` from coordinate
+        differences in float64. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_transform(X, centers):
+    """Euclidean distances of a block of rows to every center: :func:`spmdlearn.reference.kmeans_transform`.
+
+    Parameters
+    ----------
+    X : array of shape (n_rows, n_features)
+        A block of rows; the caller sizes it so that ``(n_rows, n_clusters)`` fits its budget.
+    centers : ndarray of shape (n_clusters, n_features)
+
+    Returns
+    -------
+    distances : array of shape (n_rows, n_clusters), X's dtype, or None
+        scikit-learn's ``euclidean_distances(X, centers)``. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
+    """k-means++'s update of the squared distance to the closest chosen center: :func:`spmdlearn.reference.kmeans_min_distances`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : ndarray of shape (n_new, n_features), X's dtype
+        The newly chosen centers (one, in k-means++).
+    closest : ndarray of shape (n_samples,), float64, or None
+        The current squared distances; None: no center chosen yet.
+    x_squared_norms : ndarray of shape (n_samples,) or None
+        ``||x||^2`` of the rows.
+
+    Returns
+    -------
+    closest : ndarray of shape (n_samples,), float64, or None
+        ``min(closest, min_c d(x, c))`` with ``d`` scikit-learn's
+        ``euclidean_distances(X, centers, squared=True)`` (the expansion its k-means++ uses).
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
+    """This rank's k-means++ potential of each candidate center: :func:`spmdlearn.reference.kmeans_plusplus_potentials`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    sample_weight : array of shape (n_samples,)
+    candidates : ndarray of shape (n_candidates, n_features), X's dtype
+    closest : ndarray of shape (n_samples,), float64
+    x_squared_norms : ndarray of shape (n_samples,) or None
+
+    Returns
+    -------
+    potentials : ndarray of shape (n_candidates,), float64, or None
+        ``sum_i w_i min(closest_i, d(x_i, c))`` per candidate, ``d`` as in
+        ``kmeans_min_distances``; the caller sums over ranks and picks the smallest. Only
+        ``(n_candidates,)`` leaves the kernel. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_apply_bins(X, edges):
+    """Bin index of every value: :func:`spmdlearn.reference.apply_bins`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    edges : ndarray of shape (n_features, max_cuts), float64
+        Increasing cut points per feature, padded with +inf.
+
+    Returns
+    -------
+    binned : ndarray of shape (n_samples, n_features), uint16, or None
+        ``#{c : edges[j, c] < X[i, j]}`` (a value equal to a cut point is in the bin left of
+        it; comparisons in float64). None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_bootstrap_counts(row_index, seed, lam):
+    """Counter-based Poisson bootstrap counts: :func:`spmdlearn.reference.bootstrap_counts`.
+
+    Parameters
+    ----------
+    row_index : ndarray of shape (n_samples,), int64
+        Global row indices.
+    seed : int
+    lam : float
+
+    Returns
+    -------
+    counts : ndarray of shape (n_samples,), int64, or None
+        ``poisson_counts(counter_uniform(seed, 2, row_index), lam)`` bit for bit (SplitMix64
+        uniforms, inverse-CDF Poisson capped at 64): a row's count depends on its global index
+        only. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                              n_classes, class_weight):
+    """Per (node, feature, bin) sums from labels, weights and bootstrap counts: :func:`spmdlearn.reference.tree_histograms`.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_pos : ndarray of shape (n_samples,), int64
+        Position among the ``n_nodes`` nodes being split; -1: the row is skipped.
+    y : ndarray of shape (n_samples,)
+        Class index (int64) when ``n_classes > 0``, else the float64 target.
+    sample_weight : ndarray of shape (n_samples,), float64
+    counts : ndarray of shape (n_samples,), int64
+        Bootstrap counts; a row with 0 is skipped.
+    n_nodes, n_bins, n_classes : int
+    class_weight : ndarray of shape (n_classes,), float64, or None
+        Multiplies each row's weight by its class's.
+
+    Returns
+    -------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_classes + 1 or 4), float64, or None
+        With ``v = sample_weight * counts (* class_weight[y])``: channels ``v`` per class and
+        the row count (classification), or ``(v, v*y, v*y^2, row count)`` (regression).
+        None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    """Rows of the nodes that split move to their children: :func:`spmdlearn.reference.tree_route`.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_of_row : ndarray of shape (n_samples,), int64
+        -1: not in the tree.
+    split_feature, split_bin, left, right : ndarray of shape (n_nodes,), int64
+        ``split_feature`` is -1 except at the nodes that split now; a row goes left when
+        ``binned[row, split_feature[node]] <= split_bin[node]``.
+
+    Returns
+    -------
+    node_of_row : ndarray of shape (n_samples,), int64, or None
+        A new array; rows of non-splitting nodes keep theirs. None declines. Must not
+        communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_affine_transform(X, shift, scale):
+    """``(X - shift) * scale`` per feature: :func:`spmdlearn.reference.affine_transform`.
+
+    The scalers' ``transform`` and ``inverse_transform`` and PCA's whitening.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    shift : ndarray of shape (n_features,), X's dtype
+    scale : ndarray of shape (n_features,), X's dtype
+
+    Returns
+    -------
+    out : array of shape (n_samples, n_features), X's dtype and array type, or None
+        A new array (``X`` is not modified); the subtraction, then the product, each rounded
+        in X's dtype. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    """The best split of every node of a tree level: :func:`spmdlearn.reference.best_splits`.
+
+    Parameters
+    ----------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats + 1), float64
+        The global histograms (identical on every rank); the last channel counts rows.
+    feature_order : ndarray of shape (n_nodes, n_features), int64
+        Each node's drawn order of the features.
+    n_draw : int
+        Features tried per node; more only while none of them splits.
+    classification : bool
+    criterion : {"gini", "entropy", "squared_error"}
+    min_samples_leaf, min_impurity_decrease, weighted_n_root, min_weight_leaf : float
+
+    Returns
+    -------
+    result : tuple (feature, bin, decrease), or None
+        ``(n_nodes,)`` int64, int64, float64; ``feature`` -1 where a node does not split.
+        Decisions must be those of the reference bit for bit (every rank takes them from the
+        same histograms; ties: the earlier feature in the order, then the lower bin). None
+        declines. Must not communicate.
     """
 
 

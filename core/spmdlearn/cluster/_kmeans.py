@@ -12,11 +12,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from .._array_api import get_namespace, like, numpy_dtype, to_host
+from .._array_api import (empty_like_rows, from_model, get_namespace, is_foreign_array, like,
+                          numpy_dtype, take_rows, to_host)
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..collective import allreduce
+from ..patterns import row_block
 from ..reference._kmeans import LLOYD, farthest_rows
 from ..reference._moments import MOMENTS
 
@@ -60,21 +62,22 @@ def _kmeans_plusplus(data: _Data, n_clusters, random_state):
     u = random_state.random_sample()
     first = int(data.count_below(cdf / total, np.array([u]), "right")[0])
     centers[0] = comm.fetch_rows(X, [first], data.start)[0]
-    closest = call_kernel("sq_distances", data.backend, X=X, centers=centers[:1],
-                          x_squared_norms=data.x_sq)[:, 0]
+    closest = call_kernel("kmeans_min_distances", data.backend, X=X, centers=centers[:1],
+                          closest=None, x_squared_norms=data.x_sq)
     current_pot = float(comm.sum_identical([closest @ w])[0])
     for c in range(1, n_clusters):
         rand_vals = random_state.uniform(size=n_local_trials) * current_pot
         cumsum, _ = data.global_cumsum(w * closest)
         candidate_ids = np.minimum(data.count_below(cumsum, rand_vals, "left"), data.n_total - 1)
         candidates = comm.fetch_rows(X, candidate_ids, data.start)
-        to_candidates = call_kernel("sq_distances", data.backend, X=X, centers=candidates,
-                                    x_squared_norms=data.x_sq).T
-        np.minimum(closest, to_candidates, out=to_candidates)
-        candidates_pot = comm.sum_identical(to_candidates @ w)
+        candidates_pot = comm.sum_identical(call_kernel(
+            "kmeans_plusplus_potentials", data.backend, X=X, sample_weight=w,
+            candidates=candidates, closest=closest, x_squared_norms=data.x_sq))
         best = int(np.argmin(candidates_pot))
         current_pot = float(candidates_pot[best])
-        closest = to_candidates[best]
+        closest = call_kernel("kmeans_min_distances", data.backend, X=X,
+                              centers=candidates[best:best + 1], closest=closest,
+                              x_squared_norms=data.x_sq)
         centers[c] = candidates[best]
     return centers
 
@@ -171,11 +174,14 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
                 print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance {tol}.")
             break
     if not strict:
-        # Re-run the E-step so that the labels match the final centers.
-        labels, _ = step(centers, labels)
-    inertia = float(comm.sum_identical([call_kernel(
-        "kmeans_inertia", data.backend, X=data.X, sample_weight=data.w, centers=centers,
-        labels=labels)])[0])
+        # Re-run the E-step so that the labels match the final centers; the step returns the
+        # inertia of its assignment, so no other pass over the rows is needed.
+        labels, p = step(centers, labels)
+        inertia = float(p.inertia)
+    else:
+        inertia = float(comm.sum_identical([call_kernel(
+            "kmeans_inertia", data.backend, X=data.X, sample_weight=data.w, centers=centers,
+            labels=labels)])[0])
     return labels, inertia, centers, i + 1
 
 
@@ -356,14 +362,22 @@ default="k-means++"
                              "it must return the same centers on every rank")
         return centers
 
+    def _assign(self, X, backend):
+        """Labels and squared distances to the nearest center, block by block (E-step only)."""
+        n, k = X.shape[0], self.cluster_centers_.shape[0]
+        # In X's array type and on its device, as the kernel returns them.
+        labels, sq = empty_like_rows(X, (n,), np.int32), empty_like_rows(X, (n,), np.float64)
+        for lo in range(0, n, row_block(k)):
+            hi = min(n, lo + row_block(k))
+            labels[lo:hi], sq[lo:hi] = call_kernel("kmeans_assign", backend,
+                                                   X=take_rows(X, lo, hi),
+                                                   centers=self.cluster_centers_)
+        return labels, sq
+
     def predict(self, X):
         """Collective validation, local result: the nearest center of each of this rank's rows."""
         shard = validate_predict(self, self._comm(), X)
-        labels, _ = call_kernel("kmeans_lloyd_local", shard.backend, X=shard.X,
-                                sample_weight=np.ones(shard.X.shape[0]),
-                                centers=self.cluster_centers_,
-                                labels_old=np.full(shard.X.shape[0], -1, np.int32))
-        return labels
+        return self._assign(shard.X, shard.backend)[0]
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Collective: fit, then this rank's labels."""
@@ -372,9 +386,14 @@ default="k-means++"
     def transform(self, X):
         """Collective validation, local result: distances of this rank's rows to every center."""
         shard = validate_predict(self, self._comm(), X)
-        distances = call_kernel("sq_distances", shard.backend, X=shard.X,
-                                centers=self.cluster_centers_, x_squared_norms=None)
-        return get_namespace(distances).sqrt(distances)
+        n, k = shard.X.shape[0], self.cluster_centers_.shape[0]
+        out = empty_like_rows(shard.X, (n, k))
+        for lo in range(0, n, row_block(k)):
+            hi = min(n, lo + row_block(k))
+            out[lo:hi, ...] = call_kernel("kmeans_transform", shard.backend,
+                                          X=take_rows(shard.X, lo, hi),
+                                          centers=self.cluster_centers_)
+        return out
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Collective: fit, then distances of this rank's rows to every center."""
@@ -385,11 +404,13 @@ default="k-means++"
         comm = self._comm()
         shard = validate_predict(self, comm, X, sample_weight=sample_weight)
         w = np.ones(shard.X.shape[0]) if shard.sample_weight is None else shard.sample_weight
-        labels, _ = call_kernel("kmeans_lloyd_local", shard.backend, X=shard.X, sample_weight=w,
-                                centers=self.cluster_centers_,
-                                labels_old=np.full(shard.X.shape[0], -1, np.int32))
-        local = call_kernel("kmeans_inertia", shard.backend, X=shard.X, sample_weight=w,
-                            centers=self.cluster_centers_, labels=labels)
+        _, sq = self._assign(shard.X, shard.backend)
+        if is_foreign_array(sq):  # the weighted sum in the rows' namespace: one number crosses
+            xp = get_namespace(sq)
+            w = xp.astype(w, xp.float64) if is_foreign_array(w) else from_model(w, sq, np.float64)
+            local = float(xp.sum(w * sq))
+        else:
+            local = float(np.asarray(w, np.float64) @ sq) if len(sq) else 0.0
         return -float(comm.sum_identical([local])[0])
 
     def to_sklearn(self):

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.decomposition import PCA as _SkPCA
 from sklearn.utils.extmath import fast_logdet
 
-from .._array_api import from_model, get_namespace, sum_float64
+from .._array_api import get_namespace, numpy_dtype, sum_float64
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, check_X, validate_fit, validate_predict
@@ -177,7 +177,9 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if self.whiten:
             scale = np.sqrt(self.explained_variance_)
             scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
-            Z = Z / from_model(scale, Z)
+            dtype = numpy_dtype(Z.dtype)
+            Z = call_kernel("affine_transform", backend, X=Z, shift=np.zeros(len(scale), dtype),
+                            scale=(1.0 / scale.astype(np.float64)).astype(dtype))
         return Z
 
     def transform(self, X):
@@ -202,11 +204,11 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         check_is_fitted(self)
         X = check_X(self, X, reset=False, set_features=False)
-        xp = get_namespace(X)
-        components = self.components_
-        if self.whiten:
-            components = np.sqrt(self.explained_variance_[:, None]) * components
-        return xp.matmul(X, from_model(components, X)) + from_model(self.mean_, X)
+        coef = np.sqrt(self.explained_variance_[:, None]) * self.components_ if self.whiten \
+            else self.components_
+        out = call_kernel("linear_predict", None, X=X, coef=np.ascontiguousarray(coef.T),
+                          intercept=self.mean_)
+        return get_namespace(out).reshape(out, (X.shape[0], len(self.mean_)))
 
     def get_covariance(self):
         """Local: the covariance of the fitted generative model (scikit-learn's formula)."""
@@ -216,24 +218,26 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """Local: the inverse of :meth:`get_covariance` (scikit-learn's formula)."""
         return self.to_sklearn().get_precision()
 
-    def _score_samples(self, X):
-        xp = get_namespace(X)
-        Xr = X - from_model(self.mean_, X)
+    def _score_samples(self, X, backend=None):
         precision = self.get_precision()
-        log_like = -0.5 * xp.sum(Xr * xp.matmul(Xr, from_model(precision, X)), axis=1)
-        log_like -= 0.5 * (X.shape[1] * log(2.0 * np.pi) - float(fast_logdet(precision)))
-        return log_like
+        sq = call_kernel("mahalanobis", backend, X=X, location=np.asarray(self.mean_, np.float64),
+                         precision=np.asarray(precision, np.float64))
+        log_like = -0.5 * sq - 0.5 * (X.shape[1] * log(2.0 * np.pi) - float(fast_logdet(precision)))
+        xp = get_namespace(log_like)
+        if xp is np:
+            return np.asarray(log_like).astype(X.dtype, copy=False)
+        return log_like if log_like.dtype == X.dtype else xp.astype(log_like, X.dtype)
 
     def score_samples(self, X):
         """Collective validation, local result: log-likelihood of each of this rank's rows."""
         shard = validate_predict(self, self._comm(), X)
-        return self._score_samples(shard.X)
+        return self._score_samples(shard.X, shard.backend)
 
     def score(self, X, y=None):
         """Collective: mean log-likelihood over all ranks' rows (identical on every rank)."""
         comm = self._comm()
         shard = validate_predict(self, comm, X)
-        ll = self._score_samples(shard.X)
+        ll = self._score_samples(shard.X, shard.backend)
         parts = comm.allgather_array(np.array([sum_float64(ll), ll.shape[0]], np.float64))
         # Summed in rank order from gathered values: the same bits on every rank.
         return float(sum(parts[:, 0]) / sum(parts[:, 1]))

@@ -18,16 +18,11 @@ from ..comm import self_comm
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..metrics import accuracy_score, r2_score
 from ..metrics._classification import global_labels
-from ..reference._forest import (
-    apply_bins,
-    best_split,
-    bin_edges,
-    counter_uniform,
-    poisson_counts,
-)
+from ..patterns import LEVEL_HISTOGRAMS
+from ..reference._forest import bin_edges, counter_uniform, pad_edges
 
 _SAMPLE_FOR_BINS = 200_000  # rows (over all ranks) whose values set the bin edges
-_STREAM_BINS, _STREAM_BOOT, _STREAM_FEAT = 1, 2, 3
+_STREAM_BINS, _STREAM_FEAT = 1, 3  # the bootstrap's stream is BOOTSTRAP_STREAM (2)
 
 
 class Tree(NamedTuple):
@@ -48,17 +43,18 @@ def _sample_rows(comm, X, start, n_total, seed):
     return comm.allgather_rows(np.ascontiguousarray(X[keep], dtype=np.float64))
 
 
-def _grow(comm, binned, stats, rows_ok, params, tree_seed, tree_index, n_bins, edges,
+def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed, n_bins, edges,
           classification, backend, n_features):
     """Grow one tree level by level; one fused histogram reduction per level.
 
-    Collective contract: every rank holds its rows' bins and statistics; each level's node
-    histograms are summed over ranks (reduce, then broadcast: every rank holds the same
-    bits), and every rank then chooses the same splits and moves its own rows.
+    Collective contract (:data:`spmdlearn.patterns.LEVEL_HISTOGRAMS`): every rank holds its rows'
+    bins, labels, weights and bootstrap counts; each level's node histograms are built by the
+    ``tree_histograms`` kernel and summed over ranks (reduce, then broadcast: every rank holds
+    the same bits); every rank then chooses the same splits and moves its own rows to the
+    children with the ``tree_route`` kernel.
     """
     max_depth = params["max_depth"] or np.iinfo(np.int32).max
     feature, threshold, left, right, value, importance = [], [], [], [], [], np.zeros(n_features)
-    n_stats = stats.shape[1]
 
     def add_node(total):
         feature.append(-1)
@@ -68,12 +64,19 @@ def _grow(comm, binned, stats, rows_ok, params, tree_seed, tree_index, n_bins, e
         value.append(total[:-1])
         return len(feature) - 1
 
-    root = comm.reduce_bcast_sum(np.concatenate([stats[rows_ok].sum(axis=0)]) if rows_ok.any()
-                                 else np.zeros(n_stats))
+    def histograms(node_pos, n_nodes):
+        return LEVEL_HISTOGRAMS.run(comm, binned, node_pos, y, w, counts, n_nodes=n_nodes,
+                                    n_bins=n_bins, n_classes=n_classes,
+                                    class_weight=class_weight, backend=backend)
+
+    node_of_row = np.where(counts > 0, 0, -1).astype(np.int64)
+    # The root's histograms give its totals (any feature's bins sum to them) and, when the root
+    # is split, its split.
+    root_hist = histograms(node_of_row, 1)
+    root = root_hist[0, 0].sum(axis=0)
     weighted_root = float(root[:-1].sum() if classification else root[0])
     add_node(root)
     totals = {0: root}
-    node_of_row = np.where(rows_ok, 0, -1)
     frontier, depth, leaves = [0], 0, 1
     while frontier and depth < max_depth:
         candidates = [n for n in frontier
@@ -81,23 +84,30 @@ def _grow(comm, binned, stats, rows_ok, params, tree_seed, tree_index, n_bins, e
                                               2 * params["min_samples_leaf"])]
         if not candidates:
             break
-        position = np.full(len(feature), -1)
-        position[candidates] = np.arange(len(candidates))
-        node_pos = np.where(node_of_row >= 0, position[np.maximum(node_of_row, 0)], -1)
-        hist = call_kernel("tree_histograms", backend, binned=binned, node_pos=node_pos,
-                           stats=stats, n_nodes=len(candidates), n_bins=n_bins)
-        hist = comm.reduce_bcast_sum(hist)
-        splits = []
-        for i, node in enumerate(candidates):
-            u = counter_uniform(tree_seed, _STREAM_FEAT, node * n_features + np.arange(n_features))
-            order = np.argsort(u, kind="stable")
-            split = best_split(hist[i], order, params["n_draw"], classification,
-                               params["criterion"], params["min_samples_leaf"],
-                               params["min_impurity_decrease"], weighted_root,
-                               params["min_weight_fraction_leaf"] * weighted_root)
-            if split is not None:
-                splits.append((split[2] * float(hist[i, 0, :, :-1].sum() if classification
-                                                else hist[i, 0, :, 0].sum()), node, i, split))
+        if depth == 0:
+            hist = root_hist
+        else:
+            position = np.full(len(feature), -1)
+            position[candidates] = np.arange(len(candidates))
+            node_pos = np.where(node_of_row >= 0, position[np.maximum(node_of_row, 0)], -1)
+            hist = histograms(node_pos, len(candidates))
+        # each node's feature draw, keyed by (tree, node): the same on every rank
+        nodes = np.asarray(candidates, np.int64)
+        u = counter_uniform(tree_seed, _STREAM_FEAT,
+                            (nodes[:, None] * n_features + np.arange(n_features)).ravel())
+        order = np.argsort(u.reshape(len(nodes), n_features), axis=1, kind="stable")
+        best_f, best_c, best_dec = call_kernel(
+            "best_splits", backend, hist=hist, feature_order=order, n_draw=params["n_draw"],
+            classification=classification, criterion=params["criterion"],
+            min_samples_leaf=params["min_samples_leaf"],
+            min_impurity_decrease=params["min_impurity_decrease"],
+            weighted_n_root=weighted_root,
+            min_weight_leaf=params["min_weight_fraction_leaf"] * weighted_root)
+        node_weight = hist[:, 0, :, :-1].sum(axis=(1, 2)) if classification else \
+            hist[:, 0, :, 0].sum(axis=1)
+        splits = [(float(best_dec[i]) * float(node_weight[i]), node, i,
+                   (int(best_f[i]), int(best_c[i]), float(best_dec[i])))
+                  for i, node in enumerate(candidates) if best_f[i] >= 0]
         if params["max_leaf_nodes"] is not None:
             # Best improvements first, within the leaf budget.
             splits.sort(key=lambda s: (-s[0], s[1]))
@@ -114,18 +124,16 @@ def _grow(comm, binned, stats, rows_ok, params, tree_seed, tree_index, n_bins, e
             importance[f] += weighted_gain
             new_frontier += [ln, rn]
             leaves += 1
-        # Move this rank's rows to the children of the nodes that split.
-        split_nodes = np.array([s[1] for s in splits], dtype=np.int64)
-        if split_nodes.size:
-            feat = np.full(len(feature), -1)
-            cut = np.zeros(len(feature), dtype=np.int64)
+        if splits:
+            # Move this rank's rows to the children of the nodes that split.
+            split_feature = np.full(len(feature), -1, dtype=np.int64)
+            split_bin = np.zeros(len(feature), dtype=np.int64)
             for _, node, _, (f, c, _) in splits:
-                feat[node], cut[node] = f, c
-            moving = (node_of_row >= 0) & np.isin(node_of_row, split_nodes)
-            rows = np.flatnonzero(moving)
-            n = node_of_row[rows]
-            go_left = binned[rows, feat[n]] <= cut[n]
-            node_of_row[rows] = np.where(go_left, np.asarray(left)[n], np.asarray(right)[n])
+                split_feature[node], split_bin[node] = f, c
+            node_of_row = call_kernel("tree_route", backend, binned=binned,
+                                      node_of_row=node_of_row, split_feature=split_feature,
+                                      split_bin=split_bin, left=np.asarray(left, np.int64),
+                                      right=np.asarray(right, np.int64))
         frontier = new_frontier
         depth += 1
     return Tree(np.asarray(feature, np.int64), np.asarray(threshold, np.float64),
@@ -150,7 +158,9 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             return int(m)
         return max(1, int(m * n_features))
 
-    def _fit_forest(self, shard, stats_of, n_values, criterion):
+    def _fit_forest(self, shard, y, w, n_classes, class_weight_of, n_values, criterion):
+        """Grow the forest. ``y``: class indices or targets; ``w``: row weights;
+        ``class_weight_of(counts)``: per-class weights of one tree's bootstrap, or None."""
         comm = self._comm()
         # Binning, bootstrap and growth work on host rows: a counted fallback for an array that
         # is not NumPy.
@@ -175,8 +185,9 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
                               n_total if not local_mode else X.shape[0], seed)
         edges = bin_edges(sample, self.max_bins) if len(sample) else \
             [np.zeros(0) for _ in range(X.shape[1])]
-        binned = apply_bins(X, edges)
-        n_bins = max([len(e) + 1 for e in edges] + [1])
+        edges = pad_edges(edges)
+        binned = call_kernel("apply_bins", shard.backend, X=X, edges=edges)
+        n_bins = max([int(np.count_nonzero(np.isfinite(e))) + 1 for e in edges] + [1])
         if self.max_samples is None:
             lam = 1.0
         elif isinstance(self.max_samples, numbers.Integral):
@@ -189,21 +200,20 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         my_trees = [t for t in range(self.n_estimators)
                     if not local_mode or t % comm.size == comm.rank]
         trees = []
-        gidx = np.arange(start, start + X.shape[0])
+        gidx = np.arange(start, start + X.shape[0], dtype=np.int64)
         with thread_limit(self.n_jobs):
             for t in my_trees:
                 if self.verbose and comm.rank == 0:
                     print(f"building tree {t + 1} of {self.n_estimators}")
                 tree_seed = seed + 7919 * (t + 1)
                 if self.bootstrap:
-                    counts = poisson_counts(counter_uniform(tree_seed, _STREAM_BOOT, gidx), lam)
+                    counts = call_kernel("bootstrap_counts", shard.backend, row_index=gidx,
+                                         seed=tree_seed, lam=lam)
                 else:
                     counts = np.ones(X.shape[0], dtype=np.int64)
-                stats = stats_of(counts)
-                rows_ok = counts > 0
-                trees.append(_grow(grow_comm, binned, stats, rows_ok, params, tree_seed, t,
-                                   n_bins, edges, self._classification, shard.backend,
-                                   X.shape[1]))
+                trees.append(_grow(grow_comm, binned, y, w, counts, class_weight_of(counts),
+                                   n_classes, params, tree_seed, n_bins, edges,
+                                   self._classification, shard.backend, X.shape[1]))
         if local_mode:
             trees = _gather_trees(comm, trees, my_trees, self.n_estimators, n_values,
                                   X.shape[1])
@@ -412,8 +422,6 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         y_index = np.searchsorted(classes, shard.y) if len(shard.y) else np.zeros(0, np.int64)
         w = np.ones(len(y_index)) if shard.sample_weight is None else \
             np.asarray(shard.sample_weight, np.float64)
-        onehot = np.zeros((len(y_index), K))
-        onehot[np.arange(len(y_index)), y_index] = 1.0
         if self.class_weight not in (None, "balanced_subsample"):
             counts = comm.sum_identical(np.bincount(y_index, weights=w, minlength=K))
             cw = compute_class_weight(self.class_weight, classes=classes, y=classes,
@@ -421,17 +429,18 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
             w = w * cw[y_index]
         criterion = "entropy" if self.criterion == "log_loss" else self.criterion
 
-        def stats_of(boot):
-            ww = w * boot
-            if self.class_weight == "balanced_subsample":
-                counts = comm.sum_identical(np.bincount(y_index, weights=ww, minlength=K)) \
-                    if not self.local_trees_mode else np.bincount(y_index, weights=ww, minlength=K)
-                with np.errstate(divide="ignore"):
-                    cw = np.where(counts > 0, counts.sum() / (K * counts), 0.0)
-                ww = ww * cw[y_index]
-            return np.column_stack([onehot * ww[:, None], (boot > 0).astype(np.float64)])
+        def class_weight_of(boot):
+            if self.class_weight != "balanced_subsample":
+                return None
+            # the classes' weights in this tree's bootstrap, over all ranks (or this rank's in
+            # local_trees_mode)
+            counts = np.bincount(y_index, weights=w * boot, minlength=K)
+            if not self.local_trees_mode:
+                counts = comm.sum_identical(counts)
+            with np.errstate(divide="ignore"):
+                return np.where(counts > 0, counts.sum() / (K * counts), 0.0)
 
-        self._fit_forest(shard, stats_of, K, criterion)
+        self._fit_forest(shard, y_index, w, K, class_weight_of, K, criterion)
         self.classes_ = classes
         self.n_classes_ = K
         return self
@@ -521,11 +530,7 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
             np.asarray(to_host(shard.sample_weight, "RandomForestRegressor.fit weights"),
                        np.float64)
 
-        def stats_of(boot):
-            ww = w * boot
-            return np.column_stack([ww, ww * y, ww * y * y, (boot > 0).astype(np.float64)])
-
-        self._fit_forest(shard, stats_of, 3, self.criterion)
+        self._fit_forest(shard, y, w, 0, lambda counts: None, 3, self.criterion)
         return self
 
     def predict(self, X):

@@ -376,9 +376,9 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         shard = validate_predict(self, self._comm(), X)
         scores = call_kernel("linear_predict", shard.backend, X=shard.X, coef=self.coef_,
                              intercept=self.intercept_)
-        xp, n = get_namespace(scores), shard.X.shape[0]
-        return xp.reshape(scores, (n, -1))[:, 0] if len(self.classes_) == 2 else \
-            xp.reshape(scores, (n, len(self.classes_)))
+        # The shape is spelled out, never inferred (-1), so that zero rows reshape too.
+        scores = get_namespace(scores).reshape(scores, (shard.X.shape[0], self.coef_.shape[0]))
+        return scores[:, 0] if len(self.classes_) == 2 else scores
 
     def predict_proba(self, X):
         """Collective validation, local result: class probabilities of this rank's rows."""

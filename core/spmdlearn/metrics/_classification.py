@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_array, check_consistent_length
 from .._array_api import host_arguments
 from ..comm import get_comm
 
-__all__ = ["accuracy_score", "confusion_matrix", "precision_recall_fscore_support",
+__all__ = ["accuracy_score", "balanced_accuracy_score", "confusion_matrix", "precision_recall_fscore_support",
            "precision_score", "recall_score", "f1_score", "log_loss", "global_labels"]
 
 
@@ -104,6 +104,27 @@ def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None):
     """
     t, p, w = _cells(y_true, y_pred, sample_weight)
     return _sk.accuracy_score(t, p, normalize=normalize, sample_weight=w)
+
+
+@host_arguments
+def balanced_accuracy_score(y_true, y_pred, *, sample_weight=None, adjusted=False):
+    """Collective: scikit-learn's balanced accuracy of all ranks' rows.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+        This rank's labels (may be empty).
+    sample_weight : array-like of shape (n_samples,), default=None
+    adjusted : bool, default=False
+        Adjust for chance, as scikit-learn's.
+
+    Returns
+    -------
+    score : float
+        Identical on every rank; exact for unweighted rows (a function of the confusion matrix).
+    """
+    t, p, w = _cells(y_true, y_pred, sample_weight)
+    return _sk.balanced_accuracy_score(t, p, sample_weight=w, adjusted=adjusted)
 
 
 @host_arguments

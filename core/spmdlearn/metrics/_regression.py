@@ -119,3 +119,16 @@ def mean_absolute_error(y_true, y_pred, *, sample_weight=None, multioutput="unif
     """Collective: mean absolute error over all ranks' rows (scikit-learn's value, up to the
     order of summation)."""
     return _combine_outputs(_error_sums(y_true, y_pred, sample_weight, 1), multioutput)
+
+
+def root_mean_squared_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
+    """Collective: root mean squared error over all ranks' rows (scikit-learn's value, up to the
+    order of summation): the square root of each output's mean squared error, then averaged.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,) or (n_samples, n_outputs)
+    sample_weight : array-like of shape (n_samples,), default=None
+    multioutput : {"raw_values", "uniform_average"} or array-like, default="uniform_average"
+    """
+    return _combine_outputs(np.sqrt(_error_sums(y_true, y_pred, sample_weight, 2)), multioutput)

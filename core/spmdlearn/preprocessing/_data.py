@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._incremental import IncrementalMixin
-from .._array_api import copy_of, from_model, get_namespace, numpy_dtype
+from .._array_api import get_namespace, numpy_dtype
 from .._validation import check_X, validate_predict
 from ..reference._moments import COLUMN_STATS, column_stats_local
 
@@ -55,11 +55,19 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
         return IncrementalMixin.fit(self, X)
 
     def _check_transform(self, X):
-        return validate_predict(self, self._comm(), X).X
+        return validate_predict(self, self._comm(), X)
+
+    def _affine(self, X, shift, scale, backend=None):
+        """``(X - shift) * scale`` by the ``affine_transform`` kernel, in X's dtype."""
+        dtype = numpy_dtype(X.dtype)
+        return call_kernel("affine_transform", backend, X=X,
+                           shift=np.asarray(shift, np.float64).astype(dtype),
+                           scale=np.asarray(scale, np.float64).astype(dtype))
 
     def transform(self, X, copy=None):
         """Collective validation, local result: scale this rank's rows."""
-        return self._transform(self._check_transform(X))
+        shard = self._check_transform(X)
+        return self._transform(shard.X, shard.backend)
 
     def inverse_transform(self, X, copy=None):
         """Local: undo the scaling of this rank's rows."""
@@ -130,19 +138,18 @@ class StandardScaler(_Scaler):
         else:
             self.var_ = self.scale_ = None
 
-    def _transform(self, X):
-        dtype = numpy_dtype(X.dtype)
-        out = X - from_model(self.mean_, X, dtype) if self.with_mean else copy_of(X)
-        if self.with_std:
-            out /= from_model(self.scale_, X, dtype)
-        return out
+    def _transform(self, X, backend=None):
+        d = X.shape[1]
+        shift = self.mean_ if self.with_mean else np.zeros(d)
+        scale = 1.0 / self.scale_ if self.with_std else np.ones(d)
+        return self._affine(X, shift, scale, backend)
 
-    def _inverse(self, X):
-        dtype = numpy_dtype(X.dtype)
-        out = X * from_model(self.scale_, X, dtype) if self.with_std else copy_of(X)
-        if self.with_mean:
-            out += from_model(self.mean_, X, dtype)
-        return out
+    def _inverse(self, X, backend=None):
+        # x * scale + mean = (x - (-mean / scale)) * scale
+        d = X.shape[1]
+        scale = self.scale_ if self.with_std else np.ones(d)
+        shift = -np.asarray(self.mean_, np.float64) / scale if self.with_mean else np.zeros(d)
+        return self._affine(X, shift, scale, backend)
 
 
 class MinMaxScaler(_Scaler):
@@ -194,10 +201,11 @@ class MinMaxScaler(_Scaler):
         self.scale_ = (hi - lo) / _handle_zeros_in_scale(self.data_range_)
         self.min_ = lo - self.data_min_ * self.scale_
 
-    def _transform(self, X):
-        dtype = numpy_dtype(X.dtype)
-        out = X * from_model(self.scale_, X, dtype)
-        out += from_model(self.min_, X, dtype)
+    def _transform(self, X, backend=None):
+        # x * scale + min = (x - (data_min - lo / scale)) * scale
+        scale = np.asarray(self.scale_, np.float64)
+        shift = np.asarray(self.data_min_, np.float64) - self.feature_range[0] / scale
+        out = self._affine(X, shift, scale, backend)
         if self.clip:
             xp = get_namespace(out)
             if xp is np:
@@ -206,11 +214,8 @@ class MinMaxScaler(_Scaler):
                 out = xp.clip(out, float(self.feature_range[0]), float(self.feature_range[1]))
         return out
 
-    def _inverse(self, X):
-        dtype = numpy_dtype(X.dtype)
-        out = X - from_model(self.min_, X, dtype)
-        out /= from_model(self.scale_, X, dtype)
-        return out
+    def _inverse(self, X, backend=None):
+        return self._affine(X, self.min_, 1.0 / np.asarray(self.scale_, np.float64), backend)
 
 
 class MaxAbsScaler(_Scaler):
@@ -244,8 +249,9 @@ class MaxAbsScaler(_Scaler):
         self.max_abs_ = np.maximum(np.abs(p.min), np.abs(p.max)).astype(dtype)
         self.scale_ = _handle_zeros_in_scale(self.max_abs_)
 
-    def _transform(self, X):
-        return X / from_model(self.scale_, X, numpy_dtype(X.dtype))
+    def _transform(self, X, backend=None):
+        return self._affine(X, np.zeros(X.shape[1]), 1.0 / np.asarray(self.scale_, np.float64),
+                            backend)
 
-    def _inverse(self, X):
-        return X * from_model(self.scale_, X, numpy_dtype(X.dtype))
+    def _inverse(self, X, backend=None):
+        return self._affine(X, np.zeros(X.shape[1]), self.scale_, backend)

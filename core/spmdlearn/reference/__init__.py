@@ -14,11 +14,17 @@ with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a l
 from ..contract import ReductionContract, empty_shard, simulate, tree_fold
 from ._covariance import mahalanobis
 from ._finite import all_finite
+from ._transform import affine_transform
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
-from ._forest import apply_bins, best_split, bin_edges, counter_uniform, node_histograms, poisson_counts, tree_apply
-from ._kmeans import LLOYD, LloydPartial, farthest_rows, kmeans_inertia, lloyd_combine, lloyd_local, sq_distances
+from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, best_splits, bin_edges,
+                      bootstrap_counts,
+                      counter_uniform, node_histograms, pad_edges, poisson_counts, tree_apply,
+                      tree_histograms, tree_route)
+from ._kmeans import (LLOYD, LloydPartial, farthest_rows, kmeans_assign, kmeans_inertia,
+                      kmeans_min_distances, kmeans_plusplus_potentials, kmeans_transform,
+                      lloyd_combine, lloyd_local, sq_distances)
 from ._neighbors import (METRICS, block_distances, knn_merge, radius_counts, radius_min_label,
                          radius_neighbors_csr, scipy_metric)
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
@@ -49,10 +55,14 @@ KERNELS = {
     "comoments_local": comoments_local,
     "linear_predict": linear_predict,
     "mahalanobis": mahalanobis,
+    "affine_transform": affine_transform,
     "tsqr_local": tsqr_local,
-    "sq_distances": sq_distances,
     "kmeans_lloyd_local": lloyd_local,
     "kmeans_inertia": kmeans_inertia,
+    "kmeans_assign": kmeans_assign,
+    "kmeans_transform": kmeans_transform,
+    "kmeans_min_distances": kmeans_min_distances,
+    "kmeans_plusplus_potentials": kmeans_plusplus_potentials,
     "column_stats_local": column_stats_local,
     "logistic_loss_grad": logistic_loss_grad,
     "logistic_hessp": logistic_hessp,
@@ -60,7 +70,11 @@ KERNELS = {
     "radius_counts": radius_counts,
     "radius_min_label": radius_min_label,
     "radius_neighbors_csr": radius_neighbors_csr,
-    "tree_histograms": node_histograms,
+    "tree_histograms": tree_histograms,
+    "tree_route": tree_route,
+    "best_splits": best_splits,
+    "apply_bins": apply_bins,
+    "bootstrap_counts": bootstrap_counts,
     "tree_apply": tree_apply,
     "all_finite": all_finite,
 }
@@ -70,15 +84,17 @@ __all__ = [
     "MomentsPartial", "moments_local", "moments_combine", "moments_finalize", "MOMENTS",
     "BASIC_STATISTICS_OPTIONS",
     "ComomentsPartial", "comoments_local", "comoments_combine", "covariance_finalize", "COMOMENTS",
-    "linear_solve", "linear_predict", "gram_blocks", "mahalanobis",
+    "linear_solve", "linear_predict", "gram_blocks", "mahalanobis", "affine_transform",
     "R2Partial", "r2_local", "r2_combine", "r2_finalize", "R2",
     "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
+    "kmeans_assign", "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials",
     "farthest_rows", "METRICS", "scipy_metric", "block_distances",
     "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
     "logistic_loss_grad", "logistic_hessp",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",
-    "poisson_counts", "tree_apply", "all_finite",
+    "poisson_counts", "tree_apply", "tree_histograms", "best_splits", "tree_route", "bootstrap_counts",
+    "pad_edges", "BOOTSTRAP_STREAM", "all_finite",
 ]

@@ -6,7 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["counter_uniform", "poisson_counts", "bin_edges", "apply_bins", "node_histograms",
-           "tree_apply", "best_split"]
+           "tree_apply", "best_split", "best_splits", "bootstrap_counts", "tree_histograms", "tree_route",
+           "BOOTSTRAP_STREAM", "pad_edges"]
+
+#: The counter-based stream of the bootstrap draws (other streams: bin sample 1, features 3).
+BOOTSTRAP_STREAM = 2
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -64,12 +68,148 @@ def bin_edges(sample: np.ndarray, max_bins: int) -> list:
     return edges
 
 
-def apply_bins(X: np.ndarray, edges: list) -> np.ndarray:
-    """Bin index of every value: the number of cut points below it (``x <= cut`` goes left)."""
+def pad_edges(edges: list) -> np.ndarray:
+    """Per-feature cut points as one ``(n_features, max_cuts)`` float64 array, padded with +inf.
+
+    The form the ``apply_bins`` kernel takes: a padded cut is never below a finite value.
+    """
+    width = max([len(e) for e in edges] + [0])
+    out = np.full((len(edges), width), np.inf)
+    for j, cuts in enumerate(edges):
+        out[j, : len(cuts)] = cuts
+    return out
+
+
+def apply_bins(X: np.ndarray, edges) -> np.ndarray:
+    """Bin index of every value: the number of cut points below it (``x <= cut`` goes left).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    edges : ndarray of shape (n_features, max_cuts), float64, or list of 1-D arrays
+        Increasing cut points of each feature, padded with +inf (:func:`pad_edges`).
+
+    Returns
+    -------
+    binned : ndarray of shape (n_samples, n_features), uint16
+        ``binned[i, j] = #{c : edges[j, c] < X[i, j]}``: a value equal to a cut point falls in
+        the bin left of it.
+    """
     out = np.empty(X.shape, dtype=np.uint16)
     for j, cuts in enumerate(edges):
-        out[:, j] = np.searchsorted(cuts, X[:, j], side="left")
+        out[:, j] = np.searchsorted(np.asarray(cuts, np.float64), X[:, j], side="left")
     return out
+
+
+def bootstrap_counts(row_index, seed: int, lam: float) -> np.ndarray:
+    """Poisson(``lam``) bootstrap count of each row, keyed by its global index only.
+
+    ``poisson_counts(counter_uniform(seed, BOOTSTRAP_STREAM, row_index), lam)``: the count of a
+    row does not depend on the rank that holds it, nor on the number of ranks.
+
+    Parameters
+    ----------
+    row_index : ndarray of shape (n_samples,), int64
+        Global row indices.
+    seed : int
+        The tree's seed.
+    lam : float
+        Expected count (the bootstrap fraction).
+
+    Returns
+    -------
+    counts : ndarray of shape (n_samples,), int64
+    """
+    return poisson_counts(counter_uniform(seed, BOOTSTRAP_STREAM, row_index), lam)
+
+
+def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes: int, n_bins: int,
+                    n_classes: int, class_weight=None) -> np.ndarray:
+    """Per (node, feature, bin) sums of the bootstrap-weighted statistics of one shard's rows.
+
+    Each row ``i`` with ``node_pos[i] >= 0`` and ``counts[i] > 0`` adds, with
+    ``v = sample_weight[i] * counts[i]`` (times ``class_weight[y[i]]`` when given), to
+    ``hist[node_pos[i], j, binned[i, j]]`` for every feature ``j``:
+
+    * classification (``n_classes > 0``): ``v`` to channel ``y[i]`` and 1 to channel
+      ``n_classes`` (the row count);
+    * regression (``n_classes == 0``): ``(v, v * y, v * y^2, 1)``.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_pos : ndarray of shape (n_samples,), int
+        Position of each row's node among the ``n_nodes`` being split; -1: not being split.
+    y : ndarray of shape (n_samples,)
+        Class index (int, ``0 <= y < n_classes``) or target (float).
+    sample_weight : ndarray of shape (n_samples,), float64
+    counts : ndarray of shape (n_samples,), int
+        Bootstrap counts (0: the row is out of the bag).
+    n_nodes, n_bins, n_classes : int
+    class_weight : ndarray of shape (n_classes,), default=None
+
+    Returns
+    -------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_classes + 1 or 4), float64
+    """
+    n_features = binned.shape[1]
+    n_channels = n_classes + 1 if n_classes > 0 else 4
+    size = n_nodes * n_features * n_bins
+    keep = (np.asarray(node_pos) >= 0) & (np.asarray(counts) > 0)
+    if not keep.any():
+        return np.zeros((n_nodes, n_features, n_bins, n_channels))
+    rows = np.flatnonzero(keep)
+    v = np.asarray(sample_weight, np.float64)[rows] * np.asarray(counts)[rows]
+    y = np.asarray(y)[rows]
+    if class_weight is not None:
+        v = v * np.asarray(class_weight, np.float64)[y]
+    # flat (node, feature, bin) cell of every (row, feature), row-major: row i's features are
+    # consecutive, hence np.repeat(v, n_features) for per-row values
+    cell = ((np.asarray(node_pos)[rows].astype(np.int64)[:, None] * n_features
+             + np.arange(n_features)) * n_bins + binned[rows].astype(np.int64)).ravel()
+    ones = np.bincount(cell, minlength=size).astype(np.float64)
+    if n_classes > 0:
+        by_class = np.bincount(cell * n_classes + np.repeat(y.astype(np.int64), n_features),
+                               weights=np.repeat(v, n_features), minlength=size * n_classes)
+        hist = np.concatenate([by_class.reshape(size, n_classes), ones[:, None]], axis=1)
+    else:
+        y = y.astype(np.float64)
+        channels = [np.bincount(cell, weights=np.repeat(u, n_features), minlength=size)
+                    for u in (v, v * y, v * y * y)]
+        hist = np.stack(channels + [ones], axis=1)
+    return hist.reshape(n_nodes, n_features, n_bins, n_channels)
+
+
+def tree_route(binned, node_of_row, split_feature, split_bin, left, right) -> np.ndarray:
+    """Move each row of a node that splits to the child its bin sends it to.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_of_row : ndarray of shape (n_samples,), int64
+        Each row's node (-1: the row is not in the tree, e.g. out of the bag).
+    split_feature : ndarray of shape (n_nodes,), int64
+        The feature of each node that splits now; -1 for every other node.
+    split_bin : ndarray of shape (n_nodes,), int64
+        A row goes left when ``binned[row, split_feature[node]] <= split_bin[node]``.
+    left, right : ndarray of shape (n_nodes,), int64
+        Children.
+
+    Returns
+    -------
+    node_of_row : ndarray of shape (n_samples,), int64
+        Rows of splitting nodes at their child; the others unchanged.
+    """
+    node = np.asarray(node_of_row, np.int64).copy()
+    split_feature = np.asarray(split_feature, np.int64)
+    moving = node >= 0
+    moving[moving] = split_feature[node[moving]] >= 0
+    rows = np.flatnonzero(moving)
+    if rows.size:
+        n = node[rows]
+        go_left = binned[rows, split_feature[n]] <= np.asarray(split_bin)[n]
+        node[rows] = np.where(go_left, np.asarray(left)[n], np.asarray(right)[n])
+    return node
 
 
 def node_histograms(binned: np.ndarray, node_pos: np.ndarray, stats: np.ndarray,
@@ -182,3 +322,115 @@ def best_split(hist, order, n_draw, classification, criterion, min_samples_leaf,
         if best is None or decrease[c] > best[2]:
             best = (int(f), c, float(decrease[c]))
     return best
+
+
+def _split_scores(hist, total, total_rows, impurity, w, classification, criterion,
+                  min_samples_leaf, min_weight_leaf):
+    """Impurity decrease of every (node, feature, bin) split; -inf where the split is invalid.
+
+    ``hist``: (n_nodes, n_features, n_bins, n_stats + 1); the others per node.
+    """
+    stats, rows = hist[..., :-1], hist[..., -1]
+    left = np.cumsum(stats, axis=2)[:, :, :-1]
+    left_rows = np.cumsum(rows, axis=2)[:, :, :-1]
+    right = total[:, None, None, :] - left
+    right_rows = total_rows[:, None, None] - left_rows
+    imp_l, w_l = _impurity(left, classification, criterion)
+    imp_r, w_r = _impurity(right, classification, criterion)
+    valid = (left_rows >= min_samples_leaf) & (right_rows >= min_samples_leaf) & \
+        (w_l > 0) & (w_r > 0) & (w_l >= min_weight_leaf) & (w_r >= min_weight_leaf)
+    ww = w[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        decrease = impurity[:, None, None] - (w_l / ww) * imp_l - (w_r / ww) * imp_r
+    return np.where(valid, decrease, -np.inf)
+
+
+def best_splits(hist, feature_order, n_draw, classification, criterion, min_samples_leaf,
+                min_impurity_decrease, weighted_n_root, min_weight_leaf=0.0):
+    """The best split of every node of a level from their global histograms: :func:`best_split`
+    for each node, computed for all nodes and features at once.
+
+    Parameters
+    ----------
+    hist : ndarray of shape (n_nodes, n_features, n_bins, n_stats + 1)
+        Each node's statistics per feature and bin; the last channel counts rows.
+    feature_order : ndarray of shape (n_nodes, n_features), int
+        The order in which each node tries the features (a permutation per node): the first
+        ``n_draw``, and more only while none of them gives a valid split.
+    n_draw : int
+    classification : bool
+    criterion : {"gini", "entropy", "squared_error"}
+    min_samples_leaf : float
+    min_impurity_decrease : float
+    weighted_n_root : float
+    min_weight_leaf : float, default=0.0
+
+    Returns
+    -------
+    feature : ndarray of shape (n_nodes,), int64
+        The split feature; -1 where the node does not split.
+    bin : ndarray of shape (n_nodes,), int64
+        Rows with ``bin <= bin`` go left.
+    decrease : ndarray of shape (n_nodes,), float64
+        The impurity decrease of the split (weighted by the node's share, unscaled by the root).
+
+    Ties go to the earlier feature in the node's order, then to the lower bin, as in
+    :func:`best_split`. Work O(n_nodes x n_features x n_bins x n_stats), in blocks of nodes.
+    """
+    hist = np.asarray(hist, np.float64)
+    n_nodes, n_features, n_bins = hist.shape[:3]
+    feature = np.full(n_nodes, -1, np.int64)
+    cut = np.zeros(n_nodes, np.int64)
+    gain = np.zeros(n_nodes)
+    if n_nodes == 0 or n_bins < 2:
+        return feature, cut, gain
+    order = np.asarray(feature_order, np.int64)
+    per_node = n_features * n_bins * hist.shape[3] * 8 * 12  # bytes of the temporaries
+    step = max(1, int((32 << 20) // per_node))
+    for lo in range(0, n_nodes, step):
+        nodes = np.arange(lo, min(n_nodes, lo + step))
+        h = hist[nodes]
+        total = h[:, 0, :, :-1].sum(axis=1)
+        total_rows = h[:, 0, :, -1].sum(axis=1)
+        impurity, w = _impurity(total, classification, criterion)
+
+        def evaluate(sub, order_sub):
+            """(ok, decrease, bin) of each node's features ``order_sub``, in that order."""
+            ordered = np.take_along_axis(h[sub], order_sub[:, :, None, None], axis=1)
+            dec = _split_scores(ordered, total[sub], total_rows[sub], impurity[sub], w[sub],
+                                classification, criterion, min_samples_leaf, min_weight_leaf)
+            c = np.argmax(dec, axis=2)  # the lowest bin among equal decreases
+            best = np.take_along_axis(dec, c[:, :, None], axis=2)[:, :, 0]
+            with np.errstate(invalid="ignore"):
+                node_gain = best * w[sub][:, None] / weighted_n_root
+                ok = np.isfinite(best) & ~(node_gain + 1e-12 < min_impurity_decrease) & \
+                    (best > 0)
+            return ok, best, c
+
+        def choose(sub, ok, best, c, order_sub):
+            # tried: the first n_draw features, or up to the first that splits if none of
+            # them does; the earliest in order wins among equal decreases
+            first_ok = np.where(ok.any(axis=1), np.argmax(ok, axis=1), ok.shape[1])
+            limit = np.maximum(n_draw, first_ok + 1)
+            tried = np.arange(ok.shape[1])[None, :] < limit[:, None]
+            score = np.where(ok & tried, best, -np.inf)
+            pick = np.argmax(score, axis=1)
+            rows = np.arange(len(sub))
+            splits = np.isfinite(score[rows, pick])
+            idx = nodes[sub][splits]
+            feature[idx] = order_sub[rows, pick][splits]
+            cut[idx] = c[rows, pick][splits]
+            gain[idx] = score[rows, pick][splits]
+
+        # Most nodes split on one of their first n_draw features: evaluate those first, and
+        # all features only for the nodes where none of them splits.
+        every = np.arange(len(nodes))
+        first = order[nodes][:, :n_draw]
+        ok, best, c = evaluate(every, first)
+        choose(every, ok, best, c, first)
+        rest = every[~ok.any(axis=1)]
+        if rest.size and n_draw < n_features:
+            full = order[nodes[rest]]
+            ok, best, c = evaluate(rest, full)
+            choose(rest, ok, best, c, full)
+    return feature, cut, gain

@@ -14,7 +14,8 @@ from sklearn.metrics.pairwise import euclidean_distances
 from ..contract import ReductionContract
 
 __all__ = ["LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia",
-           "sq_distances", "farthest_rows"]
+           "sq_distances", "farthest_rows", "kmeans_assign", "kmeans_transform",
+           "kmeans_min_distances", "kmeans_plusplus_potentials"]
 
 
 class LloydPartial(NamedTuple):
@@ -36,7 +37,7 @@ class LloydPartial(NamedTuple):
 
     sums: np.ndarray  #: (n_clusters, n_features) weighted sums of the rows of each cluster
     weights: np.ndarray  #: (n_clusters,) sum of weights of each cluster
-    inertia: float  #: sum of w * squared distance to the assigned (old) center
+    inertia: float  #: sum of w * squared distance to the assigned center (the new assignment)
     n_changed: float  #: labels different from ``labels_old``
 
 
@@ -64,10 +65,13 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     labels : ndarray of shape (n_samples,), int32
         Nearest center (lowest index among ties), by ``||c||^2 - 2 x.c`` as scikit-learn.
     partial : LloydPartial
+        Its ``inertia`` is ``kmeans_inertia(X, sample_weight, centers, labels)`` of the new
+        labels, computed from coordinate differences.
     """
     k, d = centers.shape
     if X.shape[0] == 0:
         return np.zeros(0, np.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
+    given = centers
     centers = np.asarray(centers, dtype=X.dtype)
     c_norms = np.einsum("ij,ij->i", centers, centers)
     scores = c_norms[None, :] - 2.0 * (X @ centers.T)
@@ -77,9 +81,9 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     # Per-column weighted bincounts: the cluster sums without a Python loop over rows.
     sums = np.stack([np.bincount(labels, weights=Xw[:, j], minlength=k) for j in range(d)], axis=1)
     weights = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
-    x_norms = np.einsum("ij,ij->i", X, X).astype(np.float64)
-    nearest = np.maximum(x_norms + scores[np.arange(len(labels)), labels], 0.0)
-    return labels, LloydPartial(sums, weights, float(w @ nearest),
+    # The inertia of the new assignment, from coordinate differences (the same expression as
+    # kmeans_inertia, so no second pass over the rows is needed for it).
+    return labels, LloydPartial(sums, weights, kmeans_inertia(X, w, given, labels),
                                 float(np.count_nonzero(labels != labels_old)))
 
 
@@ -113,3 +117,96 @@ def farthest_rows(X, centers, labels, n, offset):
     dist = np.einsum("ij,ij->i", diff, diff)
     order = np.lexsort((np.arange(len(dist)), -dist))[:n]
     return dist[order], order.astype(np.int64) + offset
+
+
+def _assign(X, centers):
+    """Labels by scikit-learn's ``||c||^2 - 2 x.c`` (lowest index among ties)."""
+    centers = np.asarray(centers, dtype=X.dtype)
+    c_norms = np.einsum("ij,ij->i", centers, centers)
+    return np.argmin(c_norms[None, :] - 2.0 * (X @ centers.T), axis=1).astype(np.int32)
+
+
+def kmeans_assign(X, centers):
+    """The nearest center of each row, and the squared distance to it (an E-step, no M-step).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    centers : ndarray of shape (n_clusters, n_features)
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int32
+        Nearest center by scikit-learn's ``||c||^2 - 2 x.c`` (the same decisions as
+        :func:`lloyd_local`), the lowest index among ties.
+    sq_distances : ndarray of shape (n_samples,), float64
+        ``||x - centers[label]||^2`` from coordinate differences (scikit-learn's ``_inertia``
+        terms): ``sample_weight @ sq_distances`` is the inertia.
+    """
+    if X.shape[0] == 0:
+        return np.zeros(0, np.int32), np.zeros(0)
+    labels = _assign(X, centers)
+    diff = np.asarray(X, np.float64) - np.asarray(centers, np.float64)[labels]
+    return labels, np.einsum("ij,ij->i", diff, diff)
+
+
+def kmeans_transform(X, centers):
+    """Euclidean distances ``(n_samples, n_clusters)`` of rows to centers (``KMeans.transform``).
+
+    scikit-learn's ``euclidean_distances`` (the ``||x||^2 - 2 x.c + ||c||^2`` expansion, clipped
+    at 0, then the square root), in ``X``'s dtype. Callers pass blocks of rows.
+    """
+    centers = np.asarray(centers, dtype=X.dtype)
+    if X.shape[0] == 0:
+        return np.zeros((0, centers.shape[0]), dtype=X.dtype)
+    return euclidean_distances(X, centers)
+
+
+def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
+    """The k-means++ update of each row's squared distance to its closest chosen center.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    centers : ndarray of shape (n_new, n_features)
+        Newly chosen centers.
+    closest : ndarray of shape (n_samples,), float64, default=None
+        Squared distance to the closest center chosen so far; None: no center yet.
+    x_squared_norms : ndarray of shape (n_samples,), default=None
+        Precomputed ``||x||^2``.
+
+    Returns
+    -------
+    closest : ndarray of shape (n_samples,), float64
+        ``min(closest, min_c ||x - c||^2)``, distances by scikit-learn's
+        ``euclidean_distances(..., squared=True)`` (the formula its k-means++ uses).
+    """
+    d = sq_distances(X, np.asarray(centers, dtype=X.dtype), x_squared_norms).min(
+        axis=1, initial=np.inf).astype(np.float64)
+    return d if closest is None else np.minimum(np.asarray(closest, np.float64), d)
+
+
+def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms=None):
+    """This shard's k-means++ potential of each candidate center.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,)
+    candidates : ndarray of shape (n_candidates, n_features)
+    closest : ndarray of shape (n_samples,), float64
+        Squared distance of each row to the closest center chosen so far.
+    x_squared_norms : ndarray of shape (n_samples,), default=None
+
+    Returns
+    -------
+    potentials : ndarray of shape (n_candidates,), float64
+        ``sum_i w_i min(closest_i, ||x_i - c||^2)`` for each candidate ``c`` (scikit-learn's
+        ``candidates_pot``, before the sum over ranks).
+    """
+    n_cand = len(candidates)
+    if X.shape[0] == 0:
+        return np.zeros(n_cand)
+    to_candidates = sq_distances(X, np.asarray(candidates, dtype=X.dtype), x_squared_norms).T
+    np.minimum(np.asarray(closest), to_candidates, out=to_candidates)
+    return np.asarray(to_candidates @ np.asarray(sample_weight), np.float64)

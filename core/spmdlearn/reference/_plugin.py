@@ -8,11 +8,14 @@ from .._array_api import host_kernel
 from ..hookspec import hookimpl
 from ._finite import all_finite
 from ._covariance import mahalanobis
+from ._transform import affine_transform
 from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
-from ._forest import node_histograms, tree_apply
-from ._kmeans import kmeans_inertia, lloyd_local, sq_distances
+from ._forest import (apply_bins, best_splits, bootstrap_counts, tree_apply, tree_histograms,
+                      tree_route)
+from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
+                      kmeans_plusplus_potentials, kmeans_transform, lloyd_local)
 from ._neighbors import knn_merge, radius_counts, radius_min_label, radius_neighbors_csr
 from ._pca import tsqr_local
 
@@ -66,13 +69,6 @@ def spmdlearn_tsqr_local(X, mean):
 
 
 @hookimpl(trylast=True)
-@host_kernel(rows="all")
-def spmdlearn_sq_distances(X, centers, x_squared_norms):
-    return sq_distances(np.asarray(X), np.asarray(centers, dtype=np.asarray(X).dtype),
-                        x_squared_norms)
-
-
-@hookimpl(trylast=True)
 @host_kernel(rows=(0,))
 def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
     return lloyd_local(np.asarray(X), np.asarray(sample_weight), centers, labels_old)
@@ -104,12 +100,6 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 
 @hookimpl(trylast=True)
-@host_kernel()
-def spmdlearn_tree_histograms(binned, node_pos, stats, n_nodes, n_bins):
-    return node_histograms(binned, node_pos, stats, n_nodes, n_bins)
-
-
-@hookimpl(trylast=True)
 @host_kernel(rows="all")
 def spmdlearn_tree_apply(X, feature, threshold, left, right):
     return tree_apply(np.asarray(X), feature, threshold, left, right)
@@ -138,6 +128,72 @@ def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
 @host_kernel()
 def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
     return radius_neighbors_csr(np.asarray(X), np.asarray(Y), y_index, eps, metric, p, x_index)
+
+
+@hookimpl(trylast=True)
+@host_kernel(rows=(0, 1))
+def spmdlearn_kmeans_assign(X, centers):
+    return kmeans_assign(np.asarray(X), centers)
+
+
+@hookimpl(trylast=True)
+@host_kernel(rows="all")
+def spmdlearn_kmeans_transform(X, centers):
+    return kmeans_transform(np.asarray(X), centers)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
+    return kmeans_min_distances(np.asarray(X), centers, closest, x_squared_norms)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms):
+    return kmeans_plusplus_potentials(np.asarray(X), sample_weight, candidates, closest,
+                                      x_squared_norms)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_apply_bins(X, edges):
+    return apply_bins(np.asarray(X), edges)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_bootstrap_counts(row_index, seed, lam):
+    return bootstrap_counts(row_index, seed, lam)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                              n_classes, class_weight):
+    return tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
+                           n_classes, class_weight)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    return tree_route(binned, node_of_row, split_feature, split_bin, left, right)
+
+
+@hookimpl(trylast=True)
+@host_kernel(rows="all")
+def spmdlearn_affine_transform(X, shift, scale):
+    return affine_transform(np.asarray(X), shift, scale)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    return best_splits(hist, feature_order, n_draw, classification, criterion, min_samples_leaf,
+                       min_impurity_decrease, weighted_n_root, min_weight_leaf)
 
 
 @hookimpl(trylast=True)

@@ -1,0 +1,235 @@
+"""Histogram-tree kernels: the cpu twins of :mod:`spmdlearn.reference._forest`.
+
+Histograms are filled by a compiled loop, one feature per thread (each thread owns a disjoint
+slice of the histogram, so there are neither private copies nor atomics), adding rows in their
+order as ``np.bincount`` does. Prediction walks each row down the tree in a compiled loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._threads import use_kernel_threads
+
+__all__ = ["node_histograms", "tree_apply"]
+
+
+@njit(parallel=True, cache=True)
+def _histograms(binned, node_pos, stats, hist):
+    n, n_features = binned.shape
+    n_stats = stats.shape[1]
+    for f in prange(n_features):
+        for i in range(n):
+            p = node_pos[i]
+            if p < 0:
+                continue
+            b = binned[i, f]
+            for s in range(n_stats):
+                hist[p, f, b, s] += stats[i, s]
+
+
+def node_histograms(binned, node_pos, stats, n_nodes, n_bins):
+    """:func:`spmdlearn.reference.node_histograms` in one compiled pass per feature."""
+    n_features = binned.shape[1]
+    stats = np.asarray(stats, dtype=np.float64)
+    hist = np.zeros((n_nodes, n_features, n_bins, stats.shape[1]))
+    if binned.shape[0] == 0 or n_nodes == 0:
+        return hist
+    node_pos = np.asarray(node_pos)
+    # The compiled loop does not check bounds: out-of-range positions or bins decline (the
+    # reference then raises its own error).
+    if (binned.dtype.kind not in "ui" or int(binned.max()) >= n_bins
+            or int(node_pos.max()) >= n_nodes):
+        return None
+    use_kernel_threads()
+    _histograms(binned, node_pos, stats, hist)
+    return hist
+
+
+@njit(parallel=True, cache=True)
+def _apply(X, feature, threshold, left, right, out):
+    for i in prange(X.shape[0]):
+        node = 0
+        while left[node] >= 0:
+            if X[i, feature[node]] <= threshold[node]:
+                node = left[node]
+            else:
+                node = right[node]
+        out[i] = node
+
+
+def tree_apply(X, feature, threshold, left, right):
+    """:func:`spmdlearn.reference.tree_apply`: each row walks down the tree in compiled code."""
+    out = np.zeros(X.shape[0], dtype=np.int64)
+    if X.shape[0] == 0:
+        return out
+    use_kernel_threads()
+    _apply(X, np.asarray(feature), np.asarray(threshold, dtype=np.float64), np.asarray(left),
+           np.asarray(right), out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _histograms_from_rows(binned, node_pos, y, w, counts, class_weight, n_classes, hist):
+    """Channels per (node, feature, bin): per-class weights or (v, v y, v y^2), then rows.
+
+    ``v = w * count (* class_weight[y])``; rows are added in their order, one feature per
+    thread, as ``np.bincount`` adds them (the same sums, bit for bit).
+    """
+    n, n_features = binned.shape
+    for f in prange(n_features):
+        for i in range(n):
+            p = node_pos[i]
+            if p < 0 or counts[i] <= 0:
+                continue
+            b = binned[i, f]
+            v = w[i] * np.float64(counts[i])
+            if n_classes > 0:
+                c = np.int64(y[i])
+                if class_weight.shape[0] > 0:
+                    v = v * class_weight[c]
+                hist[p, f, b, c] += v
+                hist[p, f, b, n_classes] += 1.0
+            else:
+                t = np.float64(y[i])
+                vy = v * t
+                hist[p, f, b, 0] += v
+                hist[p, f, b, 1] += vy
+                hist[p, f, b, 2] += vy * t
+                hist[p, f, b, 3] += 1.0
+
+
+def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins, n_classes,
+                    class_weight=None):
+    """:func:`spmdlearn.reference.tree_histograms` in one compiled pass per feature, built from
+    labels, weights and bootstrap counts (no per-row statistics matrix)."""
+    n_features = binned.shape[1]
+    n_channels = n_classes + 1 if n_classes > 0 else 4
+    hist = np.zeros((n_nodes, n_features, n_bins, n_channels))
+    node_pos = np.asarray(node_pos, np.int64)
+    counts = np.asarray(counts)
+    if binned.shape[0] == 0 or n_nodes == 0 or not np.any((node_pos >= 0) & (counts > 0)):
+        return hist
+    y = np.asarray(y)
+    if (binned.dtype.kind not in "ui" or int(binned.max()) >= n_bins
+            or int(node_pos.max()) >= n_nodes
+            or (n_classes > 0 and (y.dtype.kind not in "ui" or int(y.max()) >= n_classes
+                                   or int(y.min()) < 0))):
+        return None  # out of range: the reference raises its own error
+    cw = np.zeros(0) if class_weight is None else np.asarray(class_weight, np.float64)
+    use_kernel_threads()
+    _histograms_from_rows(binned, node_pos, y, np.asarray(sample_weight, np.float64), counts,
+                          cw, int(n_classes), hist)
+    return hist
+
+
+@njit(parallel=True, cache=True)
+def _route(binned, node, split_feature, split_bin, left, right, out):
+    for i in prange(node.shape[0]):
+        nd = node[i]
+        if nd >= 0 and split_feature[nd] >= 0:
+            if binned[i, split_feature[nd]] <= split_bin[nd]:
+                out[i] = left[nd]
+            else:
+                out[i] = right[nd]
+        else:
+            out[i] = nd
+
+
+def tree_route(binned, node_of_row, split_feature, split_bin, left, right):
+    """:func:`spmdlearn.reference.tree_route` in one compiled pass over the rows."""
+    node = np.asarray(node_of_row, np.int64)
+    out = np.empty_like(node)
+    if node.shape[0] == 0:
+        return out
+    use_kernel_threads()
+    _route(binned, node, np.asarray(split_feature, np.int64), np.asarray(split_bin, np.int64),
+           np.asarray(left, np.int64), np.asarray(right, np.int64), out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _apply_bins(X, edges, n_cuts, out):
+    n, d = X.shape
+    for i in prange(n):
+        for j in range(d):
+            x = np.float64(X[i, j])
+            lo, hi = 0, n_cuts[j]
+            while lo < hi:  # the first cut that is not below x (searchsorted, side="left")
+                mid = (lo + hi) // 2
+                if edges[j, mid] < x:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            out[i, j] = lo
+
+
+def apply_bins(X, edges):
+    """:func:`spmdlearn.reference.apply_bins`: a binary search per value, compiled."""
+    if isinstance(edges, list):
+        width = max([len(e) for e in edges] + [0])
+        padded = np.full((len(edges), width), np.inf)
+        for j, e in enumerate(edges):
+            padded[j, : len(e)] = e
+        edges = padded
+    edges = np.ascontiguousarray(edges, dtype=np.float64)
+    out = np.empty(X.shape, dtype=np.uint16)
+    if X.shape[0] == 0:
+        return out
+    # padding (+inf) is never below a finite value, so the search may stop at the real cuts
+    n_cuts = np.array([int(np.count_nonzero(np.isfinite(row))) for row in edges], np.int64)
+    if not np.all(np.isfinite(edges[np.arange(edges.shape[1])[None, :] < n_cuts[:, None]])):
+        return None
+    use_kernel_threads()
+    _apply_bins(X, edges, n_cuts, out)
+    return out
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, inline="always")
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(parallel=True, cache=True)
+def _bootstrap(row_index, key, p0, lam, out):
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    scale = 1.0 / 2.0 ** 53
+    for i in prange(row_index.shape[0]):
+        z = _mix(key + (np.uint64(row_index[i]) + np.uint64(1)) * golden)
+        u = np.float64(z >> np.uint64(11)) * scale
+        p = p0
+        cdf = p0
+        k = 0
+        while u >= cdf and k < 64:
+            k += 1
+            p *= lam / k
+            cdf += p
+        out[i] = k
+
+
+def bootstrap_counts(row_index, seed, lam):
+    """:func:`spmdlearn.reference.bootstrap_counts`, bit for bit: SplitMix64 uniforms and the
+    inverse-CDF Poisson draw of each row in one compiled pass (no per-round array scans)."""
+    row_index = np.asarray(row_index, np.int64)
+    out = np.zeros(row_index.shape[0], np.int64)
+    if row_index.shape[0] == 0:
+        return out
+    with np.errstate(over="ignore"):
+        key = (np.asarray([seed], dtype=np.uint64) * _GOLDEN + np.uint64(2))
+        key = key ^ (key >> np.uint64(30))
+        key = key * _M1
+        key = key ^ (key >> np.uint64(27))
+        key = key * _M2
+        key = key ^ (key >> np.uint64(31))
+    use_kernel_threads()
+    # exp(-lam) by NumPy, as the reference computes it: the CDF then matches bit for bit
+    _bootstrap(row_index, np.uint64(key[0]), float(np.exp(-lam)), float(lam), out)
+    return out

@@ -1,0 +1,231 @@
+"""k-means kernels: the cpu twins of :mod:`spmdlearn.reference._kmeans`.
+
+The assignment is a GEMM of a row block against the centers (in the input's dtype, with
+scikit-learn's ``||c||^2 - 2 x.c`` scores, so ties and near-ties fall as in the reference),
+fused in one compiled pass with the argmin, the per-cluster weighted sums (float64), the
+inertia and the count of changed labels. Only a block of scores exists at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from spmdlearn.reference import LloydPartial
+
+from ._blocks import block_rows
+from ._threads import use_kernel_threads
+
+__all__ = ["lloyd_local", "kmeans_inertia"]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sq_distance(X, i, centers64, c):
+    """``||X[i] - centers64[c]||^2`` in float64, from coordinate differences.
+
+    Four partial sums break the chain of dependent additions (the order of a pairwise sum of
+    four interleaved strands: rounding differs from a sequential sum by a few ulps).
+    """
+    d = X.shape[1]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        e0 = np.float64(X[i, j]) - centers64[c, j]
+        e1 = np.float64(X[i, j + 1]) - centers64[c, j + 1]
+        e2 = np.float64(X[i, j + 2]) - centers64[c, j + 2]
+        e3 = np.float64(X[i, j + 3]) - centers64[c, j + 3]
+        a0 += e0 * e0
+        a1 += e1 * e1
+        a2 += e2 * e2
+        a3 += e3 * e3
+        j += 4
+    while j < d:
+        e0 = np.float64(X[i, j]) - centers64[c, j]
+        a0 += e0 * e0
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, nogil=True)
+def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, weights):
+    """Labels of rows ``lo:lo + len(S)`` from their scores, and their share of the statistics.
+
+    Returns ``(inertia, n_changed)`` of the block; ``sums``/``weights`` are updated in place.
+    The inertia uses the squared distance to the chosen center computed from coordinate
+    differences in float64 (no cancellation).
+    """
+    m, k = S.shape
+    d = X.shape[1]
+    inertia = 0.0
+    changed = 0
+    for r in range(m):
+        i = lo + r
+        best = 0
+        best_score = c_norms[0] - 2 * S[r, 0]
+        for c in range(1, k):
+            score = c_norms[c] - 2 * S[r, c]
+            if score < best_score:
+                best_score = score
+                best = c
+        labels[i] = best
+        if labels_old[i] != best:
+            changed += 1
+        wi = np.float64(w[i])
+        weights[best] += wi
+        for j in range(d):
+            sums[best, j] += wi * np.float64(X[i, j])
+        inertia += wi * _sq_distance(X, i, centers64, best)
+    return inertia, changed
+
+
+@njit(parallel=True, cache=True)
+def _lloyd_blocks(X, w, centers, centers64, c_norms, labels_old, block):
+    n, d = X.shape
+    k = centers.shape[0]
+    nb = (n + block - 1) // block
+    labels = np.empty(n, dtype=np.int32)
+    sums = np.zeros((max(nb, 1), k, d))
+    weights = np.zeros((max(nb, 1), k))
+    inertia = np.zeros(max(nb, 1))
+    changed = np.zeros(max(nb, 1), dtype=np.int64)
+    Ct = np.ascontiguousarray(centers.T)
+    for b in prange(nb):
+        lo = b * block
+        hi = min(n, lo + block)
+        S = np.dot(X[lo:hi], Ct)
+        inertia[b], changed[b] = _assign_block(X, w, centers64, c_norms, S, lo, labels,
+                                               labels_old, sums[b], weights[b])
+    return labels, sums.sum(axis=0), weights.sum(axis=0), inertia.sum(), changed.sum()
+
+
+def lloyd_local(X, sample_weight, centers, labels_old):
+    """:func:`spmdlearn.reference.lloyd_local`: labels and the fused Lloyd partial."""
+    k, d = centers.shape
+    n = X.shape[0]
+    if n == 0:
+        return np.zeros(0, np.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
+    use_kernel_threads()
+    C = np.ascontiguousarray(centers, dtype=X.dtype)
+    c_norms = np.einsum("ij,ij->i", C, C)
+    Xc = X if X.flags.c_contiguous else np.ascontiguousarray(X)
+    labels, sums, weights, inertia, changed = _lloyd_blocks(
+        Xc, _as_float(sample_weight), C, np.asarray(centers, dtype=np.float64), c_norms,
+        np.asarray(labels_old), block_rows(max(d, k)))
+    return labels, LloydPartial(sums, weights, float(inertia), float(changed))
+
+
+def _as_float(w):
+    w = np.asarray(w)
+    return w if w.dtype in (np.float32, np.float64) else w.astype(np.float64)
+
+
+@njit(parallel=True, cache=True)
+def _inertia(X, w, centers, labels, block):
+    n, d = X.shape
+    nb = (n + block - 1) // block
+    parts = np.zeros(max(nb, 1))
+    for b in prange(nb):
+        total = 0.0
+        for i in range(b * block, min(n, (b + 1) * block)):
+            total += np.float64(w[i]) * _sq_distance(X, i, centers, labels[i])
+        parts[b] = total
+    return parts.sum()
+
+
+def kmeans_inertia(X, sample_weight, centers, labels):
+    """:func:`spmdlearn.reference.kmeans_inertia`, in one compiled pass (float64)."""
+    if X.shape[0] == 0:
+        return 0.0
+    use_kernel_threads()
+    return float(_inertia(X, _as_float(sample_weight), np.asarray(centers, dtype=np.float64),
+                          np.asarray(labels), block_rows(X.shape[1])))
+
+
+@njit(parallel=True, cache=True)
+def _assign_blocks(X, Ct, centers64, c_norms, block, labels, sq):
+    n = X.shape[0]
+    k = Ct.shape[1]
+    nb = (n + block - 1) // block
+    for b in prange(nb):
+        lo = b * block
+        hi = min(n, lo + block)
+        S = np.dot(X[lo:hi], Ct)
+        for r in range(hi - lo):
+            best = 0
+            best_score = c_norms[0] - 2 * S[r, 0]
+            for c in range(1, k):
+                score = c_norms[c] - 2 * S[r, c]
+                if score < best_score:
+                    best_score = score
+                    best = c
+            labels[lo + r] = best
+            sq[lo + r] = _sq_distance(X, lo + r, centers64, best)
+
+
+def kmeans_assign(X, centers):
+    """:func:`spmdlearn.reference.kmeans_assign`: block GEMM scores fused with the argmin and
+    the squared distance to the chosen center (float64, from coordinate differences)."""
+    n = X.shape[0]
+    labels, sq = np.empty(n, np.int32), np.empty(n)
+    if n == 0:
+        return labels, sq
+    use_kernel_threads()
+    C = np.ascontiguousarray(centers, dtype=X.dtype)
+    Xc = X if X.flags.c_contiguous else np.ascontiguousarray(X)
+    _assign_blocks(Xc, np.ascontiguousarray(C.T), np.asarray(centers, dtype=np.float64),
+                   np.einsum("ij,ij->i", C, C), block_rows(max(X.shape[1], C.shape[0])), labels,
+                   sq)
+    return labels, sq
+
+
+def kmeans_transform(X, centers):
+    """:func:`spmdlearn.reference.kmeans_transform`: scikit-learn's ``euclidean_distances`` (a
+    BLAS GEMM plus norms), on the block of rows the caller passes."""
+    from sklearn.metrics.pairwise import euclidean_distances
+
+    centers = np.asarray(centers, dtype=X.dtype)
+    if X.shape[0] == 0:
+        return np.zeros((0, centers.shape[0]), dtype=X.dtype)
+    return euclidean_distances(X, centers)
+
+
+#: Rows per block of the k-means++ kernels: their distance blocks stay small.
+_PLUSPLUS_ROWS = 1 << 14
+
+
+def _sq_block(X, lo, hi, C, x_squared_norms):
+    from sklearn.metrics.pairwise import euclidean_distances
+
+    norms = None if x_squared_norms is None else \
+        np.asarray(x_squared_norms[lo:hi]).reshape(-1, 1)
+    return euclidean_distances(X[lo:hi], C, X_norm_squared=norms, squared=True)
+
+
+def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
+    """:func:`spmdlearn.reference.kmeans_min_distances`, a block of rows at a time (scikit-learn's
+    squared ``euclidean_distances``, as its k-means++), so no ``(n, n_new)`` matrix is made."""
+    n = X.shape[0]
+    C = np.asarray(centers, dtype=X.dtype)
+    out = np.empty(n)
+    for lo in range(0, n, _PLUSPLUS_ROWS):
+        hi = min(n, lo + _PLUSPLUS_ROWS)
+        out[lo:hi] = _sq_block(X, lo, hi, C, x_squared_norms).min(axis=1, initial=np.inf)
+    if closest is not None:
+        np.minimum(np.asarray(closest, np.float64), out, out=out)
+    return out
+
+
+def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms=None):
+    """:func:`spmdlearn.reference.kmeans_plusplus_potentials`, a block of rows at a time: each
+    block's distances are clipped by ``closest`` and reduced at once."""
+    n = X.shape[0]
+    C = np.asarray(candidates, dtype=X.dtype)
+    total = np.zeros(C.shape[0])
+    closest = np.asarray(closest, np.float64)
+    w = np.asarray(sample_weight, np.float64)
+    for lo in range(0, n, _PLUSPLUS_ROWS):
+        hi = min(n, lo + _PLUSPLUS_ROWS)
+        D = _sq_block(X, lo, hi, C, x_squared_norms).astype(np.float64, copy=False)
+        np.minimum(closest[lo:hi, None], D, out=D)
+        total += w[lo:hi] @ D
+    return total

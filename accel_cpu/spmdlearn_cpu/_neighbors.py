@@ -1,0 +1,384 @@
+"""Neighbour kernels fused per block pair: the cpu twins of :mod:`spmdlearn.reference._neighbors`.
+
+One compiled pass over the (query, candidate) pairs of a block pair, each distance computed from
+coordinate differences in float64 (as the reference's ``cdist``, so that ``dist <= eps`` and
+equal distances fall the same way) and reduced at once: inserted into the query's running top-k,
+added to its count, folded into its minimum label, or appended to its CSR row. Queries run in
+parallel; no distance matrix is formed. Radius counts and minimum labels of low-dimensional
+blocks visit only the candidates of the query's and the neighbouring cells of a uniform grid;
+euclidean top-k merges screen candidates with GEMM tiles. The cosine metric is declined (the
+reference serves it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from spmdlearn.reference import METRICS
+
+from ._threads import use_kernel_threads
+
+__all__ = ["metric_code", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr"]
+
+_EUCLIDEAN, _MANHATTAN, _CHEBYSHEV, _MINKOWSKI = 0, 1, 2, 3
+
+
+def metric_code(metric, p):
+    """``(code, p)`` of a metric the compiled kernels compute, or None (cosine, unknown)."""
+    name = METRICS.get(metric)
+    if name == "minkowski":
+        p = 2.0 if p is None else float(p)
+        if p == 2:
+            return _EUCLIDEAN, 2.0
+        if p == 1:
+            return _MANHATTAN, 1.0
+        if np.isinf(p):
+            return _CHEBYSHEV, 0.0
+        return _MINKOWSKI, p
+    return {"euclidean": (_EUCLIDEAN, 2.0), "cityblock": (_MANHATTAN, 1.0),
+            "chebyshev": (_CHEBYSHEV, 0.0)}.get(name)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _distance(X, i, Y, j, code, p):
+    d = X.shape[1]
+    acc = 0.0
+    if code == 0:
+        for f in range(d):
+            diff = np.float64(X[i, f]) - np.float64(Y[j, f])
+            acc += diff * diff
+        return np.sqrt(acc)
+    if code == 1:
+        for f in range(d):
+            acc += abs(np.float64(X[i, f]) - np.float64(Y[j, f]))
+        return acc
+    if code == 2:
+        for f in range(d):
+            acc = max(acc, abs(np.float64(X[i, f]) - np.float64(Y[j, f])))
+        return acc
+    for f in range(d):
+        acc += abs(np.float64(X[i, f]) - np.float64(Y[j, f])) ** p
+    return acc ** (1.0 / p)
+
+
+@njit(parallel=True, cache=True)
+def _knn_merge(X, Y, y_index, best_d, best_i, code, p, x_index, exclude):
+    n_x = X.shape[0]
+    n_y = Y.shape[0]
+    k = best_d.shape[1]
+    for i in prange(n_x):
+        bd = best_d[i]
+        bi = best_i[i]
+        for j in range(n_y):
+            idx = y_index[j]
+            if exclude and idx == x_index[i]:
+                continue
+            dist = _distance(X, i, Y, j, code, p)
+            # lexicographic (distance, index) against the current k-th
+            if dist > bd[k - 1] or (dist == bd[k - 1] and idx >= bi[k - 1]):
+                continue
+            pos = k - 1
+            while pos > 0 and (dist < bd[pos - 1] or (dist == bd[pos - 1] and idx < bi[pos - 1])):
+                bd[pos] = bd[pos - 1]
+                bi[pos] = bi[pos - 1]
+                pos -= 1
+            bd[pos] = dist
+            bi[pos] = idx
+
+
+@njit(parallel=True, cache=True)
+def _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_index, exclude):
+    """Euclidean top-k merge of one tile, screened by the GEMM expansion ``D2``.
+
+    A candidate whose expanded squared distance, less a bound on its rounding error, exceeds the
+    query's current k-th squared distance cannot enter; the others get their exact distance from
+    coordinate differences, so the result is that of the exact kernel.
+    """
+    m, c = D2.shape
+    k = best_d.shape[1]
+    for r in prange(m):
+        i = q0 + r
+        bd = best_d[i]
+        bi = best_i[i]
+        for t in range(c):
+            j = c0 + t
+            kth = bd[k - 1]
+            if D2[r, t] - margin * (xn[i] + yn[j]) > kth * kth:
+                continue
+            idx = y_index[j]
+            if exclude and idx == x_index[i]:
+                continue
+            dist = _distance(X, i, Y, j, 0, 2.0)
+            if dist > bd[k - 1] or (dist == bd[k - 1] and idx >= bi[k - 1]):
+                continue
+            pos = k - 1
+            while pos > 0 and (dist < bd[pos - 1] or (dist == bd[pos - 1] and idx < bi[pos - 1])):
+                bd[pos] = bd[pos - 1]
+                bi[pos] = bi[pos - 1]
+                pos -= 1
+            bd[pos] = dist
+            bi[pos] = idx
+
+
+#: Tile of the euclidean screening GEMM: queries x candidates (a 2 MiB float64 block).
+_TILE_QUERIES, _TILE_CANDIDATES = 256, 1024
+
+
+def _knn_merge_euclidean(X, Y, y_index, best_d, best_i, x_index, exclude):
+    n_x, d = X.shape
+    X64 = X if X.dtype == np.float64 else None
+    xn = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    yn = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
+    # |fl(x.x + y.y - 2 x.y) - exact| <= (d + 2) eps (x.x + y.y), with room for float32 inputs
+    margin = 4.0 * (d + 4) * np.finfo(np.float64).eps
+    for q0 in range(0, n_x, _TILE_QUERIES):
+        q1 = min(n_x, q0 + _TILE_QUERIES)
+        Xq = X[q0:q1] if X64 is not None else X[q0:q1].astype(np.float64)
+        for c0 in range(0, Y.shape[0], _TILE_CANDIDATES):
+            c1 = min(Y.shape[0], c0 + _TILE_CANDIDATES)
+            D2 = Xq @ np.asarray(Y[c0:c1], np.float64).T
+            D2 *= -2.0
+            D2 += xn[q0:q1, None]
+            D2 += yn[None, c0:c1]
+            _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_index,
+                        exclude)
+
+
+def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p=None,
+              x_index=None):
+    """:func:`spmdlearn.reference.knn_merge`: each candidate's distance goes straight into the
+    query's sorted top-k (insertion; ties by the lower global index).
+
+    Euclidean: tiles of squared distances by GEMM plus norms screen the candidates, and only
+    those that may enter the top-k get their exact distance (the result is the exact kernel's).
+    """
+    best_d = np.array(best_distances, dtype=np.float64, order="C")
+    best_i = np.array(best_indices, dtype=np.int64, order="C")
+    if X.shape[0] == 0 or Y.shape[0] == 0 or best_d.shape[1] == 0:
+        return best_d, best_i
+    code, power = metric_code(metric, p)
+    use_kernel_threads()
+    exclude = x_index is not None
+    xi = np.asarray(x_index, np.int64) if exclude else np.zeros(0, np.int64)
+    yi = np.asarray(y_index, np.int64)
+    if code == _EUCLIDEAN and X.shape[1] >= 4:
+        _knn_merge_euclidean(X, Y, yi, best_d, best_i, xi, exclude)
+    else:
+        _knn_merge(X, Y, yi, best_d, best_i, code, power, xi, exclude)
+    return best_d, best_i
+
+
+# -- a uniform grid over low-dimensional blocks ---------------------------------------------------
+#: Dimensions up to which radius queries use a grid (3^d neighbouring cells are visited).
+_GRID_MAX_FEATURES = 3
+#: Pairs per call from which building the grid pays off.
+_GRID_MIN_PAIRS = 1 << 16
+
+
+def _grid(X, Y, eps):
+    """A grid of cells of width slightly above ``eps`` over the bounding box of both blocks.
+
+    Any candidate within ``eps`` of a query in a metric at least the L-infinity distance (every
+    metric served here) lies in the query's cell or a neighbouring one; the margin on the width
+    absorbs the rounding of the cell coordinates. Returns ``(lo, inv_width, extent)`` or None
+    when the grid would be degenerate (zero or huge radius relative to the box).
+    """
+    if not np.isfinite(eps) or eps <= 0:
+        return None
+    lo = np.minimum(X.min(axis=0), Y.min(axis=0)).astype(np.float64)
+    hi = np.maximum(X.max(axis=0), Y.max(axis=0)).astype(np.float64)
+    width = float(eps) * (1 + 1e-6)
+    extent = np.floor((hi - lo) / width).astype(np.int64) + 1
+    if np.any(extent > 1 << 20) or float(np.prod(extent.astype(np.float64))) > 2.0 ** 62:
+        return None
+    return lo, 1.0 / width, extent
+
+
+@njit(cache=True, nogil=True)
+def _cell(X, i, lo, inv_w, extent, coords):
+    key = 0
+    for f in range(X.shape[1]):
+        c = np.int64(np.floor((np.float64(X[i, f]) - lo[f]) * inv_w))
+        c = min(max(c, 0), extent[f] - 1)
+        coords[f] = c
+        key = key * extent[f] + c
+    return key
+
+
+@njit(cache=True, nogil=True)
+def _grid_sort(Y, lo, inv_w, extent):
+    m = Y.shape[0]
+    keys = np.empty(m, np.int64)
+    coords = np.empty(Y.shape[1], np.int64)
+    for j in range(m):
+        keys[j] = _cell(Y, j, lo, inv_w, extent, coords)
+    order = np.argsort(keys, kind="mergesort")
+    return keys[order], order
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _neighbour_cells(coords, extent, t, d):
+    """Key of neighbour cell number ``t`` of ``3^d`` (offsets -1, 0, 1 per dimension), or -1."""
+    key = 0
+    for f in range(d):
+        off = (t % 3) - 1
+        t //= 3
+        c = coords[f] + off
+        if c < 0 or c >= extent[f]:
+            return -1
+        key = key * extent[f] + c
+    return key
+
+
+@njit(parallel=True, cache=True)
+def _grid_counts(X, Y, w, eps, code, p, lo, inv_w, extent, keys, order, out):
+    d = X.shape[1]
+    n_cells = 3 ** d
+    for i in prange(X.shape[0]):
+        coords = np.empty(d, np.int64)
+        _cell(X, i, lo, inv_w, extent, coords)
+        total = 0.0
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start = np.searchsorted(keys, key, side="left")
+            stop = np.searchsorted(keys, key, side="right")
+            for s in range(start, stop):
+                j = order[s]
+                if _distance(X, i, Y, j, code, p) <= eps:
+                    total += w[j]
+        out[i] = total
+
+
+@njit(parallel=True, cache=True)
+def _grid_min_label(X, Y, labels, eps, code, p, lo, inv_w, extent, keys, order, out):
+    d = X.shape[1]
+    n_cells = 3 ** d
+    for i in prange(X.shape[0]):
+        coords = np.empty(d, np.int64)
+        _cell(X, i, lo, inv_w, extent, coords)
+        best = out[i]
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start = np.searchsorted(keys, key, side="left")
+            stop = np.searchsorted(keys, key, side="right")
+            for s in range(start, stop):
+                j = order[s]
+                if labels[j] < best and _distance(X, i, Y, j, code, p) <= eps:
+                    best = labels[j]
+        out[i] = best
+
+
+def _use_grid(X, Y, eps):
+    if X.shape[1] > _GRID_MAX_FEATURES or X.shape[0] * Y.shape[0] < _GRID_MIN_PAIRS:
+        return None
+    g = _grid(X, Y, eps)
+    if g is None:
+        return None
+    lo, inv_w, extent = g
+    keys, order = _grid_sort(Y, lo, inv_w, extent)
+    return lo, inv_w, extent, keys, order
+
+
+@njit(parallel=True, cache=True)
+def _radius_counts(X, Y, w, eps, code, p, out):
+    for i in prange(X.shape[0]):
+        total = 0.0
+        for j in range(Y.shape[0]):
+            if _distance(X, i, Y, j, code, p) <= eps:
+                total += w[j]
+        out[i] = total
+
+
+def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_counts` in one compiled pass."""
+    out = np.zeros(X.shape[0])
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return out
+    code, power = metric_code(metric, p)
+    use_kernel_threads()
+    w = np.asarray(sample_weight, np.float64)
+    grid = _use_grid(X, Y, eps)
+    if grid is not None:
+        _grid_counts(X, Y, w, float(eps), code, power, *grid, out)
+    else:
+        _radius_counts(X, Y, w, float(eps), code, power, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _radius_min_label(X, Y, labels, eps, code, p, out):
+    for i in prange(X.shape[0]):
+        best = out[i]
+        for j in range(Y.shape[0]):
+            if labels[j] < best and _distance(X, i, Y, j, code, p) <= eps:
+                best = labels[j]
+        out[i] = best
+
+
+def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_min_label`; a distance is computed only for a candidate
+    whose label would lower the running minimum."""
+    out = np.array(current, dtype=np.int64, order="C")
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return out
+    code, power = metric_code(metric, p)
+    use_kernel_threads()
+    labels = np.asarray(labels, np.int64)
+    grid = _use_grid(X, Y, eps)
+    if grid is not None:
+        _grid_min_label(X, Y, labels, float(eps), code, power, *grid, out)
+    else:
+        _radius_min_label(X, Y, labels, float(eps), code, power, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _radius_count_pairs(X, Y, y_index, eps, code, p, x_index, exclude, counts):
+    for i in prange(X.shape[0]):
+        c = 0
+        for j in range(Y.shape[0]):
+            if exclude and y_index[j] == x_index[i]:
+                continue
+            if _distance(X, i, Y, j, code, p) <= eps:
+                c += 1
+        counts[i] = c
+
+
+@njit(parallel=True, cache=True)
+def _radius_fill_pairs(X, Y, y_index, eps, code, p, x_index, exclude, indptr, indices, dists):
+    for i in prange(X.shape[0]):
+        pos = indptr[i]
+        for j in range(Y.shape[0]):
+            if exclude and y_index[j] == x_index[i]:
+                continue
+            dist = _distance(X, i, Y, j, code, p)
+            if dist <= eps:
+                indices[pos] = y_index[j]
+                dists[pos] = dist
+                pos += 1
+
+
+def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index=None):
+    """:func:`spmdlearn.reference.radius_neighbors_csr`: a counting pass, then a filling pass
+    into arrays of the exact size (no boolean matrix)."""
+    n_x = X.shape[0]
+    if n_x == 0 or Y.shape[0] == 0:
+        return np.zeros(n_x + 1, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    code, power = metric_code(metric, p)
+    use_kernel_threads()
+    exclude = x_index is not None
+    xi = np.asarray(x_index, np.int64) if exclude else np.zeros(0, np.int64)
+    yi = np.asarray(y_index, np.int64)
+    counts = np.zeros(n_x, np.int64)
+    _radius_count_pairs(X, Y, yi, float(eps), code, power, xi, exclude, counts)
+    indptr = np.zeros(n_x + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(indptr[-1], np.int64)
+    dists = np.empty(indptr[-1])
+    _radius_fill_pairs(X, Y, yi, float(eps), code, power, xi, exclude, indptr, indices, dists)
+    return indptr, indices, dists

@@ -1,0 +1,291 @@
+"""k-means on the GPU: the Lloyd step as one fused kernel (distances, argmin, per-cluster sums).
+
+Each thread block takes a range of rows, tile by tile: one thread per row computes the scores
+``||c||^2 - 2 x.c`` in the input's dtype (a plain loop over the features, so equal centers get
+equal scores and the lowest index wins, as in the reference), the label, and the squared
+distance to the assigned center from coordinate differences in float64; then each thread owns
+some (cluster, feature) sums and adds the tile's rows of its cluster in order. Per-block sums
+are added in a fixed order afterwards: the result does not depend on scheduling.
+
+Reference definitions: :func:`spmdlearn.reference.lloyd_local`,
+:func:`~spmdlearn.reference.kmeans_assign`, :func:`~spmdlearn.reference.kmeans_inertia`,
+:func:`~spmdlearn.reference.kmeans_transform`, :func:`~spmdlearn.reference.kmeans_min_distances`,
+:func:`~spmdlearn.reference.kmeans_plusplus_potentials`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from spmdlearn.reference import LloydPartial
+
+from ._device import cupy, to_host
+
+__all__ = ["lloyd_local", "kmeans_assign", "kmeans_inertia", "kmeans_transform",
+           "kmeans_min_distances", "kmeans_plusplus_potentials"]
+
+_THREADS = 128  # rows per tile: one thread each
+_MAX_SLOTS = 16  # (cluster, feature) sums each thread may own: k * d <= 16 * 128
+
+_SOURCE = r"""
+extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
+        const T* X, long n, int d, long xs0, long xs1, const double* w, const T* centers,
+        const double* centers64, int k, const int* labels_old, long rows_per_block,
+        int with_sums, int* labels, double* sqdist, double* out_sums, double* out_weights,
+        double* out_inertia, double* out_changed) {
+    extern __shared__ double smem[];
+    T* c_sh = (T*)smem;                                  // k x d centers, input dtype
+    double* c64 = smem + (k * d * sizeof(T) + 7) / 8;    // k x d centers, float64
+    T* cn = (T*)(c64 + k * d);                           // k squared norms, input dtype
+    double* xt = c64 + k * d + (k * sizeof(T) + 7) / 8;  // THREADS x (d + 1) tile, float64
+    int* lt = (int*)(xt + THREADS * (d + 1));            // THREADS labels
+    double* wt = (double*)(lt + THREADS + (THREADS & 1)); // THREADS weights
+    const int tid = threadIdx.x;
+    for (int e = tid; e < k * d; e += THREADS) { c_sh[e] = centers[e]; c64[e] = centers64[e]; }
+    __syncthreads();
+    for (int c = tid; c < k; c += THREADS) {
+        T s = 0;
+        for (int j = 0; j < d; ++j) s += c_sh[c * d + j] * c_sh[c * d + j];
+        cn[c] = s;
+    }
+    __syncthreads();
+    const long start = (long)blockIdx.x * rows_per_block;
+    const long stop = min(n, start + rows_per_block);
+    double acc[SLOTS];
+    int slot_c[SLOTS], slot_j[SLOTS];
+#pragma unroll
+    for (int q = 0; q < SLOTS; ++q) {
+        acc[q] = 0.0;
+        int e = tid + q * THREADS;
+        slot_c[q] = e < k * d ? e / d : -1;
+        slot_j[q] = e < k * d ? e % d : 0;
+    }
+    double wacc = 0.0, inertia = 0.0, changed = 0.0;
+    // Loading a tile: thread (lane, j) copies column j of rows lane, lane + lanes, ...
+    // (neighbouring threads read neighbouring columns of a row: coalesced).
+    const int lanes = d <= THREADS ? THREADS / d : 1;
+    const int lane = d <= THREADS ? tid / d : 0;
+    const int col = d <= THREADS ? tid - lane * d : tid;
+    for (long base = start; base < stop; base += THREADS) {
+        const int rows = (int)min((long)THREADS, stop - base);
+        if (lane < lanes) {
+            for (int jj = col; jj < d; jj += (d <= THREADS ? d : THREADS))
+                for (int r = lane; r < rows; r += lanes)
+                    xt[r * (d + 1) + jj] = (double)X[(base + r) * xs0 + (long)jj * xs1];
+        }
+        __syncthreads();
+        const long i = base + tid;
+        int label = -1;
+        double wi = 0.0;
+        if (i < stop) {
+            const double* x = xt + tid * (d + 1);
+            T best = 0;
+            for (int c = 0; c < k; ++c) {
+                T dot = 0;
+                for (int j = 0; j < d; ++j) dot += (T)x[j] * c_sh[c * d + j];
+                T score = cn[c] - (T)2 * dot;
+                if (label < 0 || score < best) { best = score; label = c; }
+            }
+            double dist = 0.0;
+            for (int j = 0; j < d; ++j) {
+                double diff = x[j] - c64[label * d + j];
+                dist += diff * diff;
+            }
+            wi = w[i];
+            labels[i] = label;
+            if (sqdist) sqdist[i] = dist;
+            inertia += wi * dist;
+            if (labels_old && labels_old[i] != label) changed += 1.0;
+        }
+        lt[tid] = label;
+        wt[tid] = wi;
+        __syncthreads();
+        if (with_sums) {
+            // rows: this tile's, from above
+#pragma unroll
+            for (int q = 0; q < SLOTS; ++q) {
+                if (slot_c[q] >= 0) {
+                    double a = 0.0;
+                    for (int r = 0; r < rows; ++r)
+                        if (lt[r] == slot_c[q]) a += wt[r] * xt[r * (d + 1) + slot_j[q]];
+                    acc[q] += a;
+                }
+            }
+            if (tid < k) {
+                for (int r = 0; r < rows; ++r) if (lt[r] == tid) wacc += wt[r];
+            }
+        }
+        __syncthreads();
+    }
+    if (with_sums) {
+#pragma unroll
+        for (int q = 0; q < SLOTS; ++q)
+            if (slot_c[q] >= 0) out_sums[(long)blockIdx.x * k * d + tid + q * THREADS] = acc[q];
+        if (tid < k) out_weights[(long)blockIdx.x * k + tid] = wacc;
+    }
+    // Per-thread inertia and change counts, added in thread order.
+    wt[tid] = inertia;
+    __syncthreads();
+    if (tid == 0) {
+        double s = 0.0;
+        for (int t = 0; t < THREADS; ++t) s += wt[t];
+        out_inertia[blockIdx.x] = s;
+    }
+    __syncthreads();
+    wt[tid] = changed;
+    __syncthreads();
+    if (tid == 0) {
+        double s = 0.0;
+        for (int t = 0; t < THREADS; ++t) s += wt[t];
+        out_changed[blockIdx.x] = s;
+    }
+}
+"""
+
+
+@lru_cache(maxsize=None)
+def _kernel(dtype_name: str, slots: int):
+    ctype = {"float32": "float", "float64": "double"}[dtype_name]
+    source = f"#define T {ctype}\n#define THREADS {_THREADS}\n#define SLOTS {slots}\n" + _SOURCE
+    # No fused multiply-adds: the scores are rounded as plain products and sums.
+    return cupy().RawModule(code=source, options=("-std=c++11", "--fmad=false")).get_function(
+        "lloyd_blocks")
+
+
+@lru_cache(maxsize=None)
+def _multiprocessors(device_id: int) -> int:
+    return cupy().cuda.runtime.getDeviceProperties(device_id)["multiProcessorCount"]
+
+
+def _shared_bytes(k, d, itemsize):
+    return (-(-(k * d * itemsize) // 8) + k * d + -(-(k * itemsize) // 8) + _THREADS * (d + 1)
+            + (_THREADS + 1) // 2 + 1 + _THREADS) * 8
+
+
+def _fused(k, d, itemsize) -> bool:
+    """Whether the fused kernel takes ``k`` centers of ``d`` features: one thread per
+    cluster weight, the (cluster, feature) sums in registers, the centers in shared memory."""
+    return (k <= _THREADS and -(-(k * d) // _THREADS) <= _MAX_SLOTS
+            and _shared_bytes(k, d, itemsize) <= 48 * 1024)
+
+
+def _run_gemm(X, sample_weight, centers, labels_old, with_sums):
+    """Many or wide centers: scores by one cuBLAS product, sums by ``add.at`` (atomics)."""
+    cp = cupy()
+    n, d = X.shape
+    k = np.shape(centers)[0]
+    C = cp.asarray(np.asarray(centers, dtype=X.dtype))
+    scores = cp.einsum("ij,ij->i", C, C)[None, :] - 2 * (X @ C.T)
+    labels = cp.argmin(scores, axis=1).astype(cp.int32)  # the first minimum: the lowest index
+    del scores
+    diff = X.astype(cp.float64) - cp.asarray(centers, dtype=cp.float64)[labels]
+    sqdist = cp.einsum("ij,ij->i", diff, diff)
+    del diff
+    w = cp.ones(n) if sample_weight is None else cp.asarray(sample_weight, dtype=cp.float64)
+    sums, weights = cp.zeros((1, k, d)), cp.zeros((1, k))
+    if with_sums:
+        cp.add.at(sums[0], labels, X.astype(cp.float64) * w[:, None])
+        cp.add.at(weights[0], labels, w)
+    changed = (cp.zeros(1) if labels_old is None else
+               cp.count_nonzero(labels != cp.asarray(labels_old)).astype(cp.float64)[None])
+    return labels, sqdist, sums, weights, (w @ sqdist)[None], changed
+
+
+def _run(X, sample_weight, centers, labels_old, with_sums):
+    """Launch the fused kernel; returns device arrays (labels, sqdist, per-block outputs)."""
+    cp = cupy()
+    n, d = X.shape
+    k = np.shape(centers)[0]
+    if not _fused(k, d, X.itemsize):
+        return _run_gemm(X, sample_weight, centers, labels_old, with_sums)
+    slots = max(1, -(-(k * d) // _THREADS))
+    B = int(max(1, min(4 * _multiprocessors(cp.cuda.runtime.getDevice()), -(-n // _THREADS))))
+    rows_per_block = -(-n // B)
+    centers_t = cp.asarray(np.ascontiguousarray(centers, dtype=X.dtype))
+    centers64 = cp.asarray(np.ascontiguousarray(centers, dtype=np.float64))
+    w = cp.ones(n) if sample_weight is None else cp.asarray(sample_weight, dtype=cp.float64)
+    labels = cp.empty(n, cp.int32)
+    sqdist = cp.empty(n, cp.float64)
+    sums = cp.zeros((B, k, d))
+    weights = cp.zeros((B, k))
+    inertia = cp.empty(B)
+    changed = cp.empty(B)
+    old = None if labels_old is None else cp.asarray(labels_old, dtype=cp.int32)
+    it = X.itemsize
+    smem = _shared_bytes(k, d, it)
+    _kernel(X.dtype.name, slots)(
+        (B,), (_THREADS,),
+        (X, np.int64(n), np.int32(d), np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
+         w, centers_t, centers64, np.int32(k), old if old is not None else np.uint64(0),
+         np.int64(rows_per_block), np.int32(with_sums), labels, sqdist, sums, weights, inertia,
+         changed), shared_mem=smem)
+    return labels, sqdist, sums, weights, inertia, changed
+
+
+def lloyd_local(X, sample_weight, centers, labels_old):
+    """:func:`spmdlearn.reference.lloyd_local` on a CuPy shard: labels stay on the device."""
+    cp = cupy()
+    k, d = np.shape(centers)
+    if X.shape[0] == 0:
+        return cp.zeros(0, cp.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
+    labels, _, sums, weights, inertia, changed = _run(X, sample_weight, centers, labels_old, True)
+    return labels, LloydPartial(to_host(sums.sum(axis=0)), to_host(weights.sum(axis=0)),
+                                float(inertia.sum()), float(changed.sum()))
+
+
+def kmeans_assign(X, centers):
+    """:func:`spmdlearn.reference.kmeans_assign` on a CuPy shard."""
+    cp = cupy()
+    if X.shape[0] == 0:
+        return cp.zeros(0, cp.int32), cp.zeros(0)
+    labels, sqdist, *_ = _run(X, None, centers, None, False)
+    return labels, sqdist
+
+
+def kmeans_inertia(X, sample_weight, centers, labels):
+    """:func:`spmdlearn.reference.kmeans_inertia` on a CuPy shard."""
+    cp = cupy()
+    if X.shape[0] == 0:
+        return 0.0
+    diff = X.astype(cp.float64) - cp.asarray(centers, dtype=cp.float64)[cp.asarray(labels)]
+    return float(cp.asarray(sample_weight, dtype=cp.float64) @ cp.einsum("ij,ij->i", diff, diff))
+
+
+def _sq_distances64(X, centers, x_squared_norms=None):
+    """``||x||^2 - 2 x.c + ||c||^2`` clipped at 0 (scikit-learn's expansion), in float64."""
+    cp = cupy()
+    X64 = X.astype(cp.float64)
+    C = cp.asarray(centers, dtype=cp.float64)
+    xx = (cp.einsum("ij,ij->i", X64, X64) if x_squared_norms is None
+          else cp.asarray(x_squared_norms, dtype=cp.float64))
+    d = xx[:, None] - 2.0 * (X64 @ C.T) + cp.einsum("ij,ij->i", C, C)[None, :]
+    return cp.maximum(d, 0.0)
+
+
+def kmeans_transform(X, centers):
+    """:func:`spmdlearn.reference.kmeans_transform` on a CuPy block, in ``X``'s dtype."""
+    cp = cupy()
+    if X.shape[0] == 0:
+        return cp.zeros((0, np.shape(centers)[0]), dtype=X.dtype)
+    return cp.sqrt(_sq_distances64(X, centers)).astype(X.dtype)
+
+
+def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
+    """:func:`spmdlearn.reference.kmeans_min_distances` on a CuPy shard (float64, on device)."""
+    cp = cupy()
+    d = (_sq_distances64(X, centers, x_squared_norms).min(axis=1) if X.shape[0]
+         else cp.zeros(0))
+    return d if closest is None else cp.minimum(cp.asarray(closest, dtype=cp.float64), d)
+
+
+def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms=None):
+    """:func:`spmdlearn.reference.kmeans_plusplus_potentials` on a CuPy shard."""
+    cp = cupy()
+    n_cand = np.shape(candidates)[0]
+    if X.shape[0] == 0:
+        return np.zeros(n_cand)
+    to_c = cp.minimum(cp.asarray(closest, dtype=cp.float64)[:, None],
+                      _sq_distances64(X, candidates, x_squared_norms))
+    return to_host(cp.asarray(sample_weight, dtype=cp.float64) @ to_c)

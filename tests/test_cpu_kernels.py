@@ -1,0 +1,380 @@
+"""The cpu backend's kernels against the reference, one process, on adversarial shards.
+
+Each kernel of ``spmdlearn_cpu`` is called directly and compared with its reference definition:
+float32 and float64, empty and one-row shards, shards larger than one block (so that the
+blocked merges run), columns far from the origin, constant columns, Fortran and strided
+layouts, zero and uneven weights, ties in k-means assignments and values on tree thresholds.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spmdlearn import reference as ref
+
+pytest.importorskip("numba")
+from spmdlearn_cpu import _covariance, _forest, _kmeans, _linear, _logistic, _moments, _pca  # noqa: E402
+from spmdlearn_cpu._blocks import block_rows  # noqa: E402
+
+pytestmark = pytest.mark.serial
+
+#: Relative tolerance per dtype, on the scale of each field (the conformance suite's).
+RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+
+
+def _close(actual, expected, rtol, what="", floor=0.0):
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, what
+    finite = np.isfinite(expected)
+    assert np.array_equal(finite, np.isfinite(actual)), what
+    assert np.array_equal(actual[~finite], expected[~finite]), what
+    scale = max(float(np.max(np.abs(expected[finite]), initial=0.0)), floor) or 1.0
+    err = float(np.max(np.abs(actual[finite] - expected[finite]), initial=0.0))
+    assert err <= rtol * scale, f"{what}: {err:.3g} > {rtol:g} x {scale:.3g}"
+
+
+def _same_partial(a, b, rtol, floor=0.0):
+    assert type(a) is type(b)
+    for name, x, y in zip(a._fields, a, b):
+        _close(x, y, rtol, name, floor)
+
+
+def _noise_floor(X):
+    """The rounding noise of any exact centered sum of squares of ``X``: ``n eps max|X|^2``.
+    A naive sum of squares errs by far more far from the origin, so this floor hides no fault
+    (it only spares the reference's own noise on constant columns)."""
+    return len(X) * np.finfo(np.float64).eps * float(np.max(np.abs(X), initial=0.0)) ** 2
+
+
+@st.composite
+def shards(draw, max_features=6):
+    """A shard that breaks kernels: any size up to several blocks, far offsets, constant
+    columns, layouts, dtypes, weights with zeros."""
+    dtype = np.dtype(draw(st.sampled_from([np.float64, np.float32])))
+    d = draw(st.integers(1, max_features))
+    n = draw(st.sampled_from([0, 1, 2, 17, block_rows(d) + 3, 3 * block_rows(d) + 1]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    offset = draw(st.sampled_from([0.0, 1e3, 1e8] if dtype == np.float64 else [0.0, 1e2]))
+    X = rng.normal(size=(n, d)) * rng.uniform(0.1, 10, d) + offset
+    if n and draw(st.booleans()):
+        X[:, rng.integers(d)] = X[0, 0]  # a constant column
+    if n > 3 and draw(st.booleans()):
+        X[n // 2:] = X[: n - n // 2]  # duplicate rows: ties everywhere
+    X = X.astype(dtype)
+    layout = draw(st.sampled_from(["C", "F", "view"]))
+    if layout == "F":
+        X = np.asfortranarray(X)
+    elif layout == "view":
+        wide = np.zeros((n, 2 * d), dtype=dtype)
+        wide[:, 1::2] = X
+        X = wide[:, 1::2]
+    w = None
+    if draw(st.booleans()):
+        w = rng.uniform(0, 2, n)
+        w[rng.random(n) < 0.2] = 0.0
+        w = w.astype(draw(st.sampled_from([np.float64, np.float32])))
+    return X, w, rng
+
+
+@given(shards())
+def test_moments_and_column_stats(shard):
+    X, w, _ = shard
+    rtol = RTOL[X.dtype]
+    floor = _noise_floor(X) * (1 if w is None else 4)
+    _same_partial(_moments.moments_local(X, w), ref.moments_local(X, w), rtol, floor)
+    _same_partial(_moments.column_stats_local(X, w), ref.column_stats_local(X, w), rtol, floor)
+
+
+@given(shards(), st.sampled_from([None, 1, 2]))
+def test_comoments(shard, n_targets):
+    X, w, rng = shard
+    Y = None
+    if n_targets:
+        Y = (X[:, :1] * 3 + rng.normal(size=(len(X), n_targets))).astype(X.dtype)
+        Y = Y[:, 0] if n_targets == 1 else Y
+    _same_partial(_moments.comoments_local(X, Y, w), ref.comoments_local(X, Y, w), RTOL[X.dtype],
+                  _noise_floor(X) * (1 + 9 * (Y is not None)))
+
+
+def test_comoments_of_constant_columns_far_from_the_origin_are_exactly_zero():
+    X = np.full((3 * block_rows(3) + 5, 3), 1e8 + 0.1)
+    p = _moments.comoments_local(X, None, None)
+    assert np.all(p.comoment == 0) and np.all(p.mean == X[0])
+
+
+def test_all_zero_weights_give_the_identity_moments():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    w = np.zeros(50)
+    _same_partial(_moments.comoments_local(X, None, w), ref.comoments_local(X, None, w), 0.0)
+    _same_partial(_moments.column_stats_local(X, w), ref.column_stats_local(X, w), 0.0)
+
+
+@given(shards())
+def test_linear_predict_mahalanobis_tsqr(shard):
+    X, _, rng = shard
+    n, d = X.shape
+    rtol = RTOL[X.dtype]
+    for coef, intercept in ((rng.normal(size=d), 0.5),
+                            (rng.normal(size=(2, d)), rng.normal(size=2))):
+        got = _linear.linear_predict(X, coef, intercept)
+        assert got.dtype == X.dtype
+        _close(got, ref.linear_predict(X, coef, intercept), rtol)
+    A = rng.normal(size=(d, d))
+    loc = np.asarray(X.mean(0) if n else np.zeros(d), np.float64)
+    _close(_covariance.mahalanobis(X, loc, A @ A.T + np.eye(d)),
+           ref.mahalanobis(X, loc, A @ A.T + np.eye(d)), rtol)
+    mean = rng.normal(size=d) + (loc if n else 0)
+    R = _pca.tsqr_local(X, mean).r
+    expected = ref.tsqr_local(X, mean).r
+    # R is unique up to rank deficiency: compare the Gram matrices, and R itself when full rank
+    _close(R.T @ R, expected.T @ expected, rtol)
+    if n > d and np.linalg.matrix_rank(np.asarray(X, np.float64) - mean) == d:
+        _close(R, expected, 1e-6 if X.dtype == np.float64 else 1e-3)
+
+
+@given(shards(), st.integers(1, 5), st.booleans())
+def test_lloyd_and_inertia(shard, k, duplicate_centers):
+    X, w, rng = shard
+    n, d = X.shape
+    X = X - (X.mean(0).astype(X.dtype) if n else 0)  # the estimator centers, as scikit-learn
+    w = np.ones(n) if w is None else w
+    centers = X[rng.integers(0, n, k)].astype(np.float64) if n else rng.normal(size=(k, d))
+    if duplicate_centers and k > 1:
+        centers[-1] = centers[0]  # equal scores: the lower index must win
+    labels_old = rng.integers(-1, k, n).astype(np.int32)
+    labels, partial = _kmeans.lloyd_local(X, w, centers, labels_old)
+    labels_ref, partial_ref = ref.lloyd_local(X, w, centers, labels_old)
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, labels_ref)
+    rtol = RTOL[X.dtype] * (10 if X.dtype == np.float32 else 1)
+    _close(partial.sums, partial_ref.sums, rtol)
+    _close(partial.weights, partial_ref.weights, rtol)
+    _close(partial.inertia, partial_ref.inertia, rtol * 10)
+    assert partial.n_changed == partial_ref.n_changed
+    _close(_kmeans.kmeans_inertia(X, w, centers, labels), ref.kmeans_inertia(X, w, centers, labels),
+           RTOL[X.dtype])
+
+
+@given(shards(), st.sampled_from([2, 3]), st.booleans())
+def test_logistic_loss_gradient_and_hessian_products(shard, n_classes, with_hessian):
+    X, w, rng = shard
+    n, d = X.shape
+    X = X - (X.mean(0).astype(X.dtype) if n else 0)
+    w = np.ones(n) if w is None else np.asarray(w, np.float64)
+    if n_classes == 2:
+        coef, intercept = rng.normal(size=d) * 3, float(rng.normal())  # saturating predictors
+        target = rng.integers(0, 2, n).astype(np.float64)
+        v, v0 = rng.normal(size=d), 0.3
+    else:
+        coef, intercept = rng.normal(size=(3, d)) * 3, rng.normal(size=3)
+        target = rng.integers(0, 3, n)
+        v, v0 = rng.normal(size=(3, d)), rng.normal(size=3)
+    got = _logistic.logistic_loss_grad(X, target, w, coef, intercept, n_classes, with_hessian)
+    expected = ref.logistic_loss_grad(X, target, w, coef, intercept, n_classes, with_hessian)
+    for a, b in zip(got, expected):
+        if b is None:
+            assert a is None
+        else:
+            _close(a, b, 1e-9)
+    hess = ref.logistic_loss_grad(X, target, w, coef, intercept, n_classes, True)[3]
+    for a, b in zip(_logistic.logistic_hessp(X, hess, v, v0, n_classes),
+                    ref.logistic_hessp(X, hess, v, v0, n_classes)):
+        _close(a, b, 1e-9)
+
+
+@given(st.integers(0, 300), st.integers(1, 5), st.integers(1, 4), st.integers(2, 9),
+       st.integers(0, 2**31 - 1))
+def test_tree_histograms(n, d, n_nodes, n_bins, seed):
+    rng = np.random.default_rng(seed)
+    binned = rng.integers(0, n_bins, size=(n, d)).astype(np.uint16)
+    node_pos = rng.integers(-1, n_nodes, n)
+    stats = np.column_stack([rng.random((n, 2)), np.ones(n)])
+    _close(_forest.node_histograms(binned, node_pos, stats, n_nodes, n_bins),
+           ref.node_histograms(binned, node_pos, stats, n_nodes, n_bins), 1e-12)
+
+
+def test_tree_histograms_decline_out_of_range_bins():
+    binned = np.array([[0], [5]], dtype=np.uint16)
+    assert _forest.node_histograms(binned, np.array([0, 0]), np.ones((2, 1)), 1, 4) is None
+
+
+@given(shards(max_features=3))
+def test_tree_apply_values_on_thresholds_go_left(shard):
+    X, _, rng = shard
+    n, d = X.shape
+    # thresholds taken from the rows themselves: rows exactly on a threshold go left
+    t0 = float(X[rng.integers(n), 0]) if n else 0.0
+    t1 = float(X[rng.integers(n), d - 1]) if n else 0.0
+    feature = np.array([0, d - 1, 0, -1, -1, -1, -1])
+    threshold = np.array([t0, t1, np.nextafter(t0, np.inf), np.nan, np.nan, np.nan, np.nan])
+    left = np.array([1, 3, 5, -1, -1, -1, -1])
+    right = np.array([2, 4, 6, -1, -1, -1, -1])
+    np.testing.assert_array_equal(_forest.tree_apply(X, feature, threshold, left, right),
+                                  ref.tree_apply(X, feature, threshold, left, right))
+
+
+def test_kernel_threads_follow_blas():
+    from threadpoolctl import threadpool_limits
+
+    from spmdlearn_cpu._threads import kernel_threads
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert kernel_threads() == 1
+
+
+_COORDINATE_METRICS = st.sampled_from(["euclidean", "manhattan", "chebyshev", "minkowski"])
+
+
+@st.composite
+def neighbour_blocks(draw):
+    """Query and candidate blocks with values on a grid, duplicate candidates and queries that
+    are candidates (equal distances and distances exactly ``eps`` everywhere)."""
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    n_x = draw(st.sampled_from([0, 1, 2, 7, 30, 100]))  # 100 x 1100: radius queries use a grid
+    n_y = draw(st.sampled_from([0, 1, 3, 9, 40, 1100]))  # 1100: more than one screening tile
+    d = draw(st.integers(1, 6))  # from 4 features on, euclidean top-k is screened by GEMM
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    Y = np.round(rng.normal(size=(n_y, d)) * 2, 0) + 0.5
+    X = np.round(rng.normal(size=(n_x, d)) * 2, 0) + 0.5
+    if n_y and n_x:
+        X[: n_x // 2 + 1] = Y[rng.integers(0, n_y, n_x // 2 + 1)]
+    if n_y > 1:
+        Y[-1] = Y[0]
+    return X.astype(dtype), Y.astype(dtype), rng
+
+
+@given(neighbour_blocks(), _COORDINATE_METRICS, st.integers(1, 6), st.booleans(),
+       st.sampled_from([1.0, 2.0, 2.5]))
+def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
+    from spmdlearn_cpu import _neighbors
+
+    X, Y, rng = blocks
+    p = 3.0 if metric == "minkowski" else None
+    y_index = rng.permutation(2000)[: len(Y)].astype(np.int64)
+    x_index = y_index[rng.integers(0, len(Y), len(X))] if self_rows and len(Y) else None
+    # a running best with real entries, ties with the block, and unfilled slots
+    best_d = np.sort(np.round(rng.random((len(X), k)) * 4, 0), axis=1)
+    best_d[:, k // 2:] = np.inf
+    best_i = np.where(np.isinf(best_d), -1, rng.integers(2000, 2100, (len(X), k)))
+    order = np.lexsort((best_i, best_d), axis=-1)  # the contract: lexicographic order
+    best_d, best_i = np.take_along_axis(best_d, order, 1), np.take_along_axis(best_i, order, 1)
+    got = _neighbors.knn_merge(X, Y, y_index, best_d, best_i, metric, p, x_index)
+    expected = ref.knn_merge(X, Y, y_index, best_d, best_i, metric, p, x_index)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-12)
+    w = rng.normal(size=len(Y))
+    np.testing.assert_allclose(_neighbors.radius_counts(X, Y, w, eps, metric, p),
+                               ref.radius_counts(X, Y, w, eps, metric, p), rtol=1e-12, atol=1e-12)
+    labels = rng.integers(0, 10, len(Y))
+    current = rng.integers(3, 20, len(X))
+    np.testing.assert_array_equal(
+        _neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
+                                  ref.radius_min_label(X, Y, labels, current, eps, metric, p))
+    for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index),
+                    ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_cosine_is_declined():
+    from spmdlearn_cpu import _plugin
+
+    X = np.ones((2, 2))
+    assert _plugin.spmdlearn_radius_counts(X=X, Y=X, sample_weight=np.ones(2), eps=1.0,
+                                           metric="cosine", p=None) is None
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev", "minkowski"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grid_radius_queries_on_cell_boundaries(metric, dtype):
+    """Blocks large enough for the grid, values on a grid of step eps/2: many distances are
+    exactly eps and many candidates sit on cell boundaries."""
+    from spmdlearn_cpu import _neighbors
+
+    rng = np.random.default_rng(7)
+    eps, p = 1.0, (3.0 if metric == "minkowski" else None)
+    Y = (rng.integers(-6, 6, size=(700, 3)) * 0.5).astype(dtype)
+    X = np.vstack([Y[:150], (rng.normal(size=(150, 3)) * 2)]).astype(dtype)
+    assert _neighbors._use_grid(X, Y, eps) is not None
+    w = rng.uniform(0, 2, len(Y))
+    np.testing.assert_allclose(_neighbors.radius_counts(X, Y, w, eps, metric, p),
+                               ref.radius_counts(X, Y, w, eps, metric, p), rtol=1e-12)
+    labels = rng.integers(0, 50, len(Y))
+    current = rng.integers(10, 60, len(X))
+    np.testing.assert_array_equal(
+        _neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
+        ref.radius_min_label(X, Y, labels, current, eps, metric, p))
+
+
+@given(shards(), st.integers(1, 4))
+def test_kmeans_assign_transform_and_plusplus(shard, k):
+    X, w, rng = shard
+    n, d = X.shape
+    X = X - (X.mean(0).astype(X.dtype) if n else 0)
+    centers = X[rng.integers(0, n, k)].astype(np.float64) if n else rng.normal(size=(k, d))
+    if k > 1:
+        centers[-1] = centers[0]  # equal scores: the lower index must win
+    labels, sq = _kmeans.kmeans_assign(X, centers)
+    labels_ref, sq_ref = ref.kmeans_assign(X, centers)
+    np.testing.assert_array_equal(labels, labels_ref)
+    assert labels.dtype == np.int32 and sq.dtype == np.float64
+    _close(sq, sq_ref, 1e-9)
+    got, expected = _kmeans.kmeans_transform(X, centers), ref.kmeans_transform(X, centers)
+    assert got.dtype == expected.dtype == X.dtype
+    _close(got, expected, RTOL[X.dtype])
+    C = centers.astype(X.dtype)
+    norms = np.einsum("ij,ij->i", X, X) if rng.integers(2) else None
+    closest = rng.random(n) * 10 if rng.integers(2) else None
+    _close(_kmeans.kmeans_min_distances(X, C[:1], closest, norms),
+           ref.kmeans_min_distances(X, C[:1], closest, norms), RTOL[X.dtype])
+    weights = np.ones(n) if w is None else np.asarray(w, np.float64)
+    closest = rng.random(n) * 10
+    _close(_kmeans.kmeans_plusplus_potentials(X, weights, C, closest, norms),
+           ref.kmeans_plusplus_potentials(X, weights, C, closest, norms), RTOL[X.dtype])
+
+
+@given(shards(max_features=4), st.integers(0, 2**31 - 1))
+def test_binning_bootstrap_histograms_and_routing_bit_for_bit(shard, seed):
+    X, w, rng = shard
+    n, d = X.shape
+    X = np.round(np.asarray(X, np.float64) - (X.mean(0) if n else 0), 1)  # values on cut points
+    edges = [np.unique(np.round(rng.normal(size=rng.integers(0, 7)), 1)) for _ in range(d)]
+    binned = _forest.apply_bins(X, edges)
+    np.testing.assert_array_equal(binned, ref.apply_bins(X, edges))
+    assert binned.dtype == np.uint16
+    row_index = rng.permutation(10**6)[:n].astype(np.int64)
+    for lam in (1.0, 0.632):
+        np.testing.assert_array_equal(_forest.bootstrap_counts(row_index, seed, lam),
+                                      ref.bootstrap_counts(row_index, seed, lam))
+    n_bins = 8
+    binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
+    node_pos = rng.integers(-1, 3, n)
+    counts = rng.integers(0, 3, n)
+    weights = rng.random(n)
+    for n_classes, class_weight in ((0, None), (3, None), (3, np.array([1.0, 2.0, 0.5]))):
+        y = rng.integers(0, 3, n) if n_classes else rng.normal(size=n)
+        np.testing.assert_array_equal(  # the same sums in the same order: bit for bit
+            _forest.tree_histograms(binned, node_pos, y, weights, counts, 3, n_bins, n_classes,
+                                    class_weight),
+            ref.tree_histograms(binned, node_pos, y, weights, counts, 3, n_bins, n_classes,
+                                class_weight))
+    node_of_row = rng.integers(-1, 3, n)
+    split_feature = np.array([rng.integers(0, d), -1, rng.integers(0, d)])
+    split_bin = np.array([3, 0, 5])
+    left, right = np.array([3, -1, 5]), np.array([4, -1, 6])
+    np.testing.assert_array_equal(
+        _forest.tree_route(binned, node_of_row, split_feature, split_bin, left, right),
+        ref.tree_route(binned, node_of_row, split_feature, split_bin, left, right))
+
+
+@given(shards())
+def test_affine_transform_rounds_like_the_reference(shard):
+    from spmdlearn_cpu._transform import affine_transform
+
+    X, _, rng = shard
+    d = X.shape[1]
+    shift, scale = rng.normal(size=d).astype(X.dtype), rng.normal(size=d).astype(X.dtype)
+    got = affine_transform(X, shift, scale)
+    assert got.dtype == X.dtype
+    np.testing.assert_array_equal(got, ref.affine_transform(X, shift, scale))

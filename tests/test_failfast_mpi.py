@@ -1,0 +1,261 @@
+"""Failing fast under mpiexec: parameters, methods and every later step are collective.
+
+* Parameters that differ across ranks raise on every rank, naming the parameter and the ranks,
+  for every estimator family (they used to hang, crash or give rank-dependent models).
+* Ranks calling different estimators or methods raise on every rank, naming both.
+* An exception in a kernel on one rank, at any step of any collective method (predict,
+  kneighbors, transform, later steps of fit), becomes the same exception on every rank.
+* Collectives of :class:`spmdlearn.comm.Comm` called differently on different ranks raise
+  instead of crashing with "Message truncated".
+"""
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+import spmdlearn
+from spmdlearn import _backends
+from spmdlearn.basic_statistics import BasicStatistics
+from spmdlearn.cluster import DBSCAN, KMeans
+from spmdlearn.comm import CollectiveError, get_comm
+from spmdlearn.covariance import EmpiricalCovariance
+from spmdlearn.decomposition import PCA, IncrementalPCA
+from spmdlearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from spmdlearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from spmdlearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from spmdlearn.preprocessing import StandardScaler
+from spmdlearn_conformance import assert_all_ranks, assert_raises_on_all_ranks
+
+pytestmark = [pytest.mark.mpi, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def world():
+    comm = get_comm()
+    with spmdlearn.config_context(comm=comm):
+        yield comm
+
+
+def _data(comm, n_features=4, seed=0):
+    """Uneven shards, the last rank empty when there are several."""
+    rng = np.random.RandomState(seed)
+    sizes = [30 + 11 * r for r in range(comm.size)]
+    if comm.size > 1:
+        sizes[-1] = 0
+    X = rng.randn(sum(sizes), n_features)
+    y = (X[:, 0] + 0.3 * X[:, 1] > 0).astype(np.int64)
+    lo = sum(sizes[:comm.rank])
+    return X[lo:lo + sizes[comm.rank]], y[lo:lo + sizes[comm.rank]]
+
+
+def _needs_ranks(comm):
+    if comm.size == 1:
+        pytest.skip("needs two ranks")
+
+
+# -- 1. parameters agree ---------------------------------------------------------------------
+# (estimator factory taking the parameter value, parameter name, value elsewhere, value on the
+#  last rank, how to call it)
+PARAM_CASES = {
+    "DBSCAN-eps": (lambda v: DBSCAN(eps=v), "eps", 0.5, 0.7, "fit"),
+    "DBSCAN-min_samples": (lambda v: DBSCAN(min_samples=v), "min_samples", 5, 1000, "fit"),
+    "KMeans-n_clusters": (lambda v: KMeans(v, n_init=1, random_state=0), "n_clusters", 3, 1000,
+                          "fit"),
+    "KMeans-random_state": (lambda v: KMeans(3, n_init=1, random_state=v), "random_state", 0, 1,
+                            "fit"),
+    "LinearRegression-fit_intercept": (lambda v: LinearRegression(fit_intercept=v),
+                                       "fit_intercept", True, False, "fit_y"),
+    "Ridge-alpha": (lambda v: Ridge(alpha=v), "alpha", 1.0, 2.0, "fit_y"),
+    "LogisticRegression-C": (lambda v: LogisticRegression(C=v), "C", 1.0, 0.5, "fit_y"),
+    "KNeighborsClassifier-n_neighbors": (lambda v: KNeighborsClassifier(v), "n_neighbors", 3,
+                                         1000, "fit_y"),
+    "PCA-n_components": (lambda v: PCA(v), "n_components", 2, 3, "fit"),
+    "IncrementalPCA-n_components": (lambda v: IncrementalPCA(v), "n_components", 2, 3, "fit"),
+    "RandomForestClassifier-random_state": (
+        lambda v: RandomForestClassifier(n_estimators=3, max_depth=3, random_state=v),
+        "random_state", 0, 1, "fit_y"),
+    "RandomForestRegressor-max_depth": (
+        lambda v: RandomForestRegressor(n_estimators=3, max_depth=v, random_state=0),
+        "max_depth", 3, 4, "fit_y"),
+    "StandardScaler-with_mean": (lambda v: StandardScaler(with_mean=v), "with_mean", True,
+                                 False, "fit"),
+    "EmpiricalCovariance-assume_centered": (lambda v: EmpiricalCovariance(assume_centered=v),
+                                            "assume_centered", False, True, "fit"),
+    "BasicStatistics-result_options": (lambda v: BasicStatistics(result_options=v),
+                                       "result_options", "all", "mean", "fit"),
+}
+
+
+def _call(est, how, X, y):
+    return (lambda: est.fit(X, y)) if how == "fit_y" else (lambda: est.fit(X))
+
+
+@pytest.mark.parametrize("case", PARAM_CASES)
+def test_parameter_differs_on_one_rank(world, case):
+    _needs_ranks(world)
+    make, name, value, other, how = PARAM_CASES[case]
+    X, y = _data(world)
+    bad = world.size - 1
+    est = make(other if world.rank == bad else value)
+    others = ", ".join(str(r) for r in range(bad))
+    assert_raises_on_all_ranks(
+        world, ValueError, _call(est, how, X, y),
+        match=rf"parameters differ across ranks: {name} \(rank{'s' if bad > 1 else ''} "
+              rf"{others}: {value!r}; rank {bad}: {other!r}\)")
+
+
+def test_parameters_agree_then_fit(world):
+    """The agreement does not refuse what is the same: a fit after a mismatch works."""
+    X, y = _data(world)
+    model = LogisticRegression(C=0.5).fit(X, y)
+    coef = world.allgather_array(model.coef_)
+    assert_all_ranks(world, bool((coef == coef[0]).all()), "coef_ identical")
+
+
+def test_random_state_instances_compare_by_state(world):
+    """Rule: a RandomState compares by its state on entry; seeded alike, the ranks agree."""
+    X, _ = _data(world)
+    KMeans(3, n_init=1, random_state=np.random.RandomState(7)).fit(X)
+    if world.size == 1:
+        return
+    state = np.random.RandomState(7 + (world.rank == world.size - 1))
+    assert_raises_on_all_ranks(world, ValueError,
+                               lambda: KMeans(3, n_init=1, random_state=state).fit(X),
+                               match=r"random_state .*RandomState")
+
+
+# -- 7. mismatched calls --------------------------------------------------------------------
+def test_different_estimators_on_different_ranks(world):
+    _needs_ranks(world)
+    X, _ = _data(world)
+    bad = world.size - 1
+    est = PCA(2) if world.rank == bad else KMeans(3, n_init=1, random_state=0)
+    assert_raises_on_all_ranks(world, CollectiveError, lambda: est.fit(X),
+                               match=rf"different collective methods: .*KMeans\.fit; "
+                                     rf"rank {bad}: PCA\.fit")
+
+
+def test_different_methods_on_different_ranks(world):
+    _needs_ranks(world)
+    X, _ = _data(world)
+    km = KMeans(3, n_init=1, random_state=0).fit(X)
+    bad = world.size - 1
+    call = (lambda: km.transform(X)) if world.rank == bad else (lambda: km.predict(X))
+    assert_raises_on_all_ranks(world, CollectiveError, call,
+                               match=rf"KMeans\.predict; rank {bad}: KMeans\.transform")
+    # Nothing is left half-done: the next collective call works on every rank.
+    labels = km.predict(X)
+    assert_all_ranks(world, labels.shape == (X.shape[0],), "predict after a mismatch")
+
+
+def test_comm_collectives_called_differently(world):
+    """Different collectives, or arrays of different shapes, raise instead of crashing."""
+    _needs_ranks(world)
+    bad = world.size - 1
+    if world.rank == bad:
+        call = lambda: world.offsets(3)  # noqa: E731
+    else:
+        call = lambda: world.sum_identical(np.ones(2))  # noqa: E731
+    assert_raises_on_all_ranks(world, CollectiveError, call, match="different collectives")
+    shape = 3 if world.rank == bad else 2
+    assert_raises_on_all_ranks(world, CollectiveError,
+                               lambda: world.allgather_array(np.ones(shape)),
+                               match=rf"rank {bad}: \('allgather_array', \('<f8', \(3,\)\)\)")
+
+
+# -- 2. errors are collective at every step ---------------------------------------------------
+class _Injected:
+    """Make kernel ``name`` raise MemoryError on one rank at its ``nth`` call."""
+
+    def __init__(self, monkeypatch, name, rank, nth, comm):
+        self.name, self.rank, self.nth, self.calls = name, rank, nth, 0
+        self.comm = comm
+        original = _backends.call_kernel
+
+        def call_kernel(kernel, backend=None, **kwargs):
+            if kernel == self.name:
+                self.calls += 1
+                if self.comm.rank == self.rank and self.calls == self.nth:
+                    raise MemoryError(f"injected: {kernel} call {self.calls}")
+            return original(kernel, backend, **kwargs)
+
+        for module in list(sys.modules.values()):
+            if (getattr(module, "__name__", "").startswith("spmdlearn")
+                    and getattr(module, "call_kernel", None) is original):
+                monkeypatch.setattr(module, "call_kernel", call_kernel)
+
+
+def _kmeans(X, y):
+    return KMeans(3, n_init=1, random_state=0, tol=0, max_iter=20).fit(X)
+
+
+def _forest(X, y):
+    return RandomForestClassifier(n_estimators=2, max_depth=4, random_state=0).fit(X, y)
+
+
+# (what to run, on fitted what, kernel, which call of it fails)
+KERNEL_CASES = {
+    "KMeans.fit Lloyd step": (None, lambda m, X, y: _kmeans(X, y), "kmeans_lloyd_local", 3),
+    "KMeans.fit k-means++": (None, lambda m, X, y: _kmeans(X, y), "kmeans_min_distances", 2),
+    "KMeans.predict": (_kmeans, lambda m, X, y: m.predict(X), "kmeans_assign", 1),
+    "KMeans.transform": (_kmeans, lambda m, X, y: m.transform(X), "kmeans_transform", 1),
+    "RandomForest.fit histograms": (None, lambda m, X, y: _forest(X, y), "tree_histograms", 3),
+    "RandomForest.predict": (_forest, lambda m, X, y: m.predict(X), "tree_apply", 1),
+    "RandomForest.fit routing": (None, lambda m, X, y: _forest(X, y), "tree_route", 2),
+    "DBSCAN.fit core pairs": (None, lambda m, X, y: DBSCAN(eps=1.5).fit(X),
+                              "radius_neighbors_csr", 1),
+    "DBSCAN.fit radius pass": (None, lambda m, X, y: DBSCAN(eps=0.9).fit(X),
+                               "radius_counts", "ring"),
+    "LogisticRegression.fit gradient": (None, lambda m, X, y: LogisticRegression().fit(X, y),
+                                        "logistic_loss_grad", 3),
+    "LogisticRegression.predict": (lambda X, y: LogisticRegression().fit(X, y),
+                                   lambda m, X, y: m.predict(X), "linear_predict", 1),
+    "NearestNeighbors.kneighbors": (lambda X, y: NearestNeighbors(n_neighbors=3).fit(X),
+                                    lambda m, X, y: m.kneighbors(X), "knn_merge", "ring"),
+    "PCA.transform": (lambda X, y: PCA(2).fit(X), lambda m, X, y: m.transform(X),
+                      "linear_predict", 1),
+    "StandardScaler.fit": (None, lambda m, X, y: StandardScaler().fit(X), "column_stats_local",
+                           1),
+}
+
+
+@pytest.mark.parametrize("case", KERNEL_CASES)
+def test_kernel_error_on_one_rank_at_a_later_step(world, monkeypatch, case):
+    prepare, run, kernel, nth = KERNEL_CASES[case]
+    if nth == "ring":  # the second visiting block where there is one (the last rank is empty)
+        nth = 2 if world.size > 2 else 1
+    X, y = _data(world)
+    bad = 1 if world.size > 2 else 0  # a rank with rows
+    model = prepare(X, y) if prepare is not None else None
+    injected = _Injected(monkeypatch, kernel, bad, nth, world)
+    # One process raises the kernel's own error (or CollectiveError from a reduction).
+    expected = CollectiveError if world.size > 1 else (MemoryError, CollectiveError)
+    assert_raises_on_all_ranks(world, expected, lambda: run(model, X, y),
+                               match=rf"rank {bad}: injected: {kernel}" if world.size > 1
+                               else "injected")
+    # The kernel ran far enough on the failing rank to be inside the method's later steps.
+    reached = world.allgather(injected.calls)
+    assert_all_ranks(world, reached[bad] >= nth, f"{kernel} called {reached} times")
+    monkeypatch.undo()
+    run(model, X, y)  # every rank continues, in step
+
+
+def test_same_error_on_every_rank_keeps_its_message(world):
+    """An error computed from agreed values is raised as it is, with its traceback."""
+    X, _ = _data(world)
+    n = world.exact_sum(X.shape[0])
+    assert_raises_on_all_ranks(world, ValueError, lambda: KMeans(n + 1).fit(X),
+                               match=rf"^n_samples={n} should be >= n_clusters={n + 1}")
+
+
+# -- 12.4: warnings are recorded on every rank (shown once: see test_failfast.py) ---------------
+def test_warnings_reach_every_rank_that_records_them(world):
+    X, y = _data(world)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LogisticRegression(max_iter=1).fit(X, y)
+    ok = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert_all_ranks(world, ok, f"ConvergenceWarning recorded: {[str(w.message) for w in caught]}")
