@@ -305,6 +305,13 @@ def test_grid_radius_queries_on_cell_boundaries(metric, dtype):
     np.testing.assert_array_equal(
         _neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
         ref.radius_min_label(X, Y, labels, current, eps, metric, p))
+    y_index = rng.permutation(5000)[: len(Y)].astype(np.int64)
+    x_index = y_index[rng.integers(0, len(Y), len(X))]
+    for xi in (None, x_index):  # CSR pairs in candidate order within each query
+        for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric, p, xi),
+                        ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, xi)):
+            assert a.dtype == b.dtype
+            np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
 @given(shards(), st.integers(1, 4))

@@ -259,3 +259,42 @@ def test_warnings_reach_every_rank_that_records_them(world):
         LogisticRegression(max_iter=1).fit(X, y)
     ok = any(issubclass(w.category, ConvergenceWarning) for w in caught)
     assert_all_ranks(world, ok, f"ConvergenceWarning recorded: {[str(w.message) for w in caught]}")
+
+
+# -- 5. overflow: a row near the float64 limit on one rank ---------------------------------------
+OVERFLOW_CASES = {
+    "StandardScaler": lambda X, y: StandardScaler().fit(X),
+    "IncrementalPCA": lambda X, y: IncrementalPCA(2).fit(X),
+    "PCA covariance_eigh": lambda X, y: PCA(2, svd_solver="covariance_eigh").fit(X),
+    "PCA full (TSQR)": lambda X, y: PCA(2, svd_solver="full").fit(X),
+    "EmpiricalCovariance": lambda X, y: EmpiricalCovariance().fit(X),
+    "BasicStatistics": lambda X, y: BasicStatistics().fit(X),
+    "LinearRegression": lambda X, y: LinearRegression().fit(X, X[:, 0] * 0 + y),
+}
+
+
+@pytest.mark.parametrize("case", OVERFLOW_CASES)
+def test_overflow_on_one_rank_is_reported_on_every_rank(world, case):
+    """scikit-learn gives inf/nan with numpy's "overflow encountered" warnings; spmdlearn warns
+    on every rank, naming the reduction and the rank whose rows overflow it (some estimators
+    then raise, from a solver given inf: on every rank alike)."""
+    X, y = _data(world)
+    bad = 0 if world.size < 3 else 1  # a rank with rows
+    if world.rank == bad:
+        X = X.copy()
+        X[0] = 1e308
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(all="ignore"):
+            try:
+                OVERFLOW_CASES[case](X, y.astype(np.float64))
+                raised = None
+            except Exception as exc:  # noqa: BLE001 - compared across ranks below
+                raised = type(exc).__name__
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)
+                and str(w.message).startswith("overflow in ")]
+    ok = any(f"rank {bad} overflow" in m or f"ranks {bad}," in m or "combination" in m
+             for m in messages)
+    assert_all_ranks(world, ok, f"overflow warnings: {messages}")
+    outcomes = world.allgather(raised)
+    assert_all_ranks(world, len(set(outcomes)) == 1, f"the same outcome on every rank: {outcomes}")

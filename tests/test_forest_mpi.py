@@ -118,6 +118,3 @@ def test_forest_errors_are_collective(comm):
         assert_raises_on_all_ranks(comm, ValueError,
                                    lambda: RandomForestClassifier(2).fit(X_local, mixed),
                                    match="differs across ranks")
-    assert_raises_on_all_ranks(comm, NotImplementedError,
-                               lambda: RandomForestClassifier(2).fit(X_local, y_local).to_sklearn(),
-                               match="no public way")

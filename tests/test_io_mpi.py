@@ -88,3 +88,70 @@ def test_shard_is_even_by_count(comm):
     X = np.arange(10)
     lo, hi = row_range(10, comm.rank, comm.size)
     assert_all_ranks(comm, np.array_equal(shard(X), X[lo:hi]), "shard")
+
+
+def _write(comm, path, text):
+    if comm.rank == 0:
+        with open(path, "w") as f:
+            f.write(text)
+    comm.barrier()
+
+
+def test_read_csv_header_read_as_data_hints_header_true(comm, shared_dir):
+    path = os.path.join(shared_dir, "with_header.csv")
+    _write(comm, path, "f0,f1,f2\n" + "".join(f"{i},{i + 1},{i + 2}\n" for i in range(20)))
+    assert_raises_on_all_ranks(
+        comm, ValueError, lambda: read_csv(path),
+        match=r"with_header.csv, line 1, column 1: could not convert 'f0' .*header=True")
+    assert_all_ranks(comm, sum(comm.allgather(len(read_csv(path, header=True)))) == 20, "header=True")
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_read_csv_bad_value_names_file_line_and_column(comm, shared_dir, header):
+    lines = [f"{i}.5,{i},{-i}" for i in range(30)]
+    lines[23] = "23.5,oops,-23"  # file line 24 (25 with the header), column 2
+    lines.insert(10, "")  # a blank line still counts as a line of the file
+    text = ("a,b,c\n" if header else "") + "\n".join(lines) + "\n"
+    path = os.path.join(shared_dir, f"bad{header}.csv")
+    _write(comm, path, text)
+    line = 25 + int(header)
+    name = r" \('b'\)" if header else ""
+    assert_raises_on_all_ranks(
+        comm, ValueError, lambda: read_csv(path, header=header),
+        match=rf"bad{header}.csv, line {line}, column 2{name}: could not convert 'oops'")
+    # The hint about a header is only for the first line.
+    assert_raises_on_all_ranks(comm, ValueError, lambda: read_csv(path, header=header),
+                               match=r"^(?!.*header=True)")
+
+
+def test_read_parquet_bad_value_names_file_row_and_column(comm, shared_dir):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = os.path.join(shared_dir, "bad.parquet")
+    if comm.rank == 0:
+        b = [str(i) for i in range(40)]
+        b[31] = "n/a"
+        pq.write_table(pa.table({"a": np.arange(40.0), "b": b}), path, row_group_size=6)
+    comm.barrier()
+    assert_raises_on_all_ranks(comm, ValueError, lambda: read_parquet(path),
+                               match=r"bad.parquet, row 31 \(0-based, in the file\), column 'b': "
+                                     r"could not convert 'n/a'")
+    assert_all_ranks(comm, read_parquet(path, columns=["a"]).shape[1] == 1, "good column reads")
+
+
+def test_read_parquet_by_row_groups(comm, shared_dir):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    data = np.arange(106, dtype=float).reshape(53, 2)
+    path = os.path.join(shared_dir, "groups.parquet")
+    if comm.rank == 0:
+        pq.write_table(pa.table({"a": data[:, 0], "b": data[:, 1]}), path, row_group_size=5)
+    comm.barrier()
+    local = read_parquet(path, split="row_groups")
+    assert_all_ranks(comm, np.array_equal(allgather_rows(local), data), "every row once, in order")
+    # Whole groups: every rank's first row starts a group (or it has none).
+    assert_all_ranks(comm, len(local) == 0 or local[0, 0] % 10 == 0, "starts on a group boundary")
+    assert_raises_on_all_ranks(comm, ValueError, lambda: read_parquet(path, split="bytes"),
+                               match="split='bytes'")

@@ -106,13 +106,13 @@ def test_neighbors_errors_are_collective(comm):
                                match="not available")
 
 
-def test_to_sklearn_gathers_the_training_rows(comm):
+def test_to_sklearn_after_gather_fit_data(comm):
     X, y, yr, Q = _data(5)
     cuts = random_cuts(len(X), comm.size, 8)
     X_local, y_local, yr_local = local_rows(cuts, comm.rank, X, y, yr)
-    clf = KNeighborsClassifier(5).fit(X_local, y_local).to_sklearn()
-    reg = KNeighborsRegressor(5).fit(X_local, yr_local).to_sklearn()
-    nn = NearestNeighbors(n_neighbors=3).fit(X_local).to_sklearn()
+    clf = KNeighborsClassifier(5).fit(X_local, y_local).gather_fit_data().to_sklearn()
+    reg = KNeighborsRegressor(5).fit(X_local, yr_local).gather_fit_data().to_sklearn()
+    nn = NearestNeighbors(n_neighbors=3).fit(X_local).gather_fit_data().to_sklearn()
     assert_all_ranks(comm, type(clf).__module__.startswith("sklearn."), "a scikit-learn estimator")
     ref = skn.KNeighborsClassifier(5).fit(X, y)
     assert_all_ranks(comm, np.array_equal(clf.predict(Q), ref.predict(Q)), "classifier")

@@ -196,9 +196,12 @@ _PLUSPLUS_ROWS = 1 << 14
 def _sq_block(X, lo, hi, C, x_squared_norms):
     from sklearn.metrics.pairwise import euclidean_distances
 
+    # scikit-learn's k-means++ orientation, euclidean_distances(candidates, X, ...): the terms
+    # -2 c.x + ||c||^2 + ||x||^2 are added in that order, so that candidates whose potentials
+    # are equal up to rounding (duplicated rows, grids) compare as in scikit-learn.
     norms = None if x_squared_norms is None else \
-        np.asarray(x_squared_norms[lo:hi]).reshape(-1, 1)
-    return euclidean_distances(X[lo:hi], C, X_norm_squared=norms, squared=True)
+        np.asarray(x_squared_norms[lo:hi]).reshape(1, -1)
+    return euclidean_distances(C, X[lo:hi], Y_norm_squared=norms, squared=True).T
 
 
 def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):

@@ -4,8 +4,9 @@ One compiled pass over the (query, candidate) pairs of a block pair, each distan
 coordinate differences in float64 (as the reference's ``cdist``, so that ``dist <= eps`` and
 equal distances fall the same way) and reduced at once: inserted into the query's running top-k,
 added to its count, folded into its minimum label, or appended to its CSR row. Queries run in
-parallel; no distance matrix is formed. Radius counts and minimum labels of low-dimensional
-blocks visit only the candidates of the query's and the neighbouring cells of a uniform grid;
+parallel; no distance matrix is formed. Radius counts, minimum labels and pairs of
+low-dimensional blocks visit only the candidates of the query's and the neighbouring cells of a
+uniform grid;
 euclidean top-k merges screen candidates with GEMM tiles. The cosine metric is declined (the
 reference serves it).
 """
@@ -88,23 +89,25 @@ def _knn_merge(X, Y, y_index, best_d, best_i, code, p, x_index, exclude):
 
 
 @njit(parallel=True, cache=True)
-def _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_index, exclude):
-    """Euclidean top-k merge of one tile, screened by the GEMM expansion ``D2``.
+def _knn_screen(X, Y, y_index, S, q0, c0, xn, yn, margin, best_d, best_i, x_index, exclude):
+    """Euclidean top-k merge of one tile, screened by the GEMM expansion
+    ``||x||^2 + ||y||^2 - 2 S`` (``S`` the tile's inner products).
 
     A candidate whose expanded squared distance, less a bound on its rounding error, exceeds the
     query's current k-th squared distance cannot enter; the others get their exact distance from
     coordinate differences, so the result is that of the exact kernel.
     """
-    m, c = D2.shape
+    m, c = S.shape
     k = best_d.shape[1]
     for r in prange(m):
         i = q0 + r
         bd = best_d[i]
         bi = best_i[i]
+        slack = 1.0 - margin
         for t in range(c):
             j = c0 + t
             kth = bd[k - 1]
-            if D2[r, t] - margin * (xn[i] + yn[j]) > kth * kth:
+            if (xn[i] + yn[j]) * slack - 2.0 * S[r, t] > kth * kth:
                 continue
             idx = y_index[j]
             if exclude and idx == x_index[i]:
@@ -121,13 +124,14 @@ def _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_ind
             bi[pos] = idx
 
 
-#: Tile of the euclidean screening GEMM: queries x candidates (a 2 MiB float64 block).
-_TILE_QUERIES, _TILE_CANDIDATES = 256, 1024
+#: Tile of the euclidean screening GEMM: queries x candidates (a 4 MiB float64 block).
+_TILE_QUERIES, _TILE_CANDIDATES = 256, 2048
 
 
 def _knn_merge_euclidean(X, Y, y_index, best_d, best_i, x_index, exclude):
     n_x, d = X.shape
     X64 = X if X.dtype == np.float64 else None
+    Y64 = Y if Y.dtype == np.float64 else None
     xn = np.einsum("ij,ij->i", X, X, dtype=np.float64)
     yn = np.einsum("ij,ij->i", Y, Y, dtype=np.float64)
     # |fl(x.x + y.y - 2 x.y) - exact| <= (d + 2) eps (x.x + y.y), with room for float32 inputs
@@ -137,11 +141,8 @@ def _knn_merge_euclidean(X, Y, y_index, best_d, best_i, x_index, exclude):
         Xq = X[q0:q1] if X64 is not None else X[q0:q1].astype(np.float64)
         for c0 in range(0, Y.shape[0], _TILE_CANDIDATES):
             c1 = min(Y.shape[0], c0 + _TILE_CANDIDATES)
-            D2 = Xq @ np.asarray(Y[c0:c1], np.float64).T
-            D2 *= -2.0
-            D2 += xn[q0:q1, None]
-            D2 += yn[None, c0:c1]
-            _knn_screen(X, Y, y_index, D2, q0, c0, xn, yn, margin, best_d, best_i, x_index,
+            S = Xq @ (Y64[c0:c1].T if Y64 is not None else Y[c0:c1].astype(np.float64).T)
+            _knn_screen(X, Y, y_index, S, q0, c0, xn, yn, margin, best_d, best_i, x_index,
                         exclude)
 
 
@@ -273,6 +274,42 @@ def _grid_min_label(X, Y, labels, eps, code, p, lo, inv_w, extent, keys, order, 
         out[i] = best
 
 
+@njit(parallel=True, cache=True)
+def _grid_pairs(X, Y, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent, keys, order,
+                indptr, counts_only, counts, positions, dists):
+    """Pairs within ``eps`` through the grid: counts (first pass) or the candidates' positions
+    and distances in candidate order (second pass: each query's slot sorted by position)."""
+    d = X.shape[1]
+    n_cells = 3 ** d
+    for i in prange(X.shape[0]):
+        coords = np.empty(d, np.int64)
+        _cell(X, i, lo, inv_w, extent, coords)
+        c = 0
+        base = 0 if counts_only else indptr[i]
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start = np.searchsorted(keys, key, side="left")
+            stop = np.searchsorted(keys, key, side="right")
+            for s in range(start, stop):
+                j = order[s]
+                if exclude and y_index[j] == x_index[i]:
+                    continue
+                dist = _distance(X, i, Y, j, code, p)
+                if dist <= eps:
+                    if not counts_only:
+                        positions[base + c] = j
+                        dists[base + c] = dist
+                    c += 1
+        if counts_only:
+            counts[i] = c
+        elif c > 1:
+            slot = np.argsort(positions[base:base + c])
+            positions[base:base + c] = positions[base:base + c][slot]
+            dists[base:base + c] = dists[base:base + c][slot]
+
+
 def _use_grid(X, Y, eps):
     if X.shape[1] > _GRID_MAX_FEATURES or X.shape[0] * Y.shape[0] < _GRID_MIN_PAIRS:
         return None
@@ -375,8 +412,19 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     xi = np.asarray(x_index, np.int64) if exclude else np.zeros(0, np.int64)
     yi = np.asarray(y_index, np.int64)
     counts = np.zeros(n_x, np.int64)
-    _radius_count_pairs(X, Y, yi, float(eps), code, power, xi, exclude, counts)
     indptr = np.zeros(n_x + 1, np.int64)
+    grid = _use_grid(X, Y, eps)
+    if grid is not None:
+        none_i, none_d = np.zeros(0, np.int64), np.zeros(0)
+        _grid_pairs(X, Y, yi, float(eps), code, power, xi, exclude, *grid, indptr, True, counts,
+                    none_i, none_d)
+        np.cumsum(counts, out=indptr[1:])
+        positions = np.empty(indptr[-1], np.int64)
+        dists = np.empty(indptr[-1])
+        _grid_pairs(X, Y, yi, float(eps), code, power, xi, exclude, *grid, indptr, False, counts,
+                    positions, dists)
+        return indptr, yi[positions], dists
+    _radius_count_pairs(X, Y, yi, float(eps), code, power, xi, exclude, counts)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], np.int64)
     dists = np.empty(indptr[-1])

@@ -13,7 +13,8 @@ from threadpoolctl import threadpool_limits
 
 from .comm import get_comm, relocated_warnings
 
-__all__ = ["SPMDEstimatorMixin", "thread_limit", "collective_method", "canonical_params"]
+__all__ = ["SPMDEstimatorMixin", "GatherFitDataMixin", "thread_limit", "collective_method",
+           "canonical_params"]
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -137,24 +138,115 @@ class SPMDEstimatorMixin:
         return get_comm()
 
     def to_sklearn(self):
-        """The equivalent fitted scikit-learn estimator, for serving without MPI (not collective).
+        """The equivalent fitted scikit-learn estimator, for serving without MPI.
+
+        Not collective: any rank may call it alone (``if rank == 0: model.to_sklearn()``).
+        Models whose state is spread over the ranks' rows (neighbours, DBSCAN) first need the
+        collective ``gather_fit_data()`` on every rank; without it they raise on this rank.
 
         Returns
         -------
         estimator : scikit-learn estimator
-            Same parameters, same fitted attributes (NumPy arrays, identical on every rank).
+            Same parameters, same fitted attributes (NumPy arrays, identical on every rank),
+            ``n_features_in_`` and ``feature_names_in_`` included.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` (or ``finalize_fit``).
         """
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
+        est = self._to_sklearn()
+        for name in ("n_features_in_", "feature_names_in_"):
+            if name in self.__dict__:
+                setattr(est, name, self.__dict__[name])
+        return est
+
+    def _to_sklearn(self):
+        """Build the scikit-learn estimator (local); subclasses override what differs."""
         sk_class = type(self)._sklearn_class
         params = sk_class().get_params(deep=False)
         mine = self.get_params(deep=False)
         est = sk_class(**{k: mine[k] for k in params if k in mine})
-        for name in self._fitted_attributes + ("n_features_in_", "feature_names_in_"):
+        for name in self._fitted_attributes:
             if hasattr(self, name):
                 setattr(est, name, getattr(self, name))
         return est
+
+
+class GatherFitDataMixin:
+    """For models whose fitted state is spread over the ranks' rows (neighbours, DBSCAN).
+
+    :meth:`gather_fit_data` is the one collective step: it gathers every rank's share of the
+    fitted state (training rows and targets, or per-row labels) so that ``to_sklearn()`` can
+    then run on any rank alone. Subclasses define ``_local_fit_data(start)``: this rank's
+    share as a dict of arrays whose first axis is its rows (indices made global with
+    ``start``, this rank's first global row index), and ``_n_local_rows()``.
+    """
+
+    def gather_fit_data(self, root=None):
+        """Collective: gather every rank's share of the fitted state; every rank calls it.
+
+        Afterwards ``to_sklearn()`` is local (on every rank, or on ``root`` only). Memory: the
+        receiving ranks hold the state of all ranks' rows (the training rows, for neighbours).
+
+        Parameters
+        ----------
+        root : int, default=None
+            The rank that receives the data; None: every rank.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        NotFittedError
+            On every rank, before ``fit``.
+        ValueError
+            On every rank, if ``root`` is not a rank of the communicator.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        comm = self._comm()
+
+        def check():
+            check_is_fitted(self)
+            if root is not None and not (isinstance(root, int) and 0 <= root < comm.size):
+                raise ValueError(f"root={root!r} should be None or a rank in [0, {comm.size})")
+
+        comm.agree(check)
+        start, _ = comm.offsets(self._n_local_rows())
+        gathered = {}
+        for name, local in self._local_fit_data(start).items():
+            local = np.ascontiguousarray(local)
+            gathered[name] = comm.allgather_rows(local) if root is None else \
+                comm.gather_rows(local, root=root)
+        self._gathered_fit_data = gathered if root is None or comm.rank == root else root
+        return self
+
+    def _fit_data(self):
+        """All ranks' share of the fitted state, for ``to_sklearn()`` (local, never collective)."""
+        gathered = self.__dict__.get("_gathered_fit_data")
+        if isinstance(gathered, dict):
+            return gathered
+        name = type(self).__name__
+        if gathered is not None:
+            raise RuntimeError(f"{name}.to_sklearn(): gather_fit_data(root={gathered}) gave "
+                               f"every rank's fitted data to rank {gathered} only; call "
+                               "to_sklearn() there, or gather_fit_data() with root=None")
+        n_local = self._n_local_rows()
+        if n_local == self._n_total_rows():  # this rank holds every row: nothing to gather
+            return self._local_fit_data(0)
+        raise RuntimeError(f"{name}.to_sklearn() needs the fitted data of every rank (this rank "
+                           f"holds {n_local} of {self._n_total_rows()} rows): call "
+                           f"gather_fit_data() on every rank first (it is collective); "
+                           f"to_sklearn() is then local and may run on one rank alone")
+
+    def _clear_gathered(self):
+        self.__dict__.pop("_gathered_fit_data", None)
 
 
 def thread_limit(n_jobs):

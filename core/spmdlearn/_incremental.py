@@ -10,11 +10,11 @@ and the pickled state is this rank's partial.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import validate_data
 
 from ._array_api import is_foreign_array, numpy_dtype, take_rows
-from ._validation import (_check_consistent_rows, _check_foreign, _check_sample_weight, check_X, check_y,
-                          count_nonzero, validate_params)
+from ._validation import (_check_consistent_rows, _check_foreign, _check_sample_weight, check_X,
+                          check_feature_names_agree, check_y, count_nonzero, validate_params)
 from .comm import get_comm
 
 __all__ = ["IncrementalMixin", "UnweightedComomentBatches"]
@@ -111,23 +111,28 @@ class IncrementalMixin:
 
         def summary():
             validate_params(self)
+            names = self.__dict__.get("feature_names_in_") if has else None
             return (has, getattr(self, "n_features_in_", None) if has else None,
                     self._dtype.str if has else None,
                     (self._y_ndim, self._n_targets) if has and self._requires_y else None,
-                    self.__dict__.get("_nonzero_weights", 0))
+                    self.__dict__.get("_nonzero_weights", 0),
+                    None if names is None else tuple(str(n) for n in names))
 
         _, summaries = comm.agree(summary, summarize=lambda s: s)
         seen = [s for s in summaries if s[0]]
         if not seen:
             raise ValueError(f"{type(self).__name__}.finalize_fit: no rank called partial_fit "
                              f"(summed over {comm.size} ranks): nothing to fit")
+        # Ranks without batches take no part in the names; the others must agree on them.
+        check_feature_names_agree([s[5] for s in seen], len(seen),
+                                  ranks=[r for r, s in enumerate(summaries) if s[0]])
         for index, what in ((1, "n_features"), (2, "dtype"), (3, "y (ndim, n_targets)")):
             values = {s[index] for s in seen}
             if len(values) > 1:
                 detail = ", ".join(f"rank {r}: {s[index]}" for r, s in enumerate(summaries) if s[0])
                 raise ValueError(f"{what} differs across ranks ({detail}); every rank must pass "
                                  "batches of the same shape and type")
-        _, n_features, dtype, targets, _ = seen[0]
+        _, n_features, dtype, targets, _, names = seen[0]
         dtype = np.dtype(dtype)
         n_targets = targets[1] if targets else 0
         local = self._partial if has else self._identity(n_features, n_targets)
@@ -140,6 +145,8 @@ class IncrementalMixin:
                              f"over {comm.size} ranks).")
         if not has:
             self.n_features_in_ = n_features
+            if names is not None:
+                self.feature_names_in_ = np.asarray(names, dtype=object)
         self._finalize(partial, n_features, targets[0] if targets else None, dtype)
         return self
 
@@ -163,10 +170,13 @@ class IncrementalMixin:
         self._clear_model()
 
         def batches():
-            # Batches are views of the validated rows (each batch is checked again, cheaply:
-            # no conversion is left to do); the finiteness check runs once per batch.
-            Xv = _check_foreign(X, self) if is_foreign_array(X) else check_array(
-                X, dtype=[np.float64, np.float32], ensure_min_samples=0, ensure_all_finite=False)
+            # validate_data records the DataFrame's column names (as scikit-learn's fit does);
+            # the batches below are NumPy slices, so the names are put back after them. An
+            # array-API array keeps its type (no names); finiteness is checked per batch.
+            Xv = _check_foreign(X, self) if is_foreign_array(X) else validate_data(
+                self, X, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=0,
+                ensure_all_finite=False)
+            names = self.__dict__.get("feature_names_in_")
             w = _check_sample_weight(sample_weight, Xv, non_negative=not self._weights_scale_rows)
             yv = None if y is None else (y if is_foreign_array(y) else np.asarray(y))
             if yv is not None:
@@ -178,6 +188,8 @@ class IncrementalMixin:
                 IncrementalMixin.partial_fit(self, take_rows(Xv, lo, hi),
                                              None if yv is None else take_rows(yv, lo, hi),
                                              None if w is None else take_rows(w, lo, hi))
+            if names is not None:
+                self.feature_names_in_ = names
 
         comm.agree(batches)  # the batches are local; their errors are agreed before finalize
         return self.finalize_fit()

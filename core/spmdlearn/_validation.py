@@ -25,7 +25,7 @@ from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
-           "check_X", "check_y", "count_nonzero"]
+           "check_X", "check_y", "count_nonzero", "check_feature_names_agree"]
 
 
 # -- parameter constraints (data, checked once per fit) ------------------------------------------
@@ -301,16 +301,56 @@ def _check_sample_weight(sample_weight, X, non_negative):
 
 
 def _summary(checked):
-    X, y, sw, _ = checked
+    X, y, sw, _, names = checked
     return (int(X.shape[0]), int(X.shape[1]), numpy_dtype(X.dtype).str,
             None if y is None else (y.ndim, 1 if y.ndim == 1 else int(y.shape[1]),
                                     numpy_dtype(y.dtype).kind),
-            int(X.shape[0] if sw is None else count_nonzero(sw)))
+            int(X.shape[0] if sw is None else count_nonzero(sw)),
+            None if names is None else tuple(str(n) for n in names))
+
+
+def _show_names(names, limit=6) -> str:
+    if names is None:
+        return "no column names"
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return f"[{shown}{', ...' if len(names) > limit else ''}]"
+
+
+def check_feature_names_agree(names, comm_size: int, ranks=None) -> None:
+    """Raise ValueError unless every rank passed the same column names, in the same order.
+
+    ``names[r]`` is rank r's tuple of column names (None: no names, e.g. a NumPy array). An
+    empty rank's DataFrame still carries its columns, so it takes part like any other rank.
+    ``ranks`` names the rank of each entry when ``names`` covers only some ranks.
+    Names on some ranks and none on others, different names, or the same names in another
+    order (a permuted DataFrame would be fitted as if aligned) are all errors.
+    """
+    if comm_size == 1 or len(set(names)) <= 1:
+        return
+    groups: dict = {}
+    for rank, value in zip(range(len(names)) if ranks is None else ranks, names):
+        groups.setdefault(value, []).append(rank)
+
+    def ranks(rs):
+        return ("rank " if len(rs) == 1 else "ranks ") + ", ".join(str(r) for r in rs)
+
+    detail = "; ".join(f"{ranks(rs)}: {_show_names(v)}" for v, rs in groups.items())
+    named = [v for v in groups if v is not None]
+    if None in groups:
+        what = "column names are given on some ranks and not on others"
+    elif len({frozenset(v) for v in named}) == 1:
+        what = "the same columns come in a different order on some ranks"
+    else:
+        what = "column names differ across ranks"
+    raise ValueError(f"feature names must agree across ranks: {what} ({detail}). Every rank "
+                     "must pass the same columns in the same order (a DataFrame with the same "
+                     "column names everywhere, or arrays without names everywhere)")
 
 
 def _cross_rank_checks(summaries, comm: Comm, min_samples: int, estimator) -> int:
     """Checks on every rank's summary; every rank runs them on the same list, so all raise alike."""
     if comm.size > 1:
+        check_feature_names_agree([s[5] for s in summaries], comm.size)
         for index, what in ((1, "n_features"), (2, "dtype"), (3, "y (ndim, n_targets, kind)")):
             values = [s[index] for s in summaries]
             if index == 3:
@@ -337,7 +377,9 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
                  allow_all_zero_weight=False, extra_check=None) -> Shard:
     """Collective: validate parameters and this rank's shard for ``fit``, agree across ranks.
 
-    Sets ``n_features_in_`` (and ``feature_names_in_``) through scikit-learn's ``validate_data``.
+    Sets ``n_features_in_`` (and ``feature_names_in_``) through scikit-learn's ``validate_data``;
+    the column names are part of the agreement (:func:`check_feature_names_agree`), so
+    ``feature_names_in_`` is the same on every rank or every rank raises.
     ``extra_check(estimator, X, y)``, if given, runs on every rank inside the agreement.
     """
 
@@ -352,9 +394,9 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
         sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
         if extra_check is not None:
             extra_check(estimator, Xv, yv)
-        return Xv, yv, sw, backend
+        return Xv, yv, sw, backend, getattr(estimator, "feature_names_in_", None)
 
-    (Xv, yv, sw, backend), summaries = comm.agree(check, summarize=_summary)
+    (Xv, yv, sw, backend, _), summaries = comm.agree(check, summarize=_summary)
     total = _cross_rank_checks(summaries, comm, min_samples, estimator)
     if not allow_all_zero_weight and total and sum(s[4] for s in summaries) == 0:
         raise ValueError("Sample weights must contain at least one non-zero number (summed over "
@@ -363,20 +405,26 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 
 
 def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
-                     multi_output=True, attributes=None) -> Shard:
-    """Collective: check fitted state and this rank's shard for predict/transform/score; agree."""
+                     multi_output=True, attributes=None, training_rows=False) -> Shard:
+    """Collective: check fitted state and this rank's shard for predict/transform/score; agree.
+
+    The column names of a DataFrame are checked against ``feature_names_in_`` as scikit-learn
+    does (an error for other names or another order, a warning for names on one side only).
+    ``training_rows=True`` says that ``X`` is the estimator's own validated training rows
+    (a query with ``X=None``): they are not checked against the names again.
+    """
 
     refuse_sklearn_model_selection(comm)
 
     def check():
         check_is_fitted(estimator, attributes)
-        Xv = check_X(estimator, X, reset=False)
+        Xv = X if training_rows else check_X(estimator, X, reset=False)
         backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, True, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative=False)
-        return Xv, yv, sw, backend
+        return Xv, yv, sw, backend, None
 
-    (Xv, yv, sw, backend), summaries = comm.agree(check, summarize=_summary)
+    (Xv, yv, sw, backend, _), summaries = comm.agree(check, summarize=_summary)
     if comm.size > 1 and requires_y:
         targets = {s[3][:2] for s in summaries}
         if len(targets) > 1:

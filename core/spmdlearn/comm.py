@@ -410,7 +410,7 @@ class Comm:
 
         Memory: the result holds all ranks' rows on every rank.
         """
-        local = np.ascontiguousarray(local)
+        local, _ = self._row_layout(local)  # an empty rank takes the others' layout
         self._checked("allgather_rows", local, rows_free=True)
         return self._allgather_rows(local)
 
@@ -423,9 +423,32 @@ class Comm:
         self.mpi.Allgatherv(local, [out, sizes, displs, _mpi_type(local.dtype)])
         return out
 
+    def _row_layout(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Agree on the layout of an array of rows: ``(local, row counts of every rank)``.
+
+        A rank with zero rows may have built its empty array with another dtype or trailing
+        shape than the ranks with rows (``np.zeros((0, 1))`` for float32 rows of width 3); the
+        buffers would then be read with the wrong layout. The ranks with rows decide: an empty
+        rank takes their dtype and trailing shape. Ranks with rows that disagree raise a
+        ValueError on every rank.
+        """
+        local = np.ascontiguousarray(local)
+        layouts = self.allgather((int(local.shape[0]), local.dtype.str, local.shape[1:]))
+        counts = np.array([n for n, _, _ in layouts], dtype=np.int64)
+        with_rows = {(dtype, shape) for n, dtype, shape in layouts if n}
+        if len(with_rows) > 1:
+            detail = "; ".join(f"rank {r}: {n} rows of {np.dtype(d)} x {s}"
+                               for r, (n, d, s) in enumerate(layouts) if n)
+            raise ValueError(f"ranks hold rows of different dtypes or widths: {detail}")
+        if with_rows and local.shape[0] == 0:
+            dtype, shape = with_rows.pop()
+            if (np.dtype(dtype), shape) != (local.dtype, local.shape[1:]):
+                local = np.empty((0,) + tuple(shape), dtype=np.dtype(dtype))
+        return local, counts
+
     def gather_rows(self, local: np.ndarray, root: int = 0):
         """Every rank's rows in rank order on ``root`` (``Gatherv``); None on the other ranks."""
-        local = np.ascontiguousarray(local)
+        local, _ = self._row_layout(local)  # an empty rank takes the others' layout
         self._checked("gather_rows", local, rows_free=True, extra=(root,))
         counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
         if self.rank != root:
@@ -457,7 +480,12 @@ class Comm:
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
         self._checked("sum_identical", local)
-        return self._allgather_array(local).sum(axis=0)
+        gathered = self._allgather_array(local)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = gathered.sum(axis=0)
+        if not np.isfinite(total).all() and np.isfinite(gathered).any():
+            _warn_overflow_sum(total, gathered)
+        return total
 
     def fetch_rows(self, X_local: np.ndarray, ids, start: int) -> np.ndarray:
         """The rows with global indices ``ids`` (same on every rank), from the ranks that own them.
@@ -518,6 +546,7 @@ class Comm:
         Yields ``(source_rank, arrays)``. Each step begins with a status exchange, so that an
         error on one rank while it works on a block reaches every rank.
         """
+        blocks = tuple(self._row_layout(b)[0] for b in blocks)  # an empty rank: others' layout
         self._checked("ring", *blocks, rows_free=True)
         counts = self._allgather_array(np.array([blocks[0].shape[0]], dtype=np.int64))[:, 0]
         current = tuple(np.ascontiguousarray(b) for b in blocks)
@@ -567,7 +596,9 @@ class Comm:
         self._checked("reduce_partials", flat)
         gathered = self._allgather_array(flat)
         parts = [unpack_partial(row, template) for row in gathered]
-        return tree_fold(parts, combine)
+        result = tree_fold(parts, combine)
+        _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
+        return result
 
     # -- collective errors ------------------------------------------------------------------
     def agree(self, check: Callable, *args, summarize: Callable | None = None, **kwargs):
@@ -660,6 +691,51 @@ class Comm:
     def split(self, color: int, key: int = 0) -> "Comm":
         self._enter("split")
         return Comm(self.mpi.Split(color, key))
+
+
+def _fields(partial, prefix=""):
+    for name, value in zip(getattr(partial, "_fields", range(len(partial))), partial):
+        if isinstance(value, tuple):
+            yield from _fields(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", np.asarray(value, dtype=np.float64)
+
+
+def _warn_overflow(result, parts, reduction: str) -> None:
+    """Warn (the same on every rank) when a reduction's global partial is not finite.
+
+    Input is checked finite before any reduction, so a non-finite field means that values near
+    the float64 limit overflowed it: on the ranks whose own partial is not finite there, or in
+    the combination of finite per-rank partials. Identity values of empty shards (the
+    infinities of a min/max) do not count: only fields not finite in the global result.
+    """
+    try:
+        fields = list(_fields(result))
+    except TypeError:  # not a NamedTuple of arrays
+        return
+    bad = [(name, value) for name, value in fields if not np.isfinite(value).all()]
+    if not bad:
+        return
+    per_rank = [dict(_fields(p)) for p in parts]
+    names = ", ".join(name for name, _ in bad)
+    ranks = sorted({r for r, p in enumerate(per_rank) for name, _ in bad
+                    if not np.isfinite(p[name]).all()})
+    where = (f"the partials of {_ranks(ranks)} overflow" if ranks else
+             "the combination of the ranks' finite partials overflows")
+    warnings_module.warn(
+        f"overflow in the reduction {reduction} over {len(parts)} rank(s): {names} not finite "
+        f"({where}; the input has values near the float64 limit); the results that depend on "
+        "it are inf or nan, as scikit-learn's are on the same rows", RuntimeWarning, stacklevel=3)
+
+
+def _warn_overflow_sum(total, gathered) -> None:
+    ranks = [r for r in range(gathered.shape[0]) if not np.isfinite(gathered[r]).all()]
+    where = (f"the values of {_ranks(ranks)} overflow" if ranks else
+             "the sum of the ranks' finite values overflows")
+    warnings_module.warn(
+        f"overflow in a sum over {gathered.shape[0]} rank(s): {where} (the input has values "
+        "near the float64 limit); the results that depend on it are inf or nan",
+        RuntimeWarning, stacklevel=3)
 
 
 def _mark(exc: BaseException, comm: Comm, ranks) -> BaseException:

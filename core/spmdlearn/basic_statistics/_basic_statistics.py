@@ -91,12 +91,19 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
             setattr(self, name + "_", value.astype(dtype, copy=False))
 
     def to_sklearn(self):
-        """Not available: scikit-learn has no BasicStatistics estimator.
+        """Not available: scikit-learn has no BasicStatistics estimator (not collective).
 
         The fitted attributes are plain NumPy arrays, identical on every rank, and need no MPI.
+
+        Raises
+        ------
+        NotImplementedError
+            Always, on the calling rank only.
         """
-        raise NotImplementedError("scikit-learn has no equivalent of BasicStatistics; its fitted "
-                                  "attributes are plain NumPy arrays that need no MPI")
+        raise NotImplementedError(f"{type(self).__name__}.to_sklearn(): scikit-learn has no "
+                                  "equivalent of BasicStatistics (it is scikit-learn-intelex's); its "
+                                  "fitted attributes (mean, variance, ...) are plain NumPy "
+                                  "arrays, identical on every rank, that need no MPI to use")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

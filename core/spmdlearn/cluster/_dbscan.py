@@ -12,7 +12,7 @@ from sklearn.cluster import DBSCAN as _SkDBSCAN
 
 from .._array_api import like, to_host
 from .._backends import call_kernel
-from .._base import SPMDEstimatorMixin, thread_limit
+from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
 from ..patterns import LABEL_PROPAGATION, row_block
 from ..reference._neighbors import METRICS
@@ -25,7 +25,7 @@ def _slices(n, size):
         yield slice(lo, min(n, lo + size))
 
 
-class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
+class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
     """Density-based clustering of the rows of all ranks.
 
     ``labels_`` are scikit-learn's on the gathered rows, numbering included: clusters are
@@ -91,6 +91,11 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
     ``radius_neighbors_csr``, ``radius_min_label``), one call per block. Memory per rank: its
     rows, one visiting block and one kernel block (``spmdlearn.patterns.BLOCK_BYTES``); never the
     rows of all ranks, nor all of its core-core pairs at once.
+
+    Serving: ``gather_fit_data()`` (collective) gathers every rank's ``labels_``,
+    ``core_sample_indices_`` (made global) and ``components_``; ``to_sklearn()`` is then local
+    and returns scikit-learn's DBSCAN as fitted on the gathered rows. Without it,
+    ``to_sklearn()`` raises on the calling rank (unless that rank holds every row).
     """
 
     _sklearn_class = _SkDBSCAN
@@ -137,6 +142,7 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
         self : DBSCAN
         """
         comm = self._comm()
+        self._clear_gathered()
         shard = validate_fit(self, comm, X, sample_weight=sample_weight, non_negative_weight=False,
                              extra_check=lambda est, X, y: est._metric())
         if self.min_samples > shard.n_samples:
@@ -198,6 +204,7 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
         labels[core_idx] = np.searchsorted(cluster_ids, comp_label[component])
         border = ~core & (best < big)
         labels[border] = np.searchsorted(cluster_ids, best[border])
+        self._n_samples_total = n_total
         self.labels_ = like(labels, shard.X)
         self.core_sample_indices_ = core_idx.astype(np.intp)
         self.components_ = X[core_idx].copy() if m else np.empty((0, X.shape[1]), dtype=X.dtype)
@@ -207,8 +214,22 @@ class DBSCAN(SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
         """Collective: fit, then this rank's labels."""
         return self.fit(X, sample_weight=sample_weight).labels_
 
-    def to_sklearn(self):
-        """Not available: scikit-learn's DBSCAN keeps only per-row results, which stay on their ranks."""
-        raise NotImplementedError("DBSCAN's fitted state is per row (labels_, components_), "
-                                  "held by each rank for its rows; there is no global model to "
-                                  "serve")
+    def _n_local_rows(self):
+        return self.labels_.shape[0]
+
+    def _n_total_rows(self):
+        return self._n_samples_total
+
+    def _local_fit_data(self, start):
+        return {"labels_": self.labels_,
+                "core_sample_indices_": (self.core_sample_indices_ + start).astype(np.intp),
+                "components_": self.components_}
+
+    def _to_sklearn(self):
+        """scikit-learn's DBSCAN holding every rank's labels, core samples (global row indices)
+        and components, as if fitted on the gathered rows (after ``gather_fit_data()``)."""
+        est = _SkDBSCAN(**{k: v for k, v in self.get_params().items()
+                           if k in _SkDBSCAN().get_params()})
+        for name, value in self._fit_data().items():
+            setattr(est, name, value)
+        return est

@@ -19,7 +19,7 @@ from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..collective import allreduce
 from ..patterns import row_block
-from ..reference._kmeans import LLOYD, farthest_rows
+from ..reference._kmeans import LLOYD, assigned_sq_distances, relocation_rows
 from ..reference._moments import MOMENTS
 
 
@@ -110,20 +110,26 @@ def _is_same_clustering(comm, labels1, labels2, n_clusters):
 
 
 def _relocate_empty_clusters(data: _Data, centers_old, sums, weights, labels):
-    """Give each empty cluster one of the rows farthest from their centers, chosen globally.
+    """scikit-learn's relocation of empty clusters (``_relocate_empty_clusters_dense``), globally.
 
-    scikit-learn's rule (``_relocate_empty_clusters_dense``): the ``n_empty`` rows farthest from
-    their assigned centers, by decreasing distance (ties: lower global index), each moved to an
-    empty cluster, its weighted row taken from its old cluster's sums.
+    The distances of all ranks' rows to their assigned centers are gathered on rank 0, which
+    applies scikit-learn's rule to them (:func:`~spmdlearn.reference.relocation_rows`): the
+    ``n_empty`` farthest rows in the order of ``np.argpartition``, so that equal distances fall
+    exactly as on the gathered data, and no relocation when every row sits on its center. The
+    chosen global indices are broadcast; each chosen row leaves its old cluster's sums for an
+    empty cluster. This is the one step whose memory is O(all rows), on rank 0 only and only
+    while a cluster is empty: NumPy's introselect places ties by the positions of all values,
+    so no smaller summary reproduces its choice.
     """
     comm = data.comm
     empty = np.flatnonzero(weights == 0)
     n_empty = len(empty)
-    dist, ids = farthest_rows(data.X, centers_old, labels, n_empty, data.start)
-    dist = comm.allgather_rows(dist)
-    ids = comm.allgather_rows(ids)
-    order = np.lexsort((ids, -dist))[:n_empty]
-    chosen = ids[order]
+    distances = comm.gather_rows(assigned_sq_distances(data.X, centers_old, labels), root=0)
+    chosen = relocation_rows(distances, n_empty) if comm.rank == 0 else None
+    chosen = comm.bcast(None if chosen is None else [int(g) for g in chosen], root=0)
+    if chosen is None:
+        return
+    chosen = np.asarray(chosen, dtype=np.int64)
     rows = comm.fetch_rows(data.X, chosen, data.start).astype(np.float64)
     mine = (chosen >= data.start) & (chosen < data.start + len(labels))
     info = np.zeros((n_empty, 2))  # (weight, old label) of each chosen row, from its owner
@@ -135,7 +141,20 @@ def _relocate_empty_clusters(data: _Data, centers_old, sums, weights, labels):
         sums[new_id] = row * weight
         weights[new_id] = weight
         weights[int(old_id)] -= weight
-    return chosen, empty
+
+
+def _average_centers(sums, weights):
+    """scikit-learn's ``_average_centers``: ``sums / weights``; an empty cluster (possible only
+    when every row sits on its center) takes the row of the heaviest cluster as it stands at
+    that point of the loop (not yet divided when the heaviest cluster comes later)."""
+    centers = sums.copy()
+    heaviest = int(np.argmax(weights))
+    for j in range(len(weights)):
+        if weights[j] > 0:
+            centers[j] *= 1.0 / weights[j]
+        else:
+            centers[j] = centers[heaviest]
+    return centers
 
 
 def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
@@ -154,16 +173,15 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
         sums, weights = p.sums.copy(), p.weights.copy()
         if np.any(weights == 0):
             _relocate_empty_clusters(data, centers, sums, weights, new_labels)
-        with np.errstate(divide="ignore"):
-            alpha = np.where(weights > 0, 1.0 / np.where(weights > 0, weights, 1.0), 1.0)
-        centers_new = sums * alpha[:, None]
+        centers_new = _average_centers(sums, weights)
         shift = np.sqrt(((centers_new - centers) ** 2).sum(axis=1))
         if verbose and comm.rank == 0:
-            print(f"Iteration {i}, inertia {p.inertia}, center shift {(shift ** 2).sum()}.")
+            print(f"Iteration {i}, inertia {p.inertia}, center shift {(shift ** 2).sum()}.",
+                  flush=True)
         centers = centers_new
         if p.n_changed == 0:
             if verbose and comm.rank == 0:
-                print(f"Converged at iteration {i}: strict convergence.")
+                print(f"Converged at iteration {i}: strict convergence.", flush=True)
             strict = True
             labels = new_labels
             break
@@ -171,7 +189,8 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
         labels = new_labels
         if shift_tot <= tol:
             if verbose and comm.rank == 0:
-                print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance {tol}.")
+                print(f"Converged at iteration {i}: center shift {shift_tot} within tolerance "
+                      f"{tol}.", flush=True)
             break
     if not strict:
         # Re-run the E-step so that the labels match the final centers; the step returns the
@@ -413,7 +432,7 @@ default="k-means++"
             local = float(np.asarray(w, np.float64) @ sq) if len(sq) else 0.0
         return -float(comm.sum_identical([local])[0])
 
-    def to_sklearn(self):
-        est = super().to_sklearn()
+    def _to_sklearn(self):
+        est = super()._to_sklearn()
         est._n_threads = 1
         return est

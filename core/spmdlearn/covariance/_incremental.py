@@ -46,7 +46,7 @@ class IncrementalEmpiricalCovariance(UnweightedComomentBatches, EmpiricalCovaria
     def _finalize(self, partial, n_features, y_ndim, dtype):
         self._set_model(partial, dtype)
 
-    def to_sklearn(self):
+    def _to_sklearn(self):
         from sklearn.covariance import EmpiricalCovariance as SkEmpiricalCovariance
 
         est = SkEmpiricalCovariance(store_precision=self.store_precision,

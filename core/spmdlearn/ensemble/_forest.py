@@ -34,6 +34,7 @@ class Tree(NamedTuple):
     right: np.ndarray  #: (n_nodes,)
     value: np.ndarray  #: (n_nodes, n_values) class weights, or [mean]
     importance: np.ndarray  #: (n_features,) weighted impurity decrease per feature
+    n_node_samples: np.ndarray | None = None  #: (n_nodes,) distinct training rows per node
 
 
 def _sample_rows(comm, X, start, n_total, seed):
@@ -55,6 +56,7 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
     """
     max_depth = params["max_depth"] or np.iinfo(np.int32).max
     feature, threshold, left, right, value, importance = [], [], [], [], [], np.zeros(n_features)
+    n_rows = []
 
     def add_node(total):
         feature.append(-1)
@@ -62,6 +64,7 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
         left.append(-1)
         right.append(-1)
         value.append(total[:-1])
+        n_rows.append(total[-1])
         return len(feature) - 1
 
     def histograms(node_pos, n_nodes):
@@ -138,7 +141,7 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
         depth += 1
     return Tree(np.asarray(feature, np.int64), np.asarray(threshold, np.float64),
                 np.asarray(left, np.int64), np.asarray(right, np.int64),
-                np.asarray(value, np.float64), importance)
+                np.asarray(value, np.float64), importance, np.asarray(n_rows, np.int64))
 
 
 class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
@@ -197,14 +200,16 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             lam = self.max_samples / n_total
         else:
             lam = float(self.max_samples)
-        my_trees = [t for t in range(self.n_estimators)
-                    if not local_mode or t % comm.size == comm.rank]
+        my_trees = list(range(self.n_estimators))
+        if local_mode:
+            owners = _tree_owners(comm, shard)
+            my_trees = [t for t in my_trees if owners[t % len(owners)] == comm.rank]
         trees = []
         gidx = np.arange(start, start + X.shape[0], dtype=np.int64)
         with thread_limit(self.n_jobs):
             for t in my_trees:
                 if self.verbose and comm.rank == 0:
-                    print(f"building tree {t + 1} of {self.n_estimators}")
+                    print(f"building tree {t + 1} of {self.n_estimators}", flush=True)
                 tree_seed = seed + 7919 * (t + 1)
                 if self.bootstrap:
                     counts = call_kernel("bootstrap_counts", shard.backend, row_index=gidx,
@@ -245,14 +250,24 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             out.append(tree.value[leaves])
         return out
 
-    def to_sklearn(self):
-        """Not available: spmdlearn's histogram trees have no exact scikit-learn export."""
-        raise NotImplementedError("spmdlearn's forests are histogram trees grown from all ranks' "
-                                  "rows; scikit-learn has no public way to build its tree "
-                                  "objects from them. The fitted forest predicts without MPI "
-                                  "when used with COMM_SELF (spmdlearn.config_context).")
+    def _to_sklearn(self):
+        """scikit-learn's forest holding these trees (see :mod:`spmdlearn.ensemble._export`)."""
+        from ._export import forest_to_sklearn
+
+        return forest_to_sklearn(self)
 
 
+def _tree_owners(comm, shard):
+    """local_trees_mode: the ranks that grow trees, in rank order (tree t goes to owners[t % n]).
+
+    Only ranks that hold rows of positive total weight: a rank with no rows (or only zero
+    weights) would grow a tree of empty leaves, whose zero probabilities and zero predictions
+    would pull the forest's average down. At least one rank qualifies (fit checks the total).
+    """
+    n = shard.X.shape[0]
+    weight = n if shard.sample_weight is None else float(np.sum(shard.sample_weight))
+    flags = comm.allgather(bool(n > 0 and weight > 0))
+    return [r for r, ok in enumerate(flags) if ok]
 
 
 def _gather_trees(comm, trees, mine, n_estimators, n_values, n_features):
@@ -260,10 +275,10 @@ def _gather_trees(comm, trees, mine, n_estimators, n_values, n_features):
     rows, lengths = [], []
     for tree in trees:
         block = np.column_stack([tree.feature, tree.threshold, tree.left, tree.right,
-                                 tree.value.reshape(len(tree.feature), -1)])
+                                 tree.n_node_samples, tree.value.reshape(len(tree.feature), -1)])
         rows.append(block)
         lengths.append(len(block))
-    flat = np.concatenate(rows) if rows else np.zeros((0, 4 + n_values))
+    flat = np.concatenate(rows) if rows else np.zeros((0, 5 + n_values))
     imp = np.array([t.importance for t in trees]) if trees else np.zeros((0, n_features))
     all_rows = comm.allgather_rows(np.ascontiguousarray(flat))
     all_lengths = comm.allgather_rows(np.asarray(lengths, np.int64))
@@ -275,7 +290,8 @@ def _gather_trees(comm, trees, mine, n_estimators, n_values, n_features):
         block = all_rows[offset: offset + n]
         offset += n
         out[int(t)] = Tree(block[:, 0].astype(np.int64), block[:, 1], block[:, 2].astype(np.int64),
-                           block[:, 3].astype(np.int64), block[:, 4:], all_imp[k])
+                           block[:, 3].astype(np.int64), block[:, 5:], all_imp[k],
+                           block[:, 4].astype(np.int64))
     return out
 
 

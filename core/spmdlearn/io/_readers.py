@@ -94,18 +94,18 @@ def read_csv(path, *, delimiter=",", header=False, dtype=np.float64, usecols=Non
     def scan():
         size = os.path.getsize(path)
         lo, hi = row_range(size, comm.rank, comm.size)
-        n_names = None
+        names = None
         with open(path, "rb") as f:
             starts = _line_starts(f, lo, hi)
             if header and comm.rank == 0 and starts and starts[0] == 0:
                 starts = starts[1:]
                 f.seek(0)
-                names = f.readline().decode().strip().split(delimiter)
-                n_names = len(names) if usecols is None else len(usecols)
-        return np.asarray(starts, dtype=np.int64), size, n_names
+                names = [n.strip() for n in f.readline().decode().strip().split(delimiter)]
+        return np.asarray(starts, dtype=np.int64), size, names
 
-    starts, size, header_width = comm.agree(scan)
-    n_names = comm.bcast(header_width if comm.rank == 0 else None)
+    starts, size, header_names = comm.agree(scan)
+    names = comm.bcast(header_names if comm.rank == 0 else None)
+    n_names = None if names is None else (len(names) if usecols is None else len(usecols))
     all_starts = comm.allgather_rows(starts)  # one offset per row: 8 bytes a row
     n_rows = len(all_starts)
     lo, hi = row_range(n_rows, comm.rank, comm.size)
@@ -118,8 +118,12 @@ def read_csv(path, *, delimiter=",", header=False, dtype=np.float64, usecols=Non
         with open(path, "rb") as f:
             f.seek(begin)
             text = f.read(end - begin).decode()
-        return np.loadtxt(io.StringIO(text), delimiter=delimiter, dtype=dtype, usecols=usecols,
-                          ndmin=2)
+        try:
+            return np.loadtxt(io.StringIO(text), delimiter=delimiter, dtype=dtype,
+                              usecols=usecols, ndmin=2)
+        except ValueError as exc:
+            raise ValueError(_csv_error(path, begin, text, delimiter, dtype, usecols, names,
+                                        header, exc)) from exc
 
     rows, widths = comm.agree(parse, summarize=lambda r: None if r is None else r.shape[1])
     known = {w for w in widths if w is not None}
@@ -132,7 +136,35 @@ def read_csv(path, *, delimiter=",", header=False, dtype=np.float64, usecols=Non
     return rows
 
 
-def read_parquet(path, columns=None, *, comm=None) -> np.ndarray:
+def _csv_error(path, begin, text, delimiter, dtype, usecols, names, header, exc) -> str:
+    """Say where a CSV value failed: the file, its line number (1-based, counting every line
+    of the file), the column (1-based, and its name from the header) and the value."""
+    with open(path, "rb") as f:
+        line_no = f.read(begin).count(b"\n") + 1  # the error path only: reads the prefix
+    converter = np.dtype(dtype).type
+    for offset, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        fields = line.split(delimiter)
+        wanted = range(len(fields)) if usecols is None else usecols
+        for j in wanted:
+            if j >= len(fields):
+                return (f"{path}, line {line_no + offset}: {len(fields)} columns, but column "
+                        f"{j + 1} was asked for ({exc})")
+            try:
+                converter(fields[j])
+            except ValueError:
+                name = f" ({names[j]!r})" if names is not None and j < len(names) else ""
+                message = (f"{path}, line {line_no + offset}, column {j + 1}{name}: could not "
+                           f"convert {fields[j].strip()!r} to {np.dtype(dtype).name}")
+                if line_no + offset == 1 and not header:
+                    message += (". The first line looks like a header row of column names: "
+                                "pass header=True to skip it")
+                return message
+    return f"{path}, lines {line_no} to {line_no + text.count(chr(10))}: {exc}"
+
+
+def read_parquet(path, columns=None, *, split="rows", comm=None) -> np.ndarray:
     """Collective: this rank's rows of a Parquet file, reading only the row groups that hold them.
 
     Needs pyarrow (``pip install 'spmdlearn[parquet]'``).
@@ -142,10 +174,21 @@ def read_parquet(path, columns=None, *, comm=None) -> np.ndarray:
     path : str or path-like
     columns : list of str, default=None
         Columns to read (all if None), stacked in this order as float64.
+    split : {"rows", "row_groups"}, default="rows"
+        "rows": rows split evenly by count in rank order, as every reader here (a row group
+        that straddles two ranks is read by both, each keeping its rows). "row_groups": whole
+        row groups, contiguous in rank order and balanced by rows, so that each rank reads only
+        its own row groups and no group is read twice (the shards are as even as the groups).
 
     Returns
     -------
     X_local : ndarray of shape (n_local, n_columns)
+
+    Raises
+    ------
+    ValueError
+        On every rank, if a value is not a number (the message names the file, the row in the
+        file, 0-based, and the column) or ``split`` is unknown.
     """
     comm = get_comm(comm)
 
@@ -157,16 +200,27 @@ def read_parquet(path, columns=None, *, comm=None) -> np.ndarray:
         f = pq.ParquetFile(path)
         meta = f.metadata
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-        lo, hi = row_range(sum(sizes), comm.rank, comm.size)
+        total = sum(sizes)
         bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        groups = [g for g in range(len(sizes)) if bounds[g] < hi and bounds[g + 1] > lo]
+        if split == "rows":
+            lo, hi = row_range(total, comm.rank, comm.size)
+            groups = [g for g in range(len(sizes)) if bounds[g] < hi and bounds[g + 1] > lo]
+        elif split == "row_groups":
+            # Each group goes to the rank whose even share holds its middle row.
+            owner = [min(comm.size - 1, (2 * bounds[g] + sizes[g]) * comm.size // (2 * max(total, 1)))
+                     for g in range(len(sizes))]
+            groups = [g for g in range(len(sizes)) if owner[g] == comm.rank and sizes[g]]
+            lo = bounds[groups[0]] if groups else 0
+            hi = bounds[groups[-1] + 1] if groups else 0
+        else:
+            raise ValueError(f"split={split!r} should be 'rows' or 'row_groups'")
         names = columns or f.schema_arrow.names
         if not groups:
             return np.empty((0, len(names)))
         table = f.read_row_groups(groups, columns=names)
         offset = lo - bounds[groups[0]]
         table = table.slice(offset, hi - lo)
-        return np.column_stack([table.column(c).to_numpy().astype(np.float64) for c in names])
+        return np.column_stack([_parquet_column(path, table, c, lo) for c in names])
 
     return comm.agree(read)
 
@@ -192,3 +246,18 @@ def allgather_rows(local: np.ndarray, comm=None) -> np.ndarray:
     """
     return like(get_comm(comm).allgather_rows(np.asarray(to_host(local, "allgather_rows"))),
                 local)
+
+
+def _parquet_column(path, table, name, first_row):
+    """One column as float64; a value that is not a number names the file, row and column."""
+    values = table.column(name).to_numpy(zero_copy_only=False)
+    try:
+        return values.astype(np.float64)
+    except (ValueError, TypeError) as exc:
+        for i, value in enumerate(values):
+            try:
+                np.float64(value)
+            except (ValueError, TypeError):
+                raise ValueError(f"{path}, row {first_row + i} (0-based, in the file), column "
+                                 f"{name!r}: could not convert {value!r} to float64") from exc
+        raise ValueError(f"{path}, column {name!r}: {exc}") from exc

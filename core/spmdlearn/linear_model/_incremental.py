@@ -68,7 +68,7 @@ class IncrementalLinearRegression(IncrementalMixin, LinearRegression):
                              "(summed over all ranks).")
         self.rank_, self.singular_ = self._set_model(partial, n_features, y_ndim, dtype)
 
-    def to_sklearn(self):
+    def _to_sklearn(self):
         from sklearn.linear_model import LinearRegression as SkLinearRegression
 
         est = SkLinearRegression(fit_intercept=self.fit_intercept, copy_X=self.copy_X,

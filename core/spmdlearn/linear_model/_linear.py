@@ -38,7 +38,8 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         n_targets = partial.mean.shape[0] - n_features
         coef, intercept, rank, singular = linear_solve(
             partial, n_features, fit_intercept=self.fit_intercept,
-            alpha=self._alpha(n_targets), positive=getattr(self, "positive", False))
+            alpha=self._alpha(n_targets), positive=getattr(self, "positive", False),
+            tol=getattr(self, "tol", 1e-6) if self._alpha(n_targets) is None else 1e-6)
         self.coef_ = (coef[0] if y_ndim == 1 else coef).astype(dtype)
         if not self.fit_intercept:
             self.intercept_ = 0.0  # scikit-learn's value, whatever the number of targets

@@ -130,7 +130,7 @@ def _newton_cg(problem, x0, tol, maxiter, verbose, maxinner=200):
         xk += alphak * xsupi
         k += 1
         if verbose and problem.comm.rank == 0:
-            print(f"Newton-CG iter = {k}, loss = {old_fval}")
+            print(f"Newton-CG iter = {k}, loss = {old_fval}", flush=True)
     if k >= maxiter:
         warnings.warn(f"newton-cg failed to converge at loss = {old_fval}. Increase the number "
                       "of iterations.", ConvergenceWarning, stacklevel=3)
@@ -350,9 +350,15 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def _lbfgs(self, problem, w0, comm):
+        iteration = [0]
+
         def callback(intermediate_result):
+            # Progress on rank 0 only (every rank holds the same iterate), flushed at once so
+            # that it reaches mpiexec's output while the fit runs.
+            iteration[0] += 1
             if self.verbose and comm.rank == 0:
-                print(f"L-BFGS-B: loss {intermediate_result.fun}")
+                print(f"L-BFGS-B iter = {iteration[0]}, loss = {intermediate_result.fun}",
+                      flush=True)
 
         result = optimize.minimize(
             problem.loss_gradient, w0, method="L-BFGS-B", jac=True, callback=callback,
@@ -415,7 +421,7 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         """Collective: accuracy over all ranks' rows (identical on every rank)."""
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
 
-    def to_sklearn(self):
+    def _to_sklearn(self):
         est = _SkLogisticRegression(C=np.inf if self.penalty is None else self.C, tol=self.tol,
                                     fit_intercept=self.fit_intercept,
                                     class_weight=self.class_weight, solver=self.solver,

@@ -81,7 +81,7 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         comm = self._comm()
         k = self.n_neighbors if n_neighbors is None else n_neighbors
         if X is None:
-            shard = validate_predict(self, comm, self._fit_X)
+            shard = validate_predict(self, comm, self._fit_X, training_rows=True)
             exclude_self = True
         else:
             shard = validate_predict(self, comm, X)

@@ -8,7 +8,7 @@ from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
 
 from .._array_api import like, to_host
 from .._backends import call_kernel
-from .._base import thread_limit
+from .._base import GatherFitDataMixin, thread_limit
 from .._validation import validate_predict
 from ..metrics import accuracy_score, r2_score
 from ..metrics._classification import global_labels
@@ -22,17 +22,27 @@ def _slices(n, size):
         yield slice(lo, min(n, lo + size))
 from ._base import _NeighborsBase
 
-def _gathered_sklearn(est, sk_class, y=None):
-    """Collective: scikit-learn's estimator fitted on every rank's training rows (gathered).
+class _Servable(GatherFitDataMixin):
+    """``gather_fit_data()`` (collective) then ``to_sklearn()`` (local): a neighbours model is
+    its training rows, which serving without MPI needs in one process."""
 
-    A neighbours model is its training rows; serving it without MPI needs them all in one
-    process. Memory: every rank then holds all training rows.
-    """
-    comm = est._comm()
-    X = comm.allgather_rows(np.ascontiguousarray(to_host(est._fit_X, "to_sklearn")))
-    params = {k: v for k, v in est.get_params().items() if k in sk_class().get_params()}
-    model = sk_class(**params)
-    return model.fit(X) if y is None else model.fit(X, comm.allgather_rows(np.ascontiguousarray(y)))
+    def _n_local_rows(self):
+        return self._fit_X.shape[0]
+
+    def _n_total_rows(self):
+        return self.n_samples_fit_
+
+    def _local_fit_data(self, start):
+        data = {"X": to_host(self._fit_X, "to_sklearn")}
+        if "_y" in self.__dict__:
+            data["y"] = self._y
+        return data
+
+    def _sklearn_fitted_on(self, X, y=None):
+        sk_class = type(self)._sklearn_class
+        params = {k: v for k, v in self.get_params().items() if k in sk_class().get_params()}
+        model = sk_class(**params)
+        return model.fit(X) if y is None else model.fit(X, y)
 
 
 _NOTES = """
@@ -41,14 +51,16 @@ _NOTES = """
     **Distributed semantics.** Training rows stay on their rank: ``fit`` is collective (it
     validates and numbers the rows); ``kneighbors``, ``kneighbors_graph``{extra} are collective
     (every rank calls them with its queries, possibly none) and return this rank's queries'
-    results, with global row indices. ``to_sklearn()`` is collective here: a neighbours model
-    is its training rows, which it gathers. The local search structure (``algorithm``, ``leaf_size``)
+    results, with global row indices. A neighbours model is its training rows: serving it
+    without MPI takes the collective ``gather_fit_data()`` on every rank, after which
+    ``to_sklearn()`` is local (without it, ``to_sklearn()`` raises on the calling rank unless
+    that rank holds every training row). The local search structure (``algorithm``, ``leaf_size``)
     does not change the result: blocks of rows are compared directly. Neighbours are the ``k``
     smallest distances, ties broken by the lower global index.
 """
 
 
-class NearestNeighbors(_NeighborsBase):
+class NearestNeighbors(_Servable, _NeighborsBase):
     """Unsupervised neighbour search over the training rows of all ranks.
 
     Parameters
@@ -89,6 +101,7 @@ class NearestNeighbors(_NeighborsBase):
 
     def fit(self, X, y=None):
         """Collective: keep this rank's training rows; number all ranks' rows globally."""
+        self._clear_gathered()
         self._fit_rows(X)
         return self
 
@@ -105,7 +118,7 @@ class NearestNeighbors(_NeighborsBase):
         comm = self._comm()
         radius = self.radius if radius is None else radius
         if X is None:
-            shard = validate_predict(self, comm, self._fit_X)
+            shard = validate_predict(self, comm, self._fit_X, training_rows=True)
         else:
             shard = validate_predict(self, comm, X)
         if sort_results and not return_distance:
@@ -138,12 +151,11 @@ class NearestNeighbors(_NeighborsBase):
             out_d[r], out_i[r] = dists[bounds[r]:bounds[r + 1]], inds[bounds[r]:bounds[r + 1]]
         return (out_d, out_i) if return_distance else out_i
 
-    def to_sklearn(self):
-        """Collective: scikit-learn's NearestNeighbors on all ranks' training rows (gathered)."""
-        return _gathered_sklearn(self, _skn.NearestNeighbors)
+    def _to_sklearn(self):
+        return self._sklearn_fitted_on(self._fit_data()["X"])
 
 
-class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
+class KNeighborsClassifier(ClassifierMixin, _Servable, _NeighborsBase):
     """k-nearest-neighbours vote over the training rows of all ranks.
 
     Parameters
@@ -178,6 +190,7 @@ class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
         """Collective: keep this rank's training rows and labels; agree on the classes."""
         from sklearn.utils.multiclass import check_classification_targets
 
+        self._clear_gathered()
         shard = self._fit_rows(X, y, requires_y=True, classifier=True)
         y = shard.y
         if y.ndim == 2 and y.shape[1] == 1:
@@ -246,15 +259,13 @@ class KNeighborsClassifier(ClassifierMixin, _NeighborsBase):
         """Collective: accuracy over all ranks' rows."""
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
 
-    def to_sklearn(self):
-        """Collective: scikit-learn's classifier on all ranks' training rows (gathered)."""
-        labels = np.column_stack([c[self._y[:, j]] for j, c in enumerate(self._classes)]) \
-            if len(self._y) else np.zeros((0, len(self._classes)), self._classes[0].dtype)
-        return _gathered_sklearn(self, _skn.KNeighborsClassifier,
-                                 labels if self.outputs_2d_ else labels[:, 0])
+    def _to_sklearn(self):
+        data = self._fit_data()
+        labels = np.column_stack([c[data["y"][:, j]] for j, c in enumerate(self._classes)])
+        return self._sklearn_fitted_on(data["X"], labels if self.outputs_2d_ else labels[:, 0])
 
 
-class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _NeighborsBase):
+class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _Servable, _NeighborsBase):
     """k-nearest-neighbours regression over the training rows of all ranks.
 
     Parameters
@@ -285,10 +296,11 @@ class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _NeighborsBase):
 
     def fit(self, X, y):
         """Collective: keep this rank's training rows and targets."""
+        self._clear_gathered()
         shard = self._fit_rows(X, y, requires_y=True)
         self._y_1d = shard.y.ndim == 1
         self._y = shard.y.reshape(len(shard.y), -1) if len(shard.y) else \
-            np.zeros((0, 1 if shard.y.ndim == 1 else shard.y.shape[1]))
+            np.zeros((0, 1 if shard.y.ndim == 1 else shard.y.shape[1]), dtype=shard.y.dtype)
         return self
 
     def _payload(self):
@@ -310,7 +322,6 @@ class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _NeighborsBase):
         """Collective: R^2 over all ranks' rows."""
         return r2_score(y, self.predict(X), sample_weight=sample_weight)
 
-    def to_sklearn(self):
-        """Collective: scikit-learn's regressor on all ranks' training rows (gathered)."""
-        return _gathered_sklearn(self, _skn.KNeighborsRegressor,
-                                 self._y[:, 0] if self._y_1d else self._y)
+    def _to_sklearn(self):
+        data = self._fit_data()
+        return self._sklearn_fitted_on(data["X"], data["y"][:, 0] if self._y_1d else data["y"])

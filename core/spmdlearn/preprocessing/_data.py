@@ -74,7 +74,7 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
         check_is_fitted(self)
         return self._inverse(check_X(self, X, reset=False, set_features=False))
 
-    def to_sklearn(self):
+    def _to_sklearn(self):
         est = type(self)._sklearn_class(**{k: v for k, v in self.get_params().items()
                                            if k in type(self)._sklearn_class().get_params()})
         for name in self._model_attributes + ("n_features_in_",):

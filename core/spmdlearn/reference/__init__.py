@@ -22,9 +22,10 @@ from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, best_splits, bin
                       bootstrap_counts,
                       counter_uniform, node_histograms, pad_edges, poisson_counts, tree_apply,
                       tree_histograms, tree_route)
-from ._kmeans import (LLOYD, LloydPartial, farthest_rows, kmeans_assign, kmeans_inertia,
-                      kmeans_min_distances, kmeans_plusplus_potentials, kmeans_transform,
-                      lloyd_combine, lloyd_local, sq_distances)
+from ._kmeans import (LLOYD, LloydPartial, assigned_sq_distances, farthest_rows, kmeans_assign,
+                      kmeans_inertia, kmeans_min_distances, kmeans_plusplus_potentials,
+                      kmeans_transform, lloyd_combine, lloyd_local, relocation_rows,
+                      sq_distances)
 from ._neighbors import (METRICS, block_distances, knn_merge, radius_counts, radius_min_label,
                          radius_neighbors_csr, scipy_metric)
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
@@ -90,7 +91,7 @@ __all__ = [
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
     "kmeans_assign", "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials",
-    "farthest_rows", "METRICS", "scipy_metric", "block_distances",
+    "farthest_rows", "assigned_sq_distances", "relocation_rows", "METRICS", "scipy_metric", "block_distances",
     "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
     "logistic_loss_grad", "logistic_hessp",

@@ -15,7 +15,8 @@ from ..contract import ReductionContract
 
 __all__ = ["LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia",
            "sq_distances", "farthest_rows", "kmeans_assign", "kmeans_transform",
-           "kmeans_min_distances", "kmeans_plusplus_potentials"]
+           "kmeans_min_distances", "kmeans_plusplus_potentials", "assigned_sq_distances",
+           "relocation_rows"]
 
 
 class LloydPartial(NamedTuple):
@@ -162,6 +163,20 @@ def kmeans_transform(X, centers):
     return euclidean_distances(X, centers)
 
 
+def _to_candidates(X, candidates, x_squared_norms):
+    """Squared distances ``(n_candidates, n_samples)`` in scikit-learn's k-means++ orientation.
+
+    ``_euclidean_distances(candidates, X, Y_norm_squared=x_squared_norms, squared=True)``:
+    ``-2 c.x + ||c||^2 + ||x||^2``, added in that order, so that candidates whose potentials are
+    equal up to rounding (duplicated rows, rows on a grid) compare as in scikit-learn.
+    """
+    candidates = np.ascontiguousarray(candidates, dtype=X.dtype)
+    if X.shape[0] == 0:
+        return np.zeros((len(candidates), 0), dtype=X.dtype)
+    norms = None if x_squared_norms is None else np.asarray(x_squared_norms).reshape(1, -1)
+    return euclidean_distances(candidates, X, Y_norm_squared=norms, squared=True)
+
+
 def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
     """The k-means++ update of each row's squared distance to its closest chosen center.
 
@@ -181,8 +196,7 @@ def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
         ``min(closest, min_c ||x - c||^2)``, distances by scikit-learn's
         ``euclidean_distances(..., squared=True)`` (the formula its k-means++ uses).
     """
-    d = sq_distances(X, np.asarray(centers, dtype=X.dtype), x_squared_norms).min(
-        axis=1, initial=np.inf).astype(np.float64)
+    d = _to_candidates(X, centers, x_squared_norms).min(axis=0, initial=np.inf).astype(np.float64)
     return d if closest is None else np.minimum(np.asarray(closest, np.float64), d)
 
 
@@ -207,6 +221,31 @@ def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_
     n_cand = len(candidates)
     if X.shape[0] == 0:
         return np.zeros(n_cand)
-    to_candidates = sq_distances(X, np.asarray(candidates, dtype=X.dtype), x_squared_norms).T
+    to_candidates = _to_candidates(X, candidates, x_squared_norms)
     np.minimum(np.asarray(closest), to_candidates, out=to_candidates)
     return np.asarray(to_candidates @ np.asarray(sample_weight), np.float64)
+
+
+def assigned_sq_distances(X, centers, labels) -> np.ndarray:
+    """Squared distance of each row to its assigned center, in ``X``'s dtype.
+
+    scikit-learn's ``((X - centers_old[labels]) ** 2).sum(axis=1)`` in
+    ``_relocate_empty_clusters_dense``, computed the same way so that ties fall the same way.
+    """
+    if X.shape[0] == 0:
+        return np.zeros(0, dtype=X.dtype)
+    return ((X - np.asarray(centers, dtype=X.dtype)[labels]) ** 2).sum(axis=1)
+
+
+def relocation_rows(distances, n_empty):
+    """The rows that receive the ``n_empty`` empty clusters, in order; None when none may move.
+
+    scikit-learn's rule (``_relocate_empty_clusters_dense``) on the distances of all rows to
+    their assigned centers: ``np.argpartition(distances, -n_empty)[:-n_empty-1:-1]``, so equal
+    distances fall as NumPy's introselect places them; and no relocation at all when every row
+    sits on its center (more clusters than distinct rows).
+    """
+    distances = np.asarray(distances)
+    if distances.size == 0 or np.max(distances) == 0:
+        return None
+    return np.argpartition(distances, -n_empty)[:-n_empty - 1:-1].astype(np.int64)

@@ -33,24 +33,30 @@ def gram_blocks(p: ComomentsPartial, n_features: int, fit_intercept: bool):
             mean[:n_features], mean[n_features:])
 
 
-def _min_norm_solve(A, B):
-    """Minimum-norm solution of ``A x = B`` for symmetric PSD ``A`` (the pseudo-inverse).
-
-    Eigenvalues below ``n * eps * max`` count as zero, as in ``scipy.linalg.pinvh``: on the
-    normal equations this drops singular values below ``sqrt(n * eps)`` relative to the largest,
-    which catches exactly collinear columns (their computed eigenvalues are O(eps) relative).
-    """
-    eigenvalues, vectors = linalg.eigh(A)
-    cutoff = max(eigenvalues.max(initial=0.0), 0.0) * A.shape[0] * np.finfo(np.float64).eps
-    keep = eigenvalues > cutoff
+def _spectral_solve(eigenvalues, vectors, B, shift, keep):
+    """``V diag(1 / (lambda + shift)) V^T B`` over the kept eigenpairs only (the pseudo-inverse)."""
     inverse = np.zeros_like(eigenvalues)
-    inverse[keep] = 1.0 / eigenvalues[keep]
-    return (vectors * inverse) @ (vectors.T @ B), eigenvalues, keep
+    inverse[keep] = 1.0 / (eigenvalues[keep] + shift)
+    return (vectors * inverse) @ (vectors.T @ B)
 
 
 def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = True,
-                 alpha=None, positive: bool = False):
+                 alpha=None, positive: bool = False, tol: float = 1e-6):
     """Least squares (``alpha=None``) or ridge coefficients from the global co-moments.
+
+    The rank is decided once, from one eigendecomposition of the (centered) Gram matrix
+    ``X^T X = V diag(s^2) V^T``, with scikit-learn's convention (``LinearRegression`` calls
+    ``scipy.linalg.lstsq(X, y, cond=tol)``): singular values ``s <= tol * max(s)`` count as
+    zero. The same eigenpairs give the minimum-norm solution ``V diag(1/s^2) V^T X^T y`` over
+    the kept directions, as ``lstsq`` does; a full-rank design is solved by Cholesky of the
+    unit-diagonal scaled Gram instead (more accurate when the columns' units differ). With
+    ``tol`` well above the rounding of the Gram's eigenvalues (``s`` about ``sqrt(eps)`` of
+    ``max(s)``), the decision does not depend on how the rows were split.
+
+    Ridge (``alpha`` given) uses the same eigenpairs: ``V diag(1/(s^2 + alpha)) V^T X^T y``;
+    directions whose ``s^2 + alpha`` is at the rounding level of the Gram
+    (``n_features * eps * max(s^2)``) are dropped, so ``alpha -> 0`` tends to the minimum-norm
+    least-squares solution instead of amplifying rounding.
 
     Parameters
     ----------
@@ -63,22 +69,30 @@ def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = 
     positive : bool, default=False
         Constrain coefficients to be non-negative (non-negative least squares on the reduced
         system, which has the same minimizer as on the data).
+    tol : float, default=1e-6
+        Relative cutoff on the singular values for the rank (scikit-learn's
+        ``LinearRegression(tol=...)``, ``lstsq``'s ``cond``).
 
     Returns
     -------
     coef : ndarray of shape (n_targets, n_features)
     intercept : ndarray of shape (n_targets,)
     rank : int
-        Numerical rank of the (centered) design matrix.
+        Numerical rank of the (centered) design matrix: singular values above
+        ``tol * max(s)``.
     singular : ndarray of shape (n_features,)
         Its singular values, decreasing (square roots of the Gram eigenvalues: those below
         ``sqrt(eps)`` relative to the largest carry no significant digits).
     """
     XtX, XtY, x_mean, y_mean = gram_blocks(p, n_features, fit_intercept)
     n_targets = XtY.shape[1]
-    eigenvalues = linalg.eigvalsh(XtX) if n_features else np.zeros(0)
-    cutoff = max(eigenvalues.max(initial=0.0), 0.0) * n_features * np.finfo(np.float64).eps
-    rank = int((eigenvalues > cutoff).sum())
+    if n_features:
+        eigenvalues, vectors = linalg.eigh(XtX)
+    else:
+        eigenvalues, vectors = np.zeros(0), np.zeros((0, 0))
+    largest = max(eigenvalues.max(initial=0.0), 0.0)
+    keep = eigenvalues > (tol * np.sqrt(largest)) ** 2 if tol else eigenvalues > 0
+    rank = int(keep.sum())
     singular = np.sqrt(np.clip(eigenvalues, 0, None))[::-1]
 
     alphas = None
@@ -90,45 +104,35 @@ def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = 
             A = XtX if alphas is None else XtX + alphas[t] * np.eye(n_features)
             coef[t] = _nnls_gram(A, XtY[:, t])
     elif alphas is None:
-        coef = _least_squares(XtX, XtY).T
+        coef = _least_squares(XtX, XtY, eigenvalues, vectors, keep).T
     else:
+        noise = largest * n_features * np.finfo(np.float64).eps
         for t in range(n_targets):
-            A = XtX + alphas[t] * np.eye(n_features)
-            coef[t] = _spd_solve(A, XtY[:, t])
+            coef[t] = _spectral_solve(eigenvalues, vectors, XtY[:, t], alphas[t],
+                                      eigenvalues + alphas[t] > noise)
     intercept = y_mean - coef @ x_mean
     return coef, intercept, rank, singular
 
 
-def _least_squares(XtX, XtY):
-    """Solve the normal equations; minimum-norm when the design is rank-deficient.
+def _least_squares(XtX, XtY, eigenvalues, vectors, keep):
+    """Solve the normal equations with the rank already decided (``keep``).
 
     Full rank: Cholesky of the unit-diagonal scaled Gram (the scaling keeps columns of very
-    different units from looking rank-deficient). Rank-deficient: the pseudo-inverse of the
-    unscaled Gram, whose solution is the minimum-norm one that ``lstsq`` returns.
+    different units from losing digits). Rank-deficient: the minimum-norm solution over the
+    kept eigenpairs, the one that ``lstsq`` returns.
     """
     d = XtX.shape[0]
     if d == 0:
         return np.zeros((0, XtY.shape[1]))
-    diag = np.diag(XtX)
-    if np.all(diag > 0):
-        scale = 1.0 / np.sqrt(diag)
+    if keep.all():
+        scale = 1.0 / np.sqrt(np.diag(XtX))
         G = XtX * scale[:, None] * scale[None, :]
-        eigenvalues = linalg.eigvalsh(G)
-        if eigenvalues[0] > eigenvalues[-1] * d * np.finfo(np.float64).eps * 1e3:
+        try:
             factor = linalg.cho_factor(G, check_finite=False)
             return scale[:, None] * linalg.cho_solve(factor, XtY * scale[:, None])
-    return _min_norm_solve(XtX, XtY)[0]
-
-
-def _spd_solve(A, b):
-    """Solve ``A x = b`` for the symmetric positive definite ridge system (Cholesky)."""
-    if A.shape[0] == 0:
-        return np.zeros(0)
-    try:
-        return linalg.solve(A, b, assume_a="pos", check_finite=False)
-    except linalg.LinAlgError:
-        # alpha = 0 on a rank-deficient design: the minimum-norm solution, like least squares.
-        return _min_norm_solve(A, b[:, None])[0][:, 0]
+        except linalg.LinAlgError:  # full rank by the cutoff, yet not numerically definite
+            pass
+    return _spectral_solve(eigenvalues, vectors, XtY, 0.0, keep)
 
 
 def _nnls_gram(A, b):

@@ -1,24 +1,69 @@
-"""The cuda backend's kernels against the NumPy reference, on a GPU (skipped without one).
+"""The device backends' kernels (cuda on CuPy, sycl on dpnp) against the NumPy reference.
 
-Run on a machine with an NVIDIA GPU and CuPy: ``python -m pytest tests/test_cuda_kernels.py``.
+Each test runs once per device backend whose array library and device are present here, and is
+skipped with the reason otherwise: on a machine with an NVIDIA GPU and CuPy for ``cuda``; with
+dpnp, dpctl and a SYCL device (the OpenCL CPU device of ``intel-opencl-rt`` will do, with
+``OCL_ICD_FILENAMES`` pointing at its ``libintelocl.so``) for ``sycl``.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
 
 from spmdlearn import reference as ref
 
-cp = pytest.importorskip("cupy", reason="the cuda backend needs CuPy and an NVIDIA GPU")
-try:
-    _N_GPUS = cp.cuda.runtime.getDeviceCount()
-except Exception:  # noqa: BLE001 - no driver
-    _N_GPUS = 0
-pytestmark = [pytest.mark.serial,
-              pytest.mark.skipif(_N_GPUS == 0, reason="no CUDA device visible")]
+pytestmark = pytest.mark.serial
 
-from spmdlearn_cuda import _linear, _moments  # noqa: E402
+
+class Device:
+    """One device backend: its array library, a queue or device, and its kernel modules."""
+
+    def __init__(self, name):
+        self.name = name
+        if name == "cuda":
+            self.xp = importlib.import_module("cupy")
+            if self.xp.cuda.runtime.getDeviceCount() == 0:
+                raise RuntimeError("no CUDA device visible")
+            self._kw = {}
+        else:
+            dpctl = importlib.import_module("dpctl")
+            self.xp = importlib.import_module("dpnp")
+            self._kw = {"sycl_queue": dpctl.SyclQueue()}
+        self.package = f"spmdlearn_{name}"
+
+    def asarray(self, a):
+        return self.xp.asarray(a, **self._kw)
+
+    def asnumpy(self, a):
+        return self.xp.asnumpy(a)
+
+    def is_array(self, a):
+        return isinstance(a, self.xp.ndarray)
+
+    def module(self, name):
+        return importlib.import_module(f"{self.package}.{name}")
+
+
+def _device(name):
+    try:
+        return Device(name)
+    except Exception as exc:  # noqa: BLE001 - missing library, driver or device: skip, saying why
+        return exc
+
+
+_DEVICES = {name: _device(name) for name in ("cuda", "sycl")}
+
+
+@pytest.fixture(params=list(_DEVICES))
+def dev(request):
+    device = _DEVICES[request.param]
+    if isinstance(device, Exception):
+        pytest.skip(f"{request.param} backend not runnable here: {device!r}")
+    return device
+
 
 DTYPES = [np.float64, np.float32]
 
@@ -52,49 +97,48 @@ def _check_partial(got, want, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_moment_kernels_match_reference(dtype, weighted):
+def test_moment_kernels_match_reference(dev, dtype, weighted):
     rng = np.random.default_rng(1)
     for name, X in _shards(dtype):
         w = rng.uniform(0, 3, X.shape[0]).astype(dtype) if weighted else None
         y = rng.normal(size=X.shape[0]).astype(dtype)
-        Xd = cp.asarray(X) if X.flags.c_contiguous or X.flags.f_contiguous else cp.asarray(
-            np.ascontiguousarray(X))
+        Xd = dev.asarray(X if X.flags.c_contiguous or X.flags.f_contiguous
+                         else np.ascontiguousarray(X))
         if name == "strided view":  # keep it a non-contiguous view on the device too
-            Xd = cp.asarray(np.ascontiguousarray(X.base if X.base is not None else X))[::3, ::2]
+            Xd = dev.asarray(np.ascontiguousarray(X.base if X.base is not None else X))[::3, ::2]
             assert not Xd.flags.c_contiguous
-        wd = None if w is None else cp.asarray(w)
-        _check_partial(_moments.moments_local(Xd, wd), ref.moments_local(X, w), dtype)
-        _check_partial(_moments.column_stats_local(Xd, wd), ref.column_stats_local(X, w), dtype)
-        _check_partial(_moments.comoments_local(Xd, None, wd), ref.comoments_local(X, None, w), dtype)
-        _check_partial(_moments.comoments_local(Xd, cp.asarray(y), wd),
+        wd = None if w is None else dev.asarray(w)
+        _check_partial(dev.module("_moments").moments_local(Xd, wd), ref.moments_local(X, w), dtype)
+        _check_partial(dev.module("_moments").column_stats_local(Xd, wd), ref.column_stats_local(X, w), dtype)
+        _check_partial(dev.module("_moments").comoments_local(Xd, None, wd), ref.comoments_local(X, None, w), dtype)
+        _check_partial(dev.module("_moments").comoments_local(Xd, dev.asarray(y), wd),
                        ref.comoments_local(X, y, w), dtype)
 
 
-def test_zero_weights():
+def test_zero_weights(dev):
     X = np.arange(12.0).reshape(6, 2)
     w = np.zeros(6)
-    for kernel, dev in ((ref.column_stats_local, _moments.column_stats_local),
-                        (ref.comoments_local, _moments.comoments_local)):
-        _check_partial(dev(cp.asarray(X), None if kernel is ref.comoments_local else cp.asarray(w))
-                       if kernel is not ref.comoments_local else dev(cp.asarray(X), None, cp.asarray(w)),
-                       kernel(X, w) if kernel is not ref.comoments_local else kernel(X, None, w),
-                       np.float64)
+    kernels = dev.module("_moments")
+    _check_partial(kernels.column_stats_local(dev.asarray(X), dev.asarray(w)),
+                   ref.column_stats_local(X, w), np.float64)
+    _check_partial(kernels.comoments_local(dev.asarray(X), None, dev.asarray(w)),
+                   ref.comoments_local(X, None, w), np.float64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_per_row_kernels(dtype):
+def test_per_row_kernels(dev, dtype):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(500, 6)).astype(dtype)
     coef, intercept = rng.normal(size=(2, 6)), rng.normal(size=2)
-    got = _linear.linear_predict(cp.asarray(X), coef, intercept)
-    assert isinstance(got, cp.ndarray) and got.dtype == dtype
-    _close(cp.asnumpy(got), ref.linear_predict(X, coef, intercept), dtype, "linear_predict")
+    got = dev.module("_linear").linear_predict(dev.asarray(X), coef, intercept)
+    assert dev.is_array(got) and got.dtype == dtype
+    _close(dev.asnumpy(got), ref.linear_predict(X, coef, intercept), dtype, "linear_predict")
     A = rng.normal(size=(6, 6))
     precision = A @ A.T
     loc = rng.normal(size=6)
-    got = _linear.mahalanobis(cp.asarray(X), loc, precision)
-    assert isinstance(got, cp.ndarray)
-    _close(cp.asnumpy(got), ref.mahalanobis(X, loc, precision), dtype, "mahalanobis")
+    got = dev.module("_linear").mahalanobis(dev.asarray(X), loc, precision)
+    assert dev.is_array(got)
+    _close(dev.asnumpy(got), ref.mahalanobis(X, loc, precision), dtype, "mahalanobis")
 
 
 def _neighbor_blocks(dtype):
@@ -110,58 +154,58 @@ METRIC_CASES = [("euclidean", None), ("manhattan", None), ("chebyshev", None), (
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("metric,p", METRIC_CASES)
 @pytest.mark.parametrize("k", [1, 7, 40])  # the fused kernel, and the sort (k > 32)
-def test_knn_merge_matches_reference_with_ties(dtype, metric, p, k):
+def test_knn_merge_matches_reference_with_ties(dev, dtype, metric, p, k):
     from spmdlearn.reference import knn_merge as ref_merge
 
-    from spmdlearn_cuda._neighbors import knn_merge
+    knn_merge = dev.module("_neighbors").knn_merge
 
     X, Y = _neighbor_blocks(dtype)
     y_index = np.arange(100, 100 + Y.shape[0], dtype=np.int64)[::-1].copy()  # lower index last
     best_d, best_i = np.full((len(X), k), np.inf), np.full((len(X), k), -1, np.int64)
     want = (best_d, best_i)
-    got = (cp.asarray(best_d), cp.asarray(best_i))
+    got = (dev.asarray(best_d), dev.asarray(best_i))
     for lo, hi in ((0, 30), (30, 31), (31, 70), (70, 70)):  # blocks, one of one row, one empty
         x_index = np.arange(len(X), dtype=np.int64) + 100 if lo == 0 else None
         want = ref_merge(X, Y[lo:hi], y_index[lo:hi], *want, metric, p, x_index)
-        got = knn_merge(cp.asarray(X), cp.asarray(Y[lo:hi]), y_index[lo:hi], *got, metric, p, x_index)
-        assert isinstance(got[0], cp.ndarray)
-        np.testing.assert_array_equal(cp.asnumpy(got[1]), want[1])
+        got = knn_merge(dev.asarray(X), dev.asarray(Y[lo:hi]), y_index[lo:hi], *got, metric, p, x_index)
+        assert dev.is_array(got[0])
+        np.testing.assert_array_equal(dev.asnumpy(got[1]), want[1])
         # Distances are the reference's bit for bit, except through pow() (minkowski): an ulp.
-        np.testing.assert_allclose(cp.asnumpy(got[0]), want[0], rtol=1e-14)
+        np.testing.assert_allclose(dev.asnumpy(got[0]), want[0], rtol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("metric,p", METRIC_CASES)
-def test_radius_kernels_match_reference_on_the_boundary(dtype, metric, p):
+def test_radius_kernels_match_reference_on_the_boundary(dev, dtype, metric, p):
     from spmdlearn import reference as r
 
-    from spmdlearn_cuda import _neighbors as g
+    g = dev.module("_neighbors")
 
     X, Y = _neighbor_blocks(dtype)
     eps = 1.0  # integer grid: many distances exactly on the boundary
     w = np.linspace(-1, 2, len(Y))
-    Xd, Yd = cp.asarray(X), cp.asarray(Y)
+    Xd, Yd = dev.asarray(X), dev.asarray(Y)
     # Who is within eps is exact; the weighted sums differ from BLAS's only in summation order.
-    np.testing.assert_allclose(cp.asnumpy(g.radius_counts(Xd, Yd, w, eps, metric, p)),
+    np.testing.assert_allclose(dev.asnumpy(g.radius_counts(Xd, Yd, w, eps, metric, p)),
                                r.radius_counts(X, Y, w, eps, metric, p), rtol=1e-13, atol=1e-13)
     labels = np.arange(len(Y), dtype=np.int64)[::-1].copy()
     current = np.full(len(X), 10**9, np.int64)
     np.testing.assert_array_equal(
-        cp.asnumpy(g.radius_min_label(Xd, Yd, labels, current, eps, metric, p)),
+        dev.asnumpy(g.radius_min_label(Xd, Yd, labels, current, eps, metric, p)),
         r.radius_min_label(X, Y, labels, current, eps, metric, p))
     y_index = np.arange(len(Y), dtype=np.int64)
     x_index = np.arange(len(X), dtype=np.int64)
     got = g.radius_neighbors_csr(Xd, Yd, y_index, eps, metric, p, x_index)
     want = r.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)
-    np.testing.assert_array_equal(cp.asnumpy(got[0]), want[0])
-    np.testing.assert_array_equal(cp.asnumpy(got[1]), want[1])
-    np.testing.assert_allclose(cp.asnumpy(got[2]), want[2], rtol=1e-14)
+    np.testing.assert_array_equal(dev.asnumpy(got[0]), want[0])
+    np.testing.assert_array_equal(dev.asnumpy(got[1]), want[1])
+    np.testing.assert_allclose(dev.asnumpy(got[2]), want[2], rtol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_logistic_kernels(dtype, n_classes):
-    from spmdlearn_cuda import _logistic as g
+def test_logistic_kernels(dev, dtype, n_classes):
+    g = dev.module("_logistic")
 
     rng = np.random.default_rng(4)
     for n in (0, 1, 300):
@@ -174,33 +218,33 @@ def test_logistic_kernels(dtype, n_classes):
             coef, intercept = rng.normal(size=(3, 5)), rng.normal(size=3)
             v, vi = rng.normal(size=(3, 5)), rng.normal(size=3)
         want = ref.logistic_loss_grad(X, target, w, coef, intercept, n_classes, True)
-        got = g.logistic_loss_grad(cp.asarray(X), cp.asarray(target), cp.asarray(w), coef,
+        got = g.logistic_loss_grad(dev.asarray(X), dev.asarray(target), dev.asarray(w), coef,
                                    intercept, n_classes, True)
         for a, b in zip(got[:3], want[:3]):
             _close(a, b, np.float64, "loss/grad")
-        _close(cp.asnumpy(got[3]), want[3], np.float64, "hess_weights")
-        _close_all = [(a, b) for a, b in zip(g.logistic_hessp(cp.asarray(X), got[3], v, vi, n_classes),
+        _close(dev.asnumpy(got[3]), want[3], np.float64, "hess_weights")
+        _close_all = [(a, b) for a, b in zip(g.logistic_hessp(dev.asarray(X), got[3], v, vi, n_classes),
                                               ref.logistic_hessp(X, want[3], v, vi, n_classes))]
         for a, b in _close_all:
             _close(a, b, np.float64, "hessp")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_tsqr_local(dtype):
-    from spmdlearn_cuda._pca import tsqr_local
+def test_tsqr_local(dev, dtype):
+    tsqr_local = dev.module("_pca").tsqr_local
 
     rng = np.random.default_rng(5)
     for X in (np.zeros((0, 4)), rng.normal(size=(1, 4)), rng.normal(size=(3, 4)),
               1e6 + rng.normal(size=(500, 4))):
         X = X.astype(dtype)
         mean = X.astype(np.float64).mean(axis=0) if len(X) else np.zeros(4)
-        _check_partial(tsqr_local(cp.asarray(X), mean), ref.tsqr_local(X, mean), np.float64)
+        _check_partial(tsqr_local(dev.asarray(X), mean), ref.tsqr_local(X, mean), np.float64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_clusters", [5, 128, 300])  # fused kernel (the largest), cuBLAS path
-def test_kmeans_kernels(dtype, n_clusters):
-    from spmdlearn_cuda import _kmeans as g
+def test_kmeans_kernels(dev, dtype, n_clusters):
+    g = dev.module("_kmeans")
 
     rng = np.random.default_rng(6)
     X = rng.integers(0, 5, size=(2000, 6)).astype(dtype)  # a grid: exact ties between centers
@@ -209,23 +253,23 @@ def test_kmeans_kernels(dtype, n_clusters):
     w = rng.uniform(0.5, 2.0, len(X))
     old = rng.integers(-1, n_clusters, len(X)).astype(np.int32)
     for rows in (slice(0, 0), slice(0, 1), slice(0, 2000)):
-        Xs, Xd = X[rows], cp.asarray(X[rows])
-        labels, partial = g.lloyd_local(Xd, cp.asarray(w[rows]), centers, old[rows])
+        Xs, Xd = X[rows], dev.asarray(X[rows])
+        labels, partial = g.lloyd_local(Xd, dev.asarray(w[rows]), centers, old[rows])
         want_labels, want = ref.lloyd_local(Xs, w[rows], centers, old[rows])
-        np.testing.assert_array_equal(cp.asnumpy(labels), want_labels)
+        np.testing.assert_array_equal(dev.asnumpy(labels), want_labels)
         _check_partial(partial, want, np.float64)
         labels, sq = g.kmeans_assign(Xd, centers)
         want_labels, want_sq = ref.kmeans_assign(Xs, centers)
-        np.testing.assert_array_equal(cp.asnumpy(labels), want_labels)
-        _close(cp.asnumpy(sq), want_sq, np.float64, "sq_distances")
+        np.testing.assert_array_equal(dev.asnumpy(labels), want_labels)
+        _close(dev.asnumpy(sq), want_sq, np.float64, "sq_distances")
         _close(g.kmeans_inertia(Xd, w[rows], centers, want_labels),
                ref.kmeans_inertia(Xs, w[rows], centers, want_labels), np.float64, "inertia")
         got = g.kmeans_transform(Xd, centers)
         assert got.dtype == dtype
-        _close(cp.asnumpy(got), ref.kmeans_transform(Xs, centers), dtype, "transform")
+        _close(dev.asnumpy(got), ref.kmeans_transform(Xs, centers), dtype, "transform")
         closest = g.kmeans_min_distances(Xd, centers[:2].astype(dtype), None, None)
         want_closest = ref.kmeans_min_distances(Xs, centers[:2].astype(dtype), None, None)
-        _close(cp.asnumpy(closest), want_closest, dtype, "min_distances")
+        _close(dev.asnumpy(closest), want_closest, dtype, "min_distances")
         _close(g.kmeans_plusplus_potentials(Xd, w[rows], centers[2:5].astype(dtype),
                                             want_closest, None),
                ref.kmeans_plusplus_potentials(Xs, w[rows], centers[2:5].astype(dtype),
@@ -233,33 +277,33 @@ def test_kmeans_kernels(dtype, n_clusters):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_affine_transform(dtype):
-    from spmdlearn_cuda._plugin import spmdlearn_affine_transform
+def test_affine_transform(dev, dtype):
+    spmdlearn_affine_transform = dev.module("_plugin").spmdlearn_affine_transform
 
     rng = np.random.default_rng(7)
     X = rng.normal(size=(300, 4)).astype(dtype)
     shift, scale = rng.normal(size=4).astype(dtype), rng.uniform(1, 2, 4).astype(dtype)
-    got = spmdlearn_affine_transform(cp.asarray(X), shift, scale)
-    assert isinstance(got, cp.ndarray) and got.dtype == dtype
-    np.testing.assert_array_equal(cp.asnumpy(got), ref.affine_transform(X, shift, scale))
+    got = spmdlearn_affine_transform(dev.asarray(X), shift, scale)
+    assert dev.is_array(got) and got.dtype == dtype
+    np.testing.assert_array_equal(dev.asnumpy(got), ref.affine_transform(X, shift, scale))
     assert spmdlearn_affine_transform(X, shift, scale) is None  # NumPy: declined
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_forest_kernels(dtype):
-    from spmdlearn_cuda import _forest as g
+def test_forest_kernels(dev, dtype):
+    g = dev.module("_forest")
 
     rng = np.random.default_rng(8)
     n, d = 3000, 5
     X = rng.integers(0, 6, size=(n, d)).astype(dtype)  # values on the cut points
     edges = ref.pad_edges([np.arange(0.0, 5.0, 1.0 + j % 2) for j in range(d)])
     binned = ref.apply_bins(X, edges)
-    got = g.apply_bins(cp.asarray(X), edges)
+    got = g.apply_bins(dev.asarray(X), edges)
     assert got.dtype == np.uint16
-    np.testing.assert_array_equal(cp.asnumpy(got), binned)
+    np.testing.assert_array_equal(dev.asnumpy(got), binned)
     rows = np.arange(10**6, 10**6 + n, dtype=np.int64)
     for lam in (1.0, 0.37):
-        np.testing.assert_array_equal(cp.asnumpy(g.bootstrap_counts(cp.asarray(rows), 42, lam)),
+        np.testing.assert_array_equal(dev.asnumpy(g.bootstrap_counts(dev.asarray(rows), 42, lam)),
                                       ref.bootstrap_counts(rows, 42, lam))
     counts = ref.bootstrap_counts(rows, 7, 1.0)
     node_pos = rng.integers(-1, 3, n)
@@ -267,19 +311,19 @@ def test_forest_kernels(dtype):
     n_bins = int(binned.max()) + 1
     for n_classes, y in ((3, rng.integers(0, 3, n)), (0, rng.normal(size=n))):
         cw = np.array([1.0, 2.0, 0.5]) if n_classes else None
-        _close(g.tree_histograms(cp.asarray(binned), node_pos, y, w, counts, 3, n_bins,
+        _close(g.tree_histograms(dev.asarray(binned), node_pos, y, w, counts, 3, n_bins,
                                  n_classes, cw),
                ref.tree_histograms(binned, node_pos, y, w, counts, 3, n_bins, n_classes, cw),
                np.float64, "histograms")
 
     args = (np.array([2, -1, 0]), np.array([1, 0, 3]), np.array([3, -1, 5]), np.array([4, -1, 6]))
     np.testing.assert_array_equal(
-        cp.asnumpy(g.tree_route(cp.asarray(binned), node_pos, *args)),
+        dev.asnumpy(g.tree_route(dev.asarray(binned), node_pos, *args)),
         ref.tree_route(binned, node_pos, *args))
     feature = np.array([1, 0, -2, 3, -2, -2, -2])
     threshold = np.array([2.0, 3.0, 0, 1.0, 0, 0, 0])
     left = np.array([1, 3, -1, 5, -1, -1, -1])
     right = np.array([2, 4, -1, 6, -1, -1, -1])
     np.testing.assert_array_equal(
-        cp.asnumpy(g.tree_apply(cp.asarray(X), feature, threshold, left, right)),
+        dev.asnumpy(g.tree_apply(dev.asarray(X), feature, threshold, left, right)),
         ref.tree_apply(X, feature, threshold, left, right))

@@ -1,0 +1,135 @@
+"""k-means on a dpnp shard, blocked over rows so that the scores stay within a block.
+
+The reference's decisions (:func:`spmdlearn.reference.lloyd_local` and the other k-means
+kernels): scores ``||c||^2 - 2 x.c`` in X's dtype, the lowest index among ties, inertia from
+coordinate differences; per-cluster sums by weighted ``bincount``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spmdlearn.reference import LloydPartial
+
+from ._device import dpnp, float_type, on_device, to_host
+from ._moments import row_blocks
+
+__all__ = ["lloyd_local", "kmeans_assign", "kmeans_inertia", "kmeans_transform",
+           "kmeans_min_distances", "kmeans_plusplus_potentials"]
+
+
+def _labels(Xb, C, c_norms):
+    return dpnp().argmin(c_norms[None, :] - 2 * (Xb @ C.T), axis=1).astype(dpnp().int32)
+
+
+def _sq_to_assigned(Xb, C64, labels, f):
+    diff = Xb.astype(f) - C64[labels]
+    return (diff * diff).sum(axis=1)
+
+
+def lloyd_local(X, sample_weight, centers, labels_old):
+    xp = dpnp()
+    k, d = np.shape(centers)
+    n = X.shape[0]
+    q = X.sycl_queue
+    if n == 0:
+        return xp.zeros(0, dtype=xp.int32, sycl_queue=q), LloydPartial(
+            np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
+    f = float_type(X)
+    C = on_device(np.asarray(centers, dtype=X.dtype), X)
+    C64 = on_device(np.asarray(centers, dtype=np.float64), X, f)
+    c_norms = (C * C).sum(axis=1)
+    w = on_device(sample_weight, X, f)
+    old = None if labels_old is None else on_device(labels_old, X, xp.int32)
+    labels = xp.empty(n, dtype=xp.int32, sycl_queue=q)
+    sums = xp.zeros((k, d), dtype=f, sycl_queue=q)
+    weights = xp.zeros(k, dtype=f, sycl_queue=q)
+    inertia, changed = 0.0, 0
+    for s in row_blocks(n):
+        lab = _labels(X[s], C, c_norms)
+        labels[s] = lab
+        Xw = X[s].astype(f) * w[s][:, None]
+        for j in range(d):
+            sums[:, j] += xp.bincount(lab, weights=Xw[:, j], minlength=k)
+        weights += xp.bincount(lab, weights=w[s], minlength=k)
+        inertia += float(w[s] @ _sq_to_assigned(X[s], C64, lab, f))
+        if old is not None:
+            changed += int(xp.count_nonzero(lab != old[s]))
+    return labels, LloydPartial(to_host(sums).astype(np.float64),
+                                to_host(weights).astype(np.float64), inertia, float(changed))
+
+
+def kmeans_assign(X, centers):
+    xp = dpnp()
+    n = X.shape[0]
+    q = X.sycl_queue
+    f = float_type(X)
+    labels = xp.empty(n, dtype=xp.int32, sycl_queue=q)
+    sq = xp.empty(n, dtype=f, sycl_queue=q)
+    if n == 0:
+        return labels, sq
+    C = on_device(np.asarray(centers, dtype=X.dtype), X)
+    C64 = on_device(np.asarray(centers, dtype=np.float64), X, f)
+    c_norms = (C * C).sum(axis=1)
+    for s in row_blocks(n):
+        lab = _labels(X[s], C, c_norms)
+        labels[s] = lab
+        sq[s] = _sq_to_assigned(X[s], C64, lab, f)
+    return labels, sq
+
+
+def kmeans_inertia(X, sample_weight, centers, labels):
+    if X.shape[0] == 0:
+        return 0.0
+    f = float_type(X)
+    C64 = on_device(np.asarray(centers, dtype=np.float64), X, f)
+    lab = on_device(labels, X, dpnp().int64)
+    return float(on_device(sample_weight, X, f) @ _sq_to_assigned(X, C64, lab, f))
+
+
+def _sq_distances(Xb, C, x_norms=None):
+    """scikit-learn's expansion ``||x||^2 - 2 x.c + ||c||^2``, clipped at 0, in float64."""
+    xp = dpnp()
+    f = C.dtype
+    Xf = Xb.astype(f)
+    xx = (Xf * Xf).sum(axis=1) if x_norms is None else x_norms.astype(f)
+    return xp.maximum(xx[:, None] - 2 * (Xf @ C.T) + (C * C).sum(axis=1)[None, :], 0)
+
+
+def kmeans_transform(X, centers):
+    xp = dpnp()
+    C = on_device(np.asarray(centers, dtype=np.float64), X, float_type(X))
+    if X.shape[0] == 0:
+        return xp.zeros((0, C.shape[0]), dtype=X.dtype, sycl_queue=X.sycl_queue)
+    return xp.sqrt(_sq_distances(X, C)).astype(X.dtype)
+
+
+def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
+    xp = dpnp()
+    f = float_type(X)
+    C = on_device(np.asarray(centers, dtype=np.float64), X, f)
+    xn = None if x_squared_norms is None else on_device(x_squared_norms, X, f)
+    if X.shape[0] == 0:
+        d = xp.zeros(0, dtype=f, sycl_queue=X.sycl_queue)
+    else:
+        d = xp.concatenate([_sq_distances(X[s], C, None if xn is None else xn[s]).min(axis=1)
+                            for s in row_blocks(X.shape[0])])
+    return d if closest is None else xp.minimum(on_device(closest, X, f), d)
+
+
+def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms=None):
+    n_cand = np.shape(candidates)[0]
+    if X.shape[0] == 0:
+        return np.zeros(n_cand)
+    xp = dpnp()
+    f = float_type(X)
+    C = on_device(np.asarray(candidates, dtype=np.float64), X, f)
+    xn = None if x_squared_norms is None else on_device(x_squared_norms, X, f)
+    closest = on_device(closest, X, f)
+    w = on_device(sample_weight, X, f)
+    total = xp.zeros(n_cand, dtype=f, sycl_queue=X.sycl_queue)
+    for s in row_blocks(X.shape[0]):
+        to_c = xp.minimum(closest[s][:, None],
+                          _sq_distances(X[s], C, None if xn is None else xn[s]))
+        total += w[s] @ to_c
+    return to_host(total).astype(np.float64)
