@@ -200,11 +200,14 @@ def host_kernel(rows=()):
             note_fallback(name.removeprefix("spmdlearn_"), ref)
             result = func(**{k: to_host(v) for k, v in kwargs.items()})
             if rows == "all":
+                if isinstance(result, tuple) and not hasattr(result, "_fields"):
+                    return tuple(like(r, ref) for r in result)
                 return like(result, ref)
             if rows and isinstance(result, tuple):
                 out = list(result)
                 for i in rows:
-                    out[i] = like(out[i], ref)
+                    if out[i] is not None:  # e.g. Hessian weights not asked for
+                        out[i] = like(out[i], ref)
                 return type(result)(out) if not hasattr(result, "_fields") else type(result)(*out)
             return result
 

@@ -87,7 +87,7 @@ def spmdlearn_column_stats_local(X, sample_weight):
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows=(3,))
 def spmdlearn_logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes,
                                  with_hessian):
     return logistic_loss_grad(X, target, sample_weight, coef, intercept, n_classes, with_hessian)
@@ -106,26 +106,26 @@ def spmdlearn_tree_apply(X, feature, threshold, left, right):
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows="all")
 def spmdlearn_knn_merge(X, Y, y_index, best_distances, best_indices, metric, p, x_index):
     return knn_merge(np.asarray(X), np.asarray(Y), y_index, best_distances, best_indices,
                      metric, p, x_index)
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows="all")
 def spmdlearn_radius_counts(X, Y, sample_weight, eps, metric, p):
     return radius_counts(np.asarray(X), np.asarray(Y), sample_weight, eps, metric, p)
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows="all")
 def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
     return radius_min_label(np.asarray(X), np.asarray(Y), labels, current, eps, metric, p)
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows="all")
 def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
     return radius_neighbors_csr(np.asarray(X), np.asarray(Y), y_index, eps, metric, p, x_index)
 
@@ -143,7 +143,7 @@ def spmdlearn_kmeans_transform(X, centers):
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows="all")
 def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
     return kmeans_min_distances(np.asarray(X), centers, closest, x_squared_norms)
 
@@ -156,13 +156,13 @@ def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, 
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows="all")
 def spmdlearn_apply_bins(X, edges):
     return apply_bins(np.asarray(X), edges)
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows="all")
 def spmdlearn_bootstrap_counts(row_index, seed, lam):
     return bootstrap_counts(row_index, seed, lam)
 
@@ -176,7 +176,7 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
 
 
 @hookimpl(trylast=True)
-@host_kernel()
+@host_kernel(rows="all")
 def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
     return tree_route(binned, node_of_row, split_feature, split_bin, left, right)
 
