@@ -17,6 +17,7 @@ from spmdlearn.cluster import KMeans
 from spmdlearn.comm import get_comm
 from spmdlearn.covariance import EmpiricalCovariance
 from spmdlearn.decomposition import PCA, IncrementalPCA
+from spmdlearn.ensemble import RandomForestClassifier
 from spmdlearn.linear_model import LinearRegression
 from spmdlearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 from spmdlearn_conformance import assert_all_ranks
@@ -176,13 +177,25 @@ def test_kmeans_overflow_error_names_rank_and_overflow(world):
                      f"KMeans error does not name the overflow and rank {bad}: {text!r}")
 
 
-@pytest.mark.parametrize("make", [
-    lambda: KMeans(3, n_init=1, init="k-means++"),
-    lambda: KMeans(3, n_init=2, init="random"),
-], ids=["kmeans++", "random"])
-def test_unseeded_kmeans_is_the_same_on_every_rank(world, make):
+# random_state=None: rank 0 draws one seed from its global generator and every rank uses it.
+UNSEEDED = {
+    "KMeans k-means++": lambda rs: KMeans(3, n_init=1, max_iter=1, random_state=rs),
+    "KMeans random": lambda rs: KMeans(3, n_init=2, init="random", max_iter=1, random_state=rs),
+    "RandomForestClassifier": lambda rs: RandomForestClassifier(3, max_depth=3, random_state=rs),
+}
+
+
+@pytest.mark.parametrize("case", UNSEEDED)
+def test_unseeded_model_is_rank_zeros_seed_on_every_rank(world, case):
     X, y, *_ = _shard(world, big=0.0)
+    y = (y > 0).astype(np.int64)
     np.random.seed(1000 + 17 * world.rank)  # each rank seeds NumPy differently
-    est = make().fit(X)
-    got = world.allgather(est.cluster_centers_.tobytes())
-    assert_all_ranks(world, len(set(got)) == 1, "cluster_centers_ differ across ranks")
+    unseeded = UNSEEDED[case](None).fit(X, y)
+    seed = np.random.RandomState(1000).randint(np.iinfo(np.int32).max)  # rank 0's draw
+    seeded = UNSEEDED[case](int(seed)).fit(X, y)
+    attr = "cluster_centers_" if case.startswith("KMeans") else "feature_importances_"
+    got = np.asarray(getattr(unseeded, attr))
+    assert_all_ranks(world, np.array_equal(got, getattr(seeded, attr)),
+                     f"{case} with random_state=None is not the model of rank 0's seed {seed}")
+    same = world.allgather(got.tobytes())
+    assert_all_ranks(world, len(set(same)) == 1, f"{case}.{attr} differs across ranks")
