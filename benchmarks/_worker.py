@@ -4,6 +4,12 @@
 
 Each call is timed on every rank between barriers; a repeat's time is the slowest rank's; the
 result is the median over repeats after one warm-up. Peak RSS is the largest over ranks.
+
+``--profile`` (spmdlearn only) adds, per method, one more call timed with the kernel hooks
+instrumented (:func:`spmdlearn._profiling.kernel_timer`; the timed repeats run without it): the
+share of the call's time spent inside kernel hooks on each rank, the seconds per kernel, and each
+rank's peak resident memory during that call (Linux: ``VmHWM`` after resetting it through
+``/proc/self/clear_refs``), next to the memory before the data was made and the shard's size.
 """
 
 import argparse
@@ -77,15 +83,37 @@ def _peak_rss():
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _profile_call(comm, call):
+    """One instrumented call: each rank's profile, gathered on rank 0."""
+    from spmdlearn._profiling import kernel_timer
+
+    comm.Barrier()
+    before = _reset_peak_rss()
+    with kernel_timer() as times:
+        start = time.perf_counter()
+        call()
+        elapsed = time.perf_counter() - start
+    return comm.gather({"seconds": elapsed, "in_kernels_s": times.total,
+                        "share": times.total / elapsed if elapsed > 0 else 0.0,
+                        "kernels": times.as_dict(), "rss_before_mb": before,
+                        "peak_rss_mb": _peak_rss()}, root=0)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--impl", choices=["spmdlearn", "daal4py"], default="spmdlearn")
     parser.add_argument("--workload", required=True)
     parser.add_argument("--rows", type=int, required=True, help="rows per rank")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true",
+                        help="also report the share of time inside kernel hooks and peak memory")
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
     workload = WORKLOADS[args.workload]
+    if args.profile:
+        import spmdlearn.cluster, spmdlearn.ensemble, spmdlearn.neighbors  # noqa: F401, E401
+        import spmdlearn.decomposition, spmdlearn.linear_model  # noqa: F401, E401
+    base_rss = _status_mb("VmRSS")  # after the imports, before the data
     X, y = make_data(workload, args.rows, comm.rank)
     shard_mb = (X.nbytes + (0 if y is None else y.nbytes)) / 2**20
     rss_before = _reset_peak_rss()
@@ -99,6 +127,8 @@ def main():
         calls = spmdlearn_calls(workload, X, y)
     result = {"impl": args.impl, "workload": args.workload, "ranks": comm.size,
               "rows_per_rank": args.rows, "methods": {}}
+    bases = comm.gather(base_rss, root=0)
+    shards = comm.gather(shard_mb, root=0)
     if calls is None:
         result["skipped"] = "no distributed version"
     else:
@@ -119,6 +149,27 @@ def main():
             if before is not None and peak is not None:
                 added = max(added, peak - before)
                 call_peak = max(call_peak, peak)
+            if args.profile and args.impl == "spmdlearn":
+                ranks = _profile_call(comm, call)
+                if comm.rank == 0:
+                    shares = [r["share"] for r in ranks]
+                    peaks = [r["peak_rss_mb"] for r in ranks]
+                    result["methods"][method]["profile"] = {
+                        "seconds": max(r["seconds"] for r in ranks),
+                        "share_in_kernels_min": min(shares),
+                        "share_in_kernels_per_rank": shares,
+                        "kernels_rank0": ranks[0]["kernels"],
+                        "peak_rss_mb_per_rank": peaks,
+                        "rss_before_call_mb_per_rank": [r["rss_before_mb"] for r in ranks],
+                        "base_rss_mb_per_rank": bases,
+                        "shard_mb_per_rank": shards,
+                        # the memory target: the peak over the process's memory before its data
+                        # (interpreter and libraries) within the shard + 25% + 100 MB
+                        "peak_over_base_mb_per_rank": [
+                            None if p is None or b is None else p - b
+                            for p, b in zip(peaks, bases)],
+                        "memory_limit_mb_per_rank": [1.25 * m + 100.0 for m in shards],
+                    }
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result["peak_rss_mb_per_rank"] = comm.gather(rss, root=0)
     # The memory the calls add per rank: the peak RSS of the timed calls less the RSS before

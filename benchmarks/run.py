@@ -2,7 +2,17 @@
 and scikit-learn-intelex on one process, and the machine's limits, in one run.
 
     python benchmarks/run.py [--ranks 1,2] [--backends reference,cpu,sycl] [--workloads ...]
-                             [--repeat 5] [--scaling weak|strong] [--quick]
+                             [--repeat 5] [--scaling weak|strong] [--quick] [--scale S]
+                             [--profile] [--baseline PATH]
+
+``--profile`` adds, per workload and method, the share of the time spent inside kernel hooks
+(every rank; the lowest is printed) and each rank's peak memory during the call against the
+target (shard + 25% + 100 MB over the process's memory before its data). ``--baseline PATH``
+times a checkout of another commit (e.g. ``git worktree add ../base main``) side by side with
+this one, in the same run and on the same data: each spmdlearn configuration runs twice, the
+second time with ``PATH``'s own virtual environment (``PATH/.venv``, an editable install of that
+checkout: its plugins, not this one's) or, without one, ``PATH``'s sources first on
+``PYTHONPATH``, and with ``PATH``'s worker.
 
 Every configuration runs in its own process(es), on the same data (each rank makes its rows from
 (workload, rank); the single-process peers concatenate the same rows). MPI runs pin one thread
@@ -85,6 +95,10 @@ def main(argv=None) -> int:
                         help="peers to time where installed")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per configuration")
     parser.add_argument("--out", default=None, help="results JSON path")
+    parser.add_argument("--profile", action="store_true",
+                        help="report the share of time in kernel hooks and peak memory per rank")
+    parser.add_argument("--baseline", default=None,
+                        help="a checkout of another commit, timed side by side (spmdlearn only)")
     args = parser.parse_args(argv)
     ranks = [int(r) for r in args.ranks.split(",") if r]
     names = [w for w in args.workloads.split(",") if w]
@@ -107,17 +121,32 @@ def main(argv=None) -> int:
         full = max(1, int(workload.rows * _scale(args.scale, name)) // (1000 if args.quick else 1))
         for n in ranks:
             rows = full if args.scaling == "weak" else max(1, full * max(ranks) // n)
-            jobs = [("spmdlearn", b) for b in args.backends.split(",")]
+            jobs = [("spmdlearn", b, None) for b in args.backends.split(",")]
+            if args.baseline:
+                jobs += [("spmdlearn", b, args.baseline) for b in args.backends.split(",")]
             if "daal4py" in peers and available["daal4py"]:
-                jobs.append(("daal4py", None))
-            for impl, backend in jobs:
-                cmd = _launcher(n) + [sys.executable, str(HERE / "_worker.py"), "--impl", impl,
+                jobs.append(("daal4py", None, None))
+            for impl, backend, tree in jobs:
+                worker = Path(tree) / "benchmarks" / "_worker.py" if tree else HERE / "_worker.py"
+                python = sys.executable
+                if tree and (Path(tree) / ".venv" / "bin" / "python").exists():
+                    python = str(Path(tree) / ".venv" / "bin" / "python")
+                cmd = _launcher(n) + [python, str(worker), "--impl", impl,
                                       "--workload", name, "--rows", str(rows),
                                       "--repeat", str(args.repeat)]
+                if args.profile and impl == "spmdlearn" and not tree:
+                    cmd.append("--profile")
+                env = _env(1, backend)
+                if tree and python == sys.executable:
+                    env["PYTHONPATH"] = os.pathsep.join(
+                        str(Path(tree) / root) for root in ("core", "accel_cpu", "accel_sycl",
+                                                            "conformance"))
                 try:
-                    result = _run(cmd, _env(1, backend), args.timeout)
+                    result = _run(cmd, env, args.timeout)
                 except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
                     result = {"impl": impl, "workload": name, "ranks": n, "error": str(exc)[-500:]}
+                if tree:
+                    backend = f"{backend}@baseline"
                 result.update(backend=backend, total_rows=rows * n, rows_per_rank=rows)
                 run["results"].append(result)
                 out.write_text(json.dumps(run, indent=1))  # partial results survive a time limit
@@ -140,6 +169,8 @@ def main(argv=None) -> int:
                           f"{_summary(result)}", flush=True)
     out.write_text(json.dumps(run, indent=1))
     table = markdown(run)
+    if args.profile:
+        table += "\n\n" + profile_markdown(run)
     print(table)
     out.with_suffix(".md").write_text(table + "\n")
     _plots(run, out)
@@ -183,6 +214,9 @@ def markdown(run) -> str:
 
     results, limits = run["results"], run["limits"]
     backends = run["args"]["backends"].split(",")
+    if run["args"].get("baseline"):
+        # the baseline's columns first: ratios are those of the last backend (the one tested)
+        backends = [f"{b}@baseline" for b in backends] + backends
     head = ["workload", "method", "ranks", "rows/rank"] + [f"spmdlearn[{b}] s" for b in backends] + \
         ["daal4py s", "sklearn 1-proc s", "sklearnex 1-proc s", "lower bound s",
          "vs bound", "vs daal4py", "vs sklearn", "vs sklearnex", "eff.", "shard MB/rank"] + \
@@ -221,6 +255,33 @@ def markdown(run) -> str:
                      for _, r in ours] + \
                     [_added_mb(r) for _, r in ours]
                 lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def profile_markdown(run) -> str:
+    """Per (workload, method, ranks): the share of time in kernel hooks (lowest over ranks) and
+    peak memory per rank against the target, from ``--profile`` runs."""
+    head = ["workload", "method", "ranks", "backend", "call s", "in hooks (min rank)",
+            "top kernels (rank 0, s)", "peak over base MB (max rank)", "shard MB",
+            "limit MB", "memory"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in run["results"]:
+        for method, m in r.get("methods", {}).items():
+            prof = m.get("profile")
+            if not prof:
+                continue
+            over = [v for v in prof["peak_over_base_mb_per_rank"] if v is not None]
+            worst = max(range(len(over)), key=over.__getitem__) if over else None
+            limit = prof["memory_limit_mb_per_rank"][worst] if worst is not None else None
+            top = ", ".join(f"{k} {v['seconds']:.3g}" for k, v in
+                            list(prof["kernels_rank0"].items())[:3]) or "-"
+            cells = [r["workload"], method, str(r["ranks"]), str(r.get("backend")),
+                     f"{prof['seconds']:.4g}", f"{100 * prof['share_in_kernels_min']:.1f}%", top,
+                     "-" if worst is None else f"{over[worst]:.0f}",
+                     f"{max(prof['shard_mb_per_rank']):.1f}",
+                     "-" if limit is None else f"{limit:.0f}",
+                     "-" if worst is None else ("ok" if over[worst] <= limit else "OVER")]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -32,3 +32,22 @@ def test_quick_benchmark_run(tmp_path):
         assert (name, "sklearn", 1) in timed or any(t[:2] == (name, "sklearn") for t in timed)
     table = out.with_suffix(".md").read_text()
     assert table.startswith("| workload | method | ranks |")
+
+
+@pytest.mark.timeout(300)
+def test_profile_mode_reports_time_in_kernels_and_peak_memory(tmp_path):
+    out = tmp_path / "profile.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
+                           "--ranks", "2", "--repeat", "1", "--peers", "none", "--backends",
+                           "reference", "--workloads", "kmeans", "--profile", "--out", str(out)],
+                          capture_output=True, text=True, timeout=290)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (result,) = json.loads(out.read_text())["results"]
+    for method in ("fit", "predict"):
+        prof = result["methods"][method]["profile"]
+        assert len(prof["share_in_kernels_per_rank"]) == 2
+        assert all(0.0 < s <= 1.0 for s in prof["share_in_kernels_per_rank"])
+        assert "kmeans_assign" in prof["kernels_rank0"] if method == "predict" else \
+            "kmeans_lloyd_local" in prof["kernels_rank0"]
+        assert len(prof["peak_rss_mb_per_rank"]) == 2 and len(prof["shard_mb_per_rank"]) == 2
+    assert "| in hooks (min rank) |" in out.with_suffix(".md").read_text()

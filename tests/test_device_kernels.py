@@ -327,3 +327,16 @@ def test_forest_kernels(dev, dtype):
     np.testing.assert_array_equal(
         dev.asnumpy(g.tree_apply(dev.asarray(X), feature, threshold, left, right)),
         ref.tree_apply(X, feature, threshold, left, right))
+
+
+def test_all_finite(dev):
+    all_finite = dev.module("_plugin").spmdlearn_all_finite
+    X = np.ones((50, 3))
+    assert all_finite(dev.asarray(X)) is True
+    assert all_finite(dev.asarray(X[:0])) is True
+    for bad in (np.nan, np.inf, -np.inf):
+        Y = X.copy()
+        Y[17, 2] = bad
+        assert all_finite(dev.asarray(Y)) is False
+        assert all_finite(dev.asarray(Y.astype(np.float32))) is False
+    assert all_finite(X) is None  # NumPy: declined

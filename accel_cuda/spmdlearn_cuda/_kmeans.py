@@ -283,7 +283,7 @@ def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
 def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms=None):
     """:func:`spmdlearn.reference.kmeans_plusplus_potentials` on a CuPy shard."""
     cp = cupy()
-    n_cand = np.shape(candidates)[0]
+    n_cand = candidates.shape[0]
     if X.shape[0] == 0:
         return np.zeros(n_cand)
     to_c = cp.minimum(cp.asarray(closest, dtype=cp.float64)[:, None],

@@ -305,3 +305,11 @@ def spmdlearn_tree_apply(X, feature, threshold, left, right):
     from ._forest import tree_apply
 
     return tree_apply(args[0], feature, threshold, left, right)
+
+
+@hookimpl
+def spmdlearn_all_finite(X):
+    args = _cuda(X)
+    if args is None:
+        return None
+    return bool(cupy().isfinite(args[0]).all())

@@ -18,8 +18,22 @@ __all__ = ["lloyd_local", "kmeans_assign", "kmeans_inertia", "kmeans_transform",
            "kmeans_min_distances", "kmeans_plusplus_potentials"]
 
 
+def _norms(C):
+    """``||c||^2`` summed feature by feature in C's dtype (the cuda kernel's order)."""
+    out = C[:, 0] * C[:, 0]
+    for j in range(1, C.shape[1]):
+        out = out + C[:, j] * C[:, j]
+    return out
+
+
 def _labels(Xb, C, c_norms):
-    return dpnp().argmin(c_norms[None, :] - 2 * (Xb @ C.T), axis=1).astype(dpnp().int32)
+    """Nearest center by ``||c||^2 - 2 x.c``, the dot products summed feature by feature in X's
+    dtype (no GEMM: its blocking would round near-ties otherwise than a plain sum)."""
+    xp = dpnp()
+    dot = Xb[:, 0][:, None] * C[:, 0][None, :]
+    for j in range(1, C.shape[1]):
+        dot = dot + Xb[:, j][:, None] * C[:, j][None, :]
+    return xp.argmin(c_norms[None, :] - 2 * dot, axis=1).astype(xp.int32)
 
 
 def _sq_to_assigned(Xb, C64, labels, f):
@@ -38,7 +52,7 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     f = float_type(X)
     C = on_device(np.asarray(centers, dtype=X.dtype), X)
     C64 = on_device(np.asarray(centers, dtype=np.float64), X, f)
-    c_norms = (C * C).sum(axis=1)
+    c_norms = _norms(C)
     w = on_device(sample_weight, X, f)
     old = None if labels_old is None else on_device(labels_old, X, xp.int32)
     labels = xp.empty(n, dtype=xp.int32, sycl_queue=q)
@@ -70,7 +84,7 @@ def kmeans_assign(X, centers):
         return labels, sq
     C = on_device(np.asarray(centers, dtype=X.dtype), X)
     C64 = on_device(np.asarray(centers, dtype=np.float64), X, f)
-    c_norms = (C * C).sum(axis=1)
+    c_norms = _norms(C)
     for s in row_blocks(n):
         lab = _labels(X[s], C, c_norms)
         labels[s] = lab
@@ -107,7 +121,7 @@ def kmeans_transform(X, centers):
 def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
     xp = dpnp()
     f = float_type(X)
-    C = on_device(np.asarray(centers, dtype=np.float64), X, f)
+    C = on_device(centers, X, f)
     xn = None if x_squared_norms is None else on_device(x_squared_norms, X, f)
     if X.shape[0] == 0:
         d = xp.zeros(0, dtype=f, sycl_queue=X.sycl_queue)
@@ -118,12 +132,12 @@ def kmeans_min_distances(X, centers, closest=None, x_squared_norms=None):
 
 
 def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_norms=None):
-    n_cand = np.shape(candidates)[0]
+    n_cand = candidates.shape[0]
     if X.shape[0] == 0:
         return np.zeros(n_cand)
     xp = dpnp()
     f = float_type(X)
-    C = on_device(np.asarray(candidates, dtype=np.float64), X, f)
+    C = on_device(candidates, X, f)
     xn = None if x_squared_norms is None else on_device(x_squared_norms, X, f)
     closest = on_device(closest, X, f)
     w = on_device(sample_weight, X, f)

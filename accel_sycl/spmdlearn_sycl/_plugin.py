@@ -196,3 +196,11 @@ def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, ri
 @hookimpl
 def spmdlearn_tree_apply(X, feature, threshold, left, right):
     return _call("_forest", "tree_apply", X, feature, threshold, left, right)
+
+
+@hookimpl
+def spmdlearn_all_finite(X):
+    Xd = as_dpnp(X)
+    if Xd is None:
+        return None
+    return bool(dpnp().isfinite(Xd).all())

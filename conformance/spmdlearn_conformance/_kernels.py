@@ -100,6 +100,17 @@ def _inputs(kernel, X, w, rng):
         coef = rng.normal(size=(2, d)) if rng.integers(2) else rng.normal(size=d)
         intercept = rng.normal(size=2) if coef.ndim == 2 else float(rng.normal())
         return {"X": X, "coef": coef, "intercept": intercept}
+    if kernel == "all_finite":
+        # finite rows, one NaN or +-inf, or finite values whose sum overflows
+        X = X.copy()
+        case = int(rng.integers(4)) if n else 0
+        if case == 1:
+            X[rng.integers(n), rng.integers(d)] = np.nan
+        elif case == 2:
+            X[rng.integers(n), rng.integers(d)] = rng.choice([np.inf, -np.inf])
+        elif case == 3:
+            X[:, rng.integers(d)] = np.finfo(X.dtype).max
+        return {"X": X}
     if kernel == "affine_transform":
         # the scalers' forms: centering and scaling, far-from-origin shifts, unit scales
         shift = np.asarray(X.mean(0) if n else np.zeros(d), np.float64)

@@ -27,6 +27,7 @@ from collections import Counter
 import pluggy
 
 from . import hookspec
+from ._array_api import is_foreign_array
 from ._config import get_config
 
 __all__ = ["plugin_manager", "installed_backends", "available_backends", "resolve_backend",
@@ -271,7 +272,8 @@ def dispatch_counts() -> dict:
 
     ``backend`` is the one selected for the call. Outcomes: ``served`` (it computed the
     result), ``declined`` (it implements the kernel but returned None; the reference served),
-    ``fallback`` (it does not implement the kernel; the reference served).
+    ``fallback`` (it does not implement the kernel, or the selected backend is the reference
+    and an argument is another library's array: the reference served it on the host).
     """
     with _counts_lock:
         return {key: {o: c[o] for o in OUTCOMES} for key, c in _counts.items()}
@@ -312,7 +314,11 @@ def call_kernel(kernel: str, backend: str | None = None, **kwargs):
     if result is None:
         raise RuntimeError(f"no backend computed kernel {kernel!r}: the reference must never "
                            "decline")
-    if backend == REFERENCE or not reached:
+    if backend == REFERENCE:
+        # The NumPy reference serves another library's array through a host copy (counted by
+        # spmdlearn._array_api.fallbacks() too): a fallback, not a kernel on the array's device.
+        outcome = "fallback" if any(is_foreign_array(v) for v in kwargs.values()) else "served"
+    elif not reached:
         outcome = "served"
     elif any(impl.plugin_name == backend and not (impl.wrapper or impl.hookwrapper)
              for impl in relay.get_hookimpls()):

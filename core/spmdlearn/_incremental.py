@@ -10,9 +10,11 @@ and the pickled state is this rank's partial.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.validation import check_array, check_consistent_length, validate_data
+from sklearn.utils.validation import validate_data
 
-from ._validation import _check_sample_weight, check_feature_names_agree, validate_params
+from ._array_api import is_foreign_array, numpy_dtype, take_rows
+from ._validation import (_check_consistent_rows, _check_foreign, _check_sample_weight, check_X,
+                          check_feature_names_agree, check_y, count_nonzero, validate_params)
 from .comm import get_comm
 
 __all__ = ["IncrementalMixin", "UnweightedComomentBatches"]
@@ -65,31 +67,30 @@ class IncrementalMixin:
 
         validate_params(self)
         first = "_partial" not in self.__dict__
-        Xv = validate_data(self, X, reset=first, dtype=[np.float64, np.float32],
-                           ensure_min_samples=0)
-        if not first and Xv.dtype != self._dtype:
-            raise ValueError(f"X has dtype {Xv.dtype}, but earlier batches had {self._dtype}")
+        backend = resolve_backend(X)
+        Xv = check_X(self, X, reset=first, backend=backend)
+        dtype = numpy_dtype(Xv.dtype)
+        if not first and dtype != self._dtype:
+            raise ValueError(f"X has dtype {dtype}, but earlier batches had {self._dtype}")
         yv = None
         if self._requires_y:
             if y is None:
                 raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
                                  "y is None.")
-            yv = check_array(y, ensure_2d=False, dtype=Xv.dtype, ensure_min_samples=0,
-                             input_name="y")
-            check_consistent_length(Xv, yv)
-            n_targets = 1 if yv.ndim == 1 else yv.shape[1]
+            yv = check_y(y, Xv, self)
+            n_targets = 1 if yv.ndim == 1 else int(yv.shape[1])
             if not first and (yv.ndim, n_targets) != (self._y_ndim, self._n_targets):
-                raise ValueError(f"y has shape {yv.shape[1:]} per row, but earlier batches had "
-                                 f"{self._n_targets} target(s)")
+                raise ValueError(f"y has shape {tuple(yv.shape[1:])} per row, but earlier batches "
+                                 f"had {self._n_targets} target(s)")
         w = _check_sample_weight(sample_weight, Xv, non_negative=not self._weights_scale_rows)
-        batch = self._batch_partial(Xv, yv, w, resolve_backend(Xv))
-        nonzero = Xv.shape[0] if w is None else int(np.count_nonzero(w))
+        batch = self._batch_partial(Xv, yv, w, backend)
+        nonzero = int(Xv.shape[0]) if w is None else count_nonzero(w)
         # State changes only after every check passed: a bad batch loses nothing.
         self._nonzero_weights = self.__dict__.get("_nonzero_weights", 0) + nonzero
         if first:
-            self._partial, self._dtype = batch, Xv.dtype
+            self._partial, self._dtype = batch, dtype
             if yv is not None:
-                self._y_ndim, self._n_targets = yv.ndim, (1 if yv.ndim == 1 else yv.shape[1])
+                self._y_ndim, self._n_targets = yv.ndim, (1 if yv.ndim == 1 else int(yv.shape[1]))
         else:
             self._partial = self._contract.combine(self._partial, batch)
         self._clear_model()
@@ -170,19 +171,23 @@ class IncrementalMixin:
 
         def batches():
             # validate_data records the DataFrame's column names (as scikit-learn's fit does);
-            # the batches below are NumPy slices, so the names are put back after them.
-            Xv = validate_data(self, X, reset=True, dtype=[np.float64, np.float32],
-                               ensure_min_samples=0)
+            # the batches below are NumPy slices, so the names are put back after them. An
+            # array-API array keeps its type (no names); finiteness is checked per batch.
+            Xv = _check_foreign(X, self) if is_foreign_array(X) else validate_data(
+                self, X, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=0,
+                ensure_all_finite=False)
             names = self.__dict__.get("feature_names_in_")
             w = _check_sample_weight(sample_weight, Xv, non_negative=not self._weights_scale_rows)
-            yv = None if y is None else np.asarray(y)
+            yv = None if y is None else (y if is_foreign_array(y) else np.asarray(y))
             if yv is not None:
-                check_consistent_length(Xv, yv)
-            step = getattr(self, "batch_size", None) or max(Xv.shape[0], 1)
-            for lo in range(0, max(Xv.shape[0], 1), step):
+                _check_consistent_rows(Xv, yv)
+            n = int(Xv.shape[0])
+            step = getattr(self, "batch_size", None) or max(n, 1)
+            for lo in range(0, max(n, 1), step):
                 hi = lo + step
-                IncrementalMixin.partial_fit(self, Xv[lo:hi], None if yv is None else yv[lo:hi],
-                                             None if w is None else w[lo:hi])
+                IncrementalMixin.partial_fit(self, take_rows(Xv, lo, hi),
+                                             None if yv is None else take_rows(yv, lo, hi),
+                                             None if w is None else take_rows(w, lo, hi))
             if names is not None:
                 self.feature_names_in_ = names
 

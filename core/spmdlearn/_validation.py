@@ -15,15 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.exceptions import DataConversionWarning
+from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 from sklearn.utils.validation import validate_data
 
-from ._backends import resolve_backend
+from ._array_api import get_namespace, is_foreign_array, numpy_dtype
+from ._backends import call_kernel, resolve_backend
 from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
-           "check_feature_names_agree"]
+           "check_X", "check_y", "count_nonzero", "check_feature_names_agree"]
 
 
 # -- parameter constraints (data, checked once per fit) ------------------------------------------
@@ -135,45 +137,175 @@ class Shard:
     n_samples: int  #: rows summed over ranks
     n_ranks: int
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The NumPy dtype of ``X`` (fitted attributes take it), whatever ``X``'s array type."""
+        return numpy_dtype(self.X.dtype)
 
-def _check_y(y, X, estimator, y_numeric, multi_output):
+
+_RESHAPE_HINT = ("Reshape your data either using array.reshape(-1, 1) if your data has a single "
+                 "feature or array.reshape(1, -1) if it contains a single sample.")
+
+
+def _raise_not_finite(X, xp, estimator, input_name):
+    """scikit-learn's own message for non-finite input (NaN first, as its check reports)."""
+    has_nan = bool(xp.any(xp.isnan(X)))
+    witness = np.array([np.nan if has_nan else np.inf], dtype=numpy_dtype(X.dtype))
+    assert_all_finite(witness, allow_nan=False, input_name=input_name,
+                      estimator_name=None if estimator is None else type(estimator).__name__)
+    raise AssertionError("unreachable: the witness is not finite")  # pragma: no cover
+
+
+def check_finite(X, estimator=None, input_name="X", backend=None):
+    """Raise scikit-learn's ValueError if ``X`` holds NaN or infinity (local, not collective).
+
+    The check itself is the kernel ``all_finite``, run by the backend that serves ``X``.
+    """
+    if numpy_dtype(X.dtype).kind not in "fc":
+        return
+    xp = get_namespace(X)
+    if not call_kernel("all_finite", backend, X=X):
+        _raise_not_finite(X, xp, estimator, input_name)
+
+
+def _check_foreign(X, estimator, input_name="X", ensure_2d=True, dtype="float"):
+    """scikit-learn's ``check_array`` rules for an array-API array, kept in its namespace.
+
+    float32 and float64 are kept; other real dtypes are converted, in ``X``'s namespace, to
+    float64 (``dtype="float"``), to ``dtype`` (a NumPy dtype: converted by name), or kept
+    (``dtype=None``). Complex data, and 1-D or scalar input where 2-D is expected, are refused
+    with scikit-learn's messages. Finiteness is checked apart (:func:`check_finite`).
+    """
+    xp = get_namespace(X)
+    if xp.isdtype(X.dtype, "complex floating"):
+        raise ValueError("Complex data not supported\n{}\n".format(X))
+    if dtype == "float":
+        if X.dtype not in (xp.float64, xp.float32):
+            X = xp.astype(X, xp.float64)
+    elif dtype is not None and numpy_dtype(X.dtype) != np.dtype(dtype):
+        X = xp.astype(X, getattr(xp, np.dtype(dtype).name))
+    if ensure_2d:
+        if X.ndim == 0:
+            raise ValueError(f"Expected 2D array, got scalar array instead:\narray={X}.\n"
+                             + _RESHAPE_HINT)
+        if X.ndim == 1:
+            raise ValueError(f"Expected 2D array, got 1D array instead:\narray={X}.\n"
+                             + _RESHAPE_HINT)
+        if X.ndim >= 3:
+            context = "" if estimator is None else f" by {type(estimator).__name__}"
+            raise ValueError(f"Found array with dim {X.ndim}, while dim <= 2 is required{context}.")
+        if X.shape[1] < 1:
+            context = "" if estimator is None else f" by {type(estimator).__name__}"
+            raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
+                             f"minimum of 1 is required{context}.")
+    return X
+
+
+def check_X(estimator, X, *, reset, backend=None, set_features=True):
+    """Local: validate this rank's ``X`` as scikit-learn's ``validate_data`` does, keeping its type.
+
+    NumPy arrays, lists and DataFrames go through scikit-learn's ``validate_data`` (its messages,
+    dtype rules and feature names; a NumPy float array is not copied). Other array-API arrays
+    stay in their namespace and on their device (:func:`_check_foreign`). Either way the
+    finiteness check runs as the kernel ``all_finite``.
+
+    ``set_features=False`` skips ``n_features_in_``/``feature_names_in_`` (plain ``check_array``).
+    """
+    if is_foreign_array(X):
+        Xv = _check_foreign(X, estimator)
+        if set_features:
+            validate_data(estimator, Xv, reset=reset, skip_check_array=True)
+    elif set_features:
+        Xv = validate_data(estimator, X, reset=reset, dtype=[np.float64, np.float32],
+                           ensure_min_samples=0, ensure_all_finite=False)
+    else:
+        Xv = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0,
+                         ensure_all_finite=False)
+    # Without the estimator's features, the messages are check_array's (no estimator named).
+    check_finite(Xv, estimator if set_features else None, "X",
+                 resolve_backend(Xv) if backend is None else backend)
+    return Xv
+
+
+def count_nonzero(values) -> int:
+    """Non-zero entries of a 1-D array of any array type."""
+    xp = get_namespace(values)
+    return int(np.count_nonzero(values)) if xp is np else int(xp.sum(xp.astype(values != 0,
+                                                                                  xp.int64)))
+
+
+def _check_consistent_rows(X, y):
+    if is_foreign_array(X) or is_foreign_array(y):
+        lengths = [int(X.shape[0]), int(y.shape[0])]
+        if lengths[0] != lengths[1]:
+            raise ValueError("Found input variables with inconsistent numbers of samples: "
+                             f"{lengths}")
+    else:
+        check_consistent_length(X, y)
+
+
+def check_y(y, X, estimator, y_numeric=True, multi_output=True):
+    """Local: validate targets as scikit-learn does; array-API targets keep their type."""
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
-    y = check_array(y, ensure_2d=False, dtype=X.dtype if y_numeric else None,
-                    ensure_min_samples=0, input_name="y")
+    if is_foreign_array(y):
+        y = _check_foreign(y, estimator, "y", ensure_2d=False,
+                           dtype=numpy_dtype(X.dtype) if y_numeric else None)
+        if y.ndim == 0:
+            raise ValueError(f"Expected array-like (array or non-string sequence), got {y}")
+        check_finite(y, None, "y")
+    else:
+        y = check_array(y, ensure_2d=False, dtype=numpy_dtype(X.dtype) if y_numeric else None,
+                        ensure_min_samples=0, input_name="y")
     if y.ndim == 2 and not multi_output and y.shape[1] == 1:
         warnings.warn("A column-vector y was passed when a 1d array was expected. Please change "
                       "the shape of y to (n_samples, ), for example using ravel().",
                       DataConversionWarning, stacklevel=4)
-        y = y.ravel()
+        y = get_namespace(y).reshape(y, (-1,))
     if y.ndim not in (1, 2) or (y.ndim == 2 and not multi_output):
         raise ValueError(f"y should be a 1d array{' or 2d array' if multi_output else ''}, "
-                         f"got an array of shape {y.shape} instead.")
-    check_consistent_length(X, y)
+                         f"got an array of shape {tuple(y.shape)} instead.")
+    _check_consistent_rows(X, y)
     return y
+
+
+_check_y = check_y
 
 
 def _check_sample_weight(sample_weight, X, non_negative):
     if sample_weight is None:
         return None
+    xp = get_namespace(X)
     if isinstance(sample_weight, numbers.Number):
-        return np.full(X.shape[0], sample_weight, dtype=X.dtype)
-    sample_weight = check_array(sample_weight, ensure_2d=False, dtype=X.dtype,
-                                ensure_min_samples=0, input_name="sample_weight")
+        if xp is np:
+            return np.full(X.shape[0], sample_weight, dtype=X.dtype)
+        from ._array_api import device
+
+        return xp.full((X.shape[0],), sample_weight, dtype=X.dtype, device=device(X))
+    if is_foreign_array(sample_weight):
+        sample_weight = _check_foreign(sample_weight, None, "sample_weight", ensure_2d=False,
+                                       dtype=numpy_dtype(X.dtype))
+        check_finite(sample_weight, None, "sample_weight")
+    else:
+        sample_weight = check_array(sample_weight, ensure_2d=False, dtype=numpy_dtype(X.dtype),
+                                    ensure_min_samples=0, input_name="sample_weight")
     if sample_weight.ndim != 1:
         raise ValueError("Sample weights must be 1D array or scalar")
-    if sample_weight.shape != (X.shape[0],):
-        raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected {(X.shape[0],)}!")
-    if non_negative and np.any(sample_weight < 0):
+    if tuple(sample_weight.shape) != (X.shape[0],):
+        raise ValueError(f"sample_weight.shape == {tuple(sample_weight.shape)}, expected "
+                         f"{(X.shape[0],)}!")
+    swp = get_namespace(sample_weight)
+    if non_negative and bool(swp.any(sample_weight < 0)):
         raise ValueError("Negative values in data passed to sample_weight")
     return sample_weight
 
 
 def _summary(checked):
     X, y, sw, _, names = checked
-    return (X.shape[0], X.shape[1], X.dtype.str,
-            None if y is None else (y.ndim, 1 if y.ndim == 1 else y.shape[1], y.dtype.kind),
-            int(X.shape[0] if sw is None else np.count_nonzero(sw)),
+    return (int(X.shape[0]), int(X.shape[1]), numpy_dtype(X.dtype).str,
+            None if y is None else (y.ndim, 1 if y.ndim == 1 else int(y.shape[1]),
+                                    numpy_dtype(y.dtype).kind),
+            int(X.shape[0] if sw is None else count_nonzero(sw)),
             None if names is None else tuple(str(n) for n in names))
 
 
@@ -256,8 +388,7 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 
     def check():
         validate_params(estimator)
-        Xv = validate_data(estimator, X, reset=True, dtype=[np.float64, np.float32],
-                           ensure_min_samples=0)
+        Xv = check_X(estimator, X, reset=True)
         backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, y_numeric, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
@@ -287,11 +418,7 @@ def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, re
 
     def check():
         check_is_fitted(estimator, attributes)
-        if training_rows:
-            Xv = X
-        else:
-            Xv = validate_data(estimator, X, reset=False, dtype=[np.float64, np.float32],
-                               ensure_min_samples=0)
+        Xv = X if training_rows else check_X(estimator, X, reset=False)
         backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, True, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative=False)

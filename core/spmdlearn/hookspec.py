@@ -562,3 +562,22 @@ def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion
         same histograms; ties: the earlier feature in the order, then the lower bin). None
         declines. Must not communicate.
     """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_all_finite(X):
+    """Whether every element of ``X`` is finite: :func:`spmdlearn.reference.all_finite`.
+
+    Input validation runs it on this rank's ``X`` (any array type a backend claims), so that
+    the check runs where the data live.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        May have zero rows.
+
+    Returns
+    -------
+    finite : bool or None
+        False if any element is NaN or infinite. None declines. Must not communicate.
+    """

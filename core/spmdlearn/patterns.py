@@ -184,8 +184,8 @@ class RingTopKMerge:
     """
 
     name = "ring_topk_merge"
-    #: candidate rows per kernel call
-    candidate_block = 2048
+    #: candidate rows per kernel call (query rows: from the block budget)
+    candidate_block = 8192
 
     def local(self, Q, q_index, Y, y_index, best_d, best_i, *, metric, p, backend=None):
         """Merge one visiting block into the running best, block by block (no communication)."""

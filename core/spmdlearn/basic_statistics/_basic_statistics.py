@@ -81,7 +81,7 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
                              extra_check=lambda est, X, y: est._options())
         partial = allreduce(MOMENTS, shard.X, shard.sample_weight, comm=comm,
                             backend=shard.backend)
-        self._set_model(partial, shard.X.dtype)
+        self._set_model(partial, shard.dtype)
         return self
 
     def _set_model(self, partial, dtype):

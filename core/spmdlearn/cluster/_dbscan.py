@@ -10,6 +10,7 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN as _SkDBSCAN
 
+from .._array_api import like, to_host
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
@@ -148,10 +149,13 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
             raise ValueError(f"min_samples={self.min_samples} should be <= n_samples="
                              f"{shard.n_samples} (summed over {comm.size} ranks)")
         metric, p = self._metric()
-        X = shard.X
+        # The ring pass and the label propagation work on host rows: a counted fallback for an
+        # array that is not NumPy (labels_ go back to its type).
+        X = to_host(shard.X, "DBSCAN.fit")
         n = X.shape[0]
         start, n_total = comm.offsets(n)
-        w = np.ones(n) if shard.sample_weight is None else shard.sample_weight.astype(np.float64)
+        w = np.ones(n) if shard.sample_weight is None else \
+            to_host(shard.sample_weight, "DBSCAN.fit").astype(np.float64)
 
         with thread_limit(self.n_jobs):
             # 1. weighted neighbour counts, one ring pass
@@ -201,7 +205,7 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         border = ~core & (best < big)
         labels[border] = np.searchsorted(cluster_ids, best[border])
         self._n_samples_total = n_total
-        self.labels_ = labels
+        self.labels_ = like(labels, shard.X)
         self.core_sample_indices_ = core_idx.astype(np.intp)
         self.components_ = X[core_idx].copy() if m else np.empty((0, X.shape[1]), dtype=X.dtype)
         return self

@@ -12,6 +12,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
+from .._array_api import (empty_like_rows, from_model, get_namespace, is_foreign_array, like,
+                          numpy_dtype, take_rows, to_host)
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
@@ -286,7 +288,7 @@ default="k-means++"
 
     def _check_init(self, estimator, X, y):
         if isinstance(self.init, (list, tuple, np.ndarray)):
-            init = check_array(self.init, dtype=X.dtype, input_name="init")
+            init = check_array(self.init, dtype=numpy_dtype(X.dtype), input_name="init")
             if init.shape != (self.n_clusters, X.shape[1]):
                 raise ValueError(f"The shape of the initial centers {init.shape} does not match "
                                  f"the number of clusters {self.n_clusters} and features "
@@ -313,9 +315,11 @@ default="k-means++"
         if shard.n_samples < self.n_clusters:
             raise ValueError(f"n_samples={shard.n_samples} should be >= n_clusters="
                              f"{self.n_clusters} (summed over {comm.size} ranks).")
-        Xv = shard.X
+        # Seeding and Lloyd's iterations index rows on the host: a counted fallback for an
+        # array that is not NumPy (its labels_ go back to its type).
+        Xv = to_host(shard.X, "KMeans.fit")
         w = (np.ones(Xv.shape[0], dtype=Xv.dtype) if shard.sample_weight is None
-             else shard.sample_weight)
+             else to_host(shard.sample_weight, "KMeans.fit"))
         moments = allreduce(MOMENTS, Xv, None, comm=comm, backend=shard.backend)
         n = shard.n_samples
         tol = 0.0 if self.tol == 0 else float(np.mean(moments.m2 / n) * self.tol)
@@ -351,7 +355,7 @@ default="k-means++"
                           "in X.", ConvergenceWarning, stacklevel=2)
         self.cluster_centers_ = (centers + X_mean).astype(Xv.dtype)
         self._n_features_out = self.n_clusters
-        self.labels_ = labels
+        self.labels_ = like(labels, shard.X)
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         return self
@@ -383,11 +387,13 @@ default="k-means++"
     def _assign(self, X, backend):
         """Labels and squared distances to the nearest center, block by block (E-step only)."""
         n, k = X.shape[0], self.cluster_centers_.shape[0]
-        labels, sq = np.zeros(n, np.int32), np.zeros(n)
+        # In X's array type and on its device, as the kernel returns them.
+        labels, sq = empty_like_rows(X, (n,), np.int32), empty_like_rows(X, (n,), np.float64)
         for lo in range(0, n, row_block(k)):
-            rows = slice(lo, min(n, lo + row_block(k)))
-            labels[rows], sq[rows] = call_kernel("kmeans_assign", backend, X=X[rows],
-                                                 centers=self.cluster_centers_)
+            hi = min(n, lo + row_block(k))
+            labels[lo:hi], sq[lo:hi] = call_kernel("kmeans_assign", backend,
+                                                   X=take_rows(X, lo, hi),
+                                                   centers=self.cluster_centers_)
         return labels, sq
 
     def predict(self, X):
@@ -403,11 +409,12 @@ default="k-means++"
         """Collective validation, local result: distances of this rank's rows to every center."""
         shard = validate_predict(self, self._comm(), X)
         n, k = shard.X.shape[0], self.cluster_centers_.shape[0]
-        out = np.empty((n, k), dtype=shard.X.dtype)
+        out = empty_like_rows(shard.X, (n, k))
         for lo in range(0, n, row_block(k)):
-            rows = slice(lo, min(n, lo + row_block(k)))
-            out[rows] = call_kernel("kmeans_transform", shard.backend, X=shard.X[rows],
-                                    centers=self.cluster_centers_)
+            hi = min(n, lo + row_block(k))
+            out[lo:hi, ...] = call_kernel("kmeans_transform", shard.backend,
+                                          X=take_rows(shard.X, lo, hi),
+                                          centers=self.cluster_centers_)
         return out
 
     def fit_transform(self, X, y=None, sample_weight=None):
@@ -420,7 +427,12 @@ default="k-means++"
         shard = validate_predict(self, comm, X, sample_weight=sample_weight)
         w = np.ones(shard.X.shape[0]) if shard.sample_weight is None else shard.sample_weight
         _, sq = self._assign(shard.X, shard.backend)
-        local = float(np.asarray(w, np.float64) @ sq) if len(sq) else 0.0
+        if is_foreign_array(sq):  # the weighted sum in the rows' namespace: one number crosses
+            xp = get_namespace(sq)
+            w = xp.astype(w, xp.float64) if is_foreign_array(w) else from_model(w, sq, np.float64)
+            local = float(xp.sum(w * sq))
+        else:
+            local = float(np.asarray(w, np.float64) @ sq) if len(sq) else 0.0
         return -float(comm.sum_identical([local])[0])
 
     def _to_sklearn(self):

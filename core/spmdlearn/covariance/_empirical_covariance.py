@@ -12,6 +12,7 @@ from sklearn.covariance import log_likelihood
 from sklearn.utils import check_array
 
 from .._backends import call_kernel
+from .._array_api import from_model
 from .._base import SPMDEstimatorMixin
 from .._validation import validate_fit, validate_predict
 from ..collective import allreduce
@@ -83,7 +84,7 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
         if shard.n_samples == 1:
             warnings.warn("Only one sample available. You may want to reshape your data array",
                           UserWarning, stacklevel=2)
-        self._set_model(_comoments(shard, comm), shard.X.dtype)
+        self._set_model(_comoments(shard, comm), shard.dtype)
         return self
 
     def _set_model(self, partial, dtype):
@@ -119,7 +120,7 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
         """
         comm = self._comm()
         shard = validate_predict(self, comm, X_test)
-        centered = shard.X - self.location_
+        centered = shard.X - from_model(self.location_, shard.X)
         test_cov, _ = covariance_finalize(_comoments(shard, comm, centered), assume_centered=True)
         return float(log_likelihood(test_cov, self.get_precision()))
 
@@ -132,7 +133,8 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        dist : ndarray of shape (n_samples,)
+        dist : array of shape (n_samples,)
+            In ``X``'s array type and on its device.
         """
         shard = validate_predict(self, self._comm(), X)
         return call_kernel("mahalanobis", shard.backend, X=shard.X,

@@ -10,9 +10,10 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.decomposition import PCA as _SkPCA
 from sklearn.utils.extmath import fast_logdet
 
+from .._array_api import get_namespace, numpy_dtype, sum_float64
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
-from .._validation import Interval, Options, validate_fit, validate_predict
+from .._validation import Interval, Options, check_X, validate_fit, validate_predict
 from ..collective import allreduce
 from ..reference._moments import COMOMENTS, MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
@@ -155,7 +156,7 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
             S, explained, Vt = pca_spectrum(n, r=r.r)
         self._fit_svd_solver = solver
-        self._set_model(S, explained, Vt, mean, n, shard.X.dtype)
+        self._set_model(S, explained, Vt, mean, n, shard.dtype)
         return shard
 
     def _set_model(self, S, explained, Vt, mean, n, dtype):
@@ -174,12 +175,14 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """``(X - mean_) @ components_.T``, whitened if asked (scikit-learn's formula)."""
         offset = -(self.mean_ @ self.components_.T)
         Z = call_kernel("linear_predict", backend, X=X, coef=self.components_, intercept=offset)
-        Z = Z.reshape(len(X), self.components_.shape[0])
+        xp = get_namespace(Z)
+        Z = xp.reshape(Z, (X.shape[0], self.components_.shape[0]))
         if self.whiten:
             scale = np.sqrt(self.explained_variance_)
             scale[scale < np.finfo(scale.dtype).eps] = np.finfo(scale.dtype).eps
-            Z = call_kernel("affine_transform", backend, X=Z, shift=np.zeros(len(scale), Z.dtype),
-                            scale=(1.0 / scale.astype(np.float64)).astype(Z.dtype))
+            dtype = numpy_dtype(Z.dtype)
+            Z = call_kernel("affine_transform", backend, X=Z, shift=np.zeros(len(scale), dtype),
+                            scale=(1.0 / scale.astype(np.float64)).astype(dtype))
         return Z
 
     def transform(self, X):
@@ -187,7 +190,8 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
+        X_new : array of shape (n_samples, n_components_)
+            In ``X``'s array type and on its device.
         """
         shard = validate_predict(self, self._comm(), X)
         return self._project(shard.X, shard.backend)
@@ -199,15 +203,15 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def inverse_transform(self, X):
         """Local: map projections of this rank's rows back to the input space."""
-        from sklearn.utils.validation import check_array, check_is_fitted
+        from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
+        X = check_X(self, X, reset=False, set_features=False)
         coef = np.sqrt(self.explained_variance_[:, None]) * self.components_ if self.whiten \
             else self.components_
         out = call_kernel("linear_predict", None, X=X, coef=np.ascontiguousarray(coef.T),
                           intercept=self.mean_)
-        return out.reshape(len(X), len(self.mean_))
+        return get_namespace(out).reshape(out, (X.shape[0], len(self.mean_)))
 
     def get_covariance(self):
         """Local: the covariance of the fitted generative model (scikit-learn's formula)."""
@@ -221,8 +225,11 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         precision = self.get_precision()
         sq = call_kernel("mahalanobis", backend, X=X, location=np.asarray(self.mean_, np.float64),
                          precision=np.asarray(precision, np.float64))
-        log_like = -0.5 * sq - 0.5 * (X.shape[1] * log(2.0 * np.pi) - fast_logdet(precision))
-        return np.asarray(log_like).astype(X.dtype, copy=False)
+        log_like = -0.5 * sq - 0.5 * (X.shape[1] * log(2.0 * np.pi) - float(fast_logdet(precision)))
+        xp = get_namespace(log_like)
+        if xp is np:
+            return np.asarray(log_like).astype(X.dtype, copy=False)
+        return log_like if log_like.dtype == X.dtype else xp.astype(log_like, X.dtype)
 
     def score_samples(self, X):
         """Collective validation, local result: log-likelihood of each of this rank's rows."""
@@ -234,7 +241,7 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         comm = self._comm()
         shard = validate_predict(self, comm, X)
         ll = self._score_samples(shard.X, shard.backend)
-        parts = comm.allgather_array(np.array([ll.sum(dtype=np.float64), len(ll)], np.float64))
+        parts = comm.allgather_array(np.array([sum_float64(ll), ll.shape[0]], np.float64))
         # Summed in rank order from gathered values: the same bits on every rank.
         return float(sum(parts[:, 0]) / sum(parts[:, 1]))
 

@@ -11,6 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
+from .._array_api import like, to_host
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
 from ..comm import self_comm
@@ -164,7 +165,9 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         """Grow the forest. ``y``: class indices or targets; ``w``: row weights;
         ``class_weight_of(counts)``: per-class weights of one tree's bootstrap, or None."""
         comm = self._comm()
-        X = shard.X
+        # Binning, bootstrap and growth work on host rows: a counted fallback for an array that
+        # is not NumPy.
+        X = to_host(shard.X, f"{type(self).__name__}.fit")
         n_total = shard.n_samples
         start, _ = comm.offsets(X.shape[0])
         # An unseeded forest still needs the same numbers on every rank.
@@ -237,7 +240,8 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         return m if isinstance(m, numbers.Integral) else max(1, int(np.ceil(m * n)))
 
     def _leaf_values(self, X, backend):
-        """Per tree, the value of the leaf each of this rank's rows reaches."""
+        """Per tree, the value of the leaf each of this rank's rows reaches (host arrays)."""
+        X = to_host(X, f"{type(self).__name__} tree traversal")
         out = []
         for tree in self.estimators_:
             leaves = call_kernel("tree_apply", backend, X=X, feature=tree.feature,
@@ -426,6 +430,8 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              multi_output=False, y_numeric=False,
                              extra_check=lambda est, X, y: check_classification_targets(y))
+        shard.y = to_host(shard.y, "RandomForestClassifier.fit labels")
+        shard.sample_weight = to_host(shard.sample_weight, "RandomForestClassifier.fit weights")
         classes = global_labels(comm, shard.y)
         K = len(classes)
         y_index = np.searchsorted(classes, shard.y) if len(shard.y) else np.zeros(0, np.int64)
@@ -457,6 +463,9 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
     def predict_proba(self, X):
         """Collective validation, local result: mean over trees of the leaves' class frequencies."""
         shard = validate_predict(self, self._comm(), X)
+        return like(self._mean_class_frequencies(shard), shard.X)
+
+    def _mean_class_frequencies(self, shard):
         proba = np.zeros((shard.X.shape[0], self.n_classes_))
         for values in self._leaf_values(shard.X, shard.backend):
             totals = values.sum(axis=1, keepdims=True)
@@ -464,9 +473,13 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         return proba / len(self.estimators_)
 
     def predict(self, X):
-        """Collective validation, local result: the most probable class of each of this rank's rows."""
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        """Collective validation, local result: the most probable class of each of this rank's rows.
+
+        Numeric labels come back in ``X``'s array type (string labels: NumPy).
+        """
+        shard = validate_predict(self, self._comm(), X)
+        index = np.argmax(self._mean_class_frequencies(shard), axis=1)
+        return like(self.classes_[index], shard.X)
 
     def score(self, X, y, sample_weight=None):
         """Collective: accuracy over all ranks' rows."""
@@ -527,9 +540,10 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              multi_output=False)
-        y = np.asarray(shard.y, np.float64)
+        y = np.asarray(to_host(shard.y, "RandomForestRegressor.fit targets"), np.float64)
         w = np.ones(len(y)) if shard.sample_weight is None else \
-            np.asarray(shard.sample_weight, np.float64)
+            np.asarray(to_host(shard.sample_weight, "RandomForestRegressor.fit weights"),
+                       np.float64)
 
         self._fit_forest(shard, y, w, 0, lambda counts: None, 3, self.criterion)
         return self
@@ -540,7 +554,7 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
         pred = np.zeros(shard.X.shape[0])
         for values in self._leaf_values(shard.X, shard.backend):
             pred += values[:, 1] / np.where(values[:, 0] > 0, values[:, 0], 1.0)
-        return pred / len(self.estimators_)
+        return like(pred / len(self.estimators_), shard.X)
 
     def score(self, X, y, sample_weight=None):
         """Collective: R^2 over all ranks' rows."""

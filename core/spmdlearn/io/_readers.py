@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from .._array_api import like, to_host
 from ..comm import get_comm
 
 __all__ = ["read_npy", "read_csv", "read_parquet", "row_range", "gather", "allgather_rows"]
@@ -229,16 +230,22 @@ def gather(local: np.ndarray, root: int = 0, comm=None):
 
     Memory: ``root`` holds all ranks' rows; use it only for what fits one process (a result to
     save, a small sample to plot).
+
+    An array-API array (array-api-strict, CuPy, ...) travels through host memory (MPI sends
+    host buffers: a counted fallback, :func:`spmdlearn._array_api.fallbacks`) and the result
+    is of its type and on its device.
     """
-    return get_comm(comm).gather_rows(np.asarray(local), root=root)
+    rows = get_comm(comm).gather_rows(np.asarray(to_host(local, "gather")), root=root)
+    return like(rows, local)
 
 
 def allgather_rows(local: np.ndarray, comm=None) -> np.ndarray:
     """Collective: every rank's rows, in rank order, on every rank (``Allgatherv``).
 
-    Memory: every rank holds all ranks' rows.
+    Memory: every rank holds all ranks' rows. Array-API arrays as in :func:`gather`.
     """
-    return get_comm(comm).allgather_rows(np.asarray(local))
+    return like(get_comm(comm).allgather_rows(np.asarray(to_host(local, "allgather_rows"))),
+                local)
 
 
 def _parquet_column(path, table, name, first_row):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._array_api import take_rows
 from ..comm import get_comm
 
 
@@ -18,16 +19,22 @@ def shard(X, comm=None):
     Parameters
     ----------
     X : array-like of shape (n_samples, ...)
-        The same array on every rank (or ``None``, returned as is).
+        The same array on every rank (or ``None``, returned as is): NumPy, a list, a pandas
+        object, or any array-API array (array-api-strict, CuPy, dpnp, ...), which stays in its
+        type and on its device.
     comm : communicator, default=None
         See :func:`spmdlearn.comm.get_comm`.
 
     Returns
     -------
     X_local : view of X of shape (n_local, ...)
+        Of ``X``'s type (for a pandas object: ``X.iloc`` of the rows).
     """
     if X is None:
         return None
     comm = get_comm(comm)
-    n = len(X)
-    return X[comm.rank * n // comm.size:(comm.rank + 1) * n // comm.size]
+    n = int(X.shape[0]) if hasattr(X, "shape") else len(X)
+    lo, hi = comm.rank * n // comm.size, (comm.rank + 1) * n // comm.size
+    if hasattr(X, "iloc"):
+        return X.iloc[lo:hi]
+    return take_rows(X, lo, hi)

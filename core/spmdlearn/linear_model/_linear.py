@@ -31,7 +31,7 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         with thread_limit(getattr(self, "n_jobs", None)):
             partial = allreduce(COMOMENTS, shard.X, shard.y, shard.sample_weight, comm=comm,
                                 backend=shard.backend)
-        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.X.dtype)
+        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype)
 
     def _set_model(self, partial, n_features, y_ndim, dtype):
         """Fitted attributes from the global co-moments of ``[X, y]``; returns (rank, singular)."""

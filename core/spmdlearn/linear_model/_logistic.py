@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
+from .._array_api import get_namespace, take_labels, to_host
 from .._backends import call_kernel
 from ..patterns import GRADIENT_SUM
 from .._base import SPMDEstimatorMixin, thread_limit
@@ -293,7 +294,8 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              multi_output=False, y_numeric=False, extra_check=self._check_solver)
-        X, y = shard.X, shard.y
+        # Labels and weights are encoded on the host (one value per row); X stays as given.
+        X, y = shard.X, to_host(shard.y, "LogisticRegression.fit labels")
         classes = global_labels(comm, y)
         if len(classes) < 2:
             raise ValueError("This solver needs samples of at least 2 classes in the data, but "
@@ -302,7 +304,8 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         K = len(classes)
         y_index = np.searchsorted(classes, y) if len(y) else np.zeros(0, np.int64)
         sw = (np.ones(len(y)) if shard.sample_weight is None
-              else np.asarray(shard.sample_weight, np.float64).copy())
+              else np.asarray(to_host(shard.sample_weight, "LogisticRegression.fit weights"),
+                              np.float64).copy())
         if self.class_weight is not None:
             counts = comm.sum_identical(np.bincount(y_index, weights=sw, minlength=K))
 
@@ -334,7 +337,7 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
                 w, n_iter = self._lbfgs(problem, w0, comm)
             else:
                 w, n_iter = _newton_cg(problem, w0, self.tol, self.max_iter, self.verbose)
-        dtype = X.dtype
+        dtype = shard.dtype
         if K == 2:
             self.coef_ = w[None, :d].astype(dtype)
             self.intercept_ = (w[-1:] if self.fit_intercept else np.zeros(1)).astype(dtype)
@@ -373,32 +376,46 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        scores : ndarray of shape (n_samples,) for two classes, else (n_samples, n_classes)
+        scores : array of shape (n_samples,) for two classes, else (n_samples, n_classes)
+            In ``X``'s array type and on its device, as the other per-row results.
         """
         shard = validate_predict(self, self._comm(), X)
         scores = call_kernel("linear_predict", shard.backend, X=shard.X, coef=self.coef_,
                              intercept=self.intercept_)
         # The shape is spelled out, never inferred (-1), so that zero rows reshape too.
-        scores = scores.reshape(len(shard.X), self.coef_.shape[0])
+        scores = get_namespace(scores).reshape(scores, (shard.X.shape[0], self.coef_.shape[0]))
         return scores[:, 0] if len(self.classes_) == 2 else scores
 
     def predict_proba(self, X):
         """Collective validation, local result: class probabilities of this rank's rows."""
         scores = self.decision_function(X)
+        xp = get_namespace(scores)
+        if xp is np:
+            if len(self.classes_) == 2:
+                p = expit(scores)
+                return np.column_stack([1 - p, p])
+            return np.exp(scores - logsumexp(scores, axis=1, keepdims=True))
+        # The same functions in the input's namespace (each form stable for its sign).
         if len(self.classes_) == 2:
-            p = expit(scores)
-            return np.column_stack([1 - p, p])
-        return np.exp(scores - logsumexp(scores, axis=1, keepdims=True))
+            e = xp.exp(-xp.abs(scores))
+            p = xp.where(scores >= 0, 1 / (1 + e), e / (1 + e))
+            return xp.stack([1 - p, p], axis=1)
+        top = xp.max(scores, axis=1, keepdims=True)
+        shifted = scores - top
+        return xp.exp(shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True)))
 
     def predict_log_proba(self, X):
         """Collective validation, local result: log of :meth:`predict_proba`."""
-        return np.log(self.predict_proba(X))
+        proba = self.predict_proba(X)
+        return get_namespace(proba).log(proba)
 
     def predict(self, X):
         """Collective validation, local result: the predicted class of each of this rank's rows."""
         scores = self.decision_function(X)
-        index = (scores > 0).astype(int) if len(self.classes_) == 2 else np.argmax(scores, axis=1)
-        return self.classes_[index]
+        xp = get_namespace(scores)
+        index = xp.astype(scores > 0, xp.int64) if len(self.classes_) == 2 else \
+            xp.argmax(scores, axis=1)
+        return take_labels(self.classes_, index)
 
     def score(self, X, y, sample_weight=None):
         """Collective: accuracy over all ranks' rows (identical on every rank)."""

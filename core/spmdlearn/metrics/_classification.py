@@ -13,6 +13,7 @@ import numpy as np
 from sklearn import metrics as _sk
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from .._array_api import host_arguments
 from ..comm import get_comm
 
 __all__ = ["accuracy_score", "balanced_accuracy_score", "confusion_matrix", "precision_recall_fscore_support",
@@ -33,6 +34,7 @@ def _kind(labels: np.ndarray) -> str:
     return "string" if labels.dtype.kind in "OUS" else "number"
 
 
+@host_arguments
 def global_labels(comm, *arrays) -> np.ndarray:
     """Collective: the sorted union of the labels in ``arrays`` over all ranks.
 
@@ -83,6 +85,7 @@ def _cells(y_true, y_pred, sample_weight):
     return labels[i], labels[j], w
 
 
+@host_arguments
 def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None):
     """Collective: accuracy over all ranks' rows (scikit-learn's value on the gathered arrays).
 
@@ -103,6 +106,7 @@ def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None):
     return _sk.accuracy_score(t, p, normalize=normalize, sample_weight=w)
 
 
+@host_arguments
 def balanced_accuracy_score(y_true, y_pred, *, sample_weight=None, adjusted=False):
     """Collective: scikit-learn's balanced accuracy of all ranks' rows.
 
@@ -123,12 +127,14 @@ def balanced_accuracy_score(y_true, y_pred, *, sample_weight=None, adjusted=Fals
     return _sk.balanced_accuracy_score(t, p, sample_weight=w, adjusted=adjusted)
 
 
+@host_arguments
 def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normalize=None):
     """Collective: scikit-learn's confusion matrix of all ranks' rows (int counts unweighted)."""
     t, p, w = _cells(y_true, y_pred, sample_weight)
     return _sk.confusion_matrix(t, p, labels=labels, sample_weight=w, normalize=normalize)
 
 
+@host_arguments
 def precision_recall_fscore_support(y_true, y_pred, **kwargs):
     """Collective: scikit-learn's ``precision_recall_fscore_support`` on all ranks' rows.
 
@@ -139,24 +145,28 @@ def precision_recall_fscore_support(y_true, y_pred, **kwargs):
     return _sk.precision_recall_fscore_support(t, p, sample_weight=w, **kwargs)
 
 
+@host_arguments
 def precision_score(y_true, y_pred, **kwargs):
     """Collective: scikit-learn's ``precision_score`` on all ranks' rows."""
     t, p, w = _cells(y_true, y_pred, kwargs.pop("sample_weight", None))
     return _sk.precision_score(t, p, sample_weight=w, **kwargs)
 
 
+@host_arguments
 def recall_score(y_true, y_pred, **kwargs):
     """Collective: scikit-learn's ``recall_score`` on all ranks' rows."""
     t, p, w = _cells(y_true, y_pred, kwargs.pop("sample_weight", None))
     return _sk.recall_score(t, p, sample_weight=w, **kwargs)
 
 
+@host_arguments
 def f1_score(y_true, y_pred, **kwargs):
     """Collective: scikit-learn's ``f1_score`` on all ranks' rows."""
     t, p, w = _cells(y_true, y_pred, kwargs.pop("sample_weight", None))
     return _sk.f1_score(t, p, sample_weight=w, **kwargs)
 
 
+@host_arguments
 def log_loss(y_true, y_pred, *, normalize=True, sample_weight=None, labels=None):
     """Collective: cross-entropy over all ranks' rows.
 

@@ -10,6 +10,7 @@ from sklearn import metrics as _sk
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from .._array_api import host_arguments
 from ..comm import get_comm
 from ._classification import _column, global_labels
 
@@ -32,6 +33,7 @@ def _binary_auc(positive, scores, counts, weights, weighted, max_fpr=None):
                                    sample_weight=weights if weighted else counts))
 
 
+@host_arguments
 def roc_auc_score(y_true, y_score, *, average="macro", sample_weight=None, max_fpr=None,
                   multi_class="raise", labels=None):
     """Collective: ROC AUC of all ranks' rows, exactly (scikit-learn's value on the gathered rows).

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from .._array_api import host_arguments
 from ..comm import get_comm
 from ..collective import allreduce
 from ..reference._metrics import R2, r2_finalize
@@ -34,6 +35,7 @@ def _check(y_true, y_pred, sample_weight):
     return y_true, y_pred, sample_weight
 
 
+@host_arguments
 def r2_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     """Collective: R^2 over all ranks' rows, as scikit-learn's ``r2_score`` on the gathered arrays.
 
@@ -98,6 +100,7 @@ def _combine_outputs(errors, multioutput):
     return float(np.average(errors, weights=multioutput))
 
 
+@host_arguments
 def mean_squared_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     """Collective: mean squared error over all ranks' rows (scikit-learn's value, up to the order
     of summation).
@@ -111,6 +114,7 @@ def mean_squared_error(y_true, y_pred, *, sample_weight=None, multioutput="unifo
     return _combine_outputs(_error_sums(y_true, y_pred, sample_weight, 2), multioutput)
 
 
+@host_arguments
 def mean_absolute_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     """Collective: mean absolute error over all ranks' rows (scikit-learn's value, up to the
     order of summation)."""

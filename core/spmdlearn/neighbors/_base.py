@@ -8,6 +8,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator
 
+from .._array_api import like, to_host
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit, validate_predict
 from ..patterns import RING_TOPK, lookup_payload
@@ -49,6 +50,8 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
                              y_numeric=not classifier,
                              extra_check=lambda est, X, y: est._metric())
         self._fit_X = shard.X
+        # Targets are encoded on the host (one value per row).
+        shard.y = to_host(shard.y, f"{type(self).__name__}.fit targets")
         self._fit_start, self.n_samples_fit_ = comm.offsets(shard.X.shape[0])
         self.effective_metric_, p = self._metric()
         self.effective_metric_params_ = {} if p is None else {"p": p}
@@ -62,7 +65,11 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
     def _ring_kneighbors(self, Q, k, exclude_self, backend, with_payload=True):
         """(distances, global indices, payload) of the k nearest training rows of each query."""
         comm = self._comm()
-        dist, ind = RING_TOPK.run(comm, Q, self._fit_X, k, exclude_self=exclude_self,
+        # The ring pass sends host rows: a counted fallback for arrays that are not NumPy (the
+        # results go back to the queries' type).
+        Q = to_host(Q, f"{type(self).__name__} neighbour search")
+        fit_X = to_host(self._fit_X, f"{type(self).__name__} neighbour search")
+        dist, ind = RING_TOPK.run(comm, Q, fit_X, k, exclude_self=exclude_self,
                                   metric=self.effective_metric_, p=self._p, backend=backend)
         payload = self._payload()
         values = lookup_payload(comm, ind, payload) if with_payload and payload.shape[1] else \
@@ -101,15 +108,18 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
 
         Returns
         -------
-        neigh_dist : ndarray of shape (n_queries, n_neighbors)
+        neigh_dist : array of shape (n_queries, n_neighbors)
             Only with ``return_distance``.
-        neigh_ind : ndarray of shape (n_queries, n_neighbors)
+        neigh_ind : array of shape (n_queries, n_neighbors)
             Global row indices (rank r's rows come after ranks 0..r-1).
+
+        Both are of the queries' array type and on their device (for ``X=None``: the training
+        rows' type).
         """
         Q, k, exclude_self, backend = self._query(X, n_neighbors)
         with thread_limit(self.n_jobs):
             dist, ind, _ = self._ring_kneighbors(Q, k, exclude_self, backend, with_payload=False)
-        return (dist, ind) if return_distance else ind
+        return (like(dist, Q), like(ind, Q)) if return_distance else like(ind, Q)
 
     def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
         """Collective: this rank's rows of the k-neighbours graph, columns over all ranks' rows.
@@ -122,6 +132,7 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
             raise ValueError(f'Unsupported mode, must be one of "connectivity", or "distance" '
                              f"but got {mode!r} instead")
         dist, ind = self.kneighbors(X, n_neighbors, return_distance=True)
+        dist, ind = to_host(dist), to_host(ind)  # a SciPy sparse matrix is host memory
         n_q, k = ind.shape
         data = np.ones(n_q * k) if mode == "connectivity" else dist.ravel()
         return csr_matrix((data, ind.ravel(), np.arange(0, n_q * k + 1, k)),

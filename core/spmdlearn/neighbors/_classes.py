@@ -6,6 +6,7 @@ import numpy as np
 from sklearn import neighbors as _skn
 from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
 
+from .._array_api import like, to_host
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, thread_limit
 from .._validation import validate_predict
@@ -32,7 +33,7 @@ class _Servable(GatherFitDataMixin):
         return self.n_samples_fit_
 
     def _local_fit_data(self, start):
-        data = {"X": self._fit_X}
+        data = {"X": to_host(self._fit_X, "to_sklearn")}
         if "_y" in self.__dict__:
             data["y"] = self._y
         return data
@@ -122,13 +123,15 @@ class NearestNeighbors(_Servable, _NeighborsBase):
             shard = validate_predict(self, comm, X)
         if sort_results and not return_distance:
             raise ValueError("return_distance must be True if sort_results is True.")
-        Q = shard.X
+        # Object arrays of per-query arrays have no array-API form: NumPy results, host rows.
+        Q = to_host(shard.X, "NearestNeighbors.radius_neighbors")
+        fit_X = to_host(self._fit_X, "NearestNeighbors.radius_neighbors")
         n_q = Q.shape[0]
         gidx = np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0], dtype=np.int64)
         q_index = gidx if X is None else None
         rows, inds, dists = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
         with thread_limit(self.n_jobs):
-            for _, (Y, G) in comm.ring((self._fit_X, gidx)):
+            for _, (Y, G) in comm.ring((fit_X, gidx)):
                 for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
                     for qs in _slices(n_q, row_block(_CANDIDATE_BLOCK)):
                         indptr, ind, dist = call_kernel(
@@ -212,7 +215,19 @@ class KNeighborsClassifier(ClassifierMixin, _Servable, _NeighborsBase):
         return self._y.astype(np.float64)
 
     def predict_proba(self, X):
-        """Collective: class probabilities of this rank's queries (scikit-learn's vote)."""
+        """Collective: class probabilities of this rank's queries (scikit-learn's vote).
+
+        Returns
+        -------
+        p : array of shape (n_queries, n_classes), or a list of them (one per output)
+            Of the queries' array type and on their device.
+        """
+        probabilities, Q = self._vote(X)
+        return [like(p, Q) for p in probabilities] if self.outputs_2d_ else \
+            like(probabilities[0], Q)
+
+    def _vote(self, X):
+        """(per-output NumPy probabilities, queries as validated)."""
         Q, k, exclude, backend = self._query(X, None)
         with thread_limit(self.n_jobs):
             dist, _, labels = self._ring_kneighbors(Q, k, exclude, backend)
@@ -220,21 +235,25 @@ class KNeighborsClassifier(ClassifierMixin, _Servable, _NeighborsBase):
         weights = np.ones_like(dist) if weights is None else weights
         probabilities = []
         for j, classes in enumerate(self._classes):
-            proba = np.zeros((len(Q), len(classes)))
+            proba = np.zeros((Q.shape[0], len(classes)))
             idx = labels[:, :, j].astype(np.int64)
             for col in range(k):
-                np.add.at(proba, (np.arange(len(Q)), idx[:, col]), weights[:, col])
+                np.add.at(proba, (np.arange(Q.shape[0]), idx[:, col]), weights[:, col])
             normalizer = proba.sum(axis=1)[:, None]
             normalizer[normalizer == 0.0] = 1.0
             probabilities.append(proba / normalizer)
-        return probabilities if self.outputs_2d_ else probabilities[0]
+        return probabilities, Q
 
     def predict(self, X):
-        """Collective: the predicted class of each of this rank's queries."""
-        proba = self.predict_proba(X)
+        """Collective: the predicted class of each of this rank's queries.
+
+        Numeric labels come back in the queries' array type (string labels: NumPy).
+        """
+        proba, Q = self._vote(X)
         if not self.outputs_2d_:
-            return self._classes[0][np.argmax(proba, axis=1)]
-        return np.column_stack([c[np.argmax(p, axis=1)] for c, p in zip(self._classes, proba)])
+            return like(self._classes[0][np.argmax(proba[0], axis=1)], Q)
+        return like(np.column_stack([c[np.argmax(p, axis=1)]
+                                     for c, p in zip(self._classes, proba)]), Q)
 
     def score(self, X, y, sample_weight=None):
         """Collective: accuracy over all ranks' rows."""
@@ -297,7 +316,7 @@ class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _Servable, _Neighbor
             pred = values.mean(axis=1)
         else:
             pred = np.sum(values * weights[:, :, None], axis=1) / np.sum(weights, axis=1)[:, None]
-        return pred[:, 0] if self._y_1d else pred
+        return like(pred[:, 0] if self._y_1d else pred, Q)
 
     def score(self, X, y, sample_weight=None):
         """Collective: R^2 over all ranks' rows."""

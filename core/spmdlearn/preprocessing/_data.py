@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn import preprocessing as _skp
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._incremental import IncrementalMixin
-from .._validation import validate_predict
+from .._array_api import get_namespace, numpy_dtype
+from .._validation import check_X, validate_predict
 from ..reference._moments import COLUMN_STATS, column_stats_local, overflowed_to_nan
 
 _EPS64 = np.finfo(np.float64).eps
@@ -58,9 +59,10 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
 
     def _affine(self, X, shift, scale, backend=None):
         """``(X - shift) * scale`` by the ``affine_transform`` kernel, in X's dtype."""
+        dtype = numpy_dtype(X.dtype)
         return call_kernel("affine_transform", backend, X=X,
-                           shift=np.asarray(shift, np.float64).astype(X.dtype),
-                           scale=np.asarray(scale, np.float64).astype(X.dtype))
+                           shift=np.asarray(shift, np.float64).astype(dtype),
+                           scale=np.asarray(scale, np.float64).astype(dtype))
 
     def transform(self, X, copy=None):
         """Collective validation, local result: scale this rank's rows."""
@@ -70,8 +72,7 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
     def inverse_transform(self, X, copy=None):
         """Local: undo the scaling of this rank's rows."""
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0)
-        return self._inverse(X)
+        return self._inverse(check_X(self, X, reset=False, set_features=False))
 
     def _to_sklearn(self):
         est = type(self)._sklearn_class(**{k: v for k, v in self.get_params().items()
@@ -206,7 +207,11 @@ class MinMaxScaler(_Scaler):
         shift = np.asarray(self.data_min_, np.float64) - self.feature_range[0] / scale
         out = self._affine(X, shift, scale, backend)
         if self.clip:
-            np.clip(out, self.feature_range[0], self.feature_range[1], out=out)
+            xp = get_namespace(out)
+            if xp is np:
+                np.clip(out, self.feature_range[0], self.feature_range[1], out=out)
+            else:
+                out = xp.clip(out, float(self.feature_range[0]), float(self.feature_range[1]))
         return out
 
     def _inverse(self, X, backend=None):

@@ -13,6 +13,7 @@ with ``local``, ``combine`` and ``finalize``; :func:`simulate` runs one over a l
 
 from ..contract import ReductionContract, empty_shard, simulate, tree_fold
 from ._covariance import mahalanobis
+from ._finite import all_finite
 from ._transform import affine_transform
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
@@ -76,6 +77,7 @@ KERNELS = {
     "apply_bins": apply_bins,
     "bootstrap_counts": bootstrap_counts,
     "tree_apply": tree_apply,
+    "all_finite": all_finite,
 }
 
 __all__ = [
@@ -95,5 +97,5 @@ __all__ = [
     "logistic_loss_grad", "logistic_hessp",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",
     "poisson_counts", "tree_apply", "tree_histograms", "best_splits", "tree_route", "bootstrap_counts",
-    "pad_edges", "BOOTSTRAP_STREAM",
+    "pad_edges", "BOOTSTRAP_STREAM", "all_finite",
 ]

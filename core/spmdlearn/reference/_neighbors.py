@@ -24,10 +24,6 @@ METRICS = {"euclidean": "euclidean", "l2": "euclidean", "manhattan": "cityblock"
            "cityblock": "cityblock", "l1": "cityblock", "chebyshev": "chebyshev",
            "infinity": "chebyshev", "minkowski": "minkowski", "cosine": "cosine"}
 
-#: Index given to a candidate left out of a query's neighbours (the query itself): it sorts last.
-_EXCLUDED = np.iinfo(np.int64).max
-
-
 def scipy_metric(metric: str, p):
     """SciPy's metric name and keyword arguments for a scikit-learn metric (p for minkowski)."""
     name = METRICS[metric]
@@ -53,28 +49,6 @@ def block_distances(X: np.ndarray, Y: np.ndarray, metric: str = "euclidean", p=N
         return np.zeros((X.shape[0], Y.shape[0]))
     name, kwargs = scipy_metric(metric, p)
     return cdist(np.asarray(X, np.float64), np.asarray(Y, np.float64), name, **kwargs)
-
-
-def _smallest(distances: np.ndarray, indices: np.ndarray, k: int):
-    """Per row, the ``k`` smallest ``(distance, index)`` pairs in lexicographic order."""
-    n_rows, m = distances.shape
-    if m <= k:
-        order = np.lexsort((indices, distances), axis=-1)
-    else:
-        # Partition first (O(m)), then order the k survivors; rows whose k-th distance is tied
-        # with a candidate left out are ordered in full, so that the lower index wins.
-        part = np.argpartition(distances, k - 1, axis=1)[:, :k]
-        sub_d = np.take_along_axis(distances, part, axis=1)
-        kth = sub_d.max(axis=1)
-        tied = np.count_nonzero(distances <= kth[:, None], axis=1) > k
-        sub_i = np.take_along_axis(indices, part, axis=1)
-        order = np.take_along_axis(part, np.lexsort((sub_i, sub_d), axis=-1), axis=1)
-        if tied.any():
-            rows = np.flatnonzero(tied)
-            order[rows] = np.lexsort((indices[rows], distances[rows]), axis=-1)[:, :k]
-    order = order[:, :k]
-    return (np.take_along_axis(distances, order, axis=1),
-            np.take_along_axis(indices, order, axis=1))
 
 
 def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p=None,
@@ -122,14 +96,39 @@ def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p
     k = best_distances.shape[1]
     if X.shape[0] == 0 or Y.shape[0] == 0:
         return best_distances.copy(), best_indices.copy()
+    y_index = np.asarray(y_index, np.int64)
     dist = block_distances(X, Y, metric, p)
-    cand = np.broadcast_to(np.asarray(y_index, np.int64)[None, :], dist.shape)
     if x_index is not None:
-        own = cand == np.asarray(x_index, np.int64)[:, None]
-        if own.any():
-            dist = np.where(own, np.inf, dist)
-            cand = np.where(own, _EXCLUDED, cand)
-    return _smallest(np.hstack([best_distances, dist]), np.hstack([best_indices, cand]), k)
+        own = y_index[None, :] == np.asarray(x_index, np.int64)[:, None]
+        # at +inf with its own index, the query itself never displaces an entry of the running
+        # best (finite, or an unfilled slot (inf, -1)), which always holds k entries
+        dist[own] = np.inf
+    # Candidates are the running best (positions 0..k-1) then the block (positions k..): the
+    # indices of a position are looked up only for the rows and positions that need them.
+    all_d = np.concatenate([best_distances, dist], axis=1)
+
+    def index_of(rows, pos):
+        return np.where(pos < k, best_indices[rows, np.minimum(pos, k - 1)],
+                        y_index[np.maximum(pos - k, 0)])
+
+    rows = np.arange(X.shape[0])[:, None]
+    part = np.argpartition(all_d, k - 1, axis=1)[:, :k] if all_d.shape[1] > k else \
+        np.broadcast_to(np.arange(k), (X.shape[0], k))
+    sub_d = np.take_along_axis(all_d, part, axis=1)
+    sub_i = index_of(rows, part)
+    order = np.lexsort((sub_i, sub_d), axis=-1)
+    out_d = np.take_along_axis(sub_d, order, axis=1)
+    out_i = np.take_along_axis(sub_i, order, axis=1)
+    # Rows whose k-th distance ties with a candidate left out are ordered in full, so that the
+    # lower global index wins.
+    tied = np.flatnonzero(np.count_nonzero(all_d <= out_d[:, -1:], axis=1) > k)
+    if tied.size:
+        cand = np.arange(all_d.shape[1])[None, :]
+        full_i = index_of(tied[:, None], cand)
+        full = np.lexsort((full_i, all_d[tied]), axis=-1)[:, :k]
+        out_d[tied] = np.take_along_axis(all_d[tied], full, axis=1)
+        out_i[tied] = np.take_along_axis(full_i, full, axis=1)
+    return out_d, out_i
 
 
 def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):

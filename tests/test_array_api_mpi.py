@@ -1,0 +1,355 @@
+"""Every estimator on array-api-strict input under mpiexec: the same model as from NumPy input,
+per-row results of the input's array type.
+
+array-api-strict is an array type that refuses NumPy-only shortcuts (no implicit conversion in
+arithmetic with NumPy, no out-of-bounds slices, no methods beyond the standard), so a hidden
+``np.asarray`` or a NumPy-only idiom on the data path shows up here.
+
+Shards are uneven and rank 0 holds no rows (under more than one rank).
+"""
+
+import numpy as np
+import pytest
+
+import spmdlearn
+import spmdlearn.io
+import spmdlearn.metrics
+from spmdlearn._array_api import fallbacks, is_foreign_array, reset_fallbacks
+from spmdlearn._backends import dispatch_counts, reset_dispatch_counts
+from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
+from spmdlearn.cluster import DBSCAN, KMeans
+from spmdlearn.comm import get_comm
+from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
+from spmdlearn.decomposition import PCA, IncrementalPCA
+from spmdlearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from spmdlearn.linear_model import (IncrementalLinearRegression, LinearRegression,
+                                    LogisticRegression, Ridge)
+from spmdlearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
+from spmdlearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+from spmdlearn_conformance import assert_all_ranks
+
+xp = pytest.importorskip("array_api_strict")
+array_api_compat = pytest.importorskip("array_api_compat")
+
+pytestmark = [pytest.mark.mpi, pytest.mark.timeout(120)]
+
+N_ROWS, N_FEATURES = 53, 4
+
+
+def _cuts(n, size):
+    """Rank 0 empty (with several ranks), the others uneven: weights 1, 2, 3, ..."""
+    if size == 1:
+        return np.array([0, n])
+    weights = np.arange(size, dtype=float)
+    return np.round(np.concatenate([[0], np.cumsum(weights) / weights.sum() * n])).astype(int)
+
+
+def _data(dtype=np.float64):
+    rng = np.random.default_rng(7)
+    centers = np.array([[0, 0, 0, 0], [4, 4, 0, 1], [-4, 3, 2, 0]], dtype=float)
+    label = rng.integers(0, 3, N_ROWS)
+    X = (centers[label] + rng.normal(scale=0.6, size=(N_ROWS, N_FEATURES))).astype(dtype)
+    y_reg = (X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.normal(scale=0.1, size=N_ROWS)).astype(dtype)
+    w = rng.uniform(0.5, 2.0, N_ROWS).astype(dtype)
+    return X, label.astype(np.int64), y_reg, w
+
+
+def _local(comm, *arrays):
+    cuts = _cuts(N_ROWS, comm.size)
+    lo, hi = cuts[comm.rank], cuts[comm.rank + 1]
+    return tuple(None if a is None else a[lo:hi] for a in arrays)
+
+
+def _strict(a):
+    return None if a is None else xp.asarray(a)
+
+
+def _is_strict(value) -> bool:
+    return is_foreign_array(value) and array_api_compat.is_array_api_strict_namespace(
+        array_api_compat.array_namespace(value))
+
+
+def _host(value):
+    return np.from_dlpack(value) if is_foreign_array(value) else np.asarray(value)
+
+
+# name -> (factory, target: None | "class" | "reg", weighted, per-row calls)
+# A per-row call is (label, function(estimator, X_local) -> result).
+def _transform_then_inverse(est, X):
+    return est.inverse_transform(est.transform(X))
+
+
+def _kneighbors_dist(est, X):
+    return est.kneighbors(X)[0]
+
+
+def _kneighbors_ind(est, X):
+    return est.kneighbors(X)[1]
+
+
+def _kneighbors_self(est, X):
+    return est.kneighbors()[1]
+
+
+PREDICT = ("predict", lambda est, X: est.predict(X))
+TRANSFORM = ("transform", lambda est, X: est.transform(X))
+INVERSE = ("inverse_transform", _transform_then_inverse)
+KNN = [("kneighbors distances", _kneighbors_dist), ("kneighbors indices", _kneighbors_ind),
+       ("kneighbors of the training rows", _kneighbors_self)]
+
+ESTIMATORS = {
+    "BasicStatistics": (BasicStatistics, None, True, []),
+    "IncrementalBasicStatistics": (lambda: IncrementalBasicStatistics(batch_size=5), None, True,
+                                   []),
+    "EmpiricalCovariance": (EmpiricalCovariance, None, False,
+                            [("mahalanobis", lambda est, X: est.mahalanobis(X))]),
+    "IncrementalEmpiricalCovariance": (lambda: IncrementalEmpiricalCovariance(batch_size=5),
+                                       None, False,
+                                       [("mahalanobis", lambda est, X: est.mahalanobis(X))]),
+    "LinearRegression": (LinearRegression, "reg", True, [PREDICT]),
+    "IncrementalLinearRegression": (lambda: IncrementalLinearRegression(batch_size=5), "reg",
+                                    False, [PREDICT]),
+    "Ridge": (lambda: Ridge(alpha=0.5), "reg", True, [PREDICT]),
+    "LogisticRegression": (LogisticRegression, "class", True, [
+        PREDICT, ("predict_proba", lambda est, X: est.predict_proba(X)),
+        ("predict_log_proba", lambda est, X: est.predict_log_proba(X)),
+        ("decision_function", lambda est, X: est.decision_function(X))]),
+    "PCA": (lambda: PCA(n_components=2, whiten=True), None, False, [
+        TRANSFORM, INVERSE, ("score_samples", lambda est, X: est.score_samples(X)),
+        ("fit_transform", lambda est, X: est.fit_transform(X))]),
+    "PCA full": (lambda: PCA(n_components=3, svd_solver="full"), None, False,
+                 [TRANSFORM, INVERSE]),
+    "IncrementalPCA": (lambda: IncrementalPCA(n_components=2, batch_size=5), None, False,
+                       [TRANSFORM, INVERSE]),
+    "KMeans": (lambda: KMeans(n_clusters=3, random_state=0, n_init=2), None, True, [
+        ("labels_", lambda est, X: est.labels_), PREDICT, TRANSFORM,
+        ("fit_predict", lambda est, X: est.fit_predict(X))]),
+    "DBSCAN": (lambda: DBSCAN(eps=1.2, min_samples=4), None, False, [
+        ("labels_", lambda est, X: est.labels_),
+        ("fit_predict", lambda est, X: est.fit_predict(X))]),
+    "KNeighborsClassifier": (lambda: KNeighborsClassifier(n_neighbors=4), "class", False,
+                             [PREDICT, ("predict_proba", lambda est, X: est.predict_proba(X))]
+                             + KNN),
+    "KNeighborsRegressor": (lambda: KNeighborsRegressor(n_neighbors=3, weights="distance"),
+                            "reg", False, [PREDICT] + KNN),
+    "NearestNeighbors": (lambda: NearestNeighbors(n_neighbors=3), None, False, KNN),
+    "RandomForestClassifier": (lambda: RandomForestClassifier(n_estimators=4, max_depth=4,
+                                                              random_state=0), "class", True,
+                               [PREDICT, ("predict_proba", lambda est, X: est.predict_proba(X))]),
+    "RandomForestRegressor": (lambda: RandomForestRegressor(n_estimators=4, max_depth=4,
+                                                            random_state=0), "reg", True,
+                              [PREDICT]),
+    "StandardScaler": (StandardScaler, None, True, [TRANSFORM, INVERSE]),
+    "MinMaxScaler": (lambda: MinMaxScaler(clip=True), None, False, [TRANSFORM, INVERSE]),
+    "MaxAbsScaler": (MaxAbsScaler, None, False, [TRANSFORM, INVERSE]),
+}
+
+#: Per-row values computed with the same operations from both inputs, except where the
+#: namespace path uses other (equally stable) formulas than SciPy's: logistic probabilities.
+PER_ROW_RTOL = {"LogisticRegression": 1e-12}
+
+
+def _fitted(est) -> dict:
+    """The fitted model: public attributes ending in ``_`` (per-row ``labels_`` left out)."""
+    return {k: v for k, v in vars(est).items()
+            if k.endswith("_") and not k.startswith("_") and k != "labels_"}
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(
+            a, b, equal_nan=a.dtype.kind in "fc")
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (np.isnan(a) and np.isnan(b))
+    return type(a) is type(b) and a == b
+
+
+def _fit(est, X, y, w):
+    kwargs = {} if w is None else {"sample_weight": w}
+    return est.fit(X, **kwargs) if y is None else est.fit(X, y, **kwargs)
+
+
+def _close(a, b, rtol) -> bool:
+    """Equal, up to ``rtol`` of the largest magnitude for floating-point arrays and numbers."""
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(
+            _close(u, v, rtol) for u, v in zip(a, b))
+    a_arr, b_arr = np.asarray(a), np.asarray(b)
+    if a_arr.dtype.kind == "f" and b_arr.dtype.kind == "f":
+        scale = float(np.max(np.abs(b_arr), initial=0.0, where=np.isfinite(b_arr)))
+        return a_arr.dtype == b_arr.dtype and a_arr.shape == b_arr.shape and np.allclose(
+            a_arr, b_arr, rtol=0.0, atol=rtol * max(scale, 1e-300), equal_nan=True)
+    return _same(a, b)
+
+
+# "reference": NumPy and array-api-strict input are served by the same NumPy kernels, so the
+# models are the same bits. "auto": NumPy input may go to an installed accelerator (the cpu
+# backend) while no installed backend claims array-api-strict, so the two agree to rounding.
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_same_model_and_per_row_results_in_the_input_type(name, backend):
+    comm = get_comm()
+    factory, target, weighted, calls = ESTIMATORS[name]
+    X, labels, y_reg, w = _data()
+    y = {"class": labels, "reg": y_reg, None: None}[target]
+    X_l, y_l, w_l = _local(comm, X, y, w if weighted else None)
+    exact = backend == "reference"
+
+    with spmdlearn.config_context(backend=backend):
+        reference = _fit(factory(), X_l, y_l, w_l)
+        est = _fit(factory(), _strict(X_l), _strict(y_l), _strict(w_l))
+
+        expected, got = _fitted(reference), _fitted(est)
+        assert_all_ranks(comm, sorted(expected) == sorted(got), f"{name}: fitted attribute names")
+        for attr in expected:
+            assert_all_ranks(comm, not is_foreign_array(got[attr]), f"{name}.{attr} is NumPy")
+            same = _same(expected[attr], got[attr]) if exact else \
+                _close(got[attr], expected[attr], 1e-9)
+            assert_all_ranks(comm, same, f"{name}.{attr}: same model as from NumPy input")
+
+        for label, call in calls:
+            out_np, out = call(reference, X_l), call(est, _strict(X_l))
+            assert_all_ranks(comm, _is_strict(out),
+                             f"{name}.{label} returned {type(out).__name__}, not the input's type")
+            host = _host(out)
+            rtol = PER_ROW_RTOL.get(name, 0.0) if exact else 1e-9
+            ok = host.shape == np.shape(out_np) and _close(host, np.asarray(out_np), rtol) if \
+                rtol else host.shape == np.shape(out_np) and _same(host, np.asarray(out_np))
+            assert_all_ranks(comm, ok, f"{name}.{label}: same values as from NumPy input")
+
+
+@pytest.mark.parametrize("name", ["LinearRegression", "PCA", "StandardScaler", "KMeans"])
+def test_float32_stays_float32_and_integers_become_float64(name):
+    comm = get_comm()
+    factory, target, _, calls = ESTIMATORS[name]
+    X, labels, y_reg, _ = _data()
+    y = {"class": labels, "reg": y_reg, None: None}[target]
+    X_l, y_l = _local(comm, X, y)
+    for source, dtype in ((X_l.astype(np.float32), np.float32),
+                          (np.round(X_l * 10).astype(np.int64), np.float64)):
+        with spmdlearn.config_context(backend="reference"):
+            reference = _fit(factory(), source, y_l, None)
+            est = _fit(factory(), _strict(source), _strict(y_l), None)
+        for attr, value in _fitted(reference).items():
+            assert_all_ranks(comm, _same(value, _fitted(est)[attr]), f"{name}.{attr} ({dtype})")
+        label, call = calls[-1]
+        out = call(est, _strict(source))
+        assert_all_ranks(comm, _is_strict(out), f"{name}.{label} type")
+        if np.asarray(call(reference, source)).dtype.kind == "f":
+            assert_all_ranks(comm, out.dtype == getattr(xp, np.dtype(dtype).name),
+                             f"{name}.{label} dtype {out.dtype}, expected {dtype}")
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "1-D", "complex"])
+def test_bad_array_api_input_fails_on_every_rank_with_scikit_learns_message(bad):
+    comm = get_comm()
+    X, _, y_reg, _ = _data()
+    X_l, y_l = _local(comm, X, y_reg)
+    last = comm.size - 1  # a rank that holds rows
+    if comm.rank == last:
+        if bad == "nan":
+            X_l = X_l.copy()
+            X_l[0, 1] = np.nan
+        elif bad == "inf":
+            X_l = X_l.copy()
+            X_l[-1, 0] = -np.inf
+        elif bad == "1-D":
+            X_l = X_l[:, 0]
+        else:
+            X_l = X_l.astype(np.complex128)
+    expected = {"nan": "Input X contains NaN.\nLinearRegression does not accept missing values",
+                "inf": "Input X contains infinity or a value too large for dtype('float64').",
+                "1-D": "Expected 2D array, got 1D array instead",
+                "complex": "Complex data not supported"}[bad]
+    with pytest.raises(ValueError) as info:
+        LinearRegression().fit(_strict(X_l), _strict(y_l))
+    message = str(info.value)
+    assert_all_ranks(comm, f"rank {last}: {expected}" in message or
+                     (comm.size == 1 and message.startswith(expected)), message)
+
+
+def test_fallbacks_are_counted_and_logged(capfd, monkeypatch):
+    comm = get_comm()
+    X, _, _, _ = _data()
+    (X_l,) = _local(comm, X)
+    key = ("reference", "column_stats_local")
+    with spmdlearn.config_context(backend="reference"):
+        reset_fallbacks()
+        reset_dispatch_counts()
+        StandardScaler().fit(X_l)
+        assert_all_ranks(comm, fallbacks() == {}, "NumPy input: no fallback")
+        assert_all_ranks(comm, dispatch_counts()[key] == {"served": 1, "declined": 0,
+                                                         "fallback": 0}, "NumPy input served")
+        reset_dispatch_counts()
+        monkeypatch.setenv("SPMDLEARN_VERBOSE", "1")
+        StandardScaler().fit(_strict(X_l))
+    counted, dispatched = fallbacks(), dispatch_counts()
+    assert_all_ranks(comm, counted.get(("column_stats_local", "array_api_strict.Array"), 0) >= 1,
+                     f"counted: {counted}")
+    assert_all_ranks(comm, dispatched[key]["served"] == 0 and dispatched[key]["fallback"] >= 1,
+                     f"the reference's host copy is a fallback in the dispatch counts: "
+                     f"{dispatched}")
+    err = capfd.readouterr().err
+    assert_all_ranks(comm, comm.rank != 0 or "column_stats_local: array_api_strict.Array input "
+                     "served on the host" in err, err)
+    reset_fallbacks()
+
+
+def test_shard_and_metrics_keep_and_accept_array_api_arrays():
+    comm = get_comm()
+    X, labels, y_reg, w = _data()
+    X_l = spmdlearn.io.shard(_strict(X))
+    lo, hi = comm.rank * N_ROWS // comm.size, (comm.rank + 1) * N_ROWS // comm.size
+    assert_all_ranks(comm, _is_strict(X_l) and np.array_equal(_host(X_l), X[lo:hi]), "shard")
+    everything = spmdlearn.io.allgather_rows(X_l)
+    assert_all_ranks(comm, _is_strict(everything) and np.array_equal(_host(everything), X),
+                     "allgather_rows")
+    on_root = spmdlearn.io.gather(X_l)
+    assert_all_ranks(comm, on_root is None if comm.rank else
+                     (_is_strict(on_root) and np.array_equal(_host(on_root), X)), "gather")
+    y_l, w_l, lab_l = (a[lo:hi] for a in (y_reg, w, labels))
+    pred = y_l * 0.9 + 0.1
+    for metric in (spmdlearn.metrics.r2_score, spmdlearn.metrics.mean_squared_error,
+                   spmdlearn.metrics.mean_absolute_error):
+        expected = metric(y_l, pred, sample_weight=w_l)
+        got = metric(_strict(y_l), _strict(pred), sample_weight=_strict(w_l))
+        assert_all_ranks(comm, got == expected, f"{metric.__name__}: {got} != {expected}")
+    flipped = np.where(np.arange(hi - lo) % 4 == 0, (lab_l + 1) % 3, lab_l)
+    for metric in (spmdlearn.metrics.accuracy_score, spmdlearn.metrics.confusion_matrix):
+        expected = metric(lab_l, flipped)
+        got = metric(_strict(lab_l), _strict(flipped))
+        assert_all_ranks(comm, np.array_equal(got, expected), metric.__name__)
+
+
+def test_numpy_input_is_not_copied_by_validation():
+    from spmdlearn._validation import check_X
+
+    X, _, _, _ = _data()
+    for source in (X, np.asfortranarray(X), X.astype(np.float32)):
+        est = StandardScaler()
+        assert check_X(est, source, reset=True) is source
+    view = X[::2]
+    assert np.shares_memory(check_X(StandardScaler(), view, reset=True), X)
+
+
+def test_all_finite_reference_against_its_definition():
+    from spmdlearn.reference import all_finite
+
+    rng = np.random.default_rng(3)
+    big = np.finfo(np.float64).max
+    cases = [np.zeros((0, 3)), rng.normal(size=(40, 3)), np.arange(12).reshape(4, 3),
+             np.full((5, 2), big),  # finite values whose sum overflows
+             rng.normal(size=(7, 3)).astype(np.float32)]
+    for base in list(cases[1:]):
+        for bad in (np.nan, np.inf, -np.inf):
+            if base.dtype.kind == "f":
+                broken = base.copy()
+                broken[-1, -1] = bad
+                cases.append(broken)
+    cases.append(np.asfortranarray(cases[1])[::2])
+    for X in cases:
+        assert all_finite(X) == bool(np.isfinite(X).all()), X
+        assert all_finite(xp.asarray(X)) == bool(np.isfinite(X).all())
