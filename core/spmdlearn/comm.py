@@ -167,12 +167,33 @@ def _user_frame() -> str:
 class _Session:
     """One public collective method on one communicator: its name and its collectives so far."""
 
-    __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "host_counts")
+    __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "host_counts",
+                 "overflow")
 
     def __init__(self, comm, where: str):
         self.comm, self.where, self.where_id = comm, where, _digest(where)
         self.step, self.collective, self.warnings = 0, "", []
         self.host_counts = None
+        self.overflow = None  # the first overflow of a global reduction in this method
+
+
+def _note_overflow(message: str) -> None:
+    """Remember an overflow of a global reduction (identical on every rank) for the errors that
+    follow it in the same collective method, whatever the warning filters."""
+    stack = _sessions()
+    if stack and stack[-1].overflow is None:
+        stack[-1].overflow = message
+
+
+def _with_overflow(exc: BaseException, session) -> BaseException:
+    """``exc`` with its message extended by the session's overflow (naming the overflowing
+    ranks), so that an error caused by values near the float64 limit says so on every rank."""
+    note = getattr(session, "overflow", None)
+    if note is None or not isinstance(exc, Exception) or not exc.args \
+            or not isinstance(exc.args[0], str) or "overflow in " in exc.args[0]:
+        return exc
+    exc.args = (f"{exc.args[0]} (after an {note})",) + tuple(exc.args[1:])
+    return exc
 
 
 _local = threading.local()
@@ -407,6 +428,21 @@ class Comm:
 
     def barrier(self) -> None:
         self._enter("barrier")
+
+    def agreed_random_state(self, random_state):
+        """Collective: ``random_state`` as every rank must use it.
+
+        None (fresh randomness from NumPy's global generator, which each rank seeds on its own)
+        becomes one int seed drawn from rank 0's global generator and broadcast, so that every
+        rank draws the same numbers; an int or a ``RandomState``/``Generator`` is returned as
+        is (the entry agreement on parameters has already compared ints by value and instances
+        by their state).
+        """
+        if random_state is None:
+            seed = (int(np.random.mtrand._rand.randint(np.iinfo(np.int32).max))
+                    if self.rank == 0 else None)
+            return self.bcast(seed)
+        return random_state
 
     # -- arrays (buffer API) ----------------------------------------------------------------
     def _checked(self, name, *arrays, rows_free=False, extra=()):
@@ -741,20 +777,23 @@ def _warn_overflow(result, parts, reduction: str) -> None:
                     if not np.isfinite(p[name]).all()})
     where = (f"the partials of {_ranks(ranks)} overflow" if ranks else
              "the combination of the ranks' finite partials overflows")
+    message = (f"overflow in the reduction {reduction} over {len(parts)} rank(s): {names} not "
+               f"finite ({where}; the input has values near the float64 limit)")
+    _note_overflow(message)
     warnings_module.warn(
-        f"overflow in the reduction {reduction} over {len(parts)} rank(s): {names} not finite "
-        f"({where}; the input has values near the float64 limit); the results that depend on "
-        "it are inf or nan, as scikit-learn's are on the same rows", RuntimeWarning, stacklevel=3)
+        f"{message}; the results that depend on it are inf or nan, as scikit-learn's are on the "
+        "same rows", RuntimeWarning, stacklevel=3)
 
 
 def _warn_overflow_sum(total, gathered) -> None:
     ranks = [r for r in range(gathered.shape[0]) if not np.isfinite(gathered[r]).all()]
     where = (f"the values of {_ranks(ranks)} overflow" if ranks else
              "the sum of the ranks' finite values overflows")
-    warnings_module.warn(
-        f"overflow in a sum over {gathered.shape[0]} rank(s): {where} (the input has values "
-        "near the float64 limit); the results that depend on it are inf or nan",
-        RuntimeWarning, stacklevel=3)
+    message = (f"overflow in a sum over {gathered.shape[0]} rank(s): {where} (the input has "
+               "values near the float64 limit)")
+    _note_overflow(message)
+    warnings_module.warn(f"{message}; the results that depend on it are inf or nan",
+                         RuntimeWarning, stacklevel=3)
 
 
 def _mark(exc: BaseException, comm: Comm, ranks) -> BaseException:
@@ -847,11 +886,15 @@ class _SessionContext:
                 return False  # KeyboardInterrupt, SystemExit: the excepthook ends the job
             if exc is not None and is_collective(exc):
                 self._show([self._portable()])
+                _with_overflow(exc, session)
                 return False
             if exc is not None:
                 comm._exchange("method exit", status=_FAILED, session=session)
                 self._show([self._portable()])
-                comm._raise_gathered(exc)
+                try:
+                    comm._raise_gathered(exc)
+                except Exception as gathered:
+                    raise _with_overflow(gathered, session)
             rows = comm._exchange("method exit", status=self._warned(), session=session)
             if (rows[:, _STATUS] & _FAILED).any():
                 self._show([self._portable()])

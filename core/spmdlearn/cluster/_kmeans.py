@@ -231,7 +231,9 @@ default="k-means++"
     verbose : int, default=0
         Rank 0 prints the iteration, inertia and center shift.
     random_state : int, RandomState instance or None, default=None
-        The same on every rank (every rank draws the same numbers).
+        The same on every rank (every rank draws the same numbers). None: rank 0 draws a seed
+        from NumPy's global generator and broadcasts it, so the model is the same on every rank
+        however each rank seeded NumPy.
     copy_x : bool, default=True
         spmdlearn centers a copy of this rank's rows and never modifies ``X``, whatever this value.
     algorithm : {"lloyd", "elkan"}, default="lloyd"
@@ -333,7 +335,8 @@ default="k-means++"
         # Center the data for more accurate distances, as scikit-learn does.
         X_mean = moments.mean.astype(Xv.dtype)
         data = _Data(comm, Xv - X_mean, w, shard.backend)
-        random_state = check_random_state(self.random_state)
+        # None: one seed for every rank, or the ranks would start from different centers.
+        random_state = check_random_state(comm.agreed_random_state(self.random_state))
         best = None
         for _ in range(n_init):
             centers = self._init_centroids(data, init, init_is_array, X_mean, random_state)

@@ -9,6 +9,7 @@ from scipy import linalg
 from sklearn.base import BaseEstimator
 from sklearn.covariance import EmpiricalCovariance as _SkEmpiricalCovariance
 from sklearn.covariance import log_likelihood
+from sklearn.utils import check_array
 
 from .._backends import call_kernel
 from .._array_api import from_model
@@ -89,6 +90,8 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
     def _set_model(self, partial, dtype):
         """Fitted attributes from the global co-moments (identical on every rank)."""
         covariance, location = covariance_finalize(partial, self.assume_centered)
+        # scikit-learn's _set_covariance: check_array refuses a covariance that overflowed.
+        covariance = check_array(covariance)
         self.location_ = location.astype(dtype)
         self.covariance_ = covariance.astype(dtype)
         self.precision_ = (linalg.pinvh(covariance, check_finite=False).astype(dtype)

@@ -9,7 +9,7 @@ from sklearn.decomposition import IncrementalPCA as _SkIncrementalPCA
 
 from .._incremental import UnweightedComomentBatches
 from .._validation import Interval
-from ..reference._moments import COMOMENTS
+from ..reference._moments import COMOMENTS, overflowed_to_nan
 from ..reference._pca import pca_spectrum
 from ._pca import PCA
 
@@ -70,7 +70,7 @@ var_, noise_variance_, n_components_, n_samples_seen_, n_samples_
                              f"samples {n} (summed over all ranks) and n_features={n_features}")
         S, explained, Vt = pca_spectrum(n, comoment=partial.comoment)
         self._set_model(S, explained, Vt, partial.mean, n, dtype)
-        self.var_ = (np.diag(partial.comoment) / n).astype(dtype)
+        self.var_ = overflowed_to_nan(np.diag(partial.comoment) / n).astype(dtype)
         self.n_samples_seen_ = n
         self._fit_svd_solver = "covariance_eigh"
 

@@ -146,6 +146,9 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if solver == "covariance_eigh":
             p = allreduce(COMOMENTS, shard.X, None, None, comm=comm, backend=backend)
             mean = p.mean
+            if not np.isfinite(p.comoment).all():
+                # scikit-learn's eigh of the overflowed covariance fails so.
+                raise np.linalg.LinAlgError("Eigenvalues did not converge")
             S, explained, Vt = pca_spectrum(n, comoment=p.comoment)
         else:
             moments = allreduce(MOMENTS, shard.X, None, comm=comm, backend=backend)

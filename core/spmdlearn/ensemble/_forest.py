@@ -170,11 +170,10 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         X = to_host(shard.X, f"{type(self).__name__}.fit")
         n_total = shard.n_samples
         start, _ = comm.offsets(X.shape[0])
-        seed = int(check_random_state(self.random_state).randint(0, 2 ** 31 - 1)) \
-            if not isinstance(self.random_state, numbers.Integral) else int(self.random_state)
-        if self.random_state is None:
-            # An unseeded forest still needs the same numbers on every rank.
-            seed = int(comm.bcast(np.random.randint(0, 2 ** 31 - 1) if comm.rank == 0 else None))
+        # An unseeded forest still needs the same numbers on every rank.
+        random_state = comm.agreed_random_state(self.random_state)
+        seed = int(check_random_state(random_state).randint(0, 2 ** 31 - 1)) \
+            if not isinstance(random_state, numbers.Integral) else int(random_state)
         params = {
             "max_depth": self.max_depth, "min_samples_split": self._min_split(n_total),
             "min_samples_leaf": self._min_leaf(n_total), "criterion": criterion,

@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 from sklearn import model_selection as _skms
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import type_of_target
 
 from ..comm import get_comm
@@ -33,12 +33,8 @@ def _n_local(X, y=None):
 
 
 def _agreed_random_state(comm, random_state):
-    """``random_state`` as every rank must use it: None (fresh randomness) becomes one seed drawn
-    on rank 0 and broadcast, so that the ranks cut the same folds."""
-    if random_state is None:
-        seed = check_random_state(None).randint(np.iinfo(np.int32).max) if comm.rank == 0 else None
-        return comm.bcast(seed)
-    return random_state
+    """``random_state`` as every rank must use it (:meth:`Comm.agreed_random_state`)."""
+    return comm.agreed_random_state(random_state)
 
 
 def _check_identical(comm, arrays, what):

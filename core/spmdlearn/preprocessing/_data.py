@@ -12,7 +12,7 @@ from .._base import SPMDEstimatorMixin
 from .._incremental import IncrementalMixin
 from .._array_api import get_namespace, numpy_dtype
 from .._validation import check_X, validate_predict
-from ..reference._moments import COLUMN_STATS, column_stats_local
+from ..reference._moments import COLUMN_STATS, column_stats_local, overflowed_to_nan
 
 _EPS64 = np.finfo(np.float64).eps
 
@@ -132,7 +132,7 @@ class StandardScaler(_Scaler):
             return
         self.mean_ = p.mean.copy()
         if self.with_std:
-            self.var_ = p.m2 / p.weight
+            self.var_ = overflowed_to_nan(p.m2 / p.weight)
             upper = p.weight * _EPS64 * self.var_ + (p.weight * self.mean_ * _EPS64) ** 2
             self.scale_ = _handle_zeros_in_scale(np.sqrt(self.var_), self.var_ <= upper)
         else:

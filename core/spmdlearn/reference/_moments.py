@@ -295,3 +295,14 @@ def column_stats_combine(a: ColumnStatsPartial, b: ColumnStatsPartial) -> Column
 
 COLUMN_STATS = ReductionContract("column_stats", column_stats_local, column_stats_combine,
                                  lambda p: p, kernel="column_stats_local")
+
+
+def overflowed_to_nan(variance):
+    """Per-feature variances with those that overflowed (inf, from finite input) made NaN.
+
+    scikit-learn's ``_incremental_mean_and_var`` (StandardScaler, IncrementalPCA) subtracts a
+    squared sum from a sum of squares: when values near the float64 limit overflow both, it
+    gives ``inf - inf = nan``; the merged co-moments here give ``inf``. Local, not collective.
+    """
+    variance = np.asarray(variance)
+    return np.where(np.isinf(variance), np.nan, variance)
