@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGE_TIMEOUT = int(os.environ.get("SPMDLEARN_STAGE_TIMEOUT", "900"))
+STAGE_TIMEOUT = int(os.environ.get("SPMDLEARN_STAGE_TIMEOUT", "1800"))
 
 
 def mpiexec_command(n_ranks: int) -> list[str]:
