@@ -53,7 +53,10 @@ FITS = {"fit", "partial_fit", "finalize_fit"}
 #: Methods with no per-row input or output: the fitted model, parameters, metadata.
 MODEL_LEVEL = {"get_params", "set_params", "get_metadata_routing", "to_sklearn",
                "get_feature_names_out", "set_output", "get_precision", "get_covariance",
-               "error_norm"}
+               "error_norm",
+               # collective, with no per-row input or output: gathers the fitted rows
+               # (tests/test_to_sklearn_mpi.py runs it with an empty rank)
+               "gather_fit_data"}
 
 PARAMS = {
     "KMeans": {"n_clusters": 3, "random_state": 0},
@@ -186,6 +189,8 @@ def test_empty_rank_in_every_method(world, name, cls, target, dtype):
     except ValueError as exc:  # every rank raises the same error (an unsupported target)
         assert_all_ranks(comm, target == "multi-output", f"fit raised {exc}")
         pytest.skip(f"{name} does not take a {target} target: {exc}")
+    if hasattr(est, "gather_fit_data"):  # neighbours, DBSCAN: the collective step first
+        est.gather_fit_data()
     try:
         sk = est.to_sklearn()
     except NotImplementedError:  # no scikit-learn equivalent (BasicStatistics)

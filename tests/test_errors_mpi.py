@@ -165,8 +165,13 @@ def test_kernel_failure_on_one_rank_reaches_every_rank(world, monkeypatch):
 
     monkeypatch.setattr(_plugin, "comoments_local", flaky)
     X, y = _shard(world)
-    assert_raises_on_all_ranks(world, (CollectiveError, MemoryError),
-                               lambda: LinearRegression().fit(X, y),
+
+    def fit():
+        # the patched kernel is the reference's: select it (auto would pick the cpu backend)
+        with spmdlearn.config_context(backend="reference"):
+            LinearRegression().fit(X, y)
+
+    assert_raises_on_all_ranks(world, (CollectiveError, MemoryError), fit,
                                match="simulated allocation failure")
     # The communicator is still usable afterwards: nothing was left in flight.
     monkeypatch.setattr(_plugin, "comoments_local", original)
