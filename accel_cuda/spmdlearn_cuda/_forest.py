@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from spmdlearn.reference import BOOTSTRAP_STREAM
+from spmdlearn.reference._forest import _GOLDEN, _mix  # the counter-based generator, shared
 
 from ._device import cupy, to_host
 
@@ -154,20 +155,12 @@ def bootstrap_counts(row_index, seed, lam):
     row_index = _dev(row_index, cp.int64)
     out = cp.empty(row_index.shape[0], cp.int64)
     with np.errstate(over="ignore"):
-        key = _mix(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(BOOTSTRAP_STREAM))
+        key = _mix(np.uint64(seed) * _GOLDEN + np.uint64(BOOTSTRAP_STREAM))
     if out.size:
         _kernel("float64", "bootstrap_counts")(*_grid(out.size), (
             row_index, np.int64(out.size), np.uint64(key), np.float64(lam),
             np.float64(np.exp(-lam)), out))
     return out
-
-
-def _mix(z):
-    z = np.uint64(z)
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins, n_classes,

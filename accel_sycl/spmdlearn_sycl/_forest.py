@@ -11,21 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from spmdlearn.reference import BOOTSTRAP_STREAM
+from spmdlearn.reference._forest import _GOLDEN, _mix  # the counter-based generator, shared
 
 from ._device import dpnp, float_type, on_device, to_host
 
 __all__ = ["apply_bins", "bootstrap_counts", "tree_histograms", "tree_route", "tree_apply"]
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-
-
-def _mix(z):
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
-
 
 def apply_bins(X, edges):
     xp = dpnp()
