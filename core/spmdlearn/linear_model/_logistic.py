@@ -259,7 +259,8 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.l1_ratio = l1_ratio
 
     def _check_solver(self, estimator, X, y):
-        check_classification_targets(y)
+        # The labels are read on the host (fit copies them there, counted, right after).
+        check_classification_targets(to_host(y))
         if self.solver not in ("lbfgs", "newton-cg"):
             raise NotImplementedError(f"solver={self.solver!r} is not available in spmdlearn; "
                                       "use 'lbfgs' or 'newton-cg'")
