@@ -141,3 +141,25 @@ def test_declines_on_host_copies_are_counted_apart(dpnp):
     assert _backends.dispatch_counts()[("sycl", "moments_local")] == {
         "served": 1, "declined": 1, "fallback": 0}
     assert _backends.unclaimed_counts() == {("sycl", "moments_local"): 1}
+
+
+@pytest.mark.timeout(120)
+def test_info_lists_each_ranks_sycl_devices(dpnp):
+    import os
+    import subprocess
+    import sys
+
+    from run_all import mpiexec_command
+
+    out = subprocess.run(mpiexec_command(2) + [sys.executable, "-m", "spmdlearn", "info"],
+                         capture_output=True, text=True, timeout=110,
+                         env={**os.environ, "SPMDLEARN_VERBOSE": ""})
+    assert out.returncode == 0, out.stdout + out.stderr
+    import dpctl
+
+    default = dpctl.select_default_device()
+    name = f"{default.backend.name}:{default.device_type.name} {default.name}"
+    section = out.stdout.split("  sycl ", 1)[1].split("\n  ")[:6]
+    for rank in (0, 1):
+        assert any(line.strip().startswith(f"rank {rank}: sees") and
+                   line.rstrip().endswith(f"would use: {name}") for line in section), out.stdout

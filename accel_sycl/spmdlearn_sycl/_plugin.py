@@ -31,7 +31,9 @@ def spmdlearn_backend_info():
     except Exception as exc:  # noqa: BLE001 - a broken SYCL runtime is reported, not fatal
         return {"name": NAME, "available": False, "devices": [], "note": f"dpctl failed: {exc}"}
     return {"name": NAME, "available": bool(devices) and dpnp() is not None, "devices": devices,
-            "note": f"dpnp on the input's queue; default device: {chosen}"}
+            "selected": chosen,
+            "note": "kernels run on the input's queue; arrays made without one (dpnp.asarray(x)) "
+                    "are on the default device, the one it would use"}
 
 
 @hookimpl
