@@ -190,6 +190,15 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
 
 
 @hookimpl
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    return _call("_splits", "best_splits", hist, feature_order, n_draw, classification,
+                 criterion, min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                 min_weight_leaf)
+
+
+@hookimpl
 def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
     return _call("_forest", "tree_route", binned, node_of_row, split_feature, split_bin, left,
                  right)
