@@ -23,9 +23,12 @@ def device_arrays(comm, argv=None):
     args, _ = parser.parse_known_args(argv)
     if args.device == "numpy":
         return (lambda a: a), host
-    import dpctl
-    import dpnp
-
+    try:
+        import dpctl
+        import dpnp
+    except ImportError as exc:
+        raise SystemExit(f"--device {args.device} needs dpnp and dpctl "
+                         f"(pip install -e '.[sycl]'): {exc}") from None
     devices = dpctl.get_devices(device_type=args.device)
     if not devices:
         raise SystemExit(f"--device {args.device}: no SYCL {args.device} device here "

@@ -236,3 +236,35 @@ def test_ci_stage_requires_every_kernel_served_on_dpnp(tmp_path, monkeypatch):
     assert "skipped: no dpnp" in verdict(skipped="no dpnp")
     monkeypatch.setattr(run_all.platform, "machine", lambda: "aarch64")
     assert verdict(skipped="no dpnp") is None
+
+
+def test_neighbour_search_runs_on_the_device(dpnp):
+    """kneighbors on dpnp rows: the knn_merge kernel served on the device for every block, the
+    results on the queries' queue, scikit-learn's neighbours; predict's vote is the one step
+    on the host (counted)."""
+    import dpctl
+    from sklearn.neighbors import KNeighborsRegressor as SkKNN
+
+    import spmdlearn
+    from spmdlearn import _array_api, _backends
+    from spmdlearn.neighbors import KNeighborsRegressor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 3)), rng.normal(size=200)
+    q = dpctl.SyclQueue()
+    Xd, yd = dpnp.asarray(X, sycl_queue=q), dpnp.asarray(y, sycl_queue=q)
+    _backends.reset_dispatch_counts()
+    _array_api.reset_fallbacks()
+    with spmdlearn.config_context(backend="sycl"):
+        model = KNeighborsRegressor(5).fit(Xd, yd)
+        dist, ind = model.kneighbors(Xd[:50])
+        pred = model.predict(Xd[:50])
+    assert dist.sycl_queue == q and ind.sycl_queue == q and pred.sycl_queue == q
+    ref = SkKNN(5, algorithm="brute").fit(X, y)
+    np.testing.assert_array_equal(dpnp.asnumpy(ind), ref.kneighbors(X[:50])[1])
+    np.testing.assert_allclose(dpnp.asnumpy(pred), ref.predict(X[:50]), rtol=1e-12)
+    counts = _backends.dispatch_counts()[("sycl", "knn_merge")]
+    assert counts["served"] >= 2 and counts["declined"] == counts["fallback"] == 0
+    steps = {what for what, _ in _array_api.fallbacks()}
+    assert not any("neighbour search" in s for s in steps), steps
+    assert "KNeighborsRegressor neighbour vote" in steps
