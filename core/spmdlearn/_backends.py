@@ -236,7 +236,9 @@ def resolve_backend(X=None) -> str:
     name = requested_backend()
     if name == "auto":
         for backend in _claim_order():
-            if _available(backend)[0] and claims(backend, X):
+            # the claim first: it inspects only X's type, where availability may start a
+            # device runtime (a backend that claims nothing here is never started)
+            if claims(backend, X) and _available(backend)[0]:
                 return backend
         _log(f"no installed backend claims {_type_name(X)} input; the reference serves it")
         return REFERENCE
