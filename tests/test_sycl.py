@@ -268,3 +268,33 @@ def test_neighbour_search_runs_on_the_device(dpnp):
     steps = {what for what, _ in _array_api.fallbacks()}
     assert not any("neighbour search" in s for s in steps), steps
     assert "KNeighborsRegressor neighbour vote" in steps
+
+
+def test_logistic_targets_and_weights_stay_on_the_device(dpnp, monkeypatch):
+    """Every gradient of LogisticRegression on dpnp rows gets its encoded targets and weights
+    on X's queue (moved there once), and the model is scikit-learn's."""
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+    import spmdlearn
+    import spmdlearn_sycl._logistic as kernels
+    from spmdlearn.linear_model import LogisticRegression
+
+    seen = []
+    original = kernels.logistic_loss_grad
+
+    def spy(X, target, sample_weight, *args):
+        seen.append((type(target).__module__.split(".")[0], type(sample_weight).__module__,
+                     target.sycl_queue == X.sycl_queue))
+        return original(X, target, sample_weight, *args)
+
+    monkeypatch.setattr(kernels, "logistic_loss_grad", spy)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(np.int64)
+    w = rng.uniform(0.5, 2.0, 120)
+    with spmdlearn.config_context(backend="sycl"):
+        model = LogisticRegression(tol=1e-10).fit(dpnp.asarray(X), dpnp.asarray(y),
+                                                  sample_weight=dpnp.asarray(w))
+    assert seen and all(s == ("dpnp", "dpnp.dpnp_array", True) for s in seen), seen[:3]
+    ref = SkLogisticRegression(tol=1e-10).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-6)
