@@ -261,6 +261,15 @@ def scaled_spectrum(scaled: Scaled, n_samples: int):
         return pca_spectrum(n_samples, r=R)
 
 
+def tsqr_exponents(minimum, maximum) -> np.ndarray:
+    """Per column, the power of two (int64) by which to divide the rows before a tall-skinny QR:
+    zero unless the column's largest magnitude passes ``2**300`` (its R would near the limit in
+    the QR merges). From the global extremes, so identical on every rank. Local."""
+    magnitude = np.maximum(np.abs(minimum), np.abs(maximum))
+    large = np.isfinite(magnitude) & (magnitude >= _MEAN_LIMIT)
+    return np.where(large, _exponents(magnitude), 0).astype(np.int64)
+
+
 def unscale_matrix(matrix, row_exponent, column_exponent):
     """``matrix[i, j] * 2**(row_exponent[i] + column_exponent[j])``, exact (inf past the limit)."""
     with np.errstate(over="ignore"):

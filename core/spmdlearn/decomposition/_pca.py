@@ -10,13 +10,13 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.decomposition import PCA as _SkPCA
 from sklearn.utils.extmath import fast_logdet
 
-from .._array_api import get_namespace, numpy_dtype, sum_float64
+from .._array_api import from_model, get_namespace, numpy_dtype, sum_float64
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, check_X, validate_fit, validate_predict
 from ..collective import allreduce
 from .._scaling import (allreduce_scaled, overflow_ranks, report_overflow, scaled_spectrum,
-                        unscale_matrix, unscale_vector)
+                        tsqr_exponents, unscale_matrix, unscale_vector)
 from ..reference._moments import MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
 
@@ -164,8 +164,18 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         else:
             moments = allreduce(MOMENTS, shard.X, None, comm=comm, backend=backend)
             mean = moments.mean
-            r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
-            S, explained, Vt = pca_spectrum(n, r=r.r)
+            # R is linear in the columns (R of X diag(d) is R diag(d)): columns whose values
+            # near the float64 limit would overflow the QR merges are divided by powers of two
+            # (from the global extremes, identical on every rank) and R is unscaled exactly.
+            e = tsqr_exponents(moments.min, moments.max)
+            if e.any():
+                factor = np.ldexp(1.0, -e)
+                Xs = shard.X * from_model(factor, shard.X, dtype=numpy_dtype(shard.X.dtype))
+                r = allreduce(TSQR, Xs, mean * factor, comm=comm, backend=backend)
+                S, explained, Vt = pca_spectrum(n, r=unscale_matrix(r.r, np.zeros_like(e), e))
+            else:
+                r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
+                S, explained, Vt = pca_spectrum(n, r=r.r)
         self._fit_svd_solver = solver
         self._set_model(S, explained, Vt, mean, n, shard.dtype)
         if ranks is not None and not all(np.isfinite(getattr(self, name)).all() for name in (
