@@ -68,7 +68,9 @@ def _finite(partial) -> bool:
 
 def _moderate(p: ComomentsPartial) -> bool:
     """Whether ``p`` is finite and far enough from the float64 limit to be used unscaled."""
-    return bool(np.all(np.abs(p.mean) < _MEAN_LIMIT) and np.all(np.abs(p.comoment) < _COMOMENT_LIMIT))
+    # NaN compares False, so a partial that is not finite is not moderate either.
+    return bool(np.abs(p.mean).max(initial=0.0) < _MEAN_LIMIT
+                and np.abs(p.comoment).max(initial=0.0) < _COMOMENT_LIMIT)
 
 
 def _exponents(magnitude) -> np.ndarray:
