@@ -211,17 +211,17 @@ def overflow_ranks(comm, local: Scaled | None, partial: Scaled):
     return [r for r, flag in enumerate(flags) if flag]
 
 
-def report_overflow(ranks, what: str, *, warn: bool = True) -> None:
+def report_overflow(ranks, what: str, *, raises: bool = False) -> None:
     """Say that ``what`` overflowed, naming the ranks whose rows hold values near the float64
-    limit: a RuntimeWarning (if ``warn``), and a note that the errors raised later in the same
-    collective method repeat. Local; ``ranks`` are the same on every rank."""
-    where = f"the rows of {_ranks(ranks)}" if ranks else "the rows"
-    message = (f"overflow in {what}: {where} hold values near the float64 limit, whose squares "
-               "or products pass it")
+    limit: a RuntimeWarning, and a note that the errors raised later in the same collective
+    method repeat (``raises``: the caller raises next, as scikit-learn does). Local; ``ranks``
+    are the same on every rank."""
+    where = f"the values of {_ranks(ranks)} overflow it" if ranks else "the values overflow it"
+    message = f"overflow in {what}: {where} (they are near the float64 limit)"
     _note_overflow(message)
-    if warn:
-        warnings.warn(f"{message}; those results are inf or nan, as scikit-learn's are on the "
-                      "same rows", RuntimeWarning, stacklevel=3)
+    consequence = ("scikit-learn fails on the same rows, and so does this fit" if raises else
+                   "those results are inf or nan, as scikit-learn's are on the same rows")
+    warnings.warn(f"{message}; {consequence}", RuntimeWarning, stacklevel=3)
 
 
 def sum_overflows(scaled: Scaled) -> np.ndarray:

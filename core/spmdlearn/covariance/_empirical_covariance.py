@@ -124,7 +124,7 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
             covariance = check_array(covariance)
         except ValueError:
             if ranks is not None:
-                report_overflow(ranks, "the covariance", warn=False)
+                report_overflow(ranks, "the covariance", raises=True)
             raise
         self.location_ = location.astype(dtype)
         self.covariance_ = covariance.astype(dtype)

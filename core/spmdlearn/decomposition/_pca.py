@@ -154,7 +154,7 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             # passes the float64 limit, its eigh of the overflowed covariance fails so.
             raw = unscale_matrix(p.comoment + p.weight * np.outer(p.mean, p.mean), e, e)
             if not np.isfinite(raw).all():
-                report_overflow(ranks, "X^T X", warn=False)
+                report_overflow(ranks, "X^T X", raises=True)
                 raise np.linalg.LinAlgError("Eigenvalues did not converge")
             mean = unscale_vector(p.mean, e)
             if ranks is None:

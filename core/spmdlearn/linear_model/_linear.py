@@ -49,7 +49,7 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
                 exponent=scaled.exponent)
         except Exception:
             if ranks is not None:
-                report_overflow(ranks, "the least-squares solve", warn=False)
+                report_overflow(ranks, "the least-squares solve", raises=True)
             raise
         if ranks is not None and not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
             report_overflow(ranks, "the coefficients")
@@ -67,7 +67,7 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         same verdict on every rank). Its centering overflows when a column's sum does: the
         mean is inf, and ``lstsq`` refuses the centered rows."""
         if self.fit_intercept and sum_overflows(scaled).any():
-            report_overflow(ranks, "the column sums (for the means)", warn=False)
+            report_overflow(ranks, "the column sums (for the means)", raises=True)
             raise ValueError("array must not contain infs or NaNs: a column's sum passes the "
                              "float64 limit, so its mean (and the centered rows) are not finite")
 
@@ -278,7 +278,7 @@ class Ridge(_LinearModel):
         super()._check_overflow(scaled, n_features, ranks)
         if self.solver in ("auto", "cholesky") and not self.positive \
                 and gram_overflows(scaled, n_features, self.fit_intercept):
-            report_overflow(ranks, "the normal equations X^T X, X^T y", warn=False)
+            report_overflow(ranks, "the normal equations X^T X, X^T y", raises=True)
             raise ValueError(f"array must not contain infs or NaNs: with solver={self.solver!r} "
                              "the normal equations X^T X, X^T y pass the float64 limit, as they "
                              "do in scikit-learn (solver='svd' solves the same problem without "
