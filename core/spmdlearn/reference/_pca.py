@@ -91,17 +91,32 @@ def pca_spectrum(n_samples: int, *, r=None, comoment=None):
         "covariance_eigh" (as scikit-learn).
     explained_variance : ndarray of shape (k,)
     components : ndarray of shape (k, n_features)
+
+    Notes
+    -----
+    The numerical rank is decided here, once, with NumPy's ``matrix_rank`` convention: a
+    singular value at or below ``max(n_samples, n_features) * eps * max(s)`` is rounding, and
+    so is an eigenvalue of the co-moments at or below ``max(n_samples, n_features) * eps``
+    times the largest (the rounding bound of the sums that formed them). Those are set to
+    exactly 0, so that the rank, ``n_components="mle"``, a variance fraction and
+    ``noise_variance_`` do not depend on how the rows were split over ranks, and equal
+    scikit-learn's from the SVD of the gathered rows (whose null singular values are far below
+    the cutoff). Without the cutoff, ``covariance_eigh`` leaves null eigenvalues of about
+    ``10 * eps`` of the largest, which Minka's MLE takes for signal.
     """
+    eps = np.finfo(np.float64).eps
     if r is not None:
         _, S, Vt = linalg.svd(r, full_matrices=False, check_finite=False)
         k = min(n_samples, r.shape[1])
         S, Vt = S[:k], Vt[:k]
+        S = np.where(S > max(n_samples, r.shape[1]) * eps * S.max(initial=0.0), S, 0.0)
         explained = S ** 2 / (n_samples - 1)
     else:
         eigenvalues, vectors = linalg.eigh(comoment / (n_samples - 1), check_finite=False)
         eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
-        # The covariance is PSD; eigh can return slightly negative values from rounding.
-        explained = np.clip(eigenvalues, 0.0, None)
+        # The covariance is PSD: values at the rounding level (negative ones included) are 0.
+        cutoff = max(n_samples, comoment.shape[0]) * eps * max(eigenvalues.max(initial=0.0), 0.0)
+        explained = np.where(eigenvalues > cutoff, eigenvalues, 0.0)
         S = np.sqrt(explained * (n_samples - 1))
         Vt = vectors.T
     _, Vt = svd_flip(None, Vt.copy(), u_based_decision=False)
