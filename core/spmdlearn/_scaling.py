@@ -259,8 +259,20 @@ def scaled_spectrum(scaled: Scaled, n_samples: int):
     p, e = scaled.partial, scaled.exponent
     w, U = linalg.eigh(p.comoment, check_finite=False)
     R = unscale_matrix(np.sqrt(np.clip(w, 0, None))[:, None] * U.T, np.zeros_like(e), e)
+    # The rank is that of the scaled co-moments (column scaling does not change it), with
+    # pca_spectrum's cutoff for co-moments.
+    cutoff = max(n_samples, w.shape[0]) * np.finfo(np.float64).eps * max(w.max(initial=0.0), 0.0)
     with np.errstate(over="ignore"):
-        return pca_spectrum(n_samples, r=R)
+        return pca_spectrum(n_samples, r=R, rank=int((w > cutoff).sum()))
+
+
+def r_rank(r, n_samples: int) -> int:
+    """The numerical rank of a (scaled) TSQR ``R``, with pca_spectrum's cutoff. Local."""
+    from scipy import linalg
+
+    s = linalg.svd(r, compute_uv=False, check_finite=False)
+    return int((s > max(n_samples, r.shape[1]) * np.finfo(np.float64).eps
+                * s.max(initial=0.0)).sum())
 
 
 def tsqr_exponents(minimum, maximum) -> np.ndarray:

@@ -15,8 +15,8 @@ from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, check_X, validate_fit, validate_predict
 from ..collective import allreduce
-from .._scaling import (allreduce_scaled, overflow_ranks, report_overflow, scaled_spectrum,
-                        tsqr_exponents, unscale_matrix, unscale_vector)
+from .._scaling import (allreduce_scaled, overflow_ranks, r_rank, report_overflow,
+                        scaled_spectrum, tsqr_exponents, unscale_matrix, unscale_vector)
 from ..reference._moments import MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
 
@@ -172,7 +172,8 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 factor = np.ldexp(1.0, -e)
                 Xs = shard.X * from_model(factor, shard.X, dtype=numpy_dtype(shard.X.dtype))
                 r = allreduce(TSQR, Xs, mean * factor, comm=comm, backend=backend)
-                S, explained, Vt = pca_spectrum(n, r=unscale_matrix(r.r, np.zeros_like(e), e))
+                S, explained, Vt = pca_spectrum(n, r=unscale_matrix(r.r, np.zeros_like(e), e),
+                                                rank=r_rank(r.r, n))
             else:
                 r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
                 S, explained, Vt = pca_spectrum(n, r=r.r)
