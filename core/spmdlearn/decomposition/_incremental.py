@@ -43,6 +43,11 @@ var_, noise_variance_, n_components_, n_samples_seen_, n_samples_
     -----
     **Distributed semantics.** ``partial_fit`` is local; ``finalize_fit()`` and ``fit`` are
     collective; ``transform`` and the scores are as in :class:`PCA`.
+
+    Values near the float64 limit: a batch whose co-moments overflow is folded as co-moments
+    of its columns divided by powers of two, and the model is the SVD of a square root of the
+    co-moments (:func:`spmdlearn._scaling.scaled_spectrum`): scikit-learn's SVD of all rows in
+    one batch (its batch-by-batch merges lose the small directions there).
     """
 
     _sklearn_class = _SkIncrementalPCA

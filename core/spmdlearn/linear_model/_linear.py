@@ -147,6 +147,12 @@ class LinearRegression(_LinearModel):
     design gets the minimum-norm solution (pseudo-inverse), as scikit-learn's ``lstsq`` gives.
     The normal equations have error ~``cond(X)**2 * eps``; for ill-conditioned designs expect
     less agreement with scikit-learn's SVD than its ``cond(X) * eps``.
+
+    Values near the float64 limit (whose co-moments would overflow) are handled as
+    scikit-learn's ``lstsq`` handles them: the co-moments are taken on columns divided by
+    powers of two and the solution is unscaled exactly (:mod:`spmdlearn._scaling`); where
+    scikit-learn fails (a column's sum past the limit) this fit raises the same error, naming
+    the overflow and the ranks whose rows cause it.
     """
 
     _sklearn_class = _SkLinearRegression
