@@ -105,6 +105,8 @@ def main():
     parser.add_argument("--workload", required=True)
     parser.add_argument("--rows", type=int, required=True, help="rows per rank")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--array-type", choices=["numpy", "dpnp"], default="numpy",
+                        help="the shards' array type (dpnp: on the default SYCL device)")
     parser.add_argument("--profile", action="store_true",
                         help="also report the share of time inside kernel hooks and peak memory")
     args = parser.parse_args()
@@ -116,6 +118,10 @@ def main():
     base_rss = _status_mb("VmRSS")  # after the imports, before the data
     X, y = make_data(workload, args.rows, comm.rank)
     shard_mb = (X.nbytes + (0 if y is None else y.nbytes)) / 2**20
+    if args.array_type == "dpnp":
+        import dpnp
+
+        X, y = dpnp.asarray(X), None if y is None else dpnp.asarray(y)
     rss_before = _reset_peak_rss()
     added, call_peak = 0.0, 0.0
     if args.impl == "daal4py":

@@ -12,9 +12,10 @@ Each cell runs one small job as a subprocess with a time limit and is marked:
 * ``wrong``: every rank returned the same model without a word, for input that must be refused.
 
 Kinds: ``param`` (a parameter differs on rank 1), ``kernel`` (MemoryError on rank 1 at the third
-kernel call of ``fit``), ``predict-kernel`` (MemoryError on rank 1 in ``predict``/``transform``),
-``subset`` (``if rank == 0: model.predict(X)``), ``user-error`` (a ValueError in user code on
-rank 1 before ``fit``), ``mismatch`` (rank 1 fits another estimator).
+kernel call of ``fit``, or its last where ``fit`` makes fewer), ``predict-kernel`` (MemoryError
+on rank 1 in ``predict``/``transform``), ``subset`` (``if rank == 0: model.predict(X)``),
+``user-error`` (a ValueError in user code on rank 1 before ``fit``), ``mismatch`` (rank 1 fits
+another estimator).
 """
 
 import argparse
@@ -67,18 +68,25 @@ rng = np.random.RandomState(rank)
 X = rng.randn([40, 25, 0][rank % 3] if MPI.COMM_WORLD.Get_size() == 3 else 30, 4)
 y = (X[:, 0] > 0).astype(np.int64)
 
+ORIGINAL = _backends.call_kernel
+
 def patch_kernels(nth):
+    """Make rank 1's ``nth`` kernel call raise MemoryError (0: only count the calls)."""
     import sys as _sys
-    original, calls = _backends.call_kernel, [0]
+    calls = [0]
     def failing(kernel, backend=None, **kw):
         calls[0] += 1
         if rank == 1 and calls[0] == nth:
             raise MemoryError("injected")
-        return original(kernel, backend, **kw)
+        return ORIGINAL(kernel, backend, **kw)
     for m in list(_sys.modules.values()):
         if getattr(m, "__name__", "").startswith("spmdlearn") and \
-                getattr(m, "call_kernel", None) is original:
+                getattr(m, "call_kernel", None) in (ORIGINAL,) + tuple(PATCHED):
             m.call_kernel = failing
+    PATCHED[:] = [failing]
+    return calls
+
+PATCHED = []
 
 def fit(est):
     return est.fit(X, y) if SUPERVISED else est.fit(X)
@@ -102,7 +110,10 @@ try:
     if KIND == "param":
         model = fit(eval(CTOR_BAD if rank == 1 else CTOR))
     elif KIND == "kernel":
-        patch_kernels(3)
+        # the third kernel call of fit on rank 1, or its last where fit makes fewer
+        calls = patch_kernels(0)
+        fit(eval(CTOR))
+        patch_kernels(min(3, calls[0]))
         model = fit(eval(CTOR))
     elif KIND == "predict-kernel":
         model = fit(eval(CTOR))

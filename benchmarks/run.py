@@ -20,6 +20,10 @@ per rank (ranks x threads = cores used); single-process peers use all cores. Rat
 pair by pair within the run, since these machines are noisy. Writes
 ``benchmarks/results/<date>-<host>.json`` and prints a Markdown table; with matplotlib, one PNG
 per workload (time and parallel efficiency against ranks).
+
+``--backends cpu,sycl`` times the sycl backend next to the cpu backend on the same rows, as
+dpnp arrays on the default SYCL device (Intel's OpenCL CPU device of ``intel-opencl-rt``
+without a GPU; ``OCL_ICD_FILENAMES`` is set to it when unset).
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ def _run(cmd, env, timeout):
     raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
+#: The array type the timed calls get for a backend that serves device arrays only (the sycl
+#: backend: dpnp on the default SYCL device, Intel's OpenCL CPU device without a GPU).
+DEVICE_ARRAYS = {"sycl": "dpnp"}
+
+
 def _env(threads: int | None, backend: str | None = None) -> dict:
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
@@ -76,6 +85,9 @@ def _env(threads: int | None, backend: str | None = None) -> dict:
             env[name] = str(threads)
     if backend:
         env["SPMDLEARN_BACKEND"] = backend
+    opencl = Path(sys.prefix) / "lib" / "libintelocl.so"
+    if backend in DEVICE_ARRAYS and opencl.exists():
+        env.setdefault("OCL_ICD_FILENAMES", str(opencl))  # Intel's OpenCL CPU device
     return env
 
 
@@ -136,6 +148,8 @@ def main(argv=None) -> int:
                                       "--repeat", str(args.repeat)]
                 if args.profile and impl == "spmdlearn" and not tree:
                     cmd.append("--profile")
+                if impl == "spmdlearn" and backend in DEVICE_ARRAYS:
+                    cmd += ["--array-type", DEVICE_ARRAYS[backend]]
                 env = _env(1, backend)
                 if tree and python == sys.executable:
                     env["PYTHONPATH"] = os.pathsep.join(

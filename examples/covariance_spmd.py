@@ -1,19 +1,20 @@
 """EmpiricalCovariance on sharded rows; checked against scikit-learn on all rows.
 
-    mpiexec -n 4 python examples/covariance_spmd.py
+    mpiexec -n 4 python examples/covariance_spmd.py [--device numpy|cpu|gpu]
 """
 
 from sklearn.covariance import EmpiricalCovariance as SkEmpiricalCovariance
 from sklearn.datasets import load_wine
 
-from _check import report
+from _check import device_arrays, report
 from spmdlearn.comm import get_comm
 from spmdlearn.covariance import EmpiricalCovariance
 from spmdlearn.io import shard
 
 comm = get_comm()
+to_device, to_host = device_arrays(comm)  # --device numpy|cpu|gpu
 X = load_wine().data
-X_local = shard(X)
+X_local = to_device(shard(X))
 cov = EmpiricalCovariance().fit(X_local)
 ref = SkEmpiricalCovariance().fit(X)
 if comm.rank == 0:

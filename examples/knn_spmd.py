@@ -1,27 +1,31 @@
 """k-nearest neighbours: training rows stay on their rank; queries meet them in a ring pass.
 
-    mpiexec -n 4 python examples/knn_spmd.py
+    mpiexec -n 4 python examples/knn_spmd.py [--device numpy|cpu|gpu]
 """
 
 import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.neighbors import KNeighborsClassifier as SkKNN
 
-from _check import report
+from _check import device_arrays, report
 from spmdlearn.comm import get_comm
 from spmdlearn.io import shard
 from spmdlearn.neighbors import KNeighborsClassifier
 
 comm = get_comm()
+to_device, to_host = device_arrays(comm)  # --device numpy|cpu|gpu
 X, y = make_classification(n_samples=12_000, n_features=16, n_informative=8, n_classes=4,
                            random_state=0)
 X_train, y_train, X_test, y_test = X[:10_000], y[:10_000], X[10_000:], y[10_000:]
-knn = KNeighborsClassifier(n_neighbors=10).fit(shard(X_train), shard(y_train))
-dist, ind = knn.kneighbors(shard(X_test))  # global row indices of the training rows
-accuracy = knn.score(shard(X_test), shard(y_test))  # over all ranks' queries
+X_local, y_local = to_device(shard(X_train)), to_device(shard(y_train))
+Q_local, q_labels = to_device(shard(X_test)), to_device(shard(y_test))
+knn = KNeighborsClassifier(n_neighbors=10).fit(X_local, y_local)
+dist, ind = knn.kneighbors(Q_local)  # global row indices of the training rows
+dist, ind = to_host(dist), to_host(ind)  # (on the queries' device: compared on the host)
+accuracy = knn.score(Q_local, q_labels)  # over all ranks' queries
 
 ref = SkKNN(n_neighbors=10, algorithm="brute").fit(X_train, y_train)
-start, _ = comm.offsets(len(shard(X_test)))
+start, _ = comm.offsets(len(Q_local))
 rdist, rind = ref.kneighbors(X_test)
 rows = slice(start, start + len(ind))
 same = all(comm.allgather(bool(np.array_equal(ind, rind[rows]))))

@@ -1,21 +1,22 @@
 """LinearRegression and Ridge on sharded rows; checked against scikit-learn on all rows.
 
-    mpiexec -n 4 python examples/linear_regression_spmd.py
+    mpiexec -n 4 python examples/linear_regression_spmd.py [--device numpy|cpu|gpu]
 """
 
 from sklearn import linear_model as sk
 from sklearn.datasets import make_regression
 
-from _check import report
+from _check import device_arrays, report
 from spmdlearn.comm import get_comm
 from spmdlearn.io import shard
 from spmdlearn.linear_model import LinearRegression, Ridge
 
 comm = get_comm()
+to_device, to_host = device_arrays(comm)  # --device numpy|cpu|gpu
 # Every rank generates the same data and keeps its own rows (in real use each rank reads its
 # own rows: see spmdlearn.io).
 X, y = make_regression(n_samples=10_000, n_features=20, noise=5.0, random_state=0)
-X_local, y_local = shard(X), shard(y)
+X_local, y_local = to_device(shard(X)), to_device(shard(y))
 
 ols = LinearRegression().fit(X_local, y_local)
 ridge = Ridge(alpha=10.0).fit(X_local, y_local)

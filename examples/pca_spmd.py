@@ -1,19 +1,20 @@
 """PCA on sharded rows, both exact solvers; checked against scikit-learn on all rows.
 
-    mpiexec -n 4 python examples/pca_spmd.py
+    mpiexec -n 4 python examples/pca_spmd.py [--device numpy|cpu|gpu]
 """
 
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA as SkPCA
 
-from _check import report
+from _check import device_arrays, report
 from spmdlearn.comm import get_comm
 from spmdlearn.decomposition import PCA
 from spmdlearn.io import shard
 
 comm = get_comm()
+to_device, to_host = device_arrays(comm)  # --device numpy|cpu|gpu
 X = load_digits().data  # 1797 x 64, ships with scikit-learn
-X_local = shard(X)
+X_local = to_device(shard(X))
 rows = []
 for solver in ("covariance_eigh", "full"):
     pca = PCA(n_components=10, svd_solver=solver).fit(X_local)

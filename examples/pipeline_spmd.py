@@ -1,7 +1,7 @@
 """A scikit-learn Pipeline under mpiexec: StandardScaler + LogisticRegression, scored with a
 global metric.
 
-    mpiexec -n 4 python examples/pipeline_spmd.py
+    mpiexec -n 4 python examples/pipeline_spmd.py [--device numpy|cpu|gpu]
 """
 
 from sklearn.datasets import load_breast_cancer
@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler as SkStandardScaler
 
-from _check import report
+from _check import device_arrays, report
 from spmdlearn.comm import get_comm
 from spmdlearn.io import shard
 from spmdlearn.linear_model import LogisticRegression
@@ -17,8 +17,9 @@ from spmdlearn.metrics import f1_score, roc_auc_score
 from spmdlearn.preprocessing import StandardScaler
 
 comm = get_comm()
+to_device, to_host = device_arrays(comm)  # --device numpy|cpu|gpu
 X, y = load_breast_cancer(return_X_y=True)
-X_local, y_local = shard(X), shard(y)
+X_local, y_local = to_device(shard(X)), to_device(shard(y))
 pipe = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10)).fit(X_local, y_local)
 f1 = f1_score(y_local, pipe.predict(X_local))  # over all ranks' rows
 auc = roc_auc_score(y_local, pipe.predict_proba(X_local)[:, 1])

@@ -1,6 +1,6 @@
 """Quickstart: four estimators fitted on sharded rows, next to scikit-learn on all rows.
 
-    mpiexec -n 4 python examples/quickstart.py
+    mpiexec -n 4 python examples/quickstart.py [--device numpy|cpu|gpu]
 
 Every rank runs this script; each keeps its own rows; every rank ends with the same models.
 """
@@ -9,7 +9,7 @@ from sklearn import covariance as skcov
 from sklearn import linear_model as sklin
 from sklearn.datasets import load_diabetes
 
-from _check import report
+from _check import device_arrays, report
 from spmdlearn.basic_statistics import BasicStatistics
 from spmdlearn.comm import get_comm
 from spmdlearn.covariance import EmpiricalCovariance
@@ -17,8 +17,9 @@ from spmdlearn.io import shard
 from spmdlearn.linear_model import LinearRegression, Ridge
 
 comm = get_comm()
+to_device, to_host = device_arrays(comm)  # --device numpy|cpu|gpu
 X, y = load_diabetes(return_X_y=True)  # ships with scikit-learn: nothing is downloaded
-X_local, y_local = shard(X), shard(y)  # this rank's rows
+X_local, y_local = to_device(shard(X)), to_device(shard(y))  # this rank's rows
 
 ols = LinearRegression().fit(X_local, y_local)
 ridge = Ridge(alpha=0.5).fit(X_local, y_local)

@@ -1,6 +1,7 @@
 """Run the whole test suite: one-process tests, the collective tests under ``mpiexec -n 1``,
 ``-n 2``, ``-n 3`` and ``-n 4``, and the conformance suite for every backend this distribution
-installs.
+installs (the sycl backend on dpnp input, on Intel's OpenCL CPU device, at ``-n 1`` and
+``-n 2``).
 
     python tests/run_all.py [--ranks 1,2,3,4] [--quick]
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -67,7 +69,8 @@ def _own_backends() -> list[str]:
     return ["reference"] + own
 
 
-def run_stage(name: str, cmd: list[str], junit: Path) -> tuple[int, int, int, bool]:
+def run_stage(name: str, cmd: list[str], junit: Path, require=None) -> tuple[int, int, int, bool]:
+    """Run one stage; ``require(report) -> problem or None`` adds a condition on its report."""
     print(f"\n=== {name}: {' '.join(cmd)}", flush=True)
     start = time.time()
     try:
@@ -77,8 +80,12 @@ def run_stage(name: str, cmd: list[str], junit: Path) -> tuple[int, int, int, bo
         code = -1
     passed, failed, skipped = _counts(junit)
     ok = code in (0, 5) and failed == 0  # 5: pytest collected nothing in this stage
+    problem = require(junit) if require is not None and junit.exists() else None
+    if problem:
+        print(f"=== {name}: FAILED: {problem}", flush=True)
+        ok = False
     if not ok and failed == 0:
-        failed = 1  # the stage itself failed (crash, timeout): count it
+        failed = 1  # the stage itself failed (crash, timeout, a requirement): count it
     print(f"=== {name}: {passed} passed, {failed} failed, {skipped} skipped "
           f"in {time.time() - start:.0f} s (exit {code})", flush=True)
     verdict = _verdict(junit)
@@ -96,6 +103,41 @@ def _verdict(report: Path) -> str | None:
     return json.loads(report.read_text()).get("verdict")
 
 
+#: The array type each device backend of this distribution claims, with what it needs here.
+#: Its conformance stages feed that type (the backend declines NumPy, so a NumPy run would
+#: certify nothing), at -n 1 and -n 2.
+DEVICE_STAGES = {"sycl": "dpnp"}
+
+
+def sycl_environment() -> str | None:
+    """Point the OpenCL loader at Intel's OpenCL CPU runtime of this environment
+    (``intel-opencl-rt``, in the ``test`` extra): a SYCL device on any x86 CI machine. Returns
+    why there is none, or None."""
+    lib = Path(sys.prefix) / "lib" / "libintelocl.so"
+    if not lib.exists():
+        return f"{lib} not found (pip install intel-opencl-rt)"
+    os.environ.setdefault("OCL_ICD_FILENAMES", str(lib))
+    return None
+
+
+def _device_requirement(report: Path) -> str | None:
+    """A device backend certified on its own array type: no kernel declined or fell back to
+    the reference on that input (the conformance suite's ``not_served_on_type``); the per-row
+    outputs on the input's queue are its output-placement check."""
+    import json
+
+    summary = json.loads(report.read_text())
+    if summary.get("skipped"):
+        # the test extra installs dpnp, dpctl and the OpenCL CPU runtime on x86-64 Linux
+        if sys.platform == "linux" and platform.machine() == "x86_64":
+            return f"skipped: {summary['skipped']}"
+        return None
+    if summary.get("not_served_on_type"):
+        return (f"kernels not served on {summary['array_type']} input (ran on the reference): "
+                f"{', '.join(summary['not_served_on_type'])}")
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", default="1,2,3,4", help="rank counts for the MPI stages")
@@ -108,6 +150,9 @@ def main(argv=None) -> int:
         os.environ["SPMDLEARN_HYPOTHESIS_EXAMPLES"] = "10"
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # ranks oversubscribe the cores in CI
     os.environ.pop("SPMDLEARN_BACKEND", None)
+    no_sycl = sycl_environment()
+    if no_sycl:
+        print(f"no SYCL device for the sycl stages: {no_sycl}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="spmdlearn-tests-"))
     common = ["-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic"] + args.pytest_args
     stages = [("one process", [sys.executable, "-m", "pytest", "tests", "-m", "not mpi",
@@ -127,6 +172,19 @@ def main(argv=None) -> int:
         rank_counts = [int(r) for r in args.ranks.split(",") if r]
         conformance_ranks = [n for n in rank_counts if n in (2, 3)] or rank_counts[:1]
         for backend in _own_backends():
+            if backend in DEVICE_STAGES:
+                # On the array type it claims, quick, at -n 1 and -n 2 (an empty rank there);
+                # a missing module or device fails the stage (CI installs them), saying why.
+                array_type = DEVICE_STAGES[backend]
+                for n in (1, 2):
+                    junit = tmp / f"conformance-{backend}-{array_type}-{n}.json"
+                    stages.append((f"conformance {backend} {array_type} -n {n} (quick)",
+                                   mpiexec_command(n) + [
+                                       sys.executable, "-m", "spmdlearn_conformance",
+                                       "--backend", backend, "--array-type", array_type,
+                                       "--json", str(junit), "--quick"], junit,
+                                   _device_requirement))
+                continue
             for n in conformance_ranks:
                 junit = tmp / f"conformance-{backend}-{n}.json"
                 quick = [] if n == 3 and not args.quick else ["--quick"]
@@ -137,8 +195,8 @@ def main(argv=None) -> int:
     totals = [0, 0, 0]
     all_ok = True
     verdicts = []
-    for name, cmd, junit in stages:
-        passed, failed, skipped, ok = run_stage(name, cmd, junit)
+    for name, cmd, junit, *require in stages:
+        passed, failed, skipped, ok = run_stage(name, cmd, junit, *require)
         totals = [totals[0] + passed, totals[1] + failed, totals[2] + skipped]
         all_ok &= ok
         if _verdict(junit):

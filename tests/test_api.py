@@ -181,14 +181,18 @@ def test_runs_without_mpi4py():
 
 
 def test_ranks_share_the_node_cores():
-    """Unless the user set a thread count, each rank limits BLAS threads to its share."""
+    """Unless the user set a thread count, each rank limits BLAS threads to its share, and the
+    cpu backend's compiled kernels run as many threads as BLAS (numba's own OpenMP runtime is
+    loaded later and reports the node's cores, but numba runs its kernels on its set count)."""
     from run_all import mpiexec_command
 
     code = ("import os, numpy as np\n"
             "from threadpoolctl import threadpool_info\n"
             "from spmdlearn.linear_model import LinearRegression\n"
             "X = np.random.rand(50, 3); LinearRegression().fit(X, X.sum(1))\n"
-            "n = max(i['num_threads'] for i in threadpool_info())\n"
+            "import numba\n"
+            "n = max([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+            "        + [numba.get_num_threads()])  # BLAS, and numba's count for its kernels\n"
             "os.write(1, f'threads {n} {os.cpu_count()}\\n'.encode())  # one write: no interleaving\n")
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",

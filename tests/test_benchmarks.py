@@ -51,3 +51,34 @@ def test_profile_mode_reports_time_in_kernels_and_peak_memory(tmp_path):
             "kmeans_lloyd_local" in prof["kernels_rank0"]
         assert len(prof["peak_rss_mb_per_rank"]) == 2 and len(prof["shard_mb_per_rank"]) == 2
     assert "| in hooks (min rank) |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.timeout(300)
+def test_cpu_and_sycl_backends_in_one_run(tmp_path):
+    """``--backends cpu,sycl``: the sycl backend timed on dpnp input next to the cpu backend
+    (where a SYCL device is usable; the run sets OCL_ICD_FILENAMES to Intel's OpenCL CPU
+    runtime of this environment when it is unset)."""
+    import os
+
+    from spmdlearn import _backends
+
+    lib = Path(sys.prefix) / "lib" / "libintelocl.so"
+    env = dict(os.environ)
+    if lib.exists():
+        env.setdefault("OCL_ICD_FILENAMES", str(lib))
+    probe = subprocess.run([sys.executable, "-c", "from spmdlearn import _backends; "
+                            "print('sycl' in _backends.available_backends())"],
+                           capture_output=True, text=True, timeout=120, env=env)
+    if probe.stdout.strip() != "True":
+        pytest.skip(f"sycl backend unavailable here ({_backends._available('sycl')[1]})")
+    out = tmp_path / "sycl.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
+                           "--ranks", "1", "--repeat", "1", "--peers", "none", "--backends",
+                           "cpu,sycl", "--workloads", "statistics,kmeans", "--out", str(out)],
+                          capture_output=True, text=True, timeout=290, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    assert not [r for r in results if "error" in r], results
+    timed = {(r["workload"], r["backend"]) for r in results if r.get("methods")}
+    assert timed == {(w, b) for w in ("statistics", "kmeans") for b in ("cpu", "sycl")}
+    assert "spmdlearn[sycl] s" in out.with_suffix(".md").read_text()

@@ -72,11 +72,17 @@ def test_cpu_and_sycl_say_plainly_what_they_serve(tmp_path):
         assert ("NOT CERTIFIED: 0 kernels served on numpy input (implements no kernel); every "
                 "kernel ran on the reference") in proc.stdout
         assert result["dispatch"]["comoments_local"]["fallback"] > 0
-    proc, result = _certify("sycl", tmp_path, 2)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     if "sycl" not in available_backends():
+        proc, result = _certify("sycl", tmp_path, 2)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
         assert result["skipped"] and not result["certified"] and result["results"] == []
         assert "NOT CERTIFIED: skipped: backend 'sycl' is installed but unavailable" in proc.stdout
+    else:  # on the array type it claims (its full certification is a stage of run_all)
+        proc, result = _certify("sycl", tmp_path, 2, "--array-type", "dpnp",
+                                "--estimators", "LinearRegression")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert result["certified"] and "CERTIFIED on dpnp input" in proc.stdout
+        assert result["not_served_on_type"] == []
 
 
 def test_unknown_backend_is_refused(tmp_path):

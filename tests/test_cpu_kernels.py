@@ -15,6 +15,7 @@ from spmdlearn import reference as ref
 
 pytest.importorskip("numba")
 from spmdlearn_cpu import _covariance, _forest, _kmeans, _linear, _logistic, _moments, _pca  # noqa: E402
+from spmdlearn_cpu import _splits  # noqa: E402
 from spmdlearn_cpu._blocks import block_rows  # noqa: E402
 
 pytestmark = pytest.mark.serial
@@ -404,3 +405,63 @@ def test_float32_near_ties_fall_as_in_the_reference():
     np.testing.assert_array_equal(labels, ref.lloyd_local(X, w, centers, np.full(len(X), -1))[0])
     np.testing.assert_array_equal(_kmeans.kmeans_assign(X, centers)[0],
                                   ref.kmeans_assign(X, centers)[0])
+
+
+def _level_histogram(rng, n_nodes, d, n_bins, criterion, n_classes):
+    """A level's histogram with integer counts on few bins: many equal decreases, so the order
+    of features and the lowest bin decide, as in the conformance suite's fixed cases."""
+    if criterion == "squared_error":
+        wt = rng.integers(0, 3, (n_nodes, d, n_bins)).astype(np.float64)
+        yv = np.round(rng.normal(size=(n_nodes, d, n_bins)), int(rng.integers(0, 3)))
+        stats = np.stack([wt, wt * yv, wt * yv * yv], -1)
+    else:
+        stats = rng.integers(0, 3, (n_nodes, d, n_bins, n_classes)).astype(np.float64)
+        if rng.integers(2):  # class weights: shares that are not small fractions
+            stats = stats * rng.uniform(0.5, 2, n_classes)
+    rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, d, n_bins))
+    return np.concatenate([stats, rows[..., None].astype(np.float64)], -1)
+
+
+@pytest.mark.parametrize("criterion,n_classes", [("gini", 2), ("gini", 9), ("gini", 20),
+                                                 ("entropy", 3), ("entropy", 20),
+                                                 ("log_loss", 2), ("squared_error", 0)])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_best_splits_are_the_references_bit_for_bit(criterion, n_classes, seed):
+    """Every decision, tie and decrease equals the reference's: classes past 8 and 128 take
+    NumPy's pairwise summation, entropy takes NumPy's logarithm."""
+    rng = np.random.default_rng(seed)
+    n_nodes, d, n_bins = int(rng.integers(0, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 9))
+    hist = _level_histogram(rng, n_nodes, d, n_bins, criterion, n_classes)
+    args = (hist, np.argsort(rng.random((n_nodes, d)), axis=1), int(rng.integers(1, d + 1)),
+            criterion != "squared_error", criterion, int(rng.integers(1, 3)),
+            float(rng.choice([0.0, 0.05])), float(rng.choice([1.0, 10.0])),
+            float(rng.choice([0.0, 1.0])))
+    expected = ref.best_splits(*args)
+    got = _splits.best_splits(*args)
+    for name, a, b in zip(("feature", "bin", "decrease"), got, expected):
+        assert a.dtype == b.dtype and np.array_equal(a, b), (name, a, b)
+
+
+def test_best_splits_of_many_classes_sum_pairwise():
+    """129 classes: the pairwise summation splits the classes in halves, as NumPy does."""
+    rng = np.random.default_rng(7)
+    for criterion in ("gini", "entropy"):
+        hist = _level_histogram(rng, 3, 4, 6, criterion, 129)
+        args = (hist, np.argsort(rng.random((3, 4)), axis=1), 2, True, criterion, 1, 0.0,
+                50.0, 0.0)
+        for a, b in zip(_splits.best_splits(*args), ref.best_splits(*args)):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "1d"])
+def test_all_finite(dtype, layout):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 7)).astype(dtype)
+    for bad in (None, np.nan, np.inf, -np.inf):
+        Y = X.copy()
+        if bad is not None and np.dtype(dtype).kind in "fc":
+            Y[rng.integers(300), rng.integers(7)] = bad
+        Y = {"C": Y, "F": np.asfortranarray(Y), "strided": Y[::2, ::3], "1d": Y[:, 2]}[layout]
+        assert _splits.all_finite(Y) is ref.all_finite(Y) is bool(np.isfinite(Y).all())
+    assert _splits.all_finite(X[:0]) is True

@@ -1,5 +1,7 @@
 """The examples run under mpiexec and check themselves against scikit-learn."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys
@@ -54,3 +56,49 @@ def test_flights_example_on_two_ranks(tmp_path):
     # A second run reuses the Parquet file.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=230, cwd=root)
     assert again.returncode == 0 and "converting" not in again.stdout, again.stdout + again.stderr
+
+
+# The examples that take ``--device numpy|cpu|gpu`` (dpnp arrays on a SYCL device).
+DEVICE_EXAMPLES = [name for name in EXAMPLES if "device_arrays(" in
+                   (Path(__file__).parent.parent / "examples" / name).read_text()]
+
+
+def _no_sycl_cpu_device() -> str | None:
+    """Why no SYCL CPU device is usable here (dpnp, dpctl, Intel's OpenCL CPU runtime with
+    ``OCL_ICD_FILENAMES``, which tests/run_all.py sets), or None."""
+    try:
+        import dpctl
+        import dpnp  # noqa: F401
+    except ImportError as exc:
+        return f"dpnp/dpctl not installed ({exc})"
+    try:
+        if not dpctl.get_devices(device_type="cpu"):
+            return ("no SYCL CPU device (pip install intel-opencl-rt; "
+                    "OCL_ICD_FILENAMES=$VIRTUAL_ENV/lib/libintelocl.so)")
+    except Exception as exc:  # noqa: BLE001 - a broken SYCL runtime: skip, saying why
+        return f"dpctl failed: {exc!r}"
+    return None
+
+
+def test_the_sycl_examples_are_the_documented_ones():
+    assert {"linear_regression_spmd.py", "quickstart.py", "kmeans_spmd.py", "knn_spmd.py",
+            "dbscan_spmd.py", "random_forest_spmd.py"} <= set(DEVICE_EXAMPLES)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("example", DEVICE_EXAMPLES)
+def test_example_on_a_sycl_cpu_device(example):
+    """``--device cpu`` under ``mpiexec -n 2``: dpnp arrays on the SYCL CPU device, the same
+    results as scikit-learn's on all rows."""
+    reason = _no_sycl_cpu_device()
+    if reason:
+        pytest.skip(reason)
+    root = Path(__file__).parent.parent
+    cmd = mpiexec_command(2) + [sys.executable, str(root / "examples" / example),
+                                "--device", "cpu"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=230, cwd=root,
+                         env={**os.environ, "SPMDLEARN_VERBOSE": ""})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "device: dpnp arrays on SYCL cpu devices" in out.stdout, out.stdout
+    assert "identical on all 2 ranks: True" in out.stdout
+    assert out.stdout.rstrip().endswith("OK")

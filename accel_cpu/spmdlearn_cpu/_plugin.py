@@ -283,3 +283,23 @@ def spmdlearn_affine_transform(X, shift, scale):
     if m is None or not _is_2d(X):
         return None
     return m.affine_transform(X, shift, scale)
+
+
+@_if_specified
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    m = _module("_splits")
+    if m is None or type(hist) is not np.ndarray or hist.ndim != 4:
+        return None
+    return m.best_splits(hist, feature_order, n_draw, classification, criterion,
+                         min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                         min_weight_leaf)
+
+
+@_if_specified
+def spmdlearn_all_finite(X):
+    m = _module("_splits")
+    if m is None or type(X) is not np.ndarray:
+        return None
+    return m.all_finite(X)

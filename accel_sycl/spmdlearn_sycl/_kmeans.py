@@ -1,8 +1,9 @@
 """k-means on a dpnp shard, blocked over rows so that the scores stay within a block.
 
 The reference's decisions (:func:`spmdlearn.reference.lloyd_local` and the other k-means
-kernels): scores ``||c||^2 - 2 x.c`` in X's dtype, the lowest index among ties, inertia from
-coordinate differences; per-cluster sums by weighted ``bincount``.
+kernels): scores ``||c||^2 - 2 x.c`` in X's dtype, the lowest index among ties (near-ties,
+where the device's GEMM and the host's BLAS could round apart, are decided by the reference on
+those rows), inertia from coordinate differences; per-cluster sums by weighted ``bincount``.
 """
 
 from __future__ import annotations
@@ -18,22 +19,51 @@ __all__ = ["lloyd_local", "kmeans_assign", "kmeans_inertia", "kmeans_transform",
            "kmeans_min_distances", "kmeans_plusplus_potentials"]
 
 
-def _norms(C):
-    """``||c||^2`` summed feature by feature in C's dtype (the cuda kernel's order)."""
-    out = C[:, 0] * C[:, 0]
-    for j in range(1, C.shape[1]):
-        out = out + C[:, j] * C[:, j]
-    return out
+def _centers(centers, X):
+    """What the assignment needs of the centers, on X's queue: the centers in X's dtype, their
+    norms ``||c||^2`` computed on the host as the reference computes them (the same bits), and
+    the largest center norm (for the rounding bound)."""
+    C = np.asarray(centers, dtype=X.dtype)
+    c_norms = np.einsum("ij,ij->i", C, C)
+    c_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", C.astype(np.float64), C), initial=0.0)))
+    return centers, on_device(C, X), on_device(c_norms, X), c_max
 
 
-def _labels(Xb, C, c_norms):
-    """Nearest center by ``||c||^2 - 2 x.c``, the dot products summed feature by feature in X's
-    dtype (no GEMM: its blocking would round near-ties otherwise than a plain sum)."""
+def _labels(Xb, prepared):
+    """Nearest center by the reference's ``||c||^2 - 2 x.c`` (lowest index among ties).
+
+    The scores are a GEMM on the device, whose rounding differs from the host BLAS of the
+    reference in the last bits. Where that can change a decision (the two best scores of a
+    row closer than twice a bound on both computations' rounding error, identical centers
+    included), the rows of the block are decided by the reference itself on a host copy of the
+    block: near-ties are rare outside constructed data, and then cost one copy of the block.
+    """
+    from spmdlearn.reference._kmeans import _assign
+
     xp = dpnp()
-    dot = Xb[:, 0][:, None] * C[:, 0][None, :]
-    for j in range(1, C.shape[1]):
-        dot = dot + Xb[:, j][:, None] * C[:, j][None, :]
-    return xp.argmin(c_norms[None, :] - 2 * dot, axis=1).astype(xp.int32)
+    centers, C, c_norms, c_max = prepared
+    scores = c_norms[None, :] - 2 * (Xb @ C.T)
+    labels = xp.argmin(scores, axis=1).astype(xp.int32)
+    if C.shape[0] < 2 or Xb.shape[0] == 0:
+        return labels
+    d = Xb.shape[1]
+    u = float(np.finfo(np.dtype(str(Xb.dtype))).eps) / 2
+    gamma = (d + 2) * u / (1 - (d + 2) * u)
+    two = xp.sort(scores, axis=1)[:, :2]
+    f = float_type(Xb)
+    Xf = Xb.astype(f)
+    x_norm = xp.sqrt((Xf * Xf).sum(axis=1))
+    s_max = xp.max(xp.abs(scores), axis=1).astype(f)
+    # |device score - reference score| <= 2 (2 gamma |x| |c| + u |s|) for either computation:
+    # a safety factor of 2 on top
+    bound = 4 * (4 * gamma * x_norm * c_max + 2 * u * s_max + float(np.finfo(np.float32).tiny))
+    near = xp.nonzero((two[:, 1] - two[:, 0]).astype(f) <= 2 * bound)[0]
+    if near.size:
+        # The reference's call on the whole block: a host GEMM of fewer rows may take another
+        # code path of the BLAS (small-matrix kernels) and round a near-tie otherwise.
+        host = _assign(to_host(Xb), centers)
+        labels[near] = on_device(host[to_host(near)], Xb, xp.int32)
+    return labels
 
 
 def _sq_to_assigned(Xb, C64, labels, f):
@@ -50,9 +80,8 @@ def lloyd_local(X, sample_weight, centers, labels_old):
         return xp.zeros(0, dtype=xp.int32, sycl_queue=q), LloydPartial(
             np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
     f = float_type(X)
-    C = on_device(np.asarray(centers, dtype=X.dtype), X)
+    prepared = _centers(centers, X)
     C64 = on_device(np.asarray(centers, dtype=np.float64), X, f)
-    c_norms = _norms(C)
     w = on_device(sample_weight, X, f)
     old = None if labels_old is None else on_device(labels_old, X, xp.int32)
     labels = xp.empty(n, dtype=xp.int32, sycl_queue=q)
@@ -60,7 +89,7 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     weights = xp.zeros(k, dtype=f, sycl_queue=q)
     inertia, changed = 0.0, 0
     for s in row_blocks(n):
-        lab = _labels(X[s], C, c_norms)
+        lab = _labels(X[s], prepared)
         labels[s] = lab
         Xw = X[s].astype(f) * w[s][:, None]
         for j in range(d):
@@ -82,11 +111,10 @@ def kmeans_assign(X, centers):
     sq = xp.empty(n, dtype=f, sycl_queue=q)
     if n == 0:
         return labels, sq
-    C = on_device(np.asarray(centers, dtype=X.dtype), X)
+    prepared = _centers(centers, X)
     C64 = on_device(np.asarray(centers, dtype=np.float64), X, f)
-    c_norms = _norms(C)
     for s in row_blocks(n):
-        lab = _labels(X[s], C, c_norms)
+        lab = _labels(X[s], prepared)
         labels[s] = lab
         sq[s] = _sq_to_assigned(X[s], C64, lab, f)
     return labels, sq

@@ -1,7 +1,8 @@
 """Neighbour searches on dpnp blocks: the reference's kernels on the device.
 
 Distances come from coordinate differences accumulated feature by feature in float64, the
-arithmetic of SciPy's ``cdist`` that the reference uses, so boundary cases fall the same way.
+arithmetic of SciPy's ``cdist`` that the reference uses, with a correctly rounded square root
+(:func:`~spmdlearn_sycl._exact.sqrt_rn`), so ties and boundary cases fall the same way.
 (:func:`spmdlearn.reference.knn_merge`, ``radius_counts``, ``radius_min_label``,
 ``radius_neighbors_csr``.)
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._device import dpnp, float_type, on_device
+from ._device import dpnp, float_type, on_device, to_host
+from ._exact import sqrt_rn
 
 __all__ = ["supported", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr"]
 
@@ -32,6 +34,17 @@ def _distances(X, Y, metric, p):
         code = 0
     elif code == 3 and p == 1:
         code = 1
+    elif code == 3 and np.isinf(p):
+        code = 2
+    if code == 3:
+        # |d|**p and the p-th root come from libm in SciPy, and the device's pow rounds
+        # otherwise in the last bits, which reorders near-ties: this block's distances are the
+        # reference's, on a host copy of the block (counted and logged as a fallback).
+        from spmdlearn._array_api import note_fallback
+        from spmdlearn.reference import block_distances
+
+        note_fallback(f"minkowski p={p:g} distances", X)
+        return on_device(block_distances(to_host(X), to_host(on_device(Y, X)), metric, p), X, f)
     Y = on_device(Y, X)
     acc = xp.zeros((X.shape[0], Y.shape[0]), dtype=f, sycl_queue=X.sycl_queue)
     for j in range(X.shape[1]):
@@ -40,14 +53,10 @@ def _distances(X, Y, metric, p):
             acc += diff * diff
         elif code == 1:
             acc += xp.abs(diff)
-        elif code == 2:
-            acc = xp.maximum(acc, xp.abs(diff))
         else:
-            acc += xp.abs(diff) ** p
+            acc = xp.maximum(acc, xp.abs(diff))
     if code == 0:
-        return xp.sqrt(acc)
-    if code == 3:
-        return acc ** (1.0 / p)
+        return sqrt_rn(acc)
     return acc
 
 

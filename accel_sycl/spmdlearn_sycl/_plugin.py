@@ -31,7 +31,9 @@ def spmdlearn_backend_info():
     except Exception as exc:  # noqa: BLE001 - a broken SYCL runtime is reported, not fatal
         return {"name": NAME, "available": False, "devices": [], "note": f"dpctl failed: {exc}"}
     return {"name": NAME, "available": bool(devices) and dpnp() is not None, "devices": devices,
-            "note": f"dpnp on the input's queue; default device: {chosen}"}
+            "selected": chosen,
+            "note": "kernels run on the input's queue; arrays made without one (dpnp.asarray(x)) "
+                    "are on the default device, the one it would use"}
 
 
 @hookimpl
@@ -185,6 +187,15 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
                               n_classes, class_weight):
     return _call("_forest", "tree_histograms", binned, node_pos, y, sample_weight, counts,
                  n_nodes, n_bins, n_classes, class_weight)
+
+
+@hookimpl
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    return _call("_splits", "best_splits", hist, feature_order, n_draw, classification,
+                 criterion, min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                 min_weight_leaf)
 
 
 @hookimpl

@@ -45,15 +45,28 @@ def _dispatch_totals(comm, backend: str) -> dict:
     """This check's kernel calls on ``backend``, summed over ranks: ``{kernel: {outcome: n}}``."""
     from spmdlearn import _backends
 
-    mine = {kernel: counts for (name, kernel), counts in _backends.dispatch_counts().items()
-            if name == backend}
+    unclaimed = _backends.unclaimed_counts()
+    mine = {kernel: {**counts, "unclaimed": unclaimed.get((name, kernel), 0)}
+            for (name, kernel), counts in _backends.dispatch_counts().items() if name == backend}
     totals: dict = {}
     for counts in comm.allgather(mine):
         for kernel, c in counts.items():
-            row = totals.setdefault(kernel, dict.fromkeys(_backends.OUTCOMES, 0))
+            row = totals.setdefault(kernel, dict.fromkeys(_backends.OUTCOMES + ("unclaimed",), 0))
             for outcome, n in c.items():
                 row[outcome] += n
     return totals
+
+
+def _host_copies(comm) -> dict:
+    """The algorithm steps that took the array under test to the host (``{step: n}``, summed
+    over ranks): :func:`spmdlearn._array_api.fallbacks` of the estimator checks."""
+    from spmdlearn import _array_api
+
+    totals: dict = {}
+    for counts in comm.allgather({what: n for (what, _), n in _array_api.fallbacks().items()}):
+        for what, n in counts.items():
+            totals[what] = totals.get(what, 0) + n
+    return dict(sorted(totals.items()))
 
 
 def _probe(array_type: str):
@@ -93,7 +106,8 @@ def run(backend: str, estimators: list[str] | None, quick: bool, timeout: float,
     if unknown:
         raise SystemExit(f"unknown estimators {unknown}; known: {', '.join(SPECS)}")
     summary = {"backend": backend, "array_type": array_type, "claims": False, "kernels": [],
-               "served": [], "dispatch": {}, "certified": False, "skipped": None}
+               "served": [], "dispatch": {}, "host_copies": {}, "not_served_on_type": [],
+               "certified": False, "skipped": None}
     rows: list = []
     skipped = missing_reason(array_type)
     if skipped is None and backend not in _backends.available_backends():
@@ -144,8 +158,11 @@ def run(backend: str, estimators: list[str] | None, quick: bool, timeout: float,
             return _backends.call_kernel(_kernel, backend, **kwargs)
         record(f"contract {name}", "laws",
                lambda: check_contract_laws(name, local, examples, array_type))
-    # 3-6. estimators, counting every kernel call
+    # 3-6. estimators, counting every kernel call and every host copy of the input
+    from spmdlearn import _array_api
+
     _backends.reset_dispatch_counts()
+    _array_api.reset_fallbacks()
     with spmdlearn.config_context(backend=backend, comm=comm):
         for name in names:
             spec = SPECS[name]
@@ -161,20 +178,27 @@ def run(backend: str, estimators: list[str] | None, quick: bool, timeout: float,
                    lambda: check_output_placement(spec, comm, array_type))
     dispatch = _dispatch_totals(comm, backend)
     summary["dispatch"] = dispatch
-    # 7. a backend that claims the array type serves, on it, every kernel it implements
+    summary["host_copies"] = _host_copies(comm) if array_type != "numpy" else {}
+    # 7. a backend that claims the array type serves, on it, every kernel it implements: no
+    # decline and no fallback on an input it claims (calls on a caller's host copy, NumPy,
+    # are counted apart, and the host copies are listed with the verdict)
     if claims:
-        for kernel in kernels:
-            counts = dispatch.get(kernel, {})
-            if counts.get("declined", 0):
+        for kernel, counts in sorted(dispatch.items()):
+            on_type = counts["declined"] + counts["fallback"] - counts["unclaimed"]
+            if on_type:
+                summary["not_served_on_type"].append(kernel)
+            if on_type and kernel in kernels:  # the kernels it lacks are listed as fallbacks
                 rows.append({"subject": f"kernel {kernel}", "check": "serves its claimed type",
                              "status": "fail", "seconds": 0.0,
-                             "detail": f"declined {counts['declined']} of "
-                                       f"{counts['declined'] + counts['served']} calls of the "
-                                       f"estimator checks on {array_type} input, which it claims"})
+                             "detail": f"declined {on_type} of {on_type + counts['served']} "
+                                       f"calls of the estimator checks on {array_type} input, "
+                                       "which it claims"})
     failed = any(r["status"] == "fail" for r in rows)
     served = summary["served"]
     summary["certified"] = not failed and bool(served)
-    fallback = sorted(k for k, c in dispatch.items() if c["fallback"] or c["declined"])
+    # the kernels that ran on the reference for the claimed type (others: on NumPy input)
+    fallback = summary["not_served_on_type"] if claims else sorted(
+        k for k, c in dispatch.items() if c["fallback"] or c["declined"])
     if failed:
         verdict = "NOT CERTIFIED: some checks failed"
     elif not served:
@@ -186,6 +210,9 @@ def run(backend: str, estimators: list[str] | None, quick: bool, timeout: float,
                    f"{'s' if len(served) != 1 else ''} served ({', '.join(served)})")
         if fallback:
             verdict += f"; ran on the reference: {', '.join(fallback)}"
+    if summary["host_copies"]:
+        verdict += ("; steps that took the input to the host, their kernels on NumPy: "
+                    + ", ".join(f"{what} ({n})" for what, n in summary["host_copies"].items()))
     summary["verdict"] = verdict
     return rows, summary
 
@@ -207,10 +234,18 @@ def report(rows, summary: dict, n_ranks: int, quick: bool) -> str:
         lines.append(f"kernel calls of the estimator checks on backend {summary['backend']!r} "
                      "(all ranks):")
         width = max(len(k) for k in summary["dispatch"]) + 2
-        lines.append("kernel".ljust(width) + "served  declined  fallback")
+        lines.append("kernel".ljust(width) + "served  declined  fallback  of these unclaimed")
         for kernel, c in sorted(summary["dispatch"].items()):
             lines.append(kernel.ljust(width) + f"{c['served']:>6}  {c['declined']:>8}  "
-                                               f"{c['fallback']:>8}")
+                                               f"{c['fallback']:>8}  {c.get('unclaimed', 0):>8}")
+        lines.append("")
+    if summary["dispatch"] and summary["claims"]:
+        lines.append("unclaimed: declined or fallback calls on an input the backend does not "
+                     "claim (NumPy: the error checks' input, or a step's host copy below)")
+    if summary.get("host_copies"):
+        lines.append(f"steps that took the {summary['array_type']} input to the host (all "
+                     "ranks; their kernels then ran on NumPy):")
+        lines += [f"  {what}: {n}" for what, n in summary["host_copies"].items()]
         lines.append("")
     for r in rows:
         if r["status"] != "pass":

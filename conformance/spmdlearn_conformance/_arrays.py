@@ -81,6 +81,27 @@ def to_numpy(x):
     return np.asarray(x)
 
 
+def same_place(result, given) -> str | None:
+    """None if the array ``result`` is where the array ``given`` is, else where it is instead.
+
+    dpnp and dpctl arrays: the same SYCL queue (a per-row result on another queue of the same
+    device would make the caller's next operation with its input fail); CuPy: the same GPU;
+    other types: the same ``array_api_compat.device``. NumPy: always the host.
+    """
+    kind = type_name(given)
+    if kind != type_name(result) or kind == "numpy":
+        return None  # the array type is checked on its own
+    if kind in ("dpnp", "dpctl"):
+        if result.sycl_queue != given.sycl_queue:
+            return (f"on SYCL queue {result.sycl_queue} of {result.sycl_device.name}, not the "
+                    f"input's {given.sycl_queue} of {given.sycl_device.name}")
+        return None
+    import array_api_compat
+
+    where, wanted = array_api_compat.device(result), array_api_compat.device(given)
+    return None if where == wanted else f"on device {where}, not the input's {wanted}"
+
+
 def same_kind(reference, result, path="result") -> str | None:
     """None if ``result`` has ``reference``'s structure, array types and dtypes, else what differs.
 

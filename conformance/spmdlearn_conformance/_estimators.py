@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._arrays import to_type, type_name
+from ._arrays import same_place, to_type, type_name
 from ._assert import assert_raises_on_all_ranks
 from ._data import local_rows, make_data, random_cuts
 from ._tolerances import tolerance
@@ -306,10 +306,12 @@ def check_agreement(spec: EstimatorSpec, comm, dtype, seeds=(0, 1),
                                           if k not in spec.per_row_attributes))
         if len(set(digests)) > 1:
             return "fail", f"fitted attributes differ across ranks (seed {seed})"
-        if spec.keeps_dtype and not all(np.asarray(getattr(est, n)).dtype == dtype for n in expected
-                   if np.asarray(getattr(est, n)).dtype.kind == "f"
-                   if n not in spec.per_row_attributes
-                   if isinstance(getattr(est, n), np.ndarray)):
+        # Fitted attributes (NumPy) keep the input's float dtype; per-row ones are checked by
+        # output placement.
+        if spec.keeps_dtype and not all(getattr(est, n).dtype == dtype for n in expected
+                                        if n not in spec.per_row_attributes
+                                        if isinstance(getattr(est, n), np.ndarray)
+                                        if getattr(est, n).dtype.kind == "f"):
             return "fail", f"output dtype is not {np.dtype(dtype).name}"
     name, err = worst_all
     if err > rtol:
@@ -408,8 +410,8 @@ def check_collective_errors(spec: EstimatorSpec, comm) -> tuple[str, str]:
 
 
 def check_output_placement(spec: EstimatorSpec, comm, array_type: str = "numpy") -> tuple[str, str]:
-    """Per-row results come back in the input's array type (``array_type`` in, ``array_type``
-    out), one per local row."""
+    """Per-row results come back in the input's array type and on its device (for dpnp: the
+    input's SYCL queue), one per local row."""
     if spec.per_row is None:
         return "n/a", "no per-row result"
     X, y, w = _data(spec, 5, np.float64)
@@ -418,8 +420,9 @@ def check_output_placement(spec: EstimatorSpec, comm, array_type: str = "numpy")
     est = spec.fit(spec.make(), Xl, yl, wl)
     out = spec.per_row(est, Xl)
     got = type_name(out)
-    ok = got == type_name(Xl) and out.shape[0] == Xl.shape[0]
-    detail = f"{array_type} in, {got} out"
+    placed = same_place(out, Xl)
+    ok = got == type_name(Xl) and out.shape[0] == Xl.shape[0] and placed is None
+    detail = f"{array_type} in, {got} out" + (f" ({placed})" if placed else "")
     verdicts = comm.allgather(ok)
     return ("pass" if all(verdicts) else "fail"), detail
 

@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from spmdlearn.contract import pack_partial, simulate
 from spmdlearn.reference import COLUMN_STATS, COMOMENTS, MOMENTS, TSQR
 
-from ._arrays import convert_arguments, same_kind, to_numpy
+from ._arrays import (
+    convert_arguments,
+    is_array,
+    same_kind,
+    same_place,
+    to_numpy,
+    type_name,
+)
 
 #: rtol per input dtype, relative to the largest magnitude of each field of the reference.
 KERNEL_RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3}
@@ -304,6 +311,21 @@ def _compare(reference, result, rtol) -> str | None:
     return None
 
 
+def _placement(result, kwargs) -> str | None:
+    """None if every array of ``result`` of the input's array type lies where the first data
+    argument of that type lies (for dpnp: on its SYCL queue), else where it lies instead."""
+    given = next((v for v in kwargs.values() if is_array(v) and type_name(v) != "numpy"), None)
+    if given is None:
+        return None
+    fields = result if isinstance(result, tuple) else (result,)
+    for i, field in enumerate(fields):
+        if is_array(field) and type_name(field) == type_name(given):
+            problem = same_place(field, given)
+            if problem:
+                return f"field {i}: {problem}"
+    return None
+
+
 def _host(x):
     """``x`` with every array brought to NumPy (partials field by field), to compare values."""
     if isinstance(x, tuple):
@@ -367,8 +389,8 @@ def check_kernel(impl, kernel: str, max_examples: int, *, array_type: str = "num
             declined += 1
             return
         served += 1
-        problem = same_kind(expected, result) or _compare(_host(expected), _host(result),
-                                                          KERNEL_RTOL[X.dtype])
+        problem = same_kind(expected, result) or _placement(result, kwargs) or _compare(
+            _host(expected), _host(result), KERNEL_RTOL[X.dtype])
         if not problem and kernel == "kmeans_plusplus_potentials" and id(rng) in _TIES:
             # the estimator keeps the candidate of least potential, the first among equals
             best, got = np.argmin(_host(expected)), np.argmin(_host(result))

@@ -1,4 +1,9 @@
-"""``python -m spmdlearn info``: MPI library, ranks, installed backends and their devices."""
+"""``python -m spmdlearn info``: MPI library, ranks, installed backends and their devices.
+
+Collective under mpiexec: every rank reports the devices it sees and the one each backend would
+use there (a backend's ``spmdlearn_backend_info`` gives ``devices`` and ``selected``); rank 0
+prints.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ def info() -> str:
 
     from . import __version__
     from ._backends import backend_infos, requested_backend, resolve_backend
-    from .comm import mpi_library_version, world_size
+    from .comm import get_comm, mpi_library_version, world_size
 
     lines = [
         f"spmdlearn {__version__} (Python {platform.python_version()}, NumPy {np.__version__}, "
@@ -25,10 +30,20 @@ def info() -> str:
         f"{_try(lambda: resolve_backend(np.zeros((0, 1))))!r}",
         "installed backends (a kernel the selected one lacks or declines runs on the reference):",
     ]
-    for b in backend_infos():
+    infos = backend_infos()
+    # What each rank sees: its devices, and the one it would use (``selected``), per backend.
+    seen = get_comm().allgather({b["name"]: (list(b.get("devices", [])), b.get("selected"))
+                                 for b in infos})
+    for b in infos:
         state = "available" if b.get("available") else "unavailable"
         lines.append(f"  {b['name']:<10} {state:<12} devices: {', '.join(b.get('devices', [])) or '-'}")
         lines.append(f"  {'':<10} kernels: {', '.join(b['kernels']) or 'none'}; {b.get('note', '')}")
+        if any(selected for _, selected in (r[b["name"]] for r in seen)):
+            for rank, per_rank in enumerate(seen):
+                devices, selected = per_rank[b["name"]]
+                lines.append(f"  {'':<10} rank {rank}: sees {len(devices)} device"
+                             f"{'s' if len(devices) != 1 else ''} ({', '.join(devices) or '-'}); "
+                             f"would use: {selected or '-'}")
     return "\n".join(lines)
 
 

@@ -32,7 +32,8 @@ from ._config import get_config
 
 __all__ = ["plugin_manager", "installed_backends", "available_backends", "resolve_backend",
            "requested_backend", "call_kernel", "backend_infos", "backend_kernels",
-           "kernel_argnames", "claims", "dispatch_counts", "reset_dispatch_counts"]
+           "kernel_argnames", "claims", "dispatch_counts", "unclaimed_counts",
+           "reset_dispatch_counts"]
 
 ENTRY_POINT_GROUP = "spmdlearn.backends"
 REFERENCE = "reference"
@@ -49,6 +50,8 @@ _pm_lock = threading.Lock()
 _reached = threading.local()
 _counts_lock = threading.Lock()
 _counts: dict = {}
+#: Declines and fallbacks of calls whose input the selected backend does not claim.
+_unclaimed: Counter = Counter()
 _relays: dict = {}
 _availability: dict = {}
 #: Installed backends that failed validation (a hook unknown to this spmdlearn): name -> why.
@@ -233,7 +236,9 @@ def resolve_backend(X=None) -> str:
     name = requested_backend()
     if name == "auto":
         for backend in _claim_order():
-            if _available(backend)[0] and claims(backend, X):
+            # the claim first: it inspects only X's type, where availability may start a
+            # device runtime (a backend that claims nothing here is never started)
+            if claims(backend, X) and _available(backend)[0]:
                 return backend
         _log(f"no installed backend claims {_type_name(X)} input; the reference serves it")
         return REFERENCE
@@ -279,10 +284,25 @@ def dispatch_counts() -> dict:
         return {key: {o: c[o] for o in OUTCOMES} for key, c in _counts.items()}
 
 
+def unclaimed_counts() -> dict:
+    """Of the declined and fallback calls of :func:`dispatch_counts`, those whose input the
+    selected backend does not claim (``spmdlearn_claims`` of the first argument is false):
+    ``{(backend, kernel): n}``.
+
+    With ``config_context(backend=...)`` a backend is asked for every call, also for NumPy
+    arrays that a caller took to the host (an algorithm step that is not device-resident yet,
+    counted by :func:`spmdlearn._array_api.fallbacks`). Declining those is right; a decline
+    or fallback on an input the backend claims is what certification rejects.
+    """
+    with _counts_lock:
+        return dict(_unclaimed)
+
+
 def reset_dispatch_counts() -> None:
     """Forget the counted calls (the conformance suite counts each check from zero)."""
     with _counts_lock:
         _counts.clear()
+        _unclaimed.clear()
 
 
 def call_kernel(kernel: str, backend: str | None = None, **kwargs):
@@ -326,6 +346,10 @@ def call_kernel(kernel: str, backend: str | None = None, **kwargs):
     else:
         outcome = "fallback"
     _count(backend, kernel, outcome)
+    if outcome != "served" and backend != REFERENCE and not claims(
+            backend, next(iter(kwargs.values()), None)):
+        with _counts_lock:
+            _unclaimed[(backend, kernel)] += 1
     if _verbose():
         if outcome == "declined":
             _log(f"{kernel}: backend {backend!r} declined; falling back")

@@ -51,7 +51,8 @@ def spmdlearn_backend_info():
     -------
     info : dict
         ``{"name": str, "available": bool, "devices": list of str, "note": str}``: whether its
-        dependencies import and which devices it would use.
+        dependencies import and the devices this process sees; optionally ``"selected": str``,
+        the device it would use here (``python -m spmdlearn info`` lists both for every rank).
     """
 
 

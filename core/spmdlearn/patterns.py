@@ -206,8 +206,10 @@ class RingTopKMerge:
         Parameters
         ----------
         comm : communicator
-        Q : ndarray of shape (n_queries, n_features)
-            This rank's queries; with ``exclude_self`` they must be this rank's rows ``X``.
+        Q : array of shape (n_queries, n_features)
+            This rank's queries; with ``exclude_self`` they must be this rank's rows ``X``. A
+            device array stays on its device (the results are of its type); the training rows
+            ``X`` travel the ring as NumPy (host buffers for MPI).
         X : ndarray of shape (n_rows, n_features)
             This rank's training rows.
         k : int
@@ -217,10 +219,16 @@ class RingTopKMerge:
         metric, p : as :func:`spmdlearn.reference.knn_merge`.
         backend : str, default=None
         """
+        from ._array_api import empty_like_rows
+
         start, _ = comm.offsets(X.shape[0])
         gidx = np.arange(start, start + X.shape[0], dtype=np.int64)
-        best_d = np.full((Q.shape[0], k), np.inf)
-        best_i = np.full((Q.shape[0], k), -1, dtype=np.int64)
+        # The running best lives with the queries (in their array type, on their device), as
+        # the backend's knn_merge returns it there.
+        best_d = empty_like_rows(Q, (Q.shape[0], k), np.float64)
+        best_i = empty_like_rows(Q, (Q.shape[0], k), np.int64)
+        best_d[...] = np.inf
+        best_i[...] = -1
         q_index = gidx if exclude_self else None
         for _, (Y, G) in comm.ring((X, gidx)):
             best_d, best_i = self.local(Q, q_index, Y, G, best_d, best_i, metric=metric, p=p,

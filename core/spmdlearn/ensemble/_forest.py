@@ -429,7 +429,7 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              multi_output=False, y_numeric=False,
-                             extra_check=lambda est, X, y: check_classification_targets(y))
+                             extra_check=lambda est, X, y: check_classification_targets(to_host(y)))
         shard.y = to_host(shard.y, "RandomForestClassifier.fit labels")
         shard.sample_weight = to_host(shard.sample_weight, "RandomForestClassifier.fit weights")
         classes = global_labels(comm, shard.y)

@@ -14,8 +14,8 @@ from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import get_namespace, take_labels, to_host
-from .._backends import call_kernel
+from .._array_api import get_namespace, is_foreign_array, like, take_labels, to_host
+from .._backends import call_kernel, claims
 from ..patterns import GRADIENT_SUM
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, validate_fit, validate_predict
@@ -259,7 +259,8 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.l1_ratio = l1_ratio
 
     def _check_solver(self, estimator, X, y):
-        check_classification_targets(y)
+        # The labels are read on the host (fit copies them there, counted, right after).
+        check_classification_targets(to_host(y))
         if self.solver not in ("lbfgs", "newton-cg"):
             raise NotImplementedError(f"solver={self.solver!r} is not available in spmdlearn; "
                                       "use 'lbfgs' or 'newton-cg'")
@@ -319,6 +320,9 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         C = np.inf if self.penalty is None else self.C
         l2 = 1.0 / (C * sw_sum)
         target = (y_index == 1).astype(np.float64) if K == 2 else y_index
+        if is_foreign_array(X) and claims(shard.backend, X):
+            # the encoded targets and weights join X on its device once, not at every step
+            target, sw = like(target, X), like(sw, X)
         problem = _GlobalLoss(comm, X, target, sw, sw_sum, K, self.fit_intercept, l2,
                               shard.backend)
         d = X.shape[1]

@@ -8,7 +8,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator
 
-from .._array_api import like, to_host
+from .._array_api import is_foreign_array, like, to_host
+from .._backends import claims
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit, validate_predict
 from ..patterns import RING_TOPK, lookup_payload
@@ -62,18 +63,30 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         """Per-row values that travel with the training rows (targets), shape (n_rows, m)."""
         return np.zeros((self._fit_X.shape[0], 0))
 
-    def _ring_kneighbors(self, Q, k, exclude_self, backend, with_payload=True):
-        """(distances, global indices, payload) of the k nearest training rows of each query."""
+    def _ring_kneighbors(self, Q, k, exclude_self, backend, with_payload=True,
+                         keep_device=False):
+        """(distances, global indices, payload) of the k nearest training rows of each query.
+
+        Where the backend claims the queries' array type (a device array), the search runs
+        there: the queries and the running best stay on their device, and the training rows
+        travel the ring through host memory (MPI's buffers). Otherwise the search runs on host
+        copies, a counted fallback. The distances and indices are NumPy, or with
+        ``keep_device`` of the queries' type; the payload is NumPy.
+        """
         comm = self._comm()
-        # The ring pass sends host rows: a counted fallback for arrays that are not NumPy (the
-        # results go back to the queries' type).
-        Q = to_host(Q, f"{type(self).__name__} neighbour search")
-        fit_X = to_host(self._fit_X, f"{type(self).__name__} neighbour search")
+        name = type(self).__name__
+        on_device = is_foreign_array(Q) and claims(backend, Q)
+        if not on_device:
+            Q = to_host(Q, f"{name} neighbour search")
+        fit_X = to_host(self._fit_X, None if on_device else f"{name} neighbour search")
         dist, ind = RING_TOPK.run(comm, Q, fit_X, k, exclude_self=exclude_self,
                                   metric=self.effective_metric_, p=self._p, backend=backend)
+        host_ind = to_host(ind)
+        if not keep_device:  # the vote (or prediction) runs on the host: counted
+            dist, ind = to_host(dist, f"{name} neighbour vote"), host_ind
         payload = self._payload()
-        values = lookup_payload(comm, ind, payload) if with_payload and payload.shape[1] else \
-            np.zeros(ind.shape + (payload.shape[1],))
+        values = lookup_payload(comm, host_ind, payload) if with_payload and payload.shape[1] \
+            else np.zeros(host_ind.shape + (payload.shape[1],))
         return dist, ind, values
 
     def _query(self, X, n_neighbors):
@@ -118,7 +131,8 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         """
         Q, k, exclude_self, backend = self._query(X, n_neighbors)
         with thread_limit(self.n_jobs):
-            dist, ind, _ = self._ring_kneighbors(Q, k, exclude_self, backend, with_payload=False)
+            dist, ind, _ = self._ring_kneighbors(Q, k, exclude_self, backend, with_payload=False,
+                                                 keep_device=True)
         return (like(dist, Q), like(ind, Q)) if return_distance else like(ind, Q)
 
     def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):

@@ -1,0 +1,300 @@
+"""The sycl backend's exactness where the reference's decisions hang on the last bit, its
+dispatch accounting and output placement, on dpnp arrays.
+
+Skipped, with the reason, where dpnp, dpctl or a SYCL device is missing (the OpenCL CPU device
+of ``intel-opencl-rt`` will do, with ``OCL_ICD_FILENAMES`` pointing at its ``libintelocl.so``:
+tests/run_all.py sets it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spmdlearn import reference as ref
+
+pytestmark = pytest.mark.serial
+
+
+def _dpnp():
+    try:
+        import dpctl
+        import dpnp
+
+        dpctl.SyclQueue()
+    except Exception as exc:  # noqa: BLE001 - missing library, runtime or device: skip, saying why
+        return exc
+    return dpnp
+
+
+_DPNP = _dpnp()
+
+
+@pytest.fixture
+def dpnp():
+    if isinstance(_DPNP, Exception):
+        pytest.skip(f"sycl backend not runnable here: {_DPNP!r}")
+    return _DPNP
+
+
+def test_sqrt_is_correctly_rounded(dpnp):
+    from spmdlearn_sycl._exact import sqrt_rn
+
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.uniform(0, 1e17, 200_000), np.exp(rng.uniform(-744, 709, 200_000)),
+                        rng.uniform(0.5, 2.0, 200_000),
+                        [0.0, 5e-324, 2.2e-308, 0.25, 0.5, 1.0, 2.0, 4.0, 1.7976931348623157e308,
+                         np.inf]])
+    np.testing.assert_array_equal(dpnp.asnumpy(sqrt_rn(dpnp.asarray(a))), np.sqrt(a))
+    assert np.isnan(dpnp.asnumpy(sqrt_rn(dpnp.asarray([np.nan])))[0])
+
+
+def _far_blocks(dtype, seed=0):
+    """Queries and candidates far from the origin, with a duplicated candidate: distances that
+    tie after rounding, and differ by an ulp where a square root is not correctly rounded."""
+    rng = np.random.default_rng(seed)
+    X = (1e8 + rng.normal(size=(300, 4))).astype(dtype)
+    Y = np.concatenate([X[:150], X[:1]])
+    return X[100:], Y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("metric,p", [("euclidean", None), ("minkowski", 2.0),
+                                      ("minkowski", 3.0), ("minkowski", np.inf),
+                                      ("manhattan", None), ("chebyshev", None)])
+def test_knn_merge_far_from_origin_is_the_reference(dpnp, dtype, metric, p):
+    from spmdlearn_sycl._neighbors import knn_merge
+
+    X, Y = _far_blocks(dtype)
+    y_index = np.arange(len(Y), dtype=np.int64)
+    k = 4
+    init = (np.full((len(X), k), np.inf), np.full((len(X), k), -1, np.int64))
+    want = ref.knn_merge(X, Y, y_index, *init, metric, p)
+    got = knn_merge(dpnp.asarray(X), dpnp.asarray(Y), y_index, *init, metric, p)
+    np.testing.assert_array_equal(dpnp.asnumpy(got[1]), want[1])
+    np.testing.assert_array_equal(dpnp.asnumpy(got[0]), want[0])
+
+
+@pytest.mark.parametrize("metric,p", [("euclidean", None), ("minkowski", 3.0)])
+def test_radius_boundary_far_from_origin_is_the_reference(dpnp, metric, p):
+    from spmdlearn_sycl import _neighbors
+
+    X, Y = _far_blocks(np.float64, seed=1)
+    d = ref.block_distances(X[:20], Y[:20], metric, p)
+    for eps in np.unique(d)[:40]:  # radii exactly at distances
+        got = _neighbors.radius_neighbors_csr(dpnp.asarray(X), dpnp.asarray(Y),
+                                              np.arange(len(Y), dtype=np.int64), float(eps),
+                                              metric, p, None)
+        want = ref.radius_neighbors_csr(X, Y, np.arange(len(Y), dtype=np.int64), float(eps),
+                                        metric, p, None)
+        np.testing.assert_array_equal(dpnp.asnumpy(got[1]), want[1])
+        np.testing.assert_array_equal(dpnp.asnumpy(got[2]), want[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kernel", ["kmeans_assign", "kmeans_lloyd_local"])
+def test_kmeans_ties_are_the_reference(dpnp, dtype, kernel):
+    """Duplicated centers and rows exactly between two centers: the reference's BLAS rounds
+    these scores apart in the last bit, and the device must decide as it does."""
+    from spmdlearn_sycl import _kmeans
+
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        X = (1e8 + rng.normal(size=(300, 3))).astype(dtype)
+        Xc = X - X.mean(0).astype(dtype)
+        centers = Xc[rng.integers(0, 300, 3)].astype(np.float64)
+        centers[1] = centers[0]
+        centers[2] = 2 * np.asarray(Xc[0], np.float64) - centers[0]
+        if kernel == "kmeans_assign":
+            want = ref.kmeans_assign(Xc, centers)[0]
+            got = _kmeans.kmeans_assign(dpnp.asarray(Xc), centers)[0]
+        else:
+            w, old = np.ones(len(Xc)), np.full(len(Xc), -1, np.int32)
+            want = ref.lloyd_local(Xc, w, centers, old)[0]
+            got = _kmeans.lloyd_local(dpnp.asarray(Xc), w, centers, old)[0]
+        np.testing.assert_array_equal(dpnp.asnumpy(got), want, err_msg=f"seed {seed}")
+
+
+def test_placement_check_sees_another_queue(dpnp):
+    import dpctl
+
+    from spmdlearn_conformance._arrays import same_place
+
+    q1, q2 = dpctl.SyclQueue(), dpctl.SyclQueue()
+    a = dpnp.zeros(3, sycl_queue=q1)
+    assert same_place(dpnp.ones(3, sycl_queue=q1), a) is None
+    assert "not the input's" in same_place(dpnp.ones(3, sycl_queue=q2), a)
+
+
+def test_declines_on_host_copies_are_counted_apart(dpnp):
+    """With the sycl backend selected, a kernel called on NumPy rows (an algorithm step that
+    took the input to the host) is declined, and counted as unclaimed; a kernel on dpnp rows is
+    served."""
+    import spmdlearn
+    from spmdlearn import _backends
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    _backends.reset_dispatch_counts()
+    with spmdlearn.config_context(backend="sycl"):
+        _backends.call_kernel("moments_local", X=X, sample_weight=None)
+        _backends.call_kernel("moments_local", X=dpnp.asarray(X), sample_weight=None)
+    assert _backends.dispatch_counts()[("sycl", "moments_local")] == {
+        "served": 1, "declined": 1, "fallback": 0}
+    assert _backends.unclaimed_counts() == {("sycl", "moments_local"): 1}
+
+
+@pytest.mark.timeout(120)
+def test_info_lists_each_ranks_sycl_devices(dpnp):
+    import os
+    import subprocess
+    import sys
+
+    from run_all import mpiexec_command
+
+    out = subprocess.run(mpiexec_command(2) + [sys.executable, "-m", "spmdlearn", "info"],
+                         capture_output=True, text=True, timeout=110,
+                         env={**os.environ, "SPMDLEARN_VERBOSE": ""})
+    assert out.returncode == 0, out.stdout + out.stderr
+    import dpctl
+
+    default = dpctl.select_default_device()
+    name = f"{default.backend.name}:{default.device_type.name} {default.name}"
+    section = out.stdout.split("  sycl ", 1)[1].split("\n  ")[:6]
+    for rank in (0, 1):
+        assert any(line.strip().startswith(f"rank {rank}: sees") and
+                   line.rstrip().endswith(f"would use: {name}") for line in section), out.stdout
+
+
+def _split_problems(seed, n_trials):
+    """Histograms of a level with many equal decreases (integer counts, few bins), weighted and
+    unweighted, class counts below and above NumPy's 8-way pairwise summation, far offsets."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_trials):
+        n_nodes, d = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        n_bins = int(rng.integers(2, 12))
+        K = int(rng.choice([0, 2, 3, 9, 12]))
+        criterion = str(rng.choice(["gini", "entropy"])) if K else "squared_error"
+        if K:
+            stats = rng.integers(0, 3, (n_nodes, d, n_bins, K)).astype(np.float64)
+            if rng.integers(2):
+                stats = stats * rng.uniform(0.3, 2.0, stats.shape)
+        else:
+            wt = rng.integers(0, 3, (n_nodes, d, n_bins)).astype(np.float64)
+            yv = np.round(rng.normal(size=(n_nodes, d, n_bins)), int(rng.integers(0, 3)))
+            yv = yv + (1e6 if rng.integers(2) else 0.0)
+            stats = np.stack([wt, wt * yv, wt * yv * yv], -1)
+        rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, d, n_bins))
+        hist = np.concatenate([stats, rows[..., None].astype(np.float64)], -1)
+        order = np.argsort(rng.random((n_nodes, d)), axis=1)
+        yield hist, order, (int(rng.integers(1, d + 1)), bool(K), criterion,
+                            int(rng.integers(1, 3)), float(rng.choice([0.0, 0.05])), 10.0,
+                            float(rng.choice([0.0, 1.0])))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0/0 where a split is invalid
+def test_split_search_arithmetic_is_the_references():
+    """The sycl split search's expressions, run in NumPy: the reference's decisions and
+    decreases bit for bit (NumPy's summation orders made explicit). Needs no device."""
+    from spmdlearn_sycl._splits import _best_splits
+
+    for hist, order, args in _split_problems(0, 300):
+        want = ref.best_splits(hist, order, *args)
+        got = _best_splits(np, hist, order, *args)
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(b, a)
+
+
+def test_split_search_on_the_device_is_the_references(dpnp):
+    from spmdlearn_sycl._splits import best_splits
+
+    for hist, order, args in _split_problems(1, 25):
+        want = ref.best_splits(hist, order, *args)
+        got = best_splits(dpnp.asarray(hist), order, *args)
+        for a, b in zip(want, got):
+            assert isinstance(b, np.ndarray) and b.dtype == a.dtype
+            np.testing.assert_array_equal(b, a)
+
+
+def test_ci_stage_requires_every_kernel_served_on_dpnp(tmp_path, monkeypatch):
+    """The CI stage of the sycl backend fails on a kernel that declined or fell back on dpnp
+    input, and on a skipped run where the test extra installs the SYCL runtime."""
+    import json
+
+    import run_all
+
+    report = tmp_path / "report.json"
+
+    def verdict(**summary):
+        report.write_text(json.dumps({"array_type": "dpnp", "skipped": None,
+                                      "not_served_on_type": [], **summary}))
+        return run_all._device_requirement(report)
+
+    assert verdict() is None
+    assert "best_splits" in verdict(not_served_on_type=["best_splits"])
+    monkeypatch.setattr(run_all.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(run_all.sys, "platform", "linux")
+    assert "skipped: no dpnp" in verdict(skipped="no dpnp")
+    monkeypatch.setattr(run_all.platform, "machine", lambda: "aarch64")
+    assert verdict(skipped="no dpnp") is None
+
+
+def test_neighbour_search_runs_on_the_device(dpnp):
+    """kneighbors on dpnp rows: the knn_merge kernel served on the device for every block, the
+    results on the queries' queue, scikit-learn's neighbours; predict's vote is the one step
+    on the host (counted)."""
+    import dpctl
+    from sklearn.neighbors import KNeighborsRegressor as SkKNN
+
+    import spmdlearn
+    from spmdlearn import _array_api, _backends
+    from spmdlearn.neighbors import KNeighborsRegressor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 3)), rng.normal(size=200)
+    q = dpctl.SyclQueue()
+    Xd, yd = dpnp.asarray(X, sycl_queue=q), dpnp.asarray(y, sycl_queue=q)
+    _backends.reset_dispatch_counts()
+    _array_api.reset_fallbacks()
+    with spmdlearn.config_context(backend="sycl"):
+        model = KNeighborsRegressor(5).fit(Xd, yd)
+        dist, ind = model.kneighbors(Xd[:50])
+        pred = model.predict(Xd[:50])
+    assert dist.sycl_queue == q and ind.sycl_queue == q and pred.sycl_queue == q
+    ref = SkKNN(5, algorithm="brute").fit(X, y)
+    np.testing.assert_array_equal(dpnp.asnumpy(ind), ref.kneighbors(X[:50])[1])
+    np.testing.assert_allclose(dpnp.asnumpy(pred), ref.predict(X[:50]), rtol=1e-12)
+    counts = _backends.dispatch_counts()[("sycl", "knn_merge")]
+    assert counts["served"] >= 2 and counts["declined"] == counts["fallback"] == 0
+    steps = {what for what, _ in _array_api.fallbacks()}
+    assert not any("neighbour search" in s for s in steps), steps
+    assert "KNeighborsRegressor neighbour vote" in steps
+
+
+def test_logistic_targets_and_weights_stay_on_the_device(dpnp, monkeypatch):
+    """Every gradient of LogisticRegression on dpnp rows gets its encoded targets and weights
+    on X's queue (moved there once), and the model is scikit-learn's."""
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+    import spmdlearn
+    import spmdlearn_sycl._logistic as kernels
+    from spmdlearn.linear_model import LogisticRegression
+
+    seen = []
+    original = kernels.logistic_loss_grad
+
+    def spy(X, target, sample_weight, *args):
+        seen.append((type(target).__module__.split(".")[0], type(sample_weight).__module__,
+                     target.sycl_queue == X.sycl_queue))
+        return original(X, target, sample_weight, *args)
+
+    monkeypatch.setattr(kernels, "logistic_loss_grad", spy)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(np.int64)
+    w = rng.uniform(0.5, 2.0, 120)
+    with spmdlearn.config_context(backend="sycl"):
+        model = LogisticRegression(tol=1e-10).fit(dpnp.asarray(X), dpnp.asarray(y),
+                                                  sample_weight=dpnp.asarray(w))
+    assert seen and all(s == ("dpnp", "dpnp.dpnp_array", True) for s in seen), seen[:3]
+    ref = SkLogisticRegression(tol=1e-10).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-6)
