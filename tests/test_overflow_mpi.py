@@ -1,6 +1,10 @@
-"""A row near the float64 limit on one rank: spmdlearn does what scikit-learn does on the
+"""Values near the float64 limit on one rank: spmdlearn does what scikit-learn does on the
 gathered rows (the same fitted values, inf and nan included, or the same exception type), on
-every rank, and its messages name the overflow and the rank whose rows cause it."""
+every rank, and its messages name the overflow and the rank whose rows cause it.
+
+Co-moments (sums of products) of values above ~1.3e154 overflow, where scikit-learn's
+decompositions of the rows (SVD, least squares) do not: spmdlearn then takes them again on
+columns scaled by powers of two, and unscales its results exactly."""
 
 import warnings
 
@@ -12,17 +16,21 @@ import sklearn.linear_model
 import sklearn.preprocessing
 
 import spmdlearn
-from spmdlearn.basic_statistics import BasicStatistics
+from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
 from spmdlearn.cluster import KMeans
 from spmdlearn.comm import get_comm
-from spmdlearn.covariance import EmpiricalCovariance
+from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
 from spmdlearn.decomposition import PCA, IncrementalPCA
 from spmdlearn.ensemble import RandomForestClassifier
-from spmdlearn.linear_model import LinearRegression
+from spmdlearn.linear_model import IncrementalLinearRegression, LinearRegression, Ridge
 from spmdlearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 from spmdlearn_conformance import assert_all_ranks
 
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(60)]
+
+# 1e308: squares overflow, sums do not; 1e154: squares do not, but a sum of two of them
+# does, and the co-moments span 1e308 to 1 (a graded covariance). The y tests take -1e200.
+BIG = (1e308, 1e154)
 
 
 @pytest.fixture
@@ -32,9 +40,9 @@ def world():
         yield comm
 
 
-def _shard(comm, big=1e308):
-    """Uneven shards, the last rank empty when there are several; one row of ``big`` in the
-    first column on ``bad`` (a rank with rows)."""
+def _shard(comm, big=1e308, where="X", count=1):
+    """Uneven shards, the last rank empty when there are several; ``count`` rows of ``big`` in
+    the first column of X (or in y, ``where="y"``) on ``bad`` (a rank with rows)."""
     rng = np.random.RandomState(0)
     sizes = [30 + 11 * r for r in range(comm.size)]
     if comm.size > 1:
@@ -43,7 +51,11 @@ def _shard(comm, big=1e308):
     y = X @ np.array([1.0, 2.0, -1.0]) + 0.1 * rng.randn(sum(sizes))
     bad = 0 if comm.size < 3 else 1
     lo = sum(sizes[:bad])
-    X[lo + 2, 0] = big
+    for row in range(lo + 2, lo + 2 + count):
+        if where == "X":
+            X[row, 0] = big
+        else:
+            y[row] = big
     lo = sum(sizes[:comm.rank])
     sl = slice(lo, lo + sizes[comm.rank])
     return X[sl], y[sl], X, y, bad
@@ -57,23 +69,64 @@ def _basic_reference(X):
                 "variance_": X.var(axis=0, ddof=1)}
 
 
-# name: (spmdlearn factory, scikit-learn factory, attributes, uses y)
+BASIC = ("min_", "max_", "sum_", "mean_", "sum_squares_", "variance_")
+IPCA_ATTRIBUTES = ("mean_", "var_", "components_", "explained_variance_",
+                   "explained_variance_ratio_", "singular_values_", "noise_variance_")
+
+# name: (spmdlearn factory, scikit-learn factory (given the number of rows), attributes,
+# uses y). scikit-learn's IncrementalPCA is fed all rows in one batch: that is its exact SVD,
+# the decomposition it approximates batch by batch (with values near 1e308, merging batches of
+# the mean-corrected rows loses its small directions, so its result depends on batch_size).
 CASES = {
-    "StandardScaler": (StandardScaler, sklearn.preprocessing.StandardScaler,
+    "StandardScaler": (StandardScaler, lambda n: sklearn.preprocessing.StandardScaler(),
                        ("mean_", "var_", "scale_"), False),
-    "MinMaxScaler": (MinMaxScaler, sklearn.preprocessing.MinMaxScaler,
+    "MinMaxScaler": (MinMaxScaler, lambda n: sklearn.preprocessing.MinMaxScaler(),
                      ("data_min_", "data_max_", "data_range_", "scale_", "min_"), False),
-    "MaxAbsScaler": (MaxAbsScaler, sklearn.preprocessing.MaxAbsScaler,
+    "MaxAbsScaler": (MaxAbsScaler, lambda n: sklearn.preprocessing.MaxAbsScaler(),
                      ("max_abs_", "scale_"), False),
-    "IncrementalPCA": (lambda: IncrementalPCA(2), lambda: sklearn.decomposition.IncrementalPCA(2),
-                       ("mean_", "var_"), False),
-    "PCA": (lambda: PCA(2), lambda: sklearn.decomposition.PCA(2),
-            ("mean_", "components_", "explained_variance_"), False),
-    "EmpiricalCovariance": (EmpiricalCovariance, sklearn.covariance.EmpiricalCovariance,
+    "IncrementalPCA": (lambda: IncrementalPCA(2),
+                       lambda n: sklearn.decomposition.IncrementalPCA(2, batch_size=n),
+                       IPCA_ATTRIBUTES, False),
+    "IncrementalPCA batches": (lambda: IncrementalPCA(2, batch_size=7),
+                               lambda n: sklearn.decomposition.IncrementalPCA(2, batch_size=n),
+                               IPCA_ATTRIBUTES, False),
+    "PCA": (lambda: PCA(2), lambda n: sklearn.decomposition.PCA(2),
+            ("mean_", "explained_variance_", "singular_values_"), False),
+    "PCA full": (lambda: PCA(2, svd_solver="full"),
+                 lambda n: sklearn.decomposition.PCA(2, svd_solver="full"),
+                 ("mean_", "components_", "explained_variance_", "singular_values_",
+                  "noise_variance_"), False),
+    "EmpiricalCovariance": (EmpiricalCovariance, lambda n: sklearn.covariance.EmpiricalCovariance(),
                             ("location_", "covariance_"), False),
-    "BasicStatistics": (BasicStatistics, None,
-                        ("min_", "max_", "sum_", "mean_", "sum_squares_", "variance_"), False),
+    "EmpiricalCovariance assume_centered": (
+        lambda: EmpiricalCovariance(assume_centered=True),
+        lambda n: sklearn.covariance.EmpiricalCovariance(assume_centered=True),
+        ("location_", "covariance_"), False),
+    "IncrementalEmpiricalCovariance": (
+        lambda: IncrementalEmpiricalCovariance(batch_size=7),
+        lambda n: sklearn.covariance.EmpiricalCovariance(), ("location_", "covariance_"), False),
+    "BasicStatistics": (BasicStatistics, None, BASIC, False),
+    "IncrementalBasicStatistics": (lambda: IncrementalBasicStatistics(batch_size=7), None,
+                                   BASIC, False),
+    "LinearRegression": (LinearRegression, lambda n: sklearn.linear_model.LinearRegression(),
+                         ("coef_", "intercept_", "rank_"), True),
+    "LinearRegression no intercept": (
+        lambda: LinearRegression(fit_intercept=False),
+        lambda n: sklearn.linear_model.LinearRegression(fit_intercept=False),
+        ("coef_", "intercept_", "rank_"), True),
+    "IncrementalLinearRegression": (
+        lambda: IncrementalLinearRegression(batch_size=7),
+        lambda n: sklearn.linear_model.LinearRegression(), ("coef_", "intercept_"), True),
+    "Ridge": (Ridge, lambda n: sklearn.linear_model.Ridge(), ("coef_", "intercept_"), True),
 }
+
+
+# Built on co-moments, which are taken again on scaled columns when they overflow: finite
+# results come without a warning.
+SCALED = {"IncrementalPCA", "IncrementalPCA batches", "PCA", "EmpiricalCovariance",
+          "EmpiricalCovariance assume_centered", "IncrementalEmpiricalCovariance",
+          "LinearRegression", "LinearRegression no intercept", "IncrementalLinearRegression",
+          "Ridge"}
 
 
 def _fit(factory, X, y, uses_y):
@@ -99,15 +152,13 @@ def _same_values(a, b):
     return np.allclose(a[fin], b[fin], rtol=1e-6, atol=1e-9 * (np.abs(b[fin]).max(initial=1)))
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_overflow_matches_sklearn_on_gathered_rows(world, case):
-    ours, theirs, attributes, uses_y = CASES[case]
-    X, y, X_all, y_all, bad = _shard(world)
+def _check_against_sklearn(world, case, ours, theirs, attributes, uses_y, X, y, X_all, y_all,
+                           bad):
     raised, est, messages = _fit(ours, X, y, uses_y)
     if theirs is None:
         ref_raised, ref = None, _basic_reference(X_all)
     else:
-        ref_raised, ref, _ = _fit(theirs, X_all, y_all, uses_y)
+        ref_raised, ref, _ = _fit(lambda: theirs(X_all.shape[0]), X_all, y_all, uses_y)
         ref = None if ref_raised else {a: getattr(ref, a) for a in attributes}
     assert_all_ranks(world, raised == ref_raised,
                      f"{case}: spmdlearn raised {raised}, scikit-learn {ref_raised}: {est}")
@@ -125,42 +176,96 @@ def test_overflow_matches_sklearn_on_gathered_rows(world, case):
             assert_all_ranks(world, "overflow" in text and f"rank {bad}" in text,
                              f"{case}: non-finite result without a warning naming the "
                              f"overflow and rank {bad}: {text!r}")
+        elif case in SCALED:
+            assert_all_ranks(world, "overflow" not in text,
+                             f"{case}: finite results, yet a warning of overflow: {text!r}")
     elif world.size > 1:  # one process: no rank to name
         text = str(est)
         assert_all_ranks(world, "overflow" in text and f"rank {bad}" in text,
                          f"{case}: error does not name the overflow and rank {bad}: {text!r}")
 
 
-# Known differences: scikit-learn decomposes the rows themselves (SVD, least squares), which
-# scales away values near the float64 limit; spmdlearn reduces co-moments, which overflow.
-DIVERGING = {
-    "IncrementalPCA components_": (lambda: IncrementalPCA(2),
-                                   lambda: sklearn.decomposition.IncrementalPCA(2),
-                                   ("components_", "explained_variance_"), False),
-    "LinearRegression": (LinearRegression, sklearn.linear_model.LinearRegression,
-                         ("coef_", "intercept_"), True),
-}
+@pytest.mark.parametrize("big", BIG)
+@pytest.mark.parametrize("case", CASES)
+def test_overflow_matches_sklearn_on_gathered_rows(world, case, big):
+    X, y, X_all, y_all, bad = _shard(world, big)
+    _check_against_sklearn(world, case, *CASES[case], X, y, X_all, y_all, bad)
 
 
-@pytest.mark.xfail(strict=True, reason="co-moments overflow where scikit-learn's SVD/lstsq of "
-                   "the rows does not")
-@pytest.mark.parametrize("case", DIVERGING)
-def test_overflow_diverges_from_sklearn(world, case):
-    ours, theirs, attributes, uses_y = DIVERGING[case]
-    X, y, X_all, y_all, bad = _shard(world)
-    raised, est, _ = _fit(ours, X, y, uses_y)
-    ref_raised, ref, _ = _fit(theirs, X_all, y_all, uses_y)
-    ok = raised == ref_raised and (raised is not None or all(
-        _same_values(getattr(est, a), getattr(ref, a)) for a in attributes))
-    assert_all_ranks(world, ok, f"{case}: {est} vs scikit-learn {ref}")
+LINEAR = ("LinearRegression", "LinearRegression no intercept", "IncrementalLinearRegression",
+          "Ridge")
+
+
+@pytest.mark.parametrize("big", (1e308, -1e200))
+@pytest.mark.parametrize("case", LINEAR)
+def test_overflow_in_y_matches_sklearn(world, case, big):
+    X, y, X_all, y_all, bad = _shard(world, big, where="y")
+    _check_against_sklearn(world, case, *CASES[case], X, y, X_all, y_all, bad)
+
+
+# Two values of 1e308 in one column: its sum overflows, so scikit-learn's mean is inf.
+SUMS = ("LinearRegression", "LinearRegression no intercept", "EmpiricalCovariance",
+        "EmpiricalCovariance assume_centered", "PCA", "BasicStatistics", "StandardScaler")
+
+
+@pytest.mark.parametrize("case", SUMS)
+def test_overflowing_sum_matches_sklearn(world, case):
+    X, y, X_all, y_all, bad = _shard(world, 1e308, count=2)
+    _check_against_sklearn(world, case, *CASES[case], X, y, X_all, y_all, bad)
+
+
+@pytest.mark.parametrize("solver", ("covariance_eigh", "full"))
+def test_pca_of_a_graded_covariance_is_the_svd_of_the_rows(world, solver):
+    """1e154 in one column: X^T X is finite but spans 1e308 to 1, and the eigh of such a
+    covariance (scikit-learn's covariance_eigh) loses its small directions; spmdlearn gives the
+    decomposition that scikit-learn's SVD of the rows gives ("full")."""
+    X, y, X_all, y_all, bad = _shard(world, 1e154)
+    ours = PCA(2, svd_solver=solver).fit(X)
+    ref = sklearn.decomposition.PCA(2, svd_solver="full").fit(X_all)
+    for a in ("mean_", "components_", "explained_variance_", "singular_values_",
+              "noise_variance_"):
+        assert_all_ranks(world, _same_values(getattr(ours, a), getattr(ref, a)),
+                         f"PCA({solver}).{a}: {getattr(ours, a)} vs {getattr(ref, a)}")
+
+
+def test_ridge_svd_solves_without_the_normal_equations(world):
+    """scikit-learn's solver="cholesky" refuses the overflowed normal equations; "svd" solves
+    the same problem, which spmdlearn does exactly: it equals scikit-learn's cholesky on the
+    rows with the big column divided by 2**1024 and its coefficient unscaled."""
+    X, y, X_all, y_all, bad = _shard(world, 1e308)
+    ours = Ridge(alpha=1e-300, solver="svd").fit(X, y)
+    Z = X_all.copy()
+    Z[:, 0] = np.ldexp(Z[:, 0], -1024)
+    # alpha on the scaled column is alpha * 2**-2048: zero, as 1e-300 is beside 1e308**2.
+    ref = sklearn.linear_model.Ridge(alpha=1e-300, solver="cholesky").fit(Z, y_all)
+    coef = ref.coef_.copy()
+    coef[0] = np.ldexp(coef[0], -1024)
+    assert_all_ranks(world, np.allclose(ours.coef_, coef, rtol=1e-8, atol=0)
+                     and np.isclose(ours.intercept_, ref.intercept_, rtol=1e-8),
+                     f"Ridge(svd) {ours.coef_}, {ours.intercept_} vs {coef}, {ref.intercept_}")
+
+
+def test_normal_input_is_not_scaled(world):
+    """Without values near the limit the co-moments are the contract's, bitwise."""
+    from spmdlearn.collective import allreduce
+    from spmdlearn.reference import COMOMENTS
+
+    X, y, *_ = _shard(world, big=0.0)
+    est = LinearRegression().fit(X, y)
+    p = allreduce(COMOMENTS, X, y, None, comm=world)
+    from spmdlearn.reference._linear import linear_solve
+    coef, intercept, _, _ = linear_solve(p, 3)
+    assert_all_ranks(world, np.array_equal(est.coef_, coef[0])
+                     and est.intercept_ == intercept[0], "normal input: a different model")
 
 
 def test_linear_regression_overflow_error_names_rank_and_overflow(world):
     if world.size == 1:
         pytest.skip("needs two ranks")
-    X, y, X_all, y_all, bad = _shard(world)
+    X, y, X_all, y_all, bad = _shard(world, count=2)
     raised, exc, _ = _fit(LinearRegression, X, y, True)
-    assert_all_ranks(world, raised is not None, "LinearRegression on overflowing rows raised")
+    assert_all_ranks(world, raised == "ValueError",
+                     f"LinearRegression on a column whose sum overflows raised {raised}")
     text = str(exc)
     assert_all_ranks(world, "overflow" in text and f"rank {bad}" in text,
                      f"LinearRegression error does not name the overflow and rank {bad}: {text!r}")

@@ -196,21 +196,30 @@ class IncrementalMixin:
 
 
 class UnweightedComomentBatches(IncrementalMixin):
-    """Batches folded into co-moments of ``X`` alone, without weights (covariance, PCA)."""
+    """Batches folded into co-moments of ``X`` alone, without weights (covariance, PCA), as
+    :class:`spmdlearn._scaling.Scaled` partials (exact for values near the float64 limit)."""
 
     def _batch_partial(self, X, y, w, backend):
         from ._backends import call_kernel
+        from ._scaling import scaled_local
 
-        return call_kernel("comoments_local", backend, X=X, Y=None, sample_weight=None)
+        return scaled_local(lambda X, Y: call_kernel("comoments_local", backend, X=X, Y=None,
+                                                     sample_weight=None), X)
 
     def _identity(self, n_features, n_targets):
-        from .reference._moments import comoments_local
+        from ._scaling import scaled_identity
 
-        return comoments_local(np.zeros((0, n_features)))
+        return scaled_identity(n_features)
 
     @staticmethod
     def _n_rows(partial):
-        return partial.n_rows
+        return partial.partial.n_rows
+
+    def _overflow_ranks(self, partial):
+        """Collective for scaled co-moments: the ranks whose batches needed scaling."""
+        from ._scaling import overflow_ranks
+
+        return overflow_ranks(get_comm(), self.__dict__.get("_partial"), partial)
 
     def partial_fit(self, X, y=None, check_input=True):
         """Local: fold one batch of this rank's rows into its co-moments (no communication).

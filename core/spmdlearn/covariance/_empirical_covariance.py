@@ -15,6 +15,8 @@ from .._backends import call_kernel
 from .._array_api import from_model
 from .._base import SPMDEstimatorMixin
 from .._validation import validate_fit, validate_predict
+from .._scaling import (allreduce_scaled, overflow_ranks, report_overflow, sum_overflows,
+                        unscale_matrix, unscale_vector)
 from ..collective import allreduce
 from ..reference._moments import COMOMENTS, covariance_finalize
 
@@ -22,6 +24,28 @@ from ..reference._moments import COMOMENTS, covariance_finalize
 def _comoments(shard, comm, X=None):
     X = shard.X if X is None else X
     return allreduce(COMOMENTS, X, None, None, comm=comm, backend=shard.backend)
+
+
+def _scaled_covariance(scaled, assume_centered):
+    """:func:`covariance_finalize` from :class:`~spmdlearn._scaling.Scaled` co-moments.
+
+    As scikit-learn's ``empirical_covariance`` (a sum of products, then a division by ``n``),
+    an entry is inf where its sum of products passes the float64 limit, even if the quotient
+    would not; the mean is inf where the column's sum passes it.
+    """
+    p, e = scaled.partial, scaled.exponent
+    gram = p.comoment + p.weight * np.outer(p.mean, p.mean) if assume_centered else p.comoment
+    total = unscale_matrix(gram, e, e)
+    covariance = np.where(np.isfinite(total), unscale_matrix(gram / p.weight, e, e), total)
+    if assume_centered:
+        return covariance, np.zeros_like(p.mean)
+    location = unscale_vector(p.mean, e)
+    overflowed = sum_overflows(scaled)
+    if overflowed.any():  # scikit-learn's mean is inf there, and its covariance nan
+        location = np.where(overflowed, np.copysign(np.inf, p.mean), location)
+        covariance = covariance.copy()
+        covariance[overflowed, :] = covariance[:, overflowed] = np.nan
+    return covariance, location
 
 
 class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
@@ -84,14 +108,24 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
         if shard.n_samples == 1:
             warnings.warn("Only one sample available. You may want to reshape your data array",
                           UserWarning, stacklevel=2)
-        self._set_model(_comoments(shard, comm), shard.dtype)
+        partial, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=shard.backend)
+        self._set_model(partial, shard.dtype, overflow_ranks(comm, local, partial))
         return self
 
-    def _set_model(self, partial, dtype):
-        """Fitted attributes from the global co-moments (identical on every rank)."""
-        covariance, location = covariance_finalize(partial, self.assume_centered)
-        # scikit-learn's _set_covariance: check_array refuses a covariance that overflowed.
-        covariance = check_array(covariance)
+    def _set_model(self, scaled, dtype, ranks=None):
+        """Fitted attributes from the global (scaled) co-moments, identical on every rank.
+        ``ranks``: those whose rows needed scaling (None: none did)."""
+        if ranks is None:
+            covariance, location = covariance_finalize(scaled.partial, self.assume_centered)
+        else:
+            covariance, location = _scaled_covariance(scaled, self.assume_centered)
+        try:
+            # scikit-learn's _set_covariance: check_array refuses a covariance that overflowed.
+            covariance = check_array(covariance)
+        except ValueError:
+            if ranks is not None:
+                report_overflow(ranks, "the covariance", raises=True)
+            raise
         self.location_ = location.astype(dtype)
         self.covariance_ = covariance.astype(dtype)
         self.precision_ = (linalg.pinvh(covariance, check_finite=False).astype(dtype)

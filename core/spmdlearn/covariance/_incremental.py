@@ -7,7 +7,7 @@ import numbers
 
 from .._incremental import UnweightedComomentBatches
 from .._validation import Interval
-from ..reference._moments import COMOMENTS
+from .._scaling import SCALED_COMOMENTS
 from ._empirical_covariance import EmpiricalCovariance
 
 
@@ -30,7 +30,7 @@ class IncrementalEmpiricalCovariance(UnweightedComomentBatches, EmpiricalCovaria
     ``score`` and ``mahalanobis`` are collective as in :class:`EmpiricalCovariance`.
     """
 
-    _contract = COMOMENTS
+    _contract = SCALED_COMOMENTS
     _model_attributes = ("covariance_", "location_", "precision_")
     _parameter_constraints = {**EmpiricalCovariance._parameter_constraints,
                               "batch_size": [Interval(numbers.Integral, 1, None, "left"), None],
@@ -44,7 +44,7 @@ class IncrementalEmpiricalCovariance(UnweightedComomentBatches, EmpiricalCovaria
         self.copy = copy
 
     def _finalize(self, partial, n_features, y_ndim, dtype):
-        self._set_model(partial, dtype)
+        self._set_model(partial, dtype, self._overflow_ranks(partial))
 
     def _to_sklearn(self):
         from sklearn.covariance import EmpiricalCovariance as SkEmpiricalCovariance

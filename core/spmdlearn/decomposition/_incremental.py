@@ -8,8 +8,9 @@ import numpy as np
 from sklearn.decomposition import IncrementalPCA as _SkIncrementalPCA
 
 from .._incremental import UnweightedComomentBatches
+from .._scaling import SCALED_COMOMENTS, report_overflow, scaled_spectrum, unscale_vector
 from .._validation import Interval
-from ..reference._moments import COMOMENTS, overflowed_to_nan
+from ..reference._moments import overflowed_to_nan
 from ..reference._pca import pca_spectrum
 from ._pca import PCA
 
@@ -42,10 +43,15 @@ var_, noise_variance_, n_components_, n_samples_seen_, n_samples_
     -----
     **Distributed semantics.** ``partial_fit`` is local; ``finalize_fit()`` and ``fit`` are
     collective; ``transform`` and the scores are as in :class:`PCA`.
+
+    Values near the float64 limit: a batch whose co-moments overflow is folded as co-moments
+    of its columns divided by powers of two, and the model is the SVD of a square root of the
+    co-moments (:func:`spmdlearn._scaling.scaled_spectrum`): scikit-learn's SVD of all rows in
+    one batch (its batch-by-batch merges lose the small directions there).
     """
 
     _sklearn_class = _SkIncrementalPCA
-    _contract = COMOMENTS
+    _contract = SCALED_COMOMENTS
     _model_attributes = ("components_", "explained_variance_", "explained_variance_ratio_",
                          "singular_values_", "mean_", "var_", "noise_variance_",
                          "n_components_", "n_samples_seen_", "n_samples_")
@@ -62,17 +68,44 @@ var_, noise_variance_, n_components_, n_samples_seen_, n_samples_
         self.copy = copy
         self.batch_size = batch_size
 
-    def _finalize(self, partial, n_features, y_ndim, dtype):
+    def _finalize(self, scaled, n_features, y_ndim, dtype):
+        partial = scaled.partial
         n = int(partial.n_rows)
         k = self.n_components
         if k is not None and not k <= min(n, n_features):
             raise ValueError(f"n_components={k} must be less or equal to the batch number of "
                              f"samples {n} (summed over all ranks) and n_features={n_features}")
-        S, explained, Vt = pca_spectrum(n, comoment=partial.comoment)
-        self._set_model(S, explained, Vt, partial.mean, n, dtype)
-        self.var_ = overflowed_to_nan(np.diag(partial.comoment) / n).astype(dtype)
+        ranks = self._overflow_ranks(scaled)
+        if ranks is None:
+            S, explained, Vt = pca_spectrum(n, comoment=partial.comoment)
+            self._set_model(S, explained, Vt, partial.mean, n, dtype)
+            self.var_ = overflowed_to_nan(np.diag(partial.comoment) / n).astype(dtype)
+        else:
+            self._set_scaled_model(scaled, n, dtype)
+            if not all(np.isfinite(getattr(self, name)).all() for name in (
+                    "mean_", "var_", "components_", "explained_variance_",
+                    "explained_variance_ratio_", "singular_values_")):
+                report_overflow(ranks, "the spectrum")
         self.n_samples_seen_ = n
         self._fit_svd_solver = "covariance_eigh"
+
+    def _set_scaled_model(self, scaled, n, dtype):
+        """The model from co-moments of columns scaled by ``2**-e`` (values near the float64
+        limit), as scikit-learn's SVD of the rows gives it.
+
+        The spectrum is :func:`~spmdlearn._scaling.scaled_spectrum`'s (an SVD of a square
+        root of the co-moments); ``var_`` and the ratios follow scikit-learn's formulas (NaN
+        where its ``inf - inf`` is).
+        """
+        p, e = scaled.partial, scaled.exponent
+        S, explained, Vt = scaled_spectrum(scaled, n)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._set_model(S, explained, Vt, unscale_vector(p.mean, e), n, dtype)
+            var = overflowed_to_nan(unscale_vector(np.diag(p.comoment), 2 * e) / n)
+            self.var_ = var.astype(dtype)
+            # scikit-learn's IncrementalPCA: S**2 / sum(var_ * n_samples_seen_).
+            self.explained_variance_ratio_ = (
+                S[:self.n_components_] ** 2 / np.sum(var * n)).astype(dtype)
 
     def fit_transform(self, X, y=None):
         """Collective: ``fit`` (batches, then ``finalize_fit``), then project this rank's rows."""

@@ -10,12 +10,14 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.decomposition import PCA as _SkPCA
 from sklearn.utils.extmath import fast_logdet
 
-from .._array_api import get_namespace, numpy_dtype, sum_float64
+from .._array_api import from_model, get_namespace, numpy_dtype, sum_float64
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, check_X, validate_fit, validate_predict
 from ..collective import allreduce
-from ..reference._moments import COMOMENTS, MOMENTS
+from .._scaling import (allreduce_scaled, overflow_ranks, r_rank, report_overflow,
+                        scaled_spectrum, tsqr_exponents, unscale_matrix, unscale_vector)
+from ..reference._moments import MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
 
 
@@ -143,20 +145,43 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                              f"min(n_samples, n_features)={min(n, d)} with svd_solver={solver!r} "
                              f"(n_samples={n} summed over {comm.size} ranks)")
         backend = shard.backend
+        ranks = None
         if solver == "covariance_eigh":
-            p = allreduce(COMOMENTS, shard.X, None, None, comm=comm, backend=backend)
-            mean = p.mean
-            if not np.isfinite(p.comoment).all():
-                # scikit-learn's eigh of the overflowed covariance fails so.
+            scaled, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=backend)
+            ranks = overflow_ranks(comm, local, scaled)
+            p, e = scaled.partial, scaled.exponent
+            # scikit-learn forms the raw X^T X (then subtracts n mean mean^T): where that
+            # passes the float64 limit, its eigh of the overflowed covariance fails so.
+            raw = unscale_matrix(p.comoment + p.weight * np.outer(p.mean, p.mean), e, e)
+            if not np.isfinite(raw).all():
+                report_overflow(ranks, "X^T X", raises=True)
                 raise np.linalg.LinAlgError("Eigenvalues did not converge")
-            S, explained, Vt = pca_spectrum(n, comoment=p.comoment)
+            mean = unscale_vector(p.mean, e)
+            if ranks is None:
+                S, explained, Vt = pca_spectrum(n, comoment=p.comoment)
+            else:  # a graded covariance, whose eigh would lose the small directions
+                S, explained, Vt = scaled_spectrum(scaled, n)
         else:
             moments = allreduce(MOMENTS, shard.X, None, comm=comm, backend=backend)
             mean = moments.mean
-            r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
-            S, explained, Vt = pca_spectrum(n, r=r.r)
+            # R is linear in the columns (R of X diag(d) is R diag(d)): columns whose values
+            # near the float64 limit would overflow the QR merges are divided by powers of two
+            # (from the global extremes, identical on every rank) and R is unscaled exactly.
+            e = tsqr_exponents(moments.min, moments.max)
+            if e.any():
+                factor = np.ldexp(1.0, -e)
+                Xs = shard.X * from_model(factor, shard.X, dtype=numpy_dtype(shard.X.dtype))
+                r = allreduce(TSQR, Xs, mean * factor, comm=comm, backend=backend)
+                S, explained, Vt = pca_spectrum(n, r=unscale_matrix(r.r, np.zeros_like(e), e),
+                                                rank=r_rank(r.r, n))
+            else:
+                r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
+                S, explained, Vt = pca_spectrum(n, r=r.r)
         self._fit_svd_solver = solver
         self._set_model(S, explained, Vt, mean, n, shard.dtype)
+        if ranks is not None and not all(np.isfinite(getattr(self, name)).all() for name in (
+                "mean_", "components_", "explained_variance_", "singular_values_")):
+            report_overflow(ranks, "the spectrum")
         return shard
 
     def _set_model(self, S, explained, Vt, mean, n, dtype):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
-
 from .._backends import call_kernel
 from .._incremental import IncrementalMixin
+from .._scaling import SCALED_COMOMENTS, overflow_ranks, scaled_identity, scaled_local
 from .._validation import Interval
-from ..reference._moments import COMOMENTS, comoments_local
+from ..comm import get_comm
 from ._linear import LinearRegression
 
 
@@ -38,7 +37,7 @@ class IncrementalLinearRegression(IncrementalMixin, LinearRegression):
     """
 
     _requires_y = True
-    _contract = COMOMENTS
+    _contract = SCALED_COMOMENTS
     _model_attributes = ("coef_", "intercept_", "rank_", "singular_")
     _parameter_constraints = {
         "fit_intercept": ["boolean"], "copy_X": ["boolean"],
@@ -53,20 +52,22 @@ class IncrementalLinearRegression(IncrementalMixin, LinearRegression):
         self.batch_size = batch_size
 
     def _batch_partial(self, X, y, w, backend):
-        return call_kernel("comoments_local", backend, X=X, Y=y, sample_weight=w)
+        return scaled_local(lambda X, Y: call_kernel("comoments_local", backend, X=X, Y=Y,
+                                                     sample_weight=w), X, y)
 
     def _identity(self, n_features, n_targets):
-        return comoments_local(np.zeros((0, n_features)), np.zeros((0, n_targets)))
+        return scaled_identity(n_features, n_targets)
 
     @staticmethod
     def _n_rows(partial):
-        return partial.n_rows
+        return partial.partial.n_rows
 
     def _finalize(self, partial, n_features, y_ndim, dtype):
-        if partial.weight <= 0:
+        if partial.partial.weight <= 0:
             raise ValueError("Sample weights must contain at least one non-zero number "
                              "(summed over all ranks).")
-        self.rank_, self.singular_ = self._set_model(partial, n_features, y_ndim, dtype)
+        ranks = overflow_ranks(get_comm(), self.__dict__.get("_partial"), partial)
+        self.rank_, self.singular_ = self._set_model(partial, n_features, y_ndim, dtype, ranks)
 
     def _to_sklearn(self):
         from sklearn.linear_model import LinearRegression as SkLinearRegression

@@ -12,10 +12,10 @@ from sklearn.linear_model import Ridge as _SkRidge
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, validate_fit, validate_predict
-from ..collective import allreduce
+from .._scaling import (allreduce_scaled, gram_overflows, overflow_ranks,
+                        report_overflow, sum_overflows)
 from ..metrics import r2_score
 from ..reference._linear import linear_solve
-from ..reference._moments import COMOMENTS
 
 
 class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -29,17 +29,30 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              extra_check=extra_check)
         with thread_limit(getattr(self, "n_jobs", None)):
-            partial = allreduce(COMOMENTS, shard.X, shard.y, shard.sample_weight, comm=comm,
-                                backend=shard.backend)
-        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype)
+            partial, local = allreduce_scaled(shard.X, shard.y, shard.sample_weight, comm=comm,
+                                              backend=shard.backend)
+        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype,
+                               overflow_ranks(comm, local, partial))
 
-    def _set_model(self, partial, n_features, y_ndim, dtype):
-        """Fitted attributes from the global co-moments of ``[X, y]``; returns (rank, singular)."""
+    def _set_model(self, scaled, n_features, y_ndim, dtype, ranks=None):
+        """Fitted attributes from the global (scaled) co-moments of ``[X, y]``; returns
+        (rank, singular). ``ranks``: those whose rows needed scaling (None: none did)."""
+        partial = scaled.partial
         n_targets = partial.mean.shape[0] - n_features
-        coef, intercept, rank, singular = linear_solve(
-            partial, n_features, fit_intercept=self.fit_intercept,
-            alpha=self._alpha(n_targets), positive=getattr(self, "positive", False),
-            tol=getattr(self, "tol", 1e-6) if self._alpha(n_targets) is None else 1e-6)
+        if ranks is not None:
+            self._check_overflow(scaled, n_features, ranks)
+        try:
+            coef, intercept, rank, singular = linear_solve(
+                partial, n_features, fit_intercept=self.fit_intercept,
+                alpha=self._alpha(n_targets), positive=getattr(self, "positive", False),
+                tol=getattr(self, "tol", 1e-6) if self._alpha(n_targets) is None else 1e-6,
+                exponent=scaled.exponent)
+        except Exception:
+            if ranks is not None:
+                report_overflow(ranks, "the least-squares solve", raises=True)
+            raise
+        if ranks is not None and not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+            report_overflow(ranks, "the coefficients")
         self.coef_ = (coef[0] if y_ndim == 1 else coef).astype(dtype)
         if not self.fit_intercept:
             self.intercept_ = 0.0  # scikit-learn's value, whatever the number of targets
@@ -48,6 +61,15 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         else:
             self.intercept_ = intercept.astype(dtype)
         return rank, singular.astype(dtype)
+
+    def _check_overflow(self, scaled, n_features, ranks):
+        """Raise where scikit-learn's fit fails on values near the float64 limit (local; the
+        same verdict on every rank). Its centering overflows when a column's sum does: the
+        mean is inf, and ``lstsq`` refuses the centered rows."""
+        if self.fit_intercept and sum_overflows(scaled).any():
+            report_overflow(ranks, "the column sums (for the means)", raises=True)
+            raise ValueError("array must not contain infs or NaNs: a column's sum passes the "
+                             "float64 limit, so its mean (and the centered rows) are not finite")
 
     def predict(self, X):
         """Collective validation, local result: predictions for this rank's rows.
@@ -125,6 +147,12 @@ class LinearRegression(_LinearModel):
     design gets the minimum-norm solution (pseudo-inverse), as scikit-learn's ``lstsq`` gives.
     The normal equations have error ~``cond(X)**2 * eps``; for ill-conditioned designs expect
     less agreement with scikit-learn's SVD than its ``cond(X) * eps``.
+
+    Values near the float64 limit (whose co-moments would overflow) are handled as
+    scikit-learn's ``lstsq`` handles them: the co-moments are taken on columns divided by
+    powers of two and the solution is unscaled exactly (:mod:`spmdlearn._scaling`); where
+    scikit-learn fails (a column's sum past the limit) this fit raises the same error, naming
+    the overflow and the ranks whose rows cause it.
     """
 
     _sklearn_class = _SkLinearRegression
@@ -249,6 +277,18 @@ class Ridge(_LinearModel):
 
     def _alpha(self, n_targets):
         return np.asarray(self.alpha, dtype=np.float64).ravel() * np.ones(n_targets)
+
+    def _check_overflow(self, scaled, n_features, ranks):
+        """As :class:`LinearRegression`; also, scikit-learn's "auto" and "cholesky" form the
+        normal equations ``X^T X``, ``X^T y`` and refuse them once they overflow."""
+        super()._check_overflow(scaled, n_features, ranks)
+        if self.solver in ("auto", "cholesky") and not self.positive \
+                and gram_overflows(scaled, n_features, self.fit_intercept):
+            report_overflow(ranks, "the normal equations X^T X, X^T y", raises=True)
+            raise ValueError(f"array must not contain infs or NaNs: with solver={self.solver!r} "
+                             "the normal equations X^T X, X^T y pass the float64 limit, as they "
+                             "do in scikit-learn (solver='svd' solves the same problem without "
+                             "forming them)")
 
     def fit(self, X, y, sample_weight=None):
         """Collective: fit on all ranks' rows.

@@ -41,7 +41,7 @@ def _spectral_solve(eigenvalues, vectors, B, shift, keep):
 
 
 def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = True,
-                 alpha=None, positive: bool = False, tol: float = 1e-6):
+                 alpha=None, positive: bool = False, tol: float = 1e-6, exponent=None):
     """Least squares (``alpha=None``) or ridge coefficients from the global co-moments.
 
     The rank is decided once, from one eigendecomposition of the (centered) Gram matrix
@@ -72,6 +72,10 @@ def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = 
     tol : float, default=1e-6
         Relative cutoff on the singular values for the rank (scikit-learn's
         ``LinearRegression(tol=...)``, ``lstsq``'s ``cond``).
+    exponent : ndarray of shape (n_features + n_targets,), default=None
+        When given, ``p`` holds the co-moments of the columns of ``[X, Y]`` divided by
+        ``2**exponent`` (values near the float64 limit, whose co-moments would overflow): see
+        :func:`_graded_solve`. None (or zeros): ``p`` is unscaled.
 
     Returns
     -------
@@ -84,6 +88,9 @@ def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = 
         Its singular values, decreasing (square roots of the Gram eigenvalues: those below
         ``sqrt(eps)`` relative to the largest carry no significant digits).
     """
+    if exponent is not None and np.any(exponent):
+        return _graded_solve(p, n_features, fit_intercept, alpha, positive, tol,
+                             np.asarray(exponent, dtype=np.int64))
     XtX, XtY, x_mean, y_mean = gram_blocks(p, n_features, fit_intercept)
     n_targets = XtY.shape[1]
     if n_features:
@@ -111,6 +118,73 @@ def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = 
             coef[t] = _spectral_solve(eigenvalues, vectors, XtY[:, t], alphas[t],
                                       eigenvalues + alphas[t] > noise)
     intercept = y_mean - coef @ x_mean
+    return coef, intercept, rank, singular
+
+
+def _graded_solve(p, n_features, fit_intercept, alpha, positive, tol, exponent):
+    """:func:`linear_solve` from the co-moments of ``Z = X * 2**-ex`` and ``V = Y * 2**-ey``.
+
+    With ``b`` the coefficients of ``X`` and ``u = b * 2**(ex - ey)`` those of ``Z`` for
+    ``V`` (the scaled coefficients, of moderate size), everything is solved for ``u``:
+
+    * the rank and the singular values are those of ``X`` (scikit-learn's ``lstsq``
+      convention), from ``G = D (Z^T Z) D = 2**-2E X^T X`` with ``D = diag(2**(ex - E))``,
+      ``E = max(ex)``: a common power of two, which keeps the spectrum's shape. Entries of
+      ``G`` that underflow are below ``2**-1000`` of its largest, far under any cutoff;
+    * full rank: Cholesky of the unit-diagonal Gram, which is the same for ``Z`` as for ``X``;
+      rank-deficient: the minimum-norm solution over the kept eigenpairs of ``G``,
+      ``u = D G^+ D Z^T V``;
+    * ridge: ``(Z^T Z + alpha diag(2**-2ex)) u' = Z^T V`` with ``u' = u * 2**(ey - ...)``, the
+      penalty scaled per column (it vanishes beside the co-moments of a scaled-down column);
+    * positive: non-negativity is the same for ``u`` as for ``b`` (positive scales).
+
+    Then ``b = u * 2**(ey - ex)`` and the intercept ``(mean(V) - u @ mean(Z)) * 2**ey``,
+    both exact, inf only where the result itself passes the float64 limit.
+    """
+    ex, ey = exponent[:n_features], exponent[n_features:]
+    ZtZ, ZtV, z_mean, v_mean = gram_blocks(p, n_features, fit_intercept)
+    n_targets = ZtV.shape[1]
+    E = int(ex.max(initial=0))
+    shift = ex - E
+    G = np.ldexp(ZtZ, shift[:, None] + shift[None, :])
+    eigenvalues, vectors = linalg.eigh(G) if n_features else (np.zeros(0), np.zeros((0, 0)))
+    largest = max(eigenvalues.max(initial=0.0), 0.0)
+    keep = eigenvalues > (tol * np.sqrt(largest)) ** 2 if tol else eigenvalues > 0
+    rank = int(keep.sum())
+    singular = np.ldexp(np.sqrt(np.clip(eigenvalues, 0, None)), E)[::-1]
+
+    alphas = None
+    if alpha is not None:
+        alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (n_targets,))
+    u = np.zeros((n_targets, n_features))
+    if alphas is not None or positive:
+        for t in range(n_targets):
+            # (X^T X + alpha I) b = X^T y, written for u = b * 2**(ex - ey[t]).
+            A = ZtZ if alphas is None else ZtZ + np.diag(np.ldexp(alphas[t], -2 * ex))
+            if positive:
+                u[t] = _nnls_gram(A, ZtV[:, t])
+                continue
+            a_values, a_vectors = linalg.eigh(A)
+            noise = max(a_values.max(initial=0.0), 0.0) * n_features * np.finfo(np.float64).eps
+            u[t] = _spectral_solve(a_values, a_vectors, ZtV[:, t], 0.0, a_values > noise)
+    else:
+        solved = np.zeros((0, n_targets)) if n_features == 0 else None
+        if solved is None and keep.all():
+            scale = 1.0 / np.sqrt(np.diag(ZtZ))
+            try:
+                factor = linalg.cho_factor(ZtZ * scale[:, None] * scale[None, :],
+                                           check_finite=False)
+                solved = scale[:, None] * linalg.cho_solve(factor, ZtV * scale[:, None])
+            except linalg.LinAlgError:  # full rank by the cutoff, yet not numerically definite
+                pass
+        if solved is None:
+            DZtV = np.ldexp(ZtV, shift[:, None])
+            solved = np.ldexp(_spectral_solve(eigenvalues, vectors, DZtV, 0.0, keep),
+                              shift[:, None])
+        u = solved.T
+    intercept = np.ldexp(v_mean - u @ z_mean, ey)
+    with np.errstate(over="ignore"):
+        coef = np.ldexp(u, ey[:, None] - ex[None, :])
     return coef, intercept, rank, singular
 
 

@@ -72,7 +72,7 @@ TSQR = ReductionContract("tsqr", tsqr_local, tsqr_combine, lambda p: p.r, row_ar
                          kernel="tsqr_local")
 
 
-def pca_spectrum(n_samples: int, *, r=None, comoment=None):
+def pca_spectrum(n_samples: int, *, r=None, comoment=None, rank=None):
     """Singular values and components (rows, scikit-learn's sign convention) of the centered data.
 
     Parameters
@@ -83,6 +83,11 @@ def pca_spectrum(n_samples: int, *, r=None, comoment=None):
         The TSQR ``R`` (``solver="full"``).
     comoment : ndarray of shape (n_features, n_features), default=None
         The centered co-moment matrix (``solver="covariance_eigh"``).
+    rank : int, default=None
+        With ``r``: the numerical rank, decided by the caller (for rows whose columns were
+        scaled by powers of two, the rank of the scaled ``R``: a cutoff relative to the largest
+        singular value of a graded ``R`` would take its small, exact singular values for
+        rounding). None: decided here.
 
     Returns
     -------
@@ -109,7 +114,10 @@ def pca_spectrum(n_samples: int, *, r=None, comoment=None):
         _, S, Vt = linalg.svd(r, full_matrices=False, check_finite=False)
         k = min(n_samples, r.shape[1])
         S, Vt = S[:k], Vt[:k]
-        S = np.where(S > max(n_samples, r.shape[1]) * eps * S.max(initial=0.0), S, 0.0)
+        if rank is None:
+            S = np.where(S > max(n_samples, r.shape[1]) * eps * S.max(initial=0.0), S, 0.0)
+        else:
+            S = np.where(np.arange(S.size) < rank, S, 0.0)
         explained = S ** 2 / (n_samples - 1)
     else:
         eigenvalues, vectors = linalg.eigh(comoment / (n_samples - 1), check_finite=False)
