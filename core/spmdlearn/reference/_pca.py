@@ -85,9 +85,8 @@ def pca_spectrum(n_samples: int, *, r=None, comoment=None, rank=None):
         The centered co-moment matrix (``solver="covariance_eigh"``).
     rank : int, default=None
         With ``r``: the numerical rank, decided by the caller (for rows whose columns were
-        scaled by powers of two, the rank of the scaled ``R``: a cutoff relative to the largest
-        singular value of a graded ``R`` would take its small, exact singular values for
-        rounding). None: decided here.
+        scaled by powers of two, the rank of the scaled ``R``); singular values past it are 0.
+        None: all of ``R``'s singular values are kept, as scikit-learn keeps those of the rows.
 
     Returns
     -------
@@ -99,24 +98,23 @@ def pca_spectrum(n_samples: int, *, r=None, comoment=None, rank=None):
 
     Notes
     -----
-    The numerical rank is decided here, once, with NumPy's ``matrix_rank`` convention: a
-    singular value at or below ``max(n_samples, n_features) * eps * max(s)`` is rounding, and
-    so is an eigenvalue of the co-moments at or below ``max(n_samples, n_features) * eps``
-    times the largest (the rounding bound of the sums that formed them). Those are set to
-    exactly 0, so that the rank, ``n_components="mle"``, a variance fraction and
-    ``noise_variance_`` do not depend on how the rows were split over ranks, and equal
-    scikit-learn's from the SVD of the gathered rows (whose null singular values are far below
-    the cutoff). Without the cutoff, ``covariance_eigh`` leaves null eigenvalues of about
-    ``10 * eps`` of the largest, which Minka's MLE takes for signal.
+    ``"full"`` takes the singular values of ``R`` as scikit-learn takes those of the rows:
+    null directions come out at ``eps`` of the largest singular value, whose square is far
+    below anything the choices of ``n_components`` read, and small but exact singular values
+    of graded columns are kept. ``"covariance_eigh"`` squares the conditioning: an eigenvalue
+    of the co-moments at or below ``max(n_samples, n_features) * eps`` times the largest (the
+    rounding bound of the sums that formed them) carries no digits and is set to exactly 0.
+    Without that cutoff, null eigenvalues of about ``10 * eps`` of the largest remain, differ
+    from one split of the rows to another, and Minka's MLE takes them for signal; with it, the
+    rank, ``n_components="mle"``, a variance fraction and ``noise_variance_`` do not depend on
+    the split and equal scikit-learn's from the SVD of the gathered rows.
     """
     eps = np.finfo(np.float64).eps
     if r is not None:
         _, S, Vt = linalg.svd(r, full_matrices=False, check_finite=False)
         k = min(n_samples, r.shape[1])
         S, Vt = S[:k], Vt[:k]
-        if rank is None:
-            S = np.where(S > max(n_samples, r.shape[1]) * eps * S.max(initial=0.0), S, 0.0)
-        else:
+        if rank is not None:
             S = np.where(np.arange(S.size) < rank, S, 0.0)
         explained = S ** 2 / (n_samples - 1)
     else:
