@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._array_api import from_model, get_namespace, numpy_dtype, to_host
-from .collective import allreduce
+from .collective import reduce_step
 from .comm import _note_overflow, _ranks
 from .contract import ReductionContract
 from .reference._moments import ComomentsPartial, comoments_combine, comoments_local
@@ -190,13 +190,12 @@ def allreduce_scaled(X, Y, sample_weight, *, comm, backend):
 
     mine = []
 
-    def local(X, Y, sample_weight):
-        part = scaled_local(lambda X, Y: call_kernel(
-            "comoments_local", backend, X=X, Y=Y, sample_weight=sample_weight), X, Y)
-        mine.append(part)
-        return part
+    def step():  # the backend's kernel, again on rescaled columns if its partial overflows
+        mine.append(scaled_local(lambda X, Y: call_kernel(
+            "comoments_local", backend, X=X, Y=Y, sample_weight=sample_weight), X, Y))
+        return mine[0]
 
-    partial = allreduce(SCALED_COMOMENTS, X, Y, sample_weight, comm=comm, local=local)
+    partial = reduce_step(SCALED_COMOMENTS, step, X, Y, sample_weight, comm=comm)
     return partial, mine[0]
 
 

@@ -13,7 +13,7 @@ from ._backends import call_kernel, kernel_argnames
 from .comm import get_comm
 from .contract import ReductionContract
 
-__all__ = ["allreduce"]
+__all__ = ["allreduce", "reduce_step"]
 
 
 def allreduce(contract: ReductionContract, *shard, comm=None, backend=None, local=None,
@@ -49,22 +49,53 @@ def allreduce(contract: ReductionContract, *shard, comm=None, backend=None, loca
     """
     if with_rows and not contract.with_rows:
         raise ValueError(f"contract {contract.name!r} has no per-row result")
-    comm = get_comm(comm)
-    rows = None
-    try:
+    rows = []
+
+    def step():
         if local is not None:
-            result = local(*shard)
-        elif contract.kernel is not None:
-            names = kernel_argnames(contract.kernel)
-            if len(names) != len(shard):
-                raise TypeError(f"contract {contract.name!r}: kernel {contract.kernel!r} takes "
-                                f"{names}, got {len(shard)} arguments")
-            result = call_kernel(contract.kernel, backend, **dict(zip(names, shard)))
-        else:
-            result = contract.local(*shard)
-        if contract.with_rows and local is None and contract.kernel is not None:
-            rows, result = result
-        partial, error, template = result, None, None
+            return local(*shard)
+        if contract.kernel is None:
+            return contract.local(*shard)
+        names = kernel_argnames(contract.kernel)
+        if len(names) != len(shard):
+            raise TypeError(f"contract {contract.name!r}: kernel {contract.kernel!r} takes "
+                            f"{names}, got {len(shard)} arguments")
+        result = call_kernel(contract.kernel, backend, **dict(zip(names, shard)))
+        if contract.with_rows:
+            rows.append(result[0])
+            return result[1]
+        return result
+
+    partial = reduce_step(contract, step, *shard, comm=comm)
+    return (rows[0] if rows else None, partial) if with_rows else partial
+
+
+def reduce_step(contract: ReductionContract, step, *shard, comm=None):
+    """Collective: combine every rank's ``step()`` with ``contract.combine``.
+
+    For a local step made of more than the contract's one kernel call (e.g. a kernel called again
+    on rescaled columns when its first partial overflows): ``step`` computes this rank's partial,
+    and the ranks' partials are combined as :func:`allreduce` combines them, bitwise identical
+    on every rank. A rank whose ``step`` raises does not leave the others waiting: every rank
+    raises (the failing rank sends ``contract.identity(*shard)`` as a template).
+
+    Parameters
+    ----------
+    contract : ReductionContract
+    step : callable
+        No arguments; returns this rank's partial.
+    *shard
+        This rank's arguments of ``contract.identity``.
+    comm : communicator, default=None
+
+    Returns
+    -------
+    partial
+        The global partial.
+    """
+    comm = get_comm(comm)
+    try:
+        partial, error, template = step(), None, None
     except Exception as exc:  # noqa: BLE001 - the error must reach every rank
         partial, error = None, exc
         try:
@@ -74,5 +105,4 @@ def allreduce(contract: ReductionContract, *shard, comm=None, backend=None, loca
             # leave them waiting.
             comm.abort(f"{contract.name}: local step failed ({exc!r}) and so did its identity "
                        f"({exc2!r})")
-    partial = comm.reduce_partials(partial, contract.combine, error=error, template=template)
-    return (rows, partial) if with_rows else partial
+    return comm.reduce_partials(partial, contract.combine, error=error, template=template)

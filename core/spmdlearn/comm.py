@@ -386,8 +386,7 @@ class Comm:
                          f"called from {call}.")
         lines.append(f"  {_ranks(same)} arrived. Aborting the job.")
         print("\n".join(lines), file=sys.stderr, flush=True)
-        world = MPI.COMM_WORLD if MPI is not None else self.mpi
-        world.Abort(1)
+        _abort_after_output(MPI.COMM_WORLD if MPI is not None else self.mpi)
         raise CollectiveError("\n".join(lines))  # only reached without a real MPI
 
     # -- sessions: the failing-fast frame of one public collective method ------------------------
@@ -739,7 +738,7 @@ class Comm:
         """Not collective: end the whole job from this rank, saying why (the last resort)."""
         print(f"spmdlearn: rank {self.rank}: aborting the job: {message}", file=sys.stderr,
               flush=True)
-        self.mpi.Abort(1)
+        _abort_after_output(self.mpi)
         raise CollectiveError(message)  # one process: Abort is a no-op there
 
     # -- communicators ----------------------------------------------------------------------
@@ -1260,7 +1259,23 @@ def _excepthook(exc_type, exc, tb):
                 pass
         sys.stderr.flush()
     finally:
-        world.Abort(1)
+        _abort_after_output(world)
+
+
+#: Seconds an aborting rank waits after its last words: MPI_Abort ends every process at once,
+#: and the launcher may drop output still in its forwarding pipes.
+_ABORT_GRACE = 0.5
+
+
+def _abort_after_output(mpi_comm, code: int = 1) -> None:
+    """End the job from this rank (``MPI_Abort`` on ``mpi_comm``) once what it printed is out."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream must not stop the abort
+            pass
+    time.sleep(_ABORT_GRACE)
+    mpi_comm.Abort(code)
 
 
 def _install_excepthook() -> None:
