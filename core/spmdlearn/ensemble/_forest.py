@@ -11,7 +11,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import like, to_host
+from .._array_api import (device, from_model, get_namespace, is_foreign_array, like,
+                          numpy_dtype, sum_float64, take_labels, to_host)
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
 from ..comm import self_comm
@@ -38,10 +39,50 @@ class Tree(NamedTuple):
 
 
 def _sample_rows(comm, X, start, n_total, seed):
-    """A sample of rows chosen by their global index only: the same for any split of the rows."""
+    """A sample of rows chosen by their global index only: the same for any split of the rows.
+
+    The sample (about ``_SAMPLE_FOR_BINS`` rows over all ranks, whatever the number of rows)
+    crosses to the host: the bin edges are its per-feature quantiles, computed on the gathered
+    sample of every rank. A device shard is sampled on its device and only the sampled rows
+    are copied; with fewer rows than ``_SAMPLE_FOR_BINS`` in all, the sample is every row.
+    """
+    n = X.shape[0]
     rate = min(1.0, _SAMPLE_FOR_BINS / max(n_total, 1))
-    keep = counter_uniform(seed, _STREAM_BINS, np.arange(start, start + len(X))) < rate
-    return comm.allgather_rows(np.ascontiguousarray(X[keep], dtype=np.float64))
+    keep = counter_uniform(seed, _STREAM_BINS, np.arange(start, start + n)) < rate
+    if is_foreign_array(X):
+        xp = get_namespace(X)
+        rows = X if keep.all() else xp.take(X, from_model(np.flatnonzero(keep), X), axis=0)
+        sample = to_host(rows)  # the sample, of O(_SAMPLE_FOR_BINS) rows: not a fallback
+    else:
+        sample = X[keep]
+    return comm.allgather_rows(np.ascontiguousarray(sample, dtype=np.float64))
+
+
+def _on_device_of(a, X):
+    """``a`` in ``X``'s namespace and device (host per-row inputs of a device shard, e.g. the
+    class indices of string labels, move to the shard's device once)."""
+    if a is None or is_foreign_array(a) or not is_foreign_array(X):
+        return a
+    return from_model(a, X)
+
+
+def _class_sums(y_index, weights, n_classes):
+    """Per-class sums of ``weights`` (host float64, O(classes)), in the rows' namespace."""
+    xp = get_namespace(y_index, weights)
+    if xp is np:
+        return np.bincount(y_index, weights=weights, minlength=n_classes)
+    # one masked sum per class on the rows' device: only the n_classes sums cross to the host
+    zero = xp.zeros_like(weights)
+    return np.array([float(xp.sum(xp.where(y_index == k, weights, zero)))
+                     for k in range(n_classes)], dtype=np.float64)
+
+
+def _distinct_labels(y):
+    """The labels of ``y`` for the classification-target check: ``y`` itself on the host, its
+    distinct values (O(classes), computed on its device) for a device array."""
+    if not is_foreign_array(y):
+        return y
+    return to_host(get_namespace(y).unique_values(y))
 
 
 def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed, n_bins, edges,
@@ -72,7 +113,11 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
                                     n_bins=n_bins, n_classes=n_classes,
                                     class_weight=class_weight, backend=backend)
 
-    node_of_row = np.where(counts > 0, 0, -1).astype(np.int64)
+    # Per-row state (node of each row, node positions) lives in the rows' namespace and device;
+    # the histograms (O(nodes x features x bins)) and the split decisions (O(nodes)) are host.
+    xp = get_namespace(binned)
+    node_of_row = np.where(counts > 0, 0, -1).astype(np.int64) if xp is np else \
+        xp.astype(counts > 0, xp.int64) - 1
     # The root's histograms give its totals (any feature's bins sum to them) and, when the root
     # is split, its split.
     root_hist = histograms(node_of_row, 1)
@@ -90,9 +135,15 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
         if depth == 0:
             hist = root_hist
         else:
-            position = np.full(len(feature), -1)
+            position = np.full(len(feature), -1, dtype=np.int64)
             position[candidates] = np.arange(len(candidates))
-            node_pos = np.where(node_of_row >= 0, position[np.maximum(node_of_row, 0)], -1)
+            in_tree = node_of_row >= 0
+            if xp is np:
+                node_pos = np.where(in_tree, position[np.maximum(node_of_row, 0)], -1)
+            else:
+                safe = xp.where(in_tree, node_of_row, xp.zeros_like(node_of_row))
+                node_pos = xp.where(in_tree, xp.take(from_model(position, binned), safe, axis=0),
+                                    xp.full_like(node_of_row, -1))
             hist = histograms(node_pos, len(candidates))
         # each node's feature draw, keyed by (tree, node): the same on every rank
         nodes = np.asarray(candidates, np.int64)
@@ -100,7 +151,9 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
                             (nodes[:, None] * n_features + np.arange(n_features)).ravel())
         order = np.argsort(u.reshape(len(nodes), n_features), axis=1, kind="stable")
         best_f, best_c, best_dec = call_kernel(
-            "best_splits", backend, hist=hist, feature_order=order, n_draw=params["n_draw"],
+            # the global histogram back on the rows' device (O(model)), where the backend's
+            # split search runs; the decisions come back to the host
+            "best_splits", backend, hist=from_model(hist, binned), feature_order=order, n_draw=params["n_draw"],
             classification=classification, criterion=params["criterion"],
             min_samples_leaf=params["min_samples_leaf"],
             min_impurity_decrease=params["min_impurity_decrease"],
@@ -165,9 +218,11 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         """Grow the forest. ``y``: class indices or targets; ``w``: row weights;
         ``class_weight_of(counts)``: per-class weights of one tree's bootstrap, or None."""
         comm = self._comm()
-        # Binning, bootstrap and growth work on host rows: a counted fallback for an array that
-        # is not NumPy.
-        X = to_host(shard.X, f"{type(self).__name__}.fit")
+        # Binning, bootstrap counts, node positions, histograms and routing run on the rows'
+        # device, in their namespace; only the bin-edge sample, the level histograms and the
+        # split decisions cross to the host.
+        X = shard.X
+        xp = get_namespace(X)
         n_total = shard.n_samples
         start, _ = comm.offsets(X.shape[0])
         # An unseeded forest still needs the same numbers on every rank.
@@ -204,7 +259,8 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             owners = _tree_owners(comm, shard)
             my_trees = [t for t in my_trees if owners[t % len(owners)] == comm.rank]
         trees = []
-        gidx = np.arange(start, start + X.shape[0], dtype=np.int64)
+        gidx = np.arange(start, start + X.shape[0], dtype=np.int64) if xp is np else \
+            xp.arange(start, start + X.shape[0], dtype=xp.int64, device=device(X))
         with thread_limit(self.n_jobs):
             for t in my_trees:
                 if self.verbose and comm.rank == 0:
@@ -214,7 +270,8 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
                     counts = call_kernel("bootstrap_counts", shard.backend, row_index=gidx,
                                          seed=tree_seed, lam=lam)
                 else:
-                    counts = np.ones(X.shape[0], dtype=np.int64)
+                    counts = np.ones(X.shape[0], dtype=np.int64) if xp is np else \
+                        xp.ones(X.shape[0], dtype=xp.int64, device=device(X))
                 trees.append(_grow(grow_comm, binned, y, w, counts, class_weight_of(counts),
                                    n_classes, params, tree_seed, n_bins, edges,
                                    self._classification, shard.backend, X.shape[1]))
@@ -240,13 +297,18 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         return m if isinstance(m, numbers.Integral) else max(1, int(np.ceil(m * n)))
 
     def _leaf_values(self, X, backend):
-        """Per tree, the value of the leaf each of this rank's rows reaches (host arrays)."""
-        X = to_host(X, f"{type(self).__name__} tree traversal")
+        """Per tree, the value of the leaf each of this rank's rows reaches, in ``X``'s
+        namespace and on its device (the trees' node values go to the device, O(nodes))."""
+        xp = get_namespace(X)
         out = []
         for tree in self.estimators_:
             leaves = call_kernel("tree_apply", backend, X=X, feature=tree.feature,
                                  threshold=tree.threshold, left=tree.left, right=tree.right)
-            out.append(tree.value[leaves])
+            if xp is np:
+                out.append(tree.value[leaves])
+            else:
+                out.append(xp.take(from_model(tree.value, X), xp.astype(leaves, xp.int64),
+                                   axis=0))
         return out
 
     def _to_sklearn(self):
@@ -264,7 +326,9 @@ def _tree_owners(comm, shard):
     would pull the forest's average down. At least one rank qualifies (fit checks the total).
     """
     n = shard.X.shape[0]
-    weight = n if shard.sample_weight is None else float(np.sum(shard.sample_weight))
+    weight = n if shard.sample_weight is None else (
+        sum_float64(shard.sample_weight) if is_foreign_array(shard.sample_weight)
+        else float(np.sum(shard.sample_weight)))
     flags = comm.allgather(bool(n > 0 and weight > 0))
     return [r for r, ok in enumerate(flags) if ok]
 
@@ -429,19 +493,32 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              multi_output=False, y_numeric=False,
-                             extra_check=lambda est, X, y: check_classification_targets(to_host(y)))
-        shard.y = to_host(shard.y, "RandomForestClassifier.fit labels")
-        shard.sample_weight = to_host(shard.sample_weight, "RandomForestClassifier.fit weights")
-        classes = global_labels(comm, shard.y)
+                             extra_check=lambda est, X, y: check_classification_targets(
+                                 _distinct_labels(y)))
+        classes = global_labels(comm, _distinct_labels(shard.y))
         K = len(classes)
-        y_index = np.searchsorted(classes, shard.y) if len(shard.y) else np.zeros(0, np.int64)
-        w = np.ones(len(y_index)) if shard.sample_weight is None else \
-            np.asarray(shard.sample_weight, np.float64)
+        y, X = shard.y, shard.X
+        if is_foreign_array(y):
+            # numeric labels on their device: class indices there (only the O(classes)
+            # distinct labels crossed to the host)
+            xp = get_namespace(y)
+            y_index = xp.astype(xp.searchsorted(
+                from_model(classes, y, dtype=numpy_dtype(y.dtype)), y), xp.int64)
+        else:  # NumPy labels (strings included): the indices go to X's device
+            y_index = np.searchsorted(classes, y) if len(y) else np.zeros(0, np.int64)
+        y_index = _on_device_of(y_index, X)
+        xp = get_namespace(y_index)
+        if shard.sample_weight is None:
+            w = np.ones(len(y_index)) if xp is np else \
+                xp.ones(y_index.shape[0], dtype=xp.float64, device=device(y_index))
+        else:
+            w = _on_device_of(shard.sample_weight, X)
+            w = np.asarray(w, np.float64) if xp is np else xp.astype(w, xp.float64)
         if self.class_weight not in (None, "balanced_subsample"):
-            counts = comm.sum_identical(np.bincount(y_index, weights=w, minlength=K))
+            counts = comm.sum_identical(_class_sums(y_index, w, K))
             cw = compute_class_weight(self.class_weight, classes=classes, y=classes,
                                       sample_weight=counts)
-            w = w * cw[y_index]
+            w = w * (cw[y_index] if xp is np else xp.take(from_model(cw, w), y_index, axis=0))
         criterion = "entropy" if self.criterion == "log_loss" else self.criterion
 
         def class_weight_of(boot):
@@ -449,7 +526,8 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
                 return None
             # the classes' weights in this tree's bootstrap, over all ranks (or this rank's in
             # local_trees_mode)
-            counts = np.bincount(y_index, weights=w * boot, minlength=K)
+            counts = _class_sums(y_index, w * (boot if xp is np else xp.astype(boot, xp.float64)),
+                                 K)
             if not self.local_trees_mode:
                 counts = comm.sum_identical(counts)
             with np.errstate(divide="ignore"):
@@ -466,10 +544,13 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         return like(self._mean_class_frequencies(shard), shard.X)
 
     def _mean_class_frequencies(self, shard):
-        proba = np.zeros((shard.X.shape[0], self.n_classes_))
+        """The mean over trees, in ``shard.X``'s namespace and on its device."""
+        xp = get_namespace(shard.X)
+        proba = None
         for values in self._leaf_values(shard.X, shard.backend):
-            totals = values.sum(axis=1, keepdims=True)
-            proba += values / np.where(totals > 0, totals, 1.0)
+            totals = xp.sum(values, axis=1, keepdims=True)
+            share = values / xp.where(totals > 0, totals, xp.ones_like(totals))
+            proba = share if proba is None else proba + share
         return proba / len(self.estimators_)
 
     def predict(self, X):
@@ -478,8 +559,9 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         Numeric labels come back in ``X``'s array type (string labels: NumPy).
         """
         shard = validate_predict(self, self._comm(), X)
-        index = np.argmax(self._mean_class_frequencies(shard), axis=1)
-        return like(self.classes_[index], shard.X)
+        proba = self._mean_class_frequencies(shard)
+        index = get_namespace(proba).argmax(proba, axis=1)
+        return like(take_labels(self.classes_, index), shard.X)
 
     def score(self, X, y, sample_weight=None):
         """Collective: accuracy over all ranks' rows."""
@@ -540,10 +622,17 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              multi_output=False)
-        y = np.asarray(to_host(shard.y, "RandomForestRegressor.fit targets"), np.float64)
-        w = np.ones(len(y)) if shard.sample_weight is None else \
-            np.asarray(to_host(shard.sample_weight, "RandomForestRegressor.fit weights"),
-                       np.float64)
+        y = _on_device_of(shard.y, shard.X)
+        xp = get_namespace(y)
+        if xp is np:
+            y = np.asarray(y, np.float64)
+            w = np.ones(len(y)) if shard.sample_weight is None else \
+                np.asarray(shard.sample_weight, np.float64)
+        else:  # targets and weights stay on the rows' device
+            y = xp.astype(y, xp.float64)
+            w = xp.ones(y.shape[0], dtype=xp.float64, device=device(y)) \
+                if shard.sample_weight is None else \
+                xp.astype(_on_device_of(shard.sample_weight, shard.X), xp.float64)
 
         self._fit_forest(shard, y, w, 0, lambda counts: None, 3, self.criterion)
         return self
@@ -551,9 +640,12 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
     def predict(self, X):
         """Collective validation, local result: the mean over trees of the leaves' means."""
         shard = validate_predict(self, self._comm(), X)
-        pred = np.zeros(shard.X.shape[0])
+        xp = get_namespace(shard.X)
+        pred = None
         for values in self._leaf_values(shard.X, shard.backend):
-            pred += values[:, 1] / np.where(values[:, 0] > 0, values[:, 0], 1.0)
+            weight = values[:, 0]
+            mean = values[:, 1] / xp.where(weight > 0, weight, xp.ones_like(weight))
+            pred = mean if pred is None else pred + mean
         return like(pred / len(self.estimators_), shard.X)
 
     def score(self, X, y, sample_weight=None):
