@@ -353,3 +353,50 @@ def test_all_finite_reference_against_its_definition():
     for X in cases:
         assert all_finite(X) == bool(np.isfinite(X).all()), X
         assert all_finite(xp.asarray(X)) == bool(np.isfinite(X).all())
+
+
+#: What a forest's fit and predict may still take to the host on array-api-strict input, which
+#: no installed backend claims: the arguments of the reference kernels (each a counted kernel
+#: fallback). The forest's own steps between kernels (labels, weights, binning input, node
+#: positions, the traversal's leaf values and means) never appear.
+FOREST_KERNEL_FALLBACKS = {"all_finite", "apply_bins", "bootstrap_counts", "tree_histograms",
+                           "tree_route", "tree_apply"}
+
+
+def _forests(X, labels, y, w, bootstrap):
+    """A classifier and a regressor fitted on (X, labels | y, w), and their predictions."""
+    clf = RandomForestClassifier(n_estimators=3, max_depth=4, random_state=0, bootstrap=bootstrap,
+                                 class_weight="balanced_subsample").fit(X, labels, sample_weight=w)
+    reg = RandomForestRegressor(n_estimators=3, max_depth=4, random_state=0,
+                                bootstrap=bootstrap).fit(X, y, sample_weight=w)
+    return clf, reg, (clf.predict_proba(X), clf.predict(X), reg.predict(X))
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_forest_steps_stay_in_the_input_namespace(bootstrap):
+    comm = get_comm()
+    X, labels, y_reg, w = _data()
+    X_l, lab_l, y_l, w_l = _local(comm, X, labels, y_reg, w)
+    # the reference backend serves both inputs: the same kernels, hence the same trees
+    with spmdlearn.config_context(backend="reference"):
+        reset_fallbacks()
+        clf, reg, outputs = _forests(*map(_strict, (X_l, lab_l, y_l, w_l)), bootstrap)
+        counted = fallbacks()
+        reset_fallbacks()
+        clf_np, reg_np, outputs_np = _forests(X_l, lab_l, y_l, w_l, bootstrap)
+    names = {what for what, _ in counted}
+    expected = FOREST_KERNEL_FALLBACKS - (set() if bootstrap else {"bootstrap_counts"})
+    assert_all_ranks(comm, names == expected,
+                     f"host copies outside the reference kernels: {sorted(counted)}")
+    assert_all_ranks(comm, {kind for _, kind in counted} == {"array_api_strict.Array"},
+                     f"array types: {sorted(counted)}")
+    assert_all_ranks(comm, all(map(_is_strict, outputs)), "per-row types")
+    same_trees = all(np.array_equal(a.feature, b.feature) and
+                     np.array_equal(a.threshold, b.threshold, equal_nan=True) and
+                     np.array_equal(a.value, b.value)
+                     for a, b in zip(clf_np.estimators_ + reg_np.estimators_,
+                                     clf.estimators_ + reg.estimators_))
+    assert_all_ranks(comm, same_trees, "same trees as from NumPy input")
+    assert_all_ranks(comm, all(_same(_host(a), np.asarray(b))
+                               for a, b in zip(outputs, outputs_np)),
+                     "same predictions as from NumPy input")

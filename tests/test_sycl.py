@@ -262,3 +262,86 @@ def test_logistic_targets_and_weights_stay_on_the_device(dpnp, monkeypatch):
     assert seen and all(s == ("dpnp", "dpnp.dpnp_array", True) for s in seen), seen[:3]
     ref = SkLogisticRegression(tol=1e-10).fit(X, y, sample_weight=w)
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-6)
+
+
+FOREST_KERNELS = ("apply_bins", "bootstrap_counts", "tree_histograms", "best_splits",
+                  "tree_route", "tree_apply")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0/0 where a split is invalid
+def test_forest_runs_on_the_device(dpnp):
+    """Random forests on dpnp rows: every forest kernel served on the device, nothing taken to
+    the host outside them, per-row results on the input's queue, the NumPy input's model."""
+    import dpctl
+
+    import spmdlearn
+    from spmdlearn import _array_api, _backends
+    from spmdlearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    labels = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 0.8)
+    target = 2 * X[:, 0] - X[:, 3] + 0.1 * rng.normal(size=200)
+    w = rng.uniform(0.5, 2.0, 200)
+    q = dpctl.SyclQueue()
+    Xd, labels_d, target_d, wd = (dpnp.asarray(a, sycl_queue=q) for a in (X, labels, target, w))
+    params = dict(n_estimators=5, max_depth=4, random_state=0)
+    _backends.reset_dispatch_counts()
+    _array_api.reset_fallbacks()
+    with spmdlearn.config_context(backend="sycl"):
+        clf = RandomForestClassifier(class_weight="balanced", **params).fit(
+            Xd, labels_d, sample_weight=wd)
+        reg = RandomForestRegressor(**params).fit(Xd, target_d, sample_weight=wd)
+        proba, pred, reg_pred = clf.predict_proba(Xd), clf.predict(Xd), reg.predict(Xd)
+    counted = _array_api.fallbacks()
+    assert counted == {}, f"host copies outside the kernels: {counted}"
+    counts = _backends.dispatch_counts()
+    for kernel in FOREST_KERNELS:
+        c = counts[("sycl", kernel)]
+        assert c["served"] >= 1 and c["declined"] == c["fallback"] == 0, (kernel, c)
+    for out in (proba, pred, reg_pred):
+        assert isinstance(out, dpnp.ndarray) and out.sycl_queue == q
+    with spmdlearn.config_context(backend="reference"):
+        clf_np = RandomForestClassifier(class_weight="balanced", **params).fit(
+            X, labels, sample_weight=w)
+        reg_np = RandomForestRegressor(**params).fit(X, target, sample_weight=w)
+    for a, b in zip(clf_np.estimators_ + reg_np.estimators_, clf.estimators_ + reg.estimators_):
+        np.testing.assert_array_equal(b.feature, a.feature)
+        np.testing.assert_array_equal(b.threshold, a.threshold)
+        np.testing.assert_allclose(b.value, a.value, rtol=1e-12)
+    np.testing.assert_array_equal(clf.classes_, clf_np.classes_)
+    np.testing.assert_allclose(clf.feature_importances_, clf_np.feature_importances_,
+                               rtol=1e-9)
+    np.testing.assert_array_equal(dpnp.asnumpy(pred), clf_np.predict(X))
+    np.testing.assert_allclose(dpnp.asnumpy(proba), clf_np.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dpnp.asnumpy(reg_pred), reg_np.predict(X), rtol=0, atol=1e-9)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_forest_string_labels_with_device_rows(dpnp):
+    """String labels stay NumPy (their class indices go to the rows' queue); the kernels are
+    still served on the device and predict gives NumPy strings."""
+    import spmdlearn
+    from spmdlearn import _array_api, _backends
+    from spmdlearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 4))
+    names = np.array(["low", "mid", "high"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1)]
+    _backends.reset_dispatch_counts()
+    _array_api.reset_fallbacks()
+    with spmdlearn.config_context(backend="sycl"):
+        model = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(
+            dpnp.asarray(X), names)
+        pred = model.predict(dpnp.asarray(X))
+    assert _array_api.fallbacks() == {}
+    for kernel in FOREST_KERNELS:
+        c = _backends.dispatch_counts()[("sycl", kernel)]
+        assert c["served"] >= 1 and c["declined"] == c["fallback"] == 0, (kernel, c)
+    with spmdlearn.config_context(backend="reference"):
+        expected = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(
+            X, names).predict(X)
+    assert isinstance(pred, np.ndarray) and pred.dtype.kind == "U"
+    np.testing.assert_array_equal(pred, expected)

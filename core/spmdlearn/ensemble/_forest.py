@@ -13,7 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .._array_api import (device, from_model, get_namespace, is_foreign_array, like,
                           numpy_dtype, sum_float64, take_labels, to_host)
-from .._backends import call_kernel
+from .._backends import call_kernel, claims
 from .._base import SPMDEstimatorMixin, thread_limit
 from ..comm import self_comm
 from .._validation import Interval, Options, validate_fit, validate_predict
@@ -71,10 +71,18 @@ def _class_sums(y_index, weights, n_classes):
     xp = get_namespace(y_index, weights)
     if xp is np:
         return np.bincount(y_index, weights=weights, minlength=n_classes)
-    # one masked sum per class on the rows' device: only the n_classes sums cross to the host
+    # One masked sum per class on the rows' device: only the n_classes sums cross to the host.
+    # A cumulative sum adds in row order, as bincount does, so host namespaces give its bits.
     zero = xp.zeros_like(weights)
-    return np.array([float(xp.sum(xp.where(y_index == k, weights, zero)))
-                     for k in range(n_classes)], dtype=np.float64)
+    if weights.shape[0] == 0:
+        return np.zeros(n_classes)
+    cumulative = getattr(xp, "cumulative_sum", None)
+    out = []
+    for k in range(n_classes):
+        masked = xp.where(y_index == k, weights, zero)
+        out.append(float(cumulative(masked)[-1]) if cumulative is not None else
+                   float(xp.sum(masked)))
+    return np.array(out, dtype=np.float64)
 
 
 def _distinct_labels(y):
@@ -116,6 +124,9 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
     # Per-row state (node of each row, node positions) lives in the rows' namespace and device;
     # the histograms (O(nodes x features x bins)) and the split decisions (O(nodes)) are host.
     xp = get_namespace(binned)
+    # A backend that claims the rows' array type searches splits on their device: the global
+    # histogram goes back there (O(model)); otherwise it stays on the host for the reference.
+    split_on_device = is_foreign_array(binned) and claims(backend, binned)
     node_of_row = np.where(counts > 0, 0, -1).astype(np.int64) if xp is np else \
         xp.astype(counts > 0, xp.int64) - 1
     # The root's histograms give its totals (any feature's bins sum to them) and, when the root
@@ -151,9 +162,8 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
                             (nodes[:, None] * n_features + np.arange(n_features)).ravel())
         order = np.argsort(u.reshape(len(nodes), n_features), axis=1, kind="stable")
         best_f, best_c, best_dec = call_kernel(
-            # the global histogram back on the rows' device (O(model)), where the backend's
-            # split search runs; the decisions come back to the host
-            "best_splits", backend, hist=from_model(hist, binned), feature_order=order, n_draw=params["n_draw"],
+            "best_splits", backend, hist=from_model(hist, binned) if split_on_device else hist,
+            feature_order=order, n_draw=params["n_draw"],
             classification=classification, criterion=params["criterion"],
             min_samples_leaf=params["min_samples_leaf"],
             min_impurity_decrease=params["min_impurity_decrease"],
