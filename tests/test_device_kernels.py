@@ -154,12 +154,15 @@ METRIC_CASES = [("euclidean", None), ("manhattan", None), ("chebyshev", None), (
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("metric,p", METRIC_CASES)
 @pytest.mark.parametrize("k", [1, 7, 40])  # the fused kernel, and the sort (k > 32)
-def test_knn_merge_matches_reference_with_ties(dev, dtype, metric, p, k):
+@pytest.mark.parametrize("offset", [0.0, 1e7])
+def test_knn_merge_matches_reference_with_ties(dev, dtype, metric, p, k, offset):
     from spmdlearn.reference import knn_merge as ref_merge
 
     knn_merge = dev.module("_neighbors").knn_merge
 
     X, Y = _neighbor_blocks(dtype)
+    if offset:  # far from the origin: the differences stay exact, so do the ties
+        X, Y = X + dtype(offset), Y + dtype(offset)
     y_index = np.arange(100, 100 + Y.shape[0], dtype=np.int64)[::-1].copy()  # lower index last
     best_d, best_i = np.full((len(X), k), np.inf), np.full((len(X), k), -1, np.int64)
     want = (best_d, best_i)
@@ -170,8 +173,8 @@ def test_knn_merge_matches_reference_with_ties(dev, dtype, metric, p, k):
         got = knn_merge(dev.asarray(X), dev.asarray(Y[lo:hi]), y_index[lo:hi], *got, metric, p, x_index)
         assert dev.is_array(got[0])
         np.testing.assert_array_equal(dev.asnumpy(got[1]), want[1])
-        # Distances are the reference's bit for bit, except through pow() (minkowski): an ulp.
-        np.testing.assert_allclose(dev.asnumpy(got[0]), want[0], rtol=1e-14)
+        # Distances are the reference's bit for bit (minkowski's pow() on the host).
+        np.testing.assert_array_equal(dev.asnumpy(got[0]), want[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -327,6 +330,45 @@ def test_forest_kernels(dev, dtype):
     np.testing.assert_array_equal(
         dev.asnumpy(g.tree_apply(dev.asarray(X), feature, threshold, left, right)),
         ref.tree_apply(X, feature, threshold, left, right))
+
+
+def _split_problems(seed, n_trials):
+    """Histograms of a level with many equal decreases (integer counts, few bins), weighted and
+    unweighted, class counts below and above NumPy's 8-way pairwise summation, far offsets."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_trials):
+        n_nodes, d = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        n_bins = int(rng.integers(2, 12))
+        K = int(rng.choice([0, 2, 3, 9, 12]))
+        criterion = str(rng.choice(["gini", "entropy"])) if K else "squared_error"
+        if K:
+            stats = rng.integers(0, 3, (n_nodes, d, n_bins, K)).astype(np.float64)
+            if rng.integers(2):
+                stats = stats * rng.uniform(0.3, 2.0, stats.shape)
+        else:
+            wt = rng.integers(0, 3, (n_nodes, d, n_bins)).astype(np.float64)
+            yv = np.round(rng.normal(size=(n_nodes, d, n_bins)), int(rng.integers(0, 3)))
+            yv = yv + (1e6 if rng.integers(2) else 0.0)
+            stats = np.stack([wt, wt * yv, wt * yv * yv], -1)
+        rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, d, n_bins))
+        hist = np.concatenate([stats, rows[..., None].astype(np.float64)], -1)
+        order = np.argsort(rng.random((n_nodes, d)), axis=1)
+        yield hist, order, (int(rng.integers(1, d + 1)), bool(K), criterion,
+                            int(rng.integers(1, 3)), float(rng.choice([0.0, 0.05])), 10.0,
+                            float(rng.choice([0.0, 1.0])))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0/0 where a split is invalid
+def test_split_search_on_the_device_is_the_references(dev):
+    """The forests' split search on a device histogram: the reference's decisions and decreases
+    bit for bit (ties between features and bins included), returned as NumPy arrays."""
+    best_splits = dev.module("_splits").best_splits
+    for hist, order, args in _split_problems(1, 25):
+        want = ref.best_splits(hist, order, *args)
+        got = best_splits(dev.asarray(hist), order, *args)
+        for a, b in zip(want, got):
+            assert isinstance(b, np.ndarray) and b.dtype == a.dtype
+            np.testing.assert_array_equal(b, a)
 
 
 def test_all_finite(dev):

@@ -288,6 +288,19 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
 
 
 @hookimpl
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    args = _cuda(hist)
+    if args is None:
+        return None
+    from ._splits import best_splits
+
+    return best_splits(args[0], feature_order, n_draw, classification, criterion,
+                       min_samples_leaf, min_impurity_decrease, weighted_n_root, min_weight_leaf)
+
+
+@hookimpl
 def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
     args = _cuda(binned)
     if args is None:
