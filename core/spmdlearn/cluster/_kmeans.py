@@ -39,7 +39,7 @@ class _Data:
         self.start, self.n_total = comm.offsets(self.n_local)
         if self.xp is np:
             self.x_sq = np.einsum("ij,ij->i", X, X)
-        else:
+        else:  # scikit-learn's row_norms in a namespace (rounds apart from einsum's order)
             self.x_sq = self.xp.sum(X * X, axis=1)
 
     def global_cumsum(self, values):
@@ -340,8 +340,8 @@ default="k-means++"
     Attributes
     ----------
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
-    labels_ : ndarray of shape (n_samples_local,)
-        Labels of this rank's rows.
+    labels_ : array of shape (n_samples_local,), int32
+        Labels of this rank's rows, of ``X``'s array type and on its device.
     inertia_ : float
         Over all ranks' rows.
     n_iter_ : int
@@ -355,6 +355,12 @@ default="k-means++"
     ``labels_`` are this rank's. Each Lloyd step is one fused reduction (sums, weights, inertia
     and the count of changed labels), folded in a fixed order so every rank takes the same
     branch. Memory per rank: this rank's rows plus O(n_clusters x n_features).
+
+    **Array types.** Rows of any array-API type (dpnp, CuPy, ...) stay in their namespace and
+    on their device through seeding, Lloyd's iterations and the comparison of ``n_init`` runs;
+    what crosses to the host is O(n_clusters): totals, counts, the rows drawn as centers, each
+    step's partial. The exception is the relocation of an empty cluster, which takes each row's
+    distance to its center (one number per row) to the host for the gather on rank 0.
     """
 
     _sklearn_class = _SkKMeans
