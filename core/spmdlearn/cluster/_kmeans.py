@@ -41,6 +41,7 @@ class _Data:
             self.x_sq = np.einsum("ij,ij->i", X, X)
         else:  # scikit-learn's row_norms in a namespace (rounds apart from einsum's order)
             self.x_sq = self.xp.sum(X * X, axis=1)
+        self.acc = np.float64 if self.xp is np else _widest_float(self.xp, X)
 
     def global_cumsum(self, values):
         """This rank's part of the cumulative sum of ``values`` over all ranks' rows, and the total.
@@ -54,7 +55,7 @@ class _Data:
         if xp is np:
             local = np.cumsum(np.asarray(values, np.float64))
         else:
-            local = xp.cumulative_sum(xp.astype(values, xp.float64))
+            local = xp.cumulative_sum(xp.astype(values, self.acc))
         last = float(local[-1]) if self.n_local else 0.0
         totals = comm.allgather_array(np.array([last]))[:, 0]
         prefix = float(np.sum(totals[: comm.rank])) if comm.rank else 0.0
@@ -66,8 +67,8 @@ class _Data:
         if self.xp is np:
             counts = np.searchsorted(cumsum, targets, side=side).astype(np.int64)
         elif self.n_local:
-            found = self.xp.searchsorted(cumsum, from_model(targets, cumsum, np.float64),
-                                         side=side)
+            found = self.xp.searchsorted(
+                cumsum, from_model(targets, cumsum, numpy_dtype(cumsum.dtype)), side=side)
             counts = to_host(found).astype(np.int64)  # O(len(targets)): counts only
         else:
             counts = np.zeros(len(targets), dtype=np.int64)
@@ -102,6 +103,15 @@ class _Data:
         rows = xp.arange(self.n_local, dtype=xp.int64, device=device(values))
         nearest = xp.clip(xp.searchsorted(ids, rows), max=int(ids.shape[0]) - 1)
         return xp.where(xp.take(ids, nearest) == rows, xp.zeros_like(values), values)
+
+
+def _widest_float(xp, x):
+    """float64 where ``x``'s device has it, else float32 (SYCL GPUs without float64)."""
+    try:
+        dtypes = xp.__array_namespace_info__().dtypes(device=device(x), kind="real floating")
+    except (AttributeError, TypeError, ValueError):  # no inspection API: assume float64
+        return xp.float64
+    return xp.float64 if "float64" in dtypes else xp.float32
 
 
 def _weighted_sum(a, b) -> float:
