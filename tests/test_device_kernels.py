@@ -177,6 +177,23 @@ def test_knn_merge_matches_reference_with_ties(dev, dtype, metric, p, k, offset)
         np.testing.assert_array_equal(dev.asnumpy(got[0]), want[0])
 
 
+def test_knn_merge_takes_a_host_candidate_block(dev):
+    """Device queries against a NumPy candidate block (another rank's rows, staged through the
+    host for MPI): the hook serves it on the queries' device, the reference's neighbours."""
+    from spmdlearn.reference import knn_merge as ref_merge
+
+    hook = dev.module("_plugin").spmdlearn_knn_merge
+    X, Y = _neighbor_blocks(np.float64)
+    y_index = np.arange(Y.shape[0], dtype=np.int64)
+    best = (np.full((len(X), 3), np.inf), np.full((len(X), 3), -1, np.int64))
+    got = hook(X=dev.asarray(X), Y=Y, y_index=y_index, best_distances=best[0],
+               best_indices=best[1], metric="euclidean", p=None, x_index=None)
+    assert got is not None and dev.is_array(got[0]) and dev.is_array(got[1])
+    want = ref_merge(X, Y, y_index, *best, "euclidean", None, None)
+    np.testing.assert_array_equal(dev.asnumpy(got[1]), want[1])
+    np.testing.assert_array_equal(dev.asnumpy(got[0]), want[0])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("metric,p", METRIC_CASES)
 def test_radius_kernels_match_reference_on_the_boundary(dev, dtype, metric, p):
@@ -277,6 +294,26 @@ def test_kmeans_kernels(dev, dtype, n_clusters):
                                             want_closest, None),
                ref.kmeans_plusplus_potentials(Xs, w[rows], centers[2:5].astype(dtype),
                                               want_closest, None), dtype, "potentials")
+
+
+@pytest.mark.parametrize("n_clusters", [3, 300])  # fused kernel, cuBLAS path
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_kmeans_labels_far_from_the_origin(dev, n_clusters, order):
+    """Rows at 1e8 from the origin: ``||c||^2 - 2 x.c`` keeps no digit of the distances, so the
+    device's product and the host BLAS round apart on most rows; the labels are still the
+    reference's (near-ties decided by it)."""
+    rng = np.random.default_rng(10)
+    X = np.asarray(rng.normal(size=(200, 3)) + 1e8, order=order)
+    centers = X[rng.choice(len(X), n_clusters)].astype(np.float64)
+    g = dev.module("_kmeans")
+    w = np.ones(len(X))
+    old = np.full(len(X), -1, np.int32)
+    labels, partial = g.lloyd_local(dev.asarray(X), dev.asarray(w), centers, old)
+    want_labels, want = ref.lloyd_local(X, w, centers, old)
+    np.testing.assert_array_equal(dev.asnumpy(labels), want_labels)
+    _check_partial(partial, want, np.float64)
+    labels, _ = g.kmeans_assign(dev.asarray(X), centers)
+    np.testing.assert_array_equal(dev.asnumpy(labels), ref.kmeans_assign(X, centers)[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
