@@ -294,7 +294,7 @@ def test_kmeans_fit_runs_on_the_device(dpnp, monkeypatch, init, n_init, weighted
 
 def test_logistic_targets_and_weights_stay_on_the_device(dpnp, monkeypatch):
     """Every gradient of LogisticRegression on dpnp rows gets its encoded targets and weights
-    on X's queue (moved there once), and the model is scikit-learn's."""
+    on X's queue (encoded there: nothing goes to the host), and the model is scikit-learn's."""
     from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
     import spmdlearn
@@ -314,9 +314,13 @@ def test_logistic_targets_and_weights_stay_on_the_device(dpnp, monkeypatch):
     X = rng.normal(size=(120, 3))
     y = (X[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(np.int64)
     w = rng.uniform(0.5, 2.0, 120)
+    from spmdlearn import _array_api
+
+    _array_api.reset_fallbacks()
     with spmdlearn.config_context(backend="sycl"):
         model = LogisticRegression(tol=1e-10).fit(dpnp.asarray(X), dpnp.asarray(y),
                                                   sample_weight=dpnp.asarray(w))
     assert seen and all(s == ("dpnp", "dpnp.dpnp_array", True) for s in seen), seen[:3]
+    assert not _array_api.fallbacks(), _array_api.fallbacks()  # labels encoded on the device
     ref = SkLogisticRegression(tol=1e-10).fit(X, y, sample_weight=w)
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-6)
