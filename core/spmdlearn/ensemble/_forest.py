@@ -434,6 +434,13 @@ _NOTES = """
     counter-based draws, the same for any number of ranks (up to the rounding of the
     histogram sums). These are histogram trees, not scikit-learn's exact trees: held-out scores
     match scikit-learn's forests closely but not tree for tree.
+
+    **Device arrays.** Rows of another array type (dpnp, CuPy, any array API array) stay in
+    their namespace and on their device: binning, bootstrap counts, class indices, each row's
+    node, the histograms' inputs and the traversal run there. What crosses to the host does
+    not grow with the rows: a sample of about 200,000 rows over all ranks for the bin edges (all
+    rows when there are fewer), the distinct labels, the level histograms and the splits.
+    Per-row results come back in the input's type, on its device; string labels stay NumPy.
 """
 
 
