@@ -326,15 +326,24 @@ def test_logistic_targets_and_weights_stay_on_the_device(dpnp, monkeypatch):
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-6)
 
 
-FOREST_KERNELS = ("apply_bins", "bootstrap_counts", "tree_histograms", "best_splits",
-                  "tree_route", "tree_apply")
+#: The forest kernels that run on the rows' device. The split search reads the global histogram,
+#: which is on the host after the reduction, so it runs there (served, on NumPy).
+FOREST_KERNELS = ("apply_bins", "bootstrap_counts", "tree_histograms", "tree_route",
+                  "tree_apply")
+
+
+def _split_search_on_the_host(counts):
+    host = counts[("reference", "best_splits")]
+    return (("sycl", "best_splits") not in counts and host["served"] >= 1
+            and host["declined"] == host["fallback"] == 0)
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0/0 where a split is invalid
 def test_forest_runs_on_the_device(dpnp):
-    """Random forests on dpnp rows: every forest kernel served on the device, nothing taken to
-    the host outside them, per-row results on the input's queue, the NumPy input's model."""
+    """Random forests on dpnp rows: every per-row forest kernel served on the device, the
+    split search on the host histogram, nothing else taken to the host, per-row results on the
+    input's queue, the NumPy input's model."""
     import dpctl
 
     import spmdlearn
@@ -362,6 +371,7 @@ def test_forest_runs_on_the_device(dpnp):
     for kernel in FOREST_KERNELS:
         c = counts[("sycl", kernel)]
         assert c["served"] >= 1 and c["declined"] == c["fallback"] == 0, (kernel, c)
+    assert _split_search_on_the_host(counts), counts
     for out in (proba, pred, reg_pred):
         assert isinstance(out, dpnp.ndarray) and out.sycl_queue == q
     with spmdlearn.config_context(backend="reference"):
@@ -402,6 +412,7 @@ def test_forest_string_labels_with_device_rows(dpnp):
     for kernel in FOREST_KERNELS:
         c = _backends.dispatch_counts()[("sycl", kernel)]
         assert c["served"] >= 1 and c["declined"] == c["fallback"] == 0, (kernel, c)
+    assert _split_search_on_the_host(_backends.dispatch_counts())
     with spmdlearn.config_context(backend="reference"):
         expected = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(
             X, names).predict(X)
