@@ -24,7 +24,7 @@ from collections import Counter
 import numpy as np
 
 __all__ = ["is_foreign_array", "get_namespace", "array_namespace", "device", "numpy_dtype", "to_host", "like",
-           "from_model", "in_namespace_of", "take_rows", "take_labels", "empty_like_rows", "sum_float64",
+           "from_model", "in_namespace_of", "csr_rows", "take_rows", "take_labels", "empty_like_rows", "sum_float64",
            "note_fallback", "fallbacks", "reset_fallbacks", "host_kernel", "host_arguments"]
 
 _lock = threading.Lock()
@@ -195,6 +195,15 @@ def in_namespace_of(x, ref, what: str | None = None):
             device(x) == device(ref):
         return x
     return from_model(to_host(x), ref)
+
+
+def csr_rows(indptr, n_entries: int, first: int = 0):
+    """The row of each entry of a CSR structure, ``first`` added: ``(n_entries,)`` int64, in
+    ``indptr``'s namespace (NumPy's ``repeat`` by row lengths, through a binary search, which
+    every namespace has with array-valued arguments)."""
+    xp = array_namespace(indptr)
+    entries = xp.arange(n_entries, dtype=xp.int64, device=device(indptr))
+    return xp.astype(xp.searchsorted(indptr, entries, side="right"), xp.int64) + (first - 1)
 
 
 def take_rows(x, lo: int, hi: int):

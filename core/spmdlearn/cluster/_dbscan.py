@@ -10,8 +10,8 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN as _SkDBSCAN
 
-from .._array_api import (array_namespace, device, in_namespace_of, is_foreign_array,
-                          from_model, numpy_dtype, to_host)
+from .._array_api import (array_namespace, csr_rows, device, from_model, in_namespace_of,
+                          is_foreign_array, numpy_dtype, to_host)
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
@@ -219,8 +219,8 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
                     indptr, nbr, _ = call_kernel(
                         "radius_neighbors_csr", shard.backend, X=Xc[rows, ...], Y=Xc[bs, ...],
                         y_index=local_index[bs], eps=self.eps, metric=metric, p=p, x_index=None)
-                    src = xp.take(component, xp.repeat(local_index[rows], xp.astype(
-                        indptr[1:] - indptr[:-1], xp.int64)), axis=0)
+                    src = xp.take(component, csr_rows(indptr, int(nbr.shape[0]), rows.start),
+                                  axis=0)
                     dst = xp.take(component, xp.astype(nbr, xp.int64), axis=0)
                     component, n_comp = _merge_components(xp, component, n_comp, src, dst)
             big = int(n_total)

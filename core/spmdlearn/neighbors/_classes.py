@@ -7,7 +7,7 @@ from sklearn import neighbors as _skn
 from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import (array_namespace, device, from_model, in_namespace_of,
+from .._array_api import (array_namespace, csr_rows, device, from_model, in_namespace_of,
                           is_foreign_array, take_labels, to_host)
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, thread_limit
@@ -151,9 +151,7 @@ class NearestNeighbors(_Servable, _NeighborsBase):
                             Y=Y[bs, ...], y_index=G[bs], eps=radius,
                             metric=self.effective_metric_, p=self._p,
                             x_index=None if q_index is None else q_index[qs])
-                        rows.append(xp.repeat(
-                            xp.arange(qs.start, qs.stop, dtype=xp.int64, device=dev),
-                            xp.astype(indptr[1:] - indptr[:-1], xp.int64)))
+                        rows.append(csr_rows(indptr, int(ind.shape[0]), qs.start))
                         inds.append(xp.astype(ind, xp.int64))
                         dists.append(dist)
         rows, inds = xp.concat(rows), xp.concat(inds)
