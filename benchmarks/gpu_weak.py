@@ -1,26 +1,36 @@
 """Weak scaling of whole fits on GPUs, one rank per GPU: each rank holds ``--rows`` rows on
-device ``spmdlearn_cuda.device_for_rank()`` and every rank times the same collective fit.
+device ``spmdlearn_cuda.device_for_rank()`` and every rank times the same collective call.
 
-    mpirun -n N python benchmarks/gpu_weak.py [--rows 2000000] [--features 20] [--json PATH]
+    mpirun -n N python benchmarks/gpu_weak.py [--rows 2000000] [--features 20]
+        [--knn-rows 1000000] [--queries 100000] [--json PATH]
 
-Partials travel through the host (the MPI library need not be CUDA-aware); each timing is the
-slowest rank's, median of ``--repeat`` after a warm-up.
+Partials travel through the host (the MPI library need not be CUDA-aware). Each timing is the
+slowest rank's, median of ``--repeat`` after a warm-up; the shares of one more run (rank 0's:
+inside GPU kernels, inside MPI calls, elsewhere) say what carried the time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import os
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks._gpu import median_time, time_shares  # noqa: E402
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--knn-rows", type=int, default=1_000_000)
+    parser.add_argument("--knn-features", type=int, default=16)
+    parser.add_argument("--queries", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workloads", default="statistics,linear_regression,kmeans,knn")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -30,6 +40,7 @@ def main(argv=None):
     from spmdlearn.basic_statistics import BasicStatistics
     from spmdlearn.cluster import KMeans
     from spmdlearn.linear_model import LinearRegression
+    from spmdlearn.neighbors import NearestNeighbors
     from spmdlearn_cuda import device_for_rank
 
     comm = MPI.COMM_WORLD
@@ -37,28 +48,39 @@ def main(argv=None):
     gen = cp.random.default_rng(comm.rank)
     X = gen.standard_normal((args.rows, args.features))
     y = X @ cp.arange(args.features, dtype=X.dtype) + gen.standard_normal(args.rows)
-    fits = {"statistics": lambda: BasicStatistics().fit(X),
-            "linear_regression": lambda: LinearRegression().fit(X, y),
-            "kmeans (10 Lloyd steps)": lambda: KMeans(10, init="random", n_init=1, max_iter=10,
-                                                      tol=0.0, random_state=0).fit(X)}
-    out = {}
-    for name, fit in fits.items():
-        fit()
-        times = []
-        for _ in range(args.repeat):
+    Xk = gen.standard_normal((args.knn_rows, args.knn_features))
+    Qk = gen.standard_normal((args.queries, args.knn_features))
+    init = cp.asnumpy(cp.random.default_rng(99).standard_normal((10, args.features)))
+    calls = {"statistics": lambda: BasicStatistics().fit(X),
+             "linear_regression": lambda: LinearRegression().fit(X, y),
+             "kmeans": lambda: KMeans(10, init=init, n_init=1, max_iter=10, tol=0.0).fit(X),
+             "knn": lambda: NearestNeighbors(n_neighbors=10).fit(Xk).kneighbors(Qk)}
+    sync = cp.cuda.Device().synchronize
+
+    def slowest(seconds):
+        return comm.allreduce(seconds, op=MPI.MAX)
+
+    def barrier_then(call):
+        def run():
             comm.Barrier()
-            start = time.perf_counter()
-            fit()
-            cp.cuda.Device().synchronize()
-            times.append(comm.allreduce(time.perf_counter() - start, op=MPI.MAX))
-        out[name] = float(np.median(times))
+            call()
+        return run
+
+    out = {}
+    for name in args.workloads.split(","):
+        seconds = median_time(barrier_then(calls[name]), args.repeat, sync, reduce=slowest)
+        comm.Barrier()
+        shares = time_shares(calls[name], sync)
+        out[name] = {"seconds": seconds, "shares_rank0": shares}
         if comm.rank == 0:
-            print(f"{comm.size} GPU(s), {args.rows} x {args.features} per rank: {name:24s} "
-                  f"{out[name] * 1e3:9.2f} ms", flush=True)
+            print(f"{comm.size} GPU(s): {name:18s} {seconds * 1e3:10.2f} ms | rank 0: kernels "
+                  f"{shares['kernels']:.0%}, MPI (host staging) {shares['mpi']:.0%}, outside "
+                  f"{shares['outside']:.0%}", flush=True)
     if comm.rank == 0 and args.json:
         with open(args.json, "w") as f:
             json.dump({"ranks": comm.size, "rows_per_rank": args.rows, "features": args.features,
-                       "seconds": out}, f, indent=1)
+                       "knn_rows_per_rank": args.knn_rows, "queries_per_rank": args.queries,
+                       "knn_features": args.knn_features, "results": out}, f, indent=1)
 
 
 if __name__ == "__main__":

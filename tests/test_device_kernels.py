@@ -154,12 +154,15 @@ METRIC_CASES = [("euclidean", None), ("manhattan", None), ("chebyshev", None), (
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("metric,p", METRIC_CASES)
 @pytest.mark.parametrize("k", [1, 7, 40])  # the fused kernel, and the sort (k > 32)
-def test_knn_merge_matches_reference_with_ties(dev, dtype, metric, p, k):
+@pytest.mark.parametrize("offset", [0.0, 1e7])
+def test_knn_merge_matches_reference_with_ties(dev, dtype, metric, p, k, offset):
     from spmdlearn.reference import knn_merge as ref_merge
 
     knn_merge = dev.module("_neighbors").knn_merge
 
     X, Y = _neighbor_blocks(dtype)
+    if offset:  # far from the origin: the differences stay exact, so do the ties
+        X, Y = X + dtype(offset), Y + dtype(offset)
     y_index = np.arange(100, 100 + Y.shape[0], dtype=np.int64)[::-1].copy()  # lower index last
     best_d, best_i = np.full((len(X), k), np.inf), np.full((len(X), k), -1, np.int64)
     want = (best_d, best_i)
@@ -170,8 +173,25 @@ def test_knn_merge_matches_reference_with_ties(dev, dtype, metric, p, k):
         got = knn_merge(dev.asarray(X), dev.asarray(Y[lo:hi]), y_index[lo:hi], *got, metric, p, x_index)
         assert dev.is_array(got[0])
         np.testing.assert_array_equal(dev.asnumpy(got[1]), want[1])
-        # Distances are the reference's bit for bit, except through pow() (minkowski): an ulp.
-        np.testing.assert_allclose(dev.asnumpy(got[0]), want[0], rtol=1e-14)
+        # Distances are the reference's bit for bit (minkowski's pow() on the host).
+        np.testing.assert_array_equal(dev.asnumpy(got[0]), want[0])
+
+
+def test_knn_merge_takes_a_host_candidate_block(dev):
+    """Device queries against a NumPy candidate block (another rank's rows, staged through the
+    host for MPI): the hook serves it on the queries' device, the reference's neighbours."""
+    from spmdlearn.reference import knn_merge as ref_merge
+
+    hook = dev.module("_plugin").spmdlearn_knn_merge
+    X, Y = _neighbor_blocks(np.float64)
+    y_index = np.arange(Y.shape[0], dtype=np.int64)
+    best = (np.full((len(X), 3), np.inf), np.full((len(X), 3), -1, np.int64))
+    got = hook(X=dev.asarray(X), Y=Y, y_index=y_index, best_distances=best[0],
+               best_indices=best[1], metric="euclidean", p=None, x_index=None)
+    assert got is not None and dev.is_array(got[0]) and dev.is_array(got[1])
+    want = ref_merge(X, Y, y_index, *best, "euclidean", None, None)
+    np.testing.assert_array_equal(dev.asnumpy(got[1]), want[1])
+    np.testing.assert_array_equal(dev.asnumpy(got[0]), want[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -276,6 +296,26 @@ def test_kmeans_kernels(dev, dtype, n_clusters):
                                               want_closest, None), dtype, "potentials")
 
 
+@pytest.mark.parametrize("n_clusters", [3, 300])  # fused kernel, cuBLAS path
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_kmeans_labels_far_from_the_origin(dev, n_clusters, order):
+    """Rows at 1e8 from the origin: ``||c||^2 - 2 x.c`` keeps no digit of the distances, so the
+    device's product and the host BLAS round apart on most rows; the labels are still the
+    reference's (near-ties decided by it)."""
+    rng = np.random.default_rng(10)
+    X = np.asarray(rng.normal(size=(200, 3)) + 1e8, order=order)
+    centers = X[rng.choice(len(X), n_clusters)].astype(np.float64)
+    g = dev.module("_kmeans")
+    w = np.ones(len(X))
+    old = np.full(len(X), -1, np.int32)
+    labels, partial = g.lloyd_local(dev.asarray(X), dev.asarray(w), centers, old)
+    want_labels, want = ref.lloyd_local(X, w, centers, old)
+    np.testing.assert_array_equal(dev.asnumpy(labels), want_labels)
+    _check_partial(partial, want, np.float64)
+    labels, _ = g.kmeans_assign(dev.asarray(X), centers)
+    np.testing.assert_array_equal(dev.asnumpy(labels), ref.kmeans_assign(X, centers)[0])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_affine_transform(dev, dtype):
     spmdlearn_affine_transform = dev.module("_plugin").spmdlearn_affine_transform
@@ -327,6 +367,45 @@ def test_forest_kernels(dev, dtype):
     np.testing.assert_array_equal(
         dev.asnumpy(g.tree_apply(dev.asarray(X), feature, threshold, left, right)),
         ref.tree_apply(X, feature, threshold, left, right))
+
+
+def _split_problems(seed, n_trials):
+    """Histograms of a level with many equal decreases (integer counts, few bins), weighted and
+    unweighted, class counts below and above NumPy's 8-way pairwise summation, far offsets."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_trials):
+        n_nodes, d = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        n_bins = int(rng.integers(2, 12))
+        K = int(rng.choice([0, 2, 3, 9, 12]))
+        criterion = str(rng.choice(["gini", "entropy"])) if K else "squared_error"
+        if K:
+            stats = rng.integers(0, 3, (n_nodes, d, n_bins, K)).astype(np.float64)
+            if rng.integers(2):
+                stats = stats * rng.uniform(0.3, 2.0, stats.shape)
+        else:
+            wt = rng.integers(0, 3, (n_nodes, d, n_bins)).astype(np.float64)
+            yv = np.round(rng.normal(size=(n_nodes, d, n_bins)), int(rng.integers(0, 3)))
+            yv = yv + (1e6 if rng.integers(2) else 0.0)
+            stats = np.stack([wt, wt * yv, wt * yv * yv], -1)
+        rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, d, n_bins))
+        hist = np.concatenate([stats, rows[..., None].astype(np.float64)], -1)
+        order = np.argsort(rng.random((n_nodes, d)), axis=1)
+        yield hist, order, (int(rng.integers(1, d + 1)), bool(K), criterion,
+                            int(rng.integers(1, 3)), float(rng.choice([0.0, 0.05])), 10.0,
+                            float(rng.choice([0.0, 1.0])))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0/0 where a split is invalid
+def test_split_search_on_the_device_is_the_references(dev):
+    """The forests' split search on a device histogram: the reference's decisions and decreases
+    bit for bit (ties between features and bins included), returned as NumPy arrays."""
+    best_splits = dev.module("_splits").best_splits
+    for hist, order, args in _split_problems(1, 25):
+        want = ref.best_splits(hist, order, *args)
+        got = best_splits(dev.asarray(hist), order, *args)
+        for a, b in zip(want, got):
+            assert isinstance(b, np.ndarray) and b.dtype == a.dtype
+            np.testing.assert_array_equal(b, a)
 
 
 def test_all_finite(dev):

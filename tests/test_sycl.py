@@ -165,53 +165,17 @@ def test_info_lists_each_ranks_sycl_devices(dpnp):
                    line.rstrip().endswith(f"would use: {name}") for line in section), out.stdout
 
 
-def _split_problems(seed, n_trials):
-    """Histograms of a level with many equal decreases (integer counts, few bins), weighted and
-    unweighted, class counts below and above NumPy's 8-way pairwise summation, far offsets."""
-    rng = np.random.default_rng(seed)
-    for _ in range(n_trials):
-        n_nodes, d = int(rng.integers(1, 6)), int(rng.integers(1, 6))
-        n_bins = int(rng.integers(2, 12))
-        K = int(rng.choice([0, 2, 3, 9, 12]))
-        criterion = str(rng.choice(["gini", "entropy"])) if K else "squared_error"
-        if K:
-            stats = rng.integers(0, 3, (n_nodes, d, n_bins, K)).astype(np.float64)
-            if rng.integers(2):
-                stats = stats * rng.uniform(0.3, 2.0, stats.shape)
-        else:
-            wt = rng.integers(0, 3, (n_nodes, d, n_bins)).astype(np.float64)
-            yv = np.round(rng.normal(size=(n_nodes, d, n_bins)), int(rng.integers(0, 3)))
-            yv = yv + (1e6 if rng.integers(2) else 0.0)
-            stats = np.stack([wt, wt * yv, wt * yv * yv], -1)
-        rows = (stats[..., 0] > 0) + rng.integers(0, 2, (n_nodes, d, n_bins))
-        hist = np.concatenate([stats, rows[..., None].astype(np.float64)], -1)
-        order = np.argsort(rng.random((n_nodes, d)), axis=1)
-        yield hist, order, (int(rng.integers(1, d + 1)), bool(K), criterion,
-                            int(rng.integers(1, 3)), float(rng.choice([0.0, 0.05])), 10.0,
-                            float(rng.choice([0.0, 1.0])))
-
-
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0/0 where a split is invalid
 def test_split_search_arithmetic_is_the_references():
-    """The sycl split search's expressions, run in NumPy: the reference's decisions and
+    """The device split search's expressions (sycl and cuda share them), run in NumPy: the reference's decisions and
     decreases bit for bit (NumPy's summation orders made explicit). Needs no device."""
-    from spmdlearn_sycl._splits import _best_splits
+    from spmdlearn.reference._splits_in_namespace import best_splits_in
+    from test_device_kernels import _split_problems
 
     for hist, order, args in _split_problems(0, 300):
         want = ref.best_splits(hist, order, *args)
-        got = _best_splits(np, hist, order, *args)
+        got = best_splits_in(np, hist, order, *args)
         for a, b in zip(want, got):
-            np.testing.assert_array_equal(b, a)
-
-
-def test_split_search_on_the_device_is_the_references(dpnp):
-    from spmdlearn_sycl._splits import best_splits
-
-    for hist, order, args in _split_problems(1, 25):
-        want = ref.best_splits(hist, order, *args)
-        got = best_splits(dpnp.asarray(hist), order, *args)
-        for a, b in zip(want, got):
-            assert isinstance(b, np.ndarray) and b.dtype == a.dtype
             np.testing.assert_array_equal(b, a)
 
 

@@ -3,7 +3,9 @@
 Each thread block takes a range of rows, tile by tile: one thread per row computes the scores
 ``||c||^2 - 2 x.c`` in the input's dtype (a plain loop over the features, so equal centers get
 equal scores and the lowest index wins, as in the reference), the label, and the squared
-distance to the assigned center from coordinate differences in float64; then each thread owns
+distance to the assigned center from coordinate differences in float64 (a row whose two best
+scores lie within the rounding bound of this loop and of the reference's BLAS product is flagged,
+and such rows are labelled by the reference on the host); then each thread owns
 some (cluster, feature) sums and adds the tile's rows of its cluster in order. Per-block sums
 are added in a fixed order afterwards: the result does not depend on scheduling.
 
@@ -34,7 +36,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         const T* X, long n, int d, long xs0, long xs1, const double* w, const T* centers,
         const double* centers64, int k, const int* labels_old, long rows_per_block,
         int with_sums, int* labels, double* sqdist, double* out_sums, double* out_weights,
-        double* out_inertia, double* out_changed) {
+        double* out_inertia, double* out_changed, double gamma, double unit, double c_max,
+        unsigned char* near, unsigned long long* n_near) {
     extern __shared__ double smem[];
     T* c_sh = (T*)smem;                                  // k x d centers, input dtype
     double* c64 = smem + (k * d * sizeof(T) + 7) / 8;    // k x d centers, float64
@@ -81,13 +84,30 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         double wi = 0.0;
         if (i < stop) {
             const double* x = xt + tid * (d + 1);
-            T best = 0;
+            T best = 0, second = 0;
+            bool has_second = false;
+            double s_max = 0.0, x_sq = 0.0;
             for (int c = 0; c < k; ++c) {
                 T dot = 0;
                 for (int j = 0; j < d; ++j) dot += (T)x[j] * c_sh[c * d + j];
                 T score = cn[c] - (T)2 * dot;
-                if (label < 0 || score < best) { best = score; label = c; }
+                s_max = fmax(s_max, fabs((double)score));
+                if (label < 0 || score < best) {
+                    if (label >= 0) { second = best; has_second = true; }
+                    best = score; label = c;
+                } else if (!has_second || score < second) {
+                    second = score; has_second = true;
+                }
             }
+            for (int j = 0; j < d; ++j) x_sq += x[j] * x[j];
+            // A near-tie: the two best scores closer than twice a bound on the rounding error
+            // of either this loop or the reference's BLAS product (2 (2 gamma |x| |c| + u |s|),
+            // with a safety factor of 2): the reference decides the row (on the host).
+            const double bound = 4.0 * (4.0 * gamma * sqrt(x_sq) * c_max + 2.0 * unit * s_max
+                                        + 1.1754943508222875e-38);
+            const bool is_near = has_second && (double)(second - best) <= 2.0 * bound;
+            near[i] = is_near;
+            if (is_near) atomicAdd(n_near, 1ULL);
             double dist = 0.0;
             for (int j = 0; j < d; ++j) {
                 double diff = x[j] - c64[label * d + j];
@@ -179,11 +199,34 @@ def _run_gemm(X, sample_weight, centers, labels_old, with_sums):
     C = cp.asarray(np.asarray(centers, dtype=X.dtype))
     scores = cp.einsum("ij,ij->i", C, C)[None, :] - 2 * (X @ C.T)
     labels = cp.argmin(scores, axis=1).astype(cp.int32)  # the first minimum: the lowest index
+    w = cp.ones(n) if sample_weight is None else cp.asarray(sample_weight, dtype=cp.float64)
+    if k > 1:  # near-ties, as in the fused kernel: cuBLAS and the host BLAS round apart
+        unit = float(np.finfo(X.dtype).eps) / 2
+        gamma = (d + 2) * unit / (1 - (d + 2) * unit)
+        c64 = np.asarray(centers, dtype=np.float64)
+        c_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", c64, c64))))
+        two = cp.partition(scores, 1, axis=1)[:, :2].astype(cp.float64)
+        x_norm = cp.sqrt(cp.einsum("ij,ij->i", X.astype(cp.float64), X.astype(cp.float64)))
+        s_max = cp.abs(scores).max(axis=1).astype(cp.float64)
+        bound = 4 * (4 * gamma * x_norm * c_max + 2 * unit * s_max
+                     + float(np.finfo(np.float32).tiny))
+        near = (two[:, 1] - two[:, 0]) <= 2 * bound
+        if bool(near.any()):
+            del scores
+            return _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near)
     del scores
+    return _partials(X, w, centers, labels_old, with_sums, labels)
+
+
+def _partials(X, w, centers, labels_old, with_sums, labels):
+    """The kernel's outputs from given labels: squared distances to the assigned centers,
+    per-cluster sums and weights (``add.at``), inertia and the count of changed labels."""
+    cp = cupy()
+    n, d = X.shape
+    k = np.shape(centers)[0]
     diff = X.astype(cp.float64) - cp.asarray(centers, dtype=cp.float64)[labels]
     sqdist = cp.einsum("ij,ij->i", diff, diff)
     del diff
-    w = cp.ones(n) if sample_weight is None else cp.asarray(sample_weight, dtype=cp.float64)
     sums, weights = cp.zeros((1, k, d)), cp.zeros((1, k))
     if with_sums:
         cp.add.at(sums[0], labels, X.astype(cp.float64) * w[:, None])
@@ -215,13 +258,42 @@ def _run(X, sample_weight, centers, labels_old, with_sums):
     old = None if labels_old is None else cp.asarray(labels_old, dtype=cp.int32)
     it = X.itemsize
     smem = _shared_bytes(k, d, it)
+    unit = float(np.finfo(X.dtype).eps) / 2
+    gamma = (d + 2) * unit / (1 - (d + 2) * unit)
+    c64 = np.asarray(centers, dtype=np.float64)
+    c_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", c64, c64), initial=0.0)))
+    near = cp.empty(n, cp.uint8)
+    n_near = cp.zeros(1, cp.uint64)
     _kernel(X.dtype.name, slots)(
         (B,), (_THREADS,),
         (X, np.int64(n), np.int32(d), np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
          w, centers_t, centers64, np.int32(k), old if old is not None else np.uint64(0),
          np.int64(rows_per_block), np.int32(with_sums), labels, sqdist, sums, weights, inertia,
-         changed), shared_mem=smem)
+         changed, np.float64(gamma), np.float64(unit), np.float64(c_max), near, n_near),
+        shared_mem=smem)
+    if k > 1 and int(n_near.get()[0]):
+        return _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near)
     return labels, sqdist, sums, weights, inertia, changed
+
+
+def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):
+    """The rows of near-ties labelled by the reference itself, on a host copy of ``X``.
+
+    The kernel's scores are a plain loop, the reference's a host BLAS product: they round
+    apart in the last bits, which decides a row only where its two best scores are within the
+    rounding bound (constructed data, duplicate centers, data far from the origin). Such rows
+    take the reference's label, computed on the whole of ``X`` as the reference is called (a
+    BLAS may round a smaller product otherwise), and the partials are recomputed from the
+    final labels on the device. Counted and logged as a fallback.
+    """
+    from spmdlearn._array_api import note_fallback
+    from spmdlearn.reference._kmeans import _assign
+
+    cp = cupy()
+    note_fallback("k-means near-ties", X)
+    host = cp.asarray(_assign(cp.asnumpy(X), np.asarray(centers)))
+    labels = cp.where(near.astype(cp.bool_), host, labels).astype(cp.int32)
+    return _partials(X, w, centers, labels_old, with_sums, labels)
 
 
 def lloyd_local(X, sample_weight, centers, labels_old):

@@ -151,6 +151,8 @@ def block_distances(X, Y, metric="euclidean", p=None):
     if nx == 0 or ny == 0:
         return out
     code = _metric_code(metric, p)
+    if code == 3:
+        return _minkowski_on_host(X, Y, p)
     Y = Y.astype(X.dtype, copy=False)
     it = X.itemsize
     total = nx * ny
@@ -175,12 +177,29 @@ def _topk_kernel(dtype_name: str, d: int, k: int, metric_code: int):
         "knn_merge")
 
 
+def _minkowski_on_host(X, Y, p):
+    """Minkowski distances for a power other than 1, 2 or inf, from SciPy on a host copy of the
+    blocks (counted and logged as a fallback).
+
+    ``|d| ** p`` and the p-th root come from the C library's ``pow`` in SciPy; CUDA's ``pow`` is
+    accurate to two units in the last place, not correctly rounded, so near-ties would fall
+    otherwise than in the reference.
+    """
+    from spmdlearn._array_api import note_fallback, to_host
+    from spmdlearn.reference import block_distances
+
+    note_fallback(f"minkowski p={p:g} distances", X)
+    return cupy().asarray(block_distances(to_host(X), to_host(Y), "minkowski", p))
+
+
 def _metric_code(metric, p):
     code = METRIC_CODES[metric]
     if code == 3 and p == 2:
         return 0  # SciPy's minkowski with p=2 is the euclidean distance
     if code == 3 and p == 1:
         return 1
+    if code == 3 and np.isinf(p):
+        return 2
     return code
 
 
@@ -205,7 +224,7 @@ def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p
     if X.shape[0] == 0 or Y.shape[0] == 0:
         return best_d.copy(), best_i.copy()
     d = X.shape[1]
-    if d <= _MAX_D and k <= _MAX_K:
+    if d <= _MAX_D and k <= _MAX_K and _metric_code(metric, p) != 3:
         Y = Y.astype(X.dtype, copy=False)
         out_d, out_i = cp.empty_like(best_d), cp.empty_like(best_i)
         it = X.itemsize

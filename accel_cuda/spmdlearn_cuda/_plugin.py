@@ -99,13 +99,26 @@ def spmdlearn_mahalanobis(X, location, precision):
     return mahalanobis(args[0], location, precision)
 
 
-def _neighbors_args(metric, p, *arrays):
-    """Device views of the block arguments when this backend computes ``metric``, else None."""
+def _neighbors_args(metric, p, X, Y):
+    """Device views of a query block ``X`` and a candidate block ``Y`` when this backend
+    computes ``metric`` and ``X`` is on a GPU, else None. A NumPy ``Y`` (a block of another
+    rank's rows, staged through the host for MPI) is copied to ``X``'s device."""
+    import numpy as np
+
     from ._neighbors import supported
 
     if not supported(metric, p):
         return None
-    return _cuda(*arrays)
+    Xc = as_cupy(X)
+    if Xc is None:
+        return None
+    Yc = as_cupy(Y)
+    if Yc is None:
+        if not isinstance(Y, np.ndarray):
+            return None
+        with Xc.device:
+            Yc = cupy().asarray(Y)
+    return [Xc, Yc]
 
 
 @hookimpl
@@ -285,6 +298,19 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
 
     return tree_histograms(args[0], node_pos, y, sample_weight, counts, n_nodes, n_bins,
                            n_classes, class_weight)
+
+
+@hookimpl
+def spmdlearn_best_splits(hist, feature_order, n_draw, classification, criterion,
+                          min_samples_leaf, min_impurity_decrease, weighted_n_root,
+                          min_weight_leaf):
+    args = _cuda(hist)
+    if args is None:
+        return None
+    from ._splits import best_splits
+
+    return best_splits(args[0], feature_order, n_draw, classification, criterion,
+                       min_samples_leaf, min_impurity_decrease, weighted_n_root, min_weight_leaf)
 
 
 @hookimpl

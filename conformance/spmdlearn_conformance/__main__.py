@@ -87,7 +87,7 @@ def run(backend: str, estimators: list[str] | None, quick: bool, timeout: float,
     from spmdlearn import _backends
     from spmdlearn.comm import get_comm
 
-    from ._arrays import missing_reason
+    from ._arrays import missing_reason, use_rank_device
     from ._estimators import (
         SPECS,
         check_agreement,
@@ -117,6 +117,7 @@ def run(backend: str, estimators: list[str] | None, quick: bool, timeout: float,
         summary["skipped"] = skipped
         summary["verdict"] = f"NOT CERTIFIED: skipped: {skipped}"
         return rows, summary
+    summary["device"] = comm.allgather(use_rank_device(array_type, _local_rank(comm)))
     kernels = _backends.backend_kernels(backend)
     claims = _backends.claims(backend, _probe(array_type))
     summary.update(kernels=kernels, claims=claims)
@@ -260,6 +261,14 @@ def report(rows, summary: dict, n_ranks: int, quick: bool) -> str:
                      f"{'s' if len(summary['kernels']) != 1 else ''}")
     lines.append(summary["verdict"])
     return "\n".join(lines)
+
+
+def _local_rank(comm) -> int:
+    """This rank's position among the communicator's ranks on its node (a collective)."""
+    import socket
+
+    hosts = comm.allgather(socket.gethostname())
+    return hosts[:comm.rank].count(hosts[comm.rank])
 
 
 def main(argv=None) -> int:

@@ -39,6 +39,24 @@ def missing_reason(array_type: str) -> str | None:
     return None
 
 
+def use_rank_device(array_type: str, local_rank: int) -> str | None:
+    """Make this rank's arrays of ``array_type`` go to its own device, one device per rank
+    (``local_rank`` mod the visible devices, as :func:`spmdlearn_cuda.device_for_rank`).
+
+    Only CuPy has a process-wide current device; for other types this does nothing. Returns
+    what was chosen (for the report), or None.
+    """
+    if array_type != "cupy":
+        return None
+    import cupy
+
+    n = cupy.cuda.runtime.getDeviceCount()
+    if n == 0:
+        return None
+    cupy.cuda.Device(local_rank % n).use()
+    return f"GPU {local_rank % n} of {n}"
+
+
 def to_type(x, array_type: str):
     """``x`` (NumPy, or None) as an array of ``array_type``; None and non-arrays pass through."""
     if array_type == "numpy" or not isinstance(x, np.ndarray):

@@ -36,8 +36,14 @@ class KernelTimes:
 
 
 @contextmanager
-def kernel_timer():
+def kernel_timer(sync=None):
     """Time every kernel hook call made by this thread inside the block.
+
+    Parameters
+    ----------
+    sync : callable, default=None
+        Called when a hook returns, before its time is taken (a device synchronize, so that a
+        kernel launched asynchronously is timed to its end). None: nothing is called.
 
     Yields
     ------
@@ -64,6 +70,8 @@ def kernel_timer():
     def after(outcome, hook_name, hook_impls, kwargs):
         if threading.get_ident() != owner or not stack:
             return
+        if sync is not None and len(stack) == 1:
+            sync()
         elapsed = time.perf_counter() - stack.pop()
         if hook_name not in _NOT_KERNELS and not stack:  # outermost call only
             name = hook_name[len("spmdlearn_"):]

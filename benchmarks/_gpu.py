@@ -1,0 +1,75 @@
+"""Timing helpers of the GPU benchmarks: synchronized medians, and where a fit's time goes.
+
+Every timing ends with a device synchronize and is the median of ``repeat`` runs after one
+warm-up. :func:`time_shares` runs a fit once more with each kernel hook synchronized at its end
+and every MPI call of spmdlearn's communicator timed: the shares inside GPU kernels, inside MPI
+(host staging included) and elsewhere (validation, Python, host copies).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+__all__ = ["median_time", "time_shares"]
+
+
+def median_time(fn, repeat, sync=lambda: None, reduce=None):
+    """Median seconds of ``fn()`` + ``sync()`` over ``repeat`` runs after a warm-up.
+
+    ``reduce(seconds) -> seconds``: applied to each run's time (the slowest rank's, under MPI).
+    """
+    fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync()
+        elapsed = time.perf_counter() - start
+        times.append(reduce(elapsed) if reduce else elapsed)
+    return float(np.median(times))
+
+
+class _TimedMPI:
+    """A proxy of an mpi4py communicator that adds the seconds of every call to ``seconds``."""
+
+    def __init__(self, mpi):
+        self._mpi, self.seconds = mpi, 0.0
+
+    def __getattr__(self, name):
+        attr = getattr(self._mpi, name)
+        if not callable(attr):
+            return attr
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return timed
+
+
+def time_shares(fn, sync):
+    """One run of ``fn`` with the kernels synchronized: ``{"total_s", "kernels", "mpi",
+    "outside"}`` (shares of ``total_s``) and the per-hook seconds."""
+    from spmdlearn._profiling import kernel_timer
+    from spmdlearn.comm import get_comm
+
+    comm = get_comm()
+    proxy = _TimedMPI(comm.mpi)
+    comm.mpi = proxy
+    try:
+        with kernel_timer(sync=sync) as times:
+            start = time.perf_counter()
+            fn()
+            sync()
+            total = time.perf_counter() - start
+    finally:
+        comm.mpi = proxy._mpi
+    kernels, mpi = times.total, proxy.seconds
+    return {"total_s": total, "kernels": kernels / total, "mpi": mpi / total,
+            "outside": max(0.0, 1.0 - (kernels + mpi) / total), "hooks": times.as_dict()}
