@@ -426,3 +426,23 @@ def test_radius_neighbors_in_the_input_type():
                                 for d, i, d_np, i_np in zip(dist, ind, dist_np, ind_np))
                 assert_all_ranks(comm, ok, f"radius_neighbors({kwargs}, X given: "
                                  f"{queries[0] is not None}): type and values")
+
+
+def test_ring_keeps_the_blocks_array_type():
+    """comm.ring over array-api-strict blocks (rows, integer labels, a mask): every visiting
+    block arrives in the type of this rank's own block, with the owner's values; this rank's
+    own blocks are yielded as given (no copy); an empty rank takes part."""
+    comm = get_comm()
+    X, labels, _, _ = _data()
+    X_l, lab_l = _local(comm, X, labels)
+    cuts = _cuts(N_ROWS, comm.size)
+    own = (_strict(X_l), _strict(lab_l), _strict(lab_l % 2 == 0))
+    ok = True
+    for step, (owner, blocks) in enumerate(comm.ring(own)):
+        lo, hi = cuts[owner], cuts[owner + 1]
+        ok &= all(_is_strict(b) for b in blocks)
+        ok &= _same(_host(blocks[0]), X[lo:hi]) and _same(_host(blocks[1]), labels[lo:hi])
+        ok &= _same(_host(blocks[2]), labels[lo:hi] % 2 == 0)
+        if step == 0:
+            ok &= all(b is o for b, o in zip(blocks, own))
+    assert_all_ranks(comm, ok, "ring blocks: type and values")
