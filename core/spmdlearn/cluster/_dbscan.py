@@ -93,8 +93,8 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
 
     Attributes
     ----------
-    labels_ : ndarray of shape (n_samples_local,)
-        Labels of this rank's rows (-1: noise).
+    labels_ : array of shape (n_samples_local,)
+        Labels of this rank's rows (-1: noise), of ``X``'s array type and on its device.
     core_sample_indices_ : ndarray of shape (n_core_local,)
         Indices into this rank's rows, so that ``X_local[core_sample_indices_]`` is
         ``components_``.
@@ -122,7 +122,10 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
        label among its core neighbours; clusters are numbered by sorting the distinct labels
        (gathered: one integer per cluster).
 
-    Every distance computation is fused with its reduction in a kernel (``radius_counts``,
+    Every step runs in ``X``'s array namespace, on its device (array-api-compat): rows, weights
+    and labels visit the other ranks through host buffers only to be sent; the cluster ids (one
+    integer per cluster) and the fitted ``core_sample_indices_`` and ``components_`` (NumPy)
+    come to the host. Every distance computation is fused with its reduction in a kernel (``radius_counts``,
     ``radius_neighbors_csr``, ``radius_min_label``), one call per block. Memory per rank: its
     rows, one visiting block and one kernel block (``spmdlearn.patterns.BLOCK_BYTES``); never the
     rows of all ranks, nor all of its core-core pairs at once.

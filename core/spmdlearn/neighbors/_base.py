@@ -26,6 +26,9 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
     does not depend on the order in which blocks arrive. Targets are then looked up by global
     index (:func:`spmdlearn.patterns.lookup_payload`, a ring pass of the targets only). Memory
     per rank: its rows, one visiting block, and one kernel block (``BLOCK_BYTES``).
+
+    Everything between kernels (the search, the lookup, the vote or mean) runs in the queries'
+    array namespace, on their device; blocks cross the host only to be sent.
     """
 
     _parameter_constraints = {
