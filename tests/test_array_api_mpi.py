@@ -15,7 +15,7 @@ import spmdlearn
 import spmdlearn.io
 import spmdlearn.metrics
 from spmdlearn._array_api import fallbacks, is_foreign_array, reset_fallbacks
-from spmdlearn._backends import dispatch_counts, reset_dispatch_counts
+from spmdlearn._backends import backend_kernels, dispatch_counts, reset_dispatch_counts
 from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
 from spmdlearn.cluster import DBSCAN, KMeans
 from spmdlearn.comm import get_comm
@@ -241,6 +241,54 @@ def test_float32_stays_float32_and_integers_become_float64(name):
         if np.asarray(call(reference, source)).dtype.kind == "f":
             assert_all_ranks(comm, out.dtype == getattr(xp, np.dtype(dtype).name),
                              f"{name}.{label} dtype {out.dtype}, expected {dtype}")
+
+
+#: KMeans paths on array-api-strict rows beyond ESTIMATORS' k-means++ fit: random seeding
+#: (rows already drawn masked out of later draws), float32 rows, and an empty cluster
+#: relocated to the farthest row (an explicit init with a center far from every row).
+KMEANS_PATHS = {
+    "k-means++": (dict(n_clusters=3, init="k-means++", n_init=2), np.float64, True),
+    "random": (dict(n_clusters=4, init="random", n_init=3), np.float64, True),
+    "random float32": (dict(n_clusters=4, init="random", n_init=2), np.float32, False),
+    "relocation": (dict(n_clusters=4, n_init=1, init=np.array(
+        [[0.0, 0.0, 0.0, 0.0], [4.0, 4.0, 0.0, 1.0], [-4.0, 3.0, 2.0, 0.0], [1e3, 1e3, 1e3, 1e3]])),
+        np.float64, True),
+}
+
+
+@pytest.mark.parametrize("path", list(KMEANS_PATHS))
+def test_kmeans_fit_keeps_the_rows_in_their_namespace(path):
+    """KMeans.fit on array-api-strict rows (reference backend): the same bits as from NumPy rows,
+    labels_ of the input's type, and no host copy of the shard by KMeans itself: the only host
+    views are the reference kernels' own (counted under the kernel's name); the empty-cluster
+    relocation takes one per-row vector of distances to the host, counted under its own name."""
+    comm = get_comm()
+    params, dtype, weighted = KMEANS_PATHS[path]
+    X, _, _, w = _data(dtype)
+    X_l, w_l = _local(comm, X, w if weighted else None)
+    with spmdlearn.config_context(backend="reference"):
+        reference = KMeans(random_state=0, **params).fit(X_l, sample_weight=w_l)
+        reset_fallbacks()
+        est = KMeans(random_state=0, **params).fit(_strict(X_l), sample_weight=_strict(w_l))
+        steps = {what for what, _ in fallbacks()}
+    for attr, value in _fitted(reference).items():
+        assert_all_ranks(comm, _same(value, _fitted(est)[attr]), f"{path}: {attr}")
+    assert_all_ranks(comm, _is_strict(est.labels_) and _same(_host(est.labels_),
+                                                              reference.labels_),
+                     f"{path}: labels_ {type(est.labels_).__name__}")
+    relocation = "KMeans empty-cluster relocation"  # also where random seeding empties one
+    kernels = set(backend_kernels("reference"))
+    assert_all_ranks(comm, steps - kernels <= {relocation},
+                     f"{path}: host copies other than the reference kernels' own: {steps}")
+    assert_all_ranks(comm, path != "relocation" or not len(X_l) or relocation in steps,
+                     f"{path}: the relocation's distances are counted: {steps}")
+    assert_all_ranks(comm, "KMeans.fit" not in steps, f"{path}: {steps}")
+    # The kernels did see the strict rows (their host views are counted), so the check above
+    # is not vacuous.
+    expected = {"kmeans_lloyd_local"} | ({"kmeans_min_distances", "kmeans_plusplus_potentials"}
+                                         if path == "k-means++" else set())
+    assert_all_ranks(comm, expected <= steps, f"{path}: kernels on strict rows: {steps}")
+    reset_fallbacks()
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "1-D", "complex"])

@@ -110,3 +110,31 @@ def test_logistic_errors_are_collective(comm):
         bad[0, 0] = np.nan
     assert_raises_on_all_ranks(comm, ValueError, lambda: LogisticRegression().fit(bad, y_local),
                                match="NaN")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("weights", [None, "sample", "balanced"])
+def test_labels_of_another_array_type_are_encoded_in_place(comm, weights):
+    """Labels and weights of a non-NumPy array type (array-api-strict here, a device array in
+    use) are encoded in their own namespace: the model is the one from NumPy input, and no step
+    of the fit takes them to the host (only the reference kernels' own host views remain)."""
+    xp = pytest.importorskip("array_api_strict")
+    from spmdlearn._array_api import fallbacks, reset_fallbacks
+
+    X, y = make_classification(150, 5, n_informative=3, n_classes=3, random_state=1)
+    y = y.astype(np.float64) * 3 - 2  # numeric labels that are not 0..K-1
+    w = np.random.default_rng(1).uniform(0.5, 2.0, 150) if weights == "sample" else None
+    cuts = random_cuts(150, comm.size, 3)
+    X_l, y_l, w_l = local_rows(cuts, comm.rank, X, y, w)
+    params = dict(tol=1e-10, class_weight="balanced" if weights == "balanced" else None)
+    host = LogisticRegression(**params).fit(X_l, y_l, sample_weight=w_l)
+    reset_fallbacks()
+    strict = LogisticRegression(**params).fit(
+        xp.asarray(X_l), xp.asarray(y_l), sample_weight=None if w_l is None else xp.asarray(w_l))
+    steps = sorted(what for what, _ in fallbacks())
+    assert_all_ranks(comm, not any(s.startswith("LogisticRegression") for s in steps),
+                     f"no fit step on the host: {steps}")
+    assert_all_ranks(comm, np.array_equal(strict.classes_, host.classes_), "classes_")
+    assert_allclose_all_ranks(comm, strict.coef_, host.coef_, rtol=1e-10, what="coef_")
+    assert_allclose_all_ranks(comm, strict.intercept_, host.intercept_, rtol=1e-10,
+                              what="intercept_")

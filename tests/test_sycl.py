@@ -351,9 +351,67 @@ def test_radius_neighbors_runs_on_the_device(dpnp):
     _served_on_the_device(["radius_neighbors_csr", "all_finite"])
 
 
+@pytest.mark.parametrize("init, n_init, weighted", [("k-means++", 1, False),
+                                                     ("random", 3, True)])
+def test_kmeans_fit_runs_on_the_device(dpnp, monkeypatch, init, n_init, weighted):
+    """KMeans.fit on dpnp rows: every k-means kernel gets the rows, weights, running distances
+    and labels on the input's queue (none copied to the host between kernels), labels_ come
+    back on that queue, no KMeans step is a host fallback, and the model is scikit-learn's."""
+    import dpctl
+    from sklearn.cluster import KMeans as SkKMeans
+    from sklearn.datasets import make_blobs
+
+    import spmdlearn
+    import spmdlearn_sycl._kmeans as kernels
+    from spmdlearn import _array_api, _backends
+    from spmdlearn.cluster import KMeans
+
+    q = dpctl.SyclQueue()
+    seen = []
+
+    def spy(name, *device_args):
+        original = getattr(kernels, name)
+
+        def kernel(X, *args):
+            # the per-row arguments (the first call of min_distances has no closest yet)
+            rows = [args[i] for i in device_args if args[i] is not None]
+            seen.append((name, all(isinstance(a, dpnp.ndarray) and a.sycl_queue == q
+                                   for a in [X, *rows])))
+            return original(X, *args)
+
+        monkeypatch.setattr(kernels, name, kernel)
+
+    spy("lloyd_local", 0, 2)  # sample_weight, labels_old
+    spy("kmeans_inertia", 0, 2)  # sample_weight, labels
+    spy("kmeans_min_distances", 1, 2)  # closest, x_squared_norms
+    spy("kmeans_plusplus_potentials", 0, 2, 3)  # sample_weight, closest, x_squared_norms
+    X, _ = make_blobs(n_samples=300, centers=4, n_features=3, random_state=0, cluster_std=1.5)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, 300) if weighted else None
+    _backends.reset_dispatch_counts()
+    _array_api.reset_fallbacks()
+    with spmdlearn.config_context(backend="sycl"):
+        model = KMeans(4, init=init, n_init=n_init, random_state=0).fit(
+            dpnp.asarray(X, sycl_queue=q),
+            sample_weight=None if w is None else dpnp.asarray(w, sycl_queue=q))
+    ref = SkKMeans(4, init=init, n_init=n_init, random_state=0).fit(X, sample_weight=w)
+    assert isinstance(model.labels_, dpnp.ndarray) and model.labels_.sycl_queue == q
+    np.testing.assert_array_equal(dpnp.asnumpy(model.labels_), ref.labels_)
+    np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-12)
+    np.testing.assert_allclose(model.inertia_, ref.inertia_, rtol=1e-12)
+    assert model.n_iter_ == ref.n_iter_
+    called = {name for name, _ in seen}
+    assert {"lloyd_local"} | ({"kmeans_min_distances", "kmeans_plusplus_potentials"}
+                             if init == "k-means++" else set()) <= called, called
+    assert all(on_queue for _, on_queue in seen), [s for s in seen if not s[1]]
+    steps = {what for what, _ in _array_api.fallbacks()}
+    assert not any(s.startswith("KMeans") for s in steps), steps
+    counts = _backends.dispatch_counts()[("sycl", "kmeans_lloyd_local")]
+    assert counts["served"] >= 2 and counts["declined"] == counts["fallback"] == 0, counts
+
+
 def test_logistic_targets_and_weights_stay_on_the_device(dpnp, monkeypatch):
     """Every gradient of LogisticRegression on dpnp rows gets its encoded targets and weights
-    on X's queue (moved there once), and the model is scikit-learn's."""
+    on X's queue (encoded there: nothing goes to the host), and the model is scikit-learn's."""
     from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
     import spmdlearn
@@ -373,9 +431,13 @@ def test_logistic_targets_and_weights_stay_on_the_device(dpnp, monkeypatch):
     X = rng.normal(size=(120, 3))
     y = (X[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(np.int64)
     w = rng.uniform(0.5, 2.0, 120)
+    from spmdlearn import _array_api
+
+    _array_api.reset_fallbacks()
     with spmdlearn.config_context(backend="sycl"):
         model = LogisticRegression(tol=1e-10).fit(dpnp.asarray(X), dpnp.asarray(y),
                                                   sample_weight=dpnp.asarray(w))
     assert seen and all(s == ("dpnp", "dpnp.dpnp_array", True) for s in seen), seen[:3]
+    assert not _array_api.fallbacks(), _array_api.fallbacks()  # labels encoded on the device
     ref = SkLogisticRegression(tol=1e-10).fit(X, y, sample_weight=w)
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-6)

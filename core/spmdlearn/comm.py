@@ -80,6 +80,7 @@ __all__ = [
     "world_rank",
     "world_size",
     "mpi_library_version",
+    "owned_ids",
 ]
 
 
@@ -107,6 +108,15 @@ def _digest(value) -> int:
     """A stable 63-bit digest of ``repr``-able data (Python's ``hash`` of a str differs by process)."""
     data = value if isinstance(value, bytes) else repr(value).encode()
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
+
+
+def owned_ids(ids, start: int, n_local: int) -> np.ndarray:
+    """The global indices among ``ids`` of the rows that a rank holds (sorted, unique).
+
+    The rank's rows have global indices ``start .. start + n_local - 1``. Local: no MPI call.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    return np.unique(ids[(ids >= start) & (ids < start + n_local)])
 
 
 def _describe(exc: BaseException) -> tuple:
@@ -548,13 +558,26 @@ class Comm:
         order of ``ids``; one ``Allgatherv`` of the owned rows.
         """
         ids = np.asarray(ids, dtype=np.int64)
-        self._checked("fetch_rows", X_local, ids, rows_free=True, extra=(_digest(ids.tobytes()),))
-        mine = (ids >= start) & (ids < start + X_local.shape[0])
-        owned = np.unique(ids[mine])
-        rows = self._allgather_rows(np.ascontiguousarray(X_local[owned - start], dtype=np.float64))
+        owned = owned_ids(ids, start, X_local.shape[0])
+        return self.share_rows(X_local[owned - start], owned, ids)
+
+    def share_rows(self, rows: np.ndarray, owned, ids) -> np.ndarray:
+        """The rows with global indices ``ids`` (same on every rank), each sent by its owner.
+
+        For rows that live in another array type (a device array): the owner selects its few
+        rows there and passes only them. ``owned`` are the global indices of the rows of ``ids``
+        that this rank holds (:func:`owned_ids`), ``rows`` those rows, ``(len(owned),
+        n_features)``, NumPy. Returns ``(len(ids), n_features)`` in the order of ``ids``, of
+        ``rows``' dtype; one ``Allgatherv`` of the owned rows.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        owned = np.asarray(owned, dtype=np.int64)
+        rows = np.asarray(rows)
+        self._checked("fetch_rows", rows, ids, rows_free=True, extra=(_digest(ids.tobytes()),))
+        gathered = self._allgather_rows(np.ascontiguousarray(rows, dtype=np.float64))
         where = self._allgather_rows(owned)
         lookup = {int(g): i for i, g in enumerate(where)}
-        return rows[[lookup[int(g)] for g in ids]].astype(X_local.dtype, copy=False)
+        return gathered[[lookup[int(g)] for g in ids]].astype(rows.dtype, copy=False)
 
     def reduce_bcast_sum(self, local) -> np.ndarray:
         """Sum over ranks, bitwise identical on every rank: ``Reduce`` to rank 0, then ``Bcast``.

@@ -163,17 +163,19 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
     X : array of shape (n_samples, n_features)
     sample_weight : array of shape (n_samples,)
     centers : ndarray of shape (n_clusters, n_features), float64
-    labels_old : ndarray of shape (n_samples,), int32
-        The previous labels (-1 before the first step).
+    labels_old : array of shape (n_samples,), int32
+        The previous labels (-1 before the first step), of X's array type and device (the
+        labels this kernel returned in the previous step).
 
     Returns
     -------
     result : tuple (labels, spmdlearn.reference.LloydPartial), or None
-        Labels of this rank's rows (int32, nearest center by ``||c||^2 - 2 x.c`` computed in
-        X's dtype, lowest index among ties) and the partial: per-cluster weighted sums and
-        weights (float64), the inertia of the *new* labels against ``centers`` from coordinate
-        differences in float64 (``kmeans_inertia``'s expression), and the count of labels that
-        differ from ``labels_old``. None declines. Must not communicate.
+        Labels of this rank's rows (int32, of X's array type and device; nearest center by
+        ``||c||^2 - 2 x.c`` computed in X's dtype, lowest index among ties) and the partial:
+        per-cluster weighted sums and weights (float64), the inertia of the *new* labels
+        against ``centers`` from coordinate differences in float64 (``kmeans_inertia``'s
+        expression), and the count of labels that differ from ``labels_old``. None declines.
+        Must not communicate.
     """
 
 
@@ -395,15 +397,17 @@ def spmdlearn_kmeans_min_distances(X, centers, closest, x_squared_norms):
     X : array of shape (n_samples, n_features)
     centers : ndarray of shape (n_new, n_features), X's dtype
         The newly chosen centers (one, in k-means++).
-    closest : ndarray of shape (n_samples,), float64, or None
-        The current squared distances; None: no center chosen yet.
-    x_squared_norms : ndarray of shape (n_samples,) or None
-        ``||x||^2`` of the rows.
+    closest : array of shape (n_samples,), float64, or None
+        The current squared distances, as this kernel returned them (X's array type and
+        device); None: no center chosen yet.
+    x_squared_norms : array of shape (n_samples,) or None
+        ``||x||^2`` of the rows, of X's array type and device.
 
     Returns
     -------
-    closest : ndarray of shape (n_samples,), float64, or None
-        ``min(closest, min_c d(x, c))`` with ``d`` scikit-learn's
+    closest : array of shape (n_samples,), float64, or None
+        Of X's array type and device (float64, or the device's widest float type where it
+        has no float64): ``min(closest, min_c d(x, c))`` with ``d`` scikit-learn's
         ``euclidean_distances(X, centers, squared=True)`` (the expansion its k-means++ uses).
         None declines. Must not communicate.
     """
@@ -418,8 +422,9 @@ def spmdlearn_kmeans_plusplus_potentials(X, sample_weight, candidates, closest, 
     X : array of shape (n_samples, n_features)
     sample_weight : array of shape (n_samples,)
     candidates : ndarray of shape (n_candidates, n_features), X's dtype
-    closest : ndarray of shape (n_samples,), float64
-    x_squared_norms : ndarray of shape (n_samples,) or None
+    closest : array of shape (n_samples,), float64
+        As ``kmeans_min_distances`` returned it (X's array type and device).
+    x_squared_norms : array of shape (n_samples,) or None
 
     Returns
     -------

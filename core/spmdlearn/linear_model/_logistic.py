@@ -14,13 +14,14 @@ from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import get_namespace, is_foreign_array, like, take_labels, to_host
+from .._array_api import (device, from_model, get_namespace, is_foreign_array, like,
+                          take_labels, to_host)
 from .._backends import call_kernel, claims
 from ..patterns import GRADIENT_SUM
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..metrics import accuracy_score
-from ..metrics._classification import global_labels
+from ..metrics._classification import encode_labels, label_values
 
 
 class _GlobalLoss:
@@ -169,6 +170,18 @@ def _cg(fhess_p, fgrad, maxiter, tol):
     return xsupi
 
 
+def _weights_like(sample_weight, y_index, xp):
+    """The sample weights as float64 in ``xp`` (ones when None), a copy the fit may scale."""
+    if xp is np:
+        return (np.ones(len(y_index)) if sample_weight is None
+                else np.asarray(to_host(sample_weight), np.float64).copy())
+    if sample_weight is None:
+        return xp.ones(y_index.shape[0], dtype=xp.float64, device=device(y_index))
+    if is_foreign_array(sample_weight):
+        return xp.astype(sample_weight, xp.float64, copy=True)
+    return from_model(np.asarray(sample_weight, np.float64), y_index)
+
+
 class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
     """Logistic regression (binary and multinomial) over the rows of all ranks.
 
@@ -259,8 +272,8 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.l1_ratio = l1_ratio
 
     def _check_solver(self, estimator, X, y):
-        # The labels are read on the host (fit copies them there, counted, right after).
-        check_classification_targets(to_host(y))
+        # The distinct labels: a device array's stay on its device, its values come to the host.
+        check_classification_targets(label_values(y))
         if self.solver not in ("lbfgs", "newton-cg"):
             raise NotImplementedError(f"solver={self.solver!r} is not available in spmdlearn; "
                                       "use 'lbfgs' or 'newton-cg'")
@@ -295,34 +308,40 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              multi_output=False, y_numeric=False, extra_check=self._check_solver)
-        # Labels and weights are encoded on the host (one value per row); X stays as given.
-        X, y = shard.X, to_host(shard.y, "LogisticRegression.fit labels")
-        classes = global_labels(comm, y)
+        # Labels are encoded in their own namespace (a numeric device array stays on its
+        # device); weights join them there.
+        X = shard.X
+        classes, y_index = encode_labels(comm, shard.y)
         if len(classes) < 2:
             raise ValueError("This solver needs samples of at least 2 classes in the data, but "
                              f"the data contains only one class: {classes[0] if len(classes) else None!r}"
                              f" (over {comm.size} ranks)")
         K = len(classes)
-        y_index = np.searchsorted(classes, y) if len(y) else np.zeros(0, np.int64)
-        sw = (np.ones(len(y)) if shard.sample_weight is None
-              else np.asarray(to_host(shard.sample_weight, "LogisticRegression.fit weights"),
-                              np.float64).copy())
+        xp = get_namespace(y_index) if is_foreign_array(y_index) else np
+        sw = _weights_like(shard.sample_weight, y_index, xp)
         if self.class_weight is not None:
-            counts = comm.sum_identical(np.bincount(y_index, weights=sw, minlength=K))
+            counts = comm.sum_identical(np.array([float(xp.sum(xp.where(y_index == j, sw, xp.zeros_like(sw))))
+                                                  for j in range(K)]) if xp is not np
+                                        else np.bincount(y_index, weights=sw, minlength=K))
 
             def class_weights():
                 return compute_class_weight(self.class_weight, classes=classes, y=classes,
                                             sample_weight=counts)
 
-            sw = sw * comm.agree(class_weights)[y_index]
-        sw_sum = float(comm.sum_identical([sw.sum()])[0]) if shard.sample_weight is not None or \
-            self.class_weight is not None else float(shard.n_samples)
+            per_class = comm.agree(class_weights)
+            sw = sw * (per_class[y_index] if xp is np
+                       else xp.take(from_model(per_class, y_index, np.float64), y_index))
+        sw_sum = float(comm.sum_identical([float(xp.sum(sw))])[0]) \
+            if shard.sample_weight is not None or self.class_weight is not None \
+            else float(shard.n_samples)
         C = np.inf if self.penalty is None else self.C
         l2 = 1.0 / (C * sw_sum)
-        target = (y_index == 1).astype(np.float64) if K == 2 else y_index
+        target = xp.astype(y_index == 1, xp.float64) if K == 2 else y_index
         if is_foreign_array(X) and claims(shard.backend, X):
-            # the encoded targets and weights join X on its device once, not at every step
-            target, sw = like(target, X), like(sw, X)
+            if xp is np:  # the encoded targets and weights join X on its device once
+                target, sw = like(target, X), like(sw, X)
+        elif xp is not np:  # a backend serving the host: the kernels' arguments as NumPy
+            target, sw = to_host(target), to_host(sw)
         problem = _GlobalLoss(comm, X, target, sw, sw_sum, K, self.fit_intercept, l2,
                               shard.backend)
         d = X.shape[1]

@@ -13,7 +13,8 @@ import numpy as np
 from sklearn import metrics as _sk
 from sklearn.utils.validation import check_array, check_consistent_length
 
-from .._array_api import host_arguments
+from .._array_api import (from_model, get_namespace, host_arguments, is_foreign_array,
+                          numpy_dtype, to_host)
 from ..comm import get_comm
 
 __all__ = ["accuracy_score", "balanced_accuracy_score", "confusion_matrix", "precision_recall_fscore_support",
@@ -51,6 +52,44 @@ def global_labels(comm, *arrays) -> np.ndarray:
                          "input types (string and number)")
     values = [v for g in gathered if g is not None for v in g]
     return np.unique(np.asarray(values)) if values else np.array([])
+
+
+def _numeric_device_labels(y) -> bool:
+    """Whether ``y`` is a 1-D numeric array of a foreign (non-NumPy) type: encoded in place."""
+    return (is_foreign_array(y) and getattr(y, "ndim", 0) == 1
+            and numpy_dtype(y.dtype).kind in "biuf")
+
+
+def label_values(y):
+    """What a label check needs of ``y``: ``y`` itself, or, for a numeric array of another type
+    (a device array), its distinct values brought to the host (O(classes), not the rows)."""
+    if _numeric_device_labels(y):
+        xp = get_namespace(y)
+        return to_host(xp.unique_values(y))
+    return to_host(y)
+
+
+def encode_labels(comm, y):
+    """Collective: the sorted classes of all ranks (NumPy) and the class index of each of this
+    rank's labels, ``searchsorted(classes, y)``.
+
+    A numeric ``y`` of another array type (a device array) is encoded in its own namespace and
+    stays there: only its distinct values cross to the host. Other labels (strings, objects,
+    NumPy) are encoded on the host.
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+    y_index : array of shape (n_samples,), int64, in ``y``'s namespace
+    """
+    if _numeric_device_labels(y):
+        classes = global_labels(comm, label_values(y))
+        xp = get_namespace(y)
+        index = xp.searchsorted(from_model(classes, y, numpy_dtype(y.dtype)), y)
+        return classes, xp.astype(index, xp.int64)
+    y = to_host(y)
+    classes = global_labels(comm, y)
+    return classes, (np.searchsorted(classes, y) if len(y) else np.zeros(0, np.int64))
 
 
 def _cells(y_true, y_pred, sample_weight):
