@@ -13,7 +13,7 @@ from .._backends import call_kernel
 from .._base import GatherFitDataMixin, thread_limit
 from .._validation import validate_predict
 from ..metrics import accuracy_score, r2_score
-from ..metrics._classification import global_labels
+from ..metrics._classification import encode_labels, global_labels, label_values
 from ..patterns import row_block
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call
@@ -225,13 +225,11 @@ class KNeighborsClassifier(ClassifierMixin, _Servable, _NeighborsBase):
             # labels of each output (O(classes)) come to the host
             yp = array_namespace(y)
             Y = y if self.outputs_2d_ else y[:, None]
-            distinct = [to_host(yp.unique_values(Y[:, j])) for j in range(Y.shape[1])]
-            for values in distinct:
-                check_classification_targets(values)
-            self._classes = [global_labels(self._comm(), values) for values in distinct]
-            codes = [yp.searchsorted(from_model(c, y), Y[:, j])
-                     for j, c in enumerate(self._classes)]
-            self._y = yp.stack([yp.astype(c, yp.int64) for c in codes], axis=1)
+            for j in range(Y.shape[1]):
+                check_classification_targets(label_values(Y[:, j]))
+            encoded = [encode_labels(self._comm(), Y[:, j]) for j in range(Y.shape[1])]
+            self._classes = [classes for classes, _ in encoded]
+            self._y = yp.stack([in_namespace_of(index, y) for _, index in encoded], axis=1)
         else:
             y = np.asarray(y)
             check_classification_targets(y)
