@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._backends import call_kernel
+from ._backends import call_kernel, kernel_block_rows
 
 __all__ = ["BLOCK_BYTES", "row_block", "SimulatedComm", "simulate_collective", "RingTopKMerge",
            "RING_TOPK", "LabelPropagation", "LABEL_PROPAGATION", "LevelHistograms",
@@ -197,8 +197,10 @@ class RingTopKMerge:
     def local(self, Q, q_index, Y, y_index, best_d, best_i, *, metric, p, backend=None):
         """Merge one visiting block into the running best, block by block (no communication)."""
         k = best_d.shape[1]
-        q_rows = row_block(self.candidate_block + k)
-        for bs in _slices(Y.shape[0], self.candidate_block):
+        q_rows, c_rows = kernel_block_rows("knn_merge", backend, Q,
+                                           (row_block(self.candidate_block + k),
+                                            self.candidate_block))
+        for bs in _slices(Y.shape[0], c_rows):
             for qs in _slices(Q.shape[0], q_rows):
                 best_d[qs, ...], best_i[qs, ...] = call_kernel(
                     "knn_merge", backend, X=Q[qs, ...], Y=Y[bs, ...], y_index=y_index[bs],
