@@ -36,7 +36,8 @@ def _workloads(args, cp):
 
     def kmeans(X, y, Q):
         # 10 Lloyd steps from fixed centers (the first 10 rows): a whole fit of fixed work
-        return KMeans(10, init=X[:10], n_init=1, max_iter=10, tol=0.0).fit(X)
+        init = X[:10].get() if hasattr(X, "get") else X[:10]  # the init array is NumPy
+        return KMeans(10, init=init, n_init=1, max_iter=10, tol=0.0).fit(X)
 
     def naive_kmeans(X):
         c = X[:10]

@@ -448,3 +448,96 @@ def test_forest_steps_stay_in_the_input_namespace(bootstrap):
     assert_all_ranks(comm, all(_same(_host(a), np.asarray(b))
                                for a, b in zip(outputs, outputs_np)),
                      "same predictions as from NumPy input")
+
+
+def _radius_neighbors(est, X):
+    dist, ind = est.radius_neighbors(X, radius=1.5)
+    return ind
+
+
+# name -> (fit and per-row calls, the reference kernels they run); on array-api-strict input the
+# only host steps are those kernels' host views: no step of an estimator
+NEIGHBOUR_STEPS = {
+    "DBSCAN": (lambda X, y: DBSCAN(eps=1.2, min_samples=4).fit(X).labels_,
+               {"all_finite", "radius_counts", "radius_neighbors_csr", "radius_min_label"}),
+    "KNeighborsClassifier": (
+        lambda X, y: [KNeighborsClassifier(n_neighbors=4, weights=w).fit(X, y).predict_proba(X)
+                      for w in ("uniform", "distance")],
+        {"all_finite", "knn_merge"}),
+    "KNeighborsRegressor": (
+        lambda X, y: [KNeighborsRegressor(n_neighbors=3, weights=w).fit(X, y).predict(X)
+                      for w in ("uniform", "distance")],
+        {"all_finite", "knn_merge"}),
+    "NearestNeighbors": (
+        lambda X, y: [NearestNeighbors(n_neighbors=3, radius=1.5).fit(X).radius_neighbors(X),
+                      NearestNeighbors(radius=1.5).fit(X).radius_neighbors(),
+                      NearestNeighbors(n_neighbors=3).fit(X).kneighbors()],
+        {"all_finite", "radius_neighbors_csr", "knn_merge"}),
+}
+
+
+@pytest.mark.parametrize("name", list(NEIGHBOUR_STEPS))
+def test_neighbour_estimators_take_no_step_to_the_host(name):
+    """DBSCAN and the neighbour estimators compute between kernels in the input's namespace:
+    on array-api-strict input (which no accelerator claims, so the NumPy reference serves the
+    kernels through host views), the counted fallbacks are exactly those kernels', never an
+    estimator's step (a search, a vote, a propagation)."""
+    comm = get_comm()
+    X, labels, y_reg, _ = _data()
+    y = {"KNeighborsClassifier": labels, "KNeighborsRegressor": y_reg}.get(name)
+    X_l, y_l = _local(comm, X, y)
+    run, kernels = NEIGHBOUR_STEPS[name]
+    with spmdlearn.config_context(backend="reference"):
+        reset_fallbacks()
+        run(_strict(X_l), _strict(y_l))
+        counted = fallbacks()
+        reset_fallbacks()
+    names = {what for what, _ in counted}
+    types = {kind for _, kind in counted}
+    # a rank without rows calls no per-block kernel; one with rows calls each
+    expected = kernels if X_l.shape[0] else {"all_finite"}
+    assert_all_ranks(comm, names == expected and types == {"array_api_strict.Array"},
+                     f"{name}: fallbacks {counted}, expected the kernels {sorted(expected)}")
+
+
+def test_radius_neighbors_in_the_input_type():
+    """radius_neighbors on array-api-strict input: NumPy object arrays (as scikit-learn's) of
+    per-query arrays of the input's type, the same as from NumPy input (sorted or not)."""
+    comm = get_comm()
+    X, _, _, _ = _data()
+    (X_l,) = _local(comm, X)
+    with spmdlearn.config_context(backend="reference"):
+        ref = NearestNeighbors(radius=1.5).fit(X_l)
+        est = NearestNeighbors(radius=1.5).fit(_strict(X_l))
+        for kwargs in ({}, {"sort_results": True}):
+            for queries in ((X_l, _strict(X_l)), (None, None)):
+                dist_np, ind_np = ref.radius_neighbors(queries[0], **kwargs)
+                dist, ind = est.radius_neighbors(queries[1], **kwargs)
+                ok = isinstance(ind, np.ndarray) and ind.dtype == object and \
+                    len(ind) == len(ind_np) == X_l.shape[0]
+                ok = ok and all(_is_strict(d) and _is_strict(i) and
+                                _same(_host(i), np.asarray(i_np)) and
+                                _same(_host(d), np.asarray(d_np))
+                                for d, i, d_np, i_np in zip(dist, ind, dist_np, ind_np))
+                assert_all_ranks(comm, ok, f"radius_neighbors({kwargs}, X given: "
+                                 f"{queries[0] is not None}): type and values")
+
+
+def test_ring_keeps_the_blocks_array_type():
+    """comm.ring over array-api-strict blocks (rows, integer labels, a mask): every visiting
+    block arrives in the type of this rank's own block, with the owner's values; this rank's
+    own blocks are yielded as given (no copy); an empty rank takes part."""
+    comm = get_comm()
+    X, labels, _, _ = _data()
+    X_l, lab_l = _local(comm, X, labels)
+    cuts = _cuts(N_ROWS, comm.size)
+    own = (_strict(X_l), _strict(lab_l), _strict(lab_l % 2 == 0))
+    ok = True
+    for step, (owner, blocks) in enumerate(comm.ring(own)):
+        lo, hi = cuts[owner], cuts[owner + 1]
+        ok &= all(_is_strict(b) for b in blocks)
+        ok &= _same(_host(blocks[0]), X[lo:hi]) and _same(_host(blocks[1]), labels[lo:hi])
+        ok &= _same(_host(blocks[2]), labels[lo:hi] % 2 == 0)
+        if step == 0:
+            ok &= all(b is o for b, o in zip(blocks, own))
+    assert_all_ranks(comm, ok, "ring blocks: type and values")

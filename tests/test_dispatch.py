@@ -320,3 +320,41 @@ def test_a_kernel_calling_a_kernel_is_counted_right():
         pm.unregister(name="nesting")
     assert counts[("nesting", "moments_local")] == {"served": 0, "declined": 0, "fallback": 1}
     assert counts[("nesting", "linear_predict")] == {"served": 1, "declined": 0, "fallback": 0}
+
+
+def test_a_backend_sizes_its_kernel_blocks(plugins, monkeypatch):
+    """A backend that declares ``KERNEL_BLOCK_ROWS`` gets calls of that many queries and
+    candidates on the input it claims (a fused device kernel wants large calls); other input,
+    and the reference, keep the caller's blocks."""
+    from spmdlearn.patterns import RING_TOPK, row_block
+
+    monkeypatch.delenv("SPMDLEARN_BACKEND", raising=False)
+    claimer = plugins["claimsf32"]
+    monkeypatch.setattr(claimer, "KERNEL_BLOCK_ROWS", {"knn_merge": (7, 11)}, raising=False)
+    import spmdlearn.patterns as patterns
+    from spmdlearn.reference import knn_merge
+
+    shapes = []
+    real = patterns.call_kernel
+
+    def spy(kernel, backend, **kwargs):
+        shapes.append((kwargs["X"].shape[0], kwargs["Y"].shape[0]))
+        return real(kernel, backend, **kwargs)
+
+    monkeypatch.setattr(patterns, "call_kernel", spy)
+    rng = np.random.default_rng(0)
+    Q, Y = rng.normal(size=(20, 3)), rng.normal(size=(30, 3))
+    best = (np.full((20, 2), np.inf), np.full((20, 2), -1, np.int64))
+    for data, backend in ((np.float32, "claimsf32"), (np.float64, "reference")):
+        shapes.clear()
+        d, i = RING_TOPK.local(Q.astype(data), None, Y.astype(data), np.arange(30),
+                               *(b.copy() for b in best), metric="euclidean", p=None,
+                               backend=backend)
+        want = knn_merge(Q.astype(data), Y.astype(data), np.arange(30), *best)
+        assert np.array_equal(i, want[1])
+        if backend == "claimsf32":
+            assert max(q for q, _ in shapes) == 7 and max(c for _, c in shapes) == 11
+            assert len(shapes) == 3 * 3  # ceil(20 / 7) query blocks x ceil(30 / 11)
+        else:
+            assert shapes == [(20, 30)]  # the caller's blocks: all of this small input
+            assert row_block(RING_TOPK.candidate_block + 2) >= 20

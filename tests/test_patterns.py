@@ -143,3 +143,97 @@ def test_gradient_sum_any_split_equals_one_rank(seed, K, data):
         assert m[0] == many[0][0] and np.array_equal(m[1], many[0][1])
     assert np.allclose(np.concatenate([np.reshape(m[3], (-1,) + np.shape(one[3])[1:])
                                        for m in many]), one[3])
+
+
+# -- the patterns in another array namespace ------------------------------------------------
+# Device arrays (dpnp, CuPy) take the same code path as array-api-strict, a strict array type
+# of the standard: no NumPy-only idiom, no scatter. The results must be NumPy's, in the type.
+
+def _strict_module():
+    return pytest.importorskip("array_api_strict")
+
+
+def _is_strict(x):
+    from spmdlearn._array_api import is_foreign_array
+
+    return is_foreign_array(x) and type(x).__module__.startswith("array_api_strict")
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.data())
+def test_patterns_in_another_namespace_give_numpys_results(seed, data):
+    from spmdlearn.patterns import lookup_payload
+
+    xs = _strict_module()
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(2, 30)), 2
+    X = np.round(rng.normal(size=(n, 2)) * 3, 1)  # equal distances and chains within eps
+    payload = rng.integers(0, 5, (n, 2)).astype(np.float64)
+    _, core = _dbscan_core_graph(X, 1.0, 3)
+    cuts = data.draw(splits(n))
+
+    def run(comm, X, core, payload):
+        start, _ = comm.offsets(X.shape[0])
+        xp = np if isinstance(X, np.ndarray) else xs
+        core_idx = xp.nonzero(core)[0]
+        component = xp.arange(core_idx.shape[0], dtype=xp.int64)
+        comp_label, best = LABEL_PROPAGATION.run(comm, X, core, component, core_idx + start,
+                                                 eps=1.0)
+        dist, ind = RING_TOPK.run(comm, X, X, k - 1, exclude_self=True)
+        values = lookup_payload(comm, ind, payload)
+        return comp_label, best, dist, ind, values
+
+    expected = simulate_collective(run, _parts(cuts, X, core, payload))
+    got = simulate_collective(run, [tuple(xs.asarray(a) for a in shard)
+                                    for shard in _parts(cuts, X, core, payload)])
+    for rank_expected, rank_got in zip(expected, got):
+        for e, g in zip(rank_expected, rank_got):
+            assert _is_strict(g)
+            assert np.array_equal(np.from_dlpack(g), e) and np.from_dlpack(g).dtype == e.dtype
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_segment_min_is_numpys_minimum_at(seed):
+    from spmdlearn.patterns import segment_min
+
+    xs = _strict_module()
+    rng = np.random.default_rng(seed)
+    n_segments, n = int(rng.integers(0, 12)), int(rng.integers(0, 40))
+    keys = rng.integers(0, max(n_segments, 1), n) if n_segments else np.zeros(0, np.int64)
+    values = rng.integers(-5, 5, keys.shape[0])
+    initial = rng.integers(-3, 8, n_segments)
+    expected = segment_min(keys, values, initial)
+    got = segment_min(xs.asarray(keys), xs.asarray(values), xs.asarray(initial))
+    reference = initial.copy()
+    np.minimum.at(reference, keys, values)
+    assert np.array_equal(expected, reference)
+    assert _is_strict(got) and np.array_equal(np.from_dlpack(got), reference)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_dbscan_component_merge_in_another_namespace_is_scipys(seed):
+    """DBSCAN's local components outside NumPy (minimum-label propagation with pointer jumping)
+    are the partition SciPy's connected_components gives, edges of chains included."""
+    from spmdlearn.cluster._dbscan import _merge_components
+
+    xs = _strict_module()
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 60))
+    n_comp = int(rng.integers(1, m + 1))
+    # every component holds rows, as in DBSCAN (singletons at first, merged ones after)
+    component = rng.permutation(np.concatenate([np.arange(n_comp),
+                                                rng.integers(0, n_comp, m - n_comp)]))
+    n_edges = int(rng.integers(0, 3 * n_comp))
+    src, dst = rng.integers(0, n_comp, n_edges), rng.integers(0, n_comp, n_edges)
+    chain = rng.permutation(n_comp)[: int(rng.integers(1, n_comp + 1))]  # a long path
+    src, dst = np.concatenate([src, chain[:-1]]), np.concatenate([dst, chain[1:]])
+    np_comp, np_n = _merge_components(np, component, n_comp, src, dst)
+    xs_comp, xs_n = _merge_components(xs, xs.asarray(component), n_comp, xs.asarray(src),
+                                      xs.asarray(dst))
+    xs_comp = np.from_dlpack(xs_comp)
+    assert np_n == xs_n == len(np.unique(np_comp)) == len(np.unique(xs_comp))
+    assert xs_comp.min() == 0 and xs_comp.max() == xs_n - 1
+    # the same partition of the rows (ids may differ)
+    assert np.array_equal(np_comp[:, None] == np_comp[None, :], xs_comp[:, None] == xs_comp[None, :])

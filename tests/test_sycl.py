@@ -202,36 +202,153 @@ def test_ci_stage_requires_every_kernel_served_on_dpnp(tmp_path, monkeypatch):
     assert verdict(skipped="no dpnp") is None
 
 
+def _served_on_the_device(kernels):
+    """Each of ``kernels`` served by the sycl backend, never declined nor fallen back, and no
+    step of any estimator taken to the host."""
+    from spmdlearn import _array_api, _backends
+
+    counts = _backends.dispatch_counts()
+    for kernel in kernels:
+        c = counts[("sycl", kernel)]
+        assert c["served"] >= 1 and c["declined"] == c["fallback"] == 0, (kernel, c)
+    assert all(outcome["declined"] == outcome["fallback"] == 0
+               for outcome in counts.values()), counts
+    assert _array_api.fallbacks() == {}, _array_api.fallbacks()
+
+
+def _reset_counts():
+    from spmdlearn import _array_api, _backends
+
+    _backends.reset_dispatch_counts()
+    _array_api.reset_fallbacks()
+
+
 def test_neighbour_search_runs_on_the_device(dpnp):
-    """kneighbors on dpnp rows: the knn_merge kernel served on the device for every block, the
-    results on the queries' queue, scikit-learn's neighbours; predict's vote is the one step
-    on the host (counted)."""
+    """kneighbors and predict on dpnp rows: the knn_merge kernel served on the device for every
+    block, the search, the target lookup and the (weighted) mean on the device; results on the
+    queries' queue, scikit-learn's neighbours and predictions; nothing taken to the host."""
     import dpctl
     from sklearn.neighbors import KNeighborsRegressor as SkKNN
 
     import spmdlearn
-    from spmdlearn import _array_api, _backends
     from spmdlearn.neighbors import KNeighborsRegressor
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(200, 3)), rng.normal(size=200)
     q = dpctl.SyclQueue()
     Xd, yd = dpnp.asarray(X, sycl_queue=q), dpnp.asarray(y, sycl_queue=q)
-    _backends.reset_dispatch_counts()
-    _array_api.reset_fallbacks()
+    for weights in ("uniform", "distance"):
+        _reset_counts()
+        with spmdlearn.config_context(backend="sycl"):
+            model = KNeighborsRegressor(5, weights=weights).fit(Xd, yd)
+            dist, ind = model.kneighbors(Xd[:50])
+            pred = model.predict(Xd[:50])
+        assert dist.sycl_queue == q and ind.sycl_queue == q and pred.sycl_queue == q
+        ref = SkKNN(5, algorithm="brute", weights=weights).fit(X, y)
+        np.testing.assert_array_equal(dpnp.asnumpy(ind), ref.kneighbors(X[:50])[1])
+        np.testing.assert_allclose(dpnp.asnumpy(pred), ref.predict(X[:50]), rtol=1e-12)
+        assert _backends_count("knn_merge") >= 2
+        _served_on_the_device(["knn_merge", "all_finite"])
+
+
+def _backends_count(kernel):
+    from spmdlearn import _backends
+
+    return _backends.dispatch_counts()[("sycl", kernel)]["served"]
+
+
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+def test_neighbour_vote_runs_on_the_device(dpnp, weights):
+    """KNeighborsClassifier on dpnp rows and dpnp labels: labels encoded on the device, the
+    vote (weighted class counts, scikit-learn's first-class tie rule) on the device; predict and
+    predict_proba are scikit-learn's, on the queries' queue; nothing taken to the host. Labels
+    drawn from few values on a coarse grid make tied votes."""
+    import dpctl
+    from sklearn.neighbors import KNeighborsClassifier as SkKNN
+
+    import spmdlearn
+    from spmdlearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 2))
+    y = rng.integers(0, 4, 150) * 10 - 5  # classes -5, 5, 15, 25
+    Q = rng.normal(size=(60, 2))
+    q = dpctl.SyclQueue()
+    _reset_counts()
     with spmdlearn.config_context(backend="sycl"):
-        model = KNeighborsRegressor(5).fit(Xd, yd)
-        dist, ind = model.kneighbors(Xd[:50])
-        pred = model.predict(Xd[:50])
-    assert dist.sycl_queue == q and ind.sycl_queue == q and pred.sycl_queue == q
-    ref = SkKNN(5, algorithm="brute").fit(X, y)
-    np.testing.assert_array_equal(dpnp.asnumpy(ind), ref.kneighbors(X[:50])[1])
-    np.testing.assert_allclose(dpnp.asnumpy(pred), ref.predict(X[:50]), rtol=1e-12)
-    counts = _backends.dispatch_counts()[("sycl", "knn_merge")]
-    assert counts["served"] >= 2 and counts["declined"] == counts["fallback"] == 0
-    steps = {what for what, _ in _array_api.fallbacks()}
-    assert not any("neighbour search" in s for s in steps), steps
-    assert "KNeighborsRegressor neighbour vote" in steps
+        model = KNeighborsClassifier(4, weights=weights).fit(dpnp.asarray(X, sycl_queue=q),
+                                                            dpnp.asarray(y, sycl_queue=q))
+        Qd = dpnp.asarray(Q, sycl_queue=q)
+        pred, proba = model.predict(Qd), model.predict_proba(Qd)
+    assert pred.sycl_queue == q and proba.sycl_queue == q
+    ref = SkKNN(4, algorithm="brute", weights=weights).fit(X, y)
+    np.testing.assert_array_equal(model.classes_, ref.classes_)
+    np.testing.assert_array_equal(dpnp.asnumpy(pred), ref.predict(Q))
+    # the device's division and sums may round otherwise in the last bits
+    np.testing.assert_allclose(dpnp.asnumpy(proba), ref.predict_proba(Q), rtol=1e-10)
+    _served_on_the_device(["knn_merge", "all_finite"])
+
+
+def test_dbscan_runs_on_the_device(dpnp):
+    """DBSCAN.fit on dpnp rows (weighted and not): neighbour counts, local components and the
+    label propagation on the device; scikit-learn's labels, on the input's queue, and its core
+    samples; nothing taken to the host."""
+    import dpctl
+    from sklearn.cluster import DBSCAN as SkDBSCAN
+
+    import spmdlearn
+    from spmdlearn.cluster import DBSCAN
+
+    rng = np.random.default_rng(2)
+    X = np.concatenate([rng.normal(scale=0.4, size=(80, 2)) + c
+                        for c in ([0, 0], [3, 0], [0, 3])] + [rng.uniform(-2, 5, (30, 2))])
+    w = rng.uniform(0.5, 2.0, X.shape[0])
+    q = dpctl.SyclQueue()
+    for sample_weight in (None, w):
+        _reset_counts()
+        kwargs = {} if sample_weight is None else {
+            "sample_weight": dpnp.asarray(sample_weight, sycl_queue=q)}
+        with spmdlearn.config_context(backend="sycl"):
+            model = DBSCAN(eps=0.35, min_samples=5).fit(dpnp.asarray(X, sycl_queue=q), **kwargs)
+        ref = SkDBSCAN(eps=0.35, min_samples=5, algorithm="brute").fit(
+            X, sample_weight=sample_weight)
+        assert model.labels_.sycl_queue == q
+        np.testing.assert_array_equal(dpnp.asnumpy(model.labels_), ref.labels_)
+        assert len(set(ref.labels_)) > 3
+        np.testing.assert_array_equal(model.core_sample_indices_, ref.core_sample_indices_)
+        np.testing.assert_array_equal(model.components_, ref.components_)
+        _served_on_the_device(["radius_counts", "radius_neighbors_csr", "radius_min_label",
+                               "all_finite"])
+
+
+def test_radius_neighbors_runs_on_the_device(dpnp):
+    """radius_neighbors on dpnp rows (queries given, and the training rows themselves): the CSR
+    pairs found and ordered on the device; per-query arrays on the queries' queue with
+    scikit-learn's neighbours and distances; nothing taken to the host."""
+    import dpctl
+    from sklearn.neighbors import NearestNeighbors as SkNN
+
+    import spmdlearn
+    from spmdlearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(3)
+    X, Q = rng.normal(size=(120, 3)), rng.normal(size=(40, 3))
+    q = dpctl.SyclQueue()
+    ref = SkNN(radius=0.9, algorithm="brute").fit(X)
+    _reset_counts()
+    with spmdlearn.config_context(backend="sycl"):
+        model = NearestNeighbors(radius=0.9).fit(dpnp.asarray(X, sycl_queue=q))
+        got = [model.radius_neighbors(dpnp.asarray(Q, sycl_queue=q), sort_results=True),
+               model.radius_neighbors()]
+    expected = [ref.radius_neighbors(Q, sort_results=True), ref.radius_neighbors()]
+    for (dist, ind), (ref_dist, ref_ind) in zip(got, expected):
+        assert len(ind) == len(ref_ind) and any(len(i) for i in ind)
+        for d, i, rd, ri in zip(dist, ind, ref_dist, ref_ind):
+            assert d.sycl_queue == q and i.sycl_queue == q
+            order = np.argsort(ri, kind="stable")  # brute force lists by index
+            np.testing.assert_array_equal(np.sort(dpnp.asnumpy(i)), ri[order])
+            np.testing.assert_allclose(np.sort(dpnp.asnumpy(d)), np.sort(rd), rtol=1e-12)
+    _served_on_the_device(["radius_neighbors_csr", "all_finite"])
 
 
 @pytest.mark.parametrize("init, n_init, weighted", [("k-means++", 1, False),

@@ -165,6 +165,7 @@ def block_distances(X, Y, metric="euclidean", p=None):
 
 
 _QT, _CT = 128, 128
+_CHUNK_ELEMENTS = 1 << 22  # distances per block of the unfused path (32 MiB of float64)
 _MAX_D, _MAX_K = 64, 32  # registers per thread: the query and the running best
 
 
@@ -239,15 +240,30 @@ def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p
              cp.ascontiguousarray(best_d), cp.ascontiguousarray(best_i),
              np.float64(p if p is not None else 2.0), out_d, out_i))
         return out_d, out_i
-    # Wide data or many neighbours: the distance block, then a sort per query.
-    dist = block_distances(X, Y, metric, p)
-    cand = cp.broadcast_to(cp.asarray(y_index, dtype=cp.int64)[None, :], dist.shape)
-    if x_index is not None:
-        own = cand == cp.asarray(x_index, dtype=cp.int64)[:, None]
-        dist = cp.where(own, cp.inf, dist)
-        cand = cp.where(own, _EXCLUDED, cand)
-    return _lex_smallest(cp.concatenate([best_d, dist], axis=1),
-                         cp.concatenate([best_i, cp.ascontiguousarray(cand)], axis=1), k)
+    # Wide data, many neighbours or Minkowski's pow on the host: distance blocks, then a sort
+    # per query, in chunks whose distance block stays within _CHUNK_ELEMENTS (a caller may pass
+    # the large blocks the fused kernel takes).
+    y_index = cp.asarray(y_index, dtype=cp.int64)
+    x_index = None if x_index is None else cp.asarray(x_index, dtype=cp.int64)
+    c_rows = min(Y.shape[0], 8192)
+    q_rows = max(1, _CHUNK_ELEMENTS // (c_rows + k))
+    parts_d, parts_i = [], []
+    for q0 in range(0, X.shape[0], q_rows):
+        qs = slice(q0, min(X.shape[0], q0 + q_rows))
+        bd, bi = best_d[qs], best_i[qs]
+        for c0 in range(0, Y.shape[0], c_rows):
+            cs = slice(c0, min(Y.shape[0], c0 + c_rows))
+            dist = block_distances(X[qs], Y[cs], metric, p)
+            cand = cp.broadcast_to(y_index[cs][None, :], dist.shape)
+            if x_index is not None:
+                own = cand == x_index[qs][:, None]
+                dist = cp.where(own, cp.inf, dist)
+                cand = cp.where(own, _EXCLUDED, cand)
+            bd, bi = _lex_smallest(cp.concatenate([bd, dist], axis=1),
+                                   cp.concatenate([bi, cp.ascontiguousarray(cand)], axis=1), k)
+        parts_d.append(bd)
+        parts_i.append(bi)
+    return cp.concatenate(parts_d), cp.concatenate(parts_i)
 
 
 def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):

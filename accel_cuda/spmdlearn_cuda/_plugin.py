@@ -13,6 +13,11 @@ from ._device import as_cupy, cupy
 
 NAME = "cuda"
 
+#: Rows per kernel call (queries, candidates) where a fused kernel needs no block-sized
+#: temporary: the top-k merge streams its candidates through shared memory and keeps the
+#: running best of each query in registers, so one call should give the GPU many queries.
+KERNEL_BLOCK_ROWS = {"knn_merge": (1 << 16, 1 << 21)}
+
 
 def _cuda(*arrays):
     """The arguments as CuPy arrays (None stays None), or None if any array is not on a GPU."""

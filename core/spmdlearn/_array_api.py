@@ -23,8 +23,8 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["is_foreign_array", "get_namespace", "device", "numpy_dtype", "to_host", "like",
-           "from_model", "take_rows", "take_labels", "empty_like_rows", "sum_float64",
+__all__ = ["is_foreign_array", "get_namespace", "array_namespace", "device", "numpy_dtype", "to_host", "like",
+           "from_model", "in_namespace_of", "csr_rows", "take_rows", "take_labels", "empty_like_rows", "sum_float64",
            "note_fallback", "fallbacks", "reset_fallbacks", "host_kernel", "host_arguments"]
 
 _lock = threading.Lock()
@@ -60,6 +60,18 @@ def get_namespace(*arrays):
     import array_api_compat
 
     return array_api_compat.array_namespace(*foreign)
+
+
+def array_namespace(*arrays):
+    """The array API namespace of ``arrays``, NumPy included (None entries ignored).
+
+    Unlike :func:`get_namespace`, NumPy arrays get array-api-compat's wrapper of NumPy, which
+    has the standard's functions (``astype``, ``concat``, ``cumulative_sum``, ``device=``
+    keywords) on every supported NumPy version: for code written once for every array type.
+    """
+    import array_api_compat
+
+    return array_api_compat.array_namespace(*[a for a in arrays if a is not None])
 
 
 def device(x):
@@ -166,6 +178,32 @@ def from_model(values, ref, dtype=None):
         return values
     xp = get_namespace(ref)
     return xp.asarray(np.ascontiguousarray(values), device=device(ref))
+
+
+def in_namespace_of(x, ref, what: str | None = None):
+    """``x`` in ``ref``'s array type and device (unchanged when already there).
+
+    For arrays that meet in one computation but were given in different types (training rows
+    of one type, queries of another). A foreign ``x`` taken to the host for a NumPy ``ref`` is a
+    counted fallback under ``what``; host values go to ``ref``'s device as a model array does.
+    """
+    if x is None:
+        return None
+    if not is_foreign_array(ref):
+        return to_host(x, what)
+    if is_foreign_array(x) and get_namespace(x) is get_namespace(ref) and \
+            device(x) == device(ref):
+        return x
+    return from_model(to_host(x), ref)
+
+
+def csr_rows(indptr, n_entries: int, first: int = 0):
+    """The row of each entry of a CSR structure, ``first`` added: ``(n_entries,)`` int64, in
+    ``indptr``'s namespace (NumPy's ``repeat`` by row lengths, through a binary search, which
+    every namespace has with array-valued arguments)."""
+    xp = array_namespace(indptr)
+    entries = xp.arange(n_entries, dtype=xp.int64, device=device(indptr))
+    return xp.astype(xp.searchsorted(indptr, entries, side="right"), xp.int64) + (first - 1)
 
 
 def take_rows(x, lo: int, hi: int):

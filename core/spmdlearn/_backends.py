@@ -208,6 +208,22 @@ def claims(name: str, X) -> bool:
     return any(_relay(name, "spmdlearn_claims", (name,))(X=X))
 
 
+def kernel_block_rows(kernel: str, backend: str | None, X, default: tuple) -> tuple:
+    """Rows per call of ``kernel`` on ``X``: what the backend that serves ``X`` declares, else
+    ``default`` (the caller's blocks, sized for the host's temporaries).
+
+    A backend module may define ``KERNEL_BLOCK_ROWS = {kernel: (rows, ...)}``: a fused device
+    kernel needs no block-sized temporary, and calls of a few hundred rows would leave most of a
+    GPU idle. Only a backend that claims ``X`` is asked (a fallback runs on the reference, with
+    the caller's blocks).
+    """
+    name = resolve_backend(X) if backend is None else backend
+    if name == REFERENCE or not claims(name, X):
+        return default
+    declared = getattr(plugin_manager().get_plugin(name), "KERNEL_BLOCK_ROWS", {})
+    return tuple(declared.get(kernel, default))
+
+
 def _type_name(X) -> str:
     return f"{type(X).__module__}.{type(X).__qualname__}"
 

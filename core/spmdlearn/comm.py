@@ -622,15 +622,31 @@ class Comm:
         forwards them to ``rank + 1`` (``Sendrecv``). Collective; memory: one visiting block.
         Yields ``(source_rank, arrays)``. Each step begins with a status exchange, so that an
         error on one rank while it works on a block reaches every rank.
+
+        A block of another array type than NumPy (a device array) keeps its type: it is staged
+        in host memory only to be sent (MPI's buffers), and a received block goes back to the
+        type and device of this rank's own block at the same position. This rank's own blocks
+        are yielded as given.
         """
-        blocks = tuple(self._row_layout(b)[0] for b in blocks)  # an empty rank: others' layout
-        self._checked("ring", *blocks, rows_free=True)
-        counts = self._allgather_array(np.array([blocks[0].shape[0]], dtype=np.int64))[:, 0]
-        current = tuple(np.ascontiguousarray(b) for b in blocks)
+        from ._array_api import from_model, is_foreign_array, numpy_dtype, to_host
+
+        own = tuple(blocks)
+        foreign = [is_foreign_array(b) for b in own]
+        if self.size == 1 and any(foreign):  # nothing to send: no host copy
+            self._checked("ring", *(np.empty((0,) + tuple(b.shape[1:]), numpy_dtype(b.dtype))
+                                    for b in own), rows_free=True)
+            yield self.rank, own
+            return
+        # an empty rank takes the others' layout
+        host = tuple(self._row_layout(to_host(b))[0] for b in own)
+        self._checked("ring", *host, rows_free=True)
+        counts = self._allgather_array(np.array([host[0].shape[0]], dtype=np.int64))[:, 0]
+        current = tuple(np.ascontiguousarray(b) for b in host)
+        visiting = tuple(b if f else h for b, f, h in zip(own, foreign, current))
         dest, source = (self.rank + 1) % self.size, (self.rank - 1) % self.size
         for step in range(self.size):
             owner = (self.rank - step) % self.size
-            yield owner, current
+            yield owner, visiting
             if step == self.size - 1:
                 break
             self._enter("ring step")
@@ -641,6 +657,8 @@ class Comm:
                 self.mpi.Sendrecv(b, dest=dest, recvbuf=buf, source=source)
                 received.append(buf)
             current = tuple(received)
+            visiting = tuple(from_model(h, b) if f else h
+                             for b, f, h in zip(own, foreign, current))
 
     # -- the reduction contract -------------------------------------------------------------
     def reduce_partials(self, partial, combine: Callable, *, error: BaseException | None = None,

@@ -29,11 +29,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ._backends import call_kernel
+from ._backends import call_kernel, kernel_block_rows
 
 __all__ = ["BLOCK_BYTES", "row_block", "SimulatedComm", "simulate_collective", "RingTopKMerge",
            "RING_TOPK", "LabelPropagation", "LABEL_PROPAGATION", "LevelHistograms",
-           "LEVEL_HISTOGRAMS", "GradientSum", "GRADIENT_SUM", "lookup_payload"]
+           "LEVEL_HISTOGRAMS", "GradientSum", "GRADIENT_SUM", "lookup_payload",
+           "segment_min"]
 
 #: Memory budget of one kernel block (the distances of a block of queries against a block of
 #: candidates, or of rows against centers): blocks are sized so that one such matrix of float64
@@ -114,10 +115,16 @@ class SimulatedComm:
 
     def ring(self, blocks: tuple):
         """Every rank's ``blocks``, this rank's first, then ranks ``rank - 1``, ``rank - 2``, ..."""
-        everyone = self.allgather(tuple(np.array(b, copy=True) for b in blocks))
+        from ._array_api import from_model, is_foreign_array, to_host
+
+        # As over MPI: blocks travel as host copies and arrive in the type and device of this
+        # rank's own block at the same position; this rank's own blocks are yielded as given.
+        own = tuple(blocks)
+        everyone = self.allgather(tuple(np.array(to_host(b), copy=True) for b in own))
         for step in range(self.size):
             owner = (self.rank - step) % self.size
-            yield owner, everyone[owner]
+            yield owner, tuple((b if step == 0 else from_model(h, b)) if is_foreign_array(b)
+                               else h for b, h in zip(own, everyone[owner]))
 
 
 def simulate_collective(fn: Callable, shards: Sequence[Sequence], timeout: float = 120.0) -> list:
@@ -190,12 +197,15 @@ class RingTopKMerge:
     def local(self, Q, q_index, Y, y_index, best_d, best_i, *, metric, p, backend=None):
         """Merge one visiting block into the running best, block by block (no communication)."""
         k = best_d.shape[1]
-        q_rows = row_block(self.candidate_block + k)
-        for bs in _slices(Y.shape[0], self.candidate_block):
+        q_rows, c_rows = kernel_block_rows("knn_merge", backend, Q,
+                                           (row_block(self.candidate_block + k),
+                                            self.candidate_block))
+        for bs in _slices(Y.shape[0], c_rows):
             for qs in _slices(Q.shape[0], q_rows):
-                best_d[qs], best_i[qs] = call_kernel(
-                    "knn_merge", backend, X=Q[qs], Y=Y[bs], y_index=y_index[bs],
-                    best_distances=best_d[qs], best_indices=best_i[qs], metric=metric, p=p,
+                best_d[qs, ...], best_i[qs, ...] = call_kernel(
+                    "knn_merge", backend, X=Q[qs, ...], Y=Y[bs, ...], y_index=y_index[bs],
+                    best_distances=best_d[qs, ...], best_indices=best_i[qs, ...], metric=metric,
+                    p=p,
                     x_index=None if q_index is None else q_index[qs])
         return best_d, best_i
 
@@ -208,10 +218,10 @@ class RingTopKMerge:
         comm : communicator
         Q : array of shape (n_queries, n_features)
             This rank's queries; with ``exclude_self`` they must be this rank's rows ``X``. A
-            device array stays on its device (the results are of its type); the training rows
-            ``X`` travel the ring as NumPy (host buffers for MPI).
-        X : ndarray of shape (n_rows, n_features)
-            This rank's training rows.
+            device array stays on its device (the results are of its type).
+        X : array of shape (n_rows, n_features)
+            This rank's training rows (of the queries' type: a device array travels the ring
+            through host buffers and arrives on the receiver's device).
         k : int
             At most the rows of all ranks (minus one with ``exclude_self``).
         exclude_self : bool, default=False
@@ -219,10 +229,10 @@ class RingTopKMerge:
         metric, p : as :func:`spmdlearn.reference.knn_merge`.
         backend : str, default=None
         """
-        from ._array_api import empty_like_rows
+        from ._array_api import empty_like_rows, from_model
 
         start, _ = comm.offsets(X.shape[0])
-        gidx = np.arange(start, start + X.shape[0], dtype=np.int64)
+        gidx = from_model(np.arange(start, start + X.shape[0], dtype=np.int64), X)
         # The running best lives with the queries (in their array type, on their device), as
         # the backend's knn_merge returns it there.
         best_d = empty_like_rows(Q, (Q.shape[0], k), np.float64)
@@ -241,21 +251,33 @@ def lookup_payload(comm, indices, payload):
 
     Every rank's payload (labels, targets: ``(n_rows, m)``) visits every rank once (a ring pass);
     each rank picks, by position in the owner's rows, the values its ``indices`` name. O(indices)
-    work per step; memory one visiting payload block.
+    work per step; memory one visiting payload block. Runs in the namespace of ``indices`` (a
+    device array stays on its device; the payload travels through host buffers).
 
     Returns
     -------
-    values : ndarray of shape indices.shape + (m,)
+    values : array of shape indices.shape + (m,)
+        Of ``indices``' array type, ``payload``'s dtype.
     """
+    from ._array_api import array_namespace, empty_like_rows, in_namespace_of, numpy_dtype
+
+    xp = array_namespace(indices)
+    payload = in_namespace_of(payload, indices, "lookup_payload")
     counts = comm.allgather_array(np.array([payload.shape[0]], np.int64))[:, 0]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    out = np.zeros(indices.shape + payload.shape[1:], dtype=payload.dtype)
+    m = payload.shape[1]
+    flat = xp.reshape(indices, (-1,))
+    out = empty_like_rows(indices, (flat.shape[0], m), numpy_dtype(payload.dtype))
+    out[...] = 0
     for owner, (P,) in comm.ring((payload,)):
-        lo = int(starts[owner])
-        mine = (indices >= lo) & (indices < lo + P.shape[0])
-        if mine.any():
-            out[mine] = P[indices[mine] - lo]
-    return out
+        lo, n_owner = int(starts[owner]), int(P.shape[0])
+        if n_owner == 0 or flat.shape[0] == 0:
+            continue
+        local = flat - lo
+        mine = (local >= 0) & (local < n_owner)
+        picked = xp.take(P, xp.clip(local, 0, n_owner - 1), axis=0)
+        out = xp.where(mine[:, None], picked, out)
+    return xp.reshape(out, tuple(indices.shape) + (m,))
 
 
 RING_TOPK = RingTopKMerge()
@@ -288,7 +310,7 @@ class LabelPropagation:
         """``current`` lowered by the labels of the visiting core rows within ``eps``."""
         for bs in _slices(Y.shape[0], self.candidate_block):
             for rs in _slices(X.shape[0], row_block(self.candidate_block)):
-                current[rs] = call_kernel("radius_min_label", backend, X=X[rs], Y=Y[bs],
+                current[rs] = call_kernel("radius_min_label", backend, X=X[rs, ...], Y=Y[bs, ...],
                                           labels=labels[bs], current=current[rs], eps=eps,
                                           metric=metric, p=p)
         return current
@@ -300,12 +322,13 @@ class LabelPropagation:
         Parameters
         ----------
         comm : communicator
-        X : ndarray of shape (n_rows, n_features)
-            This rank's rows.
-        core : ndarray of shape (n_rows,), bool
-        component : ndarray of shape (n_core,), int
+        X : array of shape (n_rows, n_features)
+            This rank's rows. Every array argument is of ``X``'s type and on its device; the
+            rounds run there (rows and labels visit the other ranks through host buffers).
+        core : array of shape (n_rows,), bool
+        component : array of shape (n_core,), int
             Local component of each core row (in row order).
-        comp_label : ndarray of shape (n_components,), int64
+        comp_label : array of shape (n_components,), int64
             Starting label of each local component (its smallest global index).
         eps, metric, p : as :func:`spmdlearn.reference.radius_min_label`.
         unlabelled : int, default=None
@@ -313,29 +336,78 @@ class LabelPropagation:
 
         Returns
         -------
-        comp_label : ndarray of shape (n_components,), int64
-        best : ndarray of shape (n_rows,), int64
+        comp_label : array of shape (n_components,), int64
+        best : array of shape (n_rows,), int64
             The smallest final label among each row's core neighbours (``unlabelled`` if none).
         """
+        from ._array_api import array_namespace, device
+
         if unlabelled is None:
             unlabelled = comm.offsets(X.shape[0])[1]
+        xp = array_namespace(X)
         big = np.int64(unlabelled)
-        core_idx = np.flatnonzero(core)
-        comp_label = np.asarray(comp_label, np.int64).copy()
+        n = X.shape[0]
+        comp_label = xp.astype(comp_label, xp.int64, copy=True)
+        full_big = xp.full((n,), int(big), dtype=xp.int64, device=device(X))
+        core_idx = xp.nonzero(core)[0]
+        # each row's local component (core rows; any value for the others, masked below)
+        row_comp = xp.take(component, xp.clip(xp.cumulative_sum(xp.astype(core, xp.int64)) - 1,
+                                              0, None), axis=0) if component.shape[0] else None
         while True:
-            labels_all = np.full(X.shape[0], big)
-            labels_all[core_idx] = comp_label[component]
-            best = np.full(X.shape[0], big)
+            labels_all = full_big if row_comp is None else xp.where(
+                core, xp.take(comp_label, row_comp, axis=0), full_big)
+            best = xp.full((n,), int(big), dtype=xp.int64, device=device(X))
             for _, (Y, coreY, labY) in comm.ring((X, core, labels_all)):
-                if coreY.any():
+                if bool(xp.any(coreY)):
                     best = self.local(X, Y[coreY], labY[coreY], best, eps=eps, metric=metric,
                                       p=p, backend=backend)
-            new_label = comp_label.copy()
-            np.minimum.at(new_label, component, best[core_idx])
-            changed = comm.exact_sum(int(np.count_nonzero(new_label != comp_label)))
+            new_label = segment_min(component, xp.take(best, core_idx, axis=0), comp_label)
+            changed = comm.exact_sum(int(xp.sum(xp.astype(new_label != comp_label, xp.int64))))
             comp_label = new_label
             if changed == 0:
                 return comp_label, best
+
+
+def segment_min(keys, values, initial):
+    """``initial`` lowered at each ``keys[i]`` by ``values[i]`` (NumPy's ``minimum.at``), in the
+    arrays' namespace: a new array, ``initial`` is left unchanged.
+
+    Outside NumPy (whose ``minimum.at`` is used), the array API has no scatter: the pairs are
+    sorted by (key, value) with two stable sorts, the first pair of each key is its minimum, and
+    each position finds its key by a binary search. Minima are exact, so both ways give the same
+    values.
+
+    Parameters
+    ----------
+    keys : array of shape (n,), int
+        Positions in ``initial``.
+    values : array of shape (n,)
+    initial : array of shape (n_segments,)
+
+    Returns
+    -------
+    minimum : array of shape (n_segments,)
+    """
+    from ._array_api import array_namespace, device, get_namespace
+
+    if get_namespace(keys, values, initial) is np:
+        out = np.array(initial, copy=True)
+        np.minimum.at(out, keys, values)
+        return out
+    xp = array_namespace(keys, values, initial)
+    if keys.shape[0] == 0 or initial.shape[0] == 0:
+        return xp.asarray(initial, copy=True)
+    order = xp.argsort(values, stable=True)
+    keys_s, values_s = xp.take(keys, order, axis=0), xp.take(values, order, axis=0)
+    order = xp.argsort(keys_s, stable=True)
+    keys_s, values_s = xp.take(keys_s, order, axis=0), xp.take(values_s, order, axis=0)
+    first = xp.concat([xp.ones((1,), dtype=xp.bool, device=device(keys)),
+                       keys_s[1:] != keys_s[:-1]])
+    seg, low = keys_s[first], values_s[first]
+    positions = xp.arange(initial.shape[0], dtype=keys.dtype, device=device(keys))
+    at = xp.clip(xp.searchsorted(seg, positions), 0, seg.shape[0] - 1)
+    hit = xp.take(seg, at, axis=0) == positions
+    return xp.where(hit, xp.minimum(initial, xp.take(low, at, axis=0)), initial)
 
 
 LABEL_PROPAGATION = LabelPropagation()

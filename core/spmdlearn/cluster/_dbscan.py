@@ -10,11 +10,12 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN as _SkDBSCAN
 
-from .._array_api import like, to_host
+from .._array_api import (array_namespace, csr_rows, device, from_model, in_namespace_of,
+                          is_foreign_array, numpy_dtype, to_host)
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
-from ..patterns import LABEL_PROPAGATION, row_block
+from ..patterns import LABEL_PROPAGATION, row_block, segment_min
 from ..reference._neighbors import METRICS
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call; query rows from the block budget
@@ -23,6 +24,40 @@ _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call; query rows from the b
 def _slices(n, size):
     for lo in range(0, n, size):
         yield slice(lo, min(n, lo + size))
+
+
+def _merge_components(xp, component, n_comp, src, dst):
+    """Components ``(component, n_comp)`` of rows, merged along the pairs ``(src, dst)`` of
+    component ids; the ids of the result are ``0..n_comp - 1``.
+
+    NumPy: SciPy's ``connected_components`` of the component graph. Other namespaces (on the
+    arrays' device): minimum-label propagation over the pairs with pointer jumping, to a fixed
+    point (every id ends with the smallest id of its merged component), then renumbering.
+    Components are unique, so both give the same partition of the rows.
+    """
+    keep = src != dst
+    if not bool(xp.any(keep)):
+        return component, n_comp
+    src, dst = src[keep], dst[keep]
+    if not is_foreign_array(component):
+        src, dst = np.asarray(src), np.asarray(dst)
+        n_comp, merged = connected_components(coo_matrix(
+            (np.ones(src.shape[0]), (src, dst)), shape=(n_comp, n_comp)), directed=False)
+        return xp.asarray(np.asarray(merged)[np.asarray(component)]), n_comp
+    a, b = xp.concat([src, dst]), xp.concat([dst, src])
+    label = xp.arange(n_comp, dtype=xp.int64, device=device(component))
+    while True:
+        lowered = segment_min(a, xp.take(label, b, axis=0), label)
+        while True:  # pointer jumping: each id takes its label's label
+            jumped = xp.take(lowered, lowered, axis=0)
+            if bool(xp.all(jumped == lowered)):
+                break
+            lowered = jumped
+        if bool(xp.all(lowered == label)):
+            break
+        label = lowered
+    ids, inverse = xp.unique_inverse(label)
+    return xp.take(xp.astype(inverse, xp.int64), component, axis=0), int(ids.shape[0])
 
 
 class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
@@ -58,8 +93,8 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
 
     Attributes
     ----------
-    labels_ : ndarray of shape (n_samples_local,)
-        Labels of this rank's rows (-1: noise).
+    labels_ : array of shape (n_samples_local,)
+        Labels of this rank's rows (-1: noise), of ``X``'s array type and on its device.
     core_sample_indices_ : ndarray of shape (n_core_local,)
         Indices into this rank's rows, so that ``X_local[core_sample_indices_]`` is
         ``components_``.
@@ -87,7 +122,10 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
        label among its core neighbours; clusters are numbered by sorting the distinct labels
        (gathered: one integer per cluster).
 
-    Every distance computation is fused with its reduction in a kernel (``radius_counts``,
+    Every step runs in ``X``'s array namespace, on its device (array-api-compat): rows, weights
+    and labels visit the other ranks through host buffers only to be sent; the cluster ids (one
+    integer per cluster) and the fitted ``core_sample_indices_`` and ``components_`` (NumPy)
+    come to the host. Every distance computation is fused with its reduction in a kernel (``radius_counts``,
     ``radius_neighbors_csr``, ``radius_min_label``), one call per block. Memory per rank: its
     rows, one visiting block and one kernel block (``spmdlearn.patterns.BLOCK_BYTES``); never the
     rows of all ranks, nor all of its core-core pairs at once.
@@ -149,65 +187,76 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
             raise ValueError(f"min_samples={self.min_samples} should be <= n_samples="
                              f"{shard.n_samples} (summed over {comm.size} ranks)")
         metric, p = self._metric()
-        # The ring pass and the label propagation work on host rows: a counted fallback for an
-        # array that is not NumPy (labels_ go back to its type).
-        X = to_host(shard.X, "DBSCAN.fit")
+        # Every step runs in X's namespace, on its device: rows and labels visit the other
+        # ranks through host buffers; only cluster ids (one integer per cluster) and the fitted
+        # attributes come to the host.
+        X = shard.X
+        xp = array_namespace(X)
+        dev = device(X)
         n = X.shape[0]
         start, n_total = comm.offsets(n)
-        w = np.ones(n) if shard.sample_weight is None else \
-            to_host(shard.sample_weight, "DBSCAN.fit").astype(np.float64)
+        w = xp.ones((n,), dtype=xp.float64, device=dev) if shard.sample_weight is None else \
+            xp.astype(in_namespace_of(shard.sample_weight, X), xp.float64)
 
         with thread_limit(self.n_jobs):
             # 1. weighted neighbour counts, one ring pass
-            counts = np.zeros(n)
+            counts = xp.zeros((n,), dtype=xp.float64, device=dev)
             for _, (Y, wY) in comm.ring((X, w)):
                 for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
                     for rows in _slices(n, row_block(_CANDIDATE_BLOCK)):
                         counts[rows] += call_kernel(
-                            "radius_counts", shard.backend, X=X[rows], Y=Y[bs],
+                            "radius_counts", shard.backend, X=X[rows, ...], Y=Y[bs, ...],
                             sample_weight=wY[bs], eps=self.eps, metric=metric, p=p)
             core = counts >= self.min_samples
 
             # 2. local components of core points: the core-core pairs of this rank, block by
             # block (radius_neighbors_csr), merged into the components found so far
-            core_idx = np.flatnonzero(core)
-            m = len(core_idx)
-            Xc = X[core_idx]
-            local_index = np.arange(m, dtype=np.int64)
-            component = local_index.copy()
+            core_idx = xp.nonzero(core)[0]
+            m = int(core_idx.shape[0])
+            Xc = xp.take(X, core_idx, axis=0)
+            local_index = xp.arange(m, dtype=xp.int64, device=dev)
+            component = xp.asarray(local_index, copy=True)
             n_comp = m
             for bs in _slices(m, _CANDIDATE_BLOCK):
                 for rows in _slices(m, row_block(_CANDIDATE_BLOCK)):
                     indptr, nbr, _ = call_kernel(
-                        "radius_neighbors_csr", shard.backend, X=Xc[rows], Y=Xc[bs],
+                        "radius_neighbors_csr", shard.backend, X=Xc[rows, ...], Y=Xc[bs, ...],
                         y_index=local_index[bs], eps=self.eps, metric=metric, p=p, x_index=None)
-                    src = component[np.repeat(local_index[rows], np.diff(indptr))]
-                    dst = component[nbr]
-                    keep = src != dst
-                    if keep.any():
-                        n_comp, merged = connected_components(coo_matrix(
-                            (np.ones(int(keep.sum())), (src[keep], dst[keep])),
-                            shape=(n_comp, n_comp)), directed=False)
-                        component = merged[component]
-            big = np.int64(n_total)
-            comp_label = np.full(n_comp, big)
-            np.minimum.at(comp_label, component, core_idx + start)
+                    src = xp.take(component, csr_rows(indptr, int(nbr.shape[0]), rows.start),
+                                  axis=0)
+                    dst = xp.take(component, xp.astype(nbr, xp.int64), axis=0)
+                    component, n_comp = _merge_components(xp, component, n_comp, src, dst)
+            big = int(n_total)
+            comp_label = segment_min(component, core_idx + start,
+                                     xp.full((n_comp,), big, dtype=xp.int64, device=dev))
 
             # 3. propagate the smallest global index across ranks, to a fixed point
             comp_label, best = LABEL_PROPAGATION.run(
                 comm, X, core, component, comp_label, eps=self.eps, metric=metric, p=p,
                 backend=shard.backend, unlabelled=n_total)
 
-        # 4. numbering: clusters in the order of their lowest-index core point
-        cluster_ids = np.unique(comm.allgather_rows(np.unique(comp_label).astype(np.int64)))
-        labels = np.full(n, -1, dtype=np.intp)
-        labels[core_idx] = np.searchsorted(cluster_ids, comp_label[component])
+        # 4. numbering: clusters in the order of their lowest-index core point (the distinct
+        # labels, one integer per cluster, are gathered on the host)
+        cluster_ids = np.unique(comm.allgather_rows(
+            to_host(xp.unique_values(comp_label)).astype(np.int64)))
+        ids = from_model(cluster_ids, X)
+        labels = xp.full((n,), -1, dtype=xp.int64, device=dev)
+        if m:
+            row_comp = xp.take(component, xp.clip(
+                xp.cumulative_sum(xp.astype(core, xp.int64)) - 1, 0, None), axis=0)
+            core_label = xp.searchsorted(ids, xp.take(comp_label, row_comp, axis=0))
+            labels = xp.where(core, core_label, labels)
         border = ~core & (best < big)
-        labels[border] = np.searchsorted(cluster_ids, best[border])
+        if cluster_ids.size:
+            # searchsorted of an unlabelled row is masked out
+            labels = xp.where(border, xp.searchsorted(ids, best), labels)
         self._n_samples_total = n_total
-        self.labels_ = like(labels, shard.X)
-        self.core_sample_indices_ = core_idx.astype(np.intp)
-        self.components_ = X[core_idx].copy() if m else np.empty((0, X.shape[1]), dtype=X.dtype)
+        self.labels_ = labels if is_foreign_array(X) else labels.astype(np.intp, copy=False)
+        # fitted attributes are NumPy (the core rows' indices and coordinates)
+        core_host = to_host(core_idx).astype(np.intp)
+        self.core_sample_indices_ = core_host
+        self.components_ = to_host(Xc).copy() if m else \
+            np.empty((0, X.shape[1]), dtype=numpy_dtype(X.dtype))
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):

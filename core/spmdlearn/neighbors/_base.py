@@ -8,8 +8,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator
 
-from .._array_api import is_foreign_array, like, to_host
-from .._backends import claims
+from .._array_api import array_namespace, in_namespace_of, to_host
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit, validate_predict
 from ..patterns import RING_TOPK, lookup_payload
@@ -27,6 +26,9 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
     does not depend on the order in which blocks arrive. Targets are then looked up by global
     index (:func:`spmdlearn.patterns.lookup_payload`, a ring pass of the targets only). Memory
     per rank: its rows, one visiting block, and one kernel block (``BLOCK_BYTES``).
+
+    Everything between kernels (the search, the lookup, the vote or mean) runs in the queries'
+    array namespace, on their device; blocks cross the host only to be sent.
     """
 
     _parameter_constraints = {
@@ -51,8 +53,6 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
                              y_numeric=not classifier,
                              extra_check=lambda est, X, y: est._metric())
         self._fit_X = shard.X
-        # Targets are encoded on the host (one value per row).
-        shard.y = to_host(shard.y, f"{type(self).__name__}.fit targets")
         self._fit_start, self.n_samples_fit_ = comm.offsets(shard.X.shape[0])
         self.effective_metric_, p = self._metric()
         self.effective_metric_params_ = {} if p is None else {"p": p}
@@ -60,33 +60,28 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         return shard
 
     def _payload(self):
-        """Per-row values that travel with the training rows (targets), shape (n_rows, m)."""
-        return np.zeros((self._fit_X.shape[0], 0))
+        """Per-row values that travel with the training rows (targets), shape (n_rows, m), in
+        the training rows' array type; None for none."""
+        return None
 
-    def _ring_kneighbors(self, Q, k, exclude_self, backend, with_payload=True,
-                         keep_device=False):
+    def _ring_kneighbors(self, Q, k, exclude_self, backend, with_payload=True):
         """(distances, global indices, payload) of the k nearest training rows of each query.
 
-        Where the backend claims the queries' array type (a device array), the search runs
-        there: the queries and the running best stay on their device, and the training rows
-        travel the ring through host memory (MPI's buffers). Otherwise the search runs on host
-        copies, a counted fallback. The distances and indices are NumPy, or with
-        ``keep_device`` of the queries' type; the payload is NumPy.
+        The search runs in the queries' array namespace, on their device: the running best
+        stays there, the training rows travel the ring through host buffers and arrive there
+        (:data:`~spmdlearn.patterns.RING_TOPK`), and the payload is looked up there
+        (:func:`~spmdlearn.patterns.lookup_payload`). All three are of the queries' type; the
+        payload is None without ``with_payload`` or when the estimator has none.
         """
         comm = self._comm()
         name = type(self).__name__
-        on_device = is_foreign_array(Q) and claims(backend, Q)
-        if not on_device:
-            Q = to_host(Q, f"{name} neighbour search")
-        fit_X = to_host(self._fit_X, None if on_device else f"{name} neighbour search")
+        # training rows of another type than the queries (fitted on NumPy, asked with device
+        # arrays, or the reverse) meet them in the queries' type
+        fit_X = in_namespace_of(self._fit_X, Q, f"{name} neighbour search")
         dist, ind = RING_TOPK.run(comm, Q, fit_X, k, exclude_self=exclude_self,
                                   metric=self.effective_metric_, p=self._p, backend=backend)
-        host_ind = to_host(ind)
-        if not keep_device:  # the vote (or prediction) runs on the host: counted
-            dist, ind = to_host(dist, f"{name} neighbour vote"), host_ind
-        payload = self._payload()
-        values = lookup_payload(comm, host_ind, payload) if with_payload and payload.shape[1] \
-            else np.zeros(host_ind.shape + (payload.shape[1],))
+        payload = self._payload() if with_payload else None
+        values = None if payload is None else lookup_payload(comm, ind, payload)
         return dist, ind, values
 
     def _query(self, X, n_neighbors):
@@ -131,9 +126,8 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         """
         Q, k, exclude_self, backend = self._query(X, n_neighbors)
         with thread_limit(self.n_jobs):
-            dist, ind, _ = self._ring_kneighbors(Q, k, exclude_self, backend, with_payload=False,
-                                                 keep_device=True)
-        return (like(dist, Q), like(ind, Q)) if return_distance else like(ind, Q)
+            dist, ind, _ = self._ring_kneighbors(Q, k, exclude_self, backend, with_payload=False)
+        return (dist, ind) if return_distance else ind
 
     def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
         """Collective: this rank's rows of the k-neighbours graph, columns over all ranks' rows.
@@ -153,14 +147,16 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
                           shape=(n_q, self.n_samples_fit_))
 
     def _weights(self, dist):
-        """scikit-learn's neighbour weights: None (uniform), 1/d (zeros take all), or callable."""
+        """scikit-learn's neighbour weights, in ``dist``'s namespace: None (uniform), 1/d (a
+        query at distance zero of some neighbours weighs those 1, the others 0), or the
+        callable's (of ``dist``'s array type)."""
         if self.weights in (None, "uniform"):
             return None
         if self.weights == "distance":
+            xp = array_namespace(dist)
             with np.errstate(divide="ignore"):
                 w = 1.0 / dist
-            inf_mask = np.isinf(w)
-            inf_row = np.any(inf_mask, axis=1)
-            w[inf_row] = inf_mask[inf_row]
-            return w
-        return self.weights(dist)
+            inf_mask = xp.isinf(w)
+            inf_row = xp.any(inf_mask, axis=1)
+            return xp.where(inf_row[:, None], xp.astype(inf_mask, w.dtype), w)
+        return in_namespace_of(self.weights(dist), dist, "neighbour weights")

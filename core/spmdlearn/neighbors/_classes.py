@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 from sklearn import neighbors as _skn
 from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import like, to_host
+from .._array_api import (array_namespace, csr_rows, device, from_model, in_namespace_of,
+                          is_foreign_array, take_labels, to_host)
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, thread_limit
 from .._validation import validate_predict
 from ..metrics import accuracy_score, r2_score
-from ..metrics._classification import global_labels
+from ..metrics._classification import encode_labels, global_labels, label_values
 from ..patterns import row_block
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call
@@ -35,7 +37,7 @@ class _Servable(GatherFitDataMixin):
     def _local_fit_data(self, start):
         data = {"X": to_host(self._fit_X, "to_sklearn")}
         if "_y" in self.__dict__:
-            data["y"] = self._y
+            data["y"] = to_host(self._y, "to_sklearn")
         return data
 
     def _sklearn_fitted_on(self, X, y=None):
@@ -114,6 +116,9 @@ class NearestNeighbors(_Servable, _NeighborsBase):
             Only with ``return_distance``.
         neigh_ind : ndarray of shape (n_queries,) of arrays
             Global row indices, in increasing order (or by distance with ``sort_results``).
+
+        The object arrays are NumPy (as scikit-learn's); each per-query array is of the queries'
+        array type and on their device (for ``X=None``: the training rows').
         """
         comm = self._comm()
         radius = self.radius if radius is None else radius
@@ -123,32 +128,46 @@ class NearestNeighbors(_Servable, _NeighborsBase):
             shard = validate_predict(self, comm, X)
         if sort_results and not return_distance:
             raise ValueError("return_distance must be True if sort_results is True.")
-        # Object arrays of per-query arrays have no array-API form: NumPy results, host rows.
-        Q = to_host(shard.X, "NearestNeighbors.radius_neighbors")
-        fit_X = to_host(self._fit_X, "NearestNeighbors.radius_neighbors")
+        # The pairs are found and ordered in the queries' namespace, on their device; only the
+        # row boundaries (n_queries + 1 integers) come to the host, to build the object arrays
+        # of per-query arrays (views of the ordered pairs, of the queries' type).
+        Q = shard.X
+        xp = array_namespace(Q)
+        dev = device(Q)
+        fit_X = in_namespace_of(self._fit_X, Q, "NearestNeighbors.radius_neighbors")
         n_q = Q.shape[0]
-        gidx = np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0], dtype=np.int64)
+        gidx = from_model(np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0],
+                                    dtype=np.int64), Q)
         q_index = gidx if X is None else None
-        rows, inds, dists = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
+        rows = [xp.zeros((0,), dtype=xp.int64, device=dev)]
+        inds = [xp.zeros((0,), dtype=xp.int64, device=dev)]
+        dists = [xp.zeros((0,), dtype=xp.float64, device=dev)]
         with thread_limit(self.n_jobs):
             for _, (Y, G) in comm.ring((fit_X, gidx)):
                 for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
                     for qs in _slices(n_q, row_block(_CANDIDATE_BLOCK)):
                         indptr, ind, dist = call_kernel(
-                            "radius_neighbors_csr", shard.backend, X=Q[qs], Y=Y[bs],
-                            y_index=G[bs], eps=radius, metric=self.effective_metric_, p=self._p,
+                            "radius_neighbors_csr", shard.backend, X=Q[qs, ...],
+                            Y=Y[bs, ...], y_index=G[bs], eps=radius,
+                            metric=self.effective_metric_, p=self._p,
                             x_index=None if q_index is None else q_index[qs])
-                        rows.append(np.repeat(np.arange(qs.start, qs.stop), np.diff(indptr)))
-                        inds.append(ind)
+                        rows.append(csr_rows(indptr, int(ind.shape[0]), qs.start))
+                        inds.append(xp.astype(ind, xp.int64))
                         dists.append(dist)
-        rows, inds, dists = np.concatenate(rows), np.concatenate(inds), np.concatenate(dists)
-        order = np.lexsort((inds, dists, rows)) if sort_results else np.lexsort((inds, rows))
-        rows, inds, dists = rows[order], inds[order], dists[order]
-        bounds = np.searchsorted(rows, np.arange(n_q + 1))
+        rows, inds = xp.concat(rows), xp.concat(inds)
+        dists = xp.concat([xp.astype(d, dists[-1].dtype) for d in dists])
+        # lexicographic order (rows, [distances,] indices): stable sorts, the last key first
+        keys = (inds, dists, rows) if sort_results else (inds, rows)
+        order = xp.arange(rows.shape[0], dtype=xp.int64, device=dev)
+        for key in keys:
+            order = xp.take(order, xp.argsort(xp.take(key, order), stable=True))
+        rows, inds, dists = xp.take(rows, order), xp.take(inds, order), xp.take(dists, order)
+        bounds = to_host(xp.searchsorted(rows, xp.arange(n_q + 1, dtype=xp.int64, device=dev)))
         out_d = np.empty(n_q, dtype=object)
         out_i = np.empty(n_q, dtype=object)
         for r in range(n_q):
-            out_d[r], out_i[r] = dists[bounds[r]:bounds[r + 1]], inds[bounds[r]:bounds[r + 1]]
+            lo, hi = int(bounds[r]), int(bounds[r + 1])
+            out_d[r], out_i[r] = dists[lo:hi], inds[lo:hi]
         return (out_d, out_i) if return_distance else out_i
 
     def _to_sklearn(self):
@@ -188,8 +207,6 @@ class KNeighborsClassifier(ClassifierMixin, _Servable, _NeighborsBase):
 
     def fit(self, X, y):
         """Collective: keep this rank's training rows and labels; agree on the classes."""
-        from sklearn.utils.multiclass import check_classification_targets
-
         self._clear_gathered()
         shard = self._fit_rows(X, y, requires_y=True, classifier=True)
         y = shard.y
@@ -201,18 +218,32 @@ class KNeighborsClassifier(ClassifierMixin, _Servable, _NeighborsBase):
             warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
                           "change the shape of y to (n_samples,), for example using ravel().",
                           DataConversionWarning, stacklevel=2)
-            y = y.ravel()
-        check_classification_targets(y)
+            y = y[:, 0]
         self.outputs_2d_ = y.ndim == 2
-        Y = y if self.outputs_2d_ else y[:, None]
-        self._classes = [global_labels(self._comm(), Y[:, j]) for j in range(Y.shape[1])]
+        if is_foreign_array(y):
+            # numeric labels of a device array are encoded on its device: only the distinct
+            # labels of each output (O(classes)) come to the host
+            yp = array_namespace(y)
+            Y = y if self.outputs_2d_ else y[:, None]
+            for j in range(Y.shape[1]):
+                check_classification_targets(label_values(Y[:, j]))
+            encoded = [encode_labels(self._comm(), Y[:, j]) for j in range(Y.shape[1])]
+            self._classes = [classes for classes, _ in encoded]
+            self._y = yp.stack([in_namespace_of(index, y) for _, index in encoded], axis=1)
+        else:
+            y = np.asarray(y)
+            check_classification_targets(y)
+            Y = y if self.outputs_2d_ else y[:, None]
+            self._classes = [global_labels(self._comm(), Y[:, j]) for j in range(Y.shape[1])]
+            self._y = np.column_stack([np.searchsorted(c, Y[:, j])
+                                       for j, c in enumerate(self._classes)]).astype(np.int64) \
+                if len(Y) else np.zeros((0, Y.shape[1]), np.int64)
         self.classes_ = self._classes if self.outputs_2d_ else self._classes[0]
-        self._y = np.column_stack([np.searchsorted(c, Y[:, j]) for j, c in enumerate(self._classes)]) \
-            if len(Y) else np.zeros((0, Y.shape[1]), np.int64)
         return self
 
     def _payload(self):
-        return self._y.astype(np.float64)
+        # class indices travel with the training rows, in their array type
+        return in_namespace_of(self._y, self._fit_X, "KNeighborsClassifier.fit targets")
 
     def predict_proba(self, X):
         """Collective: class probabilities of this rank's queries (scikit-learn's vote).
@@ -222,38 +253,52 @@ class KNeighborsClassifier(ClassifierMixin, _Servable, _NeighborsBase):
         p : array of shape (n_queries, n_classes), or a list of them (one per output)
             Of the queries' array type and on their device.
         """
-        probabilities, Q = self._vote(X)
-        return [like(p, Q) for p in probabilities] if self.outputs_2d_ else \
-            like(probabilities[0], Q)
+        probabilities, _ = self._vote(X)
+        return probabilities if self.outputs_2d_ else probabilities[0]
 
     def _vote(self, X):
-        """(per-output NumPy probabilities, queries as validated)."""
+        """(per-output probabilities, queries as validated), in the queries' namespace.
+
+        scikit-learn's vote: each query's weighted class counts over its neighbours (added
+        neighbour by neighbour, in order of distance), divided by their sum.
+        """
         Q, k, exclude, backend = self._query(X, None)
         with thread_limit(self.n_jobs):
             dist, _, labels = self._ring_kneighbors(Q, k, exclude, backend)
+        xp = array_namespace(dist)
+        dev = device(dist)
         weights = self._weights(dist)
-        weights = np.ones_like(dist) if weights is None else weights
+        if weights is None:
+            weights = xp.ones(dist.shape, dtype=xp.float64, device=dev)
         probabilities = []
         for j, classes in enumerate(self._classes):
-            proba = np.zeros((Q.shape[0], len(classes)))
-            idx = labels[:, :, j].astype(np.int64)
+            columns = xp.arange(len(classes), dtype=xp.int64, device=dev)[None, :]
+            idx = xp.astype(labels[:, :, j], xp.int64)
+            proba = xp.zeros((Q.shape[0], len(classes)), dtype=xp.float64, device=dev)
             for col in range(k):
-                np.add.at(proba, (np.arange(Q.shape[0]), idx[:, col]), weights[:, col])
-            normalizer = proba.sum(axis=1)[:, None]
-            normalizer[normalizer == 0.0] = 1.0
+                # adding 0.0 elsewhere leaves a count unchanged
+                proba = proba + xp.where(idx[:, col:col + 1] == columns,
+                                         weights[:, col:col + 1], 0.0)
+            normalizer = xp.sum(proba, axis=1)[:, None]
+            normalizer = xp.where(normalizer == 0.0, 1.0, normalizer)
             probabilities.append(proba / normalizer)
         return probabilities, Q
 
     def predict(self, X):
         """Collective: the predicted class of each of this rank's queries.
 
-        Numeric labels come back in the queries' array type (string labels: NumPy).
+        Numeric labels come back in the queries' array type (string labels: NumPy). Ties go to
+        the first class in ``classes_`` order, as in scikit-learn.
         """
         proba, Q = self._vote(X)
+        xp = array_namespace(proba[0])
+        # argmax takes the first maximum: scikit-learn's tie rule
+        predicted = [take_labels(c, xp.argmax(p, axis=1)) for c, p in zip(self._classes, proba)]
         if not self.outputs_2d_:
-            return like(self._classes[0][np.argmax(proba[0], axis=1)], Q)
-        return like(np.column_stack([c[np.argmax(p, axis=1)]
-                                     for c, p in zip(self._classes, proba)]), Q)
+            return predicted[0]
+        if all(is_foreign_array(v) for v in predicted):
+            return xp.stack(predicted, axis=1)
+        return np.column_stack([to_host(v) for v in predicted])  # string labels: NumPy
 
     def score(self, X, y, sample_weight=None):
         """Collective: accuracy over all ranks' rows."""
@@ -298,25 +343,30 @@ class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _Servable, _Neighbor
         """Collective: keep this rank's training rows and targets."""
         self._clear_gathered()
         shard = self._fit_rows(X, y, requires_y=True)
-        self._y_1d = shard.y.ndim == 1
-        self._y = shard.y.reshape(len(shard.y), -1) if len(shard.y) else \
-            np.zeros((0, 1 if shard.y.ndim == 1 else shard.y.shape[1]), dtype=shard.y.dtype)
+        y = shard.y
+        self._y_1d = y.ndim == 1
+        # targets stay in their array type (a device array on its device)
+        self._y = array_namespace(y).reshape(y, (y.shape[0], 1 if y.ndim == 1 else y.shape[1]))
         return self
 
     def _payload(self):
-        return np.asarray(self._y, dtype=np.float64)
+        yp = array_namespace(self._y)
+        return in_namespace_of(yp.astype(self._y, yp.float64), self._fit_X,
+                               "KNeighborsRegressor.fit targets")
 
     def predict(self, X):
         """Collective: the (weighted) mean target of each query's neighbours."""
         Q, k, exclude, backend = self._query(X, None)
         with thread_limit(self.n_jobs):
             dist, _, values = self._ring_kneighbors(Q, k, exclude, backend)
+        xp = array_namespace(values)
         weights = self._weights(dist)
         if weights is None:
-            pred = values.mean(axis=1)
+            pred = xp.mean(values, axis=1)
         else:
-            pred = np.sum(values * weights[:, :, None], axis=1) / np.sum(weights, axis=1)[:, None]
-        return like(pred[:, 0] if self._y_1d else pred, Q)
+            pred = xp.sum(values * weights[:, :, None], axis=1) / \
+                xp.sum(weights, axis=1)[:, None]
+        return pred[:, 0] if self._y_1d else pred
 
     def score(self, X, y, sample_weight=None):
         """Collective: R^2 over all ranks' rows."""
