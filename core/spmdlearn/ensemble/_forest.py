@@ -183,9 +183,16 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
             splits = splits[: max(0, params["max_leaf_nodes"] - leaves)]
             splits.sort(key=lambda s: s[1])
         new_frontier = []
-        for weighted_gain, node, i, (f, c, _) in splits:
-            lo = hist[i, f, : c + 1].sum(axis=0)
-            hi = hist[i, f].sum(axis=0) - lo
+        if splits:
+            # The children's totals: the split feature's bins summed up to the cut, and all of
+            # them less that. The cumulative sum over bins adds them in order, as a sum over
+            # a non-innermost axis of a node's (bins, channels) does (channels >= 2).
+            at = np.arange(len(splits))
+            cum = np.cumsum(hist[[s[2] for s in splits], [s[3][0] for s in splits]], axis=1)
+            lows = cum[at, [s[3][1] for s in splits]]
+            highs = cum[:, -1] - lows
+        for j, (weighted_gain, node, i, (f, c, _)) in enumerate(splits):
+            lo, hi = lows[j], highs[j]
             ln, rn = add_node(lo), add_node(hi)
             totals[ln], totals[rn] = lo, hi
             feature[node], threshold[node] = f, float(edges[f][c])
