@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spmdlearn.reference._forest import no_splits
 from spmdlearn.reference._splits_in_namespace import best_splits_in
 
 from ._device import dpnp, has_float64, on_device, to_host
@@ -30,7 +31,7 @@ def best_splits(hist, feature_order, n_draw, classification, criterion, min_samp
     hist = hist.astype(xp.float64, copy=False)
     n_nodes, n_features, n_bins = hist.shape[:3]
     if n_nodes == 0 or n_bins < 2:
-        return np.full(n_nodes, -1, np.int64), np.zeros(n_nodes, np.int64), np.zeros(n_nodes)
+        return no_splits(n_nodes)
     order = on_device(np.asarray(to_host(feature_order) if hasattr(feature_order, "sycl_queue")
                                  else feature_order, np.int64), hist)
     feature, cut, gain = best_splits_in(xp, xp.ascontiguousarray(hist), order, n_draw,

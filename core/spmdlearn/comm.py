@@ -599,10 +599,13 @@ class Comm:
         """Sum over ranks, bitwise identical on every rank: ``Reduce`` to rank 0, then ``Bcast``.
 
         Memory O(size of ``local``) (``sum_identical`` gathers every rank's copy): for large
-        arrays such as histograms.
+        arrays such as histograms. On one rank the sum is ``local`` itself (as float64), not a
+        copy.
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
         self._checked("reduce_bcast_sum", local)
+        if self.size == 1:
+            return local
         out = np.empty_like(local)
         self.mpi.Reduce(local, out, op=None if MPI is None else MPI.SUM, root=0)
         self.mpi.Bcast(out, root=0)
