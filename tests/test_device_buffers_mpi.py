@@ -115,6 +115,8 @@ def test_estimators_are_the_same_direct_and_staged(dpnp, monkeypatch):
     from spmdlearn.neighbors import KNeighborsClassifier
 
     comm = get_comm()
+    if comm.size == 1:
+        pytest.skip("one rank sends nothing: the ring tests cover the verdict there")
 
     X, y = make_data(3, 60, 3, 1)
     y = (y > np.median(y)).astype(np.int64)
