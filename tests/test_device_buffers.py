@@ -125,3 +125,20 @@ def test_array_kinds():
                                     "version": 3}
 
     assert array_kind(CAI()) == "cuda"
+
+
+def test_the_verdict_is_logged_and_kept(monkeypatch, capsys):
+    """``SPMDLEARN_VERBOSE=1`` logs the verdict once per communicator; it is asked once."""
+    from spmdlearn.comm import self_comm
+
+    monkeypatch.setenv("SPMDLEARN_VERBOSE", "1")
+    monkeypatch.setenv("SPMDLEARN_DEVICE_BUFFERS", "0")
+    comm = self_comm()
+    assert comm.device_buffers()["sycl"] == (False, "SPMDLEARN_DEVICE_BUFFERS=0")
+    err = capsys.readouterr().err
+    assert "[spmdlearn] MPI and sycl device arrays: staged through host memory " \
+           "(SPMDLEARN_DEVICE_BUFFERS=0)" in err
+    monkeypatch.setenv("SPMDLEARN_DEVICE_BUFFERS", "1")  # kept: not asked again
+    assert comm.device_buffers()["sycl"][0] is False and capsys.readouterr().err == ""
+    assert self_comm().device_buffers()["sycl"][0] is True
+    assert "device buffers passed to MPI directly" in capsys.readouterr().err
