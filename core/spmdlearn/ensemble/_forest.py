@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import (device, from_model, get_namespace, is_foreign_array, like,
+from .._array_api import (accumulation_dtype, device, has_float64, from_model, get_namespace, is_foreign_array, like,
                           numpy_dtype, sum_float64, take_labels, to_host)
 from .._backends import call_kernel, host_backend
 from .._base import SPMDEstimatorMixin, thread_limit
@@ -320,6 +320,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         """Per tree, the value of the leaf each of this rank's rows reaches, in ``X``'s
         namespace and on its device (the trees' node values go to the device, O(nodes))."""
         xp = get_namespace(X)
+        dtype = np.float64 if has_float64(X) else np.float32  # a device without float64
         out = []
         for tree in self.estimators_:
             leaves = call_kernel("tree_apply", backend, X=X, feature=tree.feature,
@@ -327,7 +328,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             if xp is np:
                 out.append(tree.value[leaves])
             else:
-                out.append(xp.take(from_model(tree.value, X), xp.astype(leaves, xp.int64),
+                out.append(xp.take(from_model(tree.value, X, dtype), xp.astype(leaves, xp.int64),
                                    axis=0))
         return out
 
@@ -537,10 +538,11 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         xp = get_namespace(y_index)
         if shard.sample_weight is None:
             w = np.ones(len(y_index)) if xp is np else \
-                xp.ones(y_index.shape[0], dtype=xp.float64, device=device(y_index))
+                xp.ones(y_index.shape[0], dtype=accumulation_dtype(y_index), device=device(y_index))
         else:
             w = _on_device_of(shard.sample_weight, X)
-            w = np.asarray(w, np.float64) if xp is np else xp.astype(w, xp.float64)
+            w = np.asarray(w, np.float64) if xp is np else \
+                xp.astype(w, accumulation_dtype(y_index))
         if self.class_weight not in (None, "balanced_subsample"):
             counts = comm.sum_identical(_class_sums(y_index, w, K))
             cw = compute_class_weight(self.class_weight, classes=classes, y=classes,
@@ -553,7 +555,7 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
                 return None
             # the classes' weights in this tree's bootstrap, over all ranks (or this rank's in
             # local_trees_mode)
-            counts = _class_sums(y_index, w * (boot if xp is np else xp.astype(boot, xp.float64)),
+            counts = _class_sums(y_index, w * (boot if xp is np else xp.astype(boot, w.dtype)),
                                  K)
             if not self.local_trees_mode:
                 counts = comm.sum_identical(counts)
@@ -656,10 +658,11 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
             w = np.ones(len(y)) if shard.sample_weight is None else \
                 np.asarray(shard.sample_weight, np.float64)
         else:  # targets and weights stay on the rows' device
-            y = xp.astype(y, xp.float64)
-            w = xp.ones(y.shape[0], dtype=xp.float64, device=device(y)) \
+            f = accumulation_dtype(y)  # float32 on a device without float64 (float32 input)
+            y = xp.astype(y, f)
+            w = xp.ones(y.shape[0], dtype=f, device=device(y)) \
                 if shard.sample_weight is None else \
-                xp.astype(_on_device_of(shard.sample_weight, shard.X), xp.float64)
+                xp.astype(_on_device_of(shard.sample_weight, shard.X), f)
 
         self._fit_forest(shard, y, w, 0, lambda counts: None, 3, self.criterion)
         return self
