@@ -164,6 +164,19 @@ def test_info_command():
         assert f"  {name}" in out
 
 
+def test_info_command_reports_a_bad_device_buffer_setting():
+    """A bad SPMDLEARN_DEVICE_BUFFERS is reported in info's output, as a bad backend name is,
+    not a traceback."""
+    env = {**os.environ, "SPMDLEARN_DEVICE_BUFFERS": "maybe"}
+    out = subprocess.run([sys.executable, "-m", "spmdlearn", "info"], capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert ("MPI and device arrays: error: SPMDLEARN_DEVICE_BUFFERS='maybe' is not one of 0, 1 "
+            "or auto") in out.stdout, out.stdout
+    assert "ranks: 1" in out.stdout
+
+
 def test_runs_without_mpi4py():
     """Without mpi4py everything runs as one process."""
     code = ("import sys; sys.modules['mpi4py'] = None\n"

@@ -33,7 +33,12 @@ def info() -> str:
     ]
     # Device arrays over MPI: passed to the library directly, or staged through host memory
     # (one verdict for all ranks; SPMDLEARN_DEVICE_BUFFERS=0|1|auto overrides).
-    for at, (kind, (direct, why)) in enumerate(get_comm().device_buffers().items(), start=2):
+    # A bad setting raises on every rank (collective): reported like a bad backend name.
+    verdicts = _try(lambda: get_comm().device_buffers())
+    if isinstance(verdicts, str):
+        lines.insert(2, f"MPI and device arrays: {verdicts}")
+        verdicts = {}
+    for at, (kind, (direct, why)) in enumerate(verdicts.items(), start=2):
         lines.insert(at, f"MPI and {kind} device arrays: "
                      f"{'passed to MPI directly' if direct else 'staged through host memory'} "
                      f"({why})")
