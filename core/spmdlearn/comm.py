@@ -579,14 +579,24 @@ class Comm:
         lookup = {int(g): i for i, g in enumerate(where)}
         return gathered[[lookup[int(g)] for g in ids]].astype(rows.dtype, copy=False)
 
-    def reduce_bcast_sum(self, local) -> np.ndarray:
+    def reduce_bcast_sum(self, local, *, overwrite: bool = False) -> np.ndarray:
         """Sum over ranks, bitwise identical on every rank: ``Reduce`` to rank 0, then ``Bcast``.
 
         Memory O(size of ``local``) (``sum_identical`` gathers every rank's copy): for large
-        arrays such as histograms.
+        arrays such as histograms. ``overwrite=True``: the sum is made in ``local``'s own buffer
+        where it is a writeable, C-contiguous float64 array (``MPI.IN_PLACE``; no second array
+        of its size), and ``local`` is returned; the caller must not need its values after.
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
         self._checked("reduce_bcast_sum", local)
+        if overwrite and local.flags.writeable and MPI is not None:
+            if self.size > 1:
+                if self.rank == 0:
+                    self.mpi.Reduce(MPI.IN_PLACE, local, op=MPI.SUM, root=0)
+                else:
+                    self.mpi.Reduce(local, None, op=MPI.SUM, root=0)
+                self.mpi.Bcast(local, root=0)
+            return local
         out = np.empty_like(local)
         self.mpi.Reduce(local, out, op=None if MPI is None else MPI.SUM, root=0)
         self.mpi.Bcast(out, root=0)

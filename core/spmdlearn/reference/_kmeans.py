@@ -99,12 +99,28 @@ LLOYD = ReductionContract("lloyd", lambda X, w, c, lo: lloyd_local(X, w, c, lo)[
                           kernel="kmeans_lloyd_local", with_rows=True)
 
 
+#: Rows per block of the row-wise distance to the assigned center: the temporaries
+#: ``X - centers[labels]`` of one block stay in cache instead of costing two passes over an
+#: array of ``X``'s size (the row sums do not depend on the blocking).
+_ROW_BLOCK = 8192
+
+
+def _assigned_sq(X, centers, labels) -> np.ndarray:
+    """``||x_i - centers[labels_i]||^2`` per row, float64, from coordinate differences."""
+    centers, labels = np.asarray(centers, np.float64), np.asarray(labels)
+    out = np.empty(X.shape[0])
+    for lo in range(0, X.shape[0], _ROW_BLOCK):
+        hi = min(X.shape[0], lo + _ROW_BLOCK)
+        diff = np.asarray(X[lo:hi], np.float64) - centers[labels[lo:hi]]
+        out[lo:hi] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
 def kmeans_inertia(X, sample_weight, centers, labels) -> float:
     """``sum_i w_i ||x_i - centers[labels_i]||^2`` for one shard (scikit-learn's ``_inertia``)."""
     if X.shape[0] == 0:
         return 0.0
-    diff = np.asarray(X, np.float64) - np.asarray(centers, np.float64)[labels]
-    return float(np.asarray(sample_weight, np.float64) @ np.einsum("ij,ij->i", diff, diff))
+    return float(np.asarray(sample_weight, np.float64) @ _assigned_sq(X, centers, labels))
 
 
 def farthest_rows(X, centers, labels, n, offset):
@@ -114,8 +130,7 @@ def farthest_rows(X, centers, labels, n, offset):
     """
     if X.shape[0] == 0 or n == 0:
         return np.zeros(0), np.zeros(0, np.int64)
-    diff = np.asarray(X, np.float64) - np.asarray(centers, np.float64)[labels]
-    dist = np.einsum("ij,ij->i", diff, diff)
+    dist = _assigned_sq(X, centers, labels)
     order = np.lexsort((np.arange(len(dist)), -dist))[:n]
     return dist[order], order.astype(np.int64) + offset
 
@@ -147,8 +162,7 @@ def kmeans_assign(X, centers):
     if X.shape[0] == 0:
         return np.zeros(0, np.int32), np.zeros(0)
     labels = _assign(X, centers)
-    diff = np.asarray(X, np.float64) - np.asarray(centers, np.float64)[labels]
-    return labels, np.einsum("ij,ij->i", diff, diff)
+    return labels, _assigned_sq(X, centers, labels)
 
 
 def kmeans_transform(X, centers):
