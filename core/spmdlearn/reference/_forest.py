@@ -184,14 +184,13 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes: int, n_
                              f"[{int(y.min())}, {int(y.max())}]")
         by_class = np.argsort(y, kind="stable")
         bounds = np.searchsorted(y[by_class], np.arange(n_classes + 1))
-        ones = np.zeros(size, np.int64)
+        hist[:, n_classes] = 0.0  # row counts: integers, exact in float64
         for k in range(n_classes):
             sel = by_class[bounds[k]:bounds[k + 1]]
             cell = cells(sel)
             hist[:, k] = np.bincount(cell, weights=np.repeat(v[sel], n_features),
                                      minlength=size)
-            ones += np.bincount(cell, minlength=size)
-        hist[:, n_classes] = ones
+            hist[:, n_classes] += np.bincount(cell, minlength=size)
     else:
         y = y.astype(np.float64)
         cell = cells(slice(None))
