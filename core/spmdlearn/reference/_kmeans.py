@@ -248,7 +248,12 @@ def assigned_sq_distances(X, centers, labels) -> np.ndarray:
     """
     if X.shape[0] == 0:
         return np.zeros(0, dtype=X.dtype)
-    return ((X - np.asarray(centers, dtype=X.dtype)[labels]) ** 2).sum(axis=1)
+    centers, labels = np.asarray(centers, dtype=X.dtype), np.asarray(labels)
+    out = np.empty(X.shape[0], dtype=np.result_type(X.dtype, centers.dtype))
+    for lo in range(0, X.shape[0], _ROW_BLOCK):  # each row's sum is the same in any block
+        hi = min(X.shape[0], lo + _ROW_BLOCK)
+        out[lo:hi] = ((X[lo:hi] - centers[labels[lo:hi]]) ** 2).sum(axis=1)
+    return out
 
 
 def relocation_rows(distances, n_empty):
