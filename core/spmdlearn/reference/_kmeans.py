@@ -78,9 +78,10 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     scores = c_norms[None, :] - 2.0 * (X @ centers.T)
     labels = np.argmin(scores, axis=1).astype(np.int32)
     w = np.asarray(sample_weight, dtype=np.float64)
-    Xw = np.asarray(X, np.float64) * w[:, None]
-    # Per-column weighted bincounts: the cluster sums without a Python loop over rows.
-    sums = np.stack([np.bincount(labels, weights=Xw[:, j], minlength=k) for j in range(d)], axis=1)
+    # Per-column weighted bincounts: the cluster sums without a Python loop over rows. The
+    # weighted rows are made feature-major, so that each bincount reads one contiguous column.
+    XwT = np.multiply(np.asarray(X, np.float64).T, w, order="C")
+    sums = np.stack([np.bincount(labels, weights=XwT[j], minlength=k) for j in range(d)], axis=1)
     weights = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
     # The inertia of the new assignment, from coordinate differences (the same expression as
     # kmeans_inertia, so no second pass over the rows is needed for it).
