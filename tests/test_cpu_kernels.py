@@ -157,6 +157,34 @@ def test_lloyd_and_inertia(shard, k, duplicate_centers):
            RTOL[X.dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lloyd_in_threaded_tasks(monkeypatch, dtype):
+    """Rows split into tasks on several threads: the reference's labels, its partials within
+    rounding, and the same bits for any number of threads."""
+    monkeypatch.setattr(_kmeans, "_TASK_ROWS", _kmeans._ASSIGN_ROWS)
+    rng = np.random.default_rng(3)
+    n, d, k = 3 * _kmeans._ASSIGN_ROWS + 17, 5, 4
+    X = rng.normal(size=(n, d)).astype(dtype)
+    w = rng.uniform(0.5, 2, n)
+    centers = X[:k].astype(np.float64)
+    labels_old = rng.integers(-1, k, n).astype(np.int32)
+    labels_ref, partial_ref = ref.lloyd_local(X, w, centers, labels_old)
+    assign_ref = ref.kmeans_assign(X, centers)
+    runs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(_kmeans, "kernel_threads", lambda t=threads: t)
+        labels, partial = _kmeans.lloyd_local(X, w, centers, labels_old)
+        np.testing.assert_array_equal(labels, labels_ref)
+        _close(partial.sums, partial_ref.sums, RTOL[X.dtype] * 10)
+        _close(partial.inertia, partial_ref.inertia, RTOL[X.dtype] * 100)
+        assert partial.n_changed == partial_ref.n_changed
+        assigned, sq = _kmeans.kmeans_assign(X, centers)
+        np.testing.assert_array_equal(assigned, assign_ref[0])
+        _close(sq, assign_ref[1], RTOL[X.dtype])
+        runs.append((partial.sums.tobytes(), partial.weights.tobytes(), partial.inertia))
+    assert runs[0] == runs[1] == runs[2]
+
+
 @given(shards(), st.sampled_from([2, 3]), st.booleans())
 def test_logistic_loss_gradient_and_hessian_products(shard, n_classes, with_hessian):
     X, w, rng = shard
@@ -234,7 +262,8 @@ def neighbour_blocks(draw):
     dtype = draw(st.sampled_from([np.float64, np.float32]))
     n_x = draw(st.sampled_from([0, 1, 2, 7, 30, 100]))  # 100 x 1100: radius queries use a grid
     n_y = draw(st.sampled_from([0, 1, 3, 9, 40, 1100]))  # 1100: more than one screening tile
-    d = draw(st.integers(1, 6))  # from 4 features on, euclidean top-k is screened by GEMM
+    # above 32 features the euclidean top-k is screened by GEMM tiles, below exact throughout
+    d = draw(st.one_of(st.integers(1, 6), st.integers(33, 36)))
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     Y = np.round(rng.normal(size=(n_y, d)) * 2, 0) + 0.5
     X = np.round(rng.normal(size=(n_x, d)) * 2, 0) + 0.5

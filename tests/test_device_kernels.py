@@ -419,3 +419,26 @@ def test_all_finite(dev):
         assert all_finite(dev.asarray(Y)) is False
         assert all_finite(dev.asarray(Y.astype(np.float32))) is False
     assert all_finite(X) is None  # NumPy: declined
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int64])
+def test_all_finite_reads_every_element(dev, layout, dtype):
+    """The one-pass check against the reference on large, non-contiguous and non-float input:
+    one bad element anywhere (first, last, in a column a stride skips over) decides."""
+    X = np.random.default_rng(0).normal(size=(300_001, 5)).astype(dtype)
+    views = {"C": lambda a, xp: a, "F": lambda a, xp: xp.asfortranarray(a),
+             "strided": lambda a, xp: a[::3, ::2]}
+
+    def view(a, xp=np):
+        return views[layout](a, xp)
+
+    all_finite = dev.module("_plugin").spmdlearn_all_finite
+    assert all_finite(view(dev.asarray(X), dev.xp)) is True
+    if dtype == np.int64:
+        return
+    for at in ((0, 0), (-1, -1), (1, 1), (150_000, 3)):
+        Y = X.copy()
+        Y[at] = np.nan if at[0] % 2 == 0 else np.inf
+        want = ref.all_finite(view(Y))
+        assert all_finite(view(dev.asarray(Y), dev.xp)) is want, (at, want)

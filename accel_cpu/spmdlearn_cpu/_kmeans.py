@@ -15,7 +15,7 @@ from numba import njit, prange
 from spmdlearn.reference import LloydPartial
 
 from ._blocks import block_rows
-from ._threads import use_kernel_threads
+from ._threads import kernel_threads, single_threaded_blas, use_kernel_threads
 
 __all__ = ["lloyd_local", "kmeans_inertia"]
 
@@ -104,16 +104,49 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     w = _as_float(sample_weight)
     labels_old = np.asarray(labels_old)
     labels = np.empty(n, dtype=np.int32)
-    sums, weights = np.zeros((k, d)), np.zeros(k)
-    inertia, changed = 0.0, 0
-    for lo in range(0, n, _ASSIGN_ROWS):
-        hi = min(n, lo + _ASSIGN_ROWS)
-        S = X[lo:hi] @ Ct
-        part, moved = _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums,
-                                    weights)
-        inertia += part
-        changed += moved
+
+    def task(t_lo, t_hi):
+        sums, weights = np.zeros((k, d)), np.zeros(k)
+        inertia, changed = 0.0, 0
+        for lo in range(t_lo, t_hi, _ASSIGN_ROWS):
+            hi = min(t_hi, lo + _ASSIGN_ROWS)
+            S = X[lo:hi] @ Ct
+            part, moved = _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old,
+                                        sums, weights)
+            inertia += part
+            changed += moved
+        return sums, weights, inertia, changed
+
+    parts = _in_tasks(n, task)
+    sums, weights, inertia, changed = parts[0]
+    for more in parts[1:]:  # in task order: the same bits for any thread count
+        sums += more[0]
+        weights += more[1]
+        inertia += more[2]
+        changed += more[3]
     return labels, LloydPartial(sums, weights, float(inertia), float(changed))
+
+
+#: Rows per task of the threaded assignment (whole blocks). Tasks depend on the rows only, not
+#: on the thread count, and their partials are added in task order.
+_TASK_ROWS = 16 * 4096
+
+
+def _in_tasks(n, task):
+    """``[task(lo, hi) for each task's rows]``, on the rank's kernel threads.
+
+    Each task runs blocks of a BLAS product and a compiled pass that releases the GIL; BLAS is
+    held to one thread meanwhile (its threads would spin between the small products and take
+    the cores from the tasks). One task, or one thread: the calling thread, as before.
+    """
+    bounds = [(lo, min(n, lo + _TASK_ROWS)) for lo in range(0, n, _TASK_ROWS)]
+    threads = min(kernel_threads(), len(bounds))
+    if threads <= 1:
+        return [task(lo, hi) for lo, hi in bounds]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with single_threaded_blas(), ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda b: task(*b), bounds))
 
 
 def _as_float(w):
@@ -169,9 +202,12 @@ def kmeans_assign(X, centers):
     C = np.asarray(centers, dtype=X.dtype)
     c_norms = np.einsum("ij,ij->i", C, C)
     centers64 = np.asarray(centers, dtype=np.float64)
-    for lo in range(0, n, _ASSIGN_ROWS):
-        hi = min(n, lo + _ASSIGN_ROWS)
-        _assign_only(X, centers64, c_norms, X[lo:hi] @ C.T, lo, labels, sq)
+    def task(t_lo, t_hi):
+        for lo in range(t_lo, t_hi, _ASSIGN_ROWS):
+            hi = min(t_hi, lo + _ASSIGN_ROWS)
+            _assign_only(X, centers64, c_norms, X[lo:hi] @ C.T, lo, labels, sq)
+
+    _in_tasks(n, task)
     return labels, sq
 
 

@@ -18,7 +18,7 @@ from numba import njit, prange
 
 from spmdlearn.reference import METRICS
 
-from ._threads import use_kernel_threads
+from ._threads import single_threaded_blas, use_kernel_threads
 
 __all__ = ["metric_code", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr"]
 
@@ -124,6 +124,12 @@ def _knn_screen(X, Y, y_index, S, q0, c0, xn, yn, margin, best_d, best_i, x_inde
             bi[pos] = idx
 
 
+#: Features above which the euclidean merge screens candidates by GEMM tiles (with BLAS on one
+#: thread: numba's threads screen). Below, exact distances of every pair cost less than the
+#: GEMM. Measured on 16 cores, 1,000 queries against 500,000 candidates: 0.32 s exact against
+#: 0.74 s screened at 4 features, 0.56 s against 0.94 s at 16, 2.74 s against 1.57 s at 64.
+_SCREEN_MIN_FEATURES = 32
+
 #: Tile of the euclidean screening GEMM: queries x candidates (a 4 MiB float64 block).
 _TILE_QUERIES, _TILE_CANDIDATES = 256, 2048
 
@@ -163,8 +169,9 @@ def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p
     exclude = x_index is not None
     xi = np.asarray(x_index, np.int64) if exclude else np.zeros(0, np.int64)
     yi = np.asarray(y_index, np.int64)
-    if code == _EUCLIDEAN and X.shape[1] >= 4:
-        _knn_merge_euclidean(X, Y, yi, best_d, best_i, xi, exclude)
+    if code == _EUCLIDEAN and X.shape[1] > _SCREEN_MIN_FEATURES:
+        with single_threaded_blas():  # numba's threads screen the tiles
+            _knn_merge_euclidean(X, Y, yi, best_d, best_i, xi, exclude)
     else:
         _knn_merge(X, Y, yi, best_d, best_i, code, power, xi, exclude)
     return best_d, best_i

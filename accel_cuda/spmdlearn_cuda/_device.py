@@ -35,9 +35,23 @@ def as_cupy(x):
     return x if isinstance(x, cp.ndarray) else cp.asarray(x)
 
 
-def to_host(a):
-    """A NumPy copy of a small device array (a partial's field)."""
-    return cupy().asnumpy(a)
+def to_host(a, pinned: bool = False):
+    """A NumPy copy of a device array (a partial's field).
+
+    ``pinned``: copy into page-locked host memory from CuPy's pinned memory pool, for a large
+    partial (a level's histograms): a copy from the device to pageable memory is staged through
+    a driver buffer at a fraction of the bandwidth. The returned array holds the pinned block
+    until it is freed.
+    """
+    cp = cupy()
+    if not pinned or a.size == 0:
+        return cp.asnumpy(a)
+    import numpy as np
+
+    a = cp.ascontiguousarray(a)
+    out = np.frombuffer(cp.cuda.alloc_pinned_memory(a.nbytes), a.dtype, a.size).reshape(a.shape)
+    a.get(out=out)
+    return out
 
 
 def local_rank() -> int:

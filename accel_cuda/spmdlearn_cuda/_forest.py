@@ -181,7 +181,7 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
             binned, np.int64(n), np.int32(d), *_strides(binned), _dev(node_pos, cp.int64), yf, yi,
             _dev(sample_weight, cp.float64), _dev(counts, cp.int64), cw, np.int32(n_bins),
             np.int32(n_classes), hist))
-    return to_host(hist)
+    return to_host(hist, pinned=True)
 
 
 def tree_route(binned, node_of_row, split_feature, split_bin, left, right):

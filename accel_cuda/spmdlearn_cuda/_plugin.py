@@ -343,4 +343,6 @@ def spmdlearn_all_finite(X):
     args = _cuda(X)
     if args is None:
         return None
-    return bool(cupy().isfinite(args[0]).all())
+    from ._finite import all_finite
+
+    return all_finite(args[0])

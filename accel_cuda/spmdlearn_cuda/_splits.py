@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spmdlearn.reference._forest import no_splits
 from spmdlearn.reference._splits_in_namespace import best_splits_in
 
 from ._device import cupy, to_host
@@ -33,7 +34,7 @@ def best_splits(hist, feature_order, n_draw, classification, criterion, min_samp
     hist = hist.astype(cp.float64, copy=False)
     n_nodes, n_features, n_bins = hist.shape[:3]
     if n_nodes == 0 or n_bins < 2:
-        return np.full(n_nodes, -1, np.int64), np.zeros(n_nodes, np.int64), np.zeros(n_nodes)
+        return no_splits(n_nodes)
     with hist.device:
         order = cp.asarray(feature_order, dtype=cp.int64)
         feature, cut, gain = best_splits_in(cp, cp.ascontiguousarray(hist), order, n_draw,

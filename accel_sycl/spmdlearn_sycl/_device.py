@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["dpnp", "as_dpnp", "to_host", "on_device", "float_type"]
+__all__ = ["dpnp", "as_dpnp", "to_host", "on_device", "float_type", "has_float64"]
 
 #: Top-level modules of the array types this backend serves.
 ARRAY_MODULES = ("dpnp", "dpctl")
@@ -39,7 +39,8 @@ def to_host(a):
 
 
 def on_device(a, like, dtype=None):
-    """Host data (a model parameter, of the model's size) on the queue of ``like``."""
+    """Host data (a model parameter, of the model's size) on the queue of ``like`` (cast on
+    the host first: a device without float64 never receives a float64 buffer)."""
     np_ = dpnp()
     if is_sycl_array(a):
         a = as_dpnp(a)
@@ -47,10 +48,22 @@ def on_device(a, like, dtype=None):
             raise ValueError("arguments are on different SYCL queues; move them to one queue "
                              "(dpnp.asarray(x, sycl_queue=q))")
         return a if dtype is None else a.astype(dtype, copy=False)
-    return np_.asarray(a, dtype=dtype, sycl_queue=like.sycl_queue)
+    import numpy as np
+
+    host = np.asarray(a) if dtype is None else np.asarray(a, dtype=np.dtype(dtype))
+    if host.dtype == np.float64 and not has_float64(like):
+        raise ValueError(f"float64 data for a device without float64 ({like.sycl_device.name})")
+    return np_.asarray(host, sycl_queue=like.sycl_queue)
+
+
+def has_float64(X) -> bool:
+    """Whether ``X``'s device has float64 (asked in one place: spmdlearn's ``has_float64``)."""
+    from spmdlearn._array_api import has_float64 as ask
+
+    return ask(X)
 
 
 def float_type(X):
     """float64 where the device has it, else float32: the accumulation type of the kernels."""
     np_ = dpnp()
-    return np_.float64 if X.sycl_device.has_aspect_fp64 else np_.float32
+    return np_.float64 if has_float64(X) else np_.float32

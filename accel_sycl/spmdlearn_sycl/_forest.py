@@ -8,12 +8,14 @@ from the host (bit for bit), histograms by weighted ``bincount``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from spmdlearn.reference import BOOTSTRAP_STREAM
 from spmdlearn.reference._forest import _GOLDEN, _mix  # the counter-based generator, shared
 
-from ._device import dpnp, float_type, on_device, to_host
+from ._device import dpnp, float_type, has_float64, on_device, to_host
 
 __all__ = ["apply_bins", "bootstrap_counts", "tree_histograms", "tree_route", "tree_apply"]
 
@@ -34,24 +36,35 @@ def bootstrap_counts(row_index, seed, lam):
         key = _mix(np.uint64(seed) * _GOLDEN + np.uint64(BOOTSTRAP_STREAM))
     counters = row_index.astype(xp.uint64)
     z = _mix(key + (counters + np.uint64(1)) * _GOLDEN)
-    u = (z >> np.uint64(11)).astype(xp.float64) * (1.0 / 2.0 ** 53)
+    # The reference's uniform is u = (z >> 11) * 2**-53, exact in float64, and u >= cdf holds
+    # exactly when the integer z >> 11 >= ceil(cdf * 2**53) (a power-of-two scaling, exact):
+    # the same draws in integer arithmetic, also on a device without float64.
+    u = z >> np.uint64(11)
     counts = xp.zeros(u.shape, dtype=xp.int64, sycl_queue=row_index.sycl_queue)
+
+    def reached(cdf):
+        return u >= np.uint64(min(math.ceil(cdf * 2.0 ** 53), 2 ** 64 - 1))
+
     p = float(np.exp(-lam))
     cdf = p
-    active = u >= cdf
+    active = reached(cdf)
     k = 0
     while k < 64 and bool(active.any()):
         k += 1
         p *= lam / k
         cdf += p
         counts[active] = k
-        active &= u >= cdf
+        active &= reached(cdf)
     return counts
 
 
 def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins, n_classes,
                     class_weight=None):
     xp = dpnp()
+    if n_classes == 0 and not has_float64(binned):
+        # sums of y and y**2 in float32 lose the variances that split decisions compare:
+        # decline (the reference runs on a host copy, counted), as best_splits does
+        return None
     n, n_features = binned.shape
     n_channels = n_classes + 1 if n_classes > 0 else 4
     size = n_nodes * n_features * n_bins
@@ -61,7 +74,7 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
     if not bool(keep.any()):
         return np.zeros((n_nodes, n_features, n_bins, n_channels))
     rows = xp.nonzero(keep)[0]
-    f = xp.float64 if binned.sycl_device.has_aspect_fp64 else xp.float32
+    f = float_type(binned)
     v = on_device(sample_weight, binned, f)[rows] * counts[rows].astype(f)
     yv = on_device(y, binned)[rows]
     if class_weight is not None and n_classes > 0:

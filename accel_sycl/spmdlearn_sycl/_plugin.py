@@ -4,7 +4,8 @@ It claims dpnp arrays and dpctl ``usm_ndarray`` s, and serves every kernel on th
 operations on the arrays' own queue (oneMKL underneath): the data stay on the SYCL device and
 only partials (of the model's size) come to the host. Its dependencies (dpctl, dpnp) are
 imported lazily; where they are missing the backend reports itself unavailable and declines.
-Where a device lacks float64, the kernels accumulate in float32 (``float_type``).
+Where a device lacks float64, the kernels accumulate in float32 (``float_type``) and float64
+input is refused before any kernel runs (see ``spmdlearn._array_api.has_float64``).
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from spmdlearn.reference._forest import no_splits
 from spmdlearn.reference._splits_in_namespace import best_splits_in
 
-from ._device import dpnp, on_device, to_host
+from ._device import dpnp, has_float64, on_device, to_host
 
 __all__ = ["best_splits"]
 
@@ -25,12 +26,12 @@ def best_splits(hist, feature_order, n_draw, classification, criterion, min_samp
     ``(feature, bin, decrease)`` (int64, int64, float64 NumPy arrays: O(nodes), the level's
     decisions, which every rank needs on the host). Declines where the device lacks float64."""
     xp = dpnp()
-    if not hist.sycl_device.has_aspect_fp64:
+    if not has_float64(hist):
         return None  # the reference's decisions need float64 arithmetic: decline
     hist = hist.astype(xp.float64, copy=False)
     n_nodes, n_features, n_bins = hist.shape[:3]
     if n_nodes == 0 or n_bins < 2:
-        return np.full(n_nodes, -1, np.int64), np.zeros(n_nodes, np.int64), np.zeros(n_nodes)
+        return no_splits(n_nodes)
     order = on_device(np.asarray(to_host(feature_order) if hasattr(feature_order, "sycl_queue")
                                  else feature_order, np.int64), hist)
     feature, cut, gain = best_splits_in(xp, xp.ascontiguousarray(hist), order, n_draw,

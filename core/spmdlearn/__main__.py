@@ -1,4 +1,5 @@
-"""``python -m spmdlearn info``: MPI library, ranks, installed backends and their devices.
+"""``python -m spmdlearn info``: MPI library, ranks, whether device arrays go to MPI directly,
+installed backends and their devices.
 
 Collective under mpiexec: every rank reports the devices it sees and the one each backend would
 use there (a backend's ``spmdlearn_backend_info`` gives ``devices`` and ``selected``); rank 0
@@ -30,6 +31,12 @@ def info() -> str:
         f"{_try(lambda: resolve_backend(np.zeros((0, 1))))!r}",
         "installed backends (a kernel the selected one lacks or declines runs on the reference):",
     ]
+    # Device arrays over MPI: passed to the library directly, or staged through host memory
+    # (one verdict for all ranks; SPMDLEARN_DEVICE_BUFFERS=0|1|auto overrides).
+    for at, (kind, (direct, why)) in enumerate(get_comm().device_buffers().items(), start=2):
+        lines.insert(at, f"MPI and {kind} device arrays: "
+                     f"{'passed to MPI directly' if direct else 'staged through host memory'} "
+                     f"({why})")
     infos = backend_infos()
     # What each rank sees: its devices, and the one it would use (``selected``), per backend.
     seen = get_comm().allgather({b["name"]: (list(b.get("devices", [])), b.get("selected"))

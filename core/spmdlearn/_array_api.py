@@ -25,6 +25,7 @@ import numpy as np
 
 __all__ = ["is_foreign_array", "get_namespace", "array_namespace", "device", "numpy_dtype", "to_host", "like",
            "from_model", "in_namespace_of", "csr_rows", "take_rows", "take_labels", "empty_like_rows", "sum_float64",
+           "has_float64", "accumulation_dtype", "check_float64_supported",
            "note_fallback", "fallbacks", "reset_fallbacks", "host_kernel", "host_arguments"]
 
 _lock = threading.Lock()
@@ -97,6 +98,53 @@ def numpy_dtype(dtype) -> np.dtype:
 
 def _verbose() -> bool:
     return os.environ.get("SPMDLEARN_VERBOSE", "") not in ("", "0")
+
+
+def _device_has_float64(x) -> bool:
+    """Ask ``x``'s device whether it computes in float64: a SYCL device's ``fp64`` aspect, else
+    the namespace's inspection API (``__array_namespace_info__().dtypes(device=...)``)."""
+    sycl_device = getattr(x, "sycl_device", None)
+    if sycl_device is not None:
+        return bool(sycl_device.has_aspect_fp64)
+    try:
+        info = get_namespace(x).__array_namespace_info__()
+        return "float64" in info.dtypes(device=device(x), kind="real floating")
+    except Exception:  # noqa: BLE001 - a namespace without the inspection API: assume float64
+        return True
+
+
+def has_float64(x) -> bool:
+    """Whether the device of ``x`` has float64 (NumPy and None: True). Local, not collective.
+
+    The one place that asks a device; the estimators and the device backends ask here.
+    """
+    if x is None or not is_foreign_array(x):
+        return True
+    return _device_has_float64(x)
+
+
+def accumulation_dtype(x):
+    """The floating dtype, in ``x``'s namespace, for sums and weights on ``x``'s device:
+    float64, or float32 on a device without float64 (whose input is float32:
+    :func:`check_float64_supported`)."""
+    xp = get_namespace(x)
+    return xp.float64 if has_float64(x) else xp.float32
+
+
+def check_float64_supported(x, name: str = "X", becomes_float64: bool = False) -> None:
+    """Raise a ValueError if ``x`` is float64 (or would become float64, ``becomes_float64``:
+    integers converted as scikit-learn does) on a device without float64. Local: the caller's
+    agreement raises it on every rank, naming the ranks. spmdlearn never downgrades float64
+    to float32 on its own."""
+    if not is_foreign_array(x) or has_float64(x):
+        return
+    dtype = numpy_dtype(x.dtype)
+    if dtype == np.float64 or becomes_float64:
+        what = "is float64" if dtype == np.float64 else f"is {dtype}, which becomes float64,"
+        raise ValueError(
+            f"{name} {what} on a device without float64 ({device(x)}): spmdlearn does not "
+            f"convert float64 to float32 on its own; pass float32 data, e.g. "
+            f"{name}.astype('float32')")
 
 
 def _type_name(x) -> str:
@@ -277,6 +325,9 @@ def sum_float64(x) -> float:
     xp = get_namespace(x)
     if xp is np:
         return float(np.sum(x, dtype=np.float64))
+    if not has_float64(x):  # the device cannot: one float64 sum of a host copy, as for NumPy
+        note_fallback("sum in float64 (device without float64)", x)
+        return float(np.sum(to_host(x), dtype=np.float64))
     return float(xp.sum(xp.astype(x, xp.float64)))
 
 

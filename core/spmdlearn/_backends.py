@@ -24,6 +24,7 @@ import threading
 import types
 from collections import Counter
 
+import numpy as np
 import pluggy
 
 from . import hookspec
@@ -267,6 +268,24 @@ def resolve_backend(X=None) -> str:
         raise ValueError(f"SPMDLEARN_BACKEND/backend={name!r} is installed but unavailable "
                          f"({note}); available: {', '.join(['auto'] + available_backends())}")
     return name
+
+
+def host_backend(backend: str) -> str:
+    """The backend for a step on host (NumPy) arrays of a computation whose rows ``backend``
+    serves: ``backend`` itself if it claims NumPy, else the backend ``auto`` picks for NumPy
+    (the reference when no other claims it). Logged with ``SPMDLEARN_VERBOSE=1``.
+
+    For a step that takes a partial where the reduction leaves it, on the host (the forests'
+    split search reads the level's summed histogram): a device backend does not claim NumPy.
+    """
+    host = np.zeros(0)
+    if claims(backend, host):
+        return backend
+    for name in _claim_order():
+        if claims(name, host) and _available(name)[0]:
+            _log(f"{backend!r} does not claim NumPy; its host steps run on {name!r}")
+            return name
+    return REFERENCE
 
 
 def _verbose() -> bool:

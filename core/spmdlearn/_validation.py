@@ -19,7 +19,7 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 from sklearn.utils.validation import validate_data
 
-from ._array_api import get_namespace, is_foreign_array, numpy_dtype
+from ._array_api import check_float64_supported, get_namespace, is_foreign_array, numpy_dtype
 from ._backends import call_kernel, resolve_backend
 from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
@@ -179,6 +179,11 @@ def _check_foreign(X, estimator, input_name="X", ensure_2d=True, dtype="float"):
     xp = get_namespace(X)
     if xp.isdtype(X.dtype, "complex floating"):
         raise ValueError("Complex data not supported\n{}\n".format(X))
+    if isinstance(dtype, str) and dtype == "float":
+        becomes = X.dtype not in (xp.float64, xp.float32)
+    else:
+        becomes = dtype is not None and np.dtype(dtype) == np.float64
+    check_float64_supported(X, input_name, becomes_float64=becomes)
     if dtype == "float":
         if X.dtype not in (xp.float64, xp.float32):
             X = xp.astype(X, xp.float64)

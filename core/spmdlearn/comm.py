@@ -81,6 +81,12 @@ __all__ = [
     "world_size",
     "mpi_library_version",
     "owned_ids",
+    "DEVICE_BUFFER_KINDS",
+    "array_kind",
+    "decide_device_buffers",
+    "device_buffer_support",
+    "device_buffer_transfers",
+    "reset_device_buffer_transfers",
 ]
 
 
@@ -502,18 +508,28 @@ class Comm:
         ValueError on every rank.
         """
         local = np.ascontiguousarray(local)
-        layouts = self.allgather((int(local.shape[0]), local.dtype.str, local.shape[1:]))
+        dtype, shape, counts = self._agree_layout(int(local.shape[0]), local.dtype,
+                                                  local.shape[1:])
+        if local.shape[0] == 0 and (dtype, shape) != (local.dtype, local.shape[1:]):
+            local = np.empty((0,) + tuple(shape), dtype=dtype)
+        return local, counts
+
+    def _agree_layout(self, n_rows: int, dtype, trailing: tuple):
+        """Collective: ``(dtype, trailing shape, row counts of every rank)`` of an array of rows
+        of which this rank holds ``n_rows`` of ``dtype`` and ``trailing`` (see
+        :meth:`_row_layout`; one pickled ``allgather``, no array data)."""
+        dtype, trailing = np.dtype(dtype), tuple(trailing)
+        layouts = self.allgather((n_rows, dtype.str, trailing))
         counts = np.array([n for n, _, _ in layouts], dtype=np.int64)
-        with_rows = {(dtype, shape) for n, dtype, shape in layouts if n}
+        with_rows = {(d, shape) for n, d, shape in layouts if n}
         if len(with_rows) > 1:
             detail = "; ".join(f"rank {r}: {n} rows of {np.dtype(d)} x {s}"
                                for r, (n, d, s) in enumerate(layouts) if n)
             raise ValueError(f"ranks hold rows of different dtypes or widths: {detail}")
-        if with_rows and local.shape[0] == 0:
-            dtype, shape = with_rows.pop()
-            if (np.dtype(dtype), shape) != (local.dtype, local.shape[1:]):
-                local = np.empty((0,) + tuple(shape), dtype=np.dtype(dtype))
-        return local, counts
+        if with_rows and n_rows == 0:
+            d, shape = with_rows.pop()
+            dtype, trailing = np.dtype(d), tuple(shape)
+        return dtype, trailing, counts
 
     def gather_rows(self, local: np.ndarray, root: int = 0):
         """Every rank's rows in rank order on ``root`` (``Gatherv``); None on the other ranks."""
@@ -593,14 +609,15 @@ class Comm:
         for each, and each element is summed as in one call): MPI's own buffers stay a piece,
         not the array. ``overwrite=True``: the sum is made in ``local``'s own buffer where it
         is a writeable, C-contiguous float64 array (``MPI.IN_PLACE``; no second array of its
-        size), and ``local`` is returned; the caller must not need its values after.
+        size), and ``local`` is returned; the caller must not need its values after. On one
+        rank the sum is ``local`` itself (as float64), not a copy.
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
         self._checked("reduce_bcast_sum", local)
+        if self.size == 1:
+            return local
         in_place = overwrite and local.flags.writeable and MPI is not None
         out = local if in_place else np.empty_like(local)
-        if in_place and self.size == 1:
-            return out
         send, recv = local.reshape(-1), out.reshape(-1)
         pieces = max(1, -(-send.size // REDUCE_PIECE))
         op = None if MPI is None else MPI.SUM
@@ -646,10 +663,12 @@ class Comm:
         Yields ``(source_rank, arrays)``. Each step begins with a status exchange, so that an
         error on one rank while it works on a block reaches every rank.
 
-        A block of another array type than NumPy (a device array) keeps its type: it is staged
-        in host memory only to be sent (MPI's buffers), and a received block goes back to the
-        type and device of this rank's own block at the same position. This rank's own blocks
-        are yielded as given.
+        A block of another array type than NumPy (a device array) keeps its type: a received
+        block arrives in the type and device of this rank's own block at the same position, and
+        this rank's own blocks are yielded as given. Where the ranks agree that the MPI library
+        takes device buffers of the blocks' kind (:meth:`device_buffers`), device blocks go to
+        MPI as they are and are received into device memory; otherwise they are staged in host
+        memory only to be sent (MPI's buffers).
         """
         from ._array_api import from_model, is_foreign_array, numpy_dtype, to_host
 
@@ -659,6 +678,12 @@ class Comm:
             self._checked("ring", *(np.empty((0,) + tuple(b.shape[1:]), numpy_dtype(b.dtype))
                                     for b in own), rows_free=True)
             yield self.rank, own
+            return
+        kinds = [array_kind(b) if f else None for b, f in zip(own, foreign)]
+        present = sorted(set().union(*self.allgather(sorted({k for k in kinds if k}))))
+        verdicts = self.device_buffers() if present else {}
+        if any(verdicts[k][0] for k in present):
+            yield from self._ring_direct(own, kinds, verdicts)
             return
         # an empty rank takes the others' layout
         host = tuple(self._row_layout(to_host(b))[0] for b in own)
@@ -680,8 +705,104 @@ class Comm:
                 self.mpi.Sendrecv(b, dest=dest, recvbuf=buf, source=source)
                 received.append(buf)
             current = tuple(received)
+            for k in kinds:
+                if k is not None:
+                    _note_transfer(k, "staged")
             visiting = tuple(from_model(h, b) if f else h
                              for b, f, h in zip(own, foreign, current))
+
+    def _ring_direct(self, own, kinds, verdicts):
+        """:meth:`ring` where the MPI library takes device buffers (``verdicts``): a device
+        block it can use goes to ``Sendrecv`` as it is, and the block that comes in is received
+        into device memory like this rank's own; other blocks are staged through host memory.
+        Every rank sends bytes (``MPI.BYTE``), so host and device buffers meet in one call."""
+        from ._array_api import from_model, numpy_dtype, to_host
+
+        layouts = []
+        for i, b in enumerate(own):  # the ranks with rows decide the layout; no host copy
+            dtype, trailing, counts = self._agree_layout(
+                int(b.shape[0]), numpy_dtype(b.dtype), tuple(int(d) for d in b.shape[1:]))
+            layouts.append((dtype, trailing))
+            if i == 0:
+                row_counts = counts
+        self._checked("ring", *(np.empty((0,) + t, d) for d, t in layouts), rows_free=True)
+        direct = [k is not None and _usable_directly(b, k, verdicts[k]) for b, k in zip(own, kinds)]
+        current = []
+        for b, k, use, (dtype, trailing) in zip(own, kinds, direct, layouts):
+            if int(b.shape[0]) == 0 and (numpy_dtype(b.dtype), tuple(b.shape[1:])) != \
+                    (dtype, trailing):
+                use, b = False, np.empty((0,) + trailing, dtype)  # an empty rank's stand-in
+            current.append(_contiguous_device(b, k) if use else
+                           np.ascontiguousarray(to_host(b), dtype=dtype))
+        visiting = own
+        dest, source = (self.rank + 1) % self.size, (self.rank - 1) % self.size
+        for step in range(self.size):
+            owner = (self.rank - step) % self.size
+            yield owner, visiting
+            if step == self.size - 1:
+                break
+            self._enter("ring step")
+            incoming = int(row_counts[(owner - 1) % self.size])
+            received = []
+            for b, mine, k, use, (dtype, trailing) in zip(current, own, kinds, direct, layouts):
+                shape = (incoming,) + trailing
+                buf = _empty_device(mine, k, shape, dtype) if use else np.empty(shape, dtype)
+                if k is not None:
+                    _note_transfer(k, "direct" if use else "staged")
+                self.mpi.Sendrecv(_byte_buffer(b), dest=dest, recvbuf=_byte_buffer(buf),
+                                  source=source)
+                received.append(buf)
+            current = received
+            visiting = tuple(h if use or k is None else from_model(h, mine)
+                             for h, mine, k, use in zip(current, own, kinds, direct))
+
+    def device_buffers(self) -> dict:
+        """Collective: whether the MPI library of every rank takes device buffers, by array kind.
+
+        Each rank asks its MPI library (:func:`device_buffer_support`: the library's documented
+        query, or ``SPMDLEARN_DEVICE_BUFFERS``); the kind is passed directly only where every
+        rank says yes, so all ranks use one verdict. Asked once per communicator object (then
+        kept); with ``SPMDLEARN_VERBOSE=1`` rank 0 logs the verdict.
+
+        Returns
+        -------
+        verdicts : dict
+            ``{kind: (passed directly: bool, reason: str)}`` for each kind of
+            :data:`DEVICE_BUFFER_KINDS`, identical on every rank.
+
+        Raises
+        ------
+        ValueError
+            On every rank, where ``SPMDLEARN_DEVICE_BUFFERS`` has a value other than ``0``,
+            ``1`` or ``auto`` on some rank (naming the ranks).
+        """
+        cached = getattr(self, "_device_verdicts", None)
+        if cached is not None:
+            return cached
+
+        def local():
+            return {kind: device_buffer_support(kind) for kind in DEVICE_BUFFER_KINDS}
+
+        mine, every = self.agree(local, summarize=lambda verdicts: verdicts)
+        verdicts = {}
+        for kind in DEVICE_BUFFER_KINDS:
+            answers = [v[kind] for v in every]
+            if all(ok for ok, _ in answers):
+                verdicts[kind] = (True, answers[0][1] if len({r for _, r in answers}) == 1
+                                  else _group([r for _, r in answers]))
+            else:
+                refusing = [(r, reason) for r, (ok, reason) in enumerate(answers) if not ok]
+                reasons = {reason for _, reason in refusing}
+                why = refusing[0][1] if len(reasons) == 1 and len(refusing) == len(answers) \
+                    else "; ".join(f"rank {r}: {reason}" for r, reason in refusing)
+                verdicts[kind] = (False, why)
+        self._device_verdicts = verdicts
+        if _verbose() and self.rank == 0:
+            for kind, (ok, why) in verdicts.items():
+                print(f"[spmdlearn] MPI and {kind} device arrays: "
+                      f"{'device buffers passed to MPI directly' if ok else 'staged through host memory'}"
+                      f" ({why})", file=sys.stderr, flush=True)
+        return verdicts
 
     # -- the reduction contract -------------------------------------------------------------
     def reduce_partials(self, partial, combine: Callable, *, error: BaseException | None = None,
@@ -1351,6 +1472,252 @@ def _install_excepthook() -> None:
 
 
 _install_excepthook()
+
+
+
+# -- device buffers: passed to MPI directly where the library takes them ---------------------
+#: Array kinds whose memory a device-aware MPI library may take directly: ``"sycl"`` (dpnp and
+#: dpctl arrays, SYCL USM) and ``"cuda"`` (arrays exposing ``__cuda_array_interface__``).
+DEVICE_BUFFER_KINDS = ("sycl", "cuda")
+#: The user's word: ``0`` stages device arrays through host memory, ``1`` passes them to MPI
+#: directly (the user vouches for the MPI library), ``auto`` (default) asks the library.
+DEVICE_BUFFERS_VARIABLE = "SPMDLEARN_DEVICE_BUFFERS"
+
+_transfers_lock = threading.Lock()
+_transfers: dict = {}
+
+
+def _verbose() -> bool:
+    return os.environ.get("SPMDLEARN_VERBOSE", "") not in ("", "0")
+
+
+def array_kind(x) -> str | None:
+    """The device-buffer kind of array ``x`` (not collective): ``"sycl"`` for dpnp and dpctl
+    arrays, ``"cuda"`` for an array exposing ``__cuda_array_interface__``, None otherwise (host
+    memory, or memory no MPI library query covers)."""
+    if x is None or isinstance(x, np.ndarray):
+        return None
+    if type(x).__module__.split(".")[0] in ("dpnp", "dpctl"):
+        return "sycl"
+    try:
+        if hasattr(x, "__cuda_array_interface__"):
+            return "cuda"
+    except Exception:  # noqa: BLE001 - a CPU tensor's property may raise: not CUDA memory
+        pass
+    return None
+
+
+def _mpi_library_paths() -> list:
+    """Paths of the MPI shared libraries loaded in this process (Linux: ``/proc/self/maps``)."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                if len(fields) >= 6 and os.path.basename(fields[-1]).startswith("libmpi"):
+                    if fields[-1] not in paths:
+                        paths.append(fields[-1])
+    except OSError:
+        pass
+    return paths
+
+
+def _mpi_query(name: str):
+    """The MPI library's ``int name(void)`` extension query (MPICH's and Open MPI's
+    ``MPIX_Query_cuda_support``, MPICH's ``MPIX_Query_ze_support``), or None where the library
+    has no such function (not collective; MPI must be initialized, as mpi4py does)."""
+    if MPI is None:
+        return None
+    import ctypes
+
+    handles = [None] + _mpi_library_paths()
+    mode = getattr(os, "RTLD_NOLOAD", 0) | getattr(os, "RTLD_LAZY", 1)
+    for path in handles:
+        try:
+            library = ctypes.CDLL(path, mode=mode)
+            function = getattr(library, name)
+        except (OSError, AttributeError):
+            continue
+        function.restype, function.argtypes = ctypes.c_int, []
+        return int(function())
+    return None
+
+
+def decide_device_buffers(kind: str, library_version: str, environ, query) -> tuple[bool, str]:
+    """Whether an MPI library takes device buffers of ``kind``, and why (not collective).
+
+    The rules, in order:
+
+    1. ``SPMDLEARN_DEVICE_BUFFERS`` in ``environ``: ``0`` (also ``off``, ``false``, ``no``)
+       stages through host memory, ``1`` (``on``, ``true``, ``yes``) passes device buffers
+       directly (the user vouches for the library), ``auto`` or unset asks the library.
+    2. ``"sycl"``: Intel MPI (``Intel(R) MPI Library`` in its version string) takes SYCL/Level
+       Zero USM when ``I_MPI_OFFLOAD`` is 1 or more (Intel MPI's documented switch of its GPU
+       buffer support); another library, where ``query("MPIX_Query_ze_support")`` returns 1
+       (MPICH built with Level Zero).
+    3. ``"cuda"``: ``query("MPIX_Query_cuda_support")`` returns 1 (Open MPI and MPICH built
+       with CUDA: their documented run-time query).
+    4. Anything else: no.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`DEVICE_BUFFER_KINDS`.
+    library_version : str
+        ``MPI.Get_library_version()``.
+    environ : mapping
+        The environment variables (``os.environ``).
+    query : callable
+        ``query(name)``: the library's ``int name(void)`` query, or None where it lacks it.
+
+    Returns
+    -------
+    (passed directly, reason) : (bool, str)
+
+    Raises
+    ------
+    ValueError
+        ``SPMDLEARN_DEVICE_BUFFERS`` set to another value.
+    """
+    raw = environ.get(DEVICE_BUFFERS_VARIABLE, "")
+    setting = raw.strip().lower()
+    if setting in ("0", "off", "false", "no"):
+        return False, f"{DEVICE_BUFFERS_VARIABLE}={raw}"
+    if setting in ("1", "on", "true", "yes"):
+        return True, f"{DEVICE_BUFFERS_VARIABLE}={raw}: the user vouches for the MPI library"
+    if setting not in ("", "auto"):
+        raise ValueError(f"{DEVICE_BUFFERS_VARIABLE}={raw!r} is not one of 0, 1 or auto")
+    name = " ".join(library_version.strip().splitlines()[0].split()) if library_version \
+        and library_version.strip() else "no MPI library"
+    if kind == "sycl":
+        if "Intel(R) MPI" in (library_version or ""):
+            offload = environ.get("I_MPI_OFFLOAD", "").strip()
+            try:
+                level = int(offload) if offload else 0
+            except ValueError:
+                level = 0
+            if level >= 1:
+                return True, f"Intel MPI with I_MPI_OFFLOAD={offload}"
+            return False, ("Intel MPI without I_MPI_OFFLOAD>=1 (set I_MPI_OFFLOAD=1 for its "
+                           "GPU buffer support)")
+        answer = query("MPIX_Query_ze_support")
+        if answer:
+            return True, f"{name}: MPIX_Query_ze_support() = {answer}"
+        return False, (f"{name}: no Level Zero support" + (
+            " (MPIX_Query_ze_support() = 0)" if answer is not None else
+            " (neither Intel MPI with I_MPI_OFFLOAD nor MPIX_Query_ze_support)"))
+    if kind == "cuda":
+        answer = query("MPIX_Query_cuda_support")
+        if answer:
+            return True, f"{name}: MPIX_Query_cuda_support() = {answer}"
+        return False, (f"{name}: not CUDA-aware" + (
+            " (MPIX_Query_cuda_support() = 0)" if answer is not None else
+            " (no MPIX_Query_cuda_support)"))
+    return False, f"no query for {kind} device buffers"
+
+
+def device_buffer_support(kind: str) -> tuple[bool, str]:
+    """:func:`decide_device_buffers` for this process's MPI library and environment (not
+    collective: :meth:`Comm.device_buffers` agrees on one verdict over the ranks)."""
+    if MPI is None:
+        if os.environ.get(DEVICE_BUFFERS_VARIABLE, "").strip().lower() in ("", "auto"):
+            return False, "mpi4py not installed: one process, nothing to send"
+        return decide_device_buffers(kind, "", os.environ, lambda name: None)
+    return decide_device_buffers(kind, MPI.Get_library_version(), os.environ, _mpi_query)
+
+
+def _usable_directly(a, kind: str, verdict: tuple) -> bool:
+    """Whether the MPI library may take ``a``'s memory (not collective): the ranks' verdict for
+    its kind, and for SYCL arrays memory the library can reach: the user's word, USM that the
+    host can address (``host``, ``shared``), or a Level Zero device (what Intel MPI's and
+    MPICH's GPU support handle; device USM of an OpenCL queue is not theirs)."""
+    ok, why = verdict
+    if not ok:
+        return False
+    if kind != "sycl" or why.startswith(DEVICE_BUFFERS_VARIABLE):
+        return True
+    if getattr(a, "usm_type", None) in ("host", "shared"):
+        return True
+    backend = getattr(getattr(getattr(a, "sycl_device", None), "backend", None), "name", "")
+    return "level_zero" in str(backend)
+
+
+def _contiguous_device(a, kind: str):
+    """``a`` C-contiguous, on its device (a copy there only if it is not)."""
+    if kind == "sycl":
+        import dpnp
+
+        return dpnp.ascontiguousarray(a)
+    from ._array_api import get_namespace
+
+    xp = get_namespace(a)
+    return a if getattr(getattr(a, "flags", None), "c_contiguous", True) else xp.asarray(a, copy=True)
+
+
+def _empty_device(like, kind: str, shape: tuple, dtype):
+    """An uninitialised array of ``shape`` and ``dtype`` in ``like``'s type, on its device (for
+    SYCL: its queue and USM type)."""
+    if kind == "sycl":
+        import dpnp
+
+        out = dpnp.empty(shape, dtype=np.dtype(dtype).name, sycl_queue=like.sycl_queue,
+                         usm_type=like.usm_type)
+        return out if isinstance(like, dpnp.ndarray) else out.get_array()
+    from ._array_api import empty_like_rows
+
+    return empty_like_rows(like, shape, dtype)
+
+
+def _synchronize(a) -> None:
+    """Wait for the work queued on ``a``'s device, so that MPI reads its final values."""
+    queue = getattr(a, "sycl_queue", None)
+    if queue is not None:
+        queue.wait()
+        return
+    module = type(a).__module__.split(".")[0]
+    if module == "cupy":
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+    elif module == "torch":
+        import torch
+
+        torch.cuda.synchronize(a.device)
+
+
+def _byte_buffer(a):
+    """``[buffer, MPI.BYTE]`` for a host or device array (C-contiguous): NumPy's memory, a
+    SYCL USM pointer (mpi4py's DLPack import does not take dpctl's queue-typed streams), or
+    the array itself for ``__cuda_array_interface__`` (mpi4py reads it)."""
+    byte = MPI.BYTE if MPI is not None else None
+    if isinstance(a, np.ndarray):
+        return [a, byte]
+    _synchronize(a)
+    if getattr(a, "sycl_queue", None) is not None:
+        nbytes = int(a.nbytes)
+        if nbytes == 0:
+            return [np.empty(0, np.uint8), byte]
+        usm = a.get_array() if hasattr(a, "get_array") else a
+        return [MPI.buffer.fromaddress(int(usm._pointer), nbytes), byte]
+    return [a, byte]
+
+
+def _note_transfer(kind: str, how: str) -> None:
+    with _transfers_lock:
+        _transfers[(kind, how)] = _transfers.get((kind, how), 0) + 1
+
+
+def device_buffer_transfers() -> dict:
+    """``{(kind, "direct" | "staged"): count}``: device blocks this process sent over MPI
+    directly or through host memory (not collective)."""
+    with _transfers_lock:
+        return dict(_transfers)
+
+
+def reset_device_buffer_transfers() -> None:
+    """Forget the counted transfers (not collective)."""
+    with _transfers_lock:
+        _transfers.clear()
 
 
 def mpi_library_version() -> str:

@@ -229,13 +229,14 @@ class RingTopKMerge:
         metric, p : as :func:`spmdlearn.reference.knn_merge`.
         backend : str, default=None
         """
-        from ._array_api import empty_like_rows, from_model
+        from ._array_api import empty_like_rows, from_model, has_float64
 
         start, _ = comm.offsets(X.shape[0])
         gidx = from_model(np.arange(start, start + X.shape[0], dtype=np.int64), X)
         # The running best lives with the queries (in their array type, on their device), as
-        # the backend's knn_merge returns it there.
-        best_d = empty_like_rows(Q, (Q.shape[0], k), np.float64)
+        # the backend's knn_merge returns it there: float64, or float32 on a device without it.
+        best_d = empty_like_rows(Q, (Q.shape[0], k),
+                                 np.float64 if has_float64(Q) else np.float32)
         best_i = empty_like_rows(Q, (Q.shape[0], k), np.int64)
         best_d[...] = np.inf
         best_i[...] = -1

@@ -10,7 +10,7 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN as _SkDBSCAN
 
-from .._array_api import (array_namespace, csr_rows, device, from_model, in_namespace_of,
+from .._array_api import (array_namespace, csr_rows, device, has_float64, from_model, in_namespace_of,
                           is_foreign_array, numpy_dtype, to_host)
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
@@ -195,12 +195,13 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         dev = device(X)
         n = X.shape[0]
         start, n_total = comm.offsets(n)
-        w = xp.ones((n,), dtype=xp.float64, device=dev) if shard.sample_weight is None else \
-            xp.astype(in_namespace_of(shard.sample_weight, X), xp.float64)
+        f = xp.float64 if has_float64(X) else xp.float32  # float32 input on such a device
+        w = xp.ones((n,), dtype=f, device=dev) if shard.sample_weight is None else \
+            xp.astype(in_namespace_of(shard.sample_weight, X), f)
 
         with thread_limit(self.n_jobs):
             # 1. weighted neighbour counts, one ring pass
-            counts = xp.zeros((n,), dtype=xp.float64, device=dev)
+            counts = xp.zeros((n,), dtype=f, device=dev)
             for _, (Y, wY) in comm.ring((X, w)):
                 for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
                     for rows in _slices(n, row_block(_CANDIDATE_BLOCK)):

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from .._array_api import (device, empty_like_rows, from_model, get_namespace, is_foreign_array,
+from .._array_api import (accumulation_dtype, device, has_float64, empty_like_rows, from_model, get_namespace, is_foreign_array,
                           numpy_dtype, sum_float64, take_rows, to_host)
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
@@ -107,11 +107,7 @@ class _Data:
 
 def _widest_float(xp, x):
     """float64 where ``x``'s device has it, else float32 (SYCL GPUs without float64)."""
-    try:
-        dtypes = xp.__array_namespace_info__().dtypes(device=device(x), kind="real floating")
-    except (AttributeError, TypeError, ValueError):  # no inspection API: assume float64
-        return xp.float64
-    return xp.float64 if "float64" in dtypes else xp.float32
+    return xp.float64 if has_float64(x) else xp.float32
 
 
 def _weighted_sum(a, b) -> float:
@@ -514,7 +510,8 @@ default="k-means++"
         """Labels and squared distances to the nearest center, block by block (E-step only)."""
         n, k = X.shape[0], self.cluster_centers_.shape[0]
         # In X's array type and on its device, as the kernel returns them.
-        labels, sq = empty_like_rows(X, (n,), np.int32), empty_like_rows(X, (n,), np.float64)
+        labels = empty_like_rows(X, (n,), np.int32)
+        sq = empty_like_rows(X, (n,), np.float64 if has_float64(X) else np.float32)
         for lo in range(0, n, row_block(k)):
             hi = min(n, lo + row_block(k))
             labels[lo:hi], sq[lo:hi] = call_kernel("kmeans_assign", backend,
@@ -555,7 +552,8 @@ default="k-means++"
         _, sq = self._assign(shard.X, shard.backend)
         if is_foreign_array(sq):  # the weighted sum in the rows' namespace: one number crosses
             xp = get_namespace(sq)
-            w = xp.astype(w, xp.float64) if is_foreign_array(w) else from_model(w, sq, np.float64)
+            f = accumulation_dtype(sq)
+            w = xp.astype(w, f) if is_foreign_array(w) else from_model(w, sq, numpy_dtype(f))
             local = float(xp.sum(w * sq))
         else:
             local = float(np.asarray(w, np.float64) @ sq) if len(sq) else 0.0

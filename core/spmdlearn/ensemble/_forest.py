@@ -11,9 +11,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import (device, from_model, get_namespace, is_foreign_array, like,
+from .._array_api import (accumulation_dtype, device, has_float64, from_model, get_namespace, is_foreign_array, like,
                           numpy_dtype, sum_float64, take_labels, to_host)
-from .._backends import REFERENCE, call_kernel, claims
+from .._backends import call_kernel, host_backend
 from .._base import SPMDEstimatorMixin, thread_limit
 from ..comm import self_comm
 from .._validation import Interval, Options, validate_fit, validate_predict
@@ -126,10 +126,10 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
     xp = get_namespace(binned)
     # The split search reads the global histogram, which is on the host after the reduction:
     # it runs there, on the backend that serves NumPy (the rows' backend if it claims NumPy,
-    # else the reference). Moving the histogram back to a device costs more than the search:
-    # measured on the OpenCL CPU device, 20,000 rows, 10 trees of depth 8, fit + predict took
-    # 45 s with the search on the device and 4 s on the host.
-    split_backend = backend if claims(backend, np.zeros(0)) else REFERENCE
+    # else the one ``auto`` picks for NumPy). Moving the histogram back to a device costs more
+    # than the search: measured on the OpenCL CPU device, 20,000 rows, 10 trees of depth 8,
+    # fit + predict took 45 s with the search on the device and 4 s on the host.
+    split_backend = host_backend(backend)
     node_of_row = np.where(counts > 0, 0, -1).astype(np.int64) if xp is np else \
         xp.astype(counts > 0, xp.int64) - 1
     # The root's histograms give its totals (any feature's bins sum to them) and, when the root
@@ -183,9 +183,16 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
             splits = splits[: max(0, params["max_leaf_nodes"] - leaves)]
             splits.sort(key=lambda s: s[1])
         new_frontier = []
-        for weighted_gain, node, i, (f, c, _) in splits:
-            lo = hist[i, f, : c + 1].sum(axis=0)
-            hi = hist[i, f].sum(axis=0) - lo
+        if splits:
+            # The children's totals: the split feature's bins summed up to the cut, and all of
+            # them less that. The cumulative sum over bins adds them in order, as a sum over
+            # a non-innermost axis of a node's (bins, channels) does (channels >= 2).
+            at = np.arange(len(splits))
+            cum = np.cumsum(hist[[s[2] for s in splits], [s[3][0] for s in splits]], axis=1)
+            lows = cum[at, [s[3][1] for s in splits]]
+            highs = cum[:, -1] - lows
+        for j, (weighted_gain, node, i, (f, c, _)) in enumerate(splits):
+            lo, hi = lows[j], highs[j]
             ln, rn = add_node(lo), add_node(hi)
             totals[ln], totals[rn] = lo, hi
             feature[node], threshold[node] = f, float(edges[f][c])
@@ -314,6 +321,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         """Per tree, the value of the leaf each of this rank's rows reaches, in ``X``'s
         namespace and on its device (the trees' node values go to the device, O(nodes))."""
         xp = get_namespace(X)
+        dtype = np.float64 if has_float64(X) else np.float32  # a device without float64
         out = []
         for tree in self.estimators_:
             leaves = call_kernel("tree_apply", backend, X=X, feature=tree.feature,
@@ -321,7 +329,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             if xp is np:
                 out.append(tree.value[leaves])
             else:
-                out.append(xp.take(from_model(tree.value, X), xp.astype(leaves, xp.int64),
+                out.append(xp.take(from_model(tree.value, X, dtype), xp.astype(leaves, xp.int64),
                                    axis=0))
         return out
 
@@ -531,10 +539,11 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         xp = get_namespace(y_index)
         if shard.sample_weight is None:
             w = np.ones(len(y_index)) if xp is np else \
-                xp.ones(y_index.shape[0], dtype=xp.float64, device=device(y_index))
+                xp.ones(y_index.shape[0], dtype=accumulation_dtype(y_index), device=device(y_index))
         else:
             w = _on_device_of(shard.sample_weight, X)
-            w = np.asarray(w, np.float64) if xp is np else xp.astype(w, xp.float64)
+            w = np.asarray(w, np.float64) if xp is np else \
+                xp.astype(w, accumulation_dtype(y_index))
         if self.class_weight not in (None, "balanced_subsample"):
             counts = comm.sum_identical(_class_sums(y_index, w, K))
             cw = compute_class_weight(self.class_weight, classes=classes, y=classes,
@@ -547,7 +556,7 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
                 return None
             # the classes' weights in this tree's bootstrap, over all ranks (or this rank's in
             # local_trees_mode)
-            counts = _class_sums(y_index, w * (boot if xp is np else xp.astype(boot, xp.float64)),
+            counts = _class_sums(y_index, w * (boot if xp is np else xp.astype(boot, w.dtype)),
                                  K)
             if not self.local_trees_mode:
                 counts = comm.sum_identical(counts)
@@ -650,10 +659,11 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
             w = np.ones(len(y)) if shard.sample_weight is None else \
                 np.asarray(shard.sample_weight, np.float64)
         else:  # targets and weights stay on the rows' device
-            y = xp.astype(y, xp.float64)
-            w = xp.ones(y.shape[0], dtype=xp.float64, device=device(y)) \
+            f = accumulation_dtype(y)  # float32 on a device without float64 (float32 input)
+            y = xp.astype(y, f)
+            w = xp.ones(y.shape[0], dtype=f, device=device(y)) \
                 if shard.sample_weight is None else \
-                xp.astype(_on_device_of(shard.sample_weight, shard.X), xp.float64)
+                xp.astype(_on_device_of(shard.sample_weight, shard.X), f)
 
         self._fit_forest(shard, y, w, 0, lambda counts: None, 3, self.criterion)
         return self

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression as _SkLogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import (device, from_model, get_namespace, is_foreign_array, like,
+from .._array_api import (accumulation_dtype, device, numpy_dtype, from_model, get_namespace, is_foreign_array, like,
                           take_labels, to_host)
 from .._backends import call_kernel, claims
 from ..patterns import GRADIENT_SUM
@@ -175,11 +175,12 @@ def _weights_like(sample_weight, y_index, xp):
     if xp is np:
         return (np.ones(len(y_index)) if sample_weight is None
                 else np.asarray(to_host(sample_weight), np.float64).copy())
+    f = accumulation_dtype(y_index)  # float32 on a device without float64 (float32 input)
     if sample_weight is None:
-        return xp.ones(y_index.shape[0], dtype=xp.float64, device=device(y_index))
+        return xp.ones(y_index.shape[0], dtype=f, device=device(y_index))
     if is_foreign_array(sample_weight):
-        return xp.astype(sample_weight, xp.float64, copy=True)
-    return from_model(np.asarray(sample_weight, np.float64), y_index)
+        return xp.astype(sample_weight, f, copy=True)
+    return from_model(np.asarray(sample_weight, np.float64), y_index, numpy_dtype(f))
 
 
 class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
@@ -336,7 +337,8 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
             else float(shard.n_samples)
         C = np.inf if self.penalty is None else self.C
         l2 = 1.0 / (C * sw_sum)
-        target = xp.astype(y_index == 1, xp.float64) if K == 2 else y_index
+        target = xp.astype(y_index == 1, xp.float64 if xp is np else accumulation_dtype(y_index)) \
+            if K == 2 else y_index
         if is_foreign_array(X) and claims(shard.backend, X):
             if xp is np:  # the encoded targets and weights join X on its device once
                 target, sw = like(target, X), like(sw, X)

@@ -17,6 +17,7 @@ from sklearn import model_selection as _skms
 from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import type_of_target
 
+from .._array_api import to_host
 from ..comm import get_comm
 from ..metrics._classification import global_labels
 
@@ -62,7 +63,8 @@ class _Layout:
         self.n_local = n_local
         if y is None:
             return
-        y = np.asarray(y)
+        # the class of each row decides its fold: labels (O(rows) of ints) on the host, counted
+        y = np.asarray(to_host(y, "stratified folds"))
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
         if y.ndim != 1:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["counter_uniform", "poisson_counts", "bin_edges", "apply_bins", "node_histograms",
-           "tree_apply", "best_split", "best_splits", "bootstrap_counts", "tree_histograms", "tree_route",
+           "tree_apply", "best_split", "best_splits", "no_splits", "bootstrap_counts", "tree_histograms", "tree_route",
            "BOOTSTRAP_STREAM", "pad_edges"]
 
 #: The counter-based stream of the bootstrap draws (other streams: bin sample 1, features 3).
@@ -365,6 +365,12 @@ def _split_scores(hist, total, total_rows, impurity, w, classification, criterio
     return np.where(valid, decrease, -np.inf)
 
 
+def no_splits(n_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`best_splits`' result where no node splits: ``(feature, bin, decrease)`` of shape
+    ``(n_nodes,)``, int64 -1, int64 0 and float64 0 (writable: a search fills it in)."""
+    return np.full(n_nodes, -1, np.int64), np.zeros(n_nodes, np.int64), np.zeros(n_nodes)
+
+
 def best_splits(hist, feature_order, n_draw, classification, criterion, min_samples_leaf,
                 min_impurity_decrease, weighted_n_root, min_weight_leaf=0.0):
     """The best split of every node of a level from their global histograms: :func:`best_split`
@@ -399,9 +405,7 @@ def best_splits(hist, feature_order, n_draw, classification, criterion, min_samp
     """
     hist = np.asarray(hist, np.float64)
     n_nodes, n_features, n_bins = hist.shape[:3]
-    feature = np.full(n_nodes, -1, np.int64)
-    cut = np.zeros(n_nodes, np.int64)
-    gain = np.zeros(n_nodes)
+    feature, cut, gain = no_splits(n_nodes)
     if n_nodes == 0 or n_bins < 2:
         return feature, cut, gain
     order = np.asarray(feature_order, np.int64)
