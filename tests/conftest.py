@@ -13,6 +13,7 @@ mpiexec then ends the job.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -96,3 +97,26 @@ def comm(request):
         raw = _communicators()[kind]
     with spmdlearn.config_context(comm=raw):
         yield get_comm()
+
+
+@functools.lru_cache(maxsize=None)
+def sycl_dpnp():
+    """The ``dpnp`` module where a SYCL queue opens here, else the exception that says why not
+    (missing library, runtime or device)."""
+    try:
+        import dpctl
+        import dpnp
+
+        dpctl.SyclQueue()
+    except Exception as exc:  # noqa: BLE001 - reported by the skip of every test that needs it
+        return exc
+    return dpnp
+
+
+@pytest.fixture
+def dpnp():
+    """dpnp on a SYCL device; the test is skipped, saying why, where there is none."""
+    module = sycl_dpnp()
+    if isinstance(module, Exception):
+        pytest.skip(f"no SYCL device here: {module!r}")
+    return module

@@ -19,26 +19,6 @@ from spmdlearn_conformance import assert_all_ranks, local_rows, make_data, rando
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(120)]
 
 
-def _dpnp():
-    try:
-        import dpctl
-        import dpnp
-
-        dpctl.SyclQueue()
-    except Exception as exc:  # noqa: BLE001 - missing library, runtime or device: skip, saying why
-        return exc
-    return dpnp
-
-
-_DPNP = _dpnp()
-
-
-@pytest.fixture
-def dpnp():
-    if isinstance(_DPNP, Exception):
-        pytest.skip(f"no SYCL device here: {_DPNP!r}")
-    return _DPNP
-
 
 def _fresh(comm) -> Comm:
     """A new Comm over the same communicator: it asks for the verdict again."""

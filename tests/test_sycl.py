@@ -16,26 +16,6 @@ from spmdlearn import reference as ref
 pytestmark = pytest.mark.serial
 
 
-def _dpnp():
-    try:
-        import dpctl
-        import dpnp
-
-        dpctl.SyclQueue()
-    except Exception as exc:  # noqa: BLE001 - missing library, runtime or device: skip, saying why
-        return exc
-    return dpnp
-
-
-_DPNP = _dpnp()
-
-
-@pytest.fixture
-def dpnp():
-    if isinstance(_DPNP, Exception):
-        pytest.skip(f"sycl backend not runnable here: {_DPNP!r}")
-    return _DPNP
-
 
 def test_sqrt_is_correctly_rounded(dpnp):
     from spmdlearn_sycl._exact import sqrt_rn

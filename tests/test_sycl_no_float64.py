@@ -23,26 +23,6 @@ pytestmark = [pytest.mark.serial, pytest.mark.timeout(600)]
 from test_array_api_mpi import ESTIMATORS, _data, _fit, _fitted  # noqa: E402
 
 
-def _dpnp():
-    try:
-        import dpctl
-        import dpnp
-
-        dpctl.SyclQueue()
-    except Exception as exc:  # noqa: BLE001 - missing library, runtime or device: skip, saying why
-        return exc
-    return dpnp
-
-
-_DPNP = _dpnp()
-
-
-@pytest.fixture
-def dpnp():
-    if isinstance(_DPNP, Exception):
-        pytest.skip(f"sycl backend not runnable here: {_DPNP!r}")
-    return _DPNP
-
 
 @pytest.fixture
 def no_float64(dpnp, monkeypatch):

@@ -12,24 +12,7 @@ from spmdlearn_conformance import assert_all_ranks
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(120)]
 
 
-def _dpnp():
-    try:
-        import dpctl
-        import dpnp
-
-        dpctl.SyclQueue()
-    except Exception as exc:  # noqa: BLE001 - missing library, runtime or device: skip, saying why
-        return exc
-    return dpnp
-
-
-_DPNP = _dpnp()
-
-
-def test_float64_on_a_device_without_it_raises_on_every_rank(comm, monkeypatch):
-    if isinstance(_DPNP, Exception):
-        pytest.skip(f"no SYCL device here: {_DPNP!r}")
-    dpnp = _DPNP
+def test_float64_on_a_device_without_it_raises_on_every_rank(comm, monkeypatch, dpnp):
     from spmdlearn.preprocessing import StandardScaler
 
     lacking = comm.size - 1  # the last rank's device has no float64

@@ -230,6 +230,11 @@ def _same(a, b) -> bool:
         return False
 
 
+#: Elements (float64) per MPI call of :meth:`Comm.reduce_bcast_sum` (4 MiB): MPI's temporary
+#: buffers for a large reduction are the size of one call's message.
+REDUCE_PIECE = 1 << 19
+
+
 class Comm:
     """A communicator for spmdlearn's collectives.
 
@@ -595,20 +600,36 @@ class Comm:
         lookup = {int(g): i for i, g in enumerate(where)}
         return gathered[[lookup[int(g)] for g in ids]].astype(rows.dtype, copy=False)
 
-    def reduce_bcast_sum(self, local) -> np.ndarray:
+    def reduce_bcast_sum(self, local, *, overwrite: bool = False) -> np.ndarray:
         """Sum over ranks, bitwise identical on every rank: ``Reduce`` to rank 0, then ``Bcast``.
 
         Memory O(size of ``local``) (``sum_identical`` gathers every rank's copy): for large
-        arrays such as histograms. On one rank the sum is ``local`` itself (as float64), not a
-        copy.
+        arrays such as histograms. The sum goes through MPI in pieces of about
+        :data:`REDUCE_PIECE` elements (all of one size class, so MPI picks the same algorithm
+        for each, and each element is summed as in one call): MPI's own buffers stay a piece,
+        not the array. ``overwrite=True``: the sum is made in ``local``'s own buffer where it
+        is a writeable, C-contiguous float64 array (``MPI.IN_PLACE``; no second array of its
+        size), and ``local`` is returned; the caller must not need its values after. On one
+        rank the sum is ``local`` itself (as float64), not a copy.
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
         self._checked("reduce_bcast_sum", local)
         if self.size == 1:
             return local
-        out = np.empty_like(local)
-        self.mpi.Reduce(local, out, op=None if MPI is None else MPI.SUM, root=0)
-        self.mpi.Bcast(out, root=0)
+        in_place = overwrite and local.flags.writeable and MPI is not None
+        out = local if in_place else np.empty_like(local)
+        send, recv = local.reshape(-1), out.reshape(-1)
+        pieces = max(1, -(-send.size // REDUCE_PIECE))
+        op = None if MPI is None else MPI.SUM
+        for i in range(pieces):
+            lo, hi = send.size * i // pieces, send.size * (i + 1) // pieces
+            if not in_place:
+                self.mpi.Reduce(send[lo:hi], recv[lo:hi], op=op, root=0)
+            elif self.rank == 0:
+                self.mpi.Reduce(MPI.IN_PLACE, recv[lo:hi], op=op, root=0)
+            else:
+                self.mpi.Reduce(send[lo:hi], None, op=op, root=0)
+            self.mpi.Bcast(recv[lo:hi], root=0)
         return out
 
     def exact_sum(self, value: int) -> int:

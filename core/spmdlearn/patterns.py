@@ -110,7 +110,7 @@ class SimulatedComm:
     def sum_identical(self, local) -> np.ndarray:
         return self.allgather_array(np.asarray(local, np.float64)).sum(axis=0)
 
-    def reduce_bcast_sum(self, local) -> np.ndarray:
+    def reduce_bcast_sum(self, local, *, overwrite: bool = False) -> np.ndarray:
         return self.allgather_array(np.asarray(local, np.float64)).sum(axis=0)
 
     def ring(self, blocks: tuple):
@@ -439,9 +439,10 @@ class LevelHistograms:
     def run(self, comm, binned, node_pos, y, sample_weight, counts, *, n_nodes, n_bins,
             n_classes, class_weight=None, backend=None):
         """Collective: the global histograms, ``(n_nodes, n_features, n_bins, n_channels)``."""
+        # summed in the local histograms' own buffer: one histogram-sized array per rank
         return comm.reduce_bcast_sum(self.local(
             binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes, n_bins=n_bins,
-            n_classes=n_classes, class_weight=class_weight, backend=backend))
+            n_classes=n_classes, class_weight=class_weight, backend=backend), overwrite=True)
 
 
 LEVEL_HISTOGRAMS = LevelHistograms()

@@ -212,6 +212,7 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
                                       right=np.asarray(right, np.int64))
         frontier = new_frontier
         depth += 1
+        hist = root_hist = None  # freed before the next level's histograms are built
     return Tree(np.asarray(feature, np.int64), np.asarray(threshold, np.float64),
                 np.asarray(left, np.int64), np.asarray(right, np.int64),
                 np.asarray(value, np.float64), importance, np.asarray(n_rows, np.int64))

@@ -163,20 +163,40 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes: int, n_
     y = np.asarray(y)[rows]
     if class_weight is not None:
         v = v * np.asarray(class_weight, np.float64)[y]
-    # flat (node, feature, bin) cell of every (row, feature), row-major: row i's features are
-    # consecutive, hence np.repeat(v, n_features) for per-row values
-    cell = ((np.asarray(node_pos)[rows].astype(np.int64)[:, None] * n_features
-             + np.arange(n_features)) * n_bins + binned[rows].astype(np.int64)).ravel()
-    ones = np.bincount(cell, minlength=size).astype(np.float64)
+    node_pos = np.asarray(node_pos)
+    offsets = np.arange(n_features)
+
+    def cells(sel):
+        # flat (node, feature, bin) cell of every (row, feature) of rows[sel], row-major: a
+        # row's features are consecutive, hence np.repeat(values, n_features) for its values
+        at = rows[sel]
+        return ((node_pos[at].astype(np.int64)[:, None] * n_features + offsets) * n_bins
+                + binned[at].astype(np.int64)).ravel()
+
+    # Each channel is one bincount written into its column of ``hist``: the temporaries are
+    # O(cells) (one channel), not O(hist). bincount adds in row order, so summing the rows of
+    # one class on their own (in their order) gives the same bits as one bincount over all.
+    hist = np.empty((size, n_channels))
     if n_classes > 0:
-        by_class = np.bincount(cell * n_classes + np.repeat(y.astype(np.int64), n_features),
-                               weights=np.repeat(v, n_features), minlength=size * n_classes)
-        hist = np.concatenate([by_class.reshape(size, n_classes), ones[:, None]], axis=1)
+        y = y.astype(np.int64)
+        if y.min() < 0 or y.max() >= n_classes:
+            raise ValueError(f"class indices must lie in [0, {n_classes}); got "
+                             f"[{int(y.min())}, {int(y.max())}]")
+        by_class = np.argsort(y, kind="stable")
+        bounds = np.searchsorted(y[by_class], np.arange(n_classes + 1))
+        hist[:, n_classes] = 0.0  # row counts: integers, exact in float64
+        for k in range(n_classes):
+            sel = by_class[bounds[k]:bounds[k + 1]]
+            cell = cells(sel)
+            hist[:, k] = np.bincount(cell, weights=np.repeat(v[sel], n_features),
+                                     minlength=size)
+            hist[:, n_classes] += np.bincount(cell, minlength=size)
     else:
         y = y.astype(np.float64)
-        channels = [np.bincount(cell, weights=np.repeat(u, n_features), minlength=size)
-                    for u in (v, v * y, v * y * y)]
-        hist = np.stack(channels + [ones], axis=1)
+        cell = cells(slice(None))
+        for c, u in enumerate((v, v * y, v * y * y)):
+            hist[:, c] = np.bincount(cell, weights=np.repeat(u, n_features), minlength=size)
+        hist[:, 3] = np.bincount(cell, minlength=size)
     return hist.reshape(n_nodes, n_features, n_bins, n_channels)
 
 

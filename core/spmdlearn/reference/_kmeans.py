@@ -78,9 +78,10 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     scores = c_norms[None, :] - 2.0 * (X @ centers.T)
     labels = np.argmin(scores, axis=1).astype(np.int32)
     w = np.asarray(sample_weight, dtype=np.float64)
-    Xw = np.asarray(X, np.float64) * w[:, None]
-    # Per-column weighted bincounts: the cluster sums without a Python loop over rows.
-    sums = np.stack([np.bincount(labels, weights=Xw[:, j], minlength=k) for j in range(d)], axis=1)
+    # Per-column weighted bincounts: the cluster sums without a Python loop over rows. The
+    # weighted rows are made feature-major, so that each bincount reads one contiguous column.
+    XwT = np.multiply(np.asarray(X, np.float64).T, w, order="C")
+    sums = np.stack([np.bincount(labels, weights=XwT[j], minlength=k) for j in range(d)], axis=1)
     weights = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
     # The inertia of the new assignment, from coordinate differences (the same expression as
     # kmeans_inertia, so no second pass over the rows is needed for it).
@@ -99,12 +100,28 @@ LLOYD = ReductionContract("lloyd", lambda X, w, c, lo: lloyd_local(X, w, c, lo)[
                           kernel="kmeans_lloyd_local", with_rows=True)
 
 
+#: Rows per block of the row-wise distance to the assigned center: the temporaries
+#: ``X - centers[labels]`` of one block stay in cache instead of costing two passes over an
+#: array of ``X``'s size (the row sums do not depend on the blocking).
+_ROW_BLOCK = 8192
+
+
+def _assigned_sq(X, centers, labels) -> np.ndarray:
+    """``||x_i - centers[labels_i]||^2`` per row, float64, from coordinate differences."""
+    centers, labels = np.asarray(centers, np.float64), np.asarray(labels)
+    out = np.empty(X.shape[0])
+    for lo in range(0, X.shape[0], _ROW_BLOCK):
+        hi = min(X.shape[0], lo + _ROW_BLOCK)
+        diff = np.asarray(X[lo:hi], np.float64) - centers[labels[lo:hi]]
+        out[lo:hi] = np.einsum("ij,ij->i", diff, diff)
+    return out
+
+
 def kmeans_inertia(X, sample_weight, centers, labels) -> float:
     """``sum_i w_i ||x_i - centers[labels_i]||^2`` for one shard (scikit-learn's ``_inertia``)."""
     if X.shape[0] == 0:
         return 0.0
-    diff = np.asarray(X, np.float64) - np.asarray(centers, np.float64)[labels]
-    return float(np.asarray(sample_weight, np.float64) @ np.einsum("ij,ij->i", diff, diff))
+    return float(np.asarray(sample_weight, np.float64) @ _assigned_sq(X, centers, labels))
 
 
 def farthest_rows(X, centers, labels, n, offset):
@@ -114,8 +131,7 @@ def farthest_rows(X, centers, labels, n, offset):
     """
     if X.shape[0] == 0 or n == 0:
         return np.zeros(0), np.zeros(0, np.int64)
-    diff = np.asarray(X, np.float64) - np.asarray(centers, np.float64)[labels]
-    dist = np.einsum("ij,ij->i", diff, diff)
+    dist = _assigned_sq(X, centers, labels)
     order = np.lexsort((np.arange(len(dist)), -dist))[:n]
     return dist[order], order.astype(np.int64) + offset
 
@@ -147,8 +163,7 @@ def kmeans_assign(X, centers):
     if X.shape[0] == 0:
         return np.zeros(0, np.int32), np.zeros(0)
     labels = _assign(X, centers)
-    diff = np.asarray(X, np.float64) - np.asarray(centers, np.float64)[labels]
-    return labels, np.einsum("ij,ij->i", diff, diff)
+    return labels, _assigned_sq(X, centers, labels)
 
 
 def kmeans_transform(X, centers):
@@ -234,7 +249,12 @@ def assigned_sq_distances(X, centers, labels) -> np.ndarray:
     """
     if X.shape[0] == 0:
         return np.zeros(0, dtype=X.dtype)
-    return ((X - np.asarray(centers, dtype=X.dtype)[labels]) ** 2).sum(axis=1)
+    centers, labels = np.asarray(centers, dtype=X.dtype), np.asarray(labels)
+    out = np.empty(X.shape[0], dtype=np.result_type(X.dtype, centers.dtype))
+    for lo in range(0, X.shape[0], _ROW_BLOCK):  # each row's sum is the same in any block
+        hi = min(X.shape[0], lo + _ROW_BLOCK)
+        out[lo:hi] = ((X[lo:hi] - centers[labels[lo:hi]]) ** 2).sum(axis=1)
+    return out
 
 
 def relocation_rows(distances, n_empty):
