@@ -690,15 +690,9 @@ class Comm:
         self._checked("ring", *host, rows_free=True)
         counts = self._allgather_array(np.array([host[0].shape[0]], dtype=np.int64))[:, 0]
         current = tuple(np.ascontiguousarray(b) for b in host)
-        visiting = tuple(b if f else h for b, f, h in zip(own, foreign, current))
-        dest, source = (self.rank + 1) % self.size, (self.rank - 1) % self.size
-        for step in range(self.size):
-            owner = (self.rank - step) % self.size
-            yield owner, visiting
-            if step == self.size - 1:
-                break
-            self._enter("ring step")
-            incoming = int(counts[(owner - 1) % self.size])
+
+        def exchange(incoming, dest, source):
+            nonlocal current
             received = []
             for b in current:
                 buf = np.empty((incoming,) + b.shape[1:], dtype=b.dtype)
@@ -708,8 +702,24 @@ class Comm:
             for k in kinds:
                 if k is not None:
                     _note_transfer(k, "staged")
-            visiting = tuple(from_model(h, b) if f else h
-                             for b, f, h in zip(own, foreign, current))
+            return tuple(from_model(h, b) if f else h for b, f, h in zip(own, foreign, current))
+
+        yield from self._ring_steps(tuple(b if f else h for b, f, h in zip(own, foreign, current)),
+                                    counts, exchange)
+
+    def _ring_steps(self, first, row_counts, exchange):
+        """The steps of a ring pass: yield ``(owner, visiting)``, this rank's blocks ``first``
+        first; between steps a status exchange, then ``exchange(incoming_rows, dest, source)``
+        sends the blocks held to ``rank + 1`` and returns those received from ``rank - 1``."""
+        dest, source = (self.rank + 1) % self.size, (self.rank - 1) % self.size
+        visiting = first
+        for step in range(self.size):
+            owner = (self.rank - step) % self.size
+            yield owner, visiting
+            if step == self.size - 1:
+                break
+            self._enter("ring step")
+            visiting = exchange(int(row_counts[(owner - 1) % self.size]), dest, source)
 
     def _ring_direct(self, own, kinds, verdicts):
         """:meth:`ring` where the MPI library takes device buffers (``verdicts``): a device
@@ -734,15 +744,9 @@ class Comm:
                 use, b = False, np.empty((0,) + trailing, dtype)  # an empty rank's stand-in
             current.append(_contiguous_device(b, k) if use else
                            np.ascontiguousarray(to_host(b), dtype=dtype))
-        visiting = own
-        dest, source = (self.rank + 1) % self.size, (self.rank - 1) % self.size
-        for step in range(self.size):
-            owner = (self.rank - step) % self.size
-            yield owner, visiting
-            if step == self.size - 1:
-                break
-            self._enter("ring step")
-            incoming = int(row_counts[(owner - 1) % self.size])
+
+        def exchange(incoming, dest, source):
+            nonlocal current
             received = []
             for b, mine, k, use, (dtype, trailing) in zip(current, own, kinds, direct, layouts):
                 shape = (incoming,) + trailing
@@ -753,8 +757,10 @@ class Comm:
                                   source=source)
                 received.append(buf)
             current = received
-            visiting = tuple(h if use or k is None else from_model(h, mine)
-                             for h, mine, k, use in zip(current, own, kinds, direct))
+            return tuple(h if use or k is None else from_model(h, mine)
+                         for h, mine, k, use in zip(current, own, kinds, direct))
+
+        yield from self._ring_steps(own, row_counts, exchange)
 
     def device_buffers(self) -> dict:
         """Collective: whether the MPI library of every rank takes device buffers, by array kind.
