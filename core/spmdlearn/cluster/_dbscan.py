@@ -10,7 +10,7 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN as _SkDBSCAN
 
-from .._array_api import (array_namespace, csr_rows, device, has_float64, from_model, in_namespace_of,
+from .._array_api import (array_namespace, csr_rows, accumulation_dtype, device, from_model, in_namespace_of,
                           is_foreign_array, numpy_dtype, to_host)
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
@@ -195,7 +195,7 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         dev = device(X)
         n = X.shape[0]
         start, n_total = comm.offsets(n)
-        f = xp.float64 if has_float64(X) else xp.float32  # float32 input on such a device
+        f = accumulation_dtype(X)  # float32 input on a device without float64
         w = xp.ones((n,), dtype=f, device=dev) if shard.sample_weight is None else \
             xp.astype(in_namespace_of(shard.sample_weight, X), f)
 

@@ -41,7 +41,7 @@ class _Data:
             self.x_sq = np.einsum("ij,ij->i", X, X)
         else:  # scikit-learn's row_norms in a namespace (rounds apart from einsum's order)
             self.x_sq = self.xp.sum(X * X, axis=1)
-        self.acc = np.float64 if self.xp is np else _widest_float(self.xp, X)
+        self.acc = np.float64 if self.xp is np else accumulation_dtype(X)
 
     def global_cumsum(self, values):
         """This rank's part of the cumulative sum of ``values`` over all ranks' rows, and the total.
@@ -103,11 +103,6 @@ class _Data:
         rows = xp.arange(self.n_local, dtype=xp.int64, device=device(values))
         nearest = xp.clip(xp.searchsorted(ids, rows), max=int(ids.shape[0]) - 1)
         return xp.where(xp.take(ids, nearest) == rows, xp.zeros_like(values), values)
-
-
-def _widest_float(xp, x):
-    """float64 where ``x``'s device has it, else float32 (SYCL GPUs without float64)."""
-    return xp.float64 if has_float64(x) else xp.float32
 
 
 def _weighted_sum(a, b) -> float:

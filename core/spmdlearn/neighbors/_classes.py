@@ -7,7 +7,7 @@ from sklearn import neighbors as _skn
 from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 
-from .._array_api import (array_namespace, csr_rows, device, has_float64, from_model, in_namespace_of,
+from .._array_api import (array_namespace, csr_rows, accumulation_dtype, device, from_model, in_namespace_of,
                           is_foreign_array, take_labels, to_host)
 from .._backends import call_kernel
 from .._base import GatherFitDataMixin, thread_limit
@@ -141,7 +141,7 @@ class NearestNeighbors(_Servable, _NeighborsBase):
         q_index = gidx if X is None else None
         rows = [xp.zeros((0,), dtype=xp.int64, device=dev)]
         inds = [xp.zeros((0,), dtype=xp.int64, device=dev)]
-        dists = [xp.zeros((0,), dtype=xp.float64 if has_float64(Q) else xp.float32, device=dev)]
+        dists = [xp.zeros((0,), dtype=accumulation_dtype(Q), device=dev)]
         with thread_limit(self.n_jobs):
             for _, (Y, G) in comm.ring((fit_X, gidx)):
                 for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
@@ -269,14 +269,13 @@ class KNeighborsClassifier(ClassifierMixin, _Servable, _NeighborsBase):
         dev = device(dist)
         weights = self._weights(dist)
         if weights is None:
-            weights = xp.ones(dist.shape, dtype=xp.float64 if has_float64(dist) else xp.float32,
-                              device=dev)
+            weights = xp.ones(dist.shape, dtype=accumulation_dtype(dist), device=dev)
         probabilities = []
         for j, classes in enumerate(self._classes):
             columns = xp.arange(len(classes), dtype=xp.int64, device=dev)[None, :]
             idx = xp.astype(labels[:, :, j], xp.int64)
             proba = xp.zeros((Q.shape[0], len(classes)),
-                             dtype=xp.float64 if has_float64(dist) else xp.float32, device=dev)
+                             dtype=accumulation_dtype(dist), device=dev)
             for col in range(k):
                 # adding 0.0 elsewhere leaves a count unchanged
                 proba = proba + xp.where(idx[:, col:col + 1] == columns,
@@ -353,7 +352,7 @@ class KNeighborsRegressor(MultiOutputMixin, RegressorMixin, _Servable, _Neighbor
 
     def _payload(self):
         yp = array_namespace(self._y)
-        f = yp.float64 if has_float64(self._y) else yp.float32  # float32 input on such devices
+        f = accumulation_dtype(self._y)  # float32 input on a device without float64
         return in_namespace_of(yp.astype(self._y, f), self._fit_X,
                                "KNeighborsRegressor.fit targets")
 
