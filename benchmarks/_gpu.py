@@ -15,15 +15,18 @@ import numpy as np
 __all__ = ["median_time", "time_shares"]
 
 
-def median_time(fn, repeat, sync=lambda: None, reduce=None):
+def median_time(fn, repeat, sync=lambda: None, reduce=None, before=None):
     """Median seconds of ``fn()`` + ``sync()`` over ``repeat`` runs after a warm-up.
 
     ``reduce(seconds) -> seconds``: applied to each run's time (the slowest rank's, under MPI).
+    ``before()``: called untimed before each run (a barrier, so that every rank starts together).
     """
     fn()
     sync()
     times = []
     for _ in range(repeat):
+        if before is not None:
+            before()
         start = time.perf_counter()
         fn()
         sync()

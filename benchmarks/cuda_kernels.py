@@ -45,7 +45,6 @@ def main(argv=None):
     bandwidth = 2 * X.nbytes / copy_s  # bytes read + written per second
     bound = X.nbytes / bandwidth
     centers = cp.asnumpy(X[:10])
-    w = cp.ones(args.rows)
     old = cp.zeros(args.rows, cp.int32)
 
     def naive_lloyd():
@@ -61,8 +60,10 @@ def main(argv=None):
         "hbm_bound_read_X": bound,
         "comoments_local (cuda)": _time(cp, lambda: _moments._gram(X, y, None), args.repeat),
         "moments_local (cuda)": _time(cp, lambda: _moments._columns(X, None, mul_w=False, freq_w=False), args.repeat),
-        "kmeans Lloyd step k=10 (cuda, fused)": _time(
-            cp, lambda: _kmeans._run(X, w, centers, old, True), args.repeat),
+        "kmeans Lloyd kernel k=10 (cuda, fused)": _time(
+            cp, lambda: _kmeans._run(X, None, centers, old, True, with_sqdist=False), args.repeat),
+        "kmeans Lloyd step k=10 (cuda, lloyd_local)": _time(
+            cp, lambda: _kmeans.lloyd_local(X, None, centers, old), args.repeat),
         "kmeans Lloyd step k=10 (naive cupy)": _time(cp, naive_lloyd, args.repeat),
         "naive cupy X.T @ X": _time(cp, lambda: X.T @ X, args.repeat),
         "naive cupy centered (X-m).T@(X-m)": _time(cp, lambda: (lambda C: C.T @ C)(X - X.mean(0)), args.repeat),

@@ -60,15 +60,9 @@ def main(argv=None):
     def slowest(seconds):
         return comm.allreduce(seconds, op=MPI.MAX)
 
-    def barrier_then(call):
-        def run():
-            comm.Barrier()
-            call()
-        return run
-
     out = {}
     for name in args.workloads.split(","):
-        seconds = median_time(barrier_then(calls[name]), args.repeat, sync, reduce=slowest)
+        seconds = median_time(calls[name], args.repeat, sync, reduce=slowest, before=comm.Barrier)
         comm.Barrier()
         shares = time_shares(calls[name], sync)
         out[name] = {"seconds": seconds, "shares_rank0": shares}

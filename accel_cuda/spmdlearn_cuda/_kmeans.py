@@ -30,24 +30,30 @@ __all__ = ["lloyd_local", "kmeans_assign", "kmeans_inertia", "kmeans_transform",
 
 _THREADS = 128  # rows per tile: one thread each
 _MAX_SLOTS = 16  # (cluster, feature) sums each thread may own: k * d <= 16 * 128
-#: Thread blocks per multiprocessor (4, 8 and 16 measured within run-to-run noise of each other;
-#: a block for k=10 centers of 20 float64 features holds about 26 KiB of shared memory).
-_BLOCKS_PER_SM = 4
+#: Thread blocks per multiprocessor (2M x 20 float64, k=10, on an H200: 0.48 ms with 8, 0.54 ms
+#: with 4; a block for k=10 centers of 20 float64 features holds about 27 KiB of shared memory).
+_BLOCKS_PER_SM = 8
+#: Centers whose scores one thread computes side by side (independent product chains).
+_GROUP = 4
 
 _SOURCE = r"""
 extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         const T* X, long n, int d, long xs0, long xs1, const double* w, const T* centers,
         const double* centers64, int k, const int* labels_old, long rows_per_block,
-        int with_sums, int* labels, double* sqdist, double* out_sums, double* out_weights,
-        double* out_inertia, double* out_changed, double gamma, double unit, double c_max,
+        int with_sums, int* labels, double* sqdist, double* out, long out_width, double gamma, double unit, double c_max,
         unsigned char* near, unsigned long long* n_near) {
     extern __shared__ double smem[];
+    // This block's outputs: k x d sums, k weights, the inertia, the count of changed labels.
+    double* out_b = out + (long)blockIdx.x * out_width;
     T* c_sh = (T*)smem;                                  // k x d centers, input dtype
     double* c64 = smem + (k * d * sizeof(T) + 7) / 8;    // k x d centers, float64
     T* cn = (T*)(c64 + k * d);                           // k squared norms, input dtype
     double* xt = c64 + k * d + (k * sizeof(T) + 7) / 8;  // THREADS x (d + 1) tile, float64
     int* lt = (int*)(xt + THREADS * (d + 1));            // THREADS labels
     double* wt = (double*)(lt + THREADS + (THREADS & 1)); // THREADS weights
+    int* order = (int*)(wt + THREADS);                   // THREADS rows, by cluster
+    int* cstart = order + THREADS;                       // k + 1 cluster offsets
+    int* wcount = cstart + k + 1;                        // k x WARPS rows per warp
     const int tid = threadIdx.x;
     for (int e = tid; e < k * d; e += THREADS) { c_sh[e] = centers[e]; c64[e] = centers64[e]; }
     __syncthreads();
@@ -90,19 +96,46 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
             T best = 0, second = 0;
             bool has_second = false;
             double s_max = 0.0, x_sq = 0.0;
-            for (int c = 0; c < k; ++c) {
-                T dot = 0;
-                for (int j = 0; j < d; ++j) dot += (T)x[j] * c_sh[c * d + j];
-                T score = cn[c] - (T)2 * dot;
-                s_max = fmax(s_max, fabs((double)score));
-                if (label < 0 || score < best) {
-                    if (label >= 0) { second = best; has_second = true; }
-                    best = score; label = c;
-                } else if (!has_second || score < second) {
-                    second = score; has_second = true;
+            // GROUP centers at a time: independent product chains (each center's products
+            // and sums in the same order as one at a time), then the running best in center
+            // order.
+            for (int c0 = 0; c0 < k; c0 += GROUP) {
+                const int m = min(GROUP, k - c0);
+                T dot[GROUP];
+#pragma unroll
+                for (int q = 0; q < GROUP; ++q) dot[q] = 0;
+                const T* cc = c_sh + c0 * d;
+                if (c0 == 0) {
+                    for (int j = 0; j < d; ++j) {  // with the squared norm of the row
+                        const T xj = (T)x[j];
+                        x_sq += x[j] * x[j];
+#pragma unroll
+                        for (int q = 0; q < GROUP; ++q)
+                            if (q < m) dot[q] += xj * cc[q * d + j];
+                    }
+                } else {
+                    for (int j = 0; j < d; ++j) {
+                        const T xj = (T)x[j];
+#pragma unroll
+                        for (int q = 0; q < GROUP; ++q)
+                            if (q < m) dot[q] += xj * cc[q * d + j];
+                    }
+                }
+#pragma unroll
+                for (int q = 0; q < GROUP; ++q) {
+                    if (q < m) {
+                        const int c = c0 + q;
+                        T score = cn[c] - (T)2 * dot[q];
+                        s_max = fmax(s_max, fabs((double)score));
+                        if (label < 0 || score < best) {
+                            if (label >= 0) { second = best; has_second = true; }
+                            best = score; label = c;
+                        } else if (!has_second || score < second) {
+                            second = score; has_second = true;
+                        }
+                    }
                 }
             }
-            for (int j = 0; j < d; ++j) x_sq += x[j] * x[j];
             // A near-tie: the two best scores closer than twice a bound on the rounding error
             // of either this loop or the reference's BLAS product (2 (2 gamma |x| |c| + u |s|),
             // with a safety factor of 2): the reference decides the row (on the host).
@@ -116,7 +149,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
                 double diff = x[j] - c64[label * d + j];
                 dist += diff * diff;
             }
-            wi = w[i];
+            wi = w ? w[i] : 1.0;
             labels[i] = label;
             if (sqdist) sqdist[i] = dist;
             inertia += wi * dist;
@@ -124,20 +157,49 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         }
         lt[tid] = label;
         wt[tid] = wi;
-        __syncthreads();
         if (with_sums) {
-            // rows: this tile's, from above
+            // The tile's rows listed by cluster, each cluster's rows in row order (a stable
+            // counting sort: the rows of one label within each warp, then warp by warp), so
+            // that each (cluster, feature) sum adds only its cluster's rows, in row order.
+            const int lane = tid & 31, warp = tid >> 5;
+            for (int e = tid; e < k * WARPS; e += THREADS) wcount[e] = 0;
+            __syncthreads();
+            const unsigned same = __match_any_sync(0xffffffffu, label);
+            const int rank_in_warp = __popc(same & ((1u << lane) - 1u));
+            if (label >= 0 && rank_in_warp == 0) wcount[label * WARPS + warp] = __popc(same);
+            __syncthreads();
+            if (tid < k) {
+                int total = 0;
+                for (int v = 0; v < WARPS; ++v) total += wcount[tid * WARPS + v];
+                cstart[tid + 1] = total;
+            }
+            __syncthreads();
+            if (tid == 0) {
+                cstart[0] = 0;
+                for (int c = 0; c < k; ++c) cstart[c + 1] += cstart[c];
+            }
+            __syncthreads();
+            if (label >= 0) {
+                int pos = cstart[label] + rank_in_warp;
+                for (int v = 0; v < warp; ++v) pos += wcount[label * WARPS + v];
+                order[pos] = tid;
+            }
+            __syncthreads();
 #pragma unroll
             for (int q = 0; q < SLOTS; ++q) {
                 if (slot_c[q] >= 0) {
                     double a = 0.0;
-                    for (int r = 0; r < rows; ++r)
-                        if (lt[r] == slot_c[q]) a += wt[r] * xt[r * (d + 1) + slot_j[q]];
+                    const int stop_c = cstart[slot_c[q] + 1];
+                    for (int p = cstart[slot_c[q]]; p < stop_c; ++p) {
+                        const int r = order[p];
+                        a += wt[r] * xt[r * (d + 1) + slot_j[q]];
+                    }
                     acc[q] += a;
                 }
             }
             if (tid < k) {
-                for (int r = 0; r < rows; ++r) if (lt[r] == tid) wacc += wt[r];
+                const int stop_c = cstart[tid + 1];
+                for (int p = cstart[tid]; p < stop_c; ++p) wacc += wt[order[p]];
             }
         }
         __syncthreads();
@@ -145,8 +207,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
     if (with_sums) {
 #pragma unroll
         for (int q = 0; q < SLOTS; ++q)
-            if (slot_c[q] >= 0) out_sums[(long)blockIdx.x * k * d + tid + q * THREADS] = acc[q];
-        if (tid < k) out_weights[(long)blockIdx.x * k + tid] = wacc;
+            if (slot_c[q] >= 0) out_b[tid + q * THREADS] = acc[q];
+        if (tid < k) out_b[k * d + tid] = wacc;
     }
     // Per-thread inertia and change counts, added in thread order.
     wt[tid] = inertia;
@@ -154,7 +216,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
     if (tid == 0) {
         double s = 0.0;
         for (int t = 0; t < THREADS; ++t) s += wt[t];
-        out_inertia[blockIdx.x] = s;
+        out_b[k * d + k] = s;
     }
     __syncthreads();
     wt[tid] = changed;
@@ -162,16 +224,21 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
     if (tid == 0) {
         double s = 0.0;
         for (int t = 0; t < THREADS; ++t) s += wt[t];
-        out_changed[blockIdx.x] = s;
+        out_b[k * d + k + 1] = s;
     }
 }
 """
 
 
-@lru_cache(maxsize=None)
 def _kernel(dtype_name: str, slots: int):
+    return _compiled(dtype_name, slots, _GROUP, _THREADS)
+
+
+@lru_cache(maxsize=None)
+def _compiled(dtype_name: str, slots: int, group: int, threads: int):
     ctype = {"float32": "float", "float64": "double"}[dtype_name]
-    source = f"#define T {ctype}\n#define THREADS {_THREADS}\n#define SLOTS {slots}\n" + _SOURCE
+    source = (f"#define T {ctype}\n#define THREADS {threads}\n#define WARPS {threads // 32}\n"
+              f"#define SLOTS {slots}\n#define GROUP {group}\n" + _SOURCE)
     # No fused multiply-adds: the scores are rounded as plain products and sums.
     return cupy().RawModule(code=source, options=("-std=c++11", "--fmad=false")).get_function(
         "lloyd_blocks")
@@ -183,8 +250,9 @@ def _multiprocessors(device_id: int) -> int:
 
 
 def _shared_bytes(k, d, itemsize):
+    ints = _THREADS + (k + 1) + k * (_THREADS // 32)  # rows by cluster, offsets, warp counts
     return (-(-(k * d * itemsize) // 8) + k * d + -(-(k * itemsize) // 8) + _THREADS * (d + 1)
-            + (_THREADS + 1) // 2 + 1 + _THREADS) * 8
+            + (_THREADS + 1) // 2 + 1 + _THREADS + -(-ints // 2)) * 8
 
 
 def _fused(k, d, itemsize) -> bool:
@@ -230,17 +298,35 @@ def _partials(X, w, centers, labels_old, with_sums, labels):
     diff = X.astype(cp.float64) - cp.asarray(centers, dtype=cp.float64)[labels]
     sqdist = cp.einsum("ij,ij->i", diff, diff)
     del diff
-    sums, weights = cp.zeros((1, k, d)), cp.zeros((1, k))
+    sums, weights = cp.zeros((k, d)), cp.zeros(k)
     if with_sums:
-        cp.add.at(sums[0], labels, X.astype(cp.float64) * w[:, None])
-        cp.add.at(weights[0], labels, w)
+        cp.add.at(sums, labels, X.astype(cp.float64) * w[:, None])
+        cp.add.at(weights, labels, w)
     changed = (cp.zeros(1) if labels_old is None else
                cp.count_nonzero(labels != cp.asarray(labels_old)).astype(cp.float64)[None])
-    return labels, sqdist, sums, weights, (w @ sqdist)[None], changed
+    return labels, sqdist, cp.concatenate([sums.ravel(), weights, (w @ sqdist)[None], changed])
 
 
-def _run(X, sample_weight, centers, labels_old, with_sums):
-    """Launch the fused kernel; returns device arrays (labels, sqdist, per-block outputs)."""
+def _run(X, sample_weight, centers, labels_old, with_sums, with_sqdist=True):
+    """One pass over ``X``: ``(labels, sqdist, totals)`` as device arrays.
+
+    ``totals`` is ``[sums (k x d, raveled), weights (k), inertia, count of changed labels]`` in
+    float64 (sums and weights only ``with_sums``). ``sqdist`` (float64, squared distance of each
+    row to its center) may be None when ``with_sqdist`` is false.
+    """
+    launched = _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist)
+    if len(launched) == 3:  # not the fused kernel
+        return launched
+    labels, sqdist, totals, n_near, near, w = launched
+    if np.shape(centers)[0] > 1 and int(n_near.get()[0]):
+        return _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near)
+    return labels, sqdist, totals
+
+
+def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist):
+    """Launch the fused kernel: ``(labels, sqdist, totals, n_near, near, w)``, the count and
+    flags of near-ties not yet acted on; or, for centers it does not take, :func:`_run_gemm`'s
+    result."""
     cp = cupy()
     n, d = X.shape
     k = np.shape(centers)[0]
@@ -250,15 +336,14 @@ def _run(X, sample_weight, centers, labels_old, with_sums):
     B = int(max(1, min(_BLOCKS_PER_SM * _multiprocessors(cp.cuda.runtime.getDevice()),
                        -(-n // _THREADS))))
     rows_per_block = -(-n // B)
-    centers_t = cp.asarray(np.ascontiguousarray(centers, dtype=X.dtype))
     centers64 = cp.asarray(np.ascontiguousarray(centers, dtype=np.float64))
-    w = cp.ones(n) if sample_weight is None else cp.asarray(sample_weight, dtype=cp.float64)
+    # The same rounding as NumPy's astype.
+    centers_t = centers64 if X.dtype == np.float64 else centers64.astype(X.dtype)
+    w = None if sample_weight is None else cp.asarray(sample_weight, dtype=cp.float64)
     labels = cp.empty(n, cp.int32)
-    sqdist = cp.empty(n, cp.float64)
-    sums = cp.zeros((B, k, d))
-    weights = cp.zeros((B, k))
-    inertia = cp.empty(B)
-    changed = cp.empty(B)
+    sqdist = cp.empty(n, cp.float64) if with_sqdist else None
+    width = k * d + k + 2  # per block: sums, weights, inertia, changed
+    out = (cp.empty if with_sums else cp.zeros)((B, width))
     old = None if labels_old is None else cp.asarray(labels_old, dtype=cp.int32)
     it = X.itemsize
     smem = _shared_bytes(k, d, it)
@@ -268,16 +353,16 @@ def _run(X, sample_weight, centers, labels_old, with_sums):
     c_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", c64, c64), initial=0.0)))
     near = cp.empty(n, cp.uint8)
     n_near = cp.zeros(1, cp.uint64)
+    null = np.uint64(0)
     _kernel(X.dtype.name, slots)(
         (B,), (_THREADS,),
         (X, np.int64(n), np.int32(d), np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
-         w, centers_t, centers64, np.int32(k), old if old is not None else np.uint64(0),
-         np.int64(rows_per_block), np.int32(with_sums), labels, sqdist, sums, weights, inertia,
-         changed, np.float64(gamma), np.float64(unit), np.float64(c_max), near, n_near),
+         null if w is None else w, centers_t, centers64, np.int32(k),
+         null if old is None else old, np.int64(rows_per_block), np.int32(with_sums), labels,
+         null if sqdist is None else sqdist, out, np.int64(width), np.float64(gamma),
+         np.float64(unit), np.float64(c_max), near, n_near),
         shared_mem=smem)
-    if k > 1 and int(n_near.get()[0]):
-        return _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near)
-    return labels, sqdist, sums, weights, inertia, changed
+    return labels, sqdist, out.sum(axis=0), n_near, near, w
 
 
 def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):
@@ -297,6 +382,7 @@ def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):
     note_fallback("k-means near-ties", X)
     host = cp.asarray(_assign(cp.asnumpy(X), np.asarray(centers)))
     labels = cp.where(near.astype(cp.bool_), host, labels).astype(cp.int32)
+    w = cp.ones(X.shape[0]) if w is None else w
     return _partials(X, w, centers, labels_old, with_sums, labels)
 
 
@@ -306,9 +392,20 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     k, d = np.shape(centers)
     if X.shape[0] == 0:
         return cp.zeros(0, cp.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
-    labels, _, sums, weights, inertia, changed = _run(X, sample_weight, centers, labels_old, True)
-    return labels, LloydPartial(to_host(sums.sum(axis=0)), to_host(weights.sum(axis=0)),
-                                float(inertia.sum()), float(changed.sum()))
+    launched = _launch(X, sample_weight, centers, labels_old, True, False)
+    labels, totals = launched[0], launched[2]
+    # One copy to the host: the totals and, from the fused kernel, the count of near-ties.
+    flat = to_host(totals if len(launched) == 3 else
+                   cp.concatenate([totals, launched[3].astype(cp.float64)]))
+    if len(launched) > 3:
+        if k > 1 and flat[-1]:
+            labels, _, totals = _decide_near_ties(X, launched[5], centers, labels_old, True,
+                                                  labels, launched[4])
+            flat = to_host(totals)
+        else:
+            flat = flat[:-1]
+    return labels, LloydPartial(flat[:k * d].reshape(k, d), flat[k * d:k * d + k],
+                                float(flat[-2]), float(flat[-1]))
 
 
 def kmeans_assign(X, centers):
@@ -316,7 +413,7 @@ def kmeans_assign(X, centers):
     cp = cupy()
     if X.shape[0] == 0:
         return cp.zeros(0, cp.int32), cp.zeros(0)
-    labels, sqdist, *_ = _run(X, None, centers, None, False)
+    labels, sqdist, _ = _run(X, None, centers, None, False)
     return labels, sqdist
 
 

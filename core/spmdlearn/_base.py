@@ -55,14 +55,31 @@ def _canonical(value):
 
 
 def canonical_params(estimator) -> dict:
-    """``{name: (comparable value, short text)}`` for ``get_params(deep=True)`` (not collective).
+    """``{name: (comparable value, text)}`` for ``get_params(deep=True)`` (not collective).
+
+    The text (``str`` of it) is the value's short ``repr``, made only when a message needs it.
 
     The rule for random states: an int (or None) compares by value; a ``RandomState`` or
     ``Generator`` instance compares by its state when the method is called, so ranks that
     seeded theirs alike agree and ranks that would draw different numbers are told so.
     """
-    return {name: (_canonical(value), _short(value))
+    return {name: (_canonical(value), _Short(value))
             for name, value in estimator.get_params(deep=True).items()}
+
+
+class _Short:
+    """A parameter's text for messages, ``repr`` without memory addresses and at most 60
+    characters, made only when a message needs it (``str``): the ``repr`` of an array or of a
+    nested estimator costs up to a millisecond, and every collective method call on more than
+    one rank builds the parameters."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self) -> str:
+        return _short(self.value)
 
 
 def _short(value) -> str:

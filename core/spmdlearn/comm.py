@@ -1053,7 +1053,7 @@ class _SessionContext:
 
     def _raise_mismatched_params(self, values):
         comm = self.comm
-        gathered = comm.mpi.allgather({k: (_digest(v[0]), v[1]) for k, v in values.items()})
+        gathered = comm.mpi.allgather({k: (_digest(v[0]), str(v[1])) for k, v in values.items()})
         names = sorted(set().union(*gathered))
         lines = []
         for name in names:
