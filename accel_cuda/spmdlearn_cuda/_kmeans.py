@@ -56,6 +56,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
     int* wcount = cstart + k + 1;                        // k x WARPS rows per warp
     const int tid = threadIdx.x;
     for (int e = tid; e < k * d; e += THREADS) { c_sh[e] = centers[e]; c64[e] = centers64[e]; }
+    for (int e = tid; e < k * WARPS; e += THREADS) wcount[e] = 0;
     __syncthreads();
     for (int c = tid; c < k; c += THREADS) {
         T s = 0;
@@ -162,21 +163,33 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
             // counting sort: the rows of one label within each warp, then warp by warp), so
             // that each (cluster, feature) sum adds only its cluster's rows, in row order.
             const int lane = tid & 31, warp = tid >> 5;
-            for (int e = tid; e < k * WARPS; e += THREADS) wcount[e] = 0;
-            __syncthreads();
             const unsigned same = __match_any_sync(0xffffffffu, label);
             const int rank_in_warp = __popc(same & ((1u << lane) - 1u));
             if (label >= 0 && rank_in_warp == 0) wcount[label * WARPS + warp] = __popc(same);
             __syncthreads();
-            if (tid < k) {
-                int total = 0;
-                for (int v = 0; v < WARPS; ++v) total += wcount[tid * WARPS + v];
-                cstart[tid + 1] = total;
-            }
-            __syncthreads();
-            if (tid == 0) {
-                cstart[0] = 0;
-                for (int c = 0; c < k; ++c) cstart[c + 1] += cstart[c];
+            if (k <= 32) {  // the clusters' offsets by one warp's prefix sum
+                if (warp == 0) {
+                    int total = 0;
+                    if (lane < k)
+                        for (int v = 0; v < WARPS; ++v) total += wcount[lane * WARPS + v];
+                    for (int o = 1; o < 32; o <<= 1) {
+                        const int up = __shfl_up_sync(0xffffffffu, total, o);
+                        if (lane >= o) total += up;
+                    }
+                    if (lane < k) cstart[lane + 1] = total;
+                    if (lane == 0) cstart[0] = 0;
+                }
+            } else {
+                if (tid < k) {
+                    int total = 0;
+                    for (int v = 0; v < WARPS; ++v) total += wcount[tid * WARPS + v];
+                    cstart[tid + 1] = total;
+                }
+                __syncthreads();
+                if (tid == 0) {
+                    cstart[0] = 0;
+                    for (int c = 0; c < k; ++c) cstart[c + 1] += cstart[c];
+                }
             }
             __syncthreads();
             if (label >= 0) {
@@ -185,6 +198,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
                 order[pos] = tid;
             }
             __syncthreads();
+            for (int e = tid; e < k * WARPS; e += THREADS) wcount[e] = 0;  // for the next tile
 #pragma unroll
             for (int q = 0; q < SLOTS; ++q) {
                 if (slot_c[q] >= 0) {

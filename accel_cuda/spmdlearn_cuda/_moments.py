@@ -414,13 +414,24 @@ def _columns(X, w, *, mul_w: bool, freq_w: bool):
     return total, mean, m2, out_min.min(axis=0), out_max.max(axis=0)
 
 
+def _host_parts(*parts):
+    """NumPy copies of float64 device arrays, in one copy to the host (one synchronization)."""
+    cp = cupy()
+    flat = to_host(cp.concatenate([cp.ravel(p) for p in parts]))
+    out, start = [], 0
+    for p in parts:
+        out.append(flat[start:start + p.size].reshape(p.shape))
+        start += p.size
+    return out
+
+
 def moments_local(X, sample_weight=None) -> MomentsPartial:
     """:func:`spmdlearn.reference.moments_local` on a CuPy shard."""
     n, d = X.shape
     if n == 0:
         return MomentsPartial(0.0, np.zeros(d), np.zeros(d), np.full(d, np.inf), np.full(d, -np.inf))
     _, mean, m2, lo, hi = _columns(X, sample_weight, mul_w=sample_weight is not None, freq_w=False)
-    return MomentsPartial(float(n), *(to_host(a) for a in (mean, m2, lo, hi)))
+    return MomentsPartial(float(n), *_host_parts(mean, m2, lo, hi))
 
 
 def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
@@ -431,11 +442,11 @@ def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
                                   np.full(d, -np.inf))
     total, mean, m2, lo, hi = _columns(X, sample_weight, mul_w=False,
                                        freq_w=sample_weight is not None)
+    total, mean, m2, lo, hi = _host_parts(total, mean, m2, lo, hi)
     total = float(total)
-    lo, hi = to_host(lo), to_host(hi)
     if total == 0:
         return ColumnStatsPartial(float(n), 0.0, np.zeros(d), np.zeros(d), lo, hi)
-    return ColumnStatsPartial(float(n), total, to_host(mean), to_host(m2), lo, hi)
+    return ColumnStatsPartial(float(n), total, mean, m2, lo, hi)
 
 
 def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
@@ -449,9 +460,8 @@ def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
         Y = Y.astype(X.dtype)
     if sample_weight is not None and sample_weight.dtype != X.dtype:
         sample_weight = sample_weight.astype(X.dtype)
-    total, mean, comoment = _gram(X, Y, sample_weight)
+    total, mean, comoment = _host_parts(*_gram(X, Y, sample_weight))
     total = float(total)
     if total == 0:
         return ComomentsPartial(float(n), 0.0, np.zeros(d), np.zeros((d, d)))
-    comoment = to_host(comoment)
-    return ComomentsPartial(float(n), total, to_host(mean), (comoment + comoment.T) / 2)
+    return ComomentsPartial(float(n), total, mean, (comoment + comoment.T) / 2)

@@ -94,7 +94,7 @@ def linear_solve(p: ComomentsPartial, n_features: int, *, fit_intercept: bool = 
     XtX, XtY, x_mean, y_mean = gram_blocks(p, n_features, fit_intercept)
     n_targets = XtY.shape[1]
     if n_features:
-        eigenvalues, vectors = linalg.eigh(XtX)
+        eigenvalues, vectors = linalg.eigh(XtX, check_finite=False)
     else:
         eigenvalues, vectors = np.zeros(0), np.zeros((0, 0))
     largest = max(eigenvalues.max(initial=0.0), 0.0)
