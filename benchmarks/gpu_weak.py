@@ -2,11 +2,15 @@
 device ``spmdlearn_cuda.device_for_rank()`` and every rank times the same collective call.
 
     mpirun -n N python benchmarks/gpu_weak.py [--rows 2000000] [--features 20]
-        [--knn-rows 1000000] [--queries 100000] [--json PATH]
+        [--knn-rows 1000000] [--queries 100000] [--self-baseline] [--json PATH]
 
 Partials travel through the host (the MPI library need not be CUDA-aware). Each timing is the
 slowest rank's, median of ``--repeat`` after a warm-up; the shares of one more run (rank 0's:
 inside GPU kernels, inside MPI calls, elsewhere) say what carried the time.
+
+``--self-baseline`` times, in the same processes and in turn with the fit on all ranks, each
+rank's fit on ``MPI.COMM_SELF`` (the one-GPU fit): the host's speed varies between runs on a
+shared machine, so two separate jobs compare less well than two fits taken in turn.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -32,6 +37,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workloads", default="statistics,linear_regression,kmeans,knn")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--self-baseline", action="store_true",
+                        help="also time each fit on MPI.COMM_SELF (one GPU, no collective) in "
+                             "the same processes, alternating with the fit on all ranks")
     args = parser.parse_args(argv)
 
     import cupy as cp
@@ -60,12 +68,41 @@ def main(argv=None):
     def slowest(seconds):
         return comm.allreduce(seconds, op=MPI.MAX)
 
+    def alternating(call):
+        """Median seconds of the fit on one rank alone (COMM_SELF; the mean over ranks, which
+        all run their own at once) and on all ranks (the slowest rank), taken in turn."""
+        import spmdlearn
+
+        def alone():
+            with spmdlearn.config_context(comm=MPI.COMM_SELF):
+                call()
+
+        alone(), call()
+        sync()
+        one, all_ = [], []
+        for _ in range(args.repeat):
+            for fn, times, op in ((alone, one, MPI.SUM), (call, all_, MPI.MAX)):
+                comm.Barrier()
+                start = time.perf_counter()
+                fn()
+                sync()
+                elapsed = comm.allreduce(time.perf_counter() - start, op=op)
+                times.append(elapsed / comm.size if op is MPI.SUM else elapsed)
+        return float(np.median(one)), float(np.median(all_))
+
     out = {}
     for name in args.workloads.split(","):
         seconds = median_time(calls[name], args.repeat, sync, reduce=slowest, before=comm.Barrier)
         comm.Barrier()
         shares = time_shares(calls[name], sync)
         out[name] = {"seconds": seconds, "shares_rank0": shares}
+        if args.self_baseline:
+            one, all_ = alternating(calls[name])
+            out[name]["alternating"] = {"one_rank_s": one, "all_ranks_s": all_,
+                                        "efficiency": one / all_}
+            if comm.rank == 0:
+                print(f"{comm.size} GPU(s): {name:18s} in turn: alone {one * 1e3:.2f} ms, all "
+                      f"ranks {all_ * 1e3:.2f} ms, efficiency {one / all_:.2f}", flush=True)
         if comm.rank == 0:
             print(f"{comm.size} GPU(s): {name:18s} {seconds * 1e3:10.2f} ms | rank 0: kernels "
                   f"{shares['kernels']:.0%}, MPI (host staging) {shares['mpi']:.0%}, outside "
