@@ -65,9 +65,10 @@ def _launcher(n: int) -> list[str]:
 def _run(cmd, env, timeout):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        if "RESULT " in line:  # another rank's unterminated output may precede it on the line
+            return json.loads(line[line.index("RESULT ") + len("RESULT "):])
+    raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}), no RESULT line:\n"
+                       f"stdout: {proc.stdout[-1500:]}\nstderr: {proc.stderr[-3000:]}")
 
 
 #: The array type the timed calls get for a backend that serves device arrays only (the sycl
