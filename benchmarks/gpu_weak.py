@@ -3,6 +3,7 @@ device ``spmdlearn_cuda.device_for_rank()`` and every rank times the same collec
 
     mpirun -n N python benchmarks/gpu_weak.py [--rows 2000000] [--features 20]
         [--knn-rows 1000000] [--queries 100000] [--self-baseline] [--json PATH]
+    python benchmarks/gpu_weak.py --plot PREFIX RESULT.json [RESULT.json ...]
 
 Partials travel through the host (the MPI library need not be CUDA-aware). Each timing is the
 slowest rank's, median of ``--repeat`` after a warm-up; the shares of one more run (rank 0's:
@@ -27,7 +28,47 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks._gpu import median_time, time_shares  # noqa: E402
 
 
+def plot(prefix, paths):
+    """One PNG per workload from result JSONs of runs at several GPU counts: each run's time
+    (ms) and the weak-scaling efficiency against the mean one-GPU time (kNN's work-normalised,
+    since every rank's queries search every rank's rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.load(open(path)) for path in paths]
+    names = sorted({name for run in runs for name in run["results"]})
+    written = []
+    for name in names:
+        points = [(run["ranks"], run["results"][name]["seconds"]) for run in runs
+                  if name in run["results"]]
+        ones = [t for n, t in points if n == 1]
+        if not ones:
+            continue
+        base = float(np.mean(ones))
+        work = (lambda n: n) if name == "knn" else (lambda n: 1)
+        fig, (ax_t, ax_e) = plt.subplots(1, 2, figsize=(9, 3.5))
+        ax_t.plot([n for n, _ in points], [t * 1e3 for _, t in points], "o")
+        ax_t.set(xlabel="GPUs (one rank each)", ylabel="ms (slowest rank)", title=name)
+        ax_e.plot([n for n, _ in points], [work(n) * base / t for n, t in points], "o")
+        ax_e.axhline(0.8 if name == "knn" else 0.9, linestyle="--", color="gray")
+        ax_e.set(xlabel="GPUs (one rank each)", ylim=(0, 1.2),
+                 ylabel="work-normalised efficiency" if name == "knn" else "efficiency")
+        for ax in (ax_t, ax_e):
+            ax.set_xticks(sorted({n for n, _ in points}))
+        fig.tight_layout()
+        out = f"{prefix}-{name}.png"
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        written.append(out)
+    print("wrote " + ", ".join(written))
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--plot":
+        return plot(argv[1], argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--features", type=int, default=20)
