@@ -1,7 +1,7 @@
 """Run the whole test suite: one-process tests, the collective tests under ``mpiexec -n 1``,
 ``-n 2``, ``-n 3`` and ``-n 4``, and the conformance suite for every backend this distribution
-installs (the sycl backend on dpnp input, on Intel's OpenCL CPU device, at ``-n 1`` and
-``-n 2``).
+installs at the same rank counts (full at ``-n 3``, quick at the others; the sycl backend on
+dpnp input, on Intel's OpenCL CPU device, at ``-n 1`` and ``-n 2``).
 
     python tests/run_all.py [--ranks 1,2,3,4] [--quick]
 
@@ -162,15 +162,15 @@ def main(argv=None) -> int:
         stages.append((f"mpiexec -n {n}", mpiexec_command(n) + [
             sys.executable, str(ROOT / "tests" / "mpi_pytest.py"), "tests", "-m", "mpi",
             f"--junitxml={junit}"] + common, junit))
-    # The conformance suite for every backend this distribution installs: quick at -n 2,
-    # full at -n 3 (the foreign test plugins are certified/rejected by tests/test_conformance_teeth.py).
+    # The conformance suite for every backend this distribution installs: quick at -n 1, 2 and
+    # 4, full at -n 3 (the foreign test plugins are certified/rejected by
+    # tests/test_conformance_teeth.py).
     # Each stage prints the suite's verdict: a backend serving 0 kernels passes its checks but
     # is reported NOT CERTIFIED, and an unavailable one is skipped, saying why.
     if not args.no_conformance:
-        # At -n 2 (quick) and -n 3 (full): an even and an odd split with empty ranks; the
-        # collective tests above already run at every rank count.
+        # At every rank count: quick, and full at -n 3 (an odd split with empty ranks).
         rank_counts = [int(r) for r in args.ranks.split(",") if r]
-        conformance_ranks = [n for n in rank_counts if n in (2, 3)] or rank_counts[:1]
+        conformance_ranks = rank_counts
         for backend in _own_backends():
             if backend in DEVICE_STAGES:
                 # On the array type it claims, quick, at -n 1 and -n 2 (an empty rank there);

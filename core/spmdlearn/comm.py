@@ -29,6 +29,7 @@ Failing fast (:meth:`Comm.session` is what every public collective method of an 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -340,9 +341,11 @@ class Comm:
     def _wait(self, request, collective: str, session) -> None:
         """Wait for ``request`` like a blocking MPI call (spinning on ``Test``), then, past a
         few milliseconds, with short sleeps that leave the core to other ranks; answer the
-        watchdog questions of other ranks; fire the watchdog past the deadline."""
+        watchdog questions of other ranks; fire the watchdog past the deadline. On a node with
+        more ranks than cores, sleep from the start: a spinning rank takes the core from one
+        that computes."""
         start = time.monotonic()
-        spin_end = start + 0.005
+        spin_end = start + (0.0 if _oversubscribed() else 0.005)
         while time.monotonic() < spin_end:
             for _ in range(50):
                 if request.Test():
@@ -1389,6 +1392,12 @@ def ranks_on_node(hosts=None) -> int:
     if hosts is not None:
         return max(1, int(np.count_nonzero(np.asarray(hosts) == _host_id())))
     return 1
+
+
+@functools.lru_cache(maxsize=None)
+def _oversubscribed() -> bool:
+    """Whether the launcher placed more ranks on this node than it has cores. Not collective."""
+    return ranks_on_node() > (os.cpu_count() or 1)
 
 
 def _apply_thread_limit(comm: Comm, hosts) -> None:
