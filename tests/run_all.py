@@ -154,7 +154,8 @@ def main(argv=None) -> int:
     if no_sycl:
         print(f"no SYCL device for the sycl stages: {no_sycl}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="spmdlearn-tests-"))
-    common = ["-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic", "--durations=15"] + args.pytest_args
+    common = ["-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic",
+              "--durations=15"] + args.pytest_args
     stages = [("one process", [sys.executable, "-m", "pytest", "tests", "-m", "not mpi",
                                f"--junitxml={tmp / 'serial.xml'}"] + common, tmp / "serial.xml")]
     for n in [int(r) for r in args.ranks.split(",") if r]:
