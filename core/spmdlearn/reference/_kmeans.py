@@ -106,15 +106,24 @@ LLOYD = ReductionContract("lloyd", lambda X, w, c, lo: lloyd_local(X, w, c, lo)[
 _ROW_BLOCK = 8192
 
 
+def _by_row_blocks(n_rows, dtype, values) -> np.ndarray:
+    """A per-row vector filled ``_ROW_BLOCK`` rows at a time: ``values(lo, hi)`` gives rows
+    ``lo:hi`` (each row's value is the same in any block)."""
+    out = np.empty(n_rows, dtype=dtype)
+    for lo in range(0, n_rows, _ROW_BLOCK):
+        hi = min(n_rows, lo + _ROW_BLOCK)
+        out[lo:hi] = values(lo, hi)
+    return out
+
+
 def _assigned_sq(X, centers, labels) -> np.ndarray:
     """``||x_i - centers[labels_i]||^2`` per row, float64, from coordinate differences."""
     centers, labels = np.asarray(centers, np.float64), np.asarray(labels)
-    out = np.empty(X.shape[0])
-    for lo in range(0, X.shape[0], _ROW_BLOCK):
-        hi = min(X.shape[0], lo + _ROW_BLOCK)
+
+    def values(lo, hi):
         diff = np.asarray(X[lo:hi], np.float64) - centers[labels[lo:hi]]
-        out[lo:hi] = np.einsum("ij,ij->i", diff, diff)
-    return out
+        return np.einsum("ij,ij->i", diff, diff)
+    return _by_row_blocks(X.shape[0], np.float64, values)
 
 
 def kmeans_inertia(X, sample_weight, centers, labels) -> float:
@@ -250,11 +259,8 @@ def assigned_sq_distances(X, centers, labels) -> np.ndarray:
     if X.shape[0] == 0:
         return np.zeros(0, dtype=X.dtype)
     centers, labels = np.asarray(centers, dtype=X.dtype), np.asarray(labels)
-    out = np.empty(X.shape[0], dtype=np.result_type(X.dtype, centers.dtype))
-    for lo in range(0, X.shape[0], _ROW_BLOCK):  # each row's sum is the same in any block
-        hi = min(X.shape[0], lo + _ROW_BLOCK)
-        out[lo:hi] = ((X[lo:hi] - centers[labels[lo:hi]]) ** 2).sum(axis=1)
-    return out
+    return _by_row_blocks(X.shape[0], np.result_type(X.dtype, centers.dtype),
+                          lambda lo, hi: ((X[lo:hi] - centers[labels[lo:hi]]) ** 2).sum(axis=1))
 
 
 def relocation_rows(distances, n_empty):
