@@ -11,8 +11,9 @@ __all__ = ["linear_predict", "mahalanobis", "affine_transform"]
 
 def linear_predict(X, coef, intercept):
     """:func:`spmdlearn.reference.linear_predict`: ``X @ coef.T + intercept`` in X's dtype."""
-    coef = on_device(np.asarray(coef, dtype=X.dtype), X)
-    return X @ coef.T + on_device(np.asarray(intercept, dtype=X.dtype), X)
+    coef = np.asarray(coef, dtype=X.dtype)
+    coef = on_device(coef.T if coef.ndim > 1 else coef, X)  # ``.T`` of a 1-D dpnp array warns
+    return X @ coef + on_device(np.asarray(intercept, dtype=X.dtype), X)
 
 
 def mahalanobis(X, location, precision):
