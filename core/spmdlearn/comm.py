@@ -104,8 +104,8 @@ _INPUT_ERRORS = (ValueError, TypeError, NotImplementedError, AttributeError, Loo
 
 #: Columns of one rank's row in a status exchange.
 _FAILED, _WARNED = 1, 2
-_STATUS, _WHERE, _STEP, _CHECK, _HOST = range(5)
-_ROW = 5
+_STATUS, _WHERE, _STEP, _CHECK, _HOST, _PARAMS = range(6)
+_ROW = 6
 #: Point-to-point tags of the watchdog's diagnosis (on the communicator in use).
 _TAG_ASK, _TAG_ANSWER = 32001, 32002
 _DEFAULT_TIMEOUT = 300.0
@@ -185,13 +185,17 @@ class _Session:
     """One public collective method on one communicator: its name and its collectives so far."""
 
     __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "host_counts",
-                 "overflow")
+                 "overflow", "params_digest", "entry")
 
     def __init__(self, comm, where: str):
         self.comm, self.where, self.where_id = comm, where, _digest(where)
         self.step, self.collective, self.warnings = 0, "", []
         self.host_counts = None
         self.overflow = None  # the first overflow of a global reduction in this method
+        self.params_digest = 0  # of the estimator's parameters, in every status row
+        # (context, parameter values) until the method's first status exchange has checked
+        # that every rank calls the same method with the same parameters
+        self.entry = None
 
 
 def _note_overflow(message: str) -> None:
@@ -288,12 +292,17 @@ class Comm:
             session.step += 1
             session.collective = collective
             row[_WHERE], row[_STEP] = session.where_id, session.step
+            row[_PARAMS] = session.params_digest
         out = np.empty((self.size, _ROW), dtype=np.int64)
         if self.size == 1:
             out[0] = row
             return out
         request = self.mpi.Iallgather(row, out)
         self._wait(request, collective, session)
+        if session is not None and session.entry is not None:
+            context, values = session.entry
+            session.entry = None
+            context._check_entry(out, values)
         return out
 
     def _enter(self, collective: str, *facts) -> None:
@@ -1022,22 +1031,31 @@ class _SessionContext:
         stack.append(session)
         try:
             values = self.params() if self.params is not None else {}
-            digest = _digest(sorted((k, v[0]) for k, v in values.items()))
-            rows = comm._exchange("method entry", check=digest, session=session)
-            session.host_counts = rows[:, _HOST]
-            _apply_thread_limit(comm, rows[:, _HOST])
-            if (rows[:, _STATUS] & _FAILED).any():
-                comm._raise_gathered(None)
-            if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
-                self._raise_mismatched_calls()
-            if (rows[:, _CHECK] != rows[0, _CHECK]).any():
-                self._raise_mismatched_params(values)
         except BaseException:
             stack.pop()
             raise
+        # The agreement on the method and its parameters rides on the method's first status
+        # exchange (its first collective, or its exit): one exchange fewer per call.
+        session.params_digest = _digest(sorted((k, v[0]) for k, v in values.items()))
+        session.entry = (self, values)
+        if _launcher_ranks_on_node() is not None:  # else from the host ids of that exchange
+            _apply_thread_limit(comm, None)
         self._old_show = warnings_module.showwarning
         warnings_module.showwarning = self._collect
         return session
+
+    def _check_entry(self, rows, values):
+        """In the method's first status exchange, on every rank alike: the ranks call the same
+        method with the same parameters (unless a rank failed: that is raised instead)."""
+        session, comm = self.session, self.comm
+        session.host_counts = rows[:, _HOST]
+        _apply_thread_limit(comm, rows[:, _HOST])
+        if (rows[:, _STATUS] & _FAILED).any():
+            return  # the caller raises every rank's error
+        if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
+            self._raise_mismatched_calls()
+        if (rows[:, _PARAMS] != rows[0, _PARAMS]).any():
+            self._raise_mismatched_params(values)
 
     def _collect(self, message, category, filename, lineno, file=None, line=None):
         if self.caller is not None and filename == self.caller[2]:
@@ -1382,13 +1400,21 @@ _LOCAL_SIZES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD
 _threads_limited: set = set()
 
 
-def ranks_on_node(hosts=None) -> int:
-    """Ranks of this job on this node: from the launcher's variables, else from ``hosts`` (the
-    host ids of the communicator's ranks, from a status exchange), else 1. Not collective."""
+def _launcher_ranks_on_node() -> int | None:
+    """Ranks of this job on this node as the launcher's variables say, or None."""
     for name in _LOCAL_SIZES:
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 0:
             return int(value)
+    return None
+
+
+def ranks_on_node(hosts=None) -> int:
+    """Ranks of this job on this node: from the launcher's variables, else from ``hosts`` (the
+    host ids of the communicator's ranks, from a status exchange), else 1. Not collective."""
+    launcher = _launcher_ranks_on_node()
+    if launcher is not None:
+        return launcher
     if hosts is not None:
         return max(1, int(np.count_nonzero(np.asarray(hosts) == _host_id())))
     return 1
