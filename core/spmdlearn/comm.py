@@ -16,7 +16,8 @@ Two rules from DESIGN.md live here:
 Failing fast (:meth:`Comm.session` is what every public collective method of an estimator runs in):
 
 * Every collective of :class:`Comm` starts with a *status exchange*: one non-blocking
-  ``Iallgather`` of a few integers per rank (failed?, where, step, a check of the shapes). A rank
+  ``Iallgather`` of a few integers per rank (failed?, where, step, a check of the shapes, the
+  estimator's parameters, the host). A rank
   whose code raised between two collectives joins the next exchange with its error, so the ranks
   waiting there raise too; ranks that took different paths (a rank-dependent branch, a method
   called on some ranks only) or pass arrays of different shapes raise instead of crashing.
@@ -426,9 +427,10 @@ class Comm:
     def session(self, where: str, params: Callable | None = None, caller=None):
         """Context manager: run one public collective method (``where``, e.g. ``"KMeans.fit"``).
 
-        Collective. On entry, the ranks agree on ``where`` and on the digest of ``params()`` (a
-        mapping of parameter names to canonical values); a mismatch raises on every rank, naming
-        the method or the parameters and the ranks. Inside, an exception on one rank is joined
+        Collective. The ranks agree on ``where`` and on the digest of ``params()`` (a mapping of
+        parameter names to canonical values) in the method's first status exchange (its first
+        collective, or its exit); a mismatch raises on every rank, naming the method or the
+        parameters and the ranks. Inside, an exception on one rank is joined
         to the next status exchange, so that every rank raises; on exit, a closing exchange
         catches failures after the last collective. Warnings raised inside are shown once, on
         rank 0 (each distinct message; those from some ranks only name them). Nested sessions on
