@@ -1433,9 +1433,8 @@ def _apply_thread_limit(comm: Comm, hosts) -> None:
 
     Ranks of one node share its cores; without a limit every rank's BLAS starts one thread per
     core and the node runs ranks x cores threads. Local: the ranks of the node come from the
-    launcher's variables (on method entry), else from the host ids that the method's first status
-    exchange carries on the
-    communicator in use (no collective of its own).
+    launcher's variables (on method entry), else from the host ids that the method's first
+    status exchange carries on the communicator in use (no collective of its own).
     """
     if _threads_limited or MPI is None or comm.size == 1:
         return
