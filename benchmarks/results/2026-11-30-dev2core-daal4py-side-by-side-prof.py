@@ -1,9 +1,9 @@
 """cProfile of one benchmark call on every rank (after one warm-up); rank 0 prints its top entries.
 
-    mpiexec -n 2 python runs/prof.py WORKLOAD METHOD [SCALE]
+    mpiexec -n 2 python benchmarks/results/<this file> WORKLOAD METHOD [SCALE]
 """
 import cProfile, io, os, pstats, sys, time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mpi4py import MPI
 from workloads import WORKLOADS, make_data, spmdlearn_calls
 
@@ -21,7 +21,7 @@ prof = cProfile.Profile()
 t = time.perf_counter()
 prof.enable(); calls[method](); prof.disable()
 el = comm.allreduce(time.perf_counter() - t, op=MPI.MAX)
-prof.dump_stats(f"runs/prof-{name}-{method}-r{comm.rank}.pstats")
+prof.dump_stats(f"prof-{name}-{method}-r{comm.rank}.pstats")
 if comm.rank == 0:
     print(f"# {name} {method} -n {comm.size} backend {os.environ.get('SPMDLEARN_BACKEND')}: "
           f"{el:.3f} s (slowest rank), rank 0 profile:")

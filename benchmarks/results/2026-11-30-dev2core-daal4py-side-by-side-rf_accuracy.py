@@ -1,10 +1,10 @@
 """Held-out accuracy of the benchmark's random forest: spmdlearn (under mpiexec, SPMDLEARN_BACKEND)
 next to scikit-learn's and sklearnex's forests fitted on the gathered training rows.
 
-    mpiexec -n 2 python rf_accuracy.py   (training rows: the benchmark's random_forest shards)
+    mpiexec -n 2 python benchmarks/results/<this file>   (training rows: the benchmark's random_forest shards)
 """
 import json, os, sys, time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 from mpi4py import MPI
 from workloads import WORKLOADS, make_data
