@@ -127,7 +127,10 @@ def main():
     if args.impl == "daal4py":
         import daal4py as d4p
 
-        d4p.daalinit()
+        # oneDAL threads through TBB, which OMP_NUM_THREADS does not reach: give it the thread
+        # count the harness gives every rank (ranks x threads = cores), else all cores
+        threads = os.environ.get("OMP_NUM_THREADS")
+        d4p.daalinit(int(threads)) if threads else d4p.daalinit()
         calls = daal4py_calls(workload, X, y)
     else:
         calls = spmdlearn_calls(workload, X, y)

@@ -180,6 +180,7 @@ def main(argv=None) -> int:
                         result = {"impl": module, "workload": name, "error": str(exc)[-500:]}
                     result.update(ranks_equivalent=n, total_rows=rows * n, rows_per_rank=rows)
                     run["results"].append(result)
+                    out.write_text(json.dumps(run, indent=1))
                     print(f"  {name} {module} (1 process, all rows, all cores) for -n {n}: "
                           f"{_summary(result)}", flush=True)
     out.write_text(json.dumps(run, indent=1))

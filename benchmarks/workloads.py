@@ -144,8 +144,18 @@ def sklearn_calls(workload: Workload, X, y, module: str = "sklearn") -> dict:
 
     base = workload.name.split("_f32")[0]
     def get(path):
+        # sklearnex keeps some batch estimators (EmpiricalCovariance in 2025-2026 releases) under
+        # sklearnex.preview until they graduate: take the estimator from where it is
         mod, name = path.rsplit(".", 1)
-        return getattr(importlib.import_module(f"{module}.{mod}"), name)
+        places = [f"{module}.{mod}"] + ([f"{module}.preview.{mod}"] if module == "sklearnex" else [])
+        for place in places:
+            try:
+                found = getattr(importlib.import_module(place), name, None)
+            except ImportError:
+                found = None
+            if found is not None:
+                return found
+        raise AttributeError(f"{name} is in none of {', '.join(places)}")
 
     state = {}
     if base == "statistics":
