@@ -220,3 +220,23 @@ def test_ranks_share_the_node_cores():
     reported = [int(t) for t in re.findall(r"threads (\d+) \d+", out.stdout)]
     assert len(reported) == 2, out.stdout
     assert all(t <= max(1, cores // 2) for t in reported), out.stdout
+
+
+@pytest.mark.parametrize("local_ranks, cores, expected", [("4", 2, True), ("2", 2, False),
+                                                          ("1", 8, False), (None, 1, False)])
+def test_oversubscribed_node_is_told_from_the_launcher(monkeypatch, local_ranks, cores, expected):
+    """A waiting rank sleeps instead of spinning when the launcher put more ranks on the node
+    than it has cores (the launcher's count, against the node's cores, not the rank's
+    binding); without a launcher count the node is not taken as oversubscribed."""
+    from spmdlearn import comm as spmd_comm
+
+    for name in spmd_comm._LOCAL_SIZES:
+        monkeypatch.delenv(name, raising=False)
+    if local_ranks is not None:
+        monkeypatch.setenv("MPI_LOCALNRANKS", local_ranks)
+    monkeypatch.setattr(spmd_comm.os, "cpu_count", lambda: cores)
+    spmd_comm._oversubscribed.cache_clear()
+    try:
+        assert spmd_comm._oversubscribed() is expected
+    finally:
+        spmd_comm._oversubscribed.cache_clear()

@@ -185,13 +185,12 @@ def _user_frame() -> str:
 class _Session:
     """One public collective method on one communicator: its name and its collectives so far."""
 
-    __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "host_counts",
-                 "overflow", "params_digest", "entry")
+    __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "overflow",
+                 "params_digest", "entry")
 
     def __init__(self, comm, where: str):
         self.comm, self.where, self.where_id = comm, where, _digest(where)
         self.step, self.collective, self.warnings = 0, "", []
-        self.host_counts = None
         self.overflow = None  # the first overflow of a global reduction in this method
         self.params_digest = 0  # of the estimator's parameters, in every status row
         # (context, parameter values) until the method's first status exchange has checked
@@ -1049,9 +1048,7 @@ class _SessionContext:
     def _check_entry(self, rows, values):
         """In the method's first status exchange, on every rank alike: the ranks call the same
         method with the same parameters (unless a rank failed: that is raised instead)."""
-        session, comm = self.session, self.comm
-        session.host_counts = rows[:, _HOST]
-        _apply_thread_limit(comm, rows[:, _HOST])
+        _apply_thread_limit(self.comm, rows[:, _HOST])
         if (rows[:, _STATUS] & _FAILED).any():
             return  # the caller raises every rank's error
         if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
