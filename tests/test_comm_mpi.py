@@ -113,7 +113,8 @@ def test_partition_invariance_under_mpi(n, d, seed, name):
         "moments": (MOMENTS, lambda A: (A, None)),
         "comoments": (COMOMENTS, lambda A: (A, None, None)),
         "tsqr": (TSQR, lambda A: (A, np.zeros(d))),
-        "lloyd": (LLOYD, lambda A: (A, np.ones(len(A)), np.eye(2, d), np.full(len(A), -1, np.int32))),
+        "lloyd": (LLOYD, lambda A: (A, np.ones(len(A)), np.eye(2, d), np.full(len(A), -1, np.int32),
+                                  np.full(A.shape[1], 0.5, A.dtype))),
     }[name]
     got = allreduce(contract, *args(Xl), comm=comm)
     whole = contract.local(*args(X))

@@ -70,7 +70,8 @@ CASES = {
     "tsqr": (TSQR, lambda X, w, y: (X, np.full(X.shape[1], 0.25))),
     "lloyd": (LLOYD, lambda X, w, y: (X, np.ones(len(X)) if w is None else w,
                                       np.linspace(-1, 1, 3 * X.shape[1]).reshape(3, -1),
-                                      np.full(len(X), -1, np.int32))),
+                                      np.full(len(X), -1, np.int32),
+                                      np.full(X.shape[1], 0.5, X.dtype))),
 }
 #: Contracts whose combine is commutative bit for bit (QR of stacked factors is not).
 BITWISE_COMMUTATIVE = {"moments", "comoments", "r2", "lloyd"}

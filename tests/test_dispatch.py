@@ -271,7 +271,7 @@ def test_allreduce_dispatches_the_contract_kernel(plugins):
     np.testing.assert_allclose(p.mean, Xf.mean(0), rtol=1e-6)
     centers = X[:3].copy()
     labels, partial = allreduce(LLOYD, X, np.ones(30), centers, np.full(30, -1, np.int32),
-                                comm=self_comm(), backend="reference", with_rows=True)
+                                None, comm=self_comm(), backend="reference", with_rows=True)
     want_labels, want = lloyd_local(X, np.ones(30), centers, np.full(30, -1, np.int32))
     np.testing.assert_array_equal(labels, want_labels)
     np.testing.assert_allclose(partial.sums, want.sums)

@@ -48,10 +48,11 @@ def _sq_distance(X, i, centers64, c):
 
 
 @njit(cache=True, nogil=True)
-def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, weights):
-    """Labels of rows ``lo:lo + len(S)`` from their scores, and their share of the statistics.
+def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights):
+    """Labels of the rows of a block from their scores, and the block's share of the statistics.
 
-    Returns ``(inertia, n_changed)`` of the block; ``sums``/``weights`` are updated in place.
+    ``X``, ``w``, ``S``, ``labels`` and ``labels_old`` are the block's rows. Returns
+    ``(inertia, n_changed)`` of the block; ``sums``/``weights`` are updated in place.
     Scores are rounded in the dtype of ``S`` (``2 s`` as ``s + s``, exact; a literal 2 would
     promote float32 scores to float64 and break near-ties differently from the reference).
     The inertia uses the squared distance to the chosen center computed from coordinate
@@ -61,12 +62,11 @@ def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, wei
     d = X.shape[1]
     inertia = 0.0
     changed = 0
-    for r in range(m):
-        i = lo + r
+    for i in range(m):
         best = 0
-        best_score = c_norms[0] - (S[r, 0] + S[r, 0])
+        best_score = c_norms[0] - (S[i, 0] + S[i, 0])
         for c in range(1, k):
-            score = c_norms[c] - (S[r, c] + S[r, c])
+            score = c_norms[c] - (S[i, c] + S[i, c])
             if score < best_score:
                 best_score = score
                 best = c
@@ -85,13 +85,26 @@ def _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old, sums, wei
 _ASSIGN_ROWS = 4096
 
 
-def lloyd_local(X, sample_weight, centers, labels_old):
+def _weights_per_block(w):
+    """``block(lo, hi)``: the weights of rows ``lo:hi`` as a contiguous array. A broadcast view
+    of one weight (stride 0, what the estimator passes for unweighted rows) is read through one
+    block of that weight, so no per-row array is made."""
+    if w.ndim == 1 and w.shape[0] > 1 and w.strides[0] == 0:
+        const = np.full(_ASSIGN_ROWS, w[0])
+        return lambda lo, hi: const[: hi - lo]
+    w = np.ascontiguousarray(w)
+    return lambda lo, hi: w[lo:hi]
+
+
+def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
     """:func:`spmdlearn.reference.lloyd_local`: labels and the fused Lloyd partial.
 
     Each block's scores come from NumPy's matmul of the block, the call the reference makes on
     the whole shard (the same BLAS kernel, or NumPy's own loop for strided views), so that the
     labels are the reference's, near-ties included; the compiled pass then does the argmin, the
     cluster sums and weights, the inertia and the changed count while the block is in cache.
+    With ``X_offset``, each block is first offset into a block-sized buffer (the values of
+    offsetting the whole shard), so the offset rows never exist beyond one block per thread.
     """
     k, d = centers.shape
     n = X.shape[0]
@@ -101,18 +114,23 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     Ct = C.T
     c_norms = np.einsum("ij,ij->i", C, C)
     centers64 = np.asarray(centers, dtype=np.float64)
-    w = _as_float(sample_weight)
+    weights_of = _weights_per_block(_as_float(sample_weight))
     labels_old = np.asarray(labels_old)
     labels = np.empty(n, dtype=np.int32)
+    offset = None if X_offset is None else np.asarray(X_offset, dtype=X.dtype)
 
     def task(t_lo, t_hi):
         sums, weights = np.zeros((k, d)), np.zeros(k)
         inertia, changed = 0.0, 0
+        buf = None if offset is None else np.empty((min(_ASSIGN_ROWS, t_hi - t_lo), d), X.dtype)
         for lo in range(t_lo, t_hi, _ASSIGN_ROWS):
             hi = min(t_hi, lo + _ASSIGN_ROWS)
-            S = X[lo:hi] @ Ct
-            part, moved = _assign_block(X, w, centers64, c_norms, S, lo, labels, labels_old,
-                                        sums, weights)
+            Xb = X[lo:hi]
+            if offset is not None:
+                Xb = np.subtract(Xb, offset, out=buf[: hi - lo])
+            S = Xb @ Ct
+            part, moved = _assign_block(Xb, weights_of(lo, hi), centers64, c_norms, S,
+                                        labels[lo:hi], labels_old[lo:hi], sums, weights)
             inertia += part
             changed += moved
         return sums, weights, inertia, changed

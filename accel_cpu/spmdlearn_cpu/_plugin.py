@@ -103,11 +103,11 @@ def spmdlearn_tsqr_local(X, mean):
 
 
 @hookimpl
-def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset):
     m = _module("_kmeans")
     if m is None or not _is_2d(X) or not _served(sample_weight):
         return None
-    return m.lloyd_local(X, sample_weight, centers, labels_old)
+    return m.lloyd_local(X, sample_weight, centers, labels_old, X_offset)
 
 
 @hookimpl

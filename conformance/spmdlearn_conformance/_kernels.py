@@ -155,8 +155,12 @@ def _inputs(kernel, X, w, rng):
             return {"X": Xc, "sample_weight": weights, "candidates": centers.astype(X.dtype),
                     "closest": closest, "x_squared_norms": norms}
         if kernel == "kmeans_lloyd_local":
-            return {"X": Xc, "sample_weight": weights, "centers": centers,
-                    "labels_old": rng.integers(-1, 3, n).astype(np.int32)}
+            # the estimator's form: the rows as given and their mean as X_offset (the kernel
+            # centers a block at a time); or rows centered already and no offset
+            offset = rng.integers(2) and n
+            return {"X": X if offset else Xc, "sample_weight": weights, "centers": centers,
+                    "labels_old": rng.integers(-1, 3, n).astype(np.int32),
+                    "X_offset": X.mean(0).astype(X.dtype) if offset else None}
         return {"X": Xc, "sample_weight": weights, "centers": centers,
                 "labels": rng.integers(0, 3, n)}
     if kernel in _BLOCK_KERNELS:

@@ -155,17 +155,23 @@ def spmdlearn_tsqr_local(X, mean):
 
 
 @hookspec(firstresult=True)
-def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset):
     """One Lloyd E-step and the M-step's statistics: :func:`spmdlearn.reference.lloyd_local`.
 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
     sample_weight : array of shape (n_samples,)
+        May be a read-only broadcast view (stride 0) of one weight for every row.
     centers : ndarray of shape (n_clusters, n_features), float64
     labels_old : array of shape (n_samples,), int32
         The previous labels (-1 before the first step), of X's array type and device (the
         labels this kernel returned in the previous step).
+    X_offset : ndarray of shape (n_features,), X's dtype, or None
+        The kernel works on the rows ``X - X_offset`` (the subtraction in X's dtype, element
+        by element: the values of centering the whole shard first), a block at a time, so that
+        no centered copy of the shard exists. None: the rows of ``X`` as given. The centers,
+        sums and inertia are those of the offset rows.
 
     Returns
     -------

@@ -20,28 +20,63 @@ from .._validation import Interval, Options, validate_fit, validate_predict
 from ..collective import allreduce
 from ..comm import owned_ids
 from ..patterns import row_block
-from ..reference._kmeans import LLOYD, assigned_sq_distances, relocation_rows
+from ..reference._kmeans import LLOYD, relocation_rows
 from ..reference._moments import MOMENTS
 
 
+#: Bytes of one block of centered rows that the estimator makes for a kernel call outside
+#: the Lloyd step (k-means++, the inertia, the relocation of empty clusters).
+_CENTERED_BLOCK_BYTES = 1 << 21
+
+
 class _Data:
-    """This rank's centered rows and what every step needs about them.
+    """This rank's rows, centered as scikit-learn centers them, and what every step needs.
+
+    scikit-learn runs k-means on ``X - X.mean(axis=0)``. No centered copy of the shard is
+    made: ``X`` stays as given and ``offset`` (the global mean, X's dtype) is subtracted a block
+    at a time, by the Lloyd kernel itself (its ``X_offset``) and by :meth:`centered_blocks`
+    elsewhere; each centered value is the one the whole centered shard would hold.
 
     The rows, their weights and norms stay in the input's array namespace ``xp`` (on its device);
     what crosses to the host is O(n_clusters): totals, counts, the few rows chosen as centers.
     """
 
-    def __init__(self, comm, X, w, backend):
+    def __init__(self, comm, X, offset, w, backend):
         self.comm, self.X, self.w, self.backend = comm, X, w, backend
         self.xp = get_namespace(X)
         self.dtype = numpy_dtype(X.dtype)
+        self.offset = np.asarray(offset, dtype=self.dtype)
+        self.offset_xp = from_model(self.offset, X)
         self.n_local = int(X.shape[0])
         self.start, self.n_total = comm.offsets(self.n_local)
-        if self.xp is np:
-            self.x_sq = np.einsum("ij,ij->i", X, X)
-        else:  # scikit-learn's row_norms in a namespace (rounds apart from einsum's order)
-            self.x_sq = self.xp.sum(X * X, axis=1)
         self.acc = np.float64 if self.xp is np else accumulation_dtype(X)
+        self._x_sq = None
+        self.block = max(1, _CENTERED_BLOCK_BYTES // (self.dtype.itemsize * max(1, X.shape[1])))
+
+    def centered_blocks(self):
+        """``(lo, hi, X[lo:hi] - offset)`` for this rank's rows, one block at a time."""
+        for lo in range(0, self.n_local, self.block):
+            hi = min(self.n_local, lo + self.block)
+            yield lo, hi, take_rows(self.X, lo, hi) - self.offset_xp
+
+    def centered(self):
+        """The whole centered shard (a copy): only for a user's init callable, which
+        scikit-learn calls with the centered rows."""
+        return self.X - self.offset_xp
+
+    @property
+    def x_sq(self):
+        """``||x - offset||^2`` of every row (k-means++ only), computed on first use."""
+        if self._x_sq is None:
+            xp = self.xp
+            out = empty_like_rows(self.X, (self.n_local,))
+            for lo, hi, Xc in self.centered_blocks():
+                if xp is np:
+                    out[lo:hi] = np.einsum("ij,ij->i", Xc, Xc)
+                else:  # scikit-learn's row_norms in a namespace (rounds apart from einsum's)
+                    out[lo:hi] = xp.sum(Xc * Xc, axis=1)
+            self._x_sq = out
+        return self._x_sq
 
     def global_cumsum(self, values):
         """This rank's part of the cumulative sum of ``values`` over all ranks' rows, and the total.
@@ -85,10 +120,45 @@ class _Data:
         return to_host(self.xp.take(values, from_model(local_ids, values), axis=0))
 
     def rows(self, ids):
-        """The rows of global indices ``ids`` (the same on every rank), on every rank, NumPy
-        ``(len(ids), n_features)`` of X's dtype: each owner sends its rows (collective)."""
+        """The centered rows of global indices ``ids`` (the same on every rank), on every rank,
+        NumPy ``(len(ids), n_features)`` of X's dtype: each owner sends its rows (collective)."""
         owned = owned_ids(ids, self.start, self.n_local)
-        return self.comm.share_rows(self.take(self.X, owned - self.start), owned, ids)
+        mine = self.take(self.X, owned - self.start) - self.offset
+        return self.comm.share_rows(mine, owned, ids)
+
+    def min_distances(self, centers, closest):
+        """The ``kmeans_min_distances`` kernel over the centered rows, a block at a time."""
+        out = empty_like_rows(self.X, (self.n_local,),
+                              np.float64 if has_float64(self.X) else np.float32)
+        x_sq = self.x_sq
+        for lo, hi, Xc in self.centered_blocks():
+            out[lo:hi] = call_kernel(
+                "kmeans_min_distances", self.backend, X=Xc, centers=centers,
+                closest=None if closest is None else take_rows(closest, lo, hi),
+                x_squared_norms=take_rows(x_sq, lo, hi))
+        return out
+
+    def plusplus_potentials(self, candidates, closest):
+        """This rank's ``kmeans_plusplus_potentials`` over the centered rows (block partials
+        added in row order)."""
+        total = np.zeros(len(candidates))
+        x_sq = self.x_sq
+        for lo, hi, Xc in self.centered_blocks():
+            total += np.asarray(call_kernel(
+                "kmeans_plusplus_potentials", self.backend, X=Xc,
+                sample_weight=take_rows(self.w, lo, hi), candidates=candidates,
+                closest=take_rows(closest, lo, hi), x_squared_norms=take_rows(x_sq, lo, hi)),
+                dtype=np.float64)
+        return total
+
+    def inertia(self, centers, labels):
+        """This rank's ``kmeans_inertia`` of the centered rows (block partials in row order)."""
+        total = 0.0
+        for lo, hi, Xc in self.centered_blocks():
+            total += float(call_kernel("kmeans_inertia", self.backend, X=Xc,
+                                       sample_weight=take_rows(self.w, lo, hi), centers=centers,
+                                       labels=take_rows(labels, lo, hi)))
+        return total
 
     def zero_rows(self, values, local_ids):
         """``values`` with the entries at ``local_ids`` set to 0 (in place for NumPy; a mask in
@@ -127,22 +197,17 @@ def _kmeans_plusplus(data: _Data, n_clusters, random_state):
     u = random_state.random_sample()
     first = int(data.count_below(cdf / total, np.array([u]), "right")[0])
     centers[0] = data.rows([first])[0]
-    closest = call_kernel("kmeans_min_distances", data.backend, X=X, centers=centers[:1],
-                          closest=None, x_squared_norms=data.x_sq)
+    closest = data.min_distances(centers[:1], None)
     current_pot = float(comm.sum_identical([_weighted_sum(closest, w)])[0])
     for c in range(1, n_clusters):
         rand_vals = random_state.uniform(size=n_local_trials) * current_pot
         cumsum, _ = data.global_cumsum(w * closest)
         candidate_ids = np.minimum(data.count_below(cumsum, rand_vals, "left"), data.n_total - 1)
         candidates = data.rows(candidate_ids)
-        candidates_pot = comm.sum_identical(call_kernel(
-            "kmeans_plusplus_potentials", data.backend, X=X, sample_weight=w,
-            candidates=candidates, closest=closest, x_squared_norms=data.x_sq))
+        candidates_pot = comm.sum_identical(data.plusplus_potentials(candidates, closest))
         best = int(np.argmin(candidates_pot))
         current_pot = float(candidates_pot[best])
-        closest = call_kernel("kmeans_min_distances", data.backend, X=X,
-                              centers=candidates[best:best + 1], closest=closest,
-                              x_squared_norms=data.x_sq)
+        closest = data.min_distances(candidates[best:best + 1], closest)
         centers[c] = candidates[best]
     return centers
 
@@ -172,11 +237,15 @@ def _unique_codes(labels1, labels2, n_clusters):
     """The distinct ``labels1 * n_clusters + labels2`` of this rank's rows (``labels2`` None:
     the distinct ``labels1``), found in the labels' namespace; host NumPy int64, O(k^2)."""
     xp = get_namespace(labels1, labels2)
-    if xp is np:
-        codes = labels1.astype(np.int64)
-        if labels2 is not None:
-            codes = codes * n_clusters + labels2
-        return np.unique(codes)
+    if xp is np:  # counts of the O(k^2) possible codes: no per-row temporaries, no sort
+        if labels2 is None:
+            return np.flatnonzero(np.bincount(labels1, minlength=n_clusters)).astype(np.int64)
+        seen = np.zeros(n_clusters * n_clusters, dtype=bool)
+        for lo in range(0, len(labels1), 1 << 16):
+            codes = labels1[lo:lo + (1 << 16)].astype(np.int64) * n_clusters
+            codes += labels2[lo:lo + (1 << 16)]
+            seen |= np.bincount(codes, minlength=n_clusters * n_clusters) > 0
+        return np.flatnonzero(seen).astype(np.int64)
     if labels1.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     codes = xp.astype(labels1, xp.int64)
@@ -194,37 +263,90 @@ def _is_same_clustering(comm, labels1, labels2, n_clusters):
     return len(np.unique(pairs // n_clusters)) == len(pairs)
 
 
+#: The relocation of empty clusters gathers every row's distance on rank 0 only while the
+#: total rows are at most this many (16 bytes a row there: 16 MiB), and only when the farthest
+#: rows alone do not determine scikit-learn's choice (see :func:`_relocate_empty_clusters`).
+_RELOCATION_GATHER_ROWS = 1 << 20
+
+
+def _assigned_distances(data: _Data, centers_old, labels):
+    """``(lo, hi, distances)`` blocks, host NumPy of X's dtype: scikit-learn's
+    ``((X - centers_old[labels]) ** 2).sum(axis=1)`` on the centered rows, a block at a time
+    (each row's value is the one of the whole-shard expression)."""
+    xp = data.xp
+    C = from_model(np.asarray(centers_old, dtype=data.dtype), data.X)
+    for lo, hi, Xc in data.centered_blocks():
+        lab = take_rows(labels, lo, hi)
+        if xp is np:  # in place in the block's centered copy: the same operations, no more blocks
+            np.subtract(Xc, C[np.asarray(lab)], out=Xc)
+            yield lo, hi, np.square(Xc, out=Xc).sum(axis=1)
+        else:
+            # The per-row vector of one block (not the rows) crosses to the host: a counted
+            # fallback, taken only while a cluster is empty.
+            diff = Xc - xp.take(C, xp.astype(lab, xp.int64), axis=0)
+            yield lo, hi, to_host(xp.sum(diff ** 2, axis=1), "KMeans empty-cluster relocation")
+
+
+def _farthest_first(distances, ids, n):
+    """The ``n`` entries of largest distance, by decreasing distance then increasing id."""
+    if len(distances) > n:
+        keep = np.flatnonzero(distances >= np.partition(distances, -n)[-n])
+        distances, ids = distances[keep], ids[keep]
+    order = np.lexsort((ids, -distances.astype(np.float64)))[:n]
+    return distances[order], ids[order]
+
+
 def _relocate_empty_clusters(data: _Data, centers_old, sums, weights, labels):
     """scikit-learn's relocation of empty clusters (``_relocate_empty_clusters_dense``), globally.
 
-    The distances of all ranks' rows to their assigned centers are gathered on rank 0, which
-    applies scikit-learn's rule to them (:func:`~spmdlearn.reference.relocation_rows`): the
-    ``n_empty`` farthest rows in the order of ``np.argpartition``, so that equal distances fall
-    exactly as on the gathered data, and no relocation when every row sits on its center. The
-    chosen global indices are broadcast; each chosen row leaves its old cluster's sums for an
-    empty cluster. This is the one step whose memory is O(all rows), on rank 0 only and only
-    while a cluster is empty: NumPy's introselect places ties by the positions of all values,
-    so no smaller summary reproduces its choice.
+    scikit-learn moves the ``n_empty`` rows farthest from their centers,
+    ``np.argpartition(distances, -n_empty)[:-n_empty-1:-1]`` in that order, into the empty
+    clusters (none when every row sits on its center); each chosen row leaves its old cluster's
+    sums. Each rank sends its ``n_empty`` farthest rows (O(n_empty) per rank) and counts its
+    rows at least as far as the ``n_empty``-th farthest of all. The choice follows from those
+    alone when they determine ``np.argpartition``'s output, which is when exactly ``n_empty``
+    rows are that far, with distinct distances, and ``n_empty <= 2``: any selection then puts
+    the farthest last and the second farthest before it. Otherwise (ties at the threshold, or
+    three or more empty clusters at once, whose order within the top is left to the selection
+    algorithm, even to the CPU's SIMD width), the distances of all rows are gathered on rank 0
+    and ``np.argpartition`` itself decides, as on the gathered data, while the total rows are
+    at most ``_RELOCATION_GATHER_ROWS``; beyond that, to keep every rank's memory bounded, the
+    rows are the same farthest rows up to ties, taken by decreasing distance and then by
+    increasing global index (a documented difference from scikit-learn only in which of equally
+    far rows moves, and in which empty cluster each of three or more rows goes to).
     """
-    comm, xp = data.comm, data.xp
+    comm = data.comm
     empty = np.flatnonzero(weights == 0)
     n_empty = len(empty)
-    if xp is np:
-        distances = assigned_sq_distances(data.X, centers_old, labels)
-    elif data.n_local == 0:
-        distances = np.zeros(0, dtype=data.dtype)
+    # Pass 1: this rank's n_empty farthest rows, then everyone's.
+    local_d, local_i = np.zeros(0, dtype=data.dtype), np.zeros(0, dtype=np.int64)
+    for lo, hi, d in _assigned_distances(data, centers_old, labels):
+        ids = np.arange(data.start + lo, data.start + hi, dtype=np.int64)
+        local_d, local_i = _farthest_first(np.concatenate([local_d, d]),
+                                           np.concatenate([local_i, ids]), n_empty)
+    pairs = comm.allgather_rows(np.column_stack([local_d.astype(np.float64),
+                                                 local_i.astype(np.float64)]))
+    top_d, top_i = _farthest_first(pairs[:, 0], pairs[:, 1].astype(np.int64), n_empty)
+    if len(top_d) == 0 or top_d[0] == 0:
+        return  # every row sits on its center: scikit-learn relocates nothing
+    # Pass 2: how many rows are at least as far as the n_empty-th farthest.
+    threshold = top_d[-1]
+    count = 0
+    for _, _, d in _assigned_distances(data, centers_old, labels):
+        count += int(np.count_nonzero(d >= threshold))
+    count = comm.exact_sum(count)
+    if count == n_empty and n_empty <= 2 and len(np.unique(top_d)) == n_empty:
+        chosen = [int(g) for g in top_i]
+    elif data.n_total <= _RELOCATION_GATHER_ROWS:
+        parts = [d for _, _, d in _assigned_distances(data, centers_old, labels)]
+        local = np.concatenate(parts) if parts else np.zeros(0, dtype=data.dtype)
+        distances = comm.gather_rows(local, root=0)
+        chosen = relocation_rows(distances, n_empty) if comm.rank == 0 else None
+        chosen = comm.bcast(None if chosen is None else [int(g) for g in chosen], root=0)
+        if chosen is None:
+            return
     else:
-        # assigned_sq_distances' expression, in the rows' namespace. The per-row vector (not the
-        # rows) then crosses to the host for the gather on rank 0: a counted fallback, taken only
-        # while a cluster is empty.
-        C = from_model(np.asarray(centers_old, dtype=data.dtype), data.X)
-        diff = data.X - xp.take(C, xp.astype(labels, xp.int64), axis=0)
-        distances = to_host(xp.sum(diff ** 2, axis=1), "KMeans empty-cluster relocation")
-    distances = comm.gather_rows(distances, root=0)
-    chosen = relocation_rows(distances, n_empty) if comm.rank == 0 else None
-    chosen = comm.bcast(None if chosen is None else [int(g) for g in chosen], root=0)
-    if chosen is None:
-        return
+        chosen = [int(g) for g in top_i]
     chosen = np.asarray(chosen, dtype=np.int64)
     rows = data.rows(chosen).astype(np.float64)
     mine = (chosen >= data.start) & (chosen < data.start + data.n_local)
@@ -263,8 +385,8 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
     strict = False
 
     def step(c, labels_old):
-        return allreduce(LLOYD, data.X, data.w, c, labels_old, comm=comm, backend=data.backend,
-                         with_rows=True)
+        return allreduce(LLOYD, data.X, data.w, c, labels_old, data.offset, comm=comm,
+                         backend=data.backend, with_rows=True)
 
     for i in range(max_iter):
         new_labels, p = step(centers, labels)
@@ -296,9 +418,7 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
         labels, p = step(centers, labels)
         inertia = float(p.inertia)
     else:
-        inertia = float(comm.sum_identical([call_kernel(
-            "kmeans_inertia", data.backend, X=data.X, sample_weight=data.w, centers=centers,
-            labels=labels)])[0])
+        inertia = float(comm.sum_identical([data.inertia(centers, labels)])[0])
     return labels, inertia, centers, i + 1
 
 
@@ -355,13 +475,21 @@ default="k-means++"
     ``cluster_centers_``, ``inertia_`` and ``n_iter_`` are identical on every rank;
     ``labels_`` are this rank's. Each Lloyd step is one fused reduction (sums, weights, inertia
     and the count of changed labels), folded in a fixed order so every rank takes the same
-    branch. Memory per rank: this rank's rows plus O(n_clusters x n_features).
+    branch. Memory per rank: this rank's rows (never copied: the centering is applied a block
+    at a time), its labels, and O(n_clusters x n_features); k-means++ adds three per-row vectors.
 
     **Array types.** Rows of any array-API type (dpnp, CuPy, ...) stay in their namespace and
     on their device through seeding, Lloyd's iterations and the comparison of ``n_init`` runs;
     what crosses to the host is O(n_clusters): totals, counts, the rows drawn as centers, each
     step's partial. The exception is the relocation of an empty cluster, which takes each row's
-    distance to its center (one number per row) to the host for the gather on rank 0.
+    distance to its center (one number per row, a block at a time) to the host.
+
+    **Empty clusters.** The rows that receive them are scikit-learn's (the farthest from their
+    centers, as ``np.argpartition`` places them) whenever the farthest rows determine that
+    choice or the total rows are at most 2**20; beyond, with ties among the farthest rows or
+    three or more clusters empty at once, equally far rows are taken by lower global index and
+    the rows go to the empty clusters by decreasing distance, so that no rank ever holds a
+    per-row vector of all ranks (see ``_relocate_empty_clusters``).
     """
 
     _sklearn_class = _SkKMeans
@@ -425,7 +553,8 @@ default="k-means++"
         xp = get_namespace(Xv)
         dtype = numpy_dtype(Xv.dtype)
         if shard.sample_weight is None:
-            w = (np.ones(Xv.shape[0], dtype=dtype) if xp is np else
+            # NumPy: one weight seen by every row (a read-only broadcast view, no per-row array)
+            w = (np.broadcast_to(np.ones(1, dtype=dtype), (Xv.shape[0],)) if xp is np else
                  xp.ones((Xv.shape[0],), dtype=Xv.dtype, device=device(Xv)))
         elif xp is np:  # weights of another array type with NumPy rows: to the rows' host
             w = to_host(shard.sample_weight, "KMeans.fit")
@@ -447,7 +576,7 @@ default="k-means++"
             n_init = 1
         # Center the data for more accurate distances, as scikit-learn does.
         X_mean = moments.mean.astype(dtype)
-        data = _Data(comm, Xv - from_model(X_mean, Xv), w, shard.backend)
+        data = _Data(comm, Xv, X_mean, w, shard.backend)
         # None: one seed for every rank, or the ranks would start from different centers.
         random_state = check_random_state(comm.agreed_random_state(self.random_state))
         best = None
@@ -486,7 +615,7 @@ default="k-means++"
         def call():
             # The callable gets the centered rows in their own array type, as in scikit-learn;
             # its centers (O(n_clusters)) come to the host.
-            centers = check_array(to_host(init(data.X, self.n_clusters,
+            centers = check_array(to_host(init(data.centered(), self.n_clusters,
                                                random_state=random_state)),
                                   dtype=data.dtype, input_name="init")
             if centers.shape != (self.n_clusters, data.X.shape[1]):
@@ -501,23 +630,28 @@ default="k-means++"
                              "it must return the same centers on every rank")
         return centers
 
-    def _assign(self, X, backend):
-        """Labels and squared distances to the nearest center, block by block (E-step only)."""
+    def _assign(self, X, backend, with_sq=True):
+        """Labels and squared distances to the nearest center, block by block (E-step only);
+        ``with_sq=False``: the labels only (no per-row distances are kept)."""
         n, k = X.shape[0], self.cluster_centers_.shape[0]
         # In X's array type and on its device, as the kernel returns them.
         labels = empty_like_rows(X, (n,), np.int32)
-        sq = empty_like_rows(X, (n,), np.float64 if has_float64(X) else np.float32)
+        sq = (empty_like_rows(X, (n,), np.float64 if has_float64(X) else np.float32)
+              if with_sq else None)
         for lo in range(0, n, row_block(k)):
             hi = min(n, lo + row_block(k))
-            labels[lo:hi], sq[lo:hi] = call_kernel("kmeans_assign", backend,
-                                                   X=take_rows(X, lo, hi),
-                                                   centers=self.cluster_centers_)
+            block_labels, block_sq = call_kernel("kmeans_assign", backend,
+                                                 X=take_rows(X, lo, hi),
+                                                 centers=self.cluster_centers_)
+            labels[lo:hi] = block_labels
+            if with_sq:
+                sq[lo:hi] = block_sq
         return labels, sq
 
     def predict(self, X):
         """Collective validation, local result: the nearest center of each of this rank's rows."""
         shard = validate_predict(self, self._comm(), X)
-        return self._assign(shard.X, shard.backend)[0]
+        return self._assign(shard.X, shard.backend, with_sq=False)[0]
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Collective: fit, then this rank's labels."""

@@ -50,7 +50,7 @@ def sq_distances(X: np.ndarray, centers: np.ndarray, x_squared_norms=None) -> np
                                else x_squared_norms.reshape(-1, 1), squared=True)
 
 
-def lloyd_local(X, sample_weight, centers, labels_old):
+def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
     """One Lloyd E-step on one shard, and the M-step's sufficient statistics.
 
     Parameters
@@ -60,6 +60,9 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     centers : ndarray of shape (n_clusters, n_features)
     labels_old : ndarray of shape (n_samples,), int
         The previous labels (-1 before the first step).
+    X_offset : ndarray of shape (n_features,), default=None
+        The step is that of the rows ``X - X_offset`` (scikit-learn's centered rows); None:
+        ``X`` as given. The reference subtracts it from the whole shard at once (a copy).
 
     Returns
     -------
@@ -72,6 +75,8 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     k, d = centers.shape
     if X.shape[0] == 0:
         return np.zeros(0, np.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
+    if X_offset is not None:
+        X = X - np.asarray(X_offset, dtype=X.dtype)
     given = centers
     centers = np.asarray(centers, dtype=X.dtype)
     c_norms = np.einsum("ij,ij->i", centers, centers)
@@ -95,7 +100,7 @@ def lloyd_combine(a: LloydPartial, b: LloydPartial) -> LloydPartial:
 
 
 #: The Lloyd step; its kernel also returns the labels of this rank's rows (``with_rows``).
-LLOYD = ReductionContract("lloyd", lambda X, w, c, lo: lloyd_local(X, w, c, lo)[1],
+LLOYD = ReductionContract("lloyd", lambda X, w, c, lo, off: lloyd_local(X, w, c, lo, off)[1],
                           lloyd_combine, lambda p: p, row_args=(0, 1, 3),
                           kernel="kmeans_lloyd_local", with_rows=True)
 

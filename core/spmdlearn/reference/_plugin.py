@@ -70,8 +70,8 @@ def spmdlearn_tsqr_local(X, mean):
 
 @hookimpl(trylast=True)
 @host_kernel(rows=(0,))
-def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old):
-    return lloyd_local(np.asarray(X), np.asarray(sample_weight), centers, labels_old)
+def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset):
+    return lloyd_local(np.asarray(X), np.asarray(sample_weight), centers, labels_old, X_offset)
 
 
 @hookimpl(trylast=True)
