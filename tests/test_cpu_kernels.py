@@ -158,6 +158,34 @@ def test_lloyd_and_inertia(shard, k, duplicate_centers):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("unit_weights", [False, True])
+def test_lloyd_offset_rows_equal_the_centered_copy(monkeypatch, dtype, unit_weights):
+    """``X_offset``: the step on ``X - X_offset`` without the copy: the same labels and the same
+    bits as on the centered copy, over several blocks and threaded tasks (rows far from the
+    origin, where centering decides the labels); unit weights as a broadcast view (stride 0)
+    give the bits of an array of ones."""
+    monkeypatch.setattr(_kmeans, "_TASK_ROWS", 2 * _kmeans._ASSIGN_ROWS)
+    monkeypatch.setattr(_kmeans, "kernel_threads", lambda: 2)
+    rng = np.random.default_rng(5)
+    n, d, k = 5 * _kmeans._ASSIGN_ROWS + 33, 7, 6
+    X = (rng.normal(size=(n, d)) + 1e4).astype(dtype)
+    offset = X.mean(0).astype(dtype)
+    centered = X - offset
+    w = np.broadcast_to(np.ones(1), (n,)) if unit_weights else rng.uniform(0.5, 2, n)
+    centers = centered[rng.integers(0, n, k)].astype(np.float64)
+    labels_old = rng.integers(-1, k, n).astype(np.int32)
+    labels, partial = _kmeans.lloyd_local(X, w, centers, labels_old, offset)
+    want_labels, want = _kmeans.lloyd_local(centered, np.array(w), centers, labels_old)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(partial.sums, want.sums)
+    np.testing.assert_array_equal(partial.weights, want.weights)
+    assert partial.inertia == want.inertia and partial.n_changed == want.n_changed
+    ref_labels, ref_partial = ref.lloyd_local(X, np.array(w), centers, labels_old, offset)
+    np.testing.assert_array_equal(labels, ref_labels)
+    _close(partial.sums, ref_partial.sums, RTOL[X.dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lloyd_in_threaded_tasks(monkeypatch, dtype):
     """Rows split into tasks on several threads: the reference's labels, its partials within
     rounding, and the same bits for any number of threads."""

@@ -48,6 +48,17 @@ def _sq_distance(X, i, centers64, c):
 
 
 @njit(cache=True, nogil=True)
+def _offset_block(X, lo, hi, offset, out):
+    """``out[:hi - lo] = X[lo:hi] - offset`` in X's dtype (each value as in the whole-array
+    subtraction), in one compiled pass; NumPy's broadcast subtraction costs a loop call for
+    every row of a few features."""
+    d = X.shape[1]
+    for r in range(hi - lo):
+        for j in range(d):
+            out[r, j] = X[lo + r, j] - offset[j]
+
+
+@njit(cache=True, nogil=True)
 def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights):
     """Labels of the rows of a block from their scores, and the block's share of the statistics.
 
@@ -56,7 +67,8 @@ def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights
     Scores are rounded in the dtype of ``S`` (``2 s`` as ``s + s``, exact; a literal 2 would
     promote float32 scores to float64 and break near-ties differently from the reference).
     The inertia uses the squared distance to the chosen center computed from coordinate
-    differences in float64 (no cancellation).
+    differences in float64 (no cancellation), in :func:`_sq_distance`'s four strands; it is
+    fused with the cluster sums, so each value of the row is loaded once.
     """
     m, k = S.shape
     d = X.shape[1]
@@ -75,9 +87,33 @@ def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights
             changed += 1
         wi = np.float64(w[i])
         weights[best] += wi
-        for j in range(d):
-            sums[best, j] += wi * np.float64(X[i, j])
-        inertia += wi * _sq_distance(X, i, centers64, best)
+        a0 = a1 = a2 = a3 = 0.0
+        j = 0
+        while j + 4 <= d:
+            x0 = np.float64(X[i, j])
+            x1 = np.float64(X[i, j + 1])
+            x2 = np.float64(X[i, j + 2])
+            x3 = np.float64(X[i, j + 3])
+            sums[best, j] += wi * x0
+            sums[best, j + 1] += wi * x1
+            sums[best, j + 2] += wi * x2
+            sums[best, j + 3] += wi * x3
+            e0 = x0 - centers64[best, j]
+            e1 = x1 - centers64[best, j + 1]
+            e2 = x2 - centers64[best, j + 2]
+            e3 = x3 - centers64[best, j + 3]
+            a0 += e0 * e0
+            a1 += e1 * e1
+            a2 += e2 * e2
+            a3 += e3 * e3
+            j += 4
+        while j < d:
+            x0 = np.float64(X[i, j])
+            sums[best, j] += wi * x0
+            e0 = x0 - centers64[best, j]
+            a0 += e0 * e0
+            j += 1
+        inertia += wi * ((a0 + a1) + (a2 + a3))
     return inertia, changed
 
 
@@ -125,9 +161,11 @@ def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
         buf = None if offset is None else np.empty((min(_ASSIGN_ROWS, t_hi - t_lo), d), X.dtype)
         for lo in range(t_lo, t_hi, _ASSIGN_ROWS):
             hi = min(t_hi, lo + _ASSIGN_ROWS)
-            Xb = X[lo:hi]
-            if offset is not None:
-                Xb = np.subtract(Xb, offset, out=buf[: hi - lo])
+            if offset is None:
+                Xb = X[lo:hi]
+            else:
+                Xb = buf[: hi - lo]
+                _offset_block(X, lo, hi, offset, Xb)
             S = Xb @ Ct
             part, moved = _assign_block(Xb, weights_of(lo, hi), centers64, c_norms, S,
                                         labels[lo:hi], labels_old[lo:hi], sums, weights)
