@@ -114,3 +114,41 @@ def test_kmeans_errors_are_collective(comm):
     assert_raises_on_all_ranks(comm, ValueError,
                                lambda: KMeans(2, init=np.zeros((3, 2))).fit(X_local),
                                match="shape of the initial centers")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("init", ["array", "k-means++"])
+def test_kmeans_memory_is_a_fraction_of_the_shard(comm, init):
+    """No shard-sized temporary on the cpu backend: the centering is applied a block at a time
+    (no centered copy), unit weights are not materialised, an empty cluster's relocation works
+    on blocks, and predict keeps no per-row distances. The traced peak of fit (an empty cluster
+    is relocated in the first step) and of predict stays within a quarter of the shard, plus
+    a few blocks."""
+    import tracemalloc
+
+    import spmdlearn
+
+    rng = np.random.default_rng(comm.rank)
+    n = 120_000 if comm.rank != 1 else 0  # uneven, rank 1 empty
+    X = rng.normal(size=(n, 20)) + 100.0
+    centers = np.random.default_rng(99).normal(size=(8, 20)) + 100.0
+    centers[-1] += 1e3  # far from every row: its cluster empties
+    shard = 120_000 * 20 * 8
+    limit = 0.25 * shard + 8 * 2**20
+    with spmdlearn.config_context(backend="cpu"):
+        est = KMeans(8, init=centers if init == "array" else init, n_init=1, max_iter=4,
+                     random_state=0)
+        est.fit(X[:2000])  # compiled kernels loaded
+        tracemalloc.start()
+        try:
+            est.fit(X)
+            fit_peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
+            est.predict(X)
+            predict_peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert_all_ranks(comm, fit_peak <= limit,
+                     f"fit traced {fit_peak / 2**20:.1f} MB > {limit / 2**20:.1f} MB")
+    assert_all_ranks(comm, predict_peak <= limit,
+                     f"predict traced {predict_peak / 2**20:.1f} MB > {limit / 2**20:.1f} MB")

@@ -107,3 +107,57 @@ def test_fewer_distinct_rows_sweep_never_hits_max_iter(comm):
                         or not np.array_equal(est.labels_, ref.labels_[lo:hi])):
                     bad.append((k, seed, est.n_iter_, ref.n_iter_))
     assert_all_ranks(comm, not bad, f"(k, seed, n_iter_, scikit-learn's) differing: {bad}")
+
+
+def _count_gathers(comm, monkeypatch):
+    """Calls of ``gather_rows`` (the per-row gather of the relocation) on this rank."""
+    calls = []
+    real = type(comm).gather_rows
+
+    def spy(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(comm), "gather_rows", spy)
+    return calls
+
+
+@pytest.mark.parametrize("n_far", [1, 2])
+def test_relocation_from_the_farthest_rows_alone(comm, monkeypatch, n_far):
+    """Beyond the bound on gathered rows, one or two empty clusters at distinct distances:
+    the farthest rows of each rank determine scikit-learn's choice, and no per-row vector is
+    gathered."""
+    from sklearn.datasets import make_blobs
+
+    from spmdlearn.cluster import _kmeans
+
+    monkeypatch.setattr(_kmeans, "_RELOCATION_GATHER_ROWS", 0)
+    gathers = _count_gathers(comm, monkeypatch)
+    X, _ = make_blobs(n_samples=150, centers=3, n_features=2, random_state=4)
+    init = np.vstack([X[:3], 1e3 + np.arange(2 * n_far, dtype=np.float64).reshape(n_far, 2)])
+    cuts = _cuts(comm, len(X), 5)
+    est = KMeans(3 + n_far, init=init, n_init=1).fit(local_rows(cuts, comm.rank, X))
+    ref = SkKMeans(3 + n_far, init=init, n_init=1).fit(X)
+    _compare(comm, est, ref, cuts, f"{n_far} empty")
+    assert_all_ranks(comm, not gathers, f"{len(gathers)} per-row gathers")
+
+
+def test_relocation_beyond_the_gather_bound_breaks_ties_by_global_index(comm, monkeypatch):
+    """Beyond the bound, rows tied as farthest: the documented rule, the lowest global index
+    (rows -3 and 3 are both 3 from center 0; -3, row 0, goes to the empty cluster)."""
+    from spmdlearn.cluster import _kmeans
+
+    monkeypatch.setattr(_kmeans, "_RELOCATION_GATHER_ROWS", 0)
+    gathers = _count_gathers(comm, monkeypatch)
+    X = np.array([-3.0, 3.0, 10.0, 10.5])[:, None]
+    init = np.array([[0.0], [10.25], [100.0]])
+    cuts = _cuts(comm, len(X), 6)
+    est = KMeans(3, init=init, n_init=1).fit(local_rows(cuts, comm.rank, X))
+    assert_allclose_all_ranks(comm, est.cluster_centers_, [[3.0], [10.25], [-3.0]], rtol=1e-12,
+                              what="cluster_centers_")
+    assert_allclose_all_ranks(comm, est.inertia_, 0.125, rtol=1e-12, what="inertia_")
+    assert_all_ranks(comm, not gathers, f"{len(gathers)} per-row gathers")
+    # Within the bound, the same data takes scikit-learn's own pick among the tied rows.
+    monkeypatch.undo()
+    est = KMeans(3, init=init, n_init=1).fit(local_rows(cuts, comm.rank, X))
+    _compare(comm, est, SkKMeans(3, init=init, n_init=1).fit(X), cuts, "ties within the bound")
