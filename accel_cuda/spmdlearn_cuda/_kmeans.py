@@ -31,11 +31,11 @@ __all__ = ["lloyd_local", "kmeans_assign", "kmeans_inertia", "kmeans_transform",
 _THREADS = 128  # rows per tile: one thread each
 _MAX_SLOTS = 16  # (cluster, feature) sums each thread may own: k * d <= 16 * 128
 #: Thread blocks per multiprocessor and centers whose scores one thread computes side by side
-#: (independent product chains). 2M x 20 float64, k = 10, on an H200 (kernel, ms): 8 and 4:
-#: 0.429; 6 and 4: 0.451; 8 and 2: 0.404; 7 and 4: 0.414; 6 and 5: 0.411 (lloyd_local 0.419,
-#: the fastest). A block for k = 10 centers of 20 float64 features holds about 27 KiB of shared
-#: memory.
-_BLOCKS_PER_SM = 6
+#: (independent product chains). 2M x 20 float64, k = 10, on an H200 (kernel, ms, two rounds):
+#: 8 and 4: 0.408, 0.398; 6 and 5: 0.391, 0.387; 8 and 2: 0.400, 0.389; 7 and 5: 0.386, 0.381
+#: (lloyd_local 0.404, 0.402). A block for k = 10 centers of 20 float64 features holds about
+#: 27 KiB of shared memory.
+_BLOCKS_PER_SM = 7
 _GROUP = 5
 #: Widest rows for which the kernel is built for their feature count (one module per count:
 #: the loops over features unroll, and the tile's index arithmetic has no division by a
