@@ -54,7 +54,17 @@ class _Data:
         self.block = max(1, _CENTERED_BLOCK_BYTES // (self.dtype.itemsize * max(1, X.shape[1])))
 
     def centered_blocks(self):
-        """``(lo, hi, X[lo:hi] - offset)`` for this rank's rows, one block at a time."""
+        """``(lo, hi, X[lo:hi] - offset)`` for this rank's rows, one block at a time (a new
+        array each time, which the caller may modify)."""
+        if self.xp is np and self.X.flags.c_contiguous and self.n_local:
+            # The offset repeated over a block's rows: the subtraction of two contiguous blocks
+            # is one flat loop (broadcasting a row costs a loop call for every row).
+            tiled = np.broadcast_to(self.offset, (min(self.block, self.n_local),
+                                                  self.offset.shape[0])).copy()
+            for lo in range(0, self.n_local, self.block):
+                hi = min(self.n_local, lo + self.block)
+                yield lo, hi, np.subtract(self.X[lo:hi], tiled[: hi - lo])
+            return
         for lo in range(0, self.n_local, self.block):
             hi = min(self.n_local, lo + self.block)
             yield lo, hi, take_rows(self.X, lo, hi) - self.offset_xp
@@ -302,11 +312,11 @@ def _relocate_empty_clusters(data: _Data, centers_old, sums, weights, labels):
     scikit-learn moves the ``n_empty`` rows farthest from their centers,
     ``np.argpartition(distances, -n_empty)[:-n_empty-1:-1]`` in that order, into the empty
     clusters (none when every row sits on its center); each chosen row leaves its old cluster's
-    sums. Each rank sends its ``n_empty`` farthest rows (O(n_empty) per rank) and counts its
-    rows at least as far as the ``n_empty``-th farthest of all. The choice follows from those
-    alone when they determine ``np.argpartition``'s output, which is when exactly ``n_empty``
-    rows are that far, with distinct distances, and ``n_empty <= 2``: any selection then puts
-    the farthest last and the second farthest before it. Otherwise (ties at the threshold, or
+    sums. In one pass over the rows, each rank finds its ``n_empty + 1`` farthest rows and
+    sends them (O(n_empty) per rank). The choice follows from those alone when they determine
+    ``np.argpartition``'s output, which is when exactly ``n_empty`` rows are at least as far as
+    the ``n_empty``-th farthest (the next is nearer), their distances are distinct, and
+    ``n_empty <= 2``: any selection then puts the farthest last and the second before it. Otherwise (ties at the threshold, or
     three or more empty clusters at once, whose order within the top is left to the selection
     algorithm, even to the CPU's SIMD width), the distances of all rows are gathered on rank 0
     and ``np.argpartition`` itself decides, as on the gathered data, while the total rows are
@@ -318,28 +328,30 @@ def _relocate_empty_clusters(data: _Data, centers_old, sums, weights, labels):
     comm = data.comm
     empty = np.flatnonzero(weights == 0)
     n_empty = len(empty)
-    # Pass 1: this rank's n_empty farthest rows, then everyone's.
+    # One pass: this rank's n_empty + 1 farthest rows, and, while the total rows are within the
+    # gather bound, every row's distance (kept for the gather).
+    keep_all = data.n_total <= _RELOCATION_GATHER_ROWS
+    kept = []
     local_d, local_i = np.zeros(0, dtype=data.dtype), np.zeros(0, dtype=np.int64)
     for lo, hi, d in _assigned_distances(data, centers_old, labels):
+        if keep_all:
+            kept.append(d)
         ids = np.arange(data.start + lo, data.start + hi, dtype=np.int64)
         local_d, local_i = _farthest_first(np.concatenate([local_d, d]),
-                                           np.concatenate([local_i, ids]), n_empty)
+                                           np.concatenate([local_i, ids]), n_empty + 1)
     pairs = comm.allgather_rows(np.column_stack([local_d.astype(np.float64),
                                                  local_i.astype(np.float64)]))
-    top_d, top_i = _farthest_first(pairs[:, 0], pairs[:, 1].astype(np.int64), n_empty)
+    # The n_empty + 1 farthest rows of all (each rank sent its own n_empty + 1 farthest).
+    top_d, top_i = _farthest_first(pairs[:, 0], pairs[:, 1].astype(np.int64), n_empty + 1)
     if len(top_d) == 0 or top_d[0] == 0:
         return  # every row sits on its center: scikit-learn relocates nothing
-    # Pass 2: how many rows are at least as far as the n_empty-th farthest.
-    threshold = top_d[-1]
-    count = 0
-    for _, _, d in _assigned_distances(data, centers_old, labels):
-        count += int(np.count_nonzero(d >= threshold))
-    count = comm.exact_sum(count)
-    if count == n_empty and n_empty <= 2 and len(np.unique(top_d)) == n_empty:
+    # Exactly n_empty rows at least as far as the n_empty-th farthest: the next one is nearer.
+    alone = len(top_d) == n_empty or top_d[n_empty] < top_d[n_empty - 1]
+    top_d, top_i = top_d[:n_empty], top_i[:n_empty]
+    if alone and n_empty <= 2 and len(np.unique(top_d)) == n_empty:
         chosen = [int(g) for g in top_i]
-    elif data.n_total <= _RELOCATION_GATHER_ROWS:
-        parts = [d for _, _, d in _assigned_distances(data, centers_old, labels)]
-        local = np.concatenate(parts) if parts else np.zeros(0, dtype=data.dtype)
+    elif keep_all:
+        local = np.concatenate(kept) if kept else np.zeros(0, dtype=data.dtype)
         distances = comm.gather_rows(local, root=0)
         chosen = relocation_rows(distances, n_empty) if comm.rank == 0 else None
         chosen = comm.bcast(None if chosen is None else [int(g) for g in chosen], root=0)
