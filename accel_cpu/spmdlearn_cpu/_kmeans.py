@@ -319,5 +319,5 @@ def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_
         hi = min(n, lo + _PLUSPLUS_ROWS)
         D = _sq_block(X, lo, hi, C, x_squared_norms).astype(np.float64, copy=False)
         np.minimum(closest[lo:hi, None], D, out=D)
-        total += w[lo:hi] @ D
+        total += np.ascontiguousarray(w[lo:hi]) @ D
     return total

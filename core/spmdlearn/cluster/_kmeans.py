@@ -55,7 +55,11 @@ class _Data:
 
     def centered_blocks(self):
         """``(lo, hi, X[lo:hi] - offset)`` for this rank's rows, one block at a time (a new
-        array each time, which the caller may modify)."""
+        array each time, which the caller may modify); one empty block for a rank without
+        rows, so that every rank calls the kernels alike."""
+        if self.n_local == 0:
+            yield 0, 0, take_rows(self.X, 0, 0) - self.offset_xp
+            return
         if self.xp is np and self.X.flags.c_contiguous and self.n_local:
             # The offset repeated over a block's rows: the subtraction of two contiguous blocks
             # is one flat loop (broadcasting a row costs a loop call for every row).
@@ -187,8 +191,8 @@ class _Data:
 
 def _weighted_sum(a, b) -> float:
     """``a @ b`` for two vectors of this rank's rows, as a float (0.0 for none)."""
-    if get_namespace(a, b) is np:
-        return a @ b
+    if get_namespace(a, b) is np:  # contiguous: a broadcast view of unit weights sums as ones
+        return np.ascontiguousarray(a) @ np.ascontiguousarray(b)
     return float(a @ b) if a.shape[0] else 0.0
 
 
@@ -286,6 +290,8 @@ def _assigned_distances(data: _Data, centers_old, labels):
     xp = data.xp
     C = from_model(np.asarray(centers_old, dtype=data.dtype), data.X)
     for lo, hi, Xc in data.centered_blocks():
+        if hi == lo:
+            continue
         lab = take_rows(labels, lo, hi)
         if xp is np:  # in place in the block's centered copy: the same operations, no more blocks
             np.subtract(Xc, C[np.asarray(lab)], out=Xc)

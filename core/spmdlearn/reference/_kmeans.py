@@ -135,7 +135,10 @@ def kmeans_inertia(X, sample_weight, centers, labels) -> float:
     """``sum_i w_i ||x_i - centers[labels_i]||^2`` for one shard (scikit-learn's ``_inertia``)."""
     if X.shape[0] == 0:
         return 0.0
-    return float(np.asarray(sample_weight, np.float64) @ _assigned_sq(X, centers, labels))
+    # contiguous weights: a broadcast view (one weight for every row) takes the same dot
+    # product as an array of that weight, bit for bit
+    w = np.ascontiguousarray(sample_weight, np.float64)
+    return float(w @ _assigned_sq(X, centers, labels))
 
 
 def farthest_rows(X, centers, labels, n, offset):
@@ -252,7 +255,7 @@ def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_
         return np.zeros(n_cand)
     to_candidates = _to_candidates(X, candidates, x_squared_norms)
     np.minimum(np.asarray(closest), to_candidates, out=to_candidates)
-    return np.asarray(to_candidates @ np.asarray(sample_weight), np.float64)
+    return np.asarray(to_candidates @ np.ascontiguousarray(sample_weight), np.float64)
 
 
 def assigned_sq_distances(X, centers, labels) -> np.ndarray:
