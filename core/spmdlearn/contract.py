@@ -74,8 +74,11 @@ class ReductionContract(Generic[P]):
         return self.local(*self.rows(shard, 0, 0))
 
     def rows(self, shard: Sequence, lo: int, hi: int) -> tuple:
-        """``shard`` with its row arguments cut to rows ``lo:hi`` (other arguments kept)."""
-        return tuple(a[lo:hi] if self._is_rows(i, a) else a for i, a in enumerate(shard))
+        """``shard`` with its row arguments cut to rows ``lo:hi`` (other arguments kept).
+
+        The index names every axis (``a[lo:hi, ...]``): the array API does not take a partial
+        multi-axis index, so rows of any array namespace are cut alike."""
+        return tuple(a[lo:hi, ...] if self._is_rows(i, a) else a for i, a in enumerate(shard))
 
     def _is_rows(self, i, a) -> bool:
         if not hasattr(a, "shape") or not hasattr(a, "ndim") or a.ndim == 0:
