@@ -156,9 +156,10 @@ def test_moments_combine_matches_two_pass_far_from_origin():
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_rows_of_array_api_arrays(name):
-    """A rank whose local step fails sends the identity of its shard (its rows cut to none) as
-    the template; the shard may be any array namespace's, so rows are cut with a full index."""
+def test_rows_and_identity_of_array_api_arrays(name):
+    """A rank whose local step fails sends the identity of its shard as the template; the shard
+    may be any array namespace's: rows are cut with a full index, and the identity is computed
+    on NumPy arrays of zero rows."""
     xps = pytest.importorskip("array_api_strict")
     contract = CASES[name][0]
     X = np.random.default_rng(0).normal(size=(6, 3))
@@ -172,3 +173,5 @@ def test_rows_of_array_api_arrays(name):
                 assert np.array_equal(np.asarray(args[i][lo:hi]), np.from_dlpack(c))
             else:
                 assert c is a
+    # The template a failing rank sends: computed on the host, never on the device rows.
+    assert _identical(contract.identity(*strict), contract.identity(*args))
