@@ -51,6 +51,9 @@ class _Data:
         self.start, self.n_total = comm.offsets(self.n_local)
         self.acc = np.float64 if self.xp is np else accumulation_dtype(X)
         self._x_sq = None
+        #: the weights are a broadcast view of one 1.0 (the estimator's unweighted rows)
+        self.unit_weights = (self.xp is np and w.ndim == 1 and w.shape[0] > 1
+                             and w.strides[0] == 0 and float(w[0]) == 1.0)
         self.block = max(1, _CENTERED_BLOCK_BYTES // (self.dtype.itemsize * max(1, X.shape[1])))
 
     def centered_blocks(self):
@@ -109,6 +112,9 @@ class _Data:
         totals = comm.allgather_array(np.array([last]))[:, 0]
         prefix = float(np.sum(totals[: comm.rank])) if comm.rank else 0.0
         total = float(np.sum(totals))
+        if xp is np:  # in place: the cumulative sums are this call's own array
+            local += prefix
+            return local, total
         return local + prefix, total
 
     def count_below(self, cumsum, targets, side):
@@ -215,7 +221,8 @@ def _kmeans_plusplus(data: _Data, n_clusters, random_state):
     current_pot = float(comm.sum_identical([_weighted_sum(closest, w)])[0])
     for c in range(1, n_clusters):
         rand_vals = random_state.uniform(size=n_local_trials) * current_pot
-        cumsum, _ = data.global_cumsum(w * closest)
+        # unit weights (a broadcast view of ones): w * closest is closest, bit for bit
+        cumsum, _ = data.global_cumsum(closest if data.unit_weights else w * closest)
         candidate_ids = np.minimum(data.count_below(cumsum, rand_vals, "left"), data.n_total - 1)
         candidates = data.rows(candidate_ids)
         candidates_pot = comm.sum_identical(data.plusplus_potentials(candidates, closest))
