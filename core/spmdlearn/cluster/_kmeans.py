@@ -146,28 +146,39 @@ class _Data:
         mine = self.take(self.X, owned - self.start) - self.offset
         return self.comm.share_rows(mine, owned, ids)
 
+    def _norms(self, lo, hi):
+        """``x_squared_norms`` for the kernels on rows ``lo:hi``. float64 NumPy rows: None, the
+        kernels' distance function computes the same ``einsum`` norms of the block itself, so
+        no per-row vector is kept (float32 rows keep scikit-learn's float32 norms, which its
+        distance function would otherwise compute in float64)."""
+        if self.xp is np and self.dtype == np.float64:
+            return None
+        return take_rows(self.x_sq, lo, hi)
+
     def min_distances(self, centers, closest):
-        """The ``kmeans_min_distances`` kernel over the centered rows, a block at a time."""
-        out = empty_like_rows(self.X, (self.n_local,),
-                              np.float64 if has_float64(self.X) else np.float32)
-        x_sq = self.x_sq
+        """The ``kmeans_min_distances`` kernel over the centered rows, a block at a time
+        (NumPy: in place in ``closest``, each block's result being a new array)."""
+        if closest is not None and self.xp is np and closest.dtype == np.float64:
+            out = closest
+        else:
+            out = empty_like_rows(self.X, (self.n_local,),
+                                  np.float64 if has_float64(self.X) else np.float32)
         for lo, hi, Xc in self.centered_blocks():
             out[lo:hi] = call_kernel(
                 "kmeans_min_distances", self.backend, X=Xc, centers=centers,
                 closest=None if closest is None else take_rows(closest, lo, hi),
-                x_squared_norms=take_rows(x_sq, lo, hi))
+                x_squared_norms=self._norms(lo, hi))
         return out
 
     def plusplus_potentials(self, candidates, closest):
         """This rank's ``kmeans_plusplus_potentials`` over the centered rows (block partials
         added in row order)."""
         total = np.zeros(len(candidates))
-        x_sq = self.x_sq
         for lo, hi, Xc in self.centered_blocks():
             total += np.asarray(call_kernel(
                 "kmeans_plusplus_potentials", self.backend, X=Xc,
                 sample_weight=take_rows(self.w, lo, hi), candidates=candidates,
-                closest=take_rows(closest, lo, hi), x_squared_norms=take_rows(x_sq, lo, hi)),
+                closest=take_rows(closest, lo, hi), x_squared_norms=self._norms(lo, hi)),
                 dtype=np.float64)
         return total
 
@@ -213,9 +224,15 @@ def _kmeans_plusplus(data: _Data, n_clusters, random_state):
     centers = np.empty((n_clusters, X.shape[1]), dtype=data.dtype)
     W = float(comm.sum_identical([sum_float64(w)])[0])
     # random_state.choice(n_samples, p=w / w.sum()): cdf = cumsum(p) / cdf[-1]; one uniform draw.
-    cdf, total = data.global_cumsum(w / W)
+    # unit weights: p is one value for every row (a view; the same values as w / W)
+    p = np.broadcast_to(w[:1] / W, w.shape) if data.unit_weights else w / W
+    cdf, total = data.global_cumsum(p)
+    if data.xp is np:  # NumPy's choice divides its cdf in place
+        cdf /= total
+    else:
+        cdf = cdf / total
     u = random_state.random_sample()
-    first = int(data.count_below(cdf / total, np.array([u]), "right")[0])
+    first = int(data.count_below(cdf, np.array([u]), "right")[0])
     centers[0] = data.rows([first])[0]
     closest = data.min_distances(centers[:1], None)
     current_pot = float(comm.sum_identical([_weighted_sum(closest, w)])[0])
