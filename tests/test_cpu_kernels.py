@@ -305,6 +305,24 @@ def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
                     ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)):
         assert a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=1e-12)
+    _assert_same_union(X, Y, eps, metric, p, rng)
+
+
+def _assert_same_union(X, Y, eps, metric, p, rng):
+    """The label classes of the cpu union-find equal the reference's, for few labels (rows
+    already joined, labels shared by both blocks), one label per row, and a block with itself."""
+    from spmdlearn_cpu import _neighbors
+
+    cases = [(X, rng.integers(0, 4, len(X)), Y, rng.integers(0, 4, len(Y))),
+             (X, rng.permutation(len(X) + len(Y))[:len(X)], Y,
+              rng.permutation(len(X) + len(Y))[:len(Y)] + len(X) + len(Y)),
+             (Y, np.arange(len(Y)), Y, np.arange(len(Y)))]
+    for A, a_labels, B, b_labels in cases:
+        got = _neighbors.radius_label_union(A, a_labels, B, b_labels, eps, metric, p)
+        expected = ref.radius_label_union(A, a_labels, B, b_labels, eps, metric, p)
+        for g, e in zip(got, expected):
+            assert g.dtype == e.dtype == np.int64
+            np.testing.assert_array_equal(g, e)
 
 
 def test_cosine_is_declined():
@@ -342,6 +360,7 @@ def test_grid_radius_queries_on_cell_boundaries(metric, dtype):
                         ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, xi)):
             assert a.dtype == b.dtype
             np.testing.assert_allclose(a, b, rtol=1e-12)
+    _assert_same_union(X, Y, eps, metric, p, rng)
 
 
 @given(shards(), st.integers(1, 4))

@@ -20,7 +20,8 @@ from spmdlearn.reference import METRICS
 
 from ._threads import single_threaded_blas, use_kernel_threads
 
-__all__ = ["metric_code", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr"]
+__all__ = ["metric_code", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
+           "radius_label_union"]
 
 _EUCLIDEAN, _MANHATTAN, _CHEBYSHEV, _MINKOWSKI = 0, 1, 2, 3
 
@@ -437,3 +438,87 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     dists = np.empty(indptr[-1])
     _radius_fill_pairs(X, Y, yi, float(eps), code, power, xi, exclude, indptr, indices, dists)
     return indptr, indices, dists
+
+
+# -- union of labels along the pairs within eps -----------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _find(parent, a):
+    """The root of ``a`` (path halving)."""
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _grid_union(X, xl, Y, yl, eps, code, p, lo, inv_w, extent, keys, order, parent):
+    """Join ``xl[i]`` and ``yl[j]`` for the pairs within ``eps`` through the grid; a distance is
+    computed only for a pair whose labels are not joined yet. A root is always the smallest
+    position of its class."""
+    d = X.shape[1]
+    n_cells = 3 ** d
+    coords = np.empty(d, np.int64)
+    for i in range(X.shape[0]):
+        rx = _find(parent, xl[i])
+        _cell(X, i, lo, inv_w, extent, coords)
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start = np.searchsorted(keys, key, side="left")
+            stop = np.searchsorted(keys, key, side="right")
+            for s in range(start, stop):
+                j = order[s]
+                ry = _find(parent, yl[j])
+                if ry == rx:
+                    continue
+                if _distance(X, i, Y, j, code, p) <= eps:
+                    if ry < rx:
+                        parent[rx] = ry
+                        rx = ry
+                    else:
+                        parent[ry] = rx
+
+
+@njit(cache=True, nogil=True)
+def _brute_union(X, xl, Y, yl, eps, code, p, parent):
+    for i in range(X.shape[0]):
+        rx = _find(parent, xl[i])
+        for j in range(Y.shape[0]):
+            ry = _find(parent, yl[j])
+            if ry == rx:
+                continue
+            if _distance(X, i, Y, j, code, p) <= eps:
+                if ry < rx:
+                    parent[rx] = ry
+                    rx = ry
+                else:
+                    parent[ry] = rx
+
+
+@njit(cache=True, nogil=True)
+def _flatten(parent):
+    for a in range(parent.shape[0]):
+        parent[a] = _find(parent, a)
+
+
+def radius_label_union(X, x_labels, Y, y_labels, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_label_union` by union-find: one pass over the pairs
+    (through the grid for low-dimensional blocks), computing a distance only for a pair whose
+    labels are not joined yet, so that a dense cluster costs about one distance per row."""
+    xl = np.asarray(x_labels, np.int64)
+    yl = np.asarray(y_labels, np.int64)
+    labels = np.unique(np.concatenate([xl, yl]))
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return labels, labels.copy()
+    code, power = metric_code(metric, p)
+    xi = np.searchsorted(labels, xl)
+    yi = np.searchsorted(labels, yl)
+    parent = np.arange(labels.shape[0], dtype=np.int64)
+    grid = _use_grid(X, Y, eps)
+    if grid is not None:
+        _grid_union(X, xi, Y, yi, float(eps), code, power, *grid, parent)
+    else:
+        _brute_union(X, xi, Y, yi, float(eps), code, power, parent)
+    _flatten(parent)
+    return labels, labels[parent]

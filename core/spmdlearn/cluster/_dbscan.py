@@ -12,10 +12,10 @@ from sklearn.cluster import DBSCAN as _SkDBSCAN
 
 from .._array_api import (array_namespace, csr_rows, accumulation_dtype, device, from_model, in_namespace_of,
                           is_foreign_array, numpy_dtype, to_host)
-from .._backends import call_kernel
+from .._backends import call_kernel, kernel_block_rows
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
-from ..patterns import LABEL_PROPAGATION, row_block, segment_min
+from ..patterns import COMPONENT_UNION, LABEL_PROPAGATION, row_block, segment_min
 from ..reference._neighbors import METRICS
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call; query rows from the block budget
@@ -202,51 +202,37 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         with thread_limit(self.n_jobs):
             # 1. weighted neighbour counts, one ring pass
             counts = xp.zeros((n,), dtype=f, device=dev)
+            q_rows, c_rows = kernel_block_rows("radius_counts", shard.backend, X,
+                                               (row_block(_CANDIDATE_BLOCK), _CANDIDATE_BLOCK))
             for _, (Y, wY) in comm.ring((X, w)):
-                for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
-                    for rows in _slices(n, row_block(_CANDIDATE_BLOCK)):
+                for bs in _slices(Y.shape[0], c_rows):
+                    for rows in _slices(n, q_rows):
                         counts[rows] += call_kernel(
                             "radius_counts", shard.backend, X=X[rows, ...], Y=Y[bs, ...],
                             sample_weight=wY[bs], eps=self.eps, metric=metric, p=p)
             core = counts >= self.min_samples
-
-            # 2. local components of core points: the core-core pairs of this rank, block by
-            # block (radius_neighbors_csr), merged into the components found so far
             core_idx = xp.nonzero(core)[0]
             m = int(core_idx.shape[0])
             Xc = xp.take(X, core_idx, axis=0)
-            local_index = xp.arange(m, dtype=xp.int64, device=dev)
-            component = xp.asarray(local_index, copy=True)
-            n_comp = m
-            for bs in _slices(m, _CANDIDATE_BLOCK):
-                for rows in _slices(m, row_block(_CANDIDATE_BLOCK)):
-                    indptr, nbr, _ = call_kernel(
-                        "radius_neighbors_csr", shard.backend, X=Xc[rows, ...], Y=Xc[bs, ...],
-                        y_index=local_index[bs], eps=self.eps, metric=metric, p=p, x_index=None)
-                    src = xp.take(component, csr_rows(indptr, int(nbr.shape[0]), rows.start),
-                                  axis=0)
-                    dst = xp.take(component, xp.astype(nbr, xp.int64), axis=0)
-                    component, n_comp = _merge_components(xp, component, n_comp, src, dst)
             big = int(n_total)
-            comp_label = segment_min(component, core_idx + start,
-                                     xp.full((n_comp,), big, dtype=xp.int64, device=dev))
-
-            # 3. propagate the smallest global index across ranks, to a fixed point
-            comp_label, best = LABEL_PROPAGATION.run(
-                comm, X, core, component, comp_label, eps=self.eps, metric=metric, p=p,
-                backend=shard.backend, unlabelled=n_total)
+            if is_foreign_array(X):
+                core_label, best = self._propagate(comm, shard, X, core, core_idx, Xc, start,
+                                                   big, metric, p)
+            else:
+                # 2-3. components in two ring passes, whatever the clusters' shapes
+                core_label, best = COMPONENT_UNION.run(
+                    comm, X, core, eps=self.eps, metric=metric, p=p, backend=shard.backend,
+                    unlabelled=big, core_rows=Xc)
 
         # 4. numbering: clusters in the order of their lowest-index core point (the distinct
         # labels, one integer per cluster, are gathered on the host)
         cluster_ids = np.unique(comm.allgather_rows(
-            to_host(xp.unique_values(comp_label)).astype(np.int64)))
+            to_host(xp.unique_values(core_label)).astype(np.int64)))
         ids = from_model(cluster_ids, X)
         labels = xp.full((n,), -1, dtype=xp.int64, device=dev)
         if m:
-            row_comp = xp.take(component, xp.clip(
-                xp.cumulative_sum(xp.astype(core, xp.int64)) - 1, 0, None), axis=0)
-            core_label = xp.searchsorted(ids, xp.take(comp_label, row_comp, axis=0))
-            labels = xp.where(core, core_label, labels)
+            labels = xp.where(core, xp.take(xp.searchsorted(ids, core_label), xp.clip(
+                xp.cumulative_sum(xp.astype(core, xp.int64)) - 1, 0, None), axis=0), labels)
         border = ~core & (best < big)
         if cluster_ids.size:
             # searchsorted of an unlabelled row is masked out
@@ -259,6 +245,35 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         self.components_ = to_host(Xc).copy() if m else \
             np.empty((0, X.shape[1]), dtype=numpy_dtype(X.dtype))
         return self
+
+    def _propagate(self, comm, shard, X, core, core_idx, Xc, start, big, metric, p):
+        """Steps 2-3 in ``X``'s namespace, on its device (another library's array): local
+        components of the core rows, then label propagation across ranks to a fixed point.
+        Returns ``(core_label, best)`` as :data:`spmdlearn.patterns.COMPONENT_UNION`."""
+        xp = array_namespace(X)
+        dev = device(X)
+        m = int(core_idx.shape[0])
+        # local components of core points: the core-core pairs of this rank, block by block
+        # (radius_neighbors_csr), merged into the components found so far
+        local_index = xp.arange(m, dtype=xp.int64, device=dev)
+        component = xp.asarray(local_index, copy=True)
+        n_comp = m
+        for bs in _slices(m, _CANDIDATE_BLOCK):
+            for rows in _slices(m, row_block(_CANDIDATE_BLOCK)):
+                indptr, nbr, _ = call_kernel(
+                    "radius_neighbors_csr", shard.backend, X=Xc[rows, ...], Y=Xc[bs, ...],
+                    y_index=local_index[bs], eps=self.eps, metric=metric, p=p, x_index=None)
+                src = xp.take(component, csr_rows(indptr, int(nbr.shape[0]), rows.start),
+                              axis=0)
+                dst = xp.take(component, xp.astype(nbr, xp.int64), axis=0)
+                component, n_comp = _merge_components(xp, component, n_comp, src, dst)
+        comp_label = segment_min(component, core_idx + start,
+                                 xp.full((n_comp,), big, dtype=xp.int64, device=dev))
+        # propagate the smallest global index across ranks, to a fixed point
+        comp_label, best = LABEL_PROPAGATION.run(
+            comm, X, core, component, comp_label, eps=self.eps, metric=metric, p=p,
+            backend=shard.backend, unlabelled=big)
+        return xp.take(comp_label, component, axis=0), best
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Collective: fit, then this rank's labels."""
