@@ -216,14 +216,12 @@ def _cell(X, i, lo, inv_w, extent, coords):
 
 
 @njit(cache=True, nogil=True)
-def _grid_sort(Y, lo, inv_w, extent):
-    m = Y.shape[0]
-    keys = np.empty(m, np.int64)
+def _grid_keys(Y, lo, inv_w, extent):
+    keys = np.empty(Y.shape[0], np.int64)
     coords = np.empty(Y.shape[1], np.int64)
-    for j in range(m):
+    for j in range(Y.shape[0]):
         keys[j] = _cell(Y, j, lo, inv_w, extent, coords)
-    order = np.argsort(keys, kind="mergesort")
-    return keys[order], order
+    return keys
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -240,8 +238,41 @@ def _neighbour_cells(coords, extent, t, d):
     return key
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _cell_range(key, n_buckets, starts, skeys):
+    """The positions ``[start, stop)`` of the candidates of cell ``key`` in sorted order."""
+    b = key % n_buckets
+    start = starts[b]
+    stop = starts[b + 1]
+    while start < stop and skeys[start] < key:
+        start += 1
+    end = start
+    while end < stop and skeys[end] == key:
+        end += 1
+    return start, end
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+    """``dist(X[i], Ys[s]) <= eps``, as :func:`_distance` decides it; the euclidean square root
+    is taken only for squared distances within a relative 1e-12 of ``eps**2`` (elsewhere the
+    correctly rounded root falls on the same side of ``eps``)."""
+    if code == 0:
+        acc = 0.0
+        for f in range(X.shape[1]):
+            diff = np.float64(X[i, f]) - Ys[s, f]
+            acc += diff * diff
+        if acc <= e2lo:
+            return True
+        if acc > e2hi:
+            return False
+        return np.sqrt(acc) <= eps
+    return _distance(X, i, Ys, s, code, p) <= eps
+
+
 @njit(parallel=True, cache=True)
-def _grid_counts(X, Y, w, eps, code, p, lo, inv_w, extent, keys, order, out):
+def _grid_counts(X, Ys, ws, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_buckets, starts,
+                 skeys, order, out):
     d = X.shape[1]
     n_cells = 3 ** d
     for i in prange(X.shape[0]):
@@ -252,17 +283,16 @@ def _grid_counts(X, Y, w, eps, code, p, lo, inv_w, extent, keys, order, out):
             key = _neighbour_cells(coords, extent, t, d)
             if key < 0:
                 continue
-            start = np.searchsorted(keys, key, side="left")
-            stop = np.searchsorted(keys, key, side="right")
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
             for s in range(start, stop):
-                j = order[s]
-                if _distance(X, i, Y, j, code, p) <= eps:
-                    total += w[j]
+                if _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+                    total += ws[s]
         out[i] = total
 
 
 @njit(parallel=True, cache=True)
-def _grid_min_label(X, Y, labels, eps, code, p, lo, inv_w, extent, keys, order, out):
+def _grid_min_label(X, Ys, slabels, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_buckets,
+                    starts, skeys, order, out):
     d = X.shape[1]
     n_cells = 3 ** d
     for i in prange(X.shape[0]):
@@ -273,18 +303,16 @@ def _grid_min_label(X, Y, labels, eps, code, p, lo, inv_w, extent, keys, order, 
             key = _neighbour_cells(coords, extent, t, d)
             if key < 0:
                 continue
-            start = np.searchsorted(keys, key, side="left")
-            stop = np.searchsorted(keys, key, side="right")
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
             for s in range(start, stop):
-                j = order[s]
-                if labels[j] < best and _distance(X, i, Y, j, code, p) <= eps:
-                    best = labels[j]
+                if slabels[s] < best and _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+                    best = slabels[s]
         out[i] = best
 
 
 @njit(parallel=True, cache=True)
-def _grid_pairs(X, Y, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent, keys, order,
-                indptr, counts_only, counts, positions, dists):
+def _grid_pairs(X, Ys, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent, n_buckets,
+                starts, skeys, order, indptr, counts_only, counts, positions, dists):
     """Pairs within ``eps`` through the grid: counts (first pass) or the candidates' positions
     and distances in candidate order (second pass: each query's slot sorted by position)."""
     d = X.shape[1]
@@ -298,13 +326,12 @@ def _grid_pairs(X, Y, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent
             key = _neighbour_cells(coords, extent, t, d)
             if key < 0:
                 continue
-            start = np.searchsorted(keys, key, side="left")
-            stop = np.searchsorted(keys, key, side="right")
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
             for s in range(start, stop):
                 j = order[s]
                 if exclude and y_index[j] == x_index[i]:
                     continue
-                dist = _distance(X, i, Y, j, code, p)
+                dist = _distance(X, i, Ys, s, code, p)
                 if dist <= eps:
                     if not counts_only:
                         positions[base + c] = j
@@ -319,14 +346,37 @@ def _grid_pairs(X, Y, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent
 
 
 def _use_grid(X, Y, eps):
+    """The grid of the candidates ``Y`` for queries ``X``, or None (too many features, too few
+    pairs, a degenerate grid): ``(Ys, grid)``, ``Ys`` the candidates in grid order (float64,
+    contiguous) and ``grid`` the arguments the grid kernels take after their own:
+    ``(lo, inv_width, extent, n_buckets, starts, sorted_keys, order)``.
+
+    Cells are hashed to ``n_buckets`` buckets (``key % n_buckets``: every cell its own bucket
+    when the box holds at most four cells per candidate, so that sparse data over a large box
+    costs O(candidates)); candidates are sorted by (bucket, key), and a cell's candidates are
+    the run of its key within its bucket.
+    """
     if X.shape[1] > _GRID_MAX_FEATURES or X.shape[0] * Y.shape[0] < _GRID_MIN_PAIRS:
         return None
     g = _grid(X, Y, eps)
     if g is None:
         return None
     lo, inv_w, extent = g
-    keys, order = _grid_sort(Y, lo, inv_w, extent)
-    return lo, inv_w, extent, keys, order
+    keys = _grid_keys(Y, lo, inv_w, extent)
+    n_cells = float(np.prod(extent.astype(np.float64)))
+    n_buckets = int(min(n_cells, max(4 * Y.shape[0], 1024)))
+    buckets = keys % n_buckets
+    order = np.lexsort((keys, buckets))
+    starts = np.zeros(n_buckets + 1, np.int64)
+    np.cumsum(np.bincount(buckets, minlength=n_buckets), out=starts[1:])
+    Ys = np.ascontiguousarray(Y[order], dtype=np.float64)
+    return Ys, (lo, inv_w, extent, n_buckets, starts, keys[order], order)
+
+
+def _squared_bounds(eps):
+    """``eps**2`` less and more a relative 1e-12 (see :func:`_within`)."""
+    e2 = float(eps) * float(eps)
+    return e2 * (1 - 1e-12), e2 * (1 + 1e-12)
 
 
 @njit(parallel=True, cache=True)
@@ -349,7 +399,8 @@ def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
     w = np.asarray(sample_weight, np.float64)
     grid = _use_grid(X, Y, eps)
     if grid is not None:
-        _grid_counts(X, Y, w, float(eps), code, power, *grid, out)
+        Ys, g = grid
+        _grid_counts(X, Ys, w[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g, out)
     else:
         _radius_counts(X, Y, w, float(eps), code, power, out)
     return out
@@ -376,7 +427,9 @@ def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
     labels = np.asarray(labels, np.int64)
     grid = _use_grid(X, Y, eps)
     if grid is not None:
-        _grid_min_label(X, Y, labels, float(eps), code, power, *grid, out)
+        Ys, g = grid
+        _grid_min_label(X, Ys, labels[g[-1]], float(eps), code, power, *_squared_bounds(eps),
+                        *g, out)
     else:
         _radius_min_label(X, Y, labels, float(eps), code, power, out)
     return out
@@ -423,13 +476,14 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     indptr = np.zeros(n_x + 1, np.int64)
     grid = _use_grid(X, Y, eps)
     if grid is not None:
+        Ys, g = grid
         none_i, none_d = np.zeros(0, np.int64), np.zeros(0)
-        _grid_pairs(X, Y, yi, float(eps), code, power, xi, exclude, *grid, indptr, True, counts,
+        _grid_pairs(X, Ys, yi, float(eps), code, power, xi, exclude, *g, indptr, True, counts,
                     none_i, none_d)
         np.cumsum(counts, out=indptr[1:])
         positions = np.empty(indptr[-1], np.int64)
         dists = np.empty(indptr[-1])
-        _grid_pairs(X, Y, yi, float(eps), code, power, xi, exclude, *grid, indptr, False, counts,
+        _grid_pairs(X, Ys, yi, float(eps), code, power, xi, exclude, *g, indptr, False, counts,
                     positions, dists)
         return indptr, yi[positions], dists
     _radius_count_pairs(X, Y, yi, float(eps), code, power, xi, exclude, counts)
@@ -451,10 +505,11 @@ def _find(parent, a):
 
 
 @njit(cache=True, nogil=True)
-def _grid_union(X, xl, Y, yl, eps, code, p, lo, inv_w, extent, keys, order, parent):
-    """Join ``xl[i]`` and ``yl[j]`` for the pairs within ``eps`` through the grid; a distance is
-    computed only for a pair whose labels are not joined yet. A root is always the smallest
-    position of its class."""
+def _grid_union(X, xl, Ys, syl, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_buckets, starts,
+                skeys, order, parent):
+    """Join ``xl[i]`` and the sorted candidates' labels ``syl[s]`` for the pairs within ``eps``
+    through the grid; a distance is computed only for a pair whose labels are not joined yet.
+    A root is always the smallest position of its class."""
     d = X.shape[1]
     n_cells = 3 ** d
     coords = np.empty(d, np.int64)
@@ -465,14 +520,12 @@ def _grid_union(X, xl, Y, yl, eps, code, p, lo, inv_w, extent, keys, order, pare
             key = _neighbour_cells(coords, extent, t, d)
             if key < 0:
                 continue
-            start = np.searchsorted(keys, key, side="left")
-            stop = np.searchsorted(keys, key, side="right")
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
             for s in range(start, stop):
-                j = order[s]
-                ry = _find(parent, yl[j])
+                ry = _find(parent, syl[s])
                 if ry == rx:
                     continue
-                if _distance(X, i, Y, j, code, p) <= eps:
+                if _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
                     if ry < rx:
                         parent[rx] = ry
                         rx = ry
@@ -517,7 +570,9 @@ def radius_label_union(X, x_labels, Y, y_labels, eps, metric="euclidean", p=None
     parent = np.arange(labels.shape[0], dtype=np.int64)
     grid = _use_grid(X, Y, eps)
     if grid is not None:
-        _grid_union(X, xi, Y, yi, float(eps), code, power, *grid, parent)
+        Ys, g = grid
+        _grid_union(X, xi, Ys, yi[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g,
+                    parent)
     else:
         _brute_union(X, xi, Y, yi, float(eps), code, power, parent)
     _flatten(parent)
