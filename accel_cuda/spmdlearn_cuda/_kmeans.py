@@ -30,13 +30,26 @@ __all__ = ["lloyd_local", "kmeans_assign", "kmeans_inertia", "kmeans_transform",
 
 _THREADS = 128  # rows per tile: one thread each
 _MAX_SLOTS = 16  # (cluster, feature) sums each thread may own: k * d <= 16 * 128
-#: Thread blocks per multiprocessor (2M x 20 float64, k=10, on an H200: 0.48 ms with 8, 0.54 ms
-#: with 4; a block for k=10 centers of 20 float64 features holds about 27 KiB of shared memory).
-_BLOCKS_PER_SM = 8
-#: Centers whose scores one thread computes side by side (independent product chains).
-_GROUP = 4
+#: Thread blocks per multiprocessor and centers whose scores one thread computes side by side
+#: (independent product chains). 2M x 20 float64, k = 10, on an H200 (kernel, ms, two rounds):
+#: 8 and 4: 0.408, 0.398; 6 and 5: 0.391, 0.387; 8 and 2: 0.400, 0.389; 7 and 5: 0.386, 0.381
+#: (lloyd_local 0.404, 0.402). A block for k = 10 centers of 20 float64 features holds about
+#: 27 KiB of shared memory.
+_BLOCKS_PER_SM = 7
+_GROUP = 5
+#: Widest rows for which the kernel is built for their feature count (one module per count:
+#: the loops over features unroll, and the tile's index arithmetic has no division by a
+#: variable; 0.488 -> 0.429 ms on the shape above).
+_MAX_FIXED_D = 32
 
 _SOURCE = r"""
+// DIM: the feature count as a compile-time constant where the module was built for one (the
+// loops over features unroll, and the row's elements stay in registers), else d.
+#if D_FIXED > 0
+#define DIM D_FIXED
+#else
+#define DIM d
+#endif
 extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         const T* X, long n, int d, long xs0, long xs1, const double* w, const T* centers,
         const double* centers64, int k, const int* labels_old, long rows_per_block,
@@ -81,19 +94,19 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         // Loading a tile: thread t copies its elements t, t + THREADS, ... of the tile in row
         // order (neighbouring threads read neighbouring addresses of a C-ordered shard:
         // coalesced; the loads of one thread are independent, so unrolled they overlap).
-        const int tile = rows * d;
+        const int tile = rows * DIM;
 #pragma unroll 4
         for (int e = tid; e < tile; e += THREADS) {
-            const int r = e / d;
-            const int jj = e - r * d;
-            xt[r * (d + 1) + jj] = (double)X[(base + r) * xs0 + (long)jj * xs1];
+            const int r = e / DIM;
+            const int jj = e - r * DIM;
+            xt[r * (DIM + 1) + jj] = (double)X[(base + r) * xs0 + (long)jj * xs1];
         }
         __syncthreads();
         const long i = base + tid;
         int label = -1;
         double wi = 0.0;
         if (i < stop) {
-            const double* x = xt + tid * (d + 1);
+            const double* x = xt + tid * (DIM + 1);
             T best = 0, second = 0;
             bool has_second = false;
             double s_max = 0.0, x_sq = 0.0;
@@ -105,21 +118,21 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
                 T dot[GROUP];
 #pragma unroll
                 for (int q = 0; q < GROUP; ++q) dot[q] = 0;
-                const T* cc = c_sh + c0 * d;
+                const T* cc = c_sh + c0 * DIM;
                 if (c0 == 0) {
-                    for (int j = 0; j < d; ++j) {  // with the squared norm of the row
+                    for (int j = 0; j < DIM; ++j) {  // with the squared norm of the row
                         const T xj = (T)x[j];
                         x_sq += x[j] * x[j];
 #pragma unroll
                         for (int q = 0; q < GROUP; ++q)
-                            if (q < m) dot[q] += xj * cc[q * d + j];
+                            if (q < m) dot[q] += xj * cc[q * DIM + j];
                     }
                 } else {
-                    for (int j = 0; j < d; ++j) {
+                    for (int j = 0; j < DIM; ++j) {
                         const T xj = (T)x[j];
 #pragma unroll
                         for (int q = 0; q < GROUP; ++q)
-                            if (q < m) dot[q] += xj * cc[q * d + j];
+                            if (q < m) dot[q] += xj * cc[q * DIM + j];
                     }
                 }
 #pragma unroll
@@ -146,8 +159,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
             near[i] = is_near;
             if (is_near) atomicAdd(n_near, 1ULL);
             double dist = 0.0;
-            for (int j = 0; j < d; ++j) {
-                double diff = x[j] - c64[label * d + j];
+            for (int j = 0; j < DIM; ++j) {
+                double diff = x[j] - c64[label * DIM + j];
                 dist += diff * diff;
             }
             wi = w ? w[i] : 1.0;
@@ -206,7 +219,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
                     const int stop_c = cstart[slot_c[q] + 1];
                     for (int p = cstart[slot_c[q]]; p < stop_c; ++p) {
                         const int r = order[p];
-                        a += wt[r] * xt[r * (d + 1) + slot_j[q]];
+                        a += wt[r] * xt[r * (DIM + 1) + slot_j[q]];
                     }
                     acc[q] += a;
                 }
@@ -244,15 +257,16 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
 """
 
 
-def _kernel(dtype_name: str, slots: int):
-    return _compiled(dtype_name, slots, _GROUP, _THREADS)
+def _kernel(dtype_name: str, slots: int, d: int):
+    return _compiled(dtype_name, slots, _GROUP, _THREADS, d if d <= _MAX_FIXED_D else 0)
 
 
 @lru_cache(maxsize=None)
-def _compiled(dtype_name: str, slots: int, group: int, threads: int):
+def _compiled(dtype_name: str, slots: int, group: int, threads: int, d_fixed: int = 0):
     ctype = {"float32": "float", "float64": "double"}[dtype_name]
     source = (f"#define T {ctype}\n#define THREADS {threads}\n#define WARPS {threads // 32}\n"
-              f"#define SLOTS {slots}\n#define GROUP {group}\n" + _SOURCE)
+              f"#define SLOTS {slots}\n#define GROUP {group}\n#define D_FIXED {d_fixed}\n"
+              + _SOURCE)
     # No fused multiply-adds: the scores are rounded as plain products and sums.
     return cupy().RawModule(code=source, options=("-std=c++11", "--fmad=false")).get_function(
         "lloyd_blocks")
@@ -368,7 +382,7 @@ def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist):
     near = cp.empty(n, cp.uint8)
     n_near = cp.zeros(1, cp.uint64)
     null = np.uint64(0)
-    _kernel(X.dtype.name, slots)(
+    _kernel(X.dtype.name, slots, d)(
         (B,), (_THREADS,),
         (X, np.int64(n), np.int32(d), np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
          null if w is None else w, centers_t, centers64, np.int32(k),
