@@ -114,14 +114,21 @@ def _expected_clusters(X, eps, min_samples):
     return core, [smallest[comp[i]] for i in np.flatnonzero(core)], best
 
 
+@pytest.mark.parametrize("gathered", [None, 0])
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), chain=st.booleans(), data=st.data())
-def test_component_union_any_split_equals_one_rank(backend, seed, chain, data):
+def test_component_union_any_split_equals_one_rank(backend, gathered, seed, chain, data):
     """Core rows end with their cluster's smallest index, every row with its core neighbours'
-    smallest cluster label, for any split (empty ranks, chains crossing ranks at every step)."""
+    smallest cluster label, for any split (empty ranks, chains crossing ranks at every step);
+    also where the pairs across ranks are too many to gather (``gathered=0``: propagation)."""
     from spmdlearn._backends import available_backends
+    from spmdlearn.patterns import ComponentUnion
 
+    pattern = COMPONENT_UNION
+    if gathered is not None:
+        pattern = ComponentUnion()
+        pattern.max_gathered_pairs = gathered
     if backend not in available_backends():
         pytest.skip(f"backend {backend!r} not available")
     rng = np.random.default_rng(seed)
@@ -136,7 +143,7 @@ def test_component_union_any_split_equals_one_rank(backend, seed, chain, data):
     cuts = data.draw(splits(n))
 
     def run(comm, X, core):
-        return COMPONENT_UNION.run(comm, X, core, eps=eps, backend=backend)
+        return pattern.run(comm, X, core, eps=eps, backend=backend)
 
     many = simulate_collective(run, _parts(cuts, X, core))
     assert list(np.concatenate([m[0] for m in many])) == expected_core

@@ -388,7 +388,10 @@ class ComponentUnion:
        pairs.
     3. *Global merge*: every rank's pairs are gathered (``allgather_rows``) and every rank
        computes the same connected components of the label graph (SciPy), so each core row
-       ends with the smallest global index of its cluster.
+       ends with the smallest global index of its cluster. Where all ranks' pairs exceed
+       :attr:`max_gathered_pairs` (clusters that cross ranks through many small local
+       components), the local components go to :class:`LabelPropagation` instead, whose
+       memory does not depend on the pairs.
     4. *Border rows* (a ring pass of the core rows and their final labels): every non-core row
        takes the smallest label among its core neighbours (``radius_min_label``).
 
@@ -397,10 +400,12 @@ class ComponentUnion:
     whatever the split of the rows over ranks, in two ring passes whatever the clusters' shapes.
     Memory per rank: its rows, one visiting block, one kernel block, and the pairs of labels
     of all ranks (at most one per local component and rank pair it touches; O(clusters) for
-    clusters larger than their ranks' share).
+    clusters larger than their ranks' share), at most :attr:`max_gathered_pairs`.
     """
 
     name = "component_union"
+    #: the most label pairs gathered on every rank (16 bytes each: ``BLOCK_BYTES``)
+    max_gathered_pairs = BLOCK_BYTES // 16
     #: candidate rows per kernel call (query rows: from the block budget), unless the backend
     #: declares its own (``KERNEL_BLOCK_ROWS``)
     candidate_block = 4096
@@ -480,6 +485,13 @@ class ComponentUnion:
         k = np.concatenate(keys) if keys else np.zeros(0, np.int64)
         r = np.concatenate(roots) if roots else np.zeros(0, np.int64)
         k, r = _label_forest(k, r)
+        if comm.exact_sum(int(k.shape[0])) > self.max_gathered_pairs:
+            # too many pairs to gather: propagate the local components' labels instead
+            comp_label, component = np.unique(label, return_inverse=True)
+            comp_label, best = LABEL_PROPAGATION.run(
+                comm, X, core, component, comp_label, eps=eps, metric=metric, p=p,
+                backend=backend, unlabelled=big)
+            return comp_label[component], best
         # 3. the same merge on every rank
         k, r = _label_forest(comm.allgather_rows(k), comm.allgather_rows(r))
         label = _relabel(label, k, r)

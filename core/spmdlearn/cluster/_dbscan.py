@@ -110,25 +110,36 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
     1. *Neighbour counts* (ring pass): each rank's rows and weights visit every rank once
        (``Sendrecv`` around the ring); each rank adds, for each of its rows, the weights of the
        visiting rows within ``eps``. After the pass, every row knows its global weighted count.
-    2. *Components* (label propagation to a fixed point,
-       :data:`spmdlearn.patterns.LABEL_PROPAGATION`): each core point starts with the
-       smallest global index of its local connected component (this rank's core-core pairs,
-       block by block, merged into the components found so far). Each round, every rank's core points and labels visit every rank; each
-       local component takes the smallest label of any core neighbour. Rounds repeat until no
-       label changes on any rank (an exact integer agreement); then every core point holds the
-       smallest global index of its cluster. Rounds are bounded by the number of rank crossings
-       along a cluster's longest path.
-    3. *Border points and numbering*: in the last round each non-core row records the smallest
-       label among its core neighbours; clusters are numbered by sorting the distinct labels
-       (gathered: one integer per cluster).
+    2. *Components* (NumPy rows: :data:`spmdlearn.patterns.COMPONENT_UNION`): this rank's
+       core rows are joined along their pairs within ``eps`` (``radius_label_union``:
+       union-find) into local components, each labelled with its smallest global index. One
+       ring pass of the core rows and labels then compares each pair of ranks once (split
+       evenly between the two) and returns the pairs of labels it joined (at most one per
+       label); every rank gathers all ranks' pairs and computes the same connected components
+       of the label graph (SciPy), so every core point holds the smallest global index of its
+       cluster after one ring pass, whatever the clusters' shapes. (Where all ranks' pairs
+       would exceed ``COMPONENT_UNION.max_gathered_pairs``, the local components go on to the
+       label propagation below instead.)
+       Other array types (on their device): local components from ``radius_neighbors_csr``,
+       then label propagation to a fixed point (:data:`spmdlearn.patterns.LABEL_PROPAGATION`):
+       each round, every rank's core points and labels visit every rank and each local
+       component takes the smallest label of any core neighbour, until no label changes on any
+       rank; rounds are bounded by the rank crossings along a cluster's longest path.
+    3. *Border points and numbering*: each non-core row takes the smallest label among its core
+       neighbours (``radius_min_label``, one more ring pass of the core rows; the last round of
+       the propagation on other array types); clusters are numbered by sorting the distinct
+       labels (gathered: one integer per cluster).
 
     Every step runs in ``X``'s array namespace, on its device (array-api-compat): rows, weights
     and labels visit the other ranks through host buffers only to be sent; the cluster ids (one
     integer per cluster) and the fitted ``core_sample_indices_`` and ``components_`` (NumPy)
-    come to the host. Every distance computation is fused with its reduction in a kernel (``radius_counts``,
-    ``radius_neighbors_csr``, ``radius_min_label``), one call per block. Memory per rank: its
-    rows, one visiting block and one kernel block (``spmdlearn.patterns.BLOCK_BYTES``); never the
-    rows of all ranks, nor all of its core-core pairs at once.
+    come to the host. Every distance computation is fused with its reduction in a kernel
+    (``radius_counts``, ``radius_label_union``, ``radius_neighbors_csr``,
+    ``radius_min_label``), one call per block (a backend may declare whole blocks:
+    ``KERNEL_BLOCK_ROWS``). Memory per rank: its rows, one visiting block and one kernel block
+    (``spmdlearn.patterns.BLOCK_BYTES``), and for NumPy rows the joined label pairs of all ranks
+    (at most one per local component and rank pair); never the rows of all ranks, nor all of
+    its core-core pairs at once.
 
     Serving: ``gather_fit_data()`` (collective) gathers every rank's ``labels_``,
     ``core_sample_indices_`` (made global) and ``components_``; ``to_sklearn()`` is then local
