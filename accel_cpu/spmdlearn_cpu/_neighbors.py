@@ -373,6 +373,13 @@ def _use_grid(X, Y, eps):
     return Ys, (lo, inv_w, extent, n_buckets, starts, keys[order], order)
 
 
+def _grid_queries(X, g):
+    """``(Xs, perm)``: the queries in grid order (float64, contiguous), ``Xs = X[perm]``, so
+    that consecutive queries visit the same candidate cells (the cells stay in cache)."""
+    perm = np.argsort(_grid_keys(X, g[0], g[1], g[2]), kind="stable")
+    return np.ascontiguousarray(X[perm], dtype=np.float64), perm
+
+
 def _squared_bounds(eps):
     """``eps**2`` less and more a relative 1e-12 (see :func:`_within`)."""
     e2 = float(eps) * float(eps)
@@ -400,7 +407,10 @@ def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
     grid = _use_grid(X, Y, eps)
     if grid is not None:
         Ys, g = grid
-        _grid_counts(X, Ys, w[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g, out)
+        Xs, perm = _grid_queries(X, g)
+        found = np.empty(X.shape[0])
+        _grid_counts(Xs, Ys, w[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g, found)
+        out[perm] = found
     else:
         _radius_counts(X, Y, w, float(eps), code, power, out)
     return out
@@ -428,8 +438,11 @@ def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
     grid = _use_grid(X, Y, eps)
     if grid is not None:
         Ys, g = grid
-        _grid_min_label(X, Ys, labels[g[-1]], float(eps), code, power, *_squared_bounds(eps),
-                        *g, out)
+        Xs, perm = _grid_queries(X, g)
+        found = out[perm]
+        _grid_min_label(Xs, Ys, labels[g[-1]], float(eps), code, power, *_squared_bounds(eps),
+                        *g, found)
+        out[perm] = found
     else:
         _radius_min_label(X, Y, labels, float(eps), code, power, out)
     return out
@@ -509,10 +522,15 @@ def _grid_union(X, xl, Ys, syl, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_b
                 skeys, order, parent):
     """Join ``xl[i]`` and the sorted candidates' labels ``syl[s]`` for the pairs within ``eps``
     through the grid; a distance is computed only for a pair whose labels are not joined yet.
-    A root is always the smallest position of its class."""
+    A root is always the smallest position of its class.
+
+    A cell whose candidates were all found in one class is marked (classes only grow, so it
+    stays so): a later query compares that class with its own once, and where they differ
+    looks only for one candidate within ``eps``."""
     d = X.shape[1]
     n_cells = 3 ** d
     coords = np.empty(d, np.int64)
+    uniform = np.zeros(Ys.shape[0], np.bool_)  # by the cell's first sorted position
     for i in range(X.shape[0]):
         rx = _find(parent, xl[i])
         _cell(X, i, lo, inv_w, extent, coords)
@@ -521,6 +539,22 @@ def _grid_union(X, xl, Ys, syl, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_b
             if key < 0:
                 continue
             start, stop = _cell_range(key, n_buckets, starts, skeys)
+            if start == stop:
+                continue
+            if uniform[start]:
+                rc = _find(parent, syl[start])
+                if rc == rx:
+                    continue
+                for s in range(start, stop):
+                    if _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+                        if rc < rx:
+                            parent[rx] = rc
+                            rx = rc
+                        else:
+                            parent[rc] = rx
+                        break
+                continue
+            joined = True
             for s in range(start, stop):
                 ry = _find(parent, syl[s])
                 if ry == rx:
@@ -531,6 +565,10 @@ def _grid_union(X, xl, Ys, syl, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_b
                         rx = ry
                     else:
                         parent[ry] = rx
+                else:
+                    joined = False
+            if joined:
+                uniform[start] = True
 
 
 @njit(cache=True, nogil=True)
@@ -571,8 +609,9 @@ def radius_label_union(X, x_labels, Y, y_labels, eps, metric="euclidean", p=None
     grid = _use_grid(X, Y, eps)
     if grid is not None:
         Ys, g = grid
-        _grid_union(X, xi, Ys, yi[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g,
-                    parent)
+        Xs, perm = _grid_queries(X, g)
+        _grid_union(Xs, xi[perm], Ys, yi[g[-1]], float(eps), code, power, *_squared_bounds(eps),
+                    *g, parent)
     else:
         _brute_union(X, xi, Y, yi, float(eps), code, power, parent)
     _flatten(parent)

@@ -17,9 +17,10 @@ from spmdlearn.hookspec import hookimpl
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: Rows per kernel call (queries, candidates) of the fused radius kernels: they keep one value
-#: per query and a grid of the candidates (O(rows), no block-sized temporary), so whole blocks
-#: go in one call and the grid is built once per block pair instead of once per small tile.
-KERNEL_BLOCK_ROWS = {kernel: (1 << 22, 1 << 22)
+#: per query and a grid of the candidates (sorted copies of the queries and candidates: 16-40
+#: bytes a row, no pair-sized temporary), so large blocks go in one call and the grid is built
+#: once per block pair instead of once per small tile (a 20,000-row shard: one call).
+KERNEL_BLOCK_ROWS = {kernel: (1 << 18, 1 << 20)
                      for kernel in ("radius_counts", "radius_min_label", "radius_label_union")}
 
 
