@@ -109,7 +109,9 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
 
     1. *Neighbour counts* (ring pass): each rank's rows and weights visit every rank once
        (``Sendrecv`` around the ring); each rank adds, for each of its rows, the weights of the
-       visiting rows within ``eps``. After the pass, every row knows its global weighted count.
+       visiting rows within ``eps``. After the pass, every row knows whether its global
+       weighted count reaches ``min_samples`` (with no negative weight, NumPy rows that reach it
+       within their own rank are not queried against the visiting rows).
     2. *Components* (NumPy rows: :data:`spmdlearn.patterns.COMPONENT_UNION`): this rank's
        core rows are joined along their pairs within ``eps`` (``radius_label_union``:
        union-find) into local components, each labelled with its smallest global index. One
@@ -211,16 +213,27 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
             xp.astype(in_namespace_of(shard.sample_weight, X), f)
 
         with thread_limit(self.n_jobs):
-            # 1. weighted neighbour counts, one ring pass
+            # 1. weighted neighbour counts, one ring pass. With no negative weight on any rank
+            # (NumPy rows), a row whose count reached min_samples is core whatever follows
+            # (adding non-negative numbers never lowers a floating-point sum): after this
+            # rank's own block, only the rows still short of it are queried.
             counts = xp.zeros((n,), dtype=f, device=dev)
             q_rows, c_rows = kernel_block_rows("radius_counts", shard.backend, X,
                                                (row_block(_CANDIDATE_BLOCK), _CANDIDATE_BLOCK))
-            for _, (Y, wY) in comm.ring((X, w)):
+            negative = comm.exact_sum(int(bool(xp.any(w < 0))))
+            for step, (_, (Y, wY)) in enumerate(comm.ring((X, w))):
+                todo = None
+                if step and not negative and not is_foreign_array(X):
+                    todo = np.flatnonzero(counts < self.min_samples)
+                Q = X if todo is None else X[todo]
+                found = counts if todo is None else np.zeros(todo.shape[0], dtype=counts.dtype)
                 for bs in _slices(Y.shape[0], c_rows):
-                    for rows in _slices(n, q_rows):
-                        counts[rows] += call_kernel(
-                            "radius_counts", shard.backend, X=X[rows, ...], Y=Y[bs, ...],
+                    for rows in _slices(Q.shape[0], q_rows):
+                        found[rows] += call_kernel(
+                            "radius_counts", shard.backend, X=Q[rows, ...], Y=Y[bs, ...],
                             sample_weight=wY[bs], eps=self.eps, metric=metric, p=p)
+                if todo is not None:
+                    counts[todo] += found
             core = counts >= self.min_samples
             core_idx = xp.nonzero(core)[0]
             m = int(core_idx.shape[0])
