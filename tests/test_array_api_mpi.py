@@ -541,3 +541,23 @@ def test_ring_keeps_the_blocks_array_type():
         if step == 0:
             ok &= all(b is o for b, o in zip(blocks, own))
     assert_all_ranks(comm, ok, "ring blocks: type and values")
+
+
+@pytest.mark.parametrize("make", [BasicStatistics, EmpiricalCovariance],
+                         ids=["BasicStatistics", "EmpiricalCovariance"])
+def test_non_finite_array_api_rows_fail_on_every_rank(make):
+    """These fits find NaN in their one pass (the check validation deferred runs in the local
+    step): the error reaches every rank, and the failing rank's template is made on the host."""
+    comm = get_comm()
+    X, _, _, _ = _data()
+    X_l, _ = _local(comm, X, X[:, 0])
+    last = comm.size - 1
+    if comm.rank == last:
+        X_l = X_l.copy()
+        X_l[0, 2] = np.nan
+    with pytest.raises(ValueError) as info:
+        make().fit(_strict(X_l))
+    message = str(info.value)
+    expected = f"Input X contains NaN.\n{make.__name__} does not accept missing values"
+    assert_all_ranks(comm, f"rank {last}: {expected}" in message or
+                     (comm.size == 1 and message.startswith(expected)), message)

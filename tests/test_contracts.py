@@ -153,3 +153,25 @@ def test_moments_combine_matches_two_pass_far_from_origin():
     p = simulate(MOMENTS, [(X[:300], None), (X[300:], None)])
     exact = ((X - X.mean(0)) ** 2).sum(0)
     assert np.allclose(p.m2, exact, rtol=1e-7)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_rows_and_identity_of_array_api_arrays(name):
+    """A rank whose local step fails sends the identity of its shard as the template; the shard
+    may be any array namespace's: rows are cut with a full index, and the identity is computed
+    on NumPy arrays of zero rows."""
+    xps = pytest.importorskip("array_api_strict")
+    contract = CASES[name][0]
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    args = _args(name, X, np.ones(6))
+    strict = tuple(xps.asarray(a) if isinstance(a, np.ndarray) else a for a in args)
+    for lo, hi in ((0, 0), (2, 5)):
+        cut = contract.rows(strict, lo, hi)
+        for i, (a, c) in enumerate(zip(strict, cut)):
+            if contract._is_rows(i, a):
+                assert tuple(c.shape) == (hi - lo,) + tuple(a.shape[1:])
+                assert np.array_equal(np.asarray(args[i][lo:hi]), np.from_dlpack(c))
+            else:
+                assert c is a
+    # The template a failing rank sends: computed on the host, never on the device rows.
+    assert _identical(contract.identity(*strict), contract.identity(*args))

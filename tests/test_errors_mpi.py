@@ -55,6 +55,56 @@ def test_non_finite_on_one_rank(world, name, value, reason):
     assert_raises_on_all_ranks(world, ValueError, _fit(name, X, y), match=rf"{rank_text}.*{reason}")
 
 
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("name", ESTIMATORS)
+@pytest.mark.parametrize("where", ["X", "y", "X and y", "zero-weight row", "huge column"])
+@pytest.mark.parametrize("value, reason", [(np.nan, "NaN"), (-np.inf, "infinity")])
+def test_deferred_finite_check_matches_sklearn(world, backend, name, where, value, reason):
+    """These fits check finiteness in their one pass over the data (only when its partial is not
+    finite): every kind of non-finite input still raises scikit-learn's error on every rank,
+    X's before y's, whatever the weights and the other columns' size."""
+    cls, supervised = ESTIMATORS[name]
+    if "y" in where and not supervised:
+        pytest.skip("no y")
+    X, y = _shard(world)
+    w = np.ones(len(X))
+    bad, rank_text = _bad_rank_pattern(world)
+    if world.rank == bad:
+        if "X" in where or where in ("zero-weight row", "huge column"):
+            X[2, 1] = value
+        if "y" in where:
+            y[3] = value
+        if where == "zero-weight row":
+            w[2] = 0.0
+        if where == "huge column":
+            X[:, 0] *= 1e300  # co-moments that overflow even for finite rows
+    first = "y" if where == "y" else "X"
+    with spmdlearn.config_context(backend=backend):
+        fit = (lambda: cls().fit(X, y, sample_weight=w)) if supervised else (
+            (lambda: cls().fit(X, sample_weight=w)) if name == "BasicStatistics" else
+            (lambda: cls().fit(X)))
+        assert_raises_on_all_ranks(world, ValueError, fit,
+                                   match=rf"{rank_text}.*Input {first} contains {reason}")
+
+
+@pytest.mark.parametrize("name", ["EmpiricalCovariance", "LinearRegression"])
+def test_deferred_finite_check_message_is_sklearns(world, name):
+    """One process: the very message scikit-learn gives for the same rows."""
+    from sklearn.covariance import EmpiricalCovariance as SkCov
+    from sklearn.linear_model import LinearRegression as SkLR
+
+    if world.size > 1:
+        pytest.skip("one process")
+    X, y = _shard(world)
+    X[1, 1] = np.nan
+    sk = {"EmpiricalCovariance": SkCov, "LinearRegression": SkLR}[name]
+    with pytest.raises(ValueError) as ours:
+        _fit(name, X, y)()
+    with pytest.raises(ValueError) as theirs:
+        (sk().fit(X, y) if name == "LinearRegression" else sk().fit(X))
+    assert str(theirs.value) in str(ours.value)
+
+
 @pytest.mark.parametrize("name", ESTIMATORS)
 def test_n_features_differ_across_ranks(world, name):
     if world.size == 1:

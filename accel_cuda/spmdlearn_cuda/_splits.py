@@ -25,6 +25,8 @@ __all__ = ["best_splits"]
 
 _MAX_STATS = 32  # statistics per bin (classes, or w, wy, wy^2) the kernel holds per thread
 _THREADS = 64
+_WARPS = 4  # features a block scores at once, a warp each, in the staged kernel
+_STAGED = True
 _MAX_SHARED = 48 * 1024  # bytes of shared memory a block may take without opting in
 _GINI, _SQUARED_ERROR = 0, 2
 
@@ -178,16 +180,110 @@ extern "C" __global__ void split_search(
     cut[node] = pick >= 0 ? pick_bin : 0;
     gain[node] = pick >= 0 ? score : 0.0;
 }
+// The same search, a warp per feature: the warp copies the feature's bins to shared memory
+// (coalesced), lanes accumulate the cumulative sums there (one lane per statistic, bins in
+// order), then score the cuts side by side (lane l: cuts l, l + 32, ...) and keep the first
+// maximum by a shuffle reduction (the larger decrease, or the lower bin among equal ones: the
+// first maximum in bin order; NaN never wins, as in the sequential scan).
+extern "C" __global__ void split_search_warps(
+        const double* hist, const long long* order, int n_features, int n_bins, int k,
+        long long n_draw, int mode, double min_samples_leaf, double min_impurity_decrease,
+        double weighted_n_root, double min_weight_leaf, long long* feature, long long* cut,
+        double* gain) {
+    extern __shared__ double sh[];
+    __shared__ double node_stats[MAXK + 3];   // totals, then rows, impurity and weight
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int node = blockIdx.x;
+    const int S = k + 1, nb1 = n_bins - 1;
+    double* c = sh + (long)warp * n_bins * S;                  // this warp's feature, bins x S
+    double* top_of = sh + (long)nw * n_bins * S;              // n_features
+    long long* bin_of = (long long*)(top_of + n_features);   // n_features
+    const double* h = hist + (long)node * n_features * n_bins * S;
+    double total[MAXK], side[MAXK], scratch[MAXK];
+    if (warp == 0) {   // the node's totals from the first feature, in the sequential order
+        for (int e = lane; e < n_bins * S; e += 32) c[e] = h[e];
+        __syncwarp();
+        for (int s = lane; s < k; s += 32) {
+            double acc = c[s];
+            for (int b = 1; b < n_bins; ++b) acc += c[b * S + s];
+            node_stats[s] = acc;
+        }
+        __syncwarp();
+        if (lane == 0) {
+            for (int s = 0; s < k; ++s) total[s] = node_stats[s];
+            double imp, w;
+            impurity(total, k, mode, scratch, &imp, &w);
+            node_stats[k] = pairwise(c + k, S, n_bins);
+            node_stats[k + 1] = imp;
+            node_stats[k + 2] = w;
+        }
+        __syncwarp();
+    }
+    __syncthreads();
+    for (int s = 0; s < k; ++s) total[s] = node_stats[s];
+    const double total_rows = node_stats[k], imp = node_stats[k + 1], w = node_stats[k + 2];
+    for (int f = warp; f < n_features; f += nw) {
+        const double* hf = h + (long)f * n_bins * S;
+        __syncwarp();
+        for (int e = lane; e < n_bins * S; e += 32) c[e] = hf[e];
+        __syncwarp();
+        for (int s = lane; s < S; s += 32) {   // left sides: cumulative sums, bins in order
+            double acc = c[s];
+            for (int b = 1; b < nb1; ++b) { acc += c[b * S + s]; c[b * S + s] = acc; }
+        }
+        __syncwarp();
+        double top = -1.0 / 0.0;
+        int top_bin = 0;
+        for (int b = lane; b < nb1; b += 32) {
+            const double* left = c + b * S;
+            for (int s = 0; s < k; ++s) side[s] = total[s] - left[s];
+            double imp_l, w_l, imp_r, w_r;
+            impurity(left, k, mode, scratch, &imp_l, &w_l);
+            impurity(side, k, mode, scratch, &imp_r, &w_r);
+            const double left_rows = left[k], right_rows = total_rows - left_rows;
+            const bool valid = left_rows >= min_samples_leaf && right_rows >= min_samples_leaf
+                && w_l > 0 && w_r > 0 && w_l >= min_weight_leaf && w_r >= min_weight_leaf;
+            const double dec = valid ? imp - (w_l / w) * imp_l - (w_r / w) * imp_r : -1.0 / 0.0;
+            if (dec > top) { top = dec; top_bin = b; }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            const double ov = __shfl_down_sync(0xffffffffu, top, o);
+            const int ob = __shfl_down_sync(0xffffffffu, top_bin, o);
+            if (ov > top || (ov == top && ob < top_bin)) { top = ov; top_bin = ob; }
+        }
+        if (lane == 0) { top_of[f] = top; bin_of[f] = top_bin; }
+    }
+    __syncthreads();
+    if (threadIdx.x != 0) return;
+    const long long* ord = order + (long)node * n_features;
+    int pick = -1, first_ok = -1;
+    double score = -1.0 / 0.0;
+    long long pick_bin = 0;
+    for (int i = 0; i < n_features; ++i) {
+        const long long f = ord[i];
+        const double top = top_of[f];
+        const double node_gain = top * w / weighted_n_root;
+        const bool good = isfinite(top) && !(node_gain + 1e-12 < min_impurity_decrease)
+            && top > 0;
+        if (good) {
+            if (first_ok < 0) first_ok = i;
+            if (pick < 0 || top > score) { pick = i; score = top; pick_bin = bin_of[f]; }
+        }
+        if (i + 1 >= n_draw && first_ok >= 0) break;
+    }
+    feature[node] = pick >= 0 ? ord[pick] : -1;
+    cut[node] = pick >= 0 ? pick_bin : 0;
+    gain[node] = pick >= 0 ? score : 0.0;
+}
 """
 
 
 @lru_cache(maxsize=None)
-def _kernel():
+def _kernel(name="split_search"):
     source = (f"#define MAX_STATS {_MAX_STATS}\n#define SQUARED_ERROR {_SQUARED_ERROR}\n"
               + _SOURCE)
     # No fused multiply-adds: every product and sum rounds as NumPy's does.
-    return cupy().RawModule(code=source, options=("-std=c++14", "--fmad=false")).get_function(
-        "split_search")
+    return cupy().RawModule(code=source, options=("-std=c++14", "--fmad=false")).get_function(name)
 
 
 class _Move:
@@ -224,11 +320,16 @@ def best_splits(hist, feature_order, n_draw, classification, criterion, min_samp
             cut = cp.empty(n_nodes, cp.int64)
             gain = cp.empty(n_nodes, cp.float64)
             mode = _GINI if classification else _SQUARED_ERROR
-            _kernel()((n_nodes,), (_THREADS,), (
+            staged = _WARPS * n_bins * (k + 1) * 8 + 16 * n_features
+            if _STAGED and staged <= _MAX_SHARED - 1024:  # a warp per feature, its bins staged
+                kernel, threads, smem = _kernel("split_search_warps"), 32 * _WARPS, staged
+            else:  # a thread per feature
+                kernel, threads, smem = _kernel(), _THREADS, 16 * n_features
+            kernel((n_nodes,), (threads,), (
                 hist, order, np.int32(n_features), np.int32(n_bins), np.int32(k),
                 np.int64(n_draw), np.int32(mode), np.float64(min_samples_leaf),
                 np.float64(min_impurity_decrease), np.float64(weighted_n_root),
-                np.float64(min_weight_leaf), feature, cut, gain), shared_mem=16 * n_features)
+                np.float64(min_weight_leaf), feature, cut, gain), shared_mem=smem)
             flat = to_host(cp.concatenate([feature.view(cp.float64), cut.view(cp.float64), gain]))
             return (flat[:n_nodes].view(np.int64).copy(), flat[n_nodes:2 * n_nodes].view(np.int64).copy(),
                     flat[2 * n_nodes:].copy())

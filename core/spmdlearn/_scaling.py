@@ -95,7 +95,7 @@ def _magnitude(p: ComomentsPartial) -> np.ndarray:
     return np.maximum(np.abs(p.mean), np.sqrt(np.clip(np.diag(p.comoment), 0, None)))
 
 
-def scaled_local(comoments, X, Y=None) -> Scaled:
+def scaled_local(comoments, X, Y=None, check=None) -> Scaled:
     """This shard's :class:`Scaled` co-moments; local, never communicates.
 
     Parameters
@@ -105,6 +105,10 @@ def scaled_local(comoments, X, Y=None) -> Scaled:
     X : array of shape (n_samples, n_features)
         In any array namespace.
     Y : array of shape (n_samples,) or (n_samples, n_targets), default=None
+    check : callable, default=None
+        Called when the first co-moments are not moderate, before any rescaling: the finiteness
+        check of the inputs that validation deferred (it raises for NaN or infinity; a value
+        that is not finite always makes the co-moments not finite).
 
     Returns
     -------
@@ -118,6 +122,8 @@ def scaled_local(comoments, X, Y=None) -> Scaled:
     n_columns = p.mean.shape[0]
     if _moderate(p):
         return Scaled(np.zeros(n_columns), p)
+    if check is not None:
+        check()
     xp = get_namespace(X)
     columns = [X] if Y is None else [X, Y if Y.ndim == 2 else xp.reshape(Y, (-1, 1))]
     # Only the small per-column maxima cross to the host.
@@ -172,12 +178,13 @@ def scaled_identity(n_columns_x: int, n_targets: int = 0) -> Scaled:
     return Scaled(np.zeros(n_columns_x + n_targets), comoments_local(np.zeros((0, n_columns_x)), Y))
 
 
-def allreduce_scaled(X, Y, sample_weight, *, comm, backend):
+def allreduce_scaled(X, Y, sample_weight, *, comm, backend, check=None):
     """Collective: the global :class:`Scaled` co-moments of ``[X, Y]`` and this rank's own.
 
     The backend's ``comoments_local`` kernel computes the partial (twice on a rank whose
     co-moments overflow); the ranks' partials are combined by :func:`scaled_comoments_combine`
-    in the fixed order of :func:`spmdlearn.contract.tree_fold`.
+    in the fixed order of :func:`spmdlearn.contract.tree_fold`. ``check`` (see
+    :func:`scaled_local`) runs in the local step: what it raises, every rank raises.
 
     Returns
     -------
@@ -192,7 +199,7 @@ def allreduce_scaled(X, Y, sample_weight, *, comm, backend):
 
     def step():  # the backend's kernel, again on rescaled columns if its partial overflows
         mine.append(scaled_local(lambda X, Y: call_kernel(
-            "comoments_local", backend, X=X, Y=Y, sample_weight=sample_weight), X, Y))
+            "comoments_local", backend, X=X, Y=Y, sample_weight=sample_weight), X, Y, check))
         return mine[0]
 
     partial = reduce_step(SCALED_COMOMENTS, step, X, Y, sample_weight, comm=comm)

@@ -25,7 +25,8 @@ from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
-           "check_X", "check_y", "count_nonzero", "check_feature_names_agree"]
+           "check_X", "check_y", "count_nonzero", "check_feature_names_agree",
+           "check_deferred_finite"]
 
 
 # -- parameter constraints (data, checked once per fit) ------------------------------------------
@@ -206,7 +207,7 @@ def _check_foreign(X, estimator, input_name="X", ensure_2d=True, dtype="float"):
     return X
 
 
-def check_X(estimator, X, *, reset, backend=None, set_features=True):
+def check_X(estimator, X, *, reset, backend=None, set_features=True, finite=True):
     """Local: validate this rank's ``X`` as scikit-learn's ``validate_data`` does, keeping its type.
 
     NumPy arrays, lists and DataFrames go through scikit-learn's ``validate_data`` (its messages,
@@ -215,6 +216,7 @@ def check_X(estimator, X, *, reset, backend=None, set_features=True):
     finiteness check runs as the kernel ``all_finite``.
 
     ``set_features=False`` skips ``n_features_in_``/``feature_names_in_`` (plain ``check_array``).
+    ``finite=False`` leaves the finiteness check to the caller (:func:`check_deferred_finite`).
     """
     if is_foreign_array(X):
         Xv = _check_foreign(X, estimator)
@@ -227,8 +229,9 @@ def check_X(estimator, X, *, reset, backend=None, set_features=True):
         Xv = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0,
                          ensure_all_finite=False)
     # Without the estimator's features, the messages are check_array's (no estimator named).
-    check_finite(Xv, estimator if set_features else None, "X",
-                 resolve_backend(Xv) if backend is None else backend)
+    if finite:
+        check_finite(Xv, estimator if set_features else None, "X",
+                     resolve_backend(Xv) if backend is None else backend)
     return Xv
 
 
@@ -249,8 +252,9 @@ def _check_consistent_rows(X, y):
         check_consistent_length(X, y)
 
 
-def check_y(y, X, estimator, y_numeric=True, multi_output=True):
-    """Local: validate targets as scikit-learn does; array-API targets keep their type."""
+def check_y(y, X, estimator, y_numeric=True, multi_output=True, finite=True):
+    """Local: validate targets as scikit-learn does; array-API targets keep their type.
+    ``finite=False`` leaves the finiteness check to the caller (:func:`check_deferred_finite`)."""
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
     if is_foreign_array(y):
@@ -258,10 +262,11 @@ def check_y(y, X, estimator, y_numeric=True, multi_output=True):
                            dtype=numpy_dtype(X.dtype) if y_numeric else None)
         if y.ndim == 0:
             raise ValueError(f"Expected array-like (array or non-string sequence), got {y}")
-        check_finite(y, None, "y")
+        if finite:
+            check_finite(y, None, "y")
     else:
         y = check_array(y, ensure_2d=False, dtype=numpy_dtype(X.dtype) if y_numeric else None,
-                        ensure_min_samples=0, input_name="y")
+                        ensure_min_samples=0, input_name="y", ensure_all_finite=finite)
     if y.ndim == 2 and not multi_output and y.shape[1] == 1:
         warnings.warn("A column-vector y was passed when a 1d array was expected. Please change "
                       "the shape of y to (n_samples, ), for example using ravel().",
@@ -379,13 +384,19 @@ def _cross_rank_checks(summaries, comm: Comm, min_samples: int, estimator) -> in
 
 def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
                  multi_output=True, y_numeric=True, min_samples=1, non_negative_weight=True,
-                 allow_all_zero_weight=False, extra_check=None) -> Shard:
+                 allow_all_zero_weight=False, extra_check=None, defer_finite=False) -> Shard:
     """Collective: validate parameters and this rank's shard for ``fit``, agree across ranks.
 
     Sets ``n_features_in_`` (and ``feature_names_in_``) through scikit-learn's ``validate_data``;
     the column names are part of the agreement (:func:`check_feature_names_agree`), so
     ``feature_names_in_`` is the same on every rank or every rank raises.
     ``extra_check(estimator, X, y)``, if given, runs on every rank inside the agreement.
+
+    ``defer_finite=True``: ``X`` and ``y`` are not checked for NaN and infinity here. The caller
+    passes them, with the weights, to a one-pass kernel whose partial is not finite whenever
+    an input value is not (sums of ``w x`` and ``w x x^T``: ``0 * inf`` is NaN too), and calls
+    :func:`check_deferred_finite` when its partial is not finite, in the reduction's local step,
+    so that the error reaches every rank. The shard is then read once instead of twice.
     """
 
     # Every rank runs the same program, so every rank refuses alike, before any collective.
@@ -393,9 +404,10 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
 
     def check():
         validate_params(estimator)
-        Xv = check_X(estimator, X, reset=True)
+        Xv = check_X(estimator, X, reset=True, finite=not defer_finite)
         backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
-        yv = _check_y(y, Xv, estimator, y_numeric, multi_output) if requires_y else None
+        yv = (_check_y(y, Xv, estimator, y_numeric, multi_output, finite=not defer_finite)
+              if requires_y else None)
         sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
         if extra_check is not None:
             extra_check(estimator, Xv, yv)
@@ -407,6 +419,14 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
         raise ValueError("Sample weights must contain at least one non-zero number (summed over "
                          f"{comm.size} rank{'s' if comm.size > 1 else ''}).")
     return Shard(Xv, yv, sw, backend, total, comm.size)
+
+
+def check_deferred_finite(estimator, shard: Shard) -> None:
+    """Local: the finiteness checks that ``validate_fit(..., defer_finite=True)`` left out,
+    in scikit-learn's order (``X``, then ``y``) and with its messages."""
+    check_finite(shard.X, estimator, "X", shard.backend)
+    if shard.y is not None:
+        check_finite(shard.y, None, "y")
 
 
 def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,

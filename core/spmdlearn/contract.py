@@ -70,17 +70,32 @@ class ReductionContract(Generic[P]):
     with_rows: bool = False
 
     def identity(self, *shard) -> P:
-        """The partial of zero rows shaped like ``shard`` (the identity of ``combine``)."""
-        return self.local(*self.rows(shard, 0, 0))
+        """The partial of zero rows shaped like ``shard`` (the identity of ``combine``).
+
+        Computed by ``local`` on NumPy arrays of zero rows with the shard's trailing shapes and
+        dtypes, whatever the shard's array type: a rank whose local step failed sends it as
+        the template of its partial, so it must not fail in turn on a device array."""
+        return self.local(*(_no_rows(a) if self._is_rows(i, a) else a
+                            for i, a in enumerate(shard)))
 
     def rows(self, shard: Sequence, lo: int, hi: int) -> tuple:
-        """``shard`` with its row arguments cut to rows ``lo:hi`` (other arguments kept)."""
-        return tuple(a[lo:hi] if self._is_rows(i, a) else a for i, a in enumerate(shard))
+        """``shard`` with its row arguments cut to rows ``lo:hi`` (other arguments kept).
+
+        The index names every axis (``a[lo:hi, ...]``): the array API does not take a partial
+        multi-axis index, so rows of any array namespace are cut alike."""
+        return tuple(a[lo:hi, ...] if self._is_rows(i, a) else a for i, a in enumerate(shard))
 
     def _is_rows(self, i, a) -> bool:
         if not hasattr(a, "shape") or not hasattr(a, "ndim") or a.ndim == 0:
             return False
         return self.row_args is None or i in self.row_args
+
+
+def _no_rows(a) -> np.ndarray:
+    """A NumPy array of zero rows with ``a``'s trailing shape and dtype (no data moves)."""
+    from ._array_api import numpy_dtype
+
+    return np.zeros((0,) + tuple(int(n) for n in a.shape[1:]), dtype=numpy_dtype(a.dtype))
 
 
 def empty_shard(shard: Sequence) -> tuple:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
-from .._validation import validate_fit
-from ..collective import allreduce
+from .._validation import check_deferred_finite, validate_fit
+from ..collective import reduce_step
 from ..reference._moments import BASIC_STATISTICS_OPTIONS, MOMENTS, moments_finalize
 
 
@@ -78,9 +82,23 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
         comm = self._comm()
         shard = validate_fit(self, comm, X, sample_weight=sample_weight, non_negative_weight=False,
                              allow_all_zero_weight=True,
-                             extra_check=lambda est, X, y: est._options())
-        partial = allreduce(MOMENTS, shard.X, shard.sample_weight, comm=comm,
-                            backend=shard.backend)
+                             extra_check=lambda est, X, y: est._options(), defer_finite=True)
+
+        def step():
+            # The moments of rows holding NaN or infinity are not finite (the mean, at least),
+            # so the finiteness check that validation deferred runs only then: the shard is
+            # read once. The kernel's warnings are shown only for finite input (as before).
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                p = call_kernel("moments_local", shard.backend, X=shard.X,
+                                sample_weight=shard.sample_weight)
+            if p.n and not all(np.isfinite(np.asarray(v)).all() for v in p[1:]):
+                check_deferred_finite(self, shard)
+            for w in caught:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            return p
+
+        partial = reduce_step(MOMENTS, step, shard.X, shard.sample_weight, comm=comm)
         self._set_model(partial, shard.dtype)
         return self
 

@@ -14,7 +14,7 @@ from sklearn.utils import check_array
 from .._backends import call_kernel
 from .._array_api import from_model
 from .._base import SPMDEstimatorMixin
-from .._validation import validate_fit, validate_predict
+from .._validation import check_deferred_finite, validate_fit, validate_predict
 from .._scaling import (allreduce_scaled, overflow_ranks, report_overflow, sum_overflows,
                         unscale_matrix, unscale_vector)
 from ..collective import allreduce
@@ -104,11 +104,12 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
         self : EmpiricalCovariance
         """
         comm = self._comm()
-        shard = validate_fit(self, comm, X)
+        shard = validate_fit(self, comm, X, defer_finite=True)
         if shard.n_samples == 1:
             warnings.warn("Only one sample available. You may want to reshape your data array",
                           UserWarning, stacklevel=2)
-        partial, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=shard.backend)
+        partial, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=shard.backend,
+                                          check=lambda: check_deferred_finite(self, shard))
         self._set_model(partial, shard.dtype, overflow_ranks(comm, local, partial))
         return self
 

@@ -11,7 +11,7 @@ from sklearn.linear_model import Ridge as _SkRidge
 
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
-from .._validation import Interval, Options, validate_fit, validate_predict
+from .._validation import Interval, Options, check_deferred_finite, validate_fit, validate_predict
 from .._scaling import (allreduce_scaled, gram_overflows, overflow_ranks,
                         report_overflow, sum_overflows)
 from ..metrics import r2_score
@@ -27,10 +27,11 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
     def _fit(self, X, y, sample_weight, extra_check=None):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
-                             extra_check=extra_check)
+                             extra_check=extra_check, defer_finite=True)
         with thread_limit(getattr(self, "n_jobs", None)):
             partial, local = allreduce_scaled(shard.X, shard.y, shard.sample_weight, comm=comm,
-                                              backend=shard.backend)
+                                              backend=shard.backend,
+                                              check=lambda: check_deferred_finite(self, shard))
         return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype,
                                overflow_ranks(comm, local, partial))
 
