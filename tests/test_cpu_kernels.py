@@ -333,6 +333,34 @@ def test_cosine_is_declined():
                                            metric="cosine", p=None) is None
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "chebyshev"])
+def test_grid_of_sparse_blocks_hashes_cells(metric):
+    """Rows spread over a box of far more cells than rows: cells share hash buckets, and every
+    radius kernel still finds exactly the reference's pairs (no cell visited twice, none
+    missed)."""
+    from spmdlearn_cpu import _neighbors
+
+    rng = np.random.default_rng(3)
+    eps = 1.0
+    Y = np.vstack([rng.uniform(0, 300, size=(500, 3)),
+                   np.round(rng.uniform(0, 20, size=(400, 3)), 1)])  # a dense corner too
+    X = np.vstack([Y[:200] + rng.normal(scale=0.4, size=(200, 3)), rng.uniform(0, 300, (100, 3))])
+    Ys, g = _neighbors._use_grid(X, Y, eps)
+    assert g[3] < np.prod(g[2].astype(float))  # buckets shared by several cells
+    w = rng.uniform(0, 2, len(Y))
+    np.testing.assert_allclose(_neighbors.radius_counts(X, Y, w, eps, metric),
+                               ref.radius_counts(X, Y, w, eps, metric), rtol=1e-12)
+    labels = rng.integers(0, 50, len(Y))
+    current = rng.integers(10, 60, len(X))
+    np.testing.assert_array_equal(_neighbors.radius_min_label(X, Y, labels, current, eps, metric),
+                                  ref.radius_min_label(X, Y, labels, current, eps, metric))
+    y_index = np.arange(len(Y), dtype=np.int64)
+    for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric),
+                    ref.radius_neighbors_csr(X, Y, y_index, eps, metric)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    _assert_same_union(X, Y, eps, metric, None, rng)
+
+
 @pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev", "minkowski"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_grid_radius_queries_on_cell_boundaries(metric, dtype):

@@ -352,7 +352,7 @@ def _use_grid(X, Y, eps):
     ``(lo, inv_width, extent, n_buckets, starts, sorted_keys, order)``.
 
     Cells are hashed to ``n_buckets`` buckets (``key % n_buckets``: every cell its own bucket
-    when the box holds at most four cells per candidate, so that sparse data over a large box
+    when the box holds at most two cells per candidate, so that sparse data over a large box
     costs O(candidates)); candidates are sorted by (bucket, key), and a cell's candidates are
     the run of its key within its bucket.
     """
@@ -364,7 +364,7 @@ def _use_grid(X, Y, eps):
     lo, inv_w, extent = g
     keys = _grid_keys(Y, lo, inv_w, extent)
     n_cells = float(np.prod(extent.astype(np.float64)))
-    n_buckets = int(min(n_cells, max(4 * Y.shape[0], 1024)))
+    n_buckets = int(min(n_cells, max(2 * Y.shape[0], 1024)))
     buckets = keys % n_buckets
     order = np.lexsort((keys, buckets))
     starts = np.zeros(n_buckets + 1, np.int64)

@@ -20,7 +20,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: per query and a grid of the candidates (sorted copies of the queries and candidates: 16-40
 #: bytes a row, no pair-sized temporary), so large blocks go in one call and the grid is built
 #: once per block pair instead of once per small tile (a 20,000-row shard: one call).
-KERNEL_BLOCK_ROWS = {kernel: (1 << 18, 1 << 20)
+KERNEL_BLOCK_ROWS = {kernel: (1 << 18, 1 << 19)
                      for kernel in ("radius_counts", "radius_min_label", "radius_label_union")}
 
 
