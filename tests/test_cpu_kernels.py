@@ -308,6 +308,22 @@ def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
     _assert_same_union(X, Y, eps, metric, p, rng)
 
 
+def _assert_self_counts(Y, w, eps, metric, p):
+    """A block against itself (each pair visited once on one thread) counts as the reference."""
+    import numba
+
+    from spmdlearn_cpu import _neighbors
+
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert _neighbors._same_rows(Y, Y) and not _neighbors._same_rows(Y, Y.copy())
+        np.testing.assert_allclose(_neighbors.radius_counts(Y, Y, w, eps, metric, p),
+                                   ref.radius_counts(Y, Y, w, eps, metric, p), rtol=1e-12)
+    finally:
+        numba.set_num_threads(threads)
+
+
 def _assert_same_union(X, Y, eps, metric, p, rng):
     """The label classes of the cpu union-find equal the reference's, for few labels (rows
     already joined, labels shared by both blocks), one label per row, and a block with itself."""
@@ -359,6 +375,7 @@ def test_grid_of_sparse_blocks_hashes_cells(metric):
                     ref.radius_neighbors_csr(X, Y, y_index, eps, metric)):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     _assert_same_union(X, Y, eps, metric, None, rng)
+    _assert_self_counts(Y, w, eps, metric, None)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev", "minkowski"])
@@ -389,6 +406,7 @@ def test_grid_radius_queries_on_cell_boundaries(metric, dtype):
             assert a.dtype == b.dtype
             np.testing.assert_allclose(a, b, rtol=1e-12)
     _assert_same_union(X, Y, eps, metric, p, rng)
+    _assert_self_counts(Y, w, eps, metric, p)
 
 
 @given(shards(), st.integers(1, 4))

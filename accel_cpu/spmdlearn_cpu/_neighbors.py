@@ -14,7 +14,7 @@ reference serves it).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from spmdlearn.reference import METRICS
 
@@ -396,8 +396,37 @@ def _radius_counts(X, Y, w, eps, code, p, out):
         out[i] = total
 
 
+@njit(cache=True, nogil=True)
+def _grid_counts_self(Ys, ws, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_buckets, starts,
+                      skeys, order, out):
+    """Counts of a block against itself, each pair once (added to both rows), in grid order;
+    a row is its own neighbour (distance 0)."""
+    d = Ys.shape[1]
+    n_cells = 3 ** d
+    coords = np.empty(d, np.int64)
+    for s in range(Ys.shape[0]):
+        out[s] += ws[s]
+        _cell(Ys, s, lo, inv_w, extent, coords)
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
+            for u in range(max(start, s + 1), stop):
+                if _within(Ys, s, Ys, u, eps, code, p, e2lo, e2hi):
+                    out[s] += ws[u]
+                    out[u] += ws[s]
+
+
+def _same_rows(X, Y) -> bool:
+    """Whether ``X`` and ``Y`` are the same rows in memory (a block against itself)."""
+    return (X.shape == Y.shape and X.dtype == Y.dtype and X.strides == Y.strides
+            and X.__array_interface__["data"][0] == Y.__array_interface__["data"][0])
+
+
 def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
-    """:func:`spmdlearn.reference.radius_counts` in one compiled pass."""
+    """:func:`spmdlearn.reference.radius_counts` in one compiled pass. A block against itself
+    on one thread visits each pair once (adding to both rows)."""
     out = np.zeros(X.shape[0])
     if X.shape[0] == 0 or Y.shape[0] == 0:
         return out
@@ -407,6 +436,12 @@ def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
     grid = _use_grid(X, Y, eps)
     if grid is not None:
         Ys, g = grid
+        if get_num_threads() == 1 and _same_rows(X, Y):
+            found = np.zeros(X.shape[0])
+            _grid_counts_self(Ys, w[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g,
+                              found)
+            out[g[-1]] = found
+            return out
         Xs, perm = _grid_queries(X, g)
         found = np.empty(X.shape[0])
         _grid_counts(Xs, Ys, w[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g, found)
