@@ -852,9 +852,12 @@ class Comm:
         if error is not None:
             self._join_failure(error, "reduce_partials")
         self._checked("reduce_partials", flat)
-        gathered = self._allgather_array(flat)
-        parts = [unpack_partial(row, template) for row in gathered]
-        result = tree_fold(parts, combine)
+        if self.size == 1:  # nothing to gather or combine: the partial, as a fold returns it
+            parts = [unpack_partial(flat, template)]
+            result = parts[0]
+        else:
+            parts = [unpack_partial(row, template) for row in self._allgather_array(flat)]
+            result = tree_fold(parts, combine)
         _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
         return result
 
