@@ -1042,7 +1042,8 @@ class _SessionContext:
         # exchange (its first collective, or its exit): one exchange fewer per call.
         session.params_digest = _digest(sorted((k, v[0]) for k, v in values.items()))
         session.entry = (self, values)
-        if _launcher_ranks_on_node() is not None:  # else from the host ids of that exchange
+        if not _threads_limited and _launcher_ranks_on_node() is not None:
+            # else from the host ids of that exchange
             _apply_thread_limit(comm, None)
         self._old_show = warnings_module.showwarning
         warnings_module.showwarning = self._collect
