@@ -52,7 +52,8 @@ _SOURCE = r"""
 #define DIM d
 #endif
 extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
-        const T* X, long n, int d, long xs0, long xs1, const double* w, const T* centers,
+        const T* X, long n, int d, long xs0, long xs1, const T* offset, const double* w,
+        const T* centers,
         const double* centers64, int k, const int* labels_old, long rows_per_block,
         int with_sums, int* labels, double* sqdist, double* out, long out_width, double gamma, double unit, double c_max,
         unsigned char* near, unsigned long long* n_near) {
@@ -100,7 +101,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         for (int e = tid; e < tile; e += THREADS) {
             const int r = e / DIM;
             const int jj = e - r * DIM;
-            xt[r * (DIM + 1) + jj] = (double)X[(base + r) * xs0 + (long)jj * xs1];
+            // The offset rows, rounded in the input's dtype as NumPy's X - offset is.
+            const T v = X[(base + r) * xs0 + (long)jj * xs1];
+            xt[r * (DIM + 1) + jj] = (double)(offset ? (T)(v - offset[jj]) : v);
         }
         __syncthreads();
         const long i = base + tid;
@@ -362,14 +365,24 @@ class _Launched(NamedTuple):
     w: Any = None
 
 
-def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist) -> _Launched:
-    """The fused kernel launched, its near-ties pending; for centers it does not take,
-    :func:`_run_gemm`'s result, settled."""
+def _offset_rows(X, offset):
+    """``X - offset`` on the device, in ``X``'s dtype (the paths that read the rows more than
+    once); ``X`` itself without an offset."""
+    if offset is None:
+        return X
+    return X - cupy().asarray(offset, dtype=X.dtype)
+
+
+def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist,
+            offset=None) -> _Launched:
+    """The fused kernel launched on the rows ``X - offset`` (subtracted as each tile is read),
+    its near-ties pending; for centers it does not take, :func:`_run_gemm`'s result, settled."""
     cp = cupy()
     n, d = X.shape
     k = np.shape(centers)[0]
     if not _fused(k, d, X.itemsize):
-        return _Launched(*_run_gemm(X, sample_weight, centers, labels_old, with_sums))
+        return _Launched(*_run_gemm(_offset_rows(X, offset), sample_weight, centers, labels_old,
+                                    with_sums))
     slots = max(1, -(-(k * d) // _THREADS))
     B = int(max(1, min(_BLOCKS_PER_SM * _multiprocessors(cp.cuda.runtime.getDevice()),
                        -(-n // _THREADS))))
@@ -395,6 +408,7 @@ def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist) -> _L
     _kernel(X.dtype.name, slots, d)(
         (B,), (_THREADS,),
         (X, np.int64(n), np.int32(d), np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
+         null if offset is None else cp.asarray(offset, dtype=X.dtype),
          null if w is None else w, centers_t, centers64, np.int32(k),
          null if old is None else old, np.int64(rows_per_block), np.int32(with_sums), labels,
          null if sqdist is None else sqdist, out, np.int64(width), np.float64(gamma),
@@ -424,13 +438,14 @@ def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):
     return _partials(X, w, centers, labels_old, with_sums, labels)
 
 
-def lloyd_local(X, sample_weight, centers, labels_old):
-    """:func:`spmdlearn.reference.lloyd_local` on a CuPy shard: labels stay on the device."""
+def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
+    """:func:`spmdlearn.reference.lloyd_local` on a CuPy shard: labels stay on the device.
+    ``X_offset`` (n_features,) is subtracted from the rows as the kernel reads them."""
     cp = cupy()
     k, d = np.shape(centers)
     if X.shape[0] == 0:
         return cp.zeros(0, cp.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
-    run = _launch(X, sample_weight, centers, labels_old, True, False)
+    run = _launch(X, sample_weight, centers, labels_old, True, False, X_offset)
     labels = run.labels
     # One copy to the host: the totals and, from the fused kernel, the count of near-ties.
     pending = run.n_near is not None
@@ -438,8 +453,8 @@ def lloyd_local(X, sample_weight, centers, labels_old):
                    else run.totals)
     if pending:
         if k > 1 and flat[-1]:
-            labels, _, totals = _decide_near_ties(X, run.w, centers, labels_old, True, labels,
-                                                  run.near)
+            labels, _, totals = _decide_near_ties(_offset_rows(X, X_offset), run.w, centers,
+                                                  labels_old, True, labels, run.near)
             flat = to_host(totals)
         else:
             flat = flat[:-1]

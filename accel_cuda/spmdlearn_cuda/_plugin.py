@@ -203,14 +203,9 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset
     args = _cuda(X)
     if args is None:
         return None
-    from spmdlearn._array_api import from_model, numpy_dtype
-
     from ._kmeans import lloyd_local
 
-    Xd = args[0]
-    if X_offset is not None:  # the offset rows, on the device (as the estimator made them before)
-        Xd = Xd - from_model(X_offset, Xd, numpy_dtype(Xd.dtype))
-    return lloyd_local(Xd, sample_weight, centers, labels_old)
+    return lloyd_local(args[0], sample_weight, centers, labels_old, X_offset)
 
 
 @hookimpl

@@ -19,7 +19,7 @@ ARRAY_TYPES = {"numpy": "numpy", "array_api_strict": "array_api_strict", "dpnp":
 #: they stay NumPy whatever the array type under test.
 MODEL_ARGUMENTS = frozenset({
     "coef", "intercept", "location", "precision", "mean", "centers", "shift", "scale",
-    "feature", "threshold", "left", "right", "v_coef", "v_intercept", "edges",
+    "feature", "threshold", "left", "right", "v_coef", "v_intercept", "edges", "X_offset",
 })
 
 
