@@ -4,7 +4,7 @@
 Each row block is read from memory once. For the moments, its mean is taken in a first compiled
 pass and its centered sums of squares in a second pass over the cached block; for the
 co-moments, the block is shifted by its first row into a cached buffer and added to the
-co-moment by one BLAS ``syrk``, the shifts and means being corrected for at the end. The blocks
+co-moment by BLAS ``gemm``, the shifts and means being corrected for at the end. The blocks
 are merged with Chan, Golub and LeVeque's pairwise formula. No centered or float64 copy of the shard is ever made, and no raw
 sum of squares is formed, so columns far from the origin keep their digits.
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from scipy.linalg.blas import dsyrk
+from scipy.linalg.blas import dgemm
 
 from spmdlearn.reference import ColumnStatsPartial, ComomentsPartial, MomentsPartial
 
-from ._blocks import BLAS_BYTES, block_rows
+from ._blocks import BLAS_BYTES, STREAM_BYTES, block_rows
 from ._threads import use_kernel_threads
 
 __all__ = ["moments_local", "column_stats_local", "comoments_local"]
@@ -254,14 +254,14 @@ def _block_corrections(shift, sums, weights):
 
 
 def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
-    """:func:`spmdlearn.reference.comoments_local`: one pass of blocked ``syrk``.
+    """:func:`spmdlearn.reference.comoments_local`: one pass of blocked rank-k updates.
 
     Each block of rows is read once: shifted by its first row and scaled by ``sqrt(w)`` into a
     cache-sized float64 buffer (one compiled pass that also sums the shifted rows), whose
-    co-moment is added in place to one accumulator by BLAS ``dsyrk``. The blocks' means and
+    co-moment is added in place to one accumulator by BLAS ``dgemm`` (``Z^T Z``). The blocks' means and
     Chan, Golub and LeVeque's merge terms are rank-one corrections applied at the end
-    (:func:`_block_corrections`), so the result is the stable blockwise merge with one BLAS call
-    per block and no other work per block. Memory: one block, whatever the shard.
+    (:func:`_block_corrections`), so the result is the stable blockwise merge with only BLAS calls
+    and one compiled pass per block. Memory: one block, whatever the shard.
     """
     n, dx = X.shape
     if Y is None:
@@ -274,21 +274,27 @@ def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
     if weighted and n and float(np.min(w)) < 0:
         return None  # sqrt(w) needs non-negative weights; the reference serves the others
     block = block_rows(d, BLAS_BYTES)
+    # OpenBLAS's dgemm on d x d outputs is fastest on operands of L2-cache size: measured on one
+    # Zen 4 core for 2M x 21 float64, 38 ms of dgemm on 256 KiB slices against 60 ms of dsyrk
+    # (any block size) or 72-80 ms of dgemm on 0.5-1 MiB blocks; shifting larger blocks costs
+    # fewer compiled calls.
+    chunk = block_rows(d, STREAM_BYTES)
     nb = (n + block - 1) // block
     buf = np.empty((min(block, max(n, 1)), d))
     shift, sums, weights = np.zeros((nb, d)), np.zeros((nb, d)), np.zeros(nb)
-    comoment = np.zeros((d, d), order="F")  # lower triangle, accumulated in place by dsyrk
+    comoment = np.zeros((d, d), order="F")  # accumulated in place by dgemm
     for b in range(nb):
         lo = b * block
         hi = min(n, lo + block)
         _shift_block(X, Y2, w, weighted, lo, hi, buf, b, shift, sums, weights)
-        # buf[:rows].T is (d, rows) in Fortran order: dsyrk(trans=0) adds Z^T Z without a copy.
-        dsyrk(1.0, buf[: hi - lo].T, 1.0, comoment, 0, 1, 1)
+        for s in range(0, hi - lo, chunk):
+            # a (d, rows) Fortran-ordered view of the buffer: dgemm adds Z^T Z without a copy
+            Zt = buf[s: min(hi - lo, s + chunk)].T
+            dgemm(1.0, Zt, Zt, 1.0, comoment, 0, 1, 1)
     U, V, mean, weight = _block_corrections(shift, sums, weights)
     if weight == 0.0:
         return ComomentsPartial(float(n), 0.0, np.zeros(d), np.zeros((d, d)))
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite input: non-finite partial
-        comoment = np.tril(comoment) + np.tril(comoment, -1).T
         comoment = comoment - U.T @ U + V.T @ V
         comoment = (comoment + comoment.T) / 2  # exact symmetry
     return ComomentsPartial(float(n), float(weight), mean, comoment)
