@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-__all__ = ["median_time", "time_shares"]
+__all__ = ["median_time", "median_times_in_turn", "event_median_time", "time_shares"]
 
 
 def median_time(fn, repeat, sync=lambda: None, reduce=None, before=None):
@@ -21,17 +21,43 @@ def median_time(fn, repeat, sync=lambda: None, reduce=None, before=None):
     ``reduce(seconds) -> seconds``: applied to each run's time (the slowest rank's, under MPI).
     ``before()``: called untimed before each run (a barrier, so that every rank starts together).
     """
-    fn()
+    return median_times_in_turn([fn], repeat, sync, [reduce], before)[0]
+
+
+def median_times_in_turn(fns, repeat, sync=lambda: None, reduces=None, before=None):
+    """:func:`median_time` of several functions timed in turn (run ``i`` of each before run
+    ``i + 1`` of any), so that a change of the host's speed during the runs reaches all alike.
+    ``reduces``: one ``reduce`` (or None) per function."""
+    reduces = reduces or [None] * len(fns)
+    for fn in fns:
+        fn()
     sync()
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, reduce, out in zip(fns, reduces, times):
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            fn()
+            sync()
+            elapsed = time.perf_counter() - start
+            out.append(reduce(elapsed) if reduce else elapsed)
+    return [float(np.median(t)) for t in times]
+
+
+def event_median_time(cp, fn, repeat):
+    """Median seconds of ``fn()`` on the current device between two CUDA events, over
+    ``repeat`` runs after a warm-up: the GPU's time, without the host's launch gaps."""
+    fn()
+    cp.cuda.Device().synchronize()
     times = []
     for _ in range(repeat):
-        if before is not None:
-            before()
-        start = time.perf_counter()
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
         fn()
-        sync()
-        elapsed = time.perf_counter() - start
-        times.append(reduce(elapsed) if reduce else elapsed)
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
     return float(np.median(times))
 
 

@@ -8,22 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
-import numpy as np
-
-
-def _time(cp, fn, repeat):
-    fn()
-    cp.cuda.Device().synchronize()
-    times = []
-    for _ in range(repeat):
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
-    return float(np.median(times))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks._gpu import event_median_time  # noqa: E402
 
 
 def main(argv=None):
@@ -41,7 +30,7 @@ def main(argv=None):
     X = cp.random.default_rng(0).standard_normal((args.rows, args.features))
     y = cp.random.default_rng(1).standard_normal(args.rows)
     big = cp.empty(2 * X.nbytes // 8)
-    copy_s = _time(cp, lambda: big[: X.size].__setitem__(slice(None), big[X.size:2 * X.size]), args.repeat)
+    copy_s = event_median_time(cp, lambda: big[: X.size].__setitem__(slice(None), big[X.size:2 * X.size]), args.repeat)
     bandwidth = 2 * X.nbytes / copy_s  # bytes read + written per second
     bound = X.nbytes / bandwidth
     centers = cp.asnumpy(X[:10])
@@ -58,15 +47,15 @@ def main(argv=None):
 
     rows = {
         "hbm_bound_read_X": bound,
-        "comoments_local (cuda)": _time(cp, lambda: _moments._gram(X, y, None), args.repeat),
-        "moments_local (cuda)": _time(cp, lambda: _moments._columns(X, None, mul_w=False, freq_w=False), args.repeat),
-        "kmeans Lloyd kernel k=10 (cuda, fused)": _time(
+        "comoments_local (cuda)": event_median_time(cp, lambda: _moments._gram(X, y, None), args.repeat),
+        "moments_local (cuda)": event_median_time(cp, lambda: _moments._columns(X, None, mul_w=False, freq_w=False), args.repeat),
+        "kmeans Lloyd kernel k=10 (cuda, fused)": event_median_time(
             cp, lambda: _kmeans._run(X, None, centers, old, True, with_sqdist=False), args.repeat),
-        "kmeans Lloyd step k=10 (cuda, lloyd_local)": _time(
+        "kmeans Lloyd step k=10 (cuda, lloyd_local)": event_median_time(
             cp, lambda: _kmeans.lloyd_local(X, None, centers, old), args.repeat),
-        "kmeans Lloyd step k=10 (naive cupy)": _time(cp, naive_lloyd, args.repeat),
-        "naive cupy X.T @ X": _time(cp, lambda: X.T @ X, args.repeat),
-        "naive cupy centered (X-m).T@(X-m)": _time(cp, lambda: (lambda C: C.T @ C)(X - X.mean(0)), args.repeat),
+        "kmeans Lloyd step k=10 (naive cupy)": event_median_time(cp, naive_lloyd, args.repeat),
+        "naive cupy X.T @ X": event_median_time(cp, lambda: X.T @ X, args.repeat),
+        "naive cupy centered (X-m).T@(X-m)": event_median_time(cp, lambda: (lambda C: C.T @ C)(X - X.mean(0)), args.repeat),
     }
     if args.knn:
         from spmdlearn_cuda import _neighbors
@@ -77,7 +66,7 @@ def main(argv=None):
         index = cp.arange(train.shape[0], dtype=cp.int64)
         best_d = cp.full((queries.shape[0], 10), cp.inf)
         best_i = cp.full((queries.shape[0], 10), -1, dtype=cp.int64)
-        rows["knn_merge 100k queries x 1M rows x 16, k=10 (cuda)"] = _time(
+        rows["knn_merge 100k queries x 1M rows x 16, k=10 (cuda)"] = event_median_time(
             cp, lambda: _neighbors.knn_merge(queries, train, index, best_d, best_i), 3)
     print(f"{args.rows} x {args.features} float64, copy bandwidth {bandwidth / 1e12:.2f} TB/s")
     for name, t in rows.items():

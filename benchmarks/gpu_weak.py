@@ -20,12 +20,11 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._gpu import median_time, time_shares  # noqa: E402
+from benchmarks._gpu import median_time, median_times_in_turn, time_shares  # noqa: E402
 
 
 def plot(prefix, paths):
@@ -118,18 +117,12 @@ def main(argv=None):
             with spmdlearn.config_context(comm=MPI.COMM_SELF):
                 call()
 
-        alone(), call()
-        sync()
-        one, all_ = [], []
-        for _ in range(args.repeat):
-            for fn, times, op in ((alone, one, MPI.SUM), (call, all_, MPI.MAX)):
-                comm.Barrier()
-                start = time.perf_counter()
-                fn()
-                sync()
-                elapsed = comm.allreduce(time.perf_counter() - start, op=op)
-                times.append(elapsed / comm.size if op is MPI.SUM else elapsed)
-        return float(np.median(one)), float(np.median(all_))
+        def mean(seconds):
+            return comm.allreduce(seconds, op=MPI.SUM) / comm.size
+
+        one, all_ = median_times_in_turn([alone, call], args.repeat, sync, [mean, slowest],
+                                         before=comm.Barrier)
+        return one, all_
 
     out = {}
     for name in args.workloads.split(","):

@@ -82,3 +82,22 @@ def test_cpu_and_sycl_backends_in_one_run(tmp_path):
     timed = {(r["workload"], r["backend"]) for r in results if r.get("methods")}
     assert timed == {(w, b) for w in ("statistics", "kmeans") for b in ("cpu", "sycl")}
     assert "spmdlearn[sycl] s" in out.with_suffix(".md").read_text()
+
+
+def test_median_times_in_turn_alternates_and_reduces():
+    """The GPU benchmarks' in-turn timing: run i of every function before run i + 1 of any,
+    each run's seconds through that function's reduce, one warm-up each, medians returned."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._gpu import median_time, median_times_in_turn
+
+    calls, syncs, befores = [], [], []
+    fns = [lambda: calls.append("a"), lambda: calls.append("b")]
+    one, two = median_times_in_turn(fns, 3, sync=lambda: syncs.append(1),
+                                    reduces=[lambda s: 1.0, lambda s: 2.0 + s * 0],
+                                    before=lambda: befores.append(1))
+    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert (one, two) == (1.0, 2.0)
+    assert len(befores) == 6 and len(syncs) == 1 + 6
+    assert median_time(lambda: None, 5, reduce=lambda s: 0.5) == 0.5

@@ -125,8 +125,11 @@ def test_backend_without_kernels_is_not_certified(backend):
     assert not summary["certified"]
     assert summary["verdict"] == ("NOT CERTIFIED: 0 kernels served on numpy input (implements no "
                                   "kernel); every kernel ran on the reference")
-    assert summary["dispatch"]["comoments_local"] == {"served": 0, "declined": 0, "fallback": 7,
-                                                      "unclaimed": 7}
+    counts = summary["dispatch"]["comoments_local"]
+    # Every call ran on the reference, none served or declined (how many calls the estimator
+    # checks make is theirs to decide).
+    assert counts["served"] == counts["declined"] == 0
+    assert counts["fallback"] == counts["unclaimed"] > 0
     text = report(list(rows.values()), summary, 1, True)
     assert "comoments_local" in text and text.endswith(summary["verdict"])
 

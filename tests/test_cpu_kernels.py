@@ -322,6 +322,40 @@ def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
                     ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index)):
         assert a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=1e-12)
+    _assert_same_union(X, Y, eps, metric, p, rng)
+
+
+def _assert_self_counts(Y, w, eps, metric, p):
+    """A block against itself (each pair visited once on one thread) counts as the reference."""
+    import numba
+
+    from spmdlearn_cpu import _neighbors
+
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        assert _neighbors._same_rows(Y, Y) and not _neighbors._same_rows(Y, Y.copy())
+        np.testing.assert_allclose(_neighbors.radius_counts(Y, Y, w, eps, metric, p),
+                                   ref.radius_counts(Y, Y, w, eps, metric, p), rtol=1e-12)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _assert_same_union(X, Y, eps, metric, p, rng):
+    """The label classes of the cpu union-find equal the reference's, for few labels (rows
+    already joined, labels shared by both blocks), one label per row, and a block with itself."""
+    from spmdlearn_cpu import _neighbors
+
+    cases = [(X, rng.integers(0, 4, len(X)), Y, rng.integers(0, 4, len(Y))),
+             (X, rng.permutation(len(X) + len(Y))[:len(X)], Y,
+              rng.permutation(len(X) + len(Y))[:len(Y)] + len(X) + len(Y)),
+             (Y, np.arange(len(Y)), Y, np.arange(len(Y)))]
+    for A, a_labels, B, b_labels in cases:
+        got = _neighbors.radius_label_union(A, a_labels, B, b_labels, eps, metric, p)
+        expected = ref.radius_label_union(A, a_labels, B, b_labels, eps, metric, p)
+        for g, e in zip(got, expected):
+            assert g.dtype == e.dtype == np.int64
+            np.testing.assert_array_equal(g, e)
 
 
 def test_cosine_is_declined():
@@ -330,6 +364,35 @@ def test_cosine_is_declined():
     X = np.ones((2, 2))
     assert _plugin.spmdlearn_radius_counts(X=X, Y=X, sample_weight=np.ones(2), eps=1.0,
                                            metric="cosine", p=None) is None
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "chebyshev"])
+def test_grid_of_sparse_blocks_hashes_cells(metric):
+    """Rows spread over a box of far more cells than rows: cells share hash buckets, and every
+    radius kernel still finds exactly the reference's pairs (no cell visited twice, none
+    missed)."""
+    from spmdlearn_cpu import _neighbors
+
+    rng = np.random.default_rng(3)
+    eps = 1.0
+    Y = np.vstack([rng.uniform(0, 300, size=(500, 3)),
+                   np.round(rng.uniform(0, 20, size=(400, 3)), 1)])  # a dense corner too
+    X = np.vstack([Y[:200] + rng.normal(scale=0.4, size=(200, 3)), rng.uniform(0, 300, (100, 3))])
+    Ys, g = _neighbors._use_grid(X, Y, eps)
+    assert g[3] < np.prod(g[2].astype(float))  # buckets shared by several cells
+    w = rng.uniform(0, 2, len(Y))
+    np.testing.assert_allclose(_neighbors.radius_counts(X, Y, w, eps, metric),
+                               ref.radius_counts(X, Y, w, eps, metric), rtol=1e-12)
+    labels = rng.integers(0, 50, len(Y))
+    current = rng.integers(10, 60, len(X))
+    np.testing.assert_array_equal(_neighbors.radius_min_label(X, Y, labels, current, eps, metric),
+                                  ref.radius_min_label(X, Y, labels, current, eps, metric))
+    y_index = np.arange(len(Y), dtype=np.int64)
+    for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric),
+                    ref.radius_neighbors_csr(X, Y, y_index, eps, metric)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    _assert_same_union(X, Y, eps, metric, None, rng)
+    _assert_self_counts(Y, w, eps, metric, None)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev", "minkowski"])
@@ -359,6 +422,8 @@ def test_grid_radius_queries_on_cell_boundaries(metric, dtype):
                         ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p, xi)):
             assert a.dtype == b.dtype
             np.testing.assert_allclose(a, b, rtol=1e-12)
+    _assert_same_union(X, Y, eps, metric, p, rng)
+    _assert_self_counts(Y, w, eps, metric, p)
 
 
 @given(shards(), st.integers(1, 4))

@@ -46,6 +46,20 @@ def test_dbscan_equals_sklearn(comm, seed, metric, eps, min_samples, p, weighted
            metric=metric, p=p)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_negative_weights_elsewhere_undo_a_local_core(comm, seed):
+    """A row whose own rank's neighbours already reach min_samples is not core when negative
+    weights on other ranks take its count below: every rank's weights count."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(80, 2)) * 0.3
+    w = np.where(np.arange(80) % 2 == 0, 1.0, -0.5)  # sums exact in any order
+    order = np.argsort(np.arange(80) % max(comm.size, 1), kind="stable")  # alternate ranks
+    X, w = X[order], w[order]
+    cuts = np.linspace(0, 80, comm.size + 1).astype(int)
+    est, ref = _check(comm, X, cuts, w, eps=0.4, min_samples=4)
+    assert_all_ranks(comm, 0 < len(ref.core_sample_indices_) < 80, "some rows core, some not")
+
+
 def test_dbscan_moons_and_noise(comm):
     X, _ = make_moons(250, noise=0.1, random_state=0)
     _check(comm, X, random_cuts(250, comm.size, 1), eps=0.12, min_samples=5)

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spmdlearn.patterns import (
+    COMPONENT_UNION,
     GRADIENT_SUM,
     LABEL_PROPAGATION,
     LEVEL_HISTOGRAMS,
@@ -96,6 +97,59 @@ def test_label_propagation_any_split_equals_one_rank(seed, data):
     assert list(np.concatenate([m[1] for m in many])) == expected_best
     assert list(np.concatenate([m[0] for m in many])) == \
         [smallest[comp[i]] for i in np.flatnonzero(core)]
+
+
+def _expected_clusters(X, eps, min_samples):
+    """Each core row's smallest cluster index and each row's smallest neighbouring cluster
+    label, on one rank (SciPy's connected components of the dense core graph)."""
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(X)
+    dist, core = _dbscan_core_graph(X, eps, min_samples)
+    adj = (dist <= eps) & core[:, None] & core[None, :]
+    _, comp = connected_components(adj.astype(int), directed=False)
+    smallest = {c: np.flatnonzero((comp == c) & core).min() for c in np.unique(comp[core])}
+    best = [min([n] + [smallest[comp[j]] for j in np.flatnonzero((dist[i] <= eps) & core)])
+            for i in range(n)]
+    return core, [smallest[comp[i]] for i in np.flatnonzero(core)], best
+
+
+@pytest.mark.parametrize("gathered", [None, 0])
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), chain=st.booleans(), data=st.data())
+def test_component_union_any_split_equals_one_rank(backend, gathered, seed, chain, data):
+    """Core rows end with their cluster's smallest index, every row with its core neighbours'
+    smallest cluster label, for any split (empty ranks, chains crossing ranks at every step);
+    also where the pairs across ranks are too many to gather (``gathered=0``: propagation)."""
+    from spmdlearn._backends import available_backends
+    from spmdlearn.patterns import ComponentUnion
+
+    pattern = COMPONENT_UNION
+    if gathered is not None:
+        pattern = ComponentUnion()
+        pattern.max_gathered_pairs = gathered
+    if backend not in available_backends():
+        pytest.skip(f"backend {backend!r} not available")
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    if chain:  # consecutive points of a chain on different ranks, with gaps
+        X = np.column_stack([np.cumsum(rng.choice([0.5, 0.9, 1.5], n)), np.zeros(n)])
+        X = X[rng.permutation(n)]
+    else:
+        X = np.round(rng.normal(size=(n, 2)) * 3, 1)
+    eps = 1.0
+    core, expected_core, expected_best = _expected_clusters(X, eps, 2 if chain else 3)
+    cuts = data.draw(splits(n))
+
+    def run(comm, X, core):
+        return pattern.run(comm, X, core, eps=eps, backend=backend)
+
+    many = simulate_collective(run, _parts(cuts, X, core))
+    assert list(np.concatenate([m[0] for m in many])) == expected_core
+    best = np.concatenate([m[1] for m in many])
+    assert list(best[~core]) == [b for b, c in zip(expected_best, core) if not c]
+    assert list(best[core]) == expected_core
 
 
 @settings(max_examples=25, deadline=None)

@@ -14,13 +14,14 @@ reference serves it).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from spmdlearn.reference import METRICS
 
 from ._threads import single_threaded_blas, use_kernel_threads
 
-__all__ = ["metric_code", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr"]
+__all__ = ["metric_code", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
+           "radius_label_union"]
 
 _EUCLIDEAN, _MANHATTAN, _CHEBYSHEV, _MINKOWSKI = 0, 1, 2, 3
 
@@ -215,14 +216,12 @@ def _cell(X, i, lo, inv_w, extent, coords):
 
 
 @njit(cache=True, nogil=True)
-def _grid_sort(Y, lo, inv_w, extent):
-    m = Y.shape[0]
-    keys = np.empty(m, np.int64)
+def _grid_keys(Y, lo, inv_w, extent):
+    keys = np.empty(Y.shape[0], np.int64)
     coords = np.empty(Y.shape[1], np.int64)
-    for j in range(m):
+    for j in range(Y.shape[0]):
         keys[j] = _cell(Y, j, lo, inv_w, extent, coords)
-    order = np.argsort(keys, kind="mergesort")
-    return keys[order], order
+    return keys
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -239,8 +238,41 @@ def _neighbour_cells(coords, extent, t, d):
     return key
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _cell_range(key, n_buckets, starts, skeys):
+    """The positions ``[start, stop)`` of the candidates of cell ``key`` in sorted order."""
+    b = key % n_buckets
+    start = starts[b]
+    stop = starts[b + 1]
+    while start < stop and skeys[start] < key:
+        start += 1
+    end = start
+    while end < stop and skeys[end] == key:
+        end += 1
+    return start, end
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+    """``dist(X[i], Ys[s]) <= eps``, as :func:`_distance` decides it; the euclidean square root
+    is taken only for squared distances within a relative 1e-12 of ``eps**2`` (elsewhere the
+    correctly rounded root falls on the same side of ``eps``)."""
+    if code == 0:
+        acc = 0.0
+        for f in range(X.shape[1]):
+            diff = np.float64(X[i, f]) - Ys[s, f]
+            acc += diff * diff
+        if acc <= e2lo:
+            return True
+        if acc > e2hi:
+            return False
+        return np.sqrt(acc) <= eps
+    return _distance(X, i, Ys, s, code, p) <= eps
+
+
 @njit(parallel=True, cache=True)
-def _grid_counts(X, Y, w, eps, code, p, lo, inv_w, extent, keys, order, out):
+def _grid_counts(X, Ys, ws, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_buckets, starts,
+                 skeys, order, out):
     d = X.shape[1]
     n_cells = 3 ** d
     for i in prange(X.shape[0]):
@@ -251,17 +283,16 @@ def _grid_counts(X, Y, w, eps, code, p, lo, inv_w, extent, keys, order, out):
             key = _neighbour_cells(coords, extent, t, d)
             if key < 0:
                 continue
-            start = np.searchsorted(keys, key, side="left")
-            stop = np.searchsorted(keys, key, side="right")
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
             for s in range(start, stop):
-                j = order[s]
-                if _distance(X, i, Y, j, code, p) <= eps:
-                    total += w[j]
+                if _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+                    total += ws[s]
         out[i] = total
 
 
 @njit(parallel=True, cache=True)
-def _grid_min_label(X, Y, labels, eps, code, p, lo, inv_w, extent, keys, order, out):
+def _grid_min_label(X, Ys, slabels, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_buckets,
+                    starts, skeys, order, out):
     d = X.shape[1]
     n_cells = 3 ** d
     for i in prange(X.shape[0]):
@@ -272,18 +303,16 @@ def _grid_min_label(X, Y, labels, eps, code, p, lo, inv_w, extent, keys, order, 
             key = _neighbour_cells(coords, extent, t, d)
             if key < 0:
                 continue
-            start = np.searchsorted(keys, key, side="left")
-            stop = np.searchsorted(keys, key, side="right")
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
             for s in range(start, stop):
-                j = order[s]
-                if labels[j] < best and _distance(X, i, Y, j, code, p) <= eps:
-                    best = labels[j]
+                if slabels[s] < best and _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+                    best = slabels[s]
         out[i] = best
 
 
 @njit(parallel=True, cache=True)
-def _grid_pairs(X, Y, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent, keys, order,
-                indptr, counts_only, counts, positions, dists):
+def _grid_pairs(X, Ys, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent, n_buckets,
+                starts, skeys, order, indptr, counts_only, counts, positions, dists):
     """Pairs within ``eps`` through the grid: counts (first pass) or the candidates' positions
     and distances in candidate order (second pass: each query's slot sorted by position)."""
     d = X.shape[1]
@@ -297,13 +326,12 @@ def _grid_pairs(X, Y, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent
             key = _neighbour_cells(coords, extent, t, d)
             if key < 0:
                 continue
-            start = np.searchsorted(keys, key, side="left")
-            stop = np.searchsorted(keys, key, side="right")
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
             for s in range(start, stop):
                 j = order[s]
                 if exclude and y_index[j] == x_index[i]:
                     continue
-                dist = _distance(X, i, Y, j, code, p)
+                dist = _distance(X, i, Ys, s, code, p)
                 if dist <= eps:
                     if not counts_only:
                         positions[base + c] = j
@@ -318,14 +346,44 @@ def _grid_pairs(X, Y, y_index, eps, code, p, x_index, exclude, lo, inv_w, extent
 
 
 def _use_grid(X, Y, eps):
+    """The grid of the candidates ``Y`` for queries ``X``, or None (too many features, too few
+    pairs, a degenerate grid): ``(Ys, grid)``, ``Ys`` the candidates in grid order (float64,
+    contiguous) and ``grid`` the arguments the grid kernels take after their own:
+    ``(lo, inv_width, extent, n_buckets, starts, sorted_keys, order)``.
+
+    Cells are hashed to ``n_buckets`` buckets (``key % n_buckets``: every cell its own bucket
+    when the box holds at most two cells per candidate, so that sparse data over a large box
+    costs O(candidates)); candidates are sorted by (bucket, key), and a cell's candidates are
+    the run of its key within its bucket.
+    """
     if X.shape[1] > _GRID_MAX_FEATURES or X.shape[0] * Y.shape[0] < _GRID_MIN_PAIRS:
         return None
     g = _grid(X, Y, eps)
     if g is None:
         return None
     lo, inv_w, extent = g
-    keys, order = _grid_sort(Y, lo, inv_w, extent)
-    return lo, inv_w, extent, keys, order
+    keys = _grid_keys(Y, lo, inv_w, extent)
+    n_cells = float(np.prod(extent.astype(np.float64)))
+    n_buckets = int(min(n_cells, max(2 * Y.shape[0], 1024)))
+    buckets = keys % n_buckets
+    order = np.lexsort((keys, buckets))
+    starts = np.zeros(n_buckets + 1, np.int64)
+    np.cumsum(np.bincount(buckets, minlength=n_buckets), out=starts[1:])
+    Ys = np.ascontiguousarray(Y[order], dtype=np.float64)
+    return Ys, (lo, inv_w, extent, n_buckets, starts, keys[order], order)
+
+
+def _grid_queries(X, g):
+    """``(Xs, perm)``: the queries in grid order (float64, contiguous), ``Xs = X[perm]``, so
+    that consecutive queries visit the same candidate cells (the cells stay in cache)."""
+    perm = np.argsort(_grid_keys(X, g[0], g[1], g[2]), kind="stable")
+    return np.ascontiguousarray(X[perm], dtype=np.float64), perm
+
+
+def _squared_bounds(eps):
+    """``eps**2`` less and more a relative 1e-12 (see :func:`_within`)."""
+    e2 = float(eps) * float(eps)
+    return e2 * (1 - 1e-12), e2 * (1 + 1e-12)
 
 
 @njit(parallel=True, cache=True)
@@ -338,8 +396,37 @@ def _radius_counts(X, Y, w, eps, code, p, out):
         out[i] = total
 
 
+@njit(cache=True, nogil=True)
+def _grid_counts_self(Ys, ws, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_buckets, starts,
+                      skeys, order, out):
+    """Counts of a block against itself, each pair once (added to both rows), in grid order;
+    a row is its own neighbour (distance 0)."""
+    d = Ys.shape[1]
+    n_cells = 3 ** d
+    coords = np.empty(d, np.int64)
+    for s in range(Ys.shape[0]):
+        out[s] += ws[s]
+        _cell(Ys, s, lo, inv_w, extent, coords)
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
+            for u in range(max(start, s + 1), stop):
+                if _within(Ys, s, Ys, u, eps, code, p, e2lo, e2hi):
+                    out[s] += ws[u]
+                    out[u] += ws[s]
+
+
+def _same_rows(X, Y) -> bool:
+    """Whether ``X`` and ``Y`` are the same rows in memory (a block against itself)."""
+    return (X.shape == Y.shape and X.dtype == Y.dtype and X.strides == Y.strides
+            and X.__array_interface__["data"][0] == Y.__array_interface__["data"][0])
+
+
 def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
-    """:func:`spmdlearn.reference.radius_counts` in one compiled pass."""
+    """:func:`spmdlearn.reference.radius_counts` in one compiled pass. A block against itself
+    on one thread visits each pair once (adding to both rows)."""
     out = np.zeros(X.shape[0])
     if X.shape[0] == 0 or Y.shape[0] == 0:
         return out
@@ -348,7 +435,17 @@ def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
     w = np.asarray(sample_weight, np.float64)
     grid = _use_grid(X, Y, eps)
     if grid is not None:
-        _grid_counts(X, Y, w, float(eps), code, power, *grid, out)
+        Ys, g = grid
+        if get_num_threads() == 1 and _same_rows(X, Y):
+            found = np.zeros(X.shape[0])
+            _grid_counts_self(Ys, w[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g,
+                              found)
+            out[g[-1]] = found
+            return out
+        Xs, perm = _grid_queries(X, g)
+        found = np.empty(X.shape[0])
+        _grid_counts(Xs, Ys, w[g[-1]], float(eps), code, power, *_squared_bounds(eps), *g, found)
+        out[perm] = found
     else:
         _radius_counts(X, Y, w, float(eps), code, power, out)
     return out
@@ -375,7 +472,12 @@ def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
     labels = np.asarray(labels, np.int64)
     grid = _use_grid(X, Y, eps)
     if grid is not None:
-        _grid_min_label(X, Y, labels, float(eps), code, power, *grid, out)
+        Ys, g = grid
+        Xs, perm = _grid_queries(X, g)
+        found = out[perm]
+        _grid_min_label(Xs, Ys, labels[g[-1]], float(eps), code, power, *_squared_bounds(eps),
+                        *g, found)
+        out[perm] = found
     else:
         _radius_min_label(X, Y, labels, float(eps), code, power, out)
     return out
@@ -422,13 +524,14 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     indptr = np.zeros(n_x + 1, np.int64)
     grid = _use_grid(X, Y, eps)
     if grid is not None:
+        Ys, g = grid
         none_i, none_d = np.zeros(0, np.int64), np.zeros(0)
-        _grid_pairs(X, Y, yi, float(eps), code, power, xi, exclude, *grid, indptr, True, counts,
+        _grid_pairs(X, Ys, yi, float(eps), code, power, xi, exclude, *g, indptr, True, counts,
                     none_i, none_d)
         np.cumsum(counts, out=indptr[1:])
         positions = np.empty(indptr[-1], np.int64)
         dists = np.empty(indptr[-1])
-        _grid_pairs(X, Y, yi, float(eps), code, power, xi, exclude, *grid, indptr, False, counts,
+        _grid_pairs(X, Ys, yi, float(eps), code, power, xi, exclude, *g, indptr, False, counts,
                     positions, dists)
         return indptr, yi[positions], dists
     _radius_count_pairs(X, Y, yi, float(eps), code, power, xi, exclude, counts)
@@ -437,3 +540,114 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     dists = np.empty(indptr[-1])
     _radius_fill_pairs(X, Y, yi, float(eps), code, power, xi, exclude, indptr, indices, dists)
     return indptr, indices, dists
+
+
+# -- union of labels along the pairs within eps -----------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _find(parent, a):
+    """The root of ``a`` (path halving)."""
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@njit(cache=True, nogil=True)
+def _grid_union(X, xl, Ys, syl, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_buckets, starts,
+                skeys, order, parent):
+    """Join ``xl[i]`` and the sorted candidates' labels ``syl[s]`` for the pairs within ``eps``
+    through the grid; a distance is computed only for a pair whose labels are not joined yet.
+    A root is always the smallest position of its class.
+
+    A cell whose candidates were all found in one class is marked (classes only grow, so it
+    stays so): a later query compares that class with its own once, and where they differ
+    looks only for one candidate within ``eps``."""
+    d = X.shape[1]
+    n_cells = 3 ** d
+    coords = np.empty(d, np.int64)
+    uniform = np.zeros(Ys.shape[0], np.bool_)  # by the cell's first sorted position
+    for i in range(X.shape[0]):
+        rx = _find(parent, xl[i])
+        _cell(X, i, lo, inv_w, extent, coords)
+        for t in range(n_cells):
+            key = _neighbour_cells(coords, extent, t, d)
+            if key < 0:
+                continue
+            start, stop = _cell_range(key, n_buckets, starts, skeys)
+            if start == stop:
+                continue
+            if uniform[start]:
+                rc = _find(parent, syl[start])
+                if rc == rx:
+                    continue
+                for s in range(start, stop):
+                    if _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+                        if rc < rx:
+                            parent[rx] = rc
+                            rx = rc
+                        else:
+                            parent[rc] = rx
+                        break
+                continue
+            joined = True
+            for s in range(start, stop):
+                ry = _find(parent, syl[s])
+                if ry == rx:
+                    continue
+                if _within(X, i, Ys, s, eps, code, p, e2lo, e2hi):
+                    if ry < rx:
+                        parent[rx] = ry
+                        rx = ry
+                    else:
+                        parent[ry] = rx
+                else:
+                    joined = False
+            if joined:
+                uniform[start] = True
+
+
+@njit(cache=True, nogil=True)
+def _brute_union(X, xl, Y, yl, eps, code, p, parent):
+    for i in range(X.shape[0]):
+        rx = _find(parent, xl[i])
+        for j in range(Y.shape[0]):
+            ry = _find(parent, yl[j])
+            if ry == rx:
+                continue
+            if _distance(X, i, Y, j, code, p) <= eps:
+                if ry < rx:
+                    parent[rx] = ry
+                    rx = ry
+                else:
+                    parent[ry] = rx
+
+
+@njit(cache=True, nogil=True)
+def _flatten(parent):
+    for a in range(parent.shape[0]):
+        parent[a] = _find(parent, a)
+
+
+def radius_label_union(X, x_labels, Y, y_labels, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_label_union` by union-find: one pass over the pairs
+    (through the grid for low-dimensional blocks), computing a distance only for a pair whose
+    labels are not joined yet, so that a dense cluster costs about one distance per row."""
+    xl = np.asarray(x_labels, np.int64)
+    yl = np.asarray(y_labels, np.int64)
+    labels = np.unique(np.concatenate([xl, yl]))
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return labels, labels.copy()
+    code, power = metric_code(metric, p)
+    xi = np.searchsorted(labels, xl)
+    yi = np.searchsorted(labels, yl)
+    parent = np.arange(labels.shape[0], dtype=np.int64)
+    grid = _use_grid(X, Y, eps)
+    if grid is not None:
+        Ys, g = grid
+        Xs, perm = _grid_queries(X, g)
+        _grid_union(Xs, xi[perm], Ys, yi[g[-1]], float(eps), code, power, *_squared_bounds(eps),
+                    *g, parent)
+    else:
+        _brute_union(X, xi, Y, yi, float(eps), code, power, parent)
+    _flatten(parent)
+    return labels, labels[parent]

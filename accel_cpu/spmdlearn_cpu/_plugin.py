@@ -16,6 +16,13 @@ from spmdlearn.hookspec import hookimpl
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: Rows per kernel call (queries, candidates) of the fused radius kernels: they keep one value
+#: per query and a grid of the candidates (sorted copies of the queries and candidates: 16-40
+#: bytes a row, no pair-sized temporary), so large blocks go in one call and the grid is built
+#: once per block pair instead of once per small tile (a 20,000-row shard: one call).
+KERNEL_BLOCK_ROWS = {kernel: (1 << 18, 1 << 19)
+                     for kernel in ("radius_counts", "radius_min_label", "radius_label_union")}
+
 
 def _module(name):
     """``spmdlearn_cpu.<name>``, or None when its compiled dependencies are missing."""
@@ -203,6 +210,14 @@ def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
     if m is None:
         return None
     return m.radius_min_label(X, Y, labels, current, eps, metric, p)
+
+
+@hookimpl
+def spmdlearn_radius_label_union(X, x_labels, Y, y_labels, eps, metric, p):
+    m = _neighbours(X, Y, metric, p)
+    if m is None:
+        return None
+    return m.radius_label_union(X, x_labels, Y, y_labels, eps, metric, p)
 
 
 @hookimpl

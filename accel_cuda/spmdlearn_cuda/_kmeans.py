@@ -18,6 +18,7 @@ Reference definitions: :func:`spmdlearn.reference.lloyd_local`,
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -342,24 +343,33 @@ def _run(X, sample_weight, centers, labels_old, with_sums, with_sqdist=True):
     float64 (sums and weights only ``with_sums``). ``sqdist`` (float64, squared distance of each
     row to its center) may be None when ``with_sqdist`` is false.
     """
-    launched = _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist)
-    if len(launched) == 3:  # not the fused kernel
-        return launched
-    labels, sqdist, totals, n_near, near, w = launched
-    if np.shape(centers)[0] > 1 and int(n_near.get()[0]):
-        return _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near)
-    return labels, sqdist, totals
+    run = _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist)
+    if run.n_near is not None and np.shape(centers)[0] > 1 and int(run.n_near.get()[0]):
+        return _decide_near_ties(X, run.w, centers, labels_old, with_sums, run.labels, run.near)
+    return run.labels, run.sqdist, run.totals
 
 
-def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist):
-    """Launch the fused kernel: ``(labels, sqdist, totals, n_near, near, w)``, the count and
-    flags of near-ties not yet acted on; or, for centers it does not take, :func:`_run_gemm`'s
-    result."""
+class _Launched(NamedTuple):
+    """What :func:`_launch` leaves on the device. ``n_near`` (a 1-element count) and ``near``
+    (per-row flags) are the near-ties the fused kernel found and nobody has acted on yet; both
+    are None where the ties are already settled (the cuBLAS path)."""
+
+    labels: Any
+    sqdist: Any
+    totals: Any
+    n_near: Any = None
+    near: Any = None
+    w: Any = None
+
+
+def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist) -> _Launched:
+    """The fused kernel launched, its near-ties pending; for centers it does not take,
+    :func:`_run_gemm`'s result, settled."""
     cp = cupy()
     n, d = X.shape
     k = np.shape(centers)[0]
     if not _fused(k, d, X.itemsize):
-        return _run_gemm(X, sample_weight, centers, labels_old, with_sums)
+        return _Launched(*_run_gemm(X, sample_weight, centers, labels_old, with_sums))
     slots = max(1, -(-(k * d) // _THREADS))
     B = int(max(1, min(_BLOCKS_PER_SM * _multiprocessors(cp.cuda.runtime.getDevice()),
                        -(-n // _THREADS))))
@@ -390,7 +400,7 @@ def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist):
          null if sqdist is None else sqdist, out, np.int64(width), np.float64(gamma),
          np.float64(unit), np.float64(c_max), near, n_near),
         shared_mem=smem)
-    return labels, sqdist, out.sum(axis=0), n_near, near, w
+    return _Launched(labels, sqdist, out.sum(axis=0), n_near, near, w)
 
 
 def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):
@@ -420,15 +430,16 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     k, d = np.shape(centers)
     if X.shape[0] == 0:
         return cp.zeros(0, cp.int32), LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0)
-    launched = _launch(X, sample_weight, centers, labels_old, True, False)
-    labels, totals = launched[0], launched[2]
+    run = _launch(X, sample_weight, centers, labels_old, True, False)
+    labels = run.labels
     # One copy to the host: the totals and, from the fused kernel, the count of near-ties.
-    flat = to_host(totals if len(launched) == 3 else
-                   cp.concatenate([totals, launched[3].astype(cp.float64)]))
-    if len(launched) > 3:
+    pending = run.n_near is not None
+    flat = to_host(cp.concatenate([run.totals, run.n_near.astype(cp.float64)]) if pending
+                   else run.totals)
+    if pending:
         if k > 1 and flat[-1]:
-            labels, _, totals = _decide_near_ties(X, launched[5], centers, labels_old, True,
-                                                  labels, launched[4])
+            labels, _, totals = _decide_near_ties(X, run.w, centers, labels_old, True, labels,
+                                                  run.near)
             flat = to_host(totals)
         else:
             flat = flat[:-1]

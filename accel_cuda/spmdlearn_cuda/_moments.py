@@ -606,7 +606,6 @@ def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
     d = dx + (0 if Y is None else (1 if Y.ndim == 1 else Y.shape[1]))
     if n == 0:
         return ComomentsPartial(0.0, 0.0, np.zeros(d), np.zeros((d, d)))
-    cp = cupy()
     if Y is not None and Y.dtype != X.dtype:
         Y = Y.astype(X.dtype)
     if sample_weight is not None and sample_weight.dtype != X.dtype:

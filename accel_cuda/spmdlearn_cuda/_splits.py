@@ -113,6 +113,48 @@ __device__ void impurity(const double* s, int k, int mode, double* scratch, doub
     *imp = 1.0 - pairwise(scratch, 1, k);
 }
 
+// The impurity decrease of one cut (the reference's expression, operation for operation), or
+// -inf where a side is too small or weightless.
+__device__ double decrease(const double* left, const double* side, double left_rows,
+                           double total_rows, int k, int mode, double imp, double w,
+                           double min_samples_leaf, double min_weight_leaf, double* scratch) {
+    double imp_l, w_l, imp_r, w_r;
+    impurity(left, k, mode, scratch, &imp_l, &w_l);
+    impurity(side, k, mode, scratch, &imp_r, &w_r);
+    const double right_rows = total_rows - left_rows;
+    const bool valid = left_rows >= min_samples_leaf && right_rows >= min_samples_leaf
+        && w_l > 0 && w_r > 0 && w_l >= min_weight_leaf && w_r >= min_weight_leaf;
+    return valid ? imp - (w_l / w) * imp_l - (w_r / w) * imp_r : -1.0 / 0.0;
+}
+
+// A node's split from its features' best cuts. Tried: the first n_draw features of the node's
+// order, or, if none of them splits, up to the first one that does; the earliest in the order
+// wins among equal decreases.
+__device__ void pick_split(int node, const long long* order, const double* top_of,
+                           const long long* bin_of, int n_features, long long n_draw, double w,
+                           double weighted_n_root, double min_impurity_decrease,
+                           long long* feature, long long* cut, double* gain) {
+    const long long* ord = order + (long)node * n_features;
+    int pick = -1, first_ok = -1;
+    double score = -1.0 / 0.0;
+    long long pick_bin = 0;
+    for (int i = 0; i < n_features; ++i) {
+        const long long f = ord[i];
+        const double top = top_of[f];
+        const double node_gain = top * w / weighted_n_root;
+        const bool good = isfinite(top) && !(node_gain + 1e-12 < min_impurity_decrease)
+            && top > 0;
+        if (good) {
+            if (first_ok < 0) first_ok = i;
+            if (pick < 0 || top > score) { pick = i; score = top; pick_bin = bin_of[f]; }
+        }
+        if (i + 1 >= n_draw && first_ok >= 0) break;
+    }
+    feature[node] = pick >= 0 ? ord[pick] : -1;
+    cut[node] = pick >= 0 ? pick_bin : 0;
+    gain[node] = pick >= 0 ? score : 0.0;
+}
+
 extern "C" __global__ void split_search(
         const double* hist, const long long* order, int n_features, int n_bins, int k,
         long long n_draw, int mode, double min_samples_leaf, double min_impurity_decrease,
@@ -144,41 +186,17 @@ extern "C" __global__ void split_search(
                 side[s] = total[s] - left[s];
             }
             left_rows = b == 0 ? hf[k] : left_rows + hf[b * S + k];
-            double imp_l, w_l, imp_r, w_r;
-            impurity(left, k, mode, scratch, &imp_l, &w_l);
-            impurity(side, k, mode, scratch, &imp_r, &w_r);
-            const double right_rows = total_rows - left_rows;
-            const bool valid = left_rows >= min_samples_leaf && right_rows >= min_samples_leaf
-                && w_l > 0 && w_r > 0 && w_l >= min_weight_leaf && w_r >= min_weight_leaf;
-            const double dec = valid ? imp - (w_l / w) * imp_l - (w_r / w) * imp_r : -1.0 / 0.0;
+            const double dec = decrease(left, side, left_rows, total_rows, k, mode, imp, w,
+                                        min_samples_leaf, min_weight_leaf, scratch);
             if (dec > top) { top = dec; top_bin = b; }   // np.argmax: the first maximum
         }
         top_of[f] = top;
         bin_of[f] = top_bin;
     }
     __syncthreads();
-    if (threadIdx.x != 0) return;
-    // Tried: the first n_draw features of the node's order, or, if none of them splits, up to
-    // the first one that does; the earliest in the order wins among equal decreases.
-    const long long* ord = order + (long)node * n_features;
-    int pick = -1, first_ok = -1;
-    double score = -1.0 / 0.0;
-    long long pick_bin = 0;
-    for (int i = 0; i < n_features; ++i) {
-        const long long f = ord[i];
-        const double top = top_of[f];
-        const double node_gain = top * w / weighted_n_root;
-        const bool good = isfinite(top) && !(node_gain + 1e-12 < min_impurity_decrease)
-            && top > 0;
-        if (good) {
-            if (first_ok < 0) first_ok = i;
-            if (pick < 0 || top > score) { pick = i; score = top; pick_bin = bin_of[f]; }
-        }
-        if (i + 1 >= n_draw && first_ok >= 0) break;
-    }
-    feature[node] = pick >= 0 ? ord[pick] : -1;
-    cut[node] = pick >= 0 ? pick_bin : 0;
-    gain[node] = pick >= 0 ? score : 0.0;
+    if (threadIdx.x == 0)
+        pick_split(node, order, top_of, bin_of, n_features, n_draw, w, weighted_n_root,
+                   min_impurity_decrease, feature, cut, gain);
 }
 // The same search, a warp per feature: the warp copies the feature's bins to shared memory
 // (coalesced), lanes accumulate the cumulative sums there (one lane per statistic, bins in
@@ -237,13 +255,8 @@ extern "C" __global__ void split_search_warps(
         for (int b = lane; b < nb1; b += 32) {
             const double* left = c + b * S;
             for (int s = 0; s < k; ++s) side[s] = total[s] - left[s];
-            double imp_l, w_l, imp_r, w_r;
-            impurity(left, k, mode, scratch, &imp_l, &w_l);
-            impurity(side, k, mode, scratch, &imp_r, &w_r);
-            const double left_rows = left[k], right_rows = total_rows - left_rows;
-            const bool valid = left_rows >= min_samples_leaf && right_rows >= min_samples_leaf
-                && w_l > 0 && w_r > 0 && w_l >= min_weight_leaf && w_r >= min_weight_leaf;
-            const double dec = valid ? imp - (w_l / w) * imp_l - (w_r / w) * imp_r : -1.0 / 0.0;
+            const double dec = decrease(left, side, left[k], total_rows, k, mode, imp, w,
+                                        min_samples_leaf, min_weight_leaf, scratch);
             if (dec > top) { top = dec; top_bin = b; }
         }
         for (int o = 16; o > 0; o >>= 1) {
@@ -254,26 +267,9 @@ extern "C" __global__ void split_search_warps(
         if (lane == 0) { top_of[f] = top; bin_of[f] = top_bin; }
     }
     __syncthreads();
-    if (threadIdx.x != 0) return;
-    const long long* ord = order + (long)node * n_features;
-    int pick = -1, first_ok = -1;
-    double score = -1.0 / 0.0;
-    long long pick_bin = 0;
-    for (int i = 0; i < n_features; ++i) {
-        const long long f = ord[i];
-        const double top = top_of[f];
-        const double node_gain = top * w / weighted_n_root;
-        const bool good = isfinite(top) && !(node_gain + 1e-12 < min_impurity_decrease)
-            && top > 0;
-        if (good) {
-            if (first_ok < 0) first_ok = i;
-            if (pick < 0 || top > score) { pick = i; score = top; pick_bin = bin_of[f]; }
-        }
-        if (i + 1 >= n_draw && first_ok >= 0) break;
-    }
-    feature[node] = pick >= 0 ? ord[pick] : -1;
-    cut[node] = pick >= 0 ? pick_bin : 0;
-    gain[node] = pick >= 0 ? score : 0.0;
+    if (threadIdx.x == 0)
+        pick_split(node, order, top_of, bin_of, n_features, n_draw, w, weighted_n_root,
+                   min_impurity_decrease, feature, cut, gain);
 }
 """
 

@@ -238,7 +238,8 @@ def _inputs(kernel, X, w, rng):
     raise KeyError(kernel)
 
 
-_BLOCK_KERNELS = ("knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr")
+_BLOCK_KERNELS = ("knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
+                  "radius_label_union")
 
 
 def _block_inputs(kernel, X, rng):
@@ -275,6 +276,11 @@ def _block_inputs(kernel, X, rng):
     if kernel == "radius_min_label":
         return {**args, "labels": rng.integers(0, 3 * len(Y) + 1, len(Y)).astype(np.int64),
                 "current": rng.integers(0, 4 * len(Y) + 1, len(Q)).astype(np.int64)}
+    if kernel == "radius_label_union":
+        # few labels (rows already joined) or one per row; labels shared by both blocks
+        top = int(rng.choice([3, 4 * len(Y) + len(Q) + 1]))
+        return {**args, "x_labels": rng.integers(0, top, len(Q)).astype(np.int64),
+                "y_labels": rng.integers(0, top, len(Y)).astype(np.int64)}
     return {**args, "y_index": y_index, "x_index": x_index}
 
 

@@ -65,23 +65,24 @@ def canonical_params(estimator) -> dict:
     seeded theirs alike agree and ranks that would draw different numbers are told so.
     """
     return {name: (_canonical(value), _Short(value))
-            for name, value in _params_deep(estimator).items()}
+            for name, value in estimator_params(estimator).items()}
 
 
-def _params_deep(estimator) -> dict:
-    """``estimator.get_params(deep=True)``, with the parameter names of the class found once.
+def estimator_params(estimator, deep: bool = True) -> dict:
+    """``estimator.get_params(deep)``, with the parameter names of the class found once.
 
     scikit-learn's ``BaseEstimator.get_params`` reads the constructor's signature on every call
-    (``inspect.signature``: 20-40 us, most of the call); every collective method call on more
-    than one rank needs the parameters. A class that overrides ``get_params`` is asked as usual.
+    (``inspect.signature``: 20-40 us, most of the call); every collective method call checks
+    the parameters, and on more than one rank digests them. A class that overrides
+    ``get_params`` is asked as usual. Local.
     """
     cls = type(estimator)
     if getattr(cls, "get_params", None) is not BaseEstimator.get_params:
-        return estimator.get_params(deep=True)
+        return estimator.get_params(deep=deep)
     out = {}
     for key in _param_names(cls):
         value = getattr(estimator, key)
-        if hasattr(value, "get_params") and not isinstance(value, type):
+        if deep and hasattr(value, "get_params") and not isinstance(value, type):
             out.update((key + "__" + k, v) for k, v in value.get_params().items())
         out[key] = value
     return out

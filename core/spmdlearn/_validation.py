@@ -21,6 +21,7 @@ from sklearn.utils.validation import validate_data
 
 from ._array_api import check_float64_supported, get_namespace, is_foreign_array, numpy_dtype
 from ._backends import call_kernel, resolve_backend
+from ._base import estimator_params
 from ._guard import refuse_sklearn_model_selection
 from .comm import Comm
 
@@ -115,7 +116,7 @@ def validate_params(estimator) -> None:
     Raises ValueError with scikit-learn's wording: ``The 'alpha' parameter of Ridge must be ...
     Got -1 instead.``
     """
-    params = estimator.get_params(deep=False)
+    params = estimator_params(estimator, deep=False)
     for name, constraints in type(estimator)._parameter_constraints.items():
         if name not in params:  # a constraint shared by a family, for a parameter this lacks
             continue

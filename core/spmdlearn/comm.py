@@ -852,9 +852,12 @@ class Comm:
         if error is not None:
             self._join_failure(error, "reduce_partials")
         self._checked("reduce_partials", flat)
-        gathered = self._allgather_array(flat)
-        parts = [unpack_partial(row, template) for row in gathered]
-        result = tree_fold(parts, combine)
+        if self.size == 1:  # nothing to gather or combine: the partial, as a fold returns it
+            parts = [unpack_partial(flat, template)]
+            result = parts[0]
+        else:
+            parts = [unpack_partial(row, template) for row in self._allgather_array(flat)]
+            result = tree_fold(parts, combine)
         _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
         return result
 
@@ -1039,7 +1042,8 @@ class _SessionContext:
         # exchange (its first collective, or its exit): one exchange fewer per call.
         session.params_digest = _digest(sorted((k, v[0]) for k, v in values.items()))
         session.entry = (self, values)
-        if _launcher_ranks_on_node() is not None:  # else from the host ids of that exchange
+        if not _threads_limited and _launcher_ranks_on_node() is not None:
+            # else from the host ids of that exchange
             _apply_thread_limit(comm, None)
         self._old_show = warnings_module.showwarning
         warnings_module.showwarning = self._collect

@@ -351,6 +351,36 @@ def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
 
 
 @hookspec(firstresult=True)
+def spmdlearn_radius_label_union(X, x_labels, Y, y_labels, eps, metric, p):
+    """The classes of labels joined by the pairs within ``eps`` of one block pair: :func:`spmdlearn.reference.radius_label_union`.
+
+    Every pair ``dist(X[i], Y[j]) <= eps`` joins ``x_labels[i]`` and ``y_labels[j]``; DBSCAN's
+    components of core rows, within a rank and across ranks. A backend that leaves it out is
+    served by the reference (NumPy input); DBSCAN on other array types propagates labels with
+    ``radius_min_label`` instead.
+
+    Parameters
+    ----------
+    X : array of shape (n_x, n_features)
+    x_labels : ndarray of shape (n_x,), int64
+    Y : array of shape (n_y, n_features)
+        May be ``X`` itself.
+    y_labels : ndarray of shape (n_y,), int64
+    eps : float
+        ``dist <= eps`` is a neighbour.
+    metric : str
+    p : float or None
+
+    Returns
+    -------
+    result : tuple (labels, roots), or None
+        ``labels`` ``(n_labels,)`` int64: the distinct values of ``x_labels`` and ``y_labels``,
+        sorted; ``roots`` ``(n_labels,)`` int64: the smallest label of each one's class (the
+        connected components of the label graph). None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
 def spmdlearn_kmeans_assign(X, centers):
     """The nearest center of each row and the squared distance to it: :func:`spmdlearn.reference.kmeans_assign`.
 

@@ -14,6 +14,8 @@ Patterns
     The ring top-k merge of the nearest-neighbour estimators.
 :data:`LABEL_PROPAGATION`
     DBSCAN's propagation of the smallest core label to a fixed point.
+:data:`COMPONENT_UNION`
+    DBSCAN's clusters in one pass: local components, then the component pairs across ranks.
 :data:`LEVEL_HISTOGRAMS`
     The per-level node histograms of histogram trees, summed over ranks.
 :data:`GRADIENT_SUM`
@@ -32,7 +34,7 @@ import numpy as np
 from ._backends import call_kernel, kernel_block_rows
 
 __all__ = ["BLOCK_BYTES", "row_block", "SimulatedComm", "simulate_collective", "RingTopKMerge",
-           "RING_TOPK", "LabelPropagation", "LABEL_PROPAGATION", "LevelHistograms",
+           "RING_TOPK", "LabelPropagation", "LABEL_PROPAGATION", "ComponentUnion", "COMPONENT_UNION", "LevelHistograms",
            "LEVEL_HISTOGRAMS", "GradientSum", "GRADIENT_SUM", "lookup_payload",
            "segment_min"]
 
@@ -367,6 +369,183 @@ class LabelPropagation:
             comp_label = new_label
             if changed == 0:
                 return comp_label, best
+
+
+class ComponentUnion:
+    """DBSCAN's clusters in a fixed number of passes (NumPy rows): the smallest global index of
+    each cluster's core points, and of each row's core neighbours' clusters.
+
+    Collective pattern, four steps:
+
+    1. *Local components*: the ``radius_label_union`` kernel joins this rank's core rows along
+       their pairs within ``eps`` (block pair by block pair); each core row takes the smallest
+       global index of its local component.
+    2. *Component pairs across ranks* (a ring pass of the core rows and their labels): each
+       pair of ranks is compared once, split evenly between the two (the lower rank compares
+       the first half of its core rows with all of the higher rank's; the higher rank compares
+       all of its core rows with the second half of the lower rank's). The kernel returns the
+       classes of labels it joined: at most one pair per label, whatever the number of row
+       pairs.
+    3. *Global merge*: every rank's pairs are gathered (``allgather_rows``) and every rank
+       computes the same connected components of the label graph (SciPy), so each core row
+       ends with the smallest global index of its cluster. Where all ranks' pairs exceed
+       :attr:`max_gathered_pairs` (clusters that cross ranks through many small local
+       components), the local components go to :class:`LabelPropagation` instead, whose
+       memory does not depend on the pairs.
+    4. *Border rows* (a ring pass of the core rows and their final labels): every non-core row
+       takes the smallest label among its core neighbours (``radius_min_label``).
+
+    Law: the result of :class:`LabelPropagation` (every core row holds the smallest global
+    index of its cluster; every row the smallest cluster label among its core neighbours),
+    whatever the split of the rows over ranks, in two ring passes whatever the clusters' shapes.
+    Memory per rank: its rows, one visiting block, one kernel block, and the pairs of labels
+    of all ranks (at most one per local component and rank pair it touches; O(clusters) for
+    clusters larger than their ranks' share), at most :attr:`max_gathered_pairs`.
+    """
+
+    name = "component_union"
+    #: the most label pairs gathered on every rank (16 bytes each: ``BLOCK_BYTES``)
+    max_gathered_pairs = BLOCK_BYTES // 16
+    #: candidate rows per kernel call (query rows: from the block budget), unless the backend
+    #: declares its own (``KERNEL_BLOCK_ROWS``)
+    candidate_block = 4096
+
+    def _blocks(self, kernel, backend, X):
+        return kernel_block_rows(kernel, backend, X,
+                                 (row_block(self.candidate_block), self.candidate_block))
+
+    def union(self, X, x_labels, Y, y_labels, *, eps, metric, p, backend=None):
+        """The pairs ``(label, root)`` (label != root) of the classes of labels that the pairs
+        within ``eps`` of ``X`` and ``Y`` join (no communication)."""
+        if X.shape[0] == 0 or Y.shape[0] == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        q_rows, c_rows = self._blocks("radius_label_union", backend, X)
+        keys, roots = [], []
+        for bs in _slices(Y.shape[0], c_rows):
+            for rs in _slices(X.shape[0], q_rows):
+                k, r = call_kernel("radius_label_union", backend, X=X[rs, ...],
+                                   x_labels=x_labels[rs], Y=Y[bs, ...], y_labels=y_labels[bs],
+                                   eps=eps, metric=metric, p=p)
+                joined = k != r
+                keys.append(k[joined])
+                roots.append(r[joined])
+            # keep the pairs a forest of the classes found so far
+            keys, roots = [np.concatenate(keys)], [np.concatenate(roots)]
+            keys[0], roots[0] = _label_forest(keys[0], roots[0])
+        return keys[0], roots[0]
+
+    def run(self, comm, X, core, *, eps, metric="euclidean", p=None, backend=None,
+            unlabelled=None, core_rows=None):
+        """Collective: ``(core_label, best)``.
+
+        Parameters
+        ----------
+        comm : communicator
+        X : ndarray of shape (n_rows, n_features)
+            This rank's rows (NumPy).
+        core : ndarray of shape (n_rows,), bool
+        eps, metric, p : as :func:`spmdlearn.reference.radius_label_union`.
+        unlabelled : int, default=None
+            The label of "no core neighbour" (above every label); the total rows if None.
+        core_rows : ndarray of shape (n_core, n_features), default=None
+            ``X[core]`` when the caller holds it already (no second copy).
+
+        Returns
+        -------
+        core_label : ndarray of shape (n_core,), int64
+            The smallest global index of each core row's cluster (core rows in row order).
+        best : ndarray of shape (n_rows,), int64
+            The smallest cluster label among each row's core neighbours (``unlabelled`` for a
+            row without core neighbours; a core row's own label for a core row).
+        """
+        start, n_total = comm.offsets(X.shape[0])
+        big = n_total if unlabelled is None else int(unlabelled)
+        core_idx = np.flatnonzero(core)
+        Xc = X[core_idx] if core_rows is None else core_rows
+        label = core_idx.astype(np.int64) + start
+        # 1. local components
+        keys, roots = self.union(Xc, label, Xc, label, eps=eps, metric=metric, p=p,
+                                 backend=backend)
+        label = _relabel(label, keys, roots)
+        # 2. component pairs across ranks, each pair of ranks compared once
+        keys, roots = [], []
+        half = Xc.shape[0] // 2
+        for source, (Y, y_label) in comm.ring((Xc, label)):
+            if source == comm.rank or Xc.shape[0] == 0 or Y.shape[0] == 0:
+                continue
+            if comm.rank < source:
+                Q, q_label = Xc[:half], label[:half]
+            else:
+                Q, q_label = Xc, label
+                Y, y_label = Y[Y.shape[0] // 2:], y_label[Y.shape[0] // 2:]
+            k, r = self.union(Q, q_label, Y, y_label, eps=eps, metric=metric, p=p,
+                              backend=backend)
+            keys.append(k)
+            roots.append(r)
+        k = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+        r = np.concatenate(roots) if roots else np.zeros(0, np.int64)
+        k, r = _label_forest(k, r)
+        if comm.exact_sum(int(k.shape[0])) > self.max_gathered_pairs:
+            # too many pairs to gather: propagate the local components' labels instead
+            comp_label, component = np.unique(label, return_inverse=True)
+            comp_label, best = LABEL_PROPAGATION.run(
+                comm, X, core, component, comp_label, eps=eps, metric=metric, p=p,
+                backend=backend, unlabelled=big)
+            return comp_label[component], best
+        # 3. the same merge on every rank
+        k, r = _label_forest(comm.allgather_rows(k), comm.allgather_rows(r))
+        label = _relabel(label, k, r)
+        # 4. border rows: the smallest label among their core neighbours
+        best = np.full(X.shape[0], big, np.int64)
+        best[core_idx] = label
+        other = np.flatnonzero(~core)
+        if comm.exact_sum(int(other.shape[0])) and comm.exact_sum(int(core_idx.shape[0])):
+            Xo = X[other]
+            found = np.full(other.shape[0], big, np.int64)
+            q_rows, c_rows = self._blocks("radius_min_label", backend, X)
+            for _, (Y, y_label) in comm.ring((Xc, label)):
+                for bs in _slices(Y.shape[0], c_rows):
+                    for rs in _slices(Xo.shape[0], q_rows):
+                        found[rs] = call_kernel("radius_min_label", backend, X=Xo[rs, ...],
+                                                Y=Y[bs, ...], labels=y_label[bs],
+                                                current=found[rs], eps=eps, metric=metric, p=p)
+            best[other] = found
+        return label, best
+
+
+def _label_forest(keys, roots):
+    """The pairs ``(label, root)`` (label != root) of the connected components of the label
+    graph with edges ``(keys[i], roots[i])``: each root the smallest label of its component
+    (SciPy's ``connected_components``). At most one pair per label."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    keys, roots = np.asarray(keys, np.int64), np.asarray(roots, np.int64)
+    if keys.shape[0] == 0:
+        return keys, roots
+    nodes, inverse = np.unique(np.concatenate([keys, roots]), return_inverse=True)
+    n = nodes.shape[0]
+    src, dst = inverse[:keys.shape[0]], inverse[keys.shape[0]:]
+    _, comp = connected_components(coo_matrix((np.ones(src.shape[0]), (src, dst)), shape=(n, n)),
+                                   directed=False)
+    smallest = np.full(n, n, np.int64)
+    np.minimum.at(smallest, comp, np.arange(n))  # nodes are sorted: the smallest position
+    root = nodes[smallest[comp]]
+    joined = root != nodes
+    return nodes[joined], root[joined]
+
+
+def _relabel(label, keys, roots):
+    """``label`` with each value found in the sorted ``keys`` replaced by its root."""
+    if keys.shape[0] == 0 or label.shape[0] == 0:
+        return label
+    order = np.argsort(keys, kind="stable")
+    keys, roots = keys[order], roots[order]
+    at = np.clip(np.searchsorted(keys, label), 0, keys.shape[0] - 1)
+    return np.where(keys[at] == label, roots[at], label)
+
+
+COMPONENT_UNION = ComponentUnion()
 
 
 def segment_min(keys, values, initial):

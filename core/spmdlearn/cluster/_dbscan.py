@@ -12,10 +12,10 @@ from sklearn.cluster import DBSCAN as _SkDBSCAN
 
 from .._array_api import (array_namespace, csr_rows, accumulation_dtype, device, from_model, in_namespace_of,
                           is_foreign_array, numpy_dtype, to_host)
-from .._backends import call_kernel
+from .._backends import call_kernel, kernel_block_rows
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
-from ..patterns import LABEL_PROPAGATION, row_block, segment_min
+from ..patterns import COMPONENT_UNION, LABEL_PROPAGATION, row_block, segment_min
 from ..reference._neighbors import METRICS
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call; query rows from the block budget
@@ -109,26 +109,39 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
 
     1. *Neighbour counts* (ring pass): each rank's rows and weights visit every rank once
        (``Sendrecv`` around the ring); each rank adds, for each of its rows, the weights of the
-       visiting rows within ``eps``. After the pass, every row knows its global weighted count.
-    2. *Components* (label propagation to a fixed point,
-       :data:`spmdlearn.patterns.LABEL_PROPAGATION`): each core point starts with the
-       smallest global index of its local connected component (this rank's core-core pairs,
-       block by block, merged into the components found so far). Each round, every rank's core points and labels visit every rank; each
-       local component takes the smallest label of any core neighbour. Rounds repeat until no
-       label changes on any rank (an exact integer agreement); then every core point holds the
-       smallest global index of its cluster. Rounds are bounded by the number of rank crossings
-       along a cluster's longest path.
-    3. *Border points and numbering*: in the last round each non-core row records the smallest
-       label among its core neighbours; clusters are numbered by sorting the distinct labels
-       (gathered: one integer per cluster).
+       visiting rows within ``eps``. After the pass, every row knows whether its global
+       weighted count reaches ``min_samples`` (with no negative weight, NumPy rows that reach it
+       within their own rank are not queried against the visiting rows).
+    2. *Components* (NumPy rows: :data:`spmdlearn.patterns.COMPONENT_UNION`): this rank's
+       core rows are joined along their pairs within ``eps`` (``radius_label_union``:
+       union-find) into local components, each labelled with its smallest global index. One
+       ring pass of the core rows and labels then compares each pair of ranks once (split
+       evenly between the two) and returns the pairs of labels it joined (at most one per
+       label); every rank gathers all ranks' pairs and computes the same connected components
+       of the label graph (SciPy), so every core point holds the smallest global index of its
+       cluster after one ring pass, whatever the clusters' shapes. (Where all ranks' pairs
+       would exceed ``COMPONENT_UNION.max_gathered_pairs``, the local components go on to the
+       label propagation below instead.)
+       Other array types (on their device): local components from ``radius_neighbors_csr``,
+       then label propagation to a fixed point (:data:`spmdlearn.patterns.LABEL_PROPAGATION`):
+       each round, every rank's core points and labels visit every rank and each local
+       component takes the smallest label of any core neighbour, until no label changes on any
+       rank; rounds are bounded by the rank crossings along a cluster's longest path.
+    3. *Border points and numbering*: each non-core row takes the smallest label among its core
+       neighbours (``radius_min_label``, one more ring pass of the core rows; the last round of
+       the propagation on other array types); clusters are numbered by sorting the distinct
+       labels (gathered: one integer per cluster).
 
     Every step runs in ``X``'s array namespace, on its device (array-api-compat): rows, weights
     and labels visit the other ranks through host buffers only to be sent; the cluster ids (one
     integer per cluster) and the fitted ``core_sample_indices_`` and ``components_`` (NumPy)
-    come to the host. Every distance computation is fused with its reduction in a kernel (``radius_counts``,
-    ``radius_neighbors_csr``, ``radius_min_label``), one call per block. Memory per rank: its
-    rows, one visiting block and one kernel block (``spmdlearn.patterns.BLOCK_BYTES``); never the
-    rows of all ranks, nor all of its core-core pairs at once.
+    come to the host. Every distance computation is fused with its reduction in a kernel
+    (``radius_counts``, ``radius_label_union``, ``radius_neighbors_csr``,
+    ``radius_min_label``), one call per block (a backend may declare whole blocks:
+    ``KERNEL_BLOCK_ROWS``). Memory per rank: its rows, one visiting block and one kernel block
+    (``spmdlearn.patterns.BLOCK_BYTES``), and for NumPy rows the joined label pairs of all ranks
+    (at most one per local component and rank pair); never the rows of all ranks, nor all of
+    its core-core pairs at once.
 
     Serving: ``gather_fit_data()`` (collective) gathers every rank's ``labels_``,
     ``core_sample_indices_`` (made global) and ``components_``; ``to_sklearn()`` is then local
@@ -200,53 +213,50 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
             xp.astype(in_namespace_of(shard.sample_weight, X), f)
 
         with thread_limit(self.n_jobs):
-            # 1. weighted neighbour counts, one ring pass
+            # 1. weighted neighbour counts, one ring pass. With no negative weight on any rank
+            # (NumPy rows), a row whose count reached min_samples is core whatever follows
+            # (adding non-negative numbers never lowers a floating-point sum): after this
+            # rank's own block, only the rows still short of it are queried.
             counts = xp.zeros((n,), dtype=f, device=dev)
-            for _, (Y, wY) in comm.ring((X, w)):
-                for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
-                    for rows in _slices(n, row_block(_CANDIDATE_BLOCK)):
-                        counts[rows] += call_kernel(
-                            "radius_counts", shard.backend, X=X[rows, ...], Y=Y[bs, ...],
+            q_rows, c_rows = kernel_block_rows("radius_counts", shard.backend, X,
+                                               (row_block(_CANDIDATE_BLOCK), _CANDIDATE_BLOCK))
+            negative = comm.exact_sum(int(bool(xp.any(w < 0))))
+            for step, (_, (Y, wY)) in enumerate(comm.ring((X, w))):
+                todo = None
+                if step and not negative and not is_foreign_array(X):
+                    todo = np.flatnonzero(counts < self.min_samples)
+                Q = X if todo is None else X[todo]
+                found = counts if todo is None else np.zeros(todo.shape[0], dtype=counts.dtype)
+                for bs in _slices(Y.shape[0], c_rows):
+                    for rows in _slices(Q.shape[0], q_rows):
+                        found[rows] += call_kernel(
+                            "radius_counts", shard.backend, X=Q[rows, ...], Y=Y[bs, ...],
                             sample_weight=wY[bs], eps=self.eps, metric=metric, p=p)
+                if todo is not None:
+                    counts[todo] += found
             core = counts >= self.min_samples
-
-            # 2. local components of core points: the core-core pairs of this rank, block by
-            # block (radius_neighbors_csr), merged into the components found so far
             core_idx = xp.nonzero(core)[0]
             m = int(core_idx.shape[0])
             Xc = xp.take(X, core_idx, axis=0)
-            local_index = xp.arange(m, dtype=xp.int64, device=dev)
-            component = xp.asarray(local_index, copy=True)
-            n_comp = m
-            for bs in _slices(m, _CANDIDATE_BLOCK):
-                for rows in _slices(m, row_block(_CANDIDATE_BLOCK)):
-                    indptr, nbr, _ = call_kernel(
-                        "radius_neighbors_csr", shard.backend, X=Xc[rows, ...], Y=Xc[bs, ...],
-                        y_index=local_index[bs], eps=self.eps, metric=metric, p=p, x_index=None)
-                    src = xp.take(component, csr_rows(indptr, int(nbr.shape[0]), rows.start),
-                                  axis=0)
-                    dst = xp.take(component, xp.astype(nbr, xp.int64), axis=0)
-                    component, n_comp = _merge_components(xp, component, n_comp, src, dst)
             big = int(n_total)
-            comp_label = segment_min(component, core_idx + start,
-                                     xp.full((n_comp,), big, dtype=xp.int64, device=dev))
-
-            # 3. propagate the smallest global index across ranks, to a fixed point
-            comp_label, best = LABEL_PROPAGATION.run(
-                comm, X, core, component, comp_label, eps=self.eps, metric=metric, p=p,
-                backend=shard.backend, unlabelled=n_total)
+            if is_foreign_array(X):
+                core_label, best = self._propagate(comm, shard, X, core, core_idx, Xc, start,
+                                                   big, metric, p)
+            else:
+                # 2-3. components in two ring passes, whatever the clusters' shapes
+                core_label, best = COMPONENT_UNION.run(
+                    comm, X, core, eps=self.eps, metric=metric, p=p, backend=shard.backend,
+                    unlabelled=big, core_rows=Xc)
 
         # 4. numbering: clusters in the order of their lowest-index core point (the distinct
         # labels, one integer per cluster, are gathered on the host)
         cluster_ids = np.unique(comm.allgather_rows(
-            to_host(xp.unique_values(comp_label)).astype(np.int64)))
+            to_host(xp.unique_values(core_label)).astype(np.int64)))
         ids = from_model(cluster_ids, X)
         labels = xp.full((n,), -1, dtype=xp.int64, device=dev)
         if m:
-            row_comp = xp.take(component, xp.clip(
-                xp.cumulative_sum(xp.astype(core, xp.int64)) - 1, 0, None), axis=0)
-            core_label = xp.searchsorted(ids, xp.take(comp_label, row_comp, axis=0))
-            labels = xp.where(core, core_label, labels)
+            labels = xp.where(core, xp.take(xp.searchsorted(ids, core_label), xp.clip(
+                xp.cumulative_sum(xp.astype(core, xp.int64)) - 1, 0, None), axis=0), labels)
         border = ~core & (best < big)
         if cluster_ids.size:
             # searchsorted of an unlabelled row is masked out
@@ -259,6 +269,35 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         self.components_ = to_host(Xc).copy() if m else \
             np.empty((0, X.shape[1]), dtype=numpy_dtype(X.dtype))
         return self
+
+    def _propagate(self, comm, shard, X, core, core_idx, Xc, start, big, metric, p):
+        """Steps 2-3 in ``X``'s namespace, on its device (another library's array): local
+        components of the core rows, then label propagation across ranks to a fixed point.
+        Returns ``(core_label, best)`` as :data:`spmdlearn.patterns.COMPONENT_UNION`."""
+        xp = array_namespace(X)
+        dev = device(X)
+        m = int(core_idx.shape[0])
+        # local components of core points: the core-core pairs of this rank, block by block
+        # (radius_neighbors_csr), merged into the components found so far
+        local_index = xp.arange(m, dtype=xp.int64, device=dev)
+        component = xp.asarray(local_index, copy=True)
+        n_comp = m
+        for bs in _slices(m, _CANDIDATE_BLOCK):
+            for rows in _slices(m, row_block(_CANDIDATE_BLOCK)):
+                indptr, nbr, _ = call_kernel(
+                    "radius_neighbors_csr", shard.backend, X=Xc[rows, ...], Y=Xc[bs, ...],
+                    y_index=local_index[bs], eps=self.eps, metric=metric, p=p, x_index=None)
+                src = xp.take(component, csr_rows(indptr, int(nbr.shape[0]), rows.start),
+                              axis=0)
+                dst = xp.take(component, xp.astype(nbr, xp.int64), axis=0)
+                component, n_comp = _merge_components(xp, component, n_comp, src, dst)
+        comp_label = segment_min(component, core_idx + start,
+                                 xp.full((n_comp,), big, dtype=xp.int64, device=dev))
+        # propagate the smallest global index across ranks, to a fixed point
+        comp_label, best = LABEL_PROPAGATION.run(
+            comm, X, core, component, comp_label, eps=self.eps, metric=metric, p=p,
+            backend=shard.backend, unlabelled=big)
+        return xp.take(comp_label, component, axis=0), best
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Collective: fit, then this rank's labels."""

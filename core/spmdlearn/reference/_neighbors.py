@@ -17,7 +17,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 __all__ = ["knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
-           "block_distances", "METRICS", "scipy_metric"]
+           "radius_label_union", "block_distances", "METRICS", "scipy_metric"]
 
 #: scikit-learn metric names spmdlearn computes, and SciPy's name for each.
 METRICS = {"euclidean": "euclidean", "l2": "euclidean", "manhattan": "cityblock",
@@ -230,3 +230,57 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     indptr = np.zeros(n_x + 1, np.int64)
     np.cumsum(np.count_nonzero(within, axis=1), out=indptr[1:])
     return indptr, np.asarray(y_index, np.int64)[cols], dist[rows, cols]
+
+
+def radius_label_union(X, x_labels, Y, y_labels, eps, metric="euclidean", p=None):
+    """The classes of labels joined by the pairs within ``eps`` of one block pair.
+
+    The component step of DBSCAN: each query row carries a label (its component so far), each
+    candidate row too, and every pair ``dist(X[i], Y[j]) <= eps`` joins ``x_labels[i]`` and
+    ``y_labels[j]``. The result names, for each distinct label, the smallest label of its class
+    (the connected components of the label graph). Joining is associative and commutative, so
+    a caller merges the classes of several block pairs with any connected-components step.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, n_features)
+        A block of query rows.
+    x_labels : ndarray of shape (n_x,), int64
+        Label of each query row.
+    Y : ndarray of shape (n_y, n_features)
+        A block of candidate rows (may be ``X`` itself: its own pairs).
+    y_labels : ndarray of shape (n_y,), int64
+        Label of each candidate row.
+    eps : float
+        The radius; a distance equal to ``eps`` is a neighbour.
+    metric : str, default="euclidean"
+    p : float, default=None
+
+    Returns
+    -------
+    labels : ndarray of shape (n_labels,), int64
+        The distinct values of ``x_labels`` and ``y_labels``, sorted.
+    roots : ndarray of shape (n_labels,), int64
+        For each label, the smallest label joined to it (itself when none is smaller).
+
+    Notes
+    -----
+    SciPy's ``connected_components`` of the graph of the labels of the pairs within ``eps``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    x_labels = np.asarray(x_labels, np.int64)
+    y_labels = np.asarray(y_labels, np.int64)
+    labels = np.unique(np.concatenate([x_labels, y_labels]))
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return labels, labels.copy()
+    rows, cols = np.nonzero(block_distances(X, Y, metric, p) <= eps)
+    src = np.searchsorted(labels, x_labels[rows])
+    dst = np.searchsorted(labels, y_labels[cols])
+    n = labels.shape[0]
+    _, comp = connected_components(coo_matrix((np.ones(src.shape[0]), (src, dst)), shape=(n, n)),
+                                   directed=False)
+    smallest = np.full(n, n, np.int64)
+    np.minimum.at(smallest, comp, np.arange(n))  # labels are sorted: the smallest position
+    return labels, labels[smallest[comp]]

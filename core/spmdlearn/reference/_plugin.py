@@ -16,7 +16,8 @@ from ._forest import (apply_bins, best_splits, bootstrap_counts, tree_apply, tre
                       tree_route)
 from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
                       kmeans_plusplus_potentials, kmeans_transform, lloyd_local)
-from ._neighbors import knn_merge, radius_counts, radius_min_label, radius_neighbors_csr
+from ._neighbors import (knn_merge, radius_counts, radius_label_union, radius_min_label,
+                         radius_neighbors_csr)
 from ._pca import tsqr_local
 
 NAME = "reference"
@@ -128,6 +129,12 @@ def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
 @host_kernel(rows="all")
 def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
     return radius_neighbors_csr(np.asarray(X), np.asarray(Y), y_index, eps, metric, p, x_index)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_radius_label_union(X, x_labels, Y, y_labels, eps, metric, p):
+    return radius_label_union(np.asarray(X), x_labels, np.asarray(Y), y_labels, eps, metric, p)
 
 
 @hookimpl(trylast=True)
