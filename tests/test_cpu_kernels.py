@@ -16,7 +16,7 @@ from spmdlearn import reference as ref
 pytest.importorskip("numba")
 from spmdlearn_cpu import _covariance, _forest, _kmeans, _linear, _logistic, _moments, _pca  # noqa: E402
 from spmdlearn_cpu import _splits  # noqa: E402
-from spmdlearn_cpu._blocks import block_rows  # noqa: E402
+from spmdlearn_cpu._blocks import BLAS_BYTES, block_rows  # noqa: E402
 
 pytestmark = pytest.mark.serial
 
@@ -98,8 +98,25 @@ def test_comoments(shard, n_targets):
                   _noise_floor(X) * (1 + 9 * (Y is not None)))
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_comoments_over_many_blocks_drifting_far_from_the_origin(weighted, dtype):
+    """Co-moments merged over several BLAS-sized blocks whose means differ (a drift far from the
+    origin): each block's shift and the blocks' merge must keep the digits of the centered sums."""
+    d = 2
+    n = 3 * block_rows(d + 1, BLAS_BYTES) + 7
+    rng = np.random.default_rng(3)
+    offset = 1e8 if dtype == np.float64 else 1e2
+    drift = np.linspace(0.0, 50.0, n)[:, None]
+    X = (offset + drift + rng.normal(size=(n, d))).astype(dtype)
+    Y = (X[:, 0] * 2 + rng.normal(size=n)).astype(dtype)
+    w = rng.uniform(0, 2, n) if weighted else None
+    _same_partial(_moments.comoments_local(X, Y, w), ref.comoments_local(X, Y, w), RTOL[X.dtype],
+                  _noise_floor(X) * 10)
+
+
 def test_comoments_of_constant_columns_far_from_the_origin_are_exactly_zero():
-    X = np.full((3 * block_rows(3) + 5, 3), 1e8 + 0.1)
+    X = np.full((3 * block_rows(3, BLAS_BYTES) + 5, 3), 1e8 + 0.1)
     p = _moments.comoments_local(X, None, None)
     assert np.all(p.comoment == 0) and np.all(p.mean == X[0])
 

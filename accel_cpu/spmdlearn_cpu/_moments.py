@@ -1,10 +1,11 @@
 """Moments and co-moments of one shard, blocked: the cpu twins of
 :mod:`spmdlearn.reference._moments`.
 
-Each row block is read from memory once. Its mean is taken in a first compiled pass, its
-centered sums of squares (or, for the co-moments, its centered co-moment matrix, one BLAS
-``syrk``) in a second pass over the cached block, and the blocks are merged with Chan, Golub and
-LeVeque's pairwise formula. No centered or float64 copy of the shard is ever made, and no raw
+Each row block is read from memory once. For the moments, its mean is taken in a first compiled
+pass and its centered sums of squares in a second pass over the cached block; for the
+co-moments, the block is shifted by its first row into a cached buffer and added to the
+co-moment by BLAS ``gemm``, the shifts and means being corrected for at the end. The blocks
+are merged with Chan, Golub and LeVeque's pairwise formula. No centered or float64 copy of the shard is ever made, and no raw
 sum of squares is formed, so columns far from the origin keep their digits.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from scipy.linalg.blas import dgemm
 
 from spmdlearn.reference import ColumnStatsPartial, ComomentsPartial, MomentsPartial
 
-from ._blocks import BLAS_BYTES, block_rows
+from ._blocks import BLAS_BYTES, STREAM_BYTES, block_rows
 from ._threads import use_kernel_threads
 
 __all__ = ["moments_local", "column_stats_local", "comoments_local"]
@@ -166,51 +168,100 @@ def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
 
 
 @njit(cache=True, nogil=True)
-def _center_block(X, Y, w, weighted, lo, hi, out):
-    """Write rows ``lo:hi`` of ``[X, Y]``, centered by their (weighted) mean and scaled by
-    ``sqrt(w)``, into ``out[:hi - lo]`` (float64); return ``(weight, mean)``.
+def _shift_block(X, Y, w, weighted, lo, hi, out, b, shift, sums, weights):
+    """Write rows ``lo:hi`` of ``[X, Y]``, minus the block's first row and scaled by ``sqrt(w)``,
+    into ``out[:hi - lo]`` (float64), in one pass over the rows.
 
-    Two passes over the block (the mean, then the centered copy); the second reads the rows from
-    cache. ``sqrt(w)`` scaling makes the co-moment ``out.T @ out``, one symmetric rank-k update.
+    Records the block's shift (its first row) in ``shift[b]``, the weighted sums of the shifted
+    rows in ``sums[b]`` and the block's weight in ``weights[b]``. ``out.T @ out`` is then the
+    block's weighted co-moment about the shift: one symmetric rank-k update.
     """
     dx = X.shape[1]
     dy = Y.shape[1]
-    d = dx + dy
-    # Sums are taken relative to the block's first row: a constant column then has exactly
-    # its value as mean and exactly zero co-moments, and the shift keeps the sums small.
-    shift = np.empty(d)
+    c = shift[b]
+    s = sums[b]
     for j in range(dx):
-        shift[j] = np.float64(X[lo, j])
+        c[j] = np.float64(X[lo, j])
     for j in range(dy):
-        shift[dx + j] = np.float64(Y[lo, j])
-    s = np.zeros(d)
-    wsum = 0.0
-    for i in range(lo, hi):
-        wi = np.float64(w[i]) if weighted else 1.0
-        wsum += wi
-        for j in range(dx):
-            s[j] += wi * (np.float64(X[i, j]) - shift[j])
-        for j in range(dy):
-            s[dx + j] += wi * (np.float64(Y[i, j]) - shift[dx + j])
-    if wsum == 0.0:
-        return wsum, s
-    mean = shift + s / wsum
-    for i in range(lo, hi):
-        r = i - lo
-        root = np.sqrt(np.float64(w[i])) if weighted else 1.0
-        for j in range(dx):
-            out[r, j] = (np.float64(X[i, j]) - mean[j]) * root
-        for j in range(dy):
-            out[r, dx + j] = (np.float64(Y[i, j]) - mean[dx + j]) * root
-    return wsum, mean
+        c[dx + j] = np.float64(Y[lo, j])
+    if weighted:
+        wsum = 0.0
+        for i in range(lo, hi):
+            r = i - lo
+            wi = np.float64(w[i])
+            root = np.sqrt(wi)
+            wsum += wi
+            for j in range(dx):
+                z = (np.float64(X[i, j]) - c[j]) * root
+                out[r, j] = z
+                s[j] += z * root
+            for j in range(dy):
+                z = (np.float64(Y[i, j]) - c[dx + j]) * root
+                out[r, dx + j] = z
+                s[dx + j] += z * root
+        weights[b] = wsum
+    else:
+        for i in range(lo, hi):
+            r = i - lo
+            for j in range(dx):
+                z = np.float64(X[i, j]) - c[j]
+                out[r, j] = z
+                s[j] += z
+            for j in range(dy):
+                z = np.float64(Y[i, j]) - c[dx + j]
+                out[r, dx + j] = z
+                s[dx + j] += z
+        weights[b] = np.float64(hi - lo)
+
+
+@njit(cache=True, nogil=True)
+def _block_corrections(shift, sums, weights):
+    """The rank-one terms that turn the sum of the blocks' co-moments about their shifts into the
+    centered co-moment of all of them, and the weighted mean.
+
+    Block ``b`` about its own mean is ``S_b - u_b u_b^T`` with ``u_b = s_b / sqrt(W_b)``; merging it
+    into the blocks before it (Chan et al.) adds ``v_b v_b^T`` with
+    ``v_b = sqrt(W W_b / (W + W_b)) (mean_b - mean)``. Means are kept relative to the first
+    block's shift, so the differences of means keep their digits far from the origin.
+
+    Returns ``U``, ``V`` (one row per block), the mean and the total weight.
+    """
+    nb, d = sums.shape
+    U = np.zeros((nb, d))
+    V = np.zeros((nb, d))
+    mean = np.zeros(d)
+    W = 0.0
+    for b in range(nb):
+        wb = weights[b]
+        if wb == 0.0:
+            continue
+        r = 1.0 / np.sqrt(wb)
+        wt = W + wb
+        g = np.sqrt(W * wb / wt)
+        for j in range(d):
+            U[b, j] = sums[b, j] * r
+            mb = (shift[b, j] - shift[0, j]) + sums[b, j] / wb
+            if W == 0.0:
+                mean[j] = mb
+            else:
+                V[b, j] = (mb - mean[j]) * g
+                mean[j] = (W * mean[j] + wb * mb) / wt
+        W = wt
+    if nb:
+        for j in range(d):
+            mean[j] += shift[0, j]
+    return U, V, mean, W
 
 
 def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
-    """:func:`spmdlearn.reference.comoments_local`: blocked ``syrk`` with pairwise merges.
+    """:func:`spmdlearn.reference.comoments_local`: one pass of blocked rank-k updates.
 
-    Each block of rows is centered by its own weighted mean into a cache-sized float64 buffer,
-    its co-moment is one ``syrk`` (``buffer.T @ buffer``), and the blocks are merged with
-    ``C = Ca + Cb + (Wa Wb / W) delta delta^T``. Memory: one block, whatever the shard.
+    Each block of rows is read once: shifted by its first row and scaled by ``sqrt(w)`` into a
+    cache-sized float64 buffer (one compiled pass that also sums the shifted rows), whose
+    co-moment is added in place to one accumulator by BLAS ``dgemm`` (``Z^T Z``). The blocks' means and
+    Chan, Golub and LeVeque's merge terms are rank-one corrections applied at the end
+    (:func:`_block_corrections`), so the result is the stable blockwise merge with only BLAS calls
+    and one compiled pass per block. Memory: one block, whatever the shard.
     """
     n, dx = X.shape
     if Y is None:
@@ -223,23 +274,27 @@ def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
     if weighted and n and float(np.min(w)) < 0:
         return None  # sqrt(w) needs non-negative weights; the reference serves the others
     block = block_rows(d, BLAS_BYTES)
+    # OpenBLAS's dgemm on d x d outputs is fastest on operands of L2-cache size: measured (CPU
+    # time, one Zen 4 core, 2M x 21 float64) 38 ms of dgemm on 256 KiB slices against 60 ms of
+    # dsyrk (any block size) or 72-80 ms of dgemm on 0.5-1 MiB blocks. Shifting 1 MiB blocks
+    # (fewer compiled calls) took 25 ms against 39 ms for 256 KiB ones.
+    chunk = block_rows(d, STREAM_BYTES)
+    nb = (n + block - 1) // block
     buf = np.empty((min(block, max(n, 1)), d))
-    weight, mean, comoment = 0.0, np.zeros(d), np.zeros((d, d))
-    for lo in range(0, n, block):
+    shift, sums, weights = np.zeros((nb, d)), np.zeros((nb, d)), np.zeros(nb)
+    comoment = np.zeros((d, d), order="F")  # accumulated in place by dgemm
+    for b in range(nb):
+        lo = b * block
         hi = min(n, lo + block)
-        wb, mb = _center_block(X, Y2, w, weighted, lo, hi, buf)
-        if wb == 0.0:
-            continue
-        Z = buf[: hi - lo]
-        cb = Z.T @ Z
-        if weight == 0.0:
-            weight, mean, comoment = wb, mb, cb
-            continue
-        total = weight + wb
-        delta = mb - mean
-        comoment += cb
-        comoment += np.outer(delta, delta) * (weight * wb / total)
-        mean = (weight * mean + wb * mb) / total
-        weight = total
-    comoment = (comoment + comoment.T) / 2  # exact symmetry, whatever the BLAS did
+        _shift_block(X, Y2, w, weighted, lo, hi, buf, b, shift, sums, weights)
+        for s in range(0, hi - lo, chunk):
+            # a (d, rows) Fortran-ordered view of the buffer: dgemm adds Z^T Z without a copy
+            Zt = buf[s: min(hi - lo, s + chunk)].T
+            dgemm(1.0, Zt, Zt, 1.0, comoment, 0, 1, 1)
+    U, V, mean, weight = _block_corrections(shift, sums, weights)
+    if weight == 0.0:
+        return ComomentsPartial(float(n), 0.0, np.zeros(d), np.zeros((d, d)))
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite input: non-finite partial
+        comoment = comoment - U.T @ U + V.T @ V
+        comoment = (comoment + comoment.T) / 2  # exact symmetry
     return ComomentsPartial(float(n), float(weight), mean, comoment)
