@@ -271,15 +271,22 @@ def test_linear_regression_overflow_error_names_rank_and_overflow(world):
                      f"LinearRegression error does not name the overflow and rank {bad}: {text!r}")
 
 
-def test_kmeans_overflow_error_names_rank_and_overflow(world):
-    if world.size == 1:
-        pytest.skip("needs two ranks")
+def test_kmeans_on_rows_near_the_float64_limit_is_sklearns(world):
+    """scikit-learn's KMeans fits such rows (with numpy's overflow warnings): spmdlearn's does
+    the same on every rank, with the same centers, and names the rank whose rows overflow."""
+    from sklearn.cluster import KMeans as SkKMeans
+
     X, y, X_all, y_all, bad = _shard(world)
-    raised, exc, _ = _fit(lambda: KMeans(3, n_init=1, random_state=0), X, y, False)
-    assert_all_ranks(world, raised is not None, "KMeans on rows near the float64 limit raised")
-    text = str(exc)
-    assert_all_ranks(world, "overflow" in text and f"rank {bad}" in text,
-                     f"KMeans error does not name the overflow and rank {bad}: {text!r}")
+    raised, est, messages = _fit(lambda: KMeans(3, n_init=1, random_state=0), X, y, False)
+    sk_raised, sk, _ = _fit(lambda: SkKMeans(3, n_init=1, random_state=0), X_all, y_all, False)
+    assert_all_ranks(world, raised == sk_raised,
+                     f"KMeans raised {raised!r}, scikit-learn {sk_raised!r}")
+    if raised is None:
+        assert_all_ranks(world, _same_values(est.cluster_centers_, sk.cluster_centers_),
+                         "KMeans centers differ from scikit-learn's on the gathered rows")
+    named = any("overflow" in m and (f"rank {bad}" in m or f"ranks {bad}," in m)
+                for m in messages + ([] if raised is None else [str(est)]))
+    assert_all_ranks(world, named, f"no message names the overflow and rank {bad}: {messages}")
 
 
 # random_state=None: rank 0 draws one seed from its global generator and every rank uses it.
