@@ -307,7 +307,6 @@ def neighbour_blocks(draw):
     dtype = draw(st.sampled_from([np.float64, np.float32]))
     n_x = draw(st.sampled_from([0, 1, 2, 7, 30, 100]))  # 100 x 1100: radius queries use a grid
     n_y = draw(st.sampled_from([0, 1, 3, 9, 40, 1100]))  # 1100: more than one screening tile
-    # above 32 features the euclidean top-k is screened by GEMM tiles, below exact throughout
     d = draw(st.one_of(st.integers(1, 6), st.integers(33, 36)))
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     Y = np.round(rng.normal(size=(n_y, d)) * 2, 0) + 0.5
