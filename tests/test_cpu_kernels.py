@@ -352,6 +352,53 @@ def test_neighbour_kernels(blocks, metric, k, self_rows, eps):
     _assert_same_union(X, Y, eps, metric, p, rng)
 
 
+def _knn_blocks(dtype, offset, rng):
+    """Queries and candidates for the screened euclidean merge: values on a grid (many equal
+    distances), duplicate candidates that fall in different tiles, queries that are
+    candidates, rows ``offset`` away from the origin, and in float64 a row whose squared norm
+    overflows (its distances are inf, its norms no use to the screen)."""
+    Y = (np.round(rng.normal(size=(61, 3)) * 2, 0) + 0.5) + offset
+    Y[[20, 40, 60]] = Y[5]  # ties across tile boundaries, resolved by the lower index
+    X = np.vstack([Y[rng.integers(0, len(Y), 12)], np.round(rng.normal(size=(11, 3)), 1) + offset])
+    if dtype == np.float64 and offset == 0:
+        Y[33] = 1e200
+        X[7] = 1e200
+    return X.astype(dtype), Y.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("offset", [0.0, 1e4 / 3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_knn_merge_screened_tiles_equal_the_reference(monkeypatch, dtype, offset, threads):
+    """The euclidean merge by GEMM tiles equals the reference's, neighbours and order bit for
+    bit: tiles of 5 queries x 7 candidates (partial last tiles, k up to above a tile's
+    candidates, several rounds of screening), one and two threads, a running best from earlier
+    blocks, and self-exclusion; far from the origin the screen's margin passes most candidates
+    to the exact distances."""
+    from threadpoolctl import threadpool_limits
+
+    from spmdlearn_cpu import _neighbors
+
+    monkeypatch.setattr(_neighbors, "_TILE_QUERIES", 5)
+    monkeypatch.setattr(_neighbors, "_MIN_TILE_QUERIES", 1)
+    monkeypatch.setattr(_neighbors, "_TILE_CANDIDATES", 7)
+    rng = np.random.default_rng(11)
+    X, Y = _knn_blocks(dtype, offset, rng)
+    y_index = rng.permutation(500)[: len(Y)].astype(np.int64)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for k in (1, 4, 12):
+            for x_index in (None, y_index[rng.integers(0, len(Y), len(X))]):
+                best = np.full((len(X), k), np.inf), np.full((len(X), k), -1, np.int64)
+                got, expected = best, best
+                for lo, hi in ((0, 25), (25, 61)):  # two visiting blocks: a running best
+                    got = _neighbors.knn_merge(X, Y[lo:hi], y_index[lo:hi], *got, "euclidean",
+                                               None, x_index)
+                    expected = ref.knn_merge(X, Y[lo:hi], y_index[lo:hi], *expected,
+                                             "euclidean", None, x_index)
+                np.testing.assert_array_equal(got[1], expected[1])
+                np.testing.assert_array_equal(got[0], expected[0])
+
+
 def _assert_self_counts(Y, w, eps, metric, p):
     """A block against itself (each pair visited once on one thread) counts as the reference."""
     import numba

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import get_num_threads, njit, prange
+# numba's np.dot calls SciPy's BLAS: loaded here, so that a thread limit set before the first
+# call of a kernel (single_threaded_blas) reaches it
+from scipy.linalg import cython_blas  # noqa: F401
 
 from spmdlearn.reference import METRICS
 
@@ -215,13 +218,15 @@ _SCAN = 64
 #: 2-core machine (1,024 queries against 100,000 candidates, one thread), the screened merge
 #: costs about the GEMM alone, 2.5 to 7 times less than the exact kernel from 2 to 16 features.
 _TILE_QUERIES, _TILE_CANDIDATES = 256, 512
+#: Query tiles are cut thinner, down to this, to give every thread a share of few queries.
+_MIN_TILE_QUERIES = 16
 
 
 def _knn_merge_euclidean(X, Y, y_index, best_d, best_i, x_index, exclude):
     """:func:`_knn_gemm_screen` with the query tiles spread over the kernel's threads."""
     threads = get_num_threads()
     # enough tiles for every thread, but not tiles so thin that GEMM loses its efficiency
-    tile_q = max(16, min(_TILE_QUERIES, -(-X.shape[0] // threads)))
+    tile_q = min(_TILE_QUERIES, max(_MIN_TILE_QUERIES, -(-X.shape[0] // threads)))
     with single_threaded_blas():  # each numba thread runs its own GEMMs
         _knn_gemm_screen(X, Y, y_index, best_d, best_i, x_index, exclude, tile_q,
                          _TILE_CANDIDATES)

@@ -22,6 +22,10 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 #: once per block pair instead of once per small tile (a 20,000-row shard: one call).
 KERNEL_BLOCK_ROWS = {kernel: (1 << 18, 1 << 19)
                      for kernel in ("radius_counts", "radius_min_label", "radius_label_union")}
+#: The top-k merge keeps only per-thread GEMM tiles (no query x candidate temporary), so a
+#: visiting block of up to 2^18 candidates meets up to 2^16 queries in one call: the query tiles
+#: spread over the threads, and the per-call costs (thread setup, norms) are paid once a block.
+KERNEL_BLOCK_ROWS["knn_merge"] = (1 << 16, 1 << 18)
 
 
 def _module(name):
