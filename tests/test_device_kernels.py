@@ -223,6 +223,39 @@ def test_radius_kernels_match_reference_on_the_boundary(dev, dtype, metric, p):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric,p", METRIC_CASES)
+def test_radius_label_union_matches_reference(dev, dtype, metric, p):
+    """The classes of labels joined on the device are the reference's: pairs on the boundary
+    (an integer grid), labels shared by many rows, labels found on one side only, a block
+    against itself, and an empty block."""
+    from spmdlearn import reference as r
+
+    g = dev.module("_neighbors")
+    X, Y = _neighbor_blocks(dtype)
+    rng = np.random.default_rng(5)
+    for x_labels, y_labels in ((np.arange(len(X), dtype=np.int64) * 3,
+                                np.arange(len(Y), dtype=np.int64) * 3 + 1),
+                               (rng.integers(0, 6, len(X)), rng.integers(4, 12, len(Y)))):
+        x_labels, y_labels = x_labels.astype(np.int64), y_labels.astype(np.int64)
+        for eps in (0.5, 1.0, 2.0):
+            want = r.radius_label_union(X, x_labels, Y, y_labels, eps, metric, p)
+            got = g.radius_label_union(dev.asarray(X), x_labels, dev.asarray(Y), y_labels, eps,
+                                       metric, p)
+            assert all(isinstance(a, np.ndarray) and a.dtype == np.int64 for a in got)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+        assert (want[1] != want[0]).any()  # the cases join classes
+        np.testing.assert_array_equal(
+            g.radius_label_union(dev.asarray(X), x_labels, dev.asarray(X), x_labels, 1.0, metric,
+                                 p)[1],
+            r.radius_label_union(X, x_labels, X, x_labels, 1.0, metric, p)[1])
+        empty = g.radius_label_union(dev.asarray(X[:0]), x_labels[:0], dev.asarray(Y), y_labels,
+                                     1.0, metric, p)
+        np.testing.assert_array_equal(empty[0], np.unique(y_labels))
+        np.testing.assert_array_equal(empty[1], np.unique(y_labels))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_logistic_kernels(dev, dtype, n_classes):
     g = dev.module("_logistic")

@@ -361,9 +361,7 @@ def spmdlearn_radius_label_union(X, x_labels, Y, y_labels, eps, metric, p):
     """The classes of labels joined by the pairs within ``eps`` of one block pair: :func:`spmdlearn.reference.radius_label_union`.
 
     Every pair ``dist(X[i], Y[j]) <= eps`` joins ``x_labels[i]`` and ``y_labels[j]``; DBSCAN's
-    components of core rows, within a rank and across ranks. A backend that leaves it out is
-    served by the reference (NumPy input); DBSCAN on other array types propagates labels with
-    ``radius_min_label`` instead.
+    components of core rows, within a rank and across ranks, on every array type.
 
     Parameters
     ----------
