@@ -399,6 +399,26 @@ def test_knn_merge_screened_tiles_equal_the_reference(monkeypatch, dtype, offset
                 np.testing.assert_array_equal(got[0], expected[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_knn_merge_many_features_takes_thinner_tiles(monkeypatch, dtype):
+    """With many features the tiles are cut by bytes (here 3 rows of 300 features): the
+    merge still equals the reference's, ties and order included."""
+    from spmdlearn_cpu import _neighbors
+
+    monkeypatch.setattr(_neighbors, "_TILE_ROW_BYTES", 8 * 300 * 3)
+    rng = np.random.default_rng(5)
+    Y = np.round(rng.normal(size=(20, 300)), 0)
+    Y[[4, 11, 17]] = Y[2]
+    X = np.vstack([Y[[2, 9]], np.round(rng.normal(size=(5, 300)), 0)]).astype(dtype)
+    Y = Y.astype(dtype)
+    y_index = rng.permutation(40)[:20].astype(np.int64)
+    best = np.full((len(X), 6), np.inf), np.full((len(X), 6), -1, np.int64)
+    got = _neighbors.knn_merge(X, Y, y_index, *best)
+    expected = ref.knn_merge(X, Y, y_index, *best)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[0], expected[0])
+
+
 def _assert_self_counts(Y, w, eps, metric, p):
     """A block against itself (each pair visited once on one thread) counts as the reference."""
     import numba

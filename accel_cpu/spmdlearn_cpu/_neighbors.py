@@ -220,16 +220,20 @@ _SCAN = 64
 _TILE_QUERIES, _TILE_CANDIDATES = 256, 512
 #: Query tiles are cut thinner, down to this, to give every thread a share of few queries.
 _MIN_TILE_QUERIES = 16
+#: Bytes of each per-thread float64 copy of a tile's rows (queries, candidates): many features
+#: take thinner tiles, so that the copies stay cache-sized whatever the feature count.
+_TILE_ROW_BYTES = 1 << 20
 
 
 def _knn_merge_euclidean(X, Y, y_index, best_d, best_i, x_index, exclude):
     """:func:`_knn_gemm_screen` with the query tiles spread over the kernel's threads."""
     threads = get_num_threads()
+    rows = max(1, _TILE_ROW_BYTES // (8 * X.shape[1]))
     # enough tiles for every thread, but not tiles so thin that GEMM loses its efficiency
-    tile_q = min(_TILE_QUERIES, max(_MIN_TILE_QUERIES, -(-X.shape[0] // threads)))
+    tile_q = min(_TILE_QUERIES, rows, max(_MIN_TILE_QUERIES, -(-X.shape[0] // threads)))
+    tile_c = min(_TILE_CANDIDATES, rows)
     with single_threaded_blas():  # each numba thread runs its own GEMMs
-        _knn_gemm_screen(X, Y, y_index, best_d, best_i, x_index, exclude, tile_q,
-                         _TILE_CANDIDATES)
+        _knn_gemm_screen(X, Y, y_index, best_d, best_i, x_index, exclude, tile_q, tile_c)
 
 
 def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p=None,
