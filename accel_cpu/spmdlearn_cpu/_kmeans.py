@@ -17,7 +17,7 @@ from spmdlearn.reference import LloydPartial
 from ._blocks import block_rows
 from ._threads import kernel_threads, single_threaded_blas, use_kernel_threads
 
-__all__ = ["lloyd_local", "kmeans_inertia"]
+__all__ = ["lloyd_local", "lloyd_bounded", "kmeans_inertia"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -321,3 +321,248 @@ def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_
         np.minimum(closest[lo:hi, None], D, out=D)
         total += np.ascontiguousarray(w[lo:hi]) @ D
     return total
+
+
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sq_distance_row(x, centers64, c):
+    """:func:`_sq_distance` of the row ``x`` (the same four strands, the same bits)."""
+    d = x.shape[0]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        e0 = np.float64(x[j]) - centers64[c, j]
+        e1 = np.float64(x[j + 1]) - centers64[c, j + 1]
+        e2 = np.float64(x[j + 2]) - centers64[c, j + 2]
+        e3 = np.float64(x[j + 3]) - centers64[c, j + 3]
+        a0 += e0 * e0
+        a1 += e1 * e1
+        a2 += e2 * e2
+        a3 += e3 * e3
+        j += 4
+    while j < d:
+        e0 = np.float64(x[j]) - centers64[c, j]
+        a0 += e0 * e0
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, nogil=True)
+def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_old,
+                lower_old, labels, lower, dist, G, redo, w, sums, weights, budget):
+    """The bound test of :func:`spmdlearn.reference.lloyd_bounded` on rows ``lo:hi``.
+
+    A kept row gets its label, its moved bound and ``dist`` (its squared distance to its
+    center: :func:`_sq_distance`'s expression on the offset row, the plain step's inertia
+    term). Up to ``budget`` rows that fail the test are assigned here from their float64
+    distances to every center when the nearest wins by more than the margin (then the plain
+    step's scores pick it too), with the second-nearest distance, rounded down, as their bound.
+    Any other row (a near-tie, or beyond the budget) is copied, offset, into ``G`` and its
+    position into ``redo``, for :func:`_redo_pass` to score it as the plain step does. Until
+    the first such row, the rows' sums, weights and inertia are added at once in row order (the
+    plain step's order); the rest is left to :func:`_sums_pass`.
+    Returns ``(n_redo, first, inertia)``: ``first`` is the first row position not yet summed.
+    """
+    d = X.shape[1]
+    k = centers64.shape[0]
+    m = hi - lo
+    n_redo = 0
+    first = m
+    inertia = 0.0
+    shrink = 1.0 - (d + 6) * _EPS64
+    c_max2 = c_max * c_max
+    x = np.empty(d, X.dtype)
+    for r in range(m):
+        i = lo + r
+        for j in range(d):
+            x[j] = X[i, j] - offset[j]
+        a = labels_old[i]
+        keep = False
+        if a >= 0:
+            d2 = _sq_distance_row(x, centers64, a)
+            if k == 1:
+                keep = True
+                moved = np.inf
+            else:
+                moved = lower_old[i] - decrement[a]
+                moved -= 2.0 * _EPS64 * abs(moved)
+                # (d_a + c_max)^2 <= 2 d_a^2 + 2 c_max^2: no square root on the common path
+                if moved > 0.0 and moved * moved - d2 > margin * 2.0 * (d2 + c_max2):
+                    keep = True
+                else:
+                    da = np.sqrt(d2)
+                    bound = max(moved, separation[a] - da)
+                    radius = da + c_max
+                    keep = bound > da and (bound - da) * (bound + da) > margin * radius * radius
+            if keep:
+                labels[i] = a
+                lower[i] = moved
+        if not keep and budget > 0 and first == m and k > 1:
+            # assigned here from the distances to every center, unless a near-tie
+            best = 0
+            d2 = _sq_distance_row(x, centers64, 0)
+            second = np.inf
+            for c in range(1, k):
+                e = _sq_distance_row(x, centers64, c)
+                if e < d2:
+                    second = d2
+                    d2 = e
+                    best = c
+                elif e < second:
+                    second = e
+            radius = np.sqrt(d2) + c_max
+            budget -= 1
+            if second - d2 > margin * radius * radius:
+                keep = True
+                a = best
+                labels[i] = best
+                lower[i] = np.sqrt(second * shrink) * shrink
+        if keep:
+            dist[r] = d2
+            if first == m:
+                wi = np.float64(w[r])
+                weights[a] += wi
+                for j in range(d):
+                    sums[a, j] += wi * np.float64(x[j])
+                inertia += wi * d2
+        else:
+            if first == m:
+                first = r
+            for j in range(d):
+                G[n_redo, j] = x[j]
+            redo[n_redo] = r
+            n_redo += 1
+    return n_redo, first, inertia
+
+
+#: Rows of a block that :func:`_bound_pass` may assign from all their distances (beyond them,
+#: the failing rows are scored by a BLAS product, cheaper per row when many rows fail).
+_INLINE_ROWS = 512
+
+
+@njit(cache=True, nogil=True)
+def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels, lower, dist):
+    """The rows to recompute: :func:`_assign_block`'s argmin of their scores ``S`` (the plain
+    step's decisions) and a bound from the second-best score, less its rounding."""
+    k = S.shape[1]
+    d = G.shape[1]
+    for q in range(n_redo):
+        best = 0
+        best_score = c_norms[0] - (S[q, 0] + S[q, 0])
+        second = np.inf
+        for c in range(1, k):
+            score = c_norms[c] - (S[q, c] + S[q, c])
+            if score < best_score:
+                second = min(second, np.float64(best_score))
+                best_score = score
+                best = c
+            else:
+                second = min(second, np.float64(score))
+        i = lo + redo[q]
+        labels[i] = best
+        dist[redo[q]] = _sq_distance(G, q, centers64, best)
+        if k == 1:
+            lower[i] = np.inf
+            continue
+        x_sq = 0.0
+        for j in range(d):
+            v = np.float64(G[q, j])
+            x_sq += v * v
+        radius = np.sqrt(x_sq) + c_max
+        lower_sq = x_sq + second - 0.5 * margin * radius * radius
+        lower[i] = np.sqrt(max(lower_sq, 0.0)) * (1.0 - 2.0 * _EPS64)
+
+
+@njit(cache=True, nogil=True)
+def _sums_pass(X, lo, hi, first, offset, w, labels, dist, sums, weights, inertia):
+    """The sums, weights and inertia of rows ``lo + first:hi`` in row order (the plain step's
+    values and order), from their labels and ``dist``; ``inertia``: the block's so far."""
+    d = X.shape[1]
+    for r in range(first, hi - lo):
+        i = lo + r
+        best = labels[i]
+        wi = np.float64(w[r])
+        weights[best] += wi
+        for j in range(d):
+            sums[best, j] += wi * np.float64(X[i, j] - offset[j])
+        inertia += wi * dist[r]
+    return inertia
+
+
+@njit(cache=True, nogil=True)
+def _count_changed(labels, labels_old, lo, hi):
+    changed = 0
+    for i in range(lo, hi):
+        if labels[i] != labels_old[i]:
+            changed += 1
+    return changed
+
+
+def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None):
+    """:func:`spmdlearn.reference.lloyd_bounded`: the bounded Lloyd step, compiled.
+
+    One pass over each block of rows offsets them (no offset copy of the shard), tests each
+    row's bound against its exact distance to its center, and adds the kept rows' sums,
+    weights and inertia; the rows that fail the test are gathered and scored by NumPy's matmul
+    (the plain kernel's call, so the same decisions), and the block's remaining sums follow in
+    row order. Blocks and tasks are those of :func:`lloyd_local` and its partials are added in
+    the same order, so with the same labels the partial is the plain kernel's, bit for bit.
+    """
+    k, d = centers.shape
+    n = X.shape[0]
+    if n == 0:
+        return (np.zeros(0, np.int32), np.zeros(0),
+                LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0))
+    from spmdlearn.reference._kmeans import bound_margin, center_motion
+
+    C = np.asarray(centers, dtype=X.dtype)
+    Ct = C.T
+    c_norms = np.einsum("ij,ij->i", C, C)
+    centers64 = np.ascontiguousarray(centers, dtype=np.float64)
+    c_max = float(np.sqrt((centers64 ** 2).sum(axis=1)).max())
+    margin = bound_margin(X.dtype, d)
+    decrement, separation = center_motion(centers64, centers_old)
+    weights_of = _weights_per_block(_as_float(sample_weight))
+    labels_old = np.asarray(labels_old, dtype=np.int32)
+    if centers_old is None:
+        labels_in = np.full(n, -1, np.int32)  # no bounds yet: every row in full
+    else:
+        labels_in = labels_old
+    lower_old = np.asarray(lower_old, dtype=np.float64)
+    labels = np.empty(n, dtype=np.int32)
+    lower = np.empty(n)
+    offset = (np.zeros(d, X.dtype) if X_offset is None
+              else np.asarray(X_offset, dtype=X.dtype))
+
+    def task(t_lo, t_hi):
+        sums, weights = np.zeros((k, d)), np.zeros(k)
+        inertia, changed = 0.0, 0
+        m = min(_ASSIGN_ROWS, t_hi - t_lo)
+        G = np.empty((m, d), X.dtype)
+        redo = np.empty(m, np.int64)
+        dist = np.empty(m)
+        for lo in range(t_lo, t_hi, _ASSIGN_ROWS):
+            hi = min(t_hi, lo + _ASSIGN_ROWS)
+            w = weights_of(lo, hi)
+            n_redo, first, part = _bound_pass(
+                X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_in,
+                lower_old, labels, lower, dist, G, redo, w, sums, weights,
+                _INLINE_ROWS if centers_old is not None else 0)
+            if n_redo:
+                _redo_pass(G, G[:n_redo] @ Ct, n_redo, redo, lo, c_norms, centers64, c_max,
+                           margin, labels, lower, dist)
+                part = _sums_pass(X, lo, hi, first, offset, w, labels, dist, sums, weights, part)
+            inertia += part
+            changed += _count_changed(labels, labels_old, lo, hi)
+        return sums, weights, inertia, changed
+
+    parts = _in_tasks(n, task)
+    sums, weights, inertia, changed = parts[0]
+    for more in parts[1:]:  # in task order: the same bits for any thread count
+        sums += more[0]
+        weights += more[1]
+        inertia += more[2]
+        changed += more[3]
+    return labels, lower, LloydPartial(sums, weights, float(inertia), float(changed))
