@@ -535,6 +535,9 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     lower = np.empty(n)
     offset = (np.zeros(d, X.dtype) if X_offset is None
               else np.asarray(X_offset, dtype=X.dtype))
+    # Rows as given (no offset) in a layout the plain kernel multiplies as a strided view: its
+    # scores round as that product does, so the failing rows are scored from it.
+    plain_rows = X_offset is None and not X.flags.c_contiguous
 
     def task(t_lo, t_hi):
         sums, weights = np.zeros((k, d)), np.zeros(k)
@@ -551,8 +554,15 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
                 lower_old, labels, lower, dist, G, redo, w, sums, weights,
                 _INLINE_ROWS if centers_old is not None else 0)
             if n_redo:
-                _redo_pass(G, G[:n_redo] @ Ct, n_redo, redo, lo, c_norms, centers64, c_max,
-                           margin, labels, lower, dist)
+                if plain_rows:
+                    # the plain kernel's product of this block, rows taken from it
+                    S = (X[lo:hi] @ Ct)[redo[:n_redo]]
+                else:
+                    # at least two rows: NumPy's product of one row is a matrix-vector call,
+                    # which rounds otherwise than the block's matrix product
+                    S = G[:max(n_redo, min(2, G.shape[0]))] @ Ct
+                _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels,
+                           lower, dist)
                 part = _sums_pass(X, lo, hi, first, offset, w, labels, dist, sums, weights, part)
             inertia += part
             changed += _count_changed(labels, labels_old, lo, hi)

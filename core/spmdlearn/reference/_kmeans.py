@@ -215,8 +215,8 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
         d_a = np.sqrt(_assigned_sq(X, centers64, a))
         moved = np.asarray(lower_old, np.float64) - decrement[a]
         # rounded down: the subtraction rounds by at most half a unit in its last place
-        moved = np.where(np.isinf(moved), moved, moved - 2 * np.finfo(np.float64).eps
-                         * np.abs(moved))
+        finite = np.isfinite(moved)
+        moved[finite] -= 2 * np.finfo(np.float64).eps * np.abs(moved[finite])
         bound = np.maximum(moved, separation[a] - d_a)
         radius = d_a + np.sqrt((centers64 ** 2).sum(axis=1)).max()
         keep = known & (bound > d_a) & ((bound - d_a) * (bound + d_a)
@@ -226,7 +226,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
         keep = np.zeros(n, dtype=bool)
     redo = ~keep
     if np.any(redo):
-        labels[redo], lower[redo] = _assign_with_bound(X[redo], centers64)
+        labels[redo], lower[redo] = _assign_with_bound(X, centers64, redo)
     w = np.asarray(sample_weight, dtype=np.float64)
     XwT = np.multiply(np.asarray(X, np.float64).T, w, order="C")
     sums = np.stack([np.bincount(labels, weights=XwT[j], minlength=k) for j in range(d)], axis=1)
@@ -235,13 +235,15 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
                                        float(np.count_nonzero(labels != labels_old)))
 
 
-def _assign_with_bound(X, centers64):
-    """Labels by :func:`lloyd_local`'s scores, and a lower bound on each row's distance to every
-    other center: from the second-best score, less the rounding it may carry (the plain
+def _assign_with_bound(X, centers64, rows):
+    """Labels of ``X[rows]`` by :func:`lloyd_local`'s scores (its product of the whole shard,
+    so that each row's scores round as there), and a lower bound on each row's distance to
+    every other center: from the second-best score, less the rounding it may carry (the plain
     step's scores in X's dtype, :func:`bound_margin`), rounded down; ``inf`` for one center."""
     k, d = centers64.shape
     C = centers64.astype(X.dtype)
-    scores = np.einsum("ij,ij->i", C, C)[None, :] - 2.0 * (X @ C.T)
+    scores = (np.einsum("ij,ij->i", C, C)[None, :] - 2.0 * (X @ C.T))[rows]
+    X = X[rows]
     labels = np.argmin(scores, axis=1).astype(np.int32)
     if k == 1:
         return labels, np.full(len(X), np.inf)
