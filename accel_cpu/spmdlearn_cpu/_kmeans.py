@@ -363,11 +363,13 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
     position into ``redo``, for :func:`_redo_pass` to score it as the plain step does. Until
     the first such row, the rows' sums, weights and inertia are added at once in row order (the
     plain step's order); the rest is left to :func:`_sums_pass`.
-    Returns ``(n_redo, first, inertia)``: ``first`` is the first row position not yet summed.
+    Returns ``(n_redo, first, inertia, n_failing)``: ``first`` is the first row position not
+    yet summed, ``n_failing`` the rows that failed the bound test.
     """
     d = X.shape[1]
     k = centers64.shape[0]
     m = hi - lo
+    n_failing = 0
     n_redo = 0
     first = m
     inertia = 0.0
@@ -399,6 +401,8 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
             if keep:
                 labels[i] = a
                 lower[i] = moved
+        if not keep:
+            n_failing += 1
         if not keep and budget > 0 and first == m and k > 1:
             # assigned here from the distances to every center, unless a near-tie
             best = 0
@@ -434,12 +438,26 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
                 G[n_redo, j] = x[j]
             redo[n_redo] = r
             n_redo += 1
-    return n_redo, first, inertia
+    return n_redo, first, inertia, n_failing
 
+
+#: The share of a block's rows failing the bound test beyond which the next block is assigned
+#: in full (a BLAS product and :func:`_full_block`, the plain kernel's cost).
+_FULL_SHARE = 0.5
 
 #: Rows of a block that :func:`_bound_pass` may assign from all their distances (beyond them,
 #: the failing rows are scored by a BLAS product, cheaper per row when many rows fail).
 _INLINE_ROWS = 512
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _second_bound(d2, gap, c_max, margin):
+    """A lower bound on a row's distance to every center but its nearest, from its squared
+    distance ``d2`` to the nearest (float64, from coordinate differences) and the gap between
+    its second-best and best scores (``||c||^2 - 2 x.c`` in X's dtype: the difference of the
+    squared distances, up to the scores' rounding, which the margin takes off), rounded down."""
+    radius = np.sqrt(d2) + c_max
+    return np.sqrt(max(d2 + gap - 0.5 * margin * radius * radius, 0.0)) * (1.0 - 2.0 * _EPS64)
 
 
 @njit(cache=True, nogil=True)
@@ -466,13 +484,83 @@ def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels
         if k == 1:
             lower[i] = np.inf
             continue
-        x_sq = 0.0
-        for j in range(d):
-            v = np.float64(G[q, j])
-            x_sq += v * v
-        radius = np.sqrt(x_sq) + c_max
-        lower_sq = x_sq + second - 0.5 * margin * radius * radius
-        lower[i] = np.sqrt(max(lower_sq, 0.0)) * (1.0 - 2.0 * _EPS64)
+        lower[i] = _second_bound(dist[redo[q]], second - np.float64(best_score), c_max, margin)
+
+
+@njit(cache=True, nogil=True)
+def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, lower, lo,
+                c_max, margin, lower_old, decrement, bounds_old):
+    """:func:`_assign_block` (the same labels, sums, weights and inertia, in the same order) on
+    the block's offset rows ``X`` and their scores ``S``, with each row's bound from its
+    second-best score, as :func:`_redo_pass`; ``lower`` is indexed from ``lo``.
+
+    Returns ``(inertia, n_changed, n_failing)``: ``n_failing`` estimates how many rows the
+    bound test would have sent to a recomputation (from the scores, ``bounds_old``: whether
+    ``lower_old`` holds bounds), which chooses how the next block is processed.
+    """
+    m, k = S.shape
+    d = X.shape[1]
+    inertia = 0.0
+    changed = 0
+    failing = 0
+    for i in range(m):
+        best = 0
+        best_score = c_norms[0] - (S[i, 0] + S[i, 0])
+        second = np.inf
+        for c in range(1, k):
+            score = c_norms[c] - (S[i, c] + S[i, c])
+            if score < best_score:
+                second = min(second, np.float64(best_score))
+                best_score = score
+                best = c
+            else:
+                second = min(second, np.float64(score))
+        labels[i] = best
+        if labels_old[i] != best:
+            changed += 1
+        wi = np.float64(w[i])
+        weights[best] += wi
+        a0 = a1 = a2 = a3 = 0.0
+        j = 0
+        while j + 4 <= d:
+            x0 = np.float64(X[i, j])
+            x1 = np.float64(X[i, j + 1])
+            x2 = np.float64(X[i, j + 2])
+            x3 = np.float64(X[i, j + 3])
+            sums[best, j] += wi * x0
+            sums[best, j + 1] += wi * x1
+            sums[best, j + 2] += wi * x2
+            sums[best, j + 3] += wi * x3
+            e0 = x0 - centers64[best, j]
+            e1 = x1 - centers64[best, j + 1]
+            e2 = x2 - centers64[best, j + 2]
+            e3 = x3 - centers64[best, j + 3]
+            a0 += e0 * e0
+            a1 += e1 * e1
+            a2 += e2 * e2
+            a3 += e3 * e3
+            j += 4
+        while j < d:
+            x0 = np.float64(X[i, j])
+            sums[best, j] += wi * x0
+            e0 = x0 - centers64[best, j]
+            a0 += e0 * e0
+            j += 1
+        d2 = (a0 + a1) + (a2 + a3)
+        inertia += wi * d2
+        if k == 1:
+            lower[lo + i] = np.inf
+            continue
+        lower[lo + i] = _second_bound(d2, second - np.float64(best_score), c_max, margin)
+        a = labels_old[i]
+        if not bounds_old or a < 0:
+            failing += 1
+        else:
+            moved = lower_old[lo + i] - decrement[a]
+            if moved <= 0.0 or moved * moved <= d2 + np.float64(
+                    (c_norms[a] - (S[i, a] + S[i, a])) - best_score):
+                failing += 1
+    return inertia, changed, failing
 
 
 @njit(cache=True, nogil=True)
@@ -539,6 +627,8 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     # scores round as that product does, so the failing rows are scored from it.
     plain_rows = X_offset is None and not X.flags.c_contiguous
 
+    bounds_old = centers_old is not None
+
     def task(t_lo, t_hi):
         sums, weights = np.zeros((k, d)), np.zeros(k)
         inertia, changed = 0.0, 0
@@ -546,10 +636,26 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
         G = np.empty((m, d), X.dtype)
         redo = np.empty(m, np.int64)
         dist = np.empty(m)
+        # Blocks where many rows fail the bound test are assigned in full, as the plain
+        # kernel does (no bound test, no gathering): the first step, and after a block where
+        # more than a _FULL_SHARE of the rows failed. The choice depends on the rows only, not
+        # on the threads, and the labels and partials are the same either way.
+        full = not bounds_old
         for lo in range(t_lo, t_hi, _ASSIGN_ROWS):
             hi = min(t_hi, lo + _ASSIGN_ROWS)
             w = weights_of(lo, hi)
-            n_redo, first, part = _bound_pass(
+            if full:
+                Xb = G[: hi - lo]
+                _offset_block(X, lo, hi, offset, Xb)
+                S = (X[lo:hi] if X_offset is None else Xb) @ Ct
+                part, moved, failing = _full_block(
+                    Xb, w, centers64, c_norms, S, labels[lo:hi], labels_old[lo:hi], sums,
+                    weights, lower, lo, c_max, margin, lower_old, decrement, bounds_old)
+                inertia += part
+                changed += moved
+                full = failing > _FULL_SHARE * (hi - lo)
+                continue
+            n_redo, first, part, n_failing = _bound_pass(
                 X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_in,
                 lower_old, labels, lower, dist, G, redo, w, sums, weights,
                 _INLINE_ROWS if centers_old is not None else 0)
@@ -566,6 +672,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
                 part = _sums_pass(X, lo, hi, first, offset, w, labels, dist, sums, weights, part)
             inertia += part
             changed += _count_changed(labels, labels_old, lo, hi)
+            full = n_failing > _FULL_SHARE * (hi - lo)
         return sums, weights, inertia, changed
 
     parts = _in_tasks(n, task)
