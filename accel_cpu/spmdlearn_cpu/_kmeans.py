@@ -378,12 +378,41 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
     x = np.empty(d, X.dtype)
     for r in range(m):
         i = lo + r
-        for j in range(d):
-            x[j] = X[i, j] - offset[j]
         a = labels_old[i]
         keep = False
-        if a >= 0:
-            d2 = _sq_distance_row(x, centers64, a)
+        if a < 0:
+            for j in range(d):
+                x[j] = X[i, j] - offset[j]
+        else:
+            # the offset row into x, and its squared distance to its center: _sq_distance's
+            # four strands (the same bits), in one loop
+            a0 = a1 = a2 = a3 = 0.0
+            j = 0
+            while j + 4 <= d:
+                x0 = X[i, j] - offset[j]
+                x1 = X[i, j + 1] - offset[j + 1]
+                x2 = X[i, j + 2] - offset[j + 2]
+                x3 = X[i, j + 3] - offset[j + 3]
+                x[j] = x0
+                x[j + 1] = x1
+                x[j + 2] = x2
+                x[j + 3] = x3
+                e0 = np.float64(x0) - centers64[a, j]
+                e1 = np.float64(x1) - centers64[a, j + 1]
+                e2 = np.float64(x2) - centers64[a, j + 2]
+                e3 = np.float64(x3) - centers64[a, j + 3]
+                a0 += e0 * e0
+                a1 += e1 * e1
+                a2 += e2 * e2
+                a3 += e3 * e3
+                j += 4
+            while j < d:
+                x0 = X[i, j] - offset[j]
+                x[j] = x0
+                e0 = np.float64(x0) - centers64[a, j]
+                a0 += e0 * e0
+                j += 1
+            d2 = (a0 + a1) + (a2 + a3)
             if k == 1:
                 keep = True
                 moved = np.inf
