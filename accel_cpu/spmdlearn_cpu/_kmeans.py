@@ -121,6 +121,11 @@ def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights
 _ASSIGN_ROWS = 4096
 
 
+def _stride_zero(w):
+    w = np.asarray(w)
+    return w.ndim == 1 and w.shape[0] > 1 and w.strides[0] == 0
+
+
 def _weights_per_block(w):
     """``block(lo, hi)``: the weights of rows ``lo:hi`` as a contiguous array. A broadcast view
     of one weight (stride 0, what the estimator passes for unweighted rows) is read through one
@@ -470,6 +475,36 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
     return n_redo, first, inertia, n_failing
 
 
+@njit(cache=True, nogil=True)
+def _bound_blocks(X, lo, t_hi, block, offset, centers64, decrement, separation, c_max, margin,
+                  labels_old, lower_old, labels, lower, dist, G, redo, w, unit_weights, sums,
+                  weights, budget, full_share, inertia):
+    """:func:`_bound_pass` on the blocks of rows ``lo:t_hi``, one after the other, while they
+    need nothing else: the first block with rows to score by a BLAS product, or with more
+    than ``full_share`` of its rows failing the bound test, is returned to the caller.
+
+    Returns ``(lo, hi, n_redo, first, part, n_failing, inertia, changed)``: that block (``lo ==
+    t_hi`` when none) and its :func:`_bound_pass` results, ``inertia`` (given: the task's so
+    far) with the partials of the blocks before it added in block order, and their changed
+    labels.
+    """
+    changed = 0
+    while lo < t_hi:
+        hi = min(t_hi, lo + block)
+        wb = w[: hi - lo] if unit_weights else w[lo:hi]
+        n_redo, first, part, n_failing = _bound_pass(
+            X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_old,
+            lower_old, labels, lower, dist, G, redo, wb, sums, weights, budget)
+        if n_redo > 0 or n_failing > full_share * (hi - lo):
+            return lo, hi, n_redo, first, part, n_failing, inertia, changed
+        inertia += part
+        for i in range(lo, hi):
+            if labels[i] != labels_old[i]:
+                changed += 1
+        lo = hi
+    return lo, lo, 0, 0, 0.0, 0, inertia, changed
+
+
 #: The share of a block's rows failing the bound test beyond which the next block is assigned
 #: in full (a BLAS product and :func:`_full_block`, the plain kernel's cost).
 _FULL_SHARE = 0.5
@@ -642,6 +677,9 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     margin = bound_margin(X.dtype, d)
     decrement, separation = center_motion(centers64, centers_old)
     weights_of = _weights_per_block(_as_float(sample_weight))
+    w_all = weights_of(0, min(n, _ASSIGN_ROWS)) if _stride_zero(sample_weight) else \
+        np.ascontiguousarray(_as_float(sample_weight))
+    unit_weights = _stride_zero(sample_weight)
     labels_old = np.asarray(labels_old, dtype=np.int32)
     if centers_old is None:
         labels_in = np.full(n, -1, np.int32)  # no bounds yet: every row in full
@@ -670,7 +708,8 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
         # more than a _FULL_SHARE of the rows failed. The choice depends on the rows only, not
         # on the threads, and the labels and partials are the same either way.
         full = not bounds_old
-        for lo in range(t_lo, t_hi, _ASSIGN_ROWS):
+        lo = t_lo
+        while lo < t_hi:
             hi = min(t_hi, lo + _ASSIGN_ROWS)
             w = weights_of(lo, hi)
             if full:
@@ -683,11 +722,17 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
                 inertia += part
                 changed += moved
                 full = failing > _FULL_SHARE * (hi - lo)
+                lo = hi
                 continue
-            n_redo, first, part, n_failing = _bound_pass(
-                X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_in,
-                lower_old, labels, lower, dist, G, redo, w, sums, weights,
-                _INLINE_ROWS if centers_old is not None else 0)
+            # blocks of kept rows in one compiled call; back here for one that needs more
+            lo, hi, n_redo, first, part, n_failing, inertia, moved = _bound_blocks(
+                X, lo, t_hi, _ASSIGN_ROWS, offset, centers64, decrement, separation, c_max,
+                margin, labels_in, lower_old, labels, lower, dist, G, redo, w_all,
+                unit_weights, sums, weights, _INLINE_ROWS, _FULL_SHARE, inertia)
+            changed += moved
+            if lo == t_hi:
+                break
+            w = weights_of(lo, hi)
             if n_redo:
                 if plain_rows:
                     # the plain kernel's product of this block, rows taken from it
@@ -702,6 +747,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
             inertia += part
             changed += _count_changed(labels, labels_old, lo, hi)
             full = n_failing > _FULL_SHARE * (hi - lo)
+            lo = hi
         return sums, weights, inertia, changed
 
     parts = _in_tasks(n, task)
