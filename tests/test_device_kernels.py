@@ -384,8 +384,10 @@ def test_forest_kernels(dev, dtype):
     n_bins = int(binned.max()) + 1
     for n_classes, y in ((3, rng.integers(0, 3, n)), (0, rng.normal(size=n))):
         cw = np.array([1.0, 2.0, 0.5]) if n_classes else None
-        _close(g.tree_histograms(dev.asarray(binned), node_pos, y, w, counts, 3, n_bins,
-                                 n_classes, cw),
+        hist = g.tree_histograms(dev.asarray(binned), node_pos, y, w, counts, 3, n_bins,
+                                 n_classes, cw)
+        # NumPy, or on the device (the hookspec allows either)
+        _close(dev.asnumpy(hist) if dev.is_array(hist) else hist,
                ref.tree_histograms(binned, node_pos, y, w, counts, 3, n_bins, n_classes, cw),
                np.float64, "histograms")
 
@@ -475,3 +477,22 @@ def test_all_finite_reads_every_element(dev, layout, dtype):
         Y[at] = np.nan if at[0] % 2 == 0 else np.inf
         want = ref.all_finite(view(Y))
         assert all_finite(view(dev.asarray(Y), dev.xp)) is want, (at, want)
+
+
+def test_large_host_copies_keep_values(dev):
+    """``to_host`` of a device array from ``HOST_COPY_MIN_BYTES`` on goes through the backend's
+    ``spmdlearn_host_copy`` where it makes one (cuda: page-locked memory): the same values,
+    shape and dtype as the copy of a small array, C or F order."""
+    from spmdlearn._array_api import HOST_COPY_MIN_BYTES, to_host
+    from spmdlearn._backends import host_copy
+
+    rng = np.random.default_rng(3)
+    n = HOST_COPY_MIN_BYTES // 8 // 16 + 7
+    for a in (rng.normal(size=(n, 16)), np.asfortranarray(rng.normal(size=(n, 16))),
+              rng.integers(0, 9, size=(2, n, 8)), rng.normal(size=(3, 4))):
+        d = dev.asarray(a)
+        got = to_host(d)
+        assert isinstance(got, np.ndarray) and got.dtype == a.dtype and got.shape == a.shape
+        np.testing.assert_array_equal(got, a)
+    made = host_copy(dev.asarray(rng.normal(size=(n, 16))))
+    assert (made is not None) == (dev.name == "cuda")
