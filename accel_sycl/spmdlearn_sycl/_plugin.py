@@ -167,6 +167,11 @@ def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
 
 
 @hookimpl
+def spmdlearn_radius_label_union(X, x_labels, Y, y_labels, eps, metric, p):
+    return _radius("radius_label_union", metric, p, X, x_labels, Y, y_labels, eps)
+
+
+@hookimpl
 def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
     from ._neighbors import supported
 
