@@ -4,7 +4,8 @@ The assignment is a GEMM of a row block against the centers (NumPy's matmul in t
 dtype, the reference's own call, with scikit-learn's ``||c||^2 - 2 x.c`` scores, so ties and
 near-ties fall as in the reference), fused in one compiled pass with the argmin, the
 per-cluster weighted sums (float64), the inertia and the count of changed labels. Only a block
-of scores exists at a time.
+of scores exists at a time. The bounded step (:func:`lloyd_bounded`) skips the scores of the
+rows whose label cannot change and gives the same labels and partial, bit for bit.
 """
 
 from __future__ import annotations
@@ -681,10 +682,6 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
         np.ascontiguousarray(_as_float(sample_weight))
     unit_weights = _stride_zero(sample_weight)
     labels_old = np.asarray(labels_old, dtype=np.int32)
-    if centers_old is None:
-        labels_in = np.full(n, -1, np.int32)  # no bounds yet: every row in full
-    else:
-        labels_in = labels_old
     lower_old = np.asarray(lower_old, dtype=np.float64)
     labels = np.empty(n, dtype=np.int32)
     lower = np.empty(n)
@@ -727,7 +724,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
             # blocks of kept rows in one compiled call; back here for one that needs more
             lo, hi, n_redo, first, part, n_failing, inertia, moved = _bound_blocks(
                 X, lo, t_hi, _ASSIGN_ROWS, offset, centers64, decrement, separation, c_max,
-                margin, labels_in, lower_old, labels, lower, dist, G, redo, w_all,
+                margin, labels_old, lower_old, labels, lower, dist, G, redo, w_all,
                 unit_weights, sums, weights, _INLINE_ROWS, _FULL_SHARE, inertia)
             changed += moved
             if lo == t_hi:
