@@ -496,3 +496,30 @@ def test_large_host_copies_keep_values(dev):
         np.testing.assert_array_equal(got, a)
     made = host_copy(dev.asarray(rng.normal(size=(n, 16))))
     assert (made is not None) == (dev.name == "cuda")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_cluster_sums_are_fixed_order(dev, dtype):
+    """The cuda KMeans paths off the fused kernel (many or wide centers, near-ties) sum each
+    cluster's rows in an order fixed by the labels: NumPy's sums within rounding, the same bits
+    on every call, any layout, empty clusters zero."""
+    if dev.name != "cuda":
+        pytest.skip("the fixed-order cluster sums are the cuda backend's")
+    km = dev.module("_kmeans")
+    rng = np.random.default_rng(11)
+    n, d, k = 50_000, 7, 12
+    labels = rng.integers(0, k - 2, n).astype(np.int32)  # the last two clusters stay empty
+    w = rng.uniform(0.1, 3.0, n)
+    for X in (rng.normal(size=(n, d)).astype(dtype),
+              np.asfortranarray(rng.normal(size=(n, d)).astype(dtype))):
+        want_s, want_w = np.zeros((k, d)), np.zeros(k)
+        np.add.at(want_s, labels, X.astype(np.float64) * w[:, None])
+        np.add.at(want_w, labels, w)
+        runs = [km._cluster_sums(dev.asarray(X), dev.asarray(w), dev.asarray(labels), k)
+                for _ in range(3)]
+        got_s, got_w = (dev.asnumpy(a) for a in runs[0])
+        np.testing.assert_allclose(got_s, want_s, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(got_w, want_w, rtol=1e-12)
+        assert not got_s[-2:].any() and not got_w[-2:].any()
+        for s, ww in runs[1:]:
+            assert np.array_equal(dev.asnumpy(s), got_s) and np.array_equal(dev.asnumpy(ww), got_w)
