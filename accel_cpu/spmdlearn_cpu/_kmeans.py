@@ -48,6 +48,40 @@ def _sq_distance(X, i, centers64, c):
     return (a0 + a1) + (a2 + a3)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _add_row(X, i, best, wi, sums, centers64):
+    """Add ``wi * X[i]`` to ``sums[best]``; return ``||X[i] - centers64[best]||^2`` (float64,
+    four partial sums over the features, added as ``(a0 + a1) + (a2 + a3)``)."""
+    d = X.shape[1]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        x0 = np.float64(X[i, j])
+        x1 = np.float64(X[i, j + 1])
+        x2 = np.float64(X[i, j + 2])
+        x3 = np.float64(X[i, j + 3])
+        sums[best, j] += wi * x0
+        sums[best, j + 1] += wi * x1
+        sums[best, j + 2] += wi * x2
+        sums[best, j + 3] += wi * x3
+        e0 = x0 - centers64[best, j]
+        e1 = x1 - centers64[best, j + 1]
+        e2 = x2 - centers64[best, j + 2]
+        e3 = x3 - centers64[best, j + 3]
+        a0 += e0 * e0
+        a1 += e1 * e1
+        a2 += e2 * e2
+        a3 += e3 * e3
+        j += 4
+    while j < d:
+        x0 = np.float64(X[i, j])
+        sums[best, j] += wi * x0
+        e0 = x0 - centers64[best, j]
+        a0 += e0 * e0
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
 @njit(cache=True, nogil=True)
 def _offset_block(X, lo, hi, offset, out):
     """``out[:hi - lo] = X[lo:hi] - offset`` in X's dtype (each value as in the whole-array
@@ -72,7 +106,6 @@ def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights
     fused with the cluster sums, so each value of the row is loaded once.
     """
     m, k = S.shape
-    d = X.shape[1]
     inertia = 0.0
     changed = 0
     for i in range(m):
@@ -88,33 +121,7 @@ def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights
             changed += 1
         wi = np.float64(w[i])
         weights[best] += wi
-        a0 = a1 = a2 = a3 = 0.0
-        j = 0
-        while j + 4 <= d:
-            x0 = np.float64(X[i, j])
-            x1 = np.float64(X[i, j + 1])
-            x2 = np.float64(X[i, j + 2])
-            x3 = np.float64(X[i, j + 3])
-            sums[best, j] += wi * x0
-            sums[best, j + 1] += wi * x1
-            sums[best, j + 2] += wi * x2
-            sums[best, j + 3] += wi * x3
-            e0 = x0 - centers64[best, j]
-            e1 = x1 - centers64[best, j + 1]
-            e2 = x2 - centers64[best, j + 2]
-            e3 = x3 - centers64[best, j + 3]
-            a0 += e0 * e0
-            a1 += e1 * e1
-            a2 += e2 * e2
-            a3 += e3 * e3
-            j += 4
-        while j < d:
-            x0 = np.float64(X[i, j])
-            sums[best, j] += wi * x0
-            e0 = x0 - centers64[best, j]
-            a0 += e0 * e0
-            j += 1
-        inertia += wi * ((a0 + a1) + (a2 + a3))
+        inertia += wi * _add_row(X, i, best, wi, sums, centers64)
     return inertia, changed
 
 
@@ -530,7 +537,6 @@ def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels
     """The rows to recompute: :func:`_assign_block`'s argmin of their scores ``S`` (the plain
     step's decisions) and a bound from the second-best score, less its rounding."""
     k = S.shape[1]
-    d = G.shape[1]
     for q in range(n_redo):
         best = 0
         best_score = c_norms[0] - (S[q, 0] + S[q, 0])
@@ -564,7 +570,6 @@ def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, 
     ``lower_old`` holds bounds), which chooses how the next block is processed.
     """
     m, k = S.shape
-    d = X.shape[1]
     inertia = 0.0
     changed = 0
     failing = 0
@@ -585,33 +590,7 @@ def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, 
             changed += 1
         wi = np.float64(w[i])
         weights[best] += wi
-        a0 = a1 = a2 = a3 = 0.0
-        j = 0
-        while j + 4 <= d:
-            x0 = np.float64(X[i, j])
-            x1 = np.float64(X[i, j + 1])
-            x2 = np.float64(X[i, j + 2])
-            x3 = np.float64(X[i, j + 3])
-            sums[best, j] += wi * x0
-            sums[best, j + 1] += wi * x1
-            sums[best, j + 2] += wi * x2
-            sums[best, j + 3] += wi * x3
-            e0 = x0 - centers64[best, j]
-            e1 = x1 - centers64[best, j + 1]
-            e2 = x2 - centers64[best, j + 2]
-            e3 = x3 - centers64[best, j + 3]
-            a0 += e0 * e0
-            a1 += e1 * e1
-            a2 += e2 * e2
-            a3 += e3 * e3
-            j += 4
-        while j < d:
-            x0 = np.float64(X[i, j])
-            sums[best, j] += wi * x0
-            e0 = x0 - centers64[best, j]
-            a0 += e0 * e0
-            j += 1
-        d2 = (a0 + a1) + (a2 + a3)
+        d2 = _add_row(X, i, best, wi, sums, centers64)
         inertia += wi * d2
         if k == 1:
             lower[lo + i] = np.inf
