@@ -532,23 +532,31 @@ def _second_bound(d2, gap, c_max, margin):
     return np.sqrt(max(d2 + gap - 0.5 * margin * radius * radius, 0.0)) * (1.0 - 2.0 * _EPS64)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _two_best(S, i, c_norms):
+    """Row ``i``'s best center by the scores ``c_norms - 2 S[i]`` (the first of equals, as
+    :func:`_assign_block`), its score, and the second-best score (float64; inf for one center)."""
+    best = 0
+    best_score = c_norms[0] - (S[i, 0] + S[i, 0])
+    second = np.inf
+    for c in range(1, S.shape[1]):
+        score = c_norms[c] - (S[i, c] + S[i, c])
+        if score < best_score:
+            second = min(second, np.float64(best_score))
+            best_score = score
+            best = c
+        else:
+            second = min(second, np.float64(score))
+    return best, best_score, second
+
+
 @njit(cache=True, nogil=True)
 def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels, lower, dist):
     """The rows to recompute: :func:`_assign_block`'s argmin of their scores ``S`` (the plain
     step's decisions) and a bound from the second-best score, less its rounding."""
     k = S.shape[1]
     for q in range(n_redo):
-        best = 0
-        best_score = c_norms[0] - (S[q, 0] + S[q, 0])
-        second = np.inf
-        for c in range(1, k):
-            score = c_norms[c] - (S[q, c] + S[q, c])
-            if score < best_score:
-                second = min(second, np.float64(best_score))
-                best_score = score
-                best = c
-            else:
-                second = min(second, np.float64(score))
+        best, best_score, second = _two_best(S, q, c_norms)
         i = lo + redo[q]
         labels[i] = best
         dist[redo[q]] = _sq_distance(G, q, centers64, best)
@@ -574,17 +582,7 @@ def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, 
     changed = 0
     failing = 0
     for i in range(m):
-        best = 0
-        best_score = c_norms[0] - (S[i, 0] + S[i, 0])
-        second = np.inf
-        for c in range(1, k):
-            score = c_norms[c] - (S[i, c] + S[i, c])
-            if score < best_score:
-                second = min(second, np.float64(best_score))
-                best_score = score
-                best = c
-            else:
-                second = min(second, np.float64(score))
+        best, best_score, second = _two_best(S, i, c_norms)
         labels[i] = best
         if labels_old[i] != best:
             changed += 1
