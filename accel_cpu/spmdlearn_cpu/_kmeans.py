@@ -186,19 +186,25 @@ def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
             changed += moved
         return sums, weights, inertia, changed
 
-    parts = _in_tasks(n, task)
-    sums, weights, inertia, changed = parts[0]
-    for more in parts[1:]:  # in task order: the same bits for any thread count
-        sums += more[0]
-        weights += more[1]
-        inertia += more[2]
-        changed += more[3]
+    sums, weights, inertia, changed = _fold_tasks(_in_tasks(n, task))
     return labels, LloydPartial(sums, weights, float(inertia), float(changed))
 
 
 #: Rows per task of the threaded assignment (whole blocks). Tasks depend on the rows only, not
 #: on the thread count, and their partials are added in task order.
 _TASK_ROWS = 16 * 4096
+
+
+def _fold_tasks(parts):
+    """``(sums, weights, inertia, changed)`` of the tasks' partials, added in task order: the
+    same bits for any thread count."""
+    sums, weights, inertia, changed = parts[0]
+    for more in parts[1:]:
+        sums += more[0]
+        weights += more[1]
+        inertia += more[2]
+        changed += more[3]
+    return sums, weights, inertia, changed
 
 
 def _in_tasks(n, task):
@@ -724,11 +730,5 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
             lo = hi
         return sums, weights, inertia, changed
 
-    parts = _in_tasks(n, task)
-    sums, weights, inertia, changed = parts[0]
-    for more in parts[1:]:  # in task order: the same bits for any thread count
-        sums += more[0]
-        weights += more[1]
-        inertia += more[2]
-        changed += more[3]
+    sums, weights, inertia, changed = _fold_tasks(_in_tasks(n, task))
     return labels, lower, LloydPartial(sums, weights, float(inertia), float(changed))
