@@ -110,12 +110,7 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 @hookimpl
 def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset):
-    Xd = as_dpnp(X)
-    if Xd is not None and X_offset is not None:  # the offset rows, on the device
-        from spmdlearn._array_api import from_model, numpy_dtype
-
-        X = Xd - from_model(X_offset, Xd, numpy_dtype(Xd.dtype))
-    return _call("_kmeans", "lloyd_local", X, sample_weight, centers, labels_old)
+    return _call("_kmeans", "lloyd_local", X, sample_weight, centers, labels_old, X_offset)
 
 
 @hookimpl

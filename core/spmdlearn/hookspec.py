@@ -80,6 +80,28 @@ def spmdlearn_claims(X):
 
 
 @hookspec(firstresult=True)
+def spmdlearn_host_copy(x):
+    """A NumPy copy of a large array ``x`` of a type this backend claims, or None.
+
+    Not a kernel: :func:`spmdlearn._array_api.to_host` asks for it before DLPack when ``x``
+    holds at least ``HOST_COPY_MIN_BYTES``: the arrays that go through host memory for MPI
+    (a tree level's histograms summed over ranks, ring blocks where MPI takes no device
+    buffers). A backend may copy into page-locked memory, which a device copies to at full
+    bandwidth.
+
+    Parameters
+    ----------
+    x : array
+        Another library's array (not NumPy).
+
+    Returns
+    -------
+    copy : ndarray or None
+        ``x``'s values, shape and dtype; None leaves the copy to DLPack. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
 def spmdlearn_moments_local(X, sample_weight):
     """Per-column moments of one shard: :func:`spmdlearn.reference.moments_local`.
 
@@ -182,6 +204,38 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset
         against ``centers`` from coordinate differences in float64 (``kmeans_inertia``'s
         expression), and the count of labels that differ from ``labels_old``. None declines.
         Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
+                                   X_offset):
+    """The Lloyd step of ``kmeans_lloyd_local``, skipping the rows whose label cannot change:
+    :func:`spmdlearn.reference.lloyd_bounded` (Hamerly's bounds).
+
+    Optional: the estimator calls it only on a backend that implements it (its own
+    implementation, not the reference's), and ``kmeans_lloyd_local`` otherwise. It must give
+    ``kmeans_lloyd_local``'s labels and partial on the same rows and centers.
+
+    Parameters
+    ----------
+    X, sample_weight, X_offset
+        As in ``kmeans_lloyd_local``.
+    centers : ndarray of shape (n_clusters, n_features), float64
+    centers_old : ndarray of shape (n_clusters, n_features), float64, or None
+        The centers of the previous call (to which ``lower_old`` refers); None: the first step,
+        every row assigned in full.
+    labels_old : array of shape (n_samples,), int32
+        The labels the previous call returned (-1: none yet).
+    lower_old : array of shape (n_samples,), float64
+        The bounds the previous call returned (any values when ``centers_old`` is None).
+
+    Returns
+    -------
+    result : tuple (labels, lower, spmdlearn.reference.LloydPartial), or None
+        ``kmeans_lloyd_local``'s labels and partial, and each row's lower bound on its distance
+        to every center but its own (new arrays, of X's array type and device; the inputs are
+        not modified). None declines. Must not communicate.
     """
 
 
@@ -528,10 +582,12 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
 
     Returns
     -------
-    hist : ndarray of shape (n_nodes, n_features, n_bins, n_classes + 1 or 4), float64, or None
+    hist : array of shape (n_nodes, n_features, n_bins, n_classes + 1 or 4), float64, or None
         With ``v = sample_weight * counts (* class_weight[y])``: channels ``v`` per class and
         the row count (classification), or ``(v, v*y, v*y^2, row count)`` (regression).
-        None declines. Must not communicate.
+        NumPy, or in the rows' namespace and on their device (then, on one rank, the level's
+        split search runs there too: ``best_splits`` on the rows' backend; on more ranks the
+        sum over ranks takes a host copy). None declines. Must not communicate.
     """
 
 

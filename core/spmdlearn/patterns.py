@@ -632,11 +632,19 @@ class LevelHistograms:
 
     def run(self, comm, binned, node_pos, y, sample_weight, counts, *, n_nodes, n_bins,
             n_classes, class_weight=None, backend=None):
-        """Collective: the global histograms, ``(n_nodes, n_features, n_bins, n_channels)``."""
+        """Collective: the global histograms, ``(n_nodes, n_features, n_bins, n_channels)``.
+
+        On one rank, the kernel's own array (a device array stays on its device); on more,
+        a float64 NumPy array (the sum over ranks goes through host memory)."""
+        from ._array_api import to_host
+
+        local = self.local(binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes,
+                           n_bins=n_bins, n_classes=n_classes, class_weight=class_weight,
+                           backend=backend)
+        if comm.size == 1:  # no status exchange on one rank either
+            return local
         # summed in the local histograms' own buffer: one histogram-sized array per rank
-        return comm.reduce_bcast_sum(self.local(
-            binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes, n_bins=n_bins,
-            n_classes=n_classes, class_weight=class_weight, backend=backend), overwrite=True)
+        return comm.reduce_bcast_sum(to_host(local), overwrite=True)
 
 
 LEVEL_HISTOGRAMS = LevelHistograms()

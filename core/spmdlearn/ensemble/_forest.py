@@ -93,6 +93,17 @@ def _distinct_labels(y):
     return to_host(get_namespace(y).unique_values(y))
 
 
+def _split_bins(hist, nodes, features):
+    """``hist[nodes[i], features[i]]`` for each i: ``(len(nodes), n_bins, n_channels)``, in the
+    histogram's namespace."""
+    if not is_foreign_array(hist):
+        return hist[nodes, features]
+    xp = get_namespace(hist)
+    flat = xp.reshape(hist, (hist.shape[0] * hist.shape[1],) + tuple(hist.shape[2:]))
+    at = np.asarray(nodes, np.int64) * hist.shape[1] + np.asarray(features, np.int64)
+    return xp.take(flat, from_model(at, hist), axis=0)
+
+
 def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed, n_bins, edges,
           classification, backend, n_features):
     """Grow one tree level by level; one fused histogram reduction per level.
@@ -122,20 +133,23 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
                                     class_weight=class_weight, backend=backend)
 
     # Per-row state (node of each row, node positions) lives in the rows' namespace and device;
-    # the histograms (O(nodes x features x bins)) and the split decisions (O(nodes)) are host.
+    # the split decisions (O(nodes)) are host.
     xp = get_namespace(binned)
-    # The split search reads the global histogram, which is on the host after the reduction:
-    # it runs there, on the backend that serves NumPy (the rows' backend if it claims NumPy,
-    # else the one ``auto`` picks for NumPy). Moving the histogram back to a device costs more
-    # than the search: measured on the OpenCL CPU device, 20,000 rows, 10 trees of depth 8,
-    # fit + predict took 45 s with the search on the device and 4 s on the host.
-    split_backend = host_backend(backend)
+    # The split search reads the global histogram where the reduction leaves it. On more than
+    # one rank that is the host: the search runs there, on the backend that serves NumPy (the
+    # rows' backend if it claims NumPy, else the one ``auto`` picks for NumPy); moving the
+    # histogram back to a device costs more than the search (measured on the OpenCL CPU
+    # device, 20,000 rows, 10 trees of depth 8: fit + predict took 45 s with the search on the
+    # device and 4 s on the host). On one rank a backend's histogram on the device stays there
+    # and the search runs on the rows' backend; only each node's totals and decisions, and the
+    # bins of the features that split, come to the host.
+    host_split_backend = host_backend(backend)
     node_of_row = np.where(counts > 0, 0, -1).astype(np.int64) if xp is np else \
         xp.astype(counts > 0, xp.int64) - 1
     # The root's histograms give its totals (any feature's bins sum to them) and, when the root
     # is split, its split.
     root_hist = histograms(node_of_row, 1)
-    root = root_hist[0, 0].sum(axis=0)
+    root = to_host(root_hist[0, 0]).sum(axis=0)
     weighted_root = float(root[:-1].sum() if classification else root[0])
     add_node(root)
     totals = {0: root}
@@ -165,15 +179,16 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
                             (nodes[:, None] * n_features + np.arange(n_features)).ravel())
         order = np.argsort(u.reshape(len(nodes), n_features), axis=1, kind="stable")
         best_f, best_c, best_dec = call_kernel(
-            "best_splits", split_backend, hist=hist,
+            "best_splits", backend if is_foreign_array(hist) else host_split_backend, hist=hist,
             feature_order=order, n_draw=params["n_draw"],
             classification=classification, criterion=params["criterion"],
             min_samples_leaf=params["min_samples_leaf"],
             min_impurity_decrease=params["min_impurity_decrease"],
             weighted_n_root=weighted_root,
             min_weight_leaf=params["min_weight_fraction_leaf"] * weighted_root)
-        node_weight = hist[:, 0, :, :-1].sum(axis=(1, 2)) if classification else \
-            hist[:, 0, :, 0].sum(axis=1)
+        first = to_host(hist[:, 0])  # each node's bins of one feature: its totals
+        node_weight = first[:, :, :-1].sum(axis=(1, 2)) if classification else \
+            first[:, :, 0].sum(axis=1)
         splits = [(float(best_dec[i]) * float(node_weight[i]), node, i,
                    (int(best_f[i]), int(best_c[i]), float(best_dec[i])))
                   for i, node in enumerate(candidates) if best_f[i] >= 0]
@@ -188,7 +203,8 @@ def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed
             # them less that. The cumulative sum over bins adds them in order, as a sum over
             # a non-innermost axis of a node's (bins, channels) does (channels >= 2).
             at = np.arange(len(splits))
-            cum = np.cumsum(hist[[s[2] for s in splits], [s[3][0] for s in splits]], axis=1)
+            cum = np.cumsum(to_host(_split_bins(hist, [s[2] for s in splits],
+                                                [s[3][0] for s in splits])), axis=1)
             lows = cum[at, [s[3][1] for s in splits]]
             highs = cum[:, -1] - lows
         for j, (weighted_gain, node, i, (f, c, _)) in enumerate(splits):
