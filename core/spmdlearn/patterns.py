@@ -624,6 +624,39 @@ class LevelHistograms:
             n_classes=n_classes, class_weight=class_weight, backend=backend), overwrite=True)
 
 
+    def run_stacked(self, comm, parts, *, n_bins, n_classes, backend=None):
+        """Collective: the histograms of several node lists, stacked along the node axis and
+        summed over ranks in ONE reduction (e.g. the nodes of a level of several trees).
+
+        Parameters
+        ----------
+        comm : Comm
+        parts : sequence of tuple
+            ``(binned, node_pos, y, sample_weight, counts, class_weight, n_nodes)`` per node
+            list, as :meth:`local` takes them (each list from its own rows, bootstrap counts and
+            class weights); every part's ``binned`` has the same number of columns.
+        n_bins, n_classes : int
+
+        Returns
+        -------
+        hist : ndarray of shape (sum of n_nodes, n_columns, n_bins, n_channels), float64
+            Part ``i``'s nodes come after those of parts ``0..i-1``. Identical on every rank.
+
+        Memory: the stacked histogram and one part's. Law: as :meth:`run`, part by part.
+        """
+        total = sum(int(part[6]) for part in parts)
+        out, at = None, 0
+        for binned, node_pos, y, sample_weight, counts, class_weight, n_nodes in parts:
+            hist = self.local(binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes,
+                              n_bins=n_bins, n_classes=n_classes, class_weight=class_weight,
+                              backend=backend)
+            if out is None:
+                out = np.empty((total,) + tuple(hist.shape[1:]), dtype=np.float64)
+            out[at: at + n_nodes] = hist
+            at += n_nodes
+        return comm.reduce_bcast_sum(out, overwrite=True)
+
+
 LEVEL_HISTOGRAMS = LevelHistograms()
 
 
