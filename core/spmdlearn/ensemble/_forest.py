@@ -150,11 +150,13 @@ def _node_columns(binned, node_of_row, counts, position, columns):
     xp = get_namespace(binned)
     d, k = binned.shape[1], columns.shape[1]
     if xp is np:
-        place = np.where(node_of_row >= 0, position[np.maximum(node_of_row, 0)], -1)
-        rows = np.flatnonzero((place >= 0) & (counts > 0))
-        place = place[rows]
-        flat = (rows * d)[:, None] + columns[place]
-        return binned.reshape(-1)[flat.reshape(-1)].reshape(len(rows), k), place, rows
+        # Rows out of the bootstrap are in no node (-1), so ``place`` alone selects the rows.
+        place = np.concatenate([[-1], position]).take(node_of_row + 1)
+        rows = np.flatnonzero(place >= 0)
+        place = place.take(rows)
+        flat = columns.take(place, axis=0)
+        flat += (rows * d)[:, None]
+        return binned.reshape(-1).take(flat), place, rows
     in_tree = node_of_row >= 0
     safe = xp.where(in_tree, node_of_row, xp.zeros_like(node_of_row))
     place = xp.where(in_tree, xp.take(from_model(position, binned), safe, axis=0),
@@ -245,22 +247,25 @@ def _find_splits(comm, binned, y, w, work, depth, ctx):
         hist[:, 0, :, 0].sum(axis=1)
     found = {}
 
-    def record(i, h, row, col, first, c, dec):
+    def record(places, h, at, col, first, cut, dec):
         # The children's totals: the split feature's bins summed up to the cut, and all of
         # them less that (the cumulative sum over bins adds them in order).
-        cum = np.cumsum(h[row, col], axis=0)
-        s, node = work[i]
-        found[(id(s), node)] = (float(dec) * float(node_weight[i]), int(orders[i, first + col]),
-                                int(c), cum[c], cum[-1] - cum[c])
+        cum = np.cumsum(h[at, col], axis=1)
+        low = cum[np.arange(len(places)), cut]
+        high = cum[:, -1] - low
+        for j, i in enumerate(places):
+            s, node = work[i]
+            found[(id(s), node)] = (float(dec[j]) * float(node_weight[i]),
+                                    int(orders[i, first + col[j]]), int(cut[j]), low[j], high[j])
 
-    for i in np.flatnonzero((best_f >= 0) & splittable):
-        record(i, hist, i, int(best_f[i]), 0, best_c[i], best_dec[i])
+    done = np.flatnonzero((best_f >= 0) & splittable)
+    record(done, hist, done, best_f[done], 0, best_c[done], best_dec[done])
     # Nodes whose drawn features have no valid split try the others, in their order, as
     # scikit-learn does; a pure node (one class of positive weight) has none anywhere.
     retry = (best_f < 0) & splittable
     if n_draw >= n_features:
         retry[:] = False
-    elif classification:
+    elif classification and retry.any():
         retry &= np.count_nonzero(hist[:, 0, :, :-1].sum(axis=1) > 0, axis=1) > 1
     if retry.any():
         again = np.flatnonzero(retry)
@@ -268,9 +273,8 @@ def _find_splits(comm, binned, y, w, work, depth, ctx):
         extra = _histograms_of(comm, binned, y, w, sub, orders[again, n_draw:], ctx["n_bins"],
                                ctx["n_classes"], ctx["backend"])
         f2, c2, d2 = _search(extra, 1, sub, ctx["params"], classification, ctx["backend"])
-        for j, i in enumerate(again):
-            if f2[j] >= 0:
-                record(i, extra, j, int(f2[j]), n_draw, c2[j], d2[j])
+        ok = np.flatnonzero(f2 >= 0)
+        record(again[ok], extra, ok, f2[ok], n_draw, c2[ok], d2[ok])
     return found
 
 
