@@ -583,8 +583,12 @@ _NOTES = """
     -----
     **Distributed semantics.** ``fit`` and ``score`` are collective; ``predict`` (and
     ``predict_proba``) validate collectively and return this rank's rows. By default every tree
-    is grown from all ranks' rows: global bin edges, per-level node histograms summed over ranks
-    (one reduction per level), the same split chosen on every rank. The forest
+    is grown from all ranks' rows: global bin edges, per-level node histograms summed over ranks,
+    the same split chosen on every rank. Trees grow together, a group at a time (each tree
+    keeps a node and a bootstrap count per row; a group's stay within 32 MB on the largest
+    shard): one reduction per level sums the histograms of all the group's nodes of that
+    level (in chunks of at most 16 MB), and a node's histograms hold only the features it
+    draws (``max_features``). The forest
     (``estimators_``, ``feature_importances_``) is identical on every rank and, by the
     counter-based draws, the same for any number of ranks (up to the rounding of the
     histogram sums). These are histogram trees, not scikit-learn's exact trees: held-out scores
