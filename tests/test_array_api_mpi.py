@@ -459,7 +459,7 @@ def _radius_neighbors(est, X):
 # only host steps are those kernels' host views: no step of an estimator
 NEIGHBOUR_STEPS = {
     "DBSCAN": (lambda X, y: DBSCAN(eps=1.2, min_samples=4).fit(X).labels_,
-               {"all_finite", "radius_counts", "radius_neighbors_csr", "radius_min_label"}),
+               {"all_finite", "radius_counts", "radius_label_union", "radius_min_label"}),
     "KNeighborsClassifier": (
         lambda X, y: [KNeighborsClassifier(n_neighbors=4, weights=w).fit(X, y).predict_proba(X)
                       for w in ("uniform", "distance")],

@@ -223,6 +223,39 @@ def test_radius_kernels_match_reference_on_the_boundary(dev, dtype, metric, p):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric,p", METRIC_CASES)
+def test_radius_label_union_matches_reference(dev, dtype, metric, p):
+    """The classes of labels joined on the device are the reference's: pairs on the boundary
+    (an integer grid), labels shared by many rows, labels found on one side only, a block
+    against itself, and an empty block."""
+    from spmdlearn import reference as r
+
+    g = dev.module("_neighbors")
+    X, Y = _neighbor_blocks(dtype)
+    rng = np.random.default_rng(5)
+    for x_labels, y_labels in ((np.arange(len(X), dtype=np.int64) * 3,
+                                np.arange(len(Y), dtype=np.int64) * 3 + 1),
+                               (rng.integers(0, 6, len(X)), rng.integers(4, 12, len(Y)))):
+        x_labels, y_labels = x_labels.astype(np.int64), y_labels.astype(np.int64)
+        for eps in (0.5, 1.0, 2.0):
+            want = r.radius_label_union(X, x_labels, Y, y_labels, eps, metric, p)
+            got = g.radius_label_union(dev.asarray(X), x_labels, dev.asarray(Y), y_labels, eps,
+                                       metric, p)
+            assert all(isinstance(a, np.ndarray) and a.dtype == np.int64 for a in got)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+        assert (want[1] != want[0]).any()  # the cases join classes
+        np.testing.assert_array_equal(
+            g.radius_label_union(dev.asarray(X), x_labels, dev.asarray(X), x_labels, 1.0, metric,
+                                 p)[1],
+            r.radius_label_union(X, x_labels, X, x_labels, 1.0, metric, p)[1])
+        empty = g.radius_label_union(dev.asarray(X[:0]), x_labels[:0], dev.asarray(Y), y_labels,
+                                     1.0, metric, p)
+        np.testing.assert_array_equal(empty[0], np.unique(y_labels))
+        np.testing.assert_array_equal(empty[1], np.unique(y_labels))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_logistic_kernels(dev, dtype, n_classes):
     g = dev.module("_logistic")
@@ -351,8 +384,10 @@ def test_forest_kernels(dev, dtype):
     n_bins = int(binned.max()) + 1
     for n_classes, y in ((3, rng.integers(0, 3, n)), (0, rng.normal(size=n))):
         cw = np.array([1.0, 2.0, 0.5]) if n_classes else None
-        _close(g.tree_histograms(dev.asarray(binned), node_pos, y, w, counts, 3, n_bins,
-                                 n_classes, cw),
+        hist = g.tree_histograms(dev.asarray(binned), node_pos, y, w, counts, 3, n_bins,
+                                 n_classes, cw)
+        # NumPy, or on the device (the hookspec allows either)
+        _close(dev.asnumpy(hist) if dev.is_array(hist) else hist,
                ref.tree_histograms(binned, node_pos, y, w, counts, 3, n_bins, n_classes, cw),
                np.float64, "histograms")
 
@@ -442,3 +477,49 @@ def test_all_finite_reads_every_element(dev, layout, dtype):
         Y[at] = np.nan if at[0] % 2 == 0 else np.inf
         want = ref.all_finite(view(Y))
         assert all_finite(view(dev.asarray(Y), dev.xp)) is want, (at, want)
+
+
+def test_large_host_copies_keep_values(dev):
+    """``to_host`` of a device array from ``HOST_COPY_MIN_BYTES`` on goes through the backend's
+    ``spmdlearn_host_copy`` where it makes one (cuda: page-locked memory): the same values,
+    shape and dtype as the copy of a small array, C or F order."""
+    from spmdlearn._array_api import HOST_COPY_MIN_BYTES, to_host
+    from spmdlearn._backends import host_copy
+
+    rng = np.random.default_rng(3)
+    n = HOST_COPY_MIN_BYTES // 8 // 16 + 7
+    for a in (rng.normal(size=(n, 16)), np.asfortranarray(rng.normal(size=(n, 16))),
+              rng.integers(0, 9, size=(2, n, 8)), rng.normal(size=(3, 4))):
+        d = dev.asarray(a)
+        got = to_host(d)
+        assert isinstance(got, np.ndarray) and got.dtype == a.dtype and got.shape == a.shape
+        np.testing.assert_array_equal(got, a)
+    made = host_copy(dev.asarray(rng.normal(size=(n, 16))))
+    assert (made is not None) == (dev.name == "cuda")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_cluster_sums_are_fixed_order(dev, dtype):
+    """The cuda KMeans paths off the fused kernel (many or wide centers, near-ties) sum each
+    cluster's rows in an order fixed by the labels: NumPy's sums within rounding, the same bits
+    on every call, any layout, empty clusters zero."""
+    if dev.name != "cuda":
+        pytest.skip("the fixed-order cluster sums are the cuda backend's")
+    km = dev.module("_kmeans")
+    rng = np.random.default_rng(11)
+    n, d, k = 50_000, 7, 12
+    labels = rng.integers(0, k - 2, n).astype(np.int32)  # the last two clusters stay empty
+    w = rng.uniform(0.1, 3.0, n)
+    for X in (rng.normal(size=(n, d)).astype(dtype),
+              np.asfortranarray(rng.normal(size=(n, d)).astype(dtype))):
+        want_s, want_w = np.zeros((k, d)), np.zeros(k)
+        np.add.at(want_s, labels, X.astype(np.float64) * w[:, None])
+        np.add.at(want_w, labels, w)
+        runs = [km._cluster_sums(dev.asarray(X), dev.asarray(w), dev.asarray(labels), k)
+                for _ in range(3)]
+        got_s, got_w = (dev.asnumpy(a) for a in runs[0])
+        np.testing.assert_allclose(got_s, want_s, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(got_w, want_w, rtol=1e-12)
+        assert not got_s[-2:].any() and not got_w[-2:].any()
+        for s, ww in runs[1:]:
+            assert np.array_equal(dev.asnumpy(s), got_s) and np.array_equal(dev.asnumpy(ww), got_w)

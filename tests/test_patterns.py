@@ -300,31 +300,3 @@ def test_segment_min_is_numpys_minimum_at(seed):
     np.minimum.at(reference, keys, values)
     assert np.array_equal(expected, reference)
     assert _is_strict(got) and np.array_equal(np.from_dlpack(got), reference)
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**31 - 1))
-def test_dbscan_component_merge_in_another_namespace_is_scipys(seed):
-    """DBSCAN's local components outside NumPy (minimum-label propagation with pointer jumping)
-    are the partition SciPy's connected_components gives, edges of chains included."""
-    from spmdlearn.cluster._dbscan import _merge_components
-
-    xs = _strict_module()
-    rng = np.random.default_rng(seed)
-    m = int(rng.integers(1, 60))
-    n_comp = int(rng.integers(1, m + 1))
-    # every component holds rows, as in DBSCAN (singletons at first, merged ones after)
-    component = rng.permutation(np.concatenate([np.arange(n_comp),
-                                                rng.integers(0, n_comp, m - n_comp)]))
-    n_edges = int(rng.integers(0, 3 * n_comp))
-    src, dst = rng.integers(0, n_comp, n_edges), rng.integers(0, n_comp, n_edges)
-    chain = rng.permutation(n_comp)[: int(rng.integers(1, n_comp + 1))]  # a long path
-    src, dst = np.concatenate([src, chain[:-1]]), np.concatenate([dst, chain[1:]])
-    np_comp, np_n = _merge_components(np, component, n_comp, src, dst)
-    xs_comp, xs_n = _merge_components(xs, xs.asarray(component), n_comp, xs.asarray(src),
-                                      xs.asarray(dst))
-    xs_comp = np.from_dlpack(xs_comp)
-    assert np_n == xs_n == len(np.unique(np_comp)) == len(np.unique(xs_comp))
-    assert xs_comp.min() == 0 and xs_comp.max() == xs_n - 1
-    # the same partition of the rows (ids may differ)
-    assert np.array_equal(np_comp[:, None] == np_comp[None, :], xs_comp[:, None] == xs_comp[None, :])

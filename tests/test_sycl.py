@@ -270,9 +270,9 @@ def test_neighbour_vote_runs_on_the_device(dpnp, weights):
 
 
 def test_dbscan_runs_on_the_device(dpnp):
-    """DBSCAN.fit on dpnp rows (weighted and not): neighbour counts, local components and the
-    label propagation on the device; scikit-learn's labels, on the input's queue, and its core
-    samples; nothing taken to the host."""
+    """DBSCAN.fit on dpnp rows (weighted and not): neighbour counts, the pairs that join
+    components and the border labels on the device; scikit-learn's labels, on the input's
+    queue, and its core samples; no kernel served on the host."""
     import dpctl
     from sklearn.cluster import DBSCAN as SkDBSCAN
 
@@ -297,7 +297,7 @@ def test_dbscan_runs_on_the_device(dpnp):
         assert len(set(ref.labels_)) > 3
         np.testing.assert_array_equal(model.core_sample_indices_, ref.core_sample_indices_)
         np.testing.assert_array_equal(model.components_, ref.components_)
-        _served_on_the_device(["radius_counts", "radius_neighbors_csr", "radius_min_label",
+        _served_on_the_device(["radius_counts", "radius_label_union", "radius_min_label",
                                "all_finite"])
 
 

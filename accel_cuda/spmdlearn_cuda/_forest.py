@@ -20,7 +20,7 @@ import numpy as np
 from spmdlearn.reference import BOOTSTRAP_STREAM
 from spmdlearn.reference._forest import _GOLDEN, _mix  # the counter-based generator, shared
 
-from ._device import cupy, to_host
+from ._device import cupy
 
 __all__ = ["apply_bins", "bootstrap_counts", "tree_histograms", "tree_route", "tree_apply"]
 
@@ -165,8 +165,8 @@ def bootstrap_counts(row_index, seed, lam):
 
 def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins, n_classes,
                     class_weight=None):
-    """:func:`spmdlearn.reference.tree_histograms` on a CuPy shard; the histogram (of the
-    model's size) comes back to the host."""
+    """:func:`spmdlearn.reference.tree_histograms` on a CuPy shard; the histogram stays on the
+    device (on one rank the split search reads it there)."""
     cp = cupy()
     n, d = binned.shape
     channels = n_classes + 1 if n_classes > 0 else 4
@@ -181,7 +181,7 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
             binned, np.int64(n), np.int32(d), *_strides(binned), _dev(node_pos, cp.int64), yf, yi,
             _dev(sample_weight, cp.float64), _dev(counts, cp.int64), cw, np.int32(n_bins),
             np.int32(n_classes), hist))
-    return to_host(hist, pinned=True)
+    return hist
 
 
 def tree_route(binned, node_of_row, split_feature, split_bin, left, right):

@@ -261,6 +261,61 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
 """
 
 
+_SEGMENT_SOURCE = r"""
+// Per-cluster weighted sums in a fixed order: rows sorted by cluster (``order``, cluster c's
+// rows at order[starts[c]:starts[c + 1]]); block (c, j) sums column j of cluster c (j == d: the
+// weights), each thread a fixed stride of the rows, then a fixed tree in shared memory.
+extern "C" __global__ void segment_sums(const T* X, long xs0, long xs1, const double* w,
+                                        const long long* order, const long long* starts, int d,
+                                        double* sums, double* weights) {
+    __shared__ double sh[SEG_THREADS];
+    const int c = blockIdx.x, j = blockIdx.y;
+    const long long s = starts[c], e = starts[c + 1];
+    double acc = 0.0;
+    for (long long t = s + threadIdx.x; t < e; t += SEG_THREADS) {
+        const long long i = order[t];
+        acc += j < d ? (double)X[i * xs0 + (long long)j * xs1] * w[i] : w[i];
+    }
+    sh[threadIdx.x] = acc;
+    __syncthreads();
+    for (int h = SEG_THREADS / 2; h > 0; h >>= 1) {
+        if (threadIdx.x < h) sh[threadIdx.x] += sh[threadIdx.x + h];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        if (j < d) sums[(long long)c * d + j] = sh[0];
+        else weights[c] = sh[0];
+    }
+}
+"""
+_SEG_THREADS = 256
+
+
+@lru_cache(maxsize=None)
+def _segment_kernel(dtype_name: str):
+    ctype = {"float32": "float", "float64": "double"}[dtype_name]
+    return cupy().RawModule(code=f"#define T {ctype}\n#define SEG_THREADS {_SEG_THREADS}\n"
+                            + _SEGMENT_SOURCE, options=("-std=c++11",)).get_function(
+        "segment_sums")
+
+
+def _cluster_sums(X, w, labels, k):
+    """``(sums (k, d), weights (k,))`` float64: per-cluster sums of ``w * X`` and of ``w``, in
+    an order fixed by the labels alone (no atomics: the same bits from run to run)."""
+    cp = cupy()
+    n, d = X.shape
+    sums, weights = cp.zeros((k, d)), cp.zeros(k)
+    if n == 0:
+        return sums, weights
+    order = cp.argsort(labels, kind="stable").astype(cp.int64)
+    starts = cp.searchsorted(labels[order], cp.arange(k + 1)).astype(cp.int64)
+    it = X.itemsize
+    _segment_kernel(X.dtype.name)((k, d + 1), (_SEG_THREADS,), (
+        X, np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
+        cp.ascontiguousarray(w, dtype=cp.float64), order, starts, np.int32(d), sums, weights))
+    return sums, weights
+
+
 def _kernel(dtype_name: str, slots: int, d: int):
     return _compiled(dtype_name, slots, _GROUP, _THREADS, d if d <= _MAX_FIXED_D else 0)
 
@@ -295,7 +350,7 @@ def _fused(k, d, itemsize) -> bool:
 
 
 def _run_gemm(X, sample_weight, centers, labels_old, with_sums):
-    """Many or wide centers: scores by one cuBLAS product, sums by ``add.at`` (atomics)."""
+    """Many or wide centers: scores by one cuBLAS product, sums in a fixed order."""
     cp = cupy()
     n, d = X.shape
     k = np.shape(centers)[0]
@@ -323,17 +378,16 @@ def _run_gemm(X, sample_weight, centers, labels_old, with_sums):
 
 def _partials(X, w, centers, labels_old, with_sums, labels):
     """The kernel's outputs from given labels: squared distances to the assigned centers,
-    per-cluster sums and weights (``add.at``), inertia and the count of changed labels."""
+    per-cluster sums and weights (:func:`_cluster_sums`), inertia and the count of changed
+    labels."""
     cp = cupy()
     n, d = X.shape
     k = np.shape(centers)[0]
     diff = X.astype(cp.float64) - cp.asarray(centers, dtype=cp.float64)[labels]
     sqdist = cp.einsum("ij,ij->i", diff, diff)
     del diff
-    sums, weights = cp.zeros((k, d)), cp.zeros(k)
-    if with_sums:
-        cp.add.at(sums, labels, X.astype(cp.float64) * w[:, None])
-        cp.add.at(weights, labels, w)
+    sums, weights = (_cluster_sums(X, w, labels, k) if with_sums
+                     else (cp.zeros((k, d)), cp.zeros(k)))
     changed = (cp.zeros(1) if labels_old is None else
                cp.count_nonzero(labels != cp.asarray(labels_old)).astype(cp.float64)[None])
     return labels, sqdist, cp.concatenate([sums.ravel(), weights, (w @ sqdist)[None], changed])

@@ -225,6 +225,33 @@ extern "C" __global__ void merge_centered(const double* W, const double* shift, 
     if (threadIdx.x == 0) out[e] = c;
 }
 
+// Per-column minimum and maximum over B blocks' (B, d) extrema; NaN, once met, stays.
+__device__ double nan_min(double a, double b) { return (a != a || a < b) ? a : (b != b ? b : fmin(a, b)); }
+__device__ double nan_max(double a, double b) { return (a != a || a > b) ? a : (b != b ? b : fmax(a, b)); }
+
+extern "C" __global__ void merge_extrema(const double* lo, const double* hi, int B, int d,
+                                         double* out_lo, double* out_hi) {
+    __shared__ double sl[MERGE_THREADS];
+    __shared__ double sh[MERGE_THREADS];
+    const int j = blockIdx.x;
+    double a = 1.0 / 0.0, b = -1.0 / 0.0;
+    for (int k = threadIdx.x; k < B; k += blockDim.x) {
+        a = nan_min(a, lo[k * d + j]);
+        b = nan_max(b, hi[k * d + j]);
+    }
+    sl[threadIdx.x] = a;
+    sh[threadIdx.x] = b;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) {
+            sl[threadIdx.x] = nan_min(sl[threadIdx.x], sl[threadIdx.x + s]);
+            sh[threadIdx.x] = nan_max(sh[threadIdx.x], sh[threadIdx.x + s]);
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) { out_lo[j] = sl[0]; out_hi[j] = sh[0]; }
+}
+
 // Per-column sums of one block of rows: value v = x (or x * w when mul_w), frequency f = w
 // (when freq_w) or 1. Threads split as lanes over rows x columns; shared memory merges lanes.
 extern "C" __global__ void column_blocks(
@@ -471,29 +498,42 @@ def _strides(a):
     return a.strides[0] // item, a.strides[1] // item
 
 
-def _merge_blocks(W, shift, S1, S2):
+def _merge_blocks(W, shift, S1, S2, extra=0):
     """Chan et al.'s parallel merge of per-block shifted sums (two small kernels, float64).
 
     ``W`` (B,), ``shift``/``S1`` (B, d), ``S2`` (B, d, d), or (B, d) for the diagonal only.
-    Returns device arrays ``(W_total, mean, centered)``; blocks of zero weight contribute nothing.
+    Returns ``(flat, (W_total, mean, centered))``: the three are views of the one device
+    buffer ``flat``, which has ``extra`` more entries at its end for the caller, so that one
+    copy brings every result to the host. Blocks of zero weight contribute nothing.
     """
     cp = cupy()
     B, d = S1.shape
     diagonal = S2.ndim == 2
-    mean, total = cp.empty(d), cp.empty(1)
+    n_out = d if diagonal else d * d
+    flat = cp.empty(1 + d + n_out + extra)
+    mean, centered = flat[1:1 + d], flat[1 + d:1 + d + n_out]
     W, shift, S1, S2 = (cp.ascontiguousarray(a) for a in (W, shift, S1, S2))
     _kernel("float64", "merge_mean")((d,), (_MERGE_THREADS,),
-                                     (W, shift, S1, np.int32(B), np.int32(d), mean, total))
-    n_out = d if diagonal else d * d
-    centered = cp.empty(d if diagonal else (d, d))
+                                     (W, shift, S1, np.int32(B), np.int32(d), mean, flat[:1]))
     _kernel("float64", "merge_centered")((n_out,), (_MERGE_THREADS,),
                                          (W, shift, S1, S2, mean, np.int32(B), np.int32(d),
                                           np.int32(diagonal), centered))
-    return total[0], mean, centered
+    return flat, (flat[0], mean, centered if diagonal else centered.reshape(d, d))
+
+
+def _to_host(flat, *parts):
+    """NumPy copies of views of the float64 device buffer ``flat``: one copy to the host."""
+    host = to_host(flat)
+    out = []
+    for p in parts:
+        start = (p.data.ptr - flat.data.ptr) // flat.itemsize
+        out.append(host[start:start + p.size].reshape(p.shape))
+    return out
 
 
 def _gram(X, Y, w):
-    """(W, mean, comoment) of ``[X, Y]`` with weights ``w`` (device arrays), float64."""
+    """``(flat, (W, mean, comoment))`` of ``[X, Y]`` with weights ``w`` (device arrays),
+    float64: views of one device buffer (:func:`_merge_blocks`)."""
     cp = cupy()
     n, dx = X.shape
     dy = 0 if Y is None else (1 if Y.ndim == 1 else Y.shape[1])
@@ -545,7 +585,8 @@ def _gram_chunked(X, Y, w, chunk=1 << 16):
 
 
 def _columns(X, w, *, mul_w: bool, freq_w: bool):
-    """Per-column (W, mean, m2, min, max) of a shard on the device, float64."""
+    """``(flat, (W, mean, m2, min, max))`` per column of a shard on the device, float64: views
+    of one device buffer (:func:`_merge_blocks`)."""
     cp = cupy()
     n, d = X.shape
     column = _kernel(X.dtype.name, "column_blocks")
@@ -561,19 +602,11 @@ def _columns(X, w, *, mul_w: bool, freq_w: bool):
     out_w, out_shift, out_s1, out_s2, out_min, out_max = outs
     # Every column of a block has the same frequency total.
     W = out_w[:, 0]
-    total, mean, m2 = _merge_blocks(W, out_shift, out_s1, out_s2)
-    return total, mean, m2, out_min.min(axis=0), out_max.max(axis=0)
-
-
-def _host_parts(*parts):
-    """NumPy copies of float64 device arrays, in one copy to the host (one synchronization)."""
-    cp = cupy()
-    flat = to_host(cp.concatenate([cp.ravel(p) for p in parts]))
-    out, start = [], 0
-    for p in parts:
-        out.append(flat[start:start + p.size].reshape(p.shape))
-        start += p.size
-    return out
+    flat, (total, mean, m2) = _merge_blocks(W, out_shift, out_s1, out_s2, extra=2 * d)
+    lo, hi = flat[flat.size - 2 * d:flat.size - d], flat[flat.size - d:]
+    _kernel("float64", "merge_extrema")((d,), (_MERGE_THREADS,),
+                                        (out_min, out_max, np.int32(B), np.int32(d), lo, hi))
+    return flat, (total, mean, m2, lo, hi)
 
 
 def moments_local(X, sample_weight=None) -> MomentsPartial:
@@ -581,8 +614,9 @@ def moments_local(X, sample_weight=None) -> MomentsPartial:
     n, d = X.shape
     if n == 0:
         return MomentsPartial(0.0, np.zeros(d), np.zeros(d), np.full(d, np.inf), np.full(d, -np.inf))
-    _, mean, m2, lo, hi = _columns(X, sample_weight, mul_w=sample_weight is not None, freq_w=False)
-    return MomentsPartial(float(n), *_host_parts(mean, m2, lo, hi))
+    flat, (_, mean, m2, lo, hi) = _columns(X, sample_weight, mul_w=sample_weight is not None,
+                                           freq_w=False)
+    return MomentsPartial(float(n), *_to_host(flat, mean, m2, lo, hi))
 
 
 def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
@@ -591,9 +625,8 @@ def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
     if n == 0:
         return ColumnStatsPartial(0.0, 0.0, np.zeros(d), np.zeros(d), np.full(d, np.inf),
                                   np.full(d, -np.inf))
-    total, mean, m2, lo, hi = _columns(X, sample_weight, mul_w=False,
-                                       freq_w=sample_weight is not None)
-    total, mean, m2, lo, hi = _host_parts(total, mean, m2, lo, hi)
+    flat, parts = _columns(X, sample_weight, mul_w=False, freq_w=sample_weight is not None)
+    total, mean, m2, lo, hi = _to_host(flat, *parts)
     total = float(total)
     if total == 0:
         return ColumnStatsPartial(float(n), 0.0, np.zeros(d), np.zeros(d), lo, hi)
@@ -610,7 +643,8 @@ def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
         Y = Y.astype(X.dtype)
     if sample_weight is not None and sample_weight.dtype != X.dtype:
         sample_weight = sample_weight.astype(X.dtype)
-    total, mean, comoment = _host_parts(*_gram(X, Y, sample_weight))
+    flat, parts = _gram(X, Y, sample_weight)
+    total, mean, comoment = _to_host(flat, *parts)
     total = float(total)
     if total == 0:
         return ComomentsPartial(float(n), 0.0, np.zeros(d), np.zeros((d, d)))

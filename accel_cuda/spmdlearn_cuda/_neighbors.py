@@ -8,7 +8,8 @@ into the running top-k sorts each query's ``k + n_candidates`` pairs on the devi
 
 Reference definitions: :func:`spmdlearn.reference.knn_merge`,
 :func:`~spmdlearn.reference.radius_counts`, :func:`~spmdlearn.reference.radius_min_label`,
-:func:`~spmdlearn.reference.radius_neighbors_csr`.
+:func:`~spmdlearn.reference.radius_neighbors_csr`,
+:func:`~spmdlearn.reference.radius_label_union`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from ._device import cupy
 
 __all__ = ["block_distances", "knn_merge", "radius_counts", "radius_min_label",
-           "radius_neighbors_csr", "METRIC_CODES"]
+           "radius_neighbors_csr", "radius_label_union", "METRIC_CODES"]
 
 #: scikit-learn metric names and the distance each computes here.
 METRIC_CODES = {"euclidean": 0, "l2": 0, "manhattan": 1, "cityblock": 1, "l1": 1,
@@ -301,3 +302,27 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     indptr = cp.zeros(n_x + 1, cp.int64)
     cp.cumsum(cp.count_nonzero(within, axis=1), out=indptr[1:])
     return indptr, y_index[cols], dist[rows, cols]
+
+
+def radius_label_union(X, x_labels, Y, y_labels, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_label_union` on device blocks.
+
+    The pairs within ``eps`` are found on the device and reduced there to their distinct pairs
+    of labels (at most one per pair of touching components); those come to the host, where
+    SciPy's connected components join them, as in the reference.
+    """
+    from spmdlearn._array_api import to_host
+    from spmdlearn.reference import label_roots
+
+    cp = cupy()
+    x_labels = np.asarray(to_host(x_labels), np.int64)
+    y_labels = np.asarray(to_host(y_labels), np.int64)
+    labels = np.unique(np.concatenate([x_labels, y_labels]))
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return labels, labels.copy()
+    rows, cols = cp.nonzero(block_distances(X, Y, metric, p) <= eps)
+    n = labels.shape[0]
+    src = cp.asarray(np.searchsorted(labels, x_labels))[rows]
+    dst = cp.asarray(np.searchsorted(labels, y_labels))[cols]
+    pairs = to_host(cp.unique(src * n + dst))
+    return labels, label_roots(labels, pairs // n, pairs % n)

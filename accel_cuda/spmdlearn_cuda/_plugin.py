@@ -157,6 +157,26 @@ def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
 
 
 @hookimpl
+def spmdlearn_host_copy(x):
+    c = as_cupy(x)
+    if c is None:
+        return None
+    from ._device import to_host
+
+    return to_host(c, pinned=True)
+
+
+@hookimpl
+def spmdlearn_radius_label_union(X, x_labels, Y, y_labels, eps, metric, p):
+    args = _neighbors_args(metric, p, X, Y)
+    if args is None:
+        return None
+    from ._neighbors import radius_label_union
+
+    return radius_label_union(args[0], x_labels, args[1], y_labels, eps, metric, p)
+
+
+@hookimpl
 def spmdlearn_radius_neighbors_csr(X, Y, y_index, eps, metric, p, x_index):
     args = _neighbors_args(metric, p, X, Y)
     if args is None:

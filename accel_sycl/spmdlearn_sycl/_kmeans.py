@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spmdlearn._array_api import numpy_dtype
 from spmdlearn.reference import LloydPartial
 
 from ._device import dpnp, float_type, on_device, to_host
@@ -71,7 +72,9 @@ def _sq_to_assigned(Xb, C64, labels, f):
     return (diff * diff).sum(axis=1)
 
 
-def lloyd_local(X, sample_weight, centers, labels_old):
+def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
+    """:func:`spmdlearn.reference.lloyd_local` on dpnp rows; ``X_offset`` (n_features,) is
+    subtracted a block of rows at a time (no offset copy of the shard)."""
     xp = dpnp()
     k, d = np.shape(centers)
     n = X.shape[0]
@@ -88,14 +91,16 @@ def lloyd_local(X, sample_weight, centers, labels_old):
     sums = xp.zeros((k, d), dtype=f, sycl_queue=q)
     weights = xp.zeros(k, dtype=f, sycl_queue=q)
     inertia, changed = 0.0, 0
+    offset = None if X_offset is None else on_device(X_offset, X, numpy_dtype(X.dtype))
     for s in row_blocks(n):
-        lab = _labels(X[s], prepared)
+        Xs = X[s] if offset is None else X[s] - offset
+        lab = _labels(Xs, prepared)
         labels[s] = lab
-        Xw = X[s].astype(f) * w[s][:, None]
+        Xw = Xs.astype(f) * w[s][:, None]
         for j in range(d):
             sums[:, j] += xp.bincount(lab, weights=Xw[:, j], minlength=k)
         weights += xp.bincount(lab, weights=w[s], minlength=k)
-        inertia += float(w[s] @ _sq_to_assigned(X[s], C64, lab, f))
+        inertia += float(w[s] @ _sq_to_assigned(Xs, C64, lab, f))
         if old is not None:
             changed += int(xp.count_nonzero(lab != old[s]))
     return labels, LloydPartial(to_host(sums).astype(np.float64),

@@ -4,7 +4,7 @@ Distances come from coordinate differences accumulated feature by feature in flo
 arithmetic of SciPy's ``cdist`` that the reference uses, with a correctly rounded square root
 (:func:`~spmdlearn_sycl._exact.sqrt_rn`), so ties and boundary cases fall the same way.
 (:func:`spmdlearn.reference.knn_merge`, ``radius_counts``, ``radius_min_label``,
-``radius_neighbors_csr``.)
+``radius_neighbors_csr``, ``radius_label_union``.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 from ._device import dpnp, float_type, on_device, to_host
 from ._exact import sqrt_rn
 
-__all__ = ["supported", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr"]
+__all__ = ["supported", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
+           "radius_label_union"]
 
 _CODES = {"euclidean": 0, "l2": 0, "manhattan": 1, "cityblock": 1, "l1": 1,
           "chebyshev": 2, "infinity": 2, "minkowski": 3}
@@ -120,3 +121,25 @@ def radius_neighbors_csr(X, Y, y_index, eps, metric="euclidean", p=None, x_index
     indptr = xp.zeros(n_x + 1, dtype=xp.int64, sycl_queue=q)
     indptr[1:] = xp.cumsum(xp.count_nonzero(within, axis=1))
     return indptr, y_index[cols], dist[rows, cols]
+
+
+def radius_label_union(X, x_labels, Y, y_labels, eps, metric="euclidean", p=None):
+    """:func:`spmdlearn.reference.radius_label_union` on device blocks: the pairs within
+    ``eps`` are reduced on the device to their distinct pairs of labels, which SciPy's
+    connected components join on the host, as in the reference."""
+    from spmdlearn.reference import label_roots
+
+    xp = dpnp()
+    x_labels = np.asarray(x_labels if isinstance(x_labels, np.ndarray) else to_host(x_labels),
+                          np.int64)
+    y_labels = np.asarray(y_labels if isinstance(y_labels, np.ndarray) else to_host(y_labels),
+                          np.int64)
+    labels = np.unique(np.concatenate([x_labels, y_labels]))
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        return labels, labels.copy()
+    rows, cols = xp.nonzero(_distances(X, Y, metric, p) <= eps)
+    n = labels.shape[0]
+    src = on_device(np.searchsorted(labels, x_labels), X, xp.int64)[rows]
+    dst = on_device(np.searchsorted(labels, y_labels), X, xp.int64)[cols]
+    pairs = to_host(xp.unique(src * n + dst))
+    return labels, label_roots(labels, pairs // n, pairs % n)

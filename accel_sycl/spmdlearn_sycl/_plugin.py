@@ -110,12 +110,7 @@ def spmdlearn_logistic_hessp(X, hess_weights, v_coef, v_intercept, n_classes):
 
 @hookimpl
 def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset):
-    Xd = as_dpnp(X)
-    if Xd is not None and X_offset is not None:  # the offset rows, on the device
-        from spmdlearn._array_api import from_model, numpy_dtype
-
-        X = Xd - from_model(X_offset, Xd, numpy_dtype(Xd.dtype))
-    return _call("_kmeans", "lloyd_local", X, sample_weight, centers, labels_old)
+    return _call("_kmeans", "lloyd_local", X, sample_weight, centers, labels_old, X_offset)
 
 
 @hookimpl
@@ -164,6 +159,11 @@ def spmdlearn_radius_counts(X, Y, sample_weight, eps, metric, p):
 @hookimpl
 def spmdlearn_radius_min_label(X, Y, labels, current, eps, metric, p):
     return _radius("radius_min_label", metric, p, X, Y, labels, current, eps)
+
+
+@hookimpl
+def spmdlearn_radius_label_union(X, x_labels, Y, y_labels, eps, metric, p):
+    return _radius("radius_label_union", metric, p, X, x_labels, Y, y_labels, eps)
 
 
 @hookimpl

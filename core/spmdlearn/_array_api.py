@@ -174,8 +174,15 @@ def reset_fallbacks() -> None:
         _fallbacks.clear()
 
 
+#: From this size on, :func:`to_host` asks the backends for the copy (``spmdlearn_host_copy``).
+HOST_COPY_MIN_BYTES = 1 << 20
+
+
 def to_host(x, what: str | None = None):
     """A NumPy view (zero-copy where possible) or copy of ``x``; NumPy and None pass through.
+
+    A foreign array of at least :data:`HOST_COPY_MIN_BYTES` is copied by its backend where one
+    offers to (``spmdlearn_host_copy``: CUDA copies into page-locked memory), else by DLPack.
 
     Parameters
     ----------
@@ -188,6 +195,12 @@ def to_host(x, what: str | None = None):
         return x
     if what is not None:
         note_fallback(what, x)
+    if getattr(x, "nbytes", 0) >= HOST_COPY_MIN_BYTES:
+        from ._backends import host_copy
+
+        copy = host_copy(x)
+        if copy is not None:
+            return copy
     try:
         return np.from_dlpack(x)
     except (BufferError, RuntimeError, TypeError, ValueError):

@@ -34,14 +34,14 @@ from ._config import get_config
 __all__ = ["plugin_manager", "installed_backends", "available_backends", "resolve_backend",
            "requested_backend", "call_kernel", "backend_infos", "backend_kernels",
            "kernel_argnames", "claims", "dispatch_counts", "unclaimed_counts",
-           "reset_dispatch_counts"]
+           "reset_dispatch_counts", "host_copy"]
 
 ENTRY_POINT_GROUP = "spmdlearn.backends"
 REFERENCE = "reference"
 #: Name of the dispatcher's marker plugin (see the module docstring); not a backend.
 _MARKER = "spmdlearn-dispatch-fallback"
 #: Hooks that are not kernels.
-_NOT_KERNELS = ("spmdlearn_backend_info", "spmdlearn_claims")
+_NOT_KERNELS = ("spmdlearn_backend_info", "spmdlearn_claims", "spmdlearn_host_copy")
 #: The three outcomes of a kernel call, counted per (backend, kernel).
 OUTCOMES = ("served", "declined", "fallback")
 
@@ -75,6 +75,12 @@ def _marker_plugin():
             impl.__name__ = name
             setattr(plugin, name, hookspec.hookimpl(trylast=True)(impl))
     return plugin
+
+
+def host_copy(x):
+    """A backend's NumPy copy of the large foreign array ``x`` (``spmdlearn_host_copy``), or
+    None where no backend makes one."""
+    return plugin_manager().hook.spmdlearn_host_copy(x=x)
 
 
 def plugin_manager() -> pluggy.PluginManager:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 __all__ = ["kernel_timer"]
 
 #: Hooks that describe or select backends rather than compute: not counted as kernel time.
-_NOT_KERNELS = {"spmdlearn_backend_info", "spmdlearn_claims"}
+_NOT_KERNELS = {"spmdlearn_backend_info", "spmdlearn_claims", "spmdlearn_host_copy"}
 
 
 class KernelTimes:

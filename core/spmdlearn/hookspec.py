@@ -80,6 +80,28 @@ def spmdlearn_claims(X):
 
 
 @hookspec(firstresult=True)
+def spmdlearn_host_copy(x):
+    """A NumPy copy of a large array ``x`` of a type this backend claims, or None.
+
+    Not a kernel: :func:`spmdlearn._array_api.to_host` asks for it before DLPack when ``x``
+    holds at least ``HOST_COPY_MIN_BYTES``: the arrays that go through host memory for MPI
+    (a tree level's histograms summed over ranks, ring blocks where MPI takes no device
+    buffers). A backend may copy into page-locked memory, which a device copies to at full
+    bandwidth.
+
+    Parameters
+    ----------
+    x : array
+        Another library's array (not NumPy).
+
+    Returns
+    -------
+    copy : ndarray or None
+        ``x``'s values, shape and dtype; None leaves the copy to DLPack. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
 def spmdlearn_moments_local(X, sample_weight):
     """Per-column moments of one shard: :func:`spmdlearn.reference.moments_local`.
 
@@ -361,9 +383,7 @@ def spmdlearn_radius_label_union(X, x_labels, Y, y_labels, eps, metric, p):
     """The classes of labels joined by the pairs within ``eps`` of one block pair: :func:`spmdlearn.reference.radius_label_union`.
 
     Every pair ``dist(X[i], Y[j]) <= eps`` joins ``x_labels[i]`` and ``y_labels[j]``; DBSCAN's
-    components of core rows, within a rank and across ranks. A backend that leaves it out is
-    served by the reference (NumPy input); DBSCAN on other array types propagates labels with
-    ``radius_min_label`` instead.
+    components of core rows, within a rank and across ranks, on every array type.
 
     Parameters
     ----------
@@ -530,10 +550,12 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
 
     Returns
     -------
-    hist : ndarray of shape (n_nodes, n_features, n_bins, n_classes + 1 or 4), float64, or None
+    hist : array of shape (n_nodes, n_features, n_bins, n_classes + 1 or 4), float64, or None
         With ``v = sample_weight * counts (* class_weight[y])``: channels ``v`` per class and
         the row count (classification), or ``(v, v*y, v*y^2, row count)`` (regression).
-        None declines. Must not communicate.
+        NumPy, or in the rows' namespace and on their device (then, on one rank, the level's
+        split search runs there too: ``best_splits`` on the rows' backend; on more ranks the
+        sum over ranks takes a host copy). None declines. Must not communicate.
     """
 
 

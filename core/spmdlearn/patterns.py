@@ -372,7 +372,7 @@ class LabelPropagation:
 
 
 class ComponentUnion:
-    """DBSCAN's clusters in a fixed number of passes (NumPy rows): the smallest global index of
+    """DBSCAN's clusters in a fixed number of passes: the smallest global index of
     each cluster's core points, and of each row's core neighbours' clusters.
 
     Collective pattern, four steps:
@@ -441,27 +441,40 @@ class ComponentUnion:
         Parameters
         ----------
         comm : communicator
-        X : ndarray of shape (n_rows, n_features)
-            This rank's rows (NumPy).
-        core : ndarray of shape (n_rows,), bool
+        X : array of shape (n_rows, n_features)
+            This rank's rows, of any array type: they stay in their namespace and on their
+            device, where the kernels run; labels and label pairs are NumPy (one integer per
+            core row, pairs per joined component).
+        core : array of shape (n_rows,), bool
+            In ``X``'s namespace.
         eps, metric, p : as :func:`spmdlearn.reference.radius_label_union`.
         unlabelled : int, default=None
             The label of "no core neighbour" (above every label); the total rows if None.
-        core_rows : ndarray of shape (n_core, n_features), default=None
+        core_rows : array of shape (n_core, n_features), default=None
             ``X[core]`` when the caller holds it already (no second copy).
 
         Returns
         -------
-        core_label : ndarray of shape (n_core,), int64
-            The smallest global index of each core row's cluster (core rows in row order).
-        best : ndarray of shape (n_rows,), int64
+        core_label : array of shape (n_core,), int64
+            The smallest global index of each core row's cluster (core rows in row order), in
+            ``X``'s namespace and on its device.
+        best : array of shape (n_rows,), int64
             The smallest cluster label among each row's core neighbours (``unlabelled`` for a
-            row without core neighbours; a core row's own label for a core row).
+            row without core neighbours; a core row's own label for a core row), as
+            ``core_label``.
         """
+        from ._array_api import array_namespace, from_model, is_foreign_array, to_host
+
         start, n_total = comm.offsets(X.shape[0])
         big = n_total if unlabelled is None else int(unlabelled)
-        core_idx = np.flatnonzero(core)
-        Xc = X[core_idx] if core_rows is None else core_rows
+        foreign = is_foreign_array(X)
+        xp = array_namespace(X) if foreign else np
+
+        def rows_of(index):  # X's rows at host positions, in X's namespace
+            return X[index] if not foreign else xp.take(X, from_model(index, X), axis=0)
+
+        core_idx = np.flatnonzero(to_host(core))
+        Xc = rows_of(core_idx) if core_rows is None else core_rows
         label = core_idx.astype(np.int64) + start
         # 1. local components
         keys, roots = self.union(Xc, label, Xc, label, eps=eps, metric=metric, p=p,
@@ -474,10 +487,10 @@ class ComponentUnion:
             if source == comm.rank or Xc.shape[0] == 0 or Y.shape[0] == 0:
                 continue
             if comm.rank < source:
-                Q, q_label = Xc[:half], label[:half]
+                Q, q_label = Xc[:half, ...], label[:half]
             else:
                 Q, q_label = Xc, label
-                Y, y_label = Y[Y.shape[0] // 2:], y_label[Y.shape[0] // 2:]
+                Y, y_label = Y[Y.shape[0] // 2:, ...], y_label[Y.shape[0] // 2:]
             k, r = self.union(Q, q_label, Y, y_label, eps=eps, metric=metric, p=p,
                               backend=backend)
             keys.append(k)
@@ -488,29 +501,31 @@ class ComponentUnion:
         if comm.exact_sum(int(k.shape[0])) > self.max_gathered_pairs:
             # too many pairs to gather: propagate the local components' labels instead
             comp_label, component = np.unique(label, return_inverse=True)
+            component = from_model(component.astype(np.int64), X)
             comp_label, best = LABEL_PROPAGATION.run(
-                comm, X, core, component, comp_label, eps=eps, metric=metric, p=p,
-                backend=backend, unlabelled=big)
-            return comp_label[component], best
+                comm, X, core, component, from_model(comp_label, X), eps=eps, metric=metric,
+                p=p, backend=backend, unlabelled=big)
+            return (comp_label[component] if not foreign
+                    else xp.take(comp_label, component, axis=0)), best
         # 3. the same merge on every rank
         k, r = _label_forest(comm.allgather_rows(k), comm.allgather_rows(r))
         label = _relabel(label, k, r)
         # 4. border rows: the smallest label among their core neighbours
         best = np.full(X.shape[0], big, np.int64)
         best[core_idx] = label
-        other = np.flatnonzero(~core)
+        other = np.flatnonzero(~to_host(core))
         if comm.exact_sum(int(other.shape[0])) and comm.exact_sum(int(core_idx.shape[0])):
-            Xo = X[other]
+            Xo = rows_of(other)
             found = np.full(other.shape[0], big, np.int64)
             q_rows, c_rows = self._blocks("radius_min_label", backend, X)
             for _, (Y, y_label) in comm.ring((Xc, label)):
                 for bs in _slices(Y.shape[0], c_rows):
                     for rs in _slices(Xo.shape[0], q_rows):
-                        found[rs] = call_kernel("radius_min_label", backend, X=Xo[rs, ...],
-                                                Y=Y[bs, ...], labels=y_label[bs],
-                                                current=found[rs], eps=eps, metric=metric, p=p)
+                        found[rs] = to_host(call_kernel(
+                            "radius_min_label", backend, X=Xo[rs, ...], Y=Y[bs, ...],
+                            labels=y_label[bs], current=found[rs], eps=eps, metric=metric, p=p))
             best[other] = found
-        return label, best
+        return from_model(label, X), from_model(best, X)
 
 
 def _label_forest(keys, roots):
@@ -617,11 +632,19 @@ class LevelHistograms:
 
     def run(self, comm, binned, node_pos, y, sample_weight, counts, *, n_nodes, n_bins,
             n_classes, class_weight=None, backend=None):
-        """Collective: the global histograms, ``(n_nodes, n_features, n_bins, n_channels)``."""
+        """Collective: the global histograms, ``(n_nodes, n_features, n_bins, n_channels)``.
+
+        On one rank, the kernel's own array (a device array stays on its device); on more,
+        a float64 NumPy array (the sum over ranks goes through host memory)."""
+        from ._array_api import to_host
+
+        local = self.local(binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes,
+                           n_bins=n_bins, n_classes=n_classes, class_weight=class_weight,
+                           backend=backend)
+        if comm.size == 1:  # no status exchange on one rank either
+            return local
         # summed in the local histograms' own buffer: one histogram-sized array per rank
-        return comm.reduce_bcast_sum(self.local(
-            binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes, n_bins=n_bins,
-            n_classes=n_classes, class_weight=class_weight, backend=backend), overwrite=True)
+        return comm.reduce_bcast_sum(to_host(local), overwrite=True)
 
 
     def run_stacked(self, comm, parts, *, n_bins, n_classes, backend=None):
@@ -639,21 +662,33 @@ class LevelHistograms:
 
         Returns
         -------
-        hist : ndarray of shape (sum of n_nodes, n_columns, n_bins, n_channels), float64
+        hist : array of shape (sum of n_nodes, n_columns, n_bins, n_channels), float64
             Part ``i``'s nodes come after those of parts ``0..i-1``. Identical on every rank.
+            On one rank, in the kernels' namespace (device histograms stay on the device, as
+            :meth:`run` leaves them); on more, NumPy (the sum goes through host memory).
 
         Memory: the stacked histogram and one part's. Law: as :meth:`run`, part by part.
         """
+        from ._array_api import array_namespace, is_foreign_array, to_host
+
         total = sum(int(part[6]) for part in parts)
-        out, at = None, 0
+        out, at, device_parts = None, 0, []
         for binned, node_pos, y, sample_weight, counts, class_weight, n_nodes in parts:
             hist = self.local(binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes,
                               n_bins=n_bins, n_classes=n_classes, class_weight=class_weight,
                               backend=backend)
+            if comm.size == 1 and is_foreign_array(hist):
+                device_parts.append(hist)
+                continue
             if out is None:
                 out = np.empty((total,) + tuple(hist.shape[1:]), dtype=np.float64)
-            out[at: at + n_nodes] = hist
+            out[at: at + n_nodes] = to_host(hist)
             at += n_nodes
+        if device_parts:  # one rank: the device histograms stay there (every part's is one)
+            return device_parts[0] if len(device_parts) == 1 else \
+                array_namespace(device_parts[0]).concat(device_parts, axis=0)
+        if comm.size == 1:  # no status exchange on one rank either
+            return out
         return comm.reduce_bcast_sum(out, overwrite=True)
 
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN as _SkDBSCAN
 
-from .._array_api import (array_namespace, csr_rows, accumulation_dtype, device, from_model, in_namespace_of,
-                          is_foreign_array, numpy_dtype, to_host)
+from .._array_api import (accumulation_dtype, array_namespace, device, from_model,
+                          in_namespace_of, is_foreign_array, numpy_dtype, to_host)
 from .._backends import call_kernel, kernel_block_rows
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
-from ..patterns import COMPONENT_UNION, LABEL_PROPAGATION, row_block, segment_min
+from ..patterns import COMPONENT_UNION, row_block
 from ..reference._neighbors import METRICS
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call; query rows from the block budget
@@ -24,40 +22,6 @@ _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call; query rows from the b
 def _slices(n, size):
     for lo in range(0, n, size):
         yield slice(lo, min(n, lo + size))
-
-
-def _merge_components(xp, component, n_comp, src, dst):
-    """Components ``(component, n_comp)`` of rows, merged along the pairs ``(src, dst)`` of
-    component ids; the ids of the result are ``0..n_comp - 1``.
-
-    NumPy: SciPy's ``connected_components`` of the component graph. Other namespaces (on the
-    arrays' device): minimum-label propagation over the pairs with pointer jumping, to a fixed
-    point (every id ends with the smallest id of its merged component), then renumbering.
-    Components are unique, so both give the same partition of the rows.
-    """
-    keep = src != dst
-    if not bool(xp.any(keep)):
-        return component, n_comp
-    src, dst = src[keep], dst[keep]
-    if not is_foreign_array(component):
-        src, dst = np.asarray(src), np.asarray(dst)
-        n_comp, merged = connected_components(coo_matrix(
-            (np.ones(src.shape[0]), (src, dst)), shape=(n_comp, n_comp)), directed=False)
-        return xp.asarray(np.asarray(merged)[np.asarray(component)]), n_comp
-    a, b = xp.concat([src, dst]), xp.concat([dst, src])
-    label = xp.arange(n_comp, dtype=xp.int64, device=device(component))
-    while True:
-        lowered = segment_min(a, xp.take(label, b, axis=0), label)
-        while True:  # pointer jumping: each id takes its label's label
-            jumped = xp.take(lowered, lowered, axis=0)
-            if bool(xp.all(jumped == lowered)):
-                break
-            lowered = jumped
-        if bool(xp.all(lowered == label)):
-            break
-        label = lowered
-    ids, inverse = xp.unique_inverse(label)
-    return xp.take(xp.astype(inverse, xp.int64), component, axis=0), int(ids.shape[0])
 
 
 class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator):
@@ -112,7 +76,7 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
        visiting rows within ``eps``. After the pass, every row knows whether its global
        weighted count reaches ``min_samples`` (with no negative weight, NumPy rows that reach it
        within their own rank are not queried against the visiting rows).
-    2. *Components* (NumPy rows: :data:`spmdlearn.patterns.COMPONENT_UNION`): this rank's
+    2. *Components* (:data:`spmdlearn.patterns.COMPONENT_UNION`): this rank's
        core rows are joined along their pairs within ``eps`` (``radius_label_union``:
        union-find) into local components, each labelled with its smallest global index. One
        ring pass of the core rows and labels then compares each pair of ranks once (split
@@ -121,25 +85,21 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
        of the label graph (SciPy), so every core point holds the smallest global index of its
        cluster after one ring pass, whatever the clusters' shapes. (Where all ranks' pairs
        would exceed ``COMPONENT_UNION.max_gathered_pairs``, the local components go on to the
-       label propagation below instead.)
-       Other array types (on their device): local components from ``radius_neighbors_csr``,
-       then label propagation to a fixed point (:data:`spmdlearn.patterns.LABEL_PROPAGATION`):
-       each round, every rank's core points and labels visit every rank and each local
-       component takes the smallest label of any core neighbour, until no label changes on any
-       rank; rounds are bounded by the rank crossings along a cluster's longest path.
+       label propagation to a fixed point, :data:`spmdlearn.patterns.LABEL_PROPAGATION`: each
+       round, every rank's core points and labels visit every rank and each local component
+       takes the smallest label of any core neighbour, until no label changes on any rank;
+       rounds are bounded by the rank crossings along a cluster's longest path.)
     3. *Border points and numbering*: each non-core row takes the smallest label among its core
-       neighbours (``radius_min_label``, one more ring pass of the core rows; the last round of
-       the propagation on other array types); clusters are numbered by sorting the distinct
-       labels (gathered: one integer per cluster).
+       neighbours (``radius_min_label``, one more ring pass of the core rows); clusters are
+       numbered by sorting the distinct labels (gathered: one integer per cluster).
 
     Every step runs in ``X``'s array namespace, on its device (array-api-compat): rows, weights
     and labels visit the other ranks through host buffers only to be sent; the cluster ids (one
     integer per cluster) and the fitted ``core_sample_indices_`` and ``components_`` (NumPy)
     come to the host. Every distance computation is fused with its reduction in a kernel
-    (``radius_counts``, ``radius_label_union``, ``radius_neighbors_csr``,
-    ``radius_min_label``), one call per block (a backend may declare whole blocks:
-    ``KERNEL_BLOCK_ROWS``). Memory per rank: its rows, one visiting block and one kernel block
-    (``spmdlearn.patterns.BLOCK_BYTES``), and for NumPy rows the joined label pairs of all ranks
+    (``radius_counts``, ``radius_label_union``, ``radius_min_label``), one call per block (a
+    backend may declare whole blocks: ``KERNEL_BLOCK_ROWS``). Memory per rank: its rows, one visiting block and one kernel block
+    (``spmdlearn.patterns.BLOCK_BYTES``), and the joined label pairs of all ranks
     (at most one per local component and rank pair); never the rows of all ranks, nor all of
     its core-core pairs at once.
 
@@ -239,14 +199,10 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
             m = int(core_idx.shape[0])
             Xc = xp.take(X, core_idx, axis=0)
             big = int(n_total)
-            if is_foreign_array(X):
-                core_label, best = self._propagate(comm, shard, X, core, core_idx, Xc, start,
-                                                   big, metric, p)
-            else:
-                # 2-3. components in two ring passes, whatever the clusters' shapes
-                core_label, best = COMPONENT_UNION.run(
-                    comm, X, core, eps=self.eps, metric=metric, p=p, backend=shard.backend,
-                    unlabelled=big, core_rows=Xc)
+            # 2-3. components in two ring passes, whatever the clusters' shapes
+            core_label, best = COMPONENT_UNION.run(
+                comm, X, core, eps=self.eps, metric=metric, p=p, backend=shard.backend,
+                unlabelled=big, core_rows=Xc)
 
         # 4. numbering: clusters in the order of their lowest-index core point (the distinct
         # labels, one integer per cluster, are gathered on the host)
@@ -269,35 +225,6 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         self.components_ = to_host(Xc).copy() if m else \
             np.empty((0, X.shape[1]), dtype=numpy_dtype(X.dtype))
         return self
-
-    def _propagate(self, comm, shard, X, core, core_idx, Xc, start, big, metric, p):
-        """Steps 2-3 in ``X``'s namespace, on its device (another library's array): local
-        components of the core rows, then label propagation across ranks to a fixed point.
-        Returns ``(core_label, best)`` as :data:`spmdlearn.patterns.COMPONENT_UNION`."""
-        xp = array_namespace(X)
-        dev = device(X)
-        m = int(core_idx.shape[0])
-        # local components of core points: the core-core pairs of this rank, block by block
-        # (radius_neighbors_csr), merged into the components found so far
-        local_index = xp.arange(m, dtype=xp.int64, device=dev)
-        component = xp.asarray(local_index, copy=True)
-        n_comp = m
-        for bs in _slices(m, _CANDIDATE_BLOCK):
-            for rows in _slices(m, row_block(_CANDIDATE_BLOCK)):
-                indptr, nbr, _ = call_kernel(
-                    "radius_neighbors_csr", shard.backend, X=Xc[rows, ...], Y=Xc[bs, ...],
-                    y_index=local_index[bs], eps=self.eps, metric=metric, p=p, x_index=None)
-                src = xp.take(component, csr_rows(indptr, int(nbr.shape[0]), rows.start),
-                              axis=0)
-                dst = xp.take(component, xp.astype(nbr, xp.int64), axis=0)
-                component, n_comp = _merge_components(xp, component, n_comp, src, dst)
-        comp_label = segment_min(component, core_idx + start,
-                                 xp.full((n_comp,), big, dtype=xp.int64, device=dev))
-        # propagate the smallest global index across ranks, to a fixed point
-        comp_label, best = LABEL_PROPAGATION.run(
-            comm, X, core, component, comp_label, eps=self.eps, metric=metric, p=p,
-            backend=shard.backend, unlabelled=big)
-        return xp.take(comp_label, component, axis=0), best
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Collective: fit, then this rank's labels."""

@@ -9,7 +9,7 @@ from scipy import linalg
 from sklearn.base import BaseEstimator
 from sklearn.covariance import EmpiricalCovariance as _SkEmpiricalCovariance
 from sklearn.covariance import log_likelihood
-from sklearn.utils import check_array
+from sklearn.utils import assert_all_finite
 
 from .._backends import call_kernel
 from .._array_api import from_model
@@ -121,8 +121,10 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
         else:
             covariance, location = _scaled_covariance(scaled, self.assume_centered)
         try:
-            # scikit-learn's _set_covariance: check_array refuses a covariance that overflowed.
-            covariance = check_array(covariance)
+            # scikit-learn's _set_covariance: check_array refuses a covariance that overflowed
+            # (the same check and message on the (d, d) float64 array, without the input
+            # type's inspection).
+            assert_all_finite(covariance)
         except ValueError:
             if ranks is not None:
                 report_overflow(ranks, "the covariance", raises=True)

@@ -26,8 +26,9 @@ from ._kmeans import (LLOYD, LloydPartial, assigned_sq_distances, farthest_rows,
                       kmeans_inertia, kmeans_min_distances, kmeans_plusplus_potentials,
                       kmeans_transform, lloyd_combine, lloyd_local, relocation_rows,
                       sq_distances)
-from ._neighbors import (METRICS, block_distances, knn_merge, radius_counts, radius_label_union,
-                         radius_min_label, radius_neighbors_csr, scipy_metric)
+from ._neighbors import (METRICS, block_distances, knn_merge, label_roots, radius_counts,
+                         radius_label_union, radius_min_label, radius_neighbors_csr,
+                         scipy_metric)
 from ._metrics import R2, R2Partial, r2_combine, r2_finalize, r2_local
 from ._moments import (
     BASIC_STATISTICS_OPTIONS,
@@ -94,6 +95,7 @@ __all__ = [
     "kmeans_assign", "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials",
     "farthest_rows", "assigned_sq_distances", "relocation_rows", "METRICS", "scipy_metric", "block_distances",
     "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr", "radius_label_union",
+    "label_roots",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
     "logistic_loss_grad", "logistic_hessp",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",

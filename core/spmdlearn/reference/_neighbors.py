@@ -267,20 +267,26 @@ def radius_label_union(X, x_labels, Y, y_labels, eps, metric="euclidean", p=None
     -----
     SciPy's ``connected_components`` of the graph of the labels of the pairs within ``eps``.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     x_labels = np.asarray(x_labels, np.int64)
     y_labels = np.asarray(y_labels, np.int64)
     labels = np.unique(np.concatenate([x_labels, y_labels]))
     if X.shape[0] == 0 or Y.shape[0] == 0:
         return labels, labels.copy()
     rows, cols = np.nonzero(block_distances(X, Y, metric, p) <= eps)
-    src = np.searchsorted(labels, x_labels[rows])
-    dst = np.searchsorted(labels, y_labels[cols])
+    return labels, label_roots(labels, np.searchsorted(labels, x_labels[rows]),
+                               np.searchsorted(labels, y_labels[cols]))
+
+
+def label_roots(labels, src, dst):
+    """For each of the sorted ``labels``, the smallest label joined to it by the edges
+    ``(src[i], dst[i])`` (positions in ``labels``): SciPy's ``connected_components``.
+    A helper of :func:`radius_label_union`, not a kernel."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = labels.shape[0]
     _, comp = connected_components(coo_matrix((np.ones(src.shape[0]), (src, dst)), shape=(n, n)),
                                    directed=False)
     smallest = np.full(n, n, np.int64)
     np.minimum.at(smallest, comp, np.arange(n))  # labels are sorted: the smallest position
-    return labels, labels[smallest[comp]]
+    return labels[smallest[comp]]
