@@ -114,7 +114,7 @@ class _TreeState:
         self.seed, self.counts, self.class_weight = seed, counts, class_weight
         self.node_of_row = node_of_row
         self.feature, self.threshold, self.left, self.right = [], [], [], []
-        self.value, self.n_rows, self.totals = [], [], []
+        self.value, self.n_rows = [], []
         self.importance = np.zeros(n_features)
         self.frontier, self.leaves, self.weighted_root = [], 1, 0.0
 
@@ -124,8 +124,7 @@ class _TreeState:
         self.left.append(-1)
         self.right.append(-1)
         self.value.append(total[:-1])
-        self.n_rows.append(total[-1])
-        self.totals.append(total)
+        self.n_rows.append(float(total[-1]))  # a Python float: compared once per level
         return len(self.feature) - 1
 
     def tree(self):
@@ -258,7 +257,7 @@ def _find_splits(comm, binned, y, w, work, depth, ctx):
             s.weighted_root = float(root[:-1].sum() if classification else root[0])
             s.add_node(root)
     # Nodes that may split (the roots are built for their totals in any case).
-    splittable = np.array([s.totals[node][-1] >= ctx["min_split"] for s, node in work], bool)
+    splittable = np.array([s.n_rows[node] >= ctx["min_split"] for s, node in work], bool)
     if depth >= ctx["max_depth"] or not splittable.any():
         return {}
     best_f, best_c, best_dec = _search(hist, n_draw, groups, ctx["params"], classification,
@@ -353,7 +352,7 @@ def _grow_trees(comm, binned, y, w, states, ctx):
             work = [(s, 0) for s in states]
         else:
             work = [(s, n) for s in states for n in s.frontier
-                    if s.totals[n][-1] >= ctx["min_split"]] if depth < ctx["max_depth"] else []
+                    if s.n_rows[n] >= ctx["min_split"]] if depth < ctx["max_depth"] else []
         if not work:
             break
         found = {}
