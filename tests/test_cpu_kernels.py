@@ -230,6 +230,88 @@ def test_lloyd_in_threaded_tasks(monkeypatch, dtype):
     assert runs[0] == runs[1] == runs[2]
 
 
+def _valid_bounds(X, offset, centers, labels, lower):
+    """Each row's bound is at most its float64 distance to every center but its label."""
+    Xc = np.asarray(X if offset is None else X - offset, np.float64)
+    dist = np.sqrt(((Xc[:, None, :] - np.asarray(centers)[None]) ** 2).sum(axis=2))
+    dist[np.arange(len(Xc)), labels] = np.inf
+    other = dist.min(axis=1, initial=np.inf)
+    return bool(np.all(lower <= other + 1e-12 * (other + 1.0)))
+
+
+def _bounded_and_plain_steps(X, w, centers, offset, rng, steps=6):
+    """Lloyd's steps from ``centers``, the cpu's plain and bounded steps side by side, and the
+    reference's bounded step: the bounded steps' labels and partials must be the plain step's
+    (the cpu's bit for bit, the same blocks and order), and their bounds bounds. The next
+    centers are the plain step's means; an empty cluster jumps to a row, as a relocation does."""
+    n, d = X.shape
+    labels, lower, centers_old = np.full(n, -1, np.int32), np.zeros(n), None
+    for _ in range(steps):
+        plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels, offset)
+        got_labels, got_lower, got = _kmeans.lloyd_bounded(X, w, centers, centers_old, labels,
+                                                          lower, offset)
+        ref_labels, ref_lower, ref_partial = ref.lloyd_bounded(X, w, centers, centers_old,
+                                                               labels, lower, offset)
+        np.testing.assert_array_equal(got_labels, plain_labels)
+        assert got_labels.dtype == np.int32 and got_lower.dtype == np.float64
+        for name in plain._fields:
+            np.testing.assert_array_equal(getattr(got, name), getattr(plain, name), err_msg=name)
+        np.testing.assert_array_equal(ref_labels, plain_labels)
+        _same_partial(ref_partial, ref.lloyd_local(X, w, centers, labels, offset)[1], 1e-12)
+        assert _valid_bounds(X, offset, centers, got_labels, got_lower)
+        assert _valid_bounds(X, offset, centers, ref_labels, ref_lower)
+        new = plain.sums / np.where(plain.weights > 0, plain.weights, 1.0)[:, None]
+        for j in np.flatnonzero(plain.weights == 0):
+            new[j] = (X[rng.integers(n)] - (0 if offset is None else offset)) if n else 0.0
+        centers_old, centers, labels, lower = centers, new, got_labels, got_lower
+
+
+@given(shards(), st.integers(1, 5), st.booleans())
+def test_lloyd_bounded_is_the_plain_step(shard, k, with_offset):
+    """Over several steps on drawn shards (duplicates, constant columns, far offsets, zero
+    weights, layouts, float32): the bounded step is the plain step."""
+    X, w, rng = shard
+    n, d = X.shape
+    offset = X.mean(0).astype(X.dtype) if (n and with_offset) else None
+    if offset is None and n:
+        X = X - X.mean(0).astype(X.dtype)  # the estimator's rows are centered, one way or other
+    w = np.ones(n) if w is None else w
+    centered = X if offset is None else X - offset
+    centers = (centered[rng.integers(0, n, k)].astype(np.float64) if n else
+               rng.normal(size=(k, d)))
+    _bounded_and_plain_steps(X, w, centers, offset, rng)
+
+
+@pytest.mark.parametrize("data", ["blobs", "uniform", "grid"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lloyd_bounded_in_blocks_tasks_and_threads(monkeypatch, data, dtype):
+    """Several blocks and threaded tasks; few rows assigned from all their distances per block
+    (the rest scored by the BLAS product, summed in a second pass): the plain step's bits, for
+    any thread count."""
+    monkeypatch.setattr(_kmeans, "_TASK_ROWS", 2 * _kmeans._ASSIGN_ROWS)
+    monkeypatch.setattr(_kmeans, "_INLINE_ROWS", 5)
+    rng = np.random.default_rng(11)
+    n, d, k = 5 * _kmeans._ASSIGN_ROWS + 101, 6, 7
+    if data == "blobs":
+        X = rng.normal(scale=5, size=(k, d))[rng.integers(0, k, n)] + rng.normal(size=(n, d))
+    elif data == "uniform":
+        X = rng.uniform(size=(n, d))
+    else:  # duplicated rows on a grid: exact ties between centers
+        X = rng.integers(0, 3, size=(n, d)).astype(np.float64)
+    X = (X + 1e3).astype(dtype)
+    offset = X.mean(0).astype(dtype)
+    w = rng.uniform(0.5, 2, n)
+    centers = (X[rng.integers(0, n, k)] - offset).astype(np.float64)
+    runs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(_kmeans, "kernel_threads", lambda t=threads: t)
+        _bounded_and_plain_steps(X, w, centers, offset, np.random.default_rng(0), steps=4)
+        labels, lower, partial = _kmeans.lloyd_bounded(X, w, centers, centers + 0.01, 
+                                                       np.zeros(n, np.int32), np.zeros(n), offset)
+        runs.append((labels.tobytes(), lower.tobytes(), partial.sums.tobytes(), partial.inertia))
+    assert runs[0] == runs[1] == runs[2]
+
+
 @given(shards(), st.sampled_from([2, 3]), st.booleans())
 def test_logistic_loss_gradient_and_hessian_products(shard, n_classes, with_hessian):
     X, w, rng = shard
@@ -544,6 +626,42 @@ def test_float32_near_ties_fall_as_in_the_reference():
     np.testing.assert_array_equal(labels, ref.lloyd_local(X, w, centers, np.full(len(X), -1))[0])
     np.testing.assert_array_equal(_kmeans.kmeans_assign(X, centers)[0],
                                   ref.kmeans_assign(X, centers)[0])
+
+
+@pytest.mark.parametrize("move, exact_bounds", [(0.0, False), (1e-5, False), (1e-2, False),
+                                                (0.0, True)])
+def test_float32_near_ties_of_the_bounded_step_fall_as_in_the_plain_step(move, exact_bounds):
+    """Rows almost equidistant from two centers, in float32 far from the origin, whose bounds
+    come from centers that moved a little or not at all (or are the exact float64 distances,
+    the tightest valid bounds): the rows the bounded step keeps or assigns from float64
+    distances are only those whose float32 scores cannot decide otherwise, so its labels are
+    the plain step's."""
+    rng = np.random.default_rng(3)
+    c = rng.normal(size=(1, 4)) * 5
+    centers = np.vstack([c, -c, c + 1e-3]) + 100.0
+    mid = (centers[0] + centers[1]) / 2
+    normal = (centers[0] - centers[1]) / np.linalg.norm(centers[0] - centers[1])
+    tangent = rng.normal(size=(20000, 4))
+    tangent -= (tangent @ normal)[:, None] * normal  # on the bisecting hyperplane
+    X = (mid + tangent * 3 + rng.normal(size=(20000, 1)) * 1e-6 * normal).astype(np.float32)
+    w = np.ones(len(X))
+    centers_old = centers + move * rng.normal(size=centers.shape)
+    first = np.full(len(X), -1, np.int32)
+    labels_old, lower_old, _ = _kmeans.lloyd_bounded(X, w, centers_old, None, first,
+                                                     np.zeros(len(X)), None)
+    np.testing.assert_array_equal(labels_old, _kmeans.lloyd_local(X, w, centers_old, first)[0])
+    if exact_bounds:
+        dist = np.sqrt(((X.astype(np.float64)[:, None] - centers_old[None]) ** 2).sum(axis=2))
+        labels_old = np.argmin(dist, axis=1).astype(np.int32)
+        dist[np.arange(len(X)), labels_old] = np.inf
+        lower_old = dist.min(axis=1)
+    labels, lower, partial = _kmeans.lloyd_bounded(X, w, centers, centers_old, labels_old,
+                                                   lower_old, None)
+    plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels_old)
+    np.testing.assert_array_equal(labels, plain_labels)
+    assert partial.inertia == plain.inertia and partial.n_changed == plain.n_changed
+    np.testing.assert_array_equal(ref.lloyd_bounded(X, w, centers, centers_old, labels_old,
+                                                    lower_old)[0], plain_labels)
 
 
 def _level_histogram(rng, n_nodes, d, n_bins, criterion, n_classes):

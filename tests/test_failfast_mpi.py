@@ -192,13 +192,23 @@ def _kmeans(X, y):
     return KMeans(3, n_init=1, random_state=0, tol=0, max_iter=20).fit(X)
 
 
+def _kmeans_plain_step(X, y):
+    """On the reference backend, whose Lloyd step is the plain one (the default cpu backend
+    takes the bounded step, ``kmeans_lloyd_bounded``)."""
+    with spmdlearn.config_context(backend="reference"):
+        return _kmeans(X, y)
+
+
 def _forest(X, y):
     return RandomForestClassifier(n_estimators=2, max_depth=4, random_state=0).fit(X, y)
 
 
 # (what to run, on fitted what, kernel, which call of it fails)
 KERNEL_CASES = {
-    "KMeans.fit Lloyd step": (None, lambda m, X, y: _kmeans(X, y), "kmeans_lloyd_local", 3),
+    "KMeans.fit Lloyd step": (None, lambda m, X, y: _kmeans_plain_step(X, y),
+                              "kmeans_lloyd_local", 3),
+    "KMeans.fit bounded Lloyd step": (None, lambda m, X, y: _kmeans(X, y),
+                                      "kmeans_lloyd_bounded", 3),
     "KMeans.fit k-means++": (None, lambda m, X, y: _kmeans(X, y), "kmeans_min_distances", 2),
     "KMeans.predict": (_kmeans, lambda m, X, y: m.predict(X), "kmeans_assign", 1),
     "KMeans.transform": (_kmeans, lambda m, X, y: m.transform(X), "kmeans_transform", 1),

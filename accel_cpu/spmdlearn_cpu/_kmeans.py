@@ -4,7 +4,8 @@ The assignment is a GEMM of a row block against the centers (NumPy's matmul in t
 dtype, the reference's own call, with scikit-learn's ``||c||^2 - 2 x.c`` scores, so ties and
 near-ties fall as in the reference), fused in one compiled pass with the argmin, the
 per-cluster weighted sums (float64), the inertia and the count of changed labels. Only a block
-of scores exists at a time.
+of scores exists at a time. The bounded step (:func:`lloyd_bounded`) skips the scores of the
+rows whose label cannot change and gives the same labels and partial, bit for bit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from spmdlearn.reference import LloydPartial
 from ._blocks import block_rows
 from ._threads import kernel_threads, single_threaded_blas, use_kernel_threads
 
-__all__ = ["lloyd_local", "kmeans_inertia"]
+__all__ = ["lloyd_local", "lloyd_bounded", "kmeans_inertia"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -47,6 +48,40 @@ def _sq_distance(X, i, centers64, c):
     return (a0 + a1) + (a2 + a3)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _add_row(X, i, best, wi, sums, centers64):
+    """Add ``wi * X[i]`` to ``sums[best]``; return ``||X[i] - centers64[best]||^2`` (float64,
+    four partial sums over the features, added as ``(a0 + a1) + (a2 + a3)``)."""
+    d = X.shape[1]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        x0 = np.float64(X[i, j])
+        x1 = np.float64(X[i, j + 1])
+        x2 = np.float64(X[i, j + 2])
+        x3 = np.float64(X[i, j + 3])
+        sums[best, j] += wi * x0
+        sums[best, j + 1] += wi * x1
+        sums[best, j + 2] += wi * x2
+        sums[best, j + 3] += wi * x3
+        e0 = x0 - centers64[best, j]
+        e1 = x1 - centers64[best, j + 1]
+        e2 = x2 - centers64[best, j + 2]
+        e3 = x3 - centers64[best, j + 3]
+        a0 += e0 * e0
+        a1 += e1 * e1
+        a2 += e2 * e2
+        a3 += e3 * e3
+        j += 4
+    while j < d:
+        x0 = np.float64(X[i, j])
+        sums[best, j] += wi * x0
+        e0 = x0 - centers64[best, j]
+        a0 += e0 * e0
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
 @njit(cache=True, nogil=True)
 def _offset_block(X, lo, hi, offset, out):
     """``out[:hi - lo] = X[lo:hi] - offset`` in X's dtype (each value as in the whole-array
@@ -71,7 +106,6 @@ def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights
     fused with the cluster sums, so each value of the row is loaded once.
     """
     m, k = S.shape
-    d = X.shape[1]
     inertia = 0.0
     changed = 0
     for i in range(m):
@@ -87,38 +121,17 @@ def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights
             changed += 1
         wi = np.float64(w[i])
         weights[best] += wi
-        a0 = a1 = a2 = a3 = 0.0
-        j = 0
-        while j + 4 <= d:
-            x0 = np.float64(X[i, j])
-            x1 = np.float64(X[i, j + 1])
-            x2 = np.float64(X[i, j + 2])
-            x3 = np.float64(X[i, j + 3])
-            sums[best, j] += wi * x0
-            sums[best, j + 1] += wi * x1
-            sums[best, j + 2] += wi * x2
-            sums[best, j + 3] += wi * x3
-            e0 = x0 - centers64[best, j]
-            e1 = x1 - centers64[best, j + 1]
-            e2 = x2 - centers64[best, j + 2]
-            e3 = x3 - centers64[best, j + 3]
-            a0 += e0 * e0
-            a1 += e1 * e1
-            a2 += e2 * e2
-            a3 += e3 * e3
-            j += 4
-        while j < d:
-            x0 = np.float64(X[i, j])
-            sums[best, j] += wi * x0
-            e0 = x0 - centers64[best, j]
-            a0 += e0 * e0
-            j += 1
-        inertia += wi * ((a0 + a1) + (a2 + a3))
+        inertia += wi * _add_row(X, i, best, wi, sums, centers64)
     return inertia, changed
 
 
 #: Rows per block of the assignment: the block's scores ``(rows, n_clusters)`` stay in cache.
 _ASSIGN_ROWS = 4096
+
+
+def _stride_zero(w):
+    w = np.asarray(w)
+    return w.ndim == 1 and w.shape[0] > 1 and w.strides[0] == 0
 
 
 def _weights_per_block(w):
@@ -173,19 +186,25 @@ def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
             changed += moved
         return sums, weights, inertia, changed
 
-    parts = _in_tasks(n, task)
-    sums, weights, inertia, changed = parts[0]
-    for more in parts[1:]:  # in task order: the same bits for any thread count
-        sums += more[0]
-        weights += more[1]
-        inertia += more[2]
-        changed += more[3]
+    sums, weights, inertia, changed = _fold_tasks(_in_tasks(n, task))
     return labels, LloydPartial(sums, weights, float(inertia), float(changed))
 
 
 #: Rows per task of the threaded assignment (whole blocks). Tasks depend on the rows only, not
 #: on the thread count, and their partials are added in task order.
 _TASK_ROWS = 16 * 4096
+
+
+def _fold_tasks(parts):
+    """``(sums, weights, inertia, changed)`` of the tasks' partials, added in task order: the
+    same bits for any thread count."""
+    sums, weights, inertia, changed = parts[0]
+    for more in parts[1:]:
+        sums += more[0]
+        weights += more[1]
+        inertia += more[2]
+        changed += more[3]
+    return sums, weights, inertia, changed
 
 
 def _in_tasks(n, task):
@@ -321,3 +340,395 @@ def kmeans_plusplus_potentials(X, sample_weight, candidates, closest, x_squared_
         np.minimum(closest[lo:hi, None], D, out=D)
         total += np.ascontiguousarray(w[lo:hi]) @ D
     return total
+
+
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sq_distance_row(x, centers64, c):
+    """:func:`_sq_distance` of the row ``x`` (the same four strands, the same bits)."""
+    d = x.shape[0]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        e0 = np.float64(x[j]) - centers64[c, j]
+        e1 = np.float64(x[j + 1]) - centers64[c, j + 1]
+        e2 = np.float64(x[j + 2]) - centers64[c, j + 2]
+        e3 = np.float64(x[j + 3]) - centers64[c, j + 3]
+        a0 += e0 * e0
+        a1 += e1 * e1
+        a2 += e2 * e2
+        a3 += e3 * e3
+        j += 4
+    while j < d:
+        e0 = np.float64(x[j]) - centers64[c, j]
+        a0 += e0 * e0
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, nogil=True)
+def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_old,
+                lower_old, labels, lower, dist, G, redo, w, sums, weights, budget):
+    """The bound test of :func:`spmdlearn.reference.lloyd_bounded` on rows ``lo:hi``.
+
+    A kept row gets its label, its moved bound and ``dist`` (its squared distance to its
+    center: :func:`_sq_distance`'s expression on the offset row, the plain step's inertia
+    term). Up to ``budget`` rows that fail the test are assigned here from their float64
+    distances to every center when the nearest wins by more than the margin (then the plain
+    step's scores pick it too), with the second-nearest distance, rounded down, as their bound.
+    Any other row (a near-tie, or beyond the budget) is copied, offset, into ``G`` and its
+    position into ``redo``, for :func:`_redo_pass` to score it as the plain step does. Until
+    the first such row, the rows' sums, weights and inertia are added at once in row order (the
+    plain step's order); the rest is left to :func:`_sums_pass`.
+    Returns ``(n_redo, first, inertia, n_failing)``: ``first`` is the first row position not
+    yet summed, ``n_failing`` the rows that failed the bound test.
+    """
+    d = X.shape[1]
+    k = centers64.shape[0]
+    m = hi - lo
+    n_failing = 0
+    n_redo = 0
+    first = m
+    inertia = 0.0
+    shrink = 1.0 - (d + 6) * _EPS64
+    c_max2 = c_max * c_max
+    x = np.empty(d, X.dtype)
+    for r in range(m):
+        i = lo + r
+        a = labels_old[i]
+        keep = False
+        if a < 0:
+            for j in range(d):
+                x[j] = X[i, j] - offset[j]
+        else:
+            # the offset row into x, and its squared distance to its center: _sq_distance's
+            # four strands (the same bits), in one loop
+            a0 = a1 = a2 = a3 = 0.0
+            j = 0
+            while j + 4 <= d:
+                x0 = X[i, j] - offset[j]
+                x1 = X[i, j + 1] - offset[j + 1]
+                x2 = X[i, j + 2] - offset[j + 2]
+                x3 = X[i, j + 3] - offset[j + 3]
+                x[j] = x0
+                x[j + 1] = x1
+                x[j + 2] = x2
+                x[j + 3] = x3
+                e0 = np.float64(x0) - centers64[a, j]
+                e1 = np.float64(x1) - centers64[a, j + 1]
+                e2 = np.float64(x2) - centers64[a, j + 2]
+                e3 = np.float64(x3) - centers64[a, j + 3]
+                a0 += e0 * e0
+                a1 += e1 * e1
+                a2 += e2 * e2
+                a3 += e3 * e3
+                j += 4
+            while j < d:
+                x0 = X[i, j] - offset[j]
+                x[j] = x0
+                e0 = np.float64(x0) - centers64[a, j]
+                a0 += e0 * e0
+                j += 1
+            d2 = (a0 + a1) + (a2 + a3)
+            if k == 1:
+                keep = True
+                moved = np.inf
+            else:
+                moved = lower_old[i] - decrement[a]
+                moved -= 2.0 * _EPS64 * abs(moved)
+                # (d_a + c_max)^2 <= 2 d_a^2 + 2 c_max^2: no square root on the common path
+                if moved > 0.0 and moved * moved - d2 > margin * 2.0 * (d2 + c_max2):
+                    keep = True
+                else:
+                    da = np.sqrt(d2)
+                    bound = max(moved, separation[a] - da)
+                    radius = da + c_max
+                    keep = bound > da and (bound - da) * (bound + da) > margin * radius * radius
+            if keep:
+                labels[i] = a
+                lower[i] = moved
+        if not keep:
+            n_failing += 1
+        if not keep and budget > 0 and first == m and k > 1:
+            # assigned here from the distances to every center, unless a near-tie
+            best = 0
+            d2 = _sq_distance_row(x, centers64, 0)
+            second = np.inf
+            for c in range(1, k):
+                e = _sq_distance_row(x, centers64, c)
+                if e < d2:
+                    second = d2
+                    d2 = e
+                    best = c
+                elif e < second:
+                    second = e
+            radius = np.sqrt(d2) + c_max
+            budget -= 1
+            if second - d2 > margin * radius * radius:
+                keep = True
+                a = best
+                labels[i] = best
+                lower[i] = np.sqrt(second * shrink) * shrink
+        if keep:
+            dist[r] = d2
+            if first == m:
+                wi = np.float64(w[r])
+                weights[a] += wi
+                for j in range(d):
+                    sums[a, j] += wi * np.float64(x[j])
+                inertia += wi * d2
+        else:
+            if first == m:
+                first = r
+            for j in range(d):
+                G[n_redo, j] = x[j]
+            redo[n_redo] = r
+            n_redo += 1
+    return n_redo, first, inertia, n_failing
+
+
+@njit(cache=True, nogil=True)
+def _bound_blocks(X, lo, t_hi, block, offset, centers64, decrement, separation, c_max, margin,
+                  labels_old, lower_old, labels, lower, dist, G, redo, w, unit_weights, sums,
+                  weights, budget, full_share, inertia):
+    """:func:`_bound_pass` on the blocks of rows ``lo:t_hi``, one after the other, while they
+    need nothing else: the first block with rows to score by a BLAS product, or with more
+    than ``full_share`` of its rows failing the bound test, is returned to the caller.
+
+    Returns ``(lo, hi, n_redo, first, part, n_failing, inertia, changed)``: that block (``lo ==
+    t_hi`` when none) and its :func:`_bound_pass` results, ``inertia`` (given: the task's so
+    far) with the partials of the blocks before it added in block order, and their changed
+    labels.
+    """
+    changed = 0
+    while lo < t_hi:
+        hi = min(t_hi, lo + block)
+        wb = w[: hi - lo] if unit_weights else w[lo:hi]
+        n_redo, first, part, n_failing = _bound_pass(
+            X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_old,
+            lower_old, labels, lower, dist, G, redo, wb, sums, weights, budget)
+        if n_redo > 0 or n_failing > full_share * (hi - lo):
+            return lo, hi, n_redo, first, part, n_failing, inertia, changed
+        inertia += part
+        for i in range(lo, hi):
+            if labels[i] != labels_old[i]:
+                changed += 1
+        lo = hi
+    return lo, lo, 0, 0, 0.0, 0, inertia, changed
+
+
+#: The share of a block's rows failing the bound test beyond which the next block is assigned
+#: in full (a BLAS product and :func:`_full_block`, the plain kernel's cost).
+_FULL_SHARE = 0.5
+
+#: Rows of a block that :func:`_bound_pass` may assign from all their distances (beyond them,
+#: the failing rows are scored by a BLAS product, cheaper per row when many rows fail).
+_INLINE_ROWS = 512
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _second_bound(d2, gap, c_max, margin):
+    """A lower bound on a row's distance to every center but its nearest, from its squared
+    distance ``d2`` to the nearest (float64, from coordinate differences) and the gap between
+    its second-best and best scores (``||c||^2 - 2 x.c`` in X's dtype: the difference of the
+    squared distances, up to the scores' rounding, which the margin takes off), rounded down."""
+    radius = np.sqrt(d2) + c_max
+    return np.sqrt(max(d2 + gap - 0.5 * margin * radius * radius, 0.0)) * (1.0 - 2.0 * _EPS64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _two_best(S, i, c_norms):
+    """Row ``i``'s best center by the scores ``c_norms - 2 S[i]`` (the first of equals, as
+    :func:`_assign_block`), its score, and the second-best score (float64; inf for one center)."""
+    best = 0
+    best_score = c_norms[0] - (S[i, 0] + S[i, 0])
+    second = np.inf
+    for c in range(1, S.shape[1]):
+        score = c_norms[c] - (S[i, c] + S[i, c])
+        if score < best_score:
+            second = min(second, np.float64(best_score))
+            best_score = score
+            best = c
+        else:
+            second = min(second, np.float64(score))
+    return best, best_score, second
+
+
+@njit(cache=True, nogil=True)
+def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels, lower, dist):
+    """The rows to recompute: :func:`_assign_block`'s argmin of their scores ``S`` (the plain
+    step's decisions) and a bound from the second-best score, less its rounding."""
+    k = S.shape[1]
+    for q in range(n_redo):
+        best, best_score, second = _two_best(S, q, c_norms)
+        i = lo + redo[q]
+        labels[i] = best
+        dist[redo[q]] = _sq_distance(G, q, centers64, best)
+        if k == 1:
+            lower[i] = np.inf
+            continue
+        lower[i] = _second_bound(dist[redo[q]], second - np.float64(best_score), c_max, margin)
+
+
+@njit(cache=True, nogil=True)
+def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, lower, lo,
+                c_max, margin, lower_old, decrement, bounds_old):
+    """:func:`_assign_block` (the same labels, sums, weights and inertia, in the same order) on
+    the block's offset rows ``X`` and their scores ``S``, with each row's bound from its
+    second-best score, as :func:`_redo_pass`; ``lower`` is indexed from ``lo``.
+
+    Returns ``(inertia, n_changed, n_failing)``: ``n_failing`` estimates how many rows the
+    bound test would have sent to a recomputation (from the scores, ``bounds_old``: whether
+    ``lower_old`` holds bounds), which chooses how the next block is processed.
+    """
+    m, k = S.shape
+    inertia = 0.0
+    changed = 0
+    failing = 0
+    for i in range(m):
+        best, best_score, second = _two_best(S, i, c_norms)
+        labels[i] = best
+        if labels_old[i] != best:
+            changed += 1
+        wi = np.float64(w[i])
+        weights[best] += wi
+        d2 = _add_row(X, i, best, wi, sums, centers64)
+        inertia += wi * d2
+        if k == 1:
+            lower[lo + i] = np.inf
+            continue
+        lower[lo + i] = _second_bound(d2, second - np.float64(best_score), c_max, margin)
+        a = labels_old[i]
+        if not bounds_old or a < 0:
+            failing += 1
+        else:
+            moved = lower_old[lo + i] - decrement[a]
+            if moved <= 0.0 or moved * moved <= d2 + np.float64(
+                    (c_norms[a] - (S[i, a] + S[i, a])) - best_score):
+                failing += 1
+    return inertia, changed, failing
+
+
+@njit(cache=True, nogil=True)
+def _sums_pass(X, lo, hi, first, offset, w, labels, dist, sums, weights, inertia):
+    """The sums, weights and inertia of rows ``lo + first:hi`` in row order (the plain step's
+    values and order), from their labels and ``dist``; ``inertia``: the block's so far."""
+    d = X.shape[1]
+    for r in range(first, hi - lo):
+        i = lo + r
+        best = labels[i]
+        wi = np.float64(w[r])
+        weights[best] += wi
+        for j in range(d):
+            sums[best, j] += wi * np.float64(X[i, j] - offset[j])
+        inertia += wi * dist[r]
+    return inertia
+
+
+@njit(cache=True, nogil=True)
+def _count_changed(labels, labels_old, lo, hi):
+    changed = 0
+    for i in range(lo, hi):
+        if labels[i] != labels_old[i]:
+            changed += 1
+    return changed
+
+
+def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None):
+    """:func:`spmdlearn.reference.lloyd_bounded`: the bounded Lloyd step, compiled.
+
+    One pass over each block of rows offsets them (no offset copy of the shard), tests each
+    row's bound against its exact distance to its center, and adds the kept rows' sums,
+    weights and inertia; the rows that fail the test are gathered and scored by NumPy's matmul
+    (the plain kernel's call, so the same decisions), and the block's remaining sums follow in
+    row order. Blocks and tasks are those of :func:`lloyd_local` and its partials are added in
+    the same order, so with the same labels the partial is the plain kernel's, bit for bit.
+    """
+    k, d = centers.shape
+    n = X.shape[0]
+    if n == 0:
+        return (np.zeros(0, np.int32), np.zeros(0),
+                LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0))
+    from spmdlearn.reference._kmeans import bound_margin, center_motion
+
+    C = np.asarray(centers, dtype=X.dtype)
+    Ct = C.T
+    c_norms = np.einsum("ij,ij->i", C, C)
+    centers64 = np.ascontiguousarray(centers, dtype=np.float64)
+    c_max = float(np.sqrt((centers64 ** 2).sum(axis=1)).max())
+    margin = bound_margin(X.dtype, d)
+    decrement, separation = center_motion(centers64, centers_old)
+    weights_of = _weights_per_block(_as_float(sample_weight))
+    w_all = weights_of(0, min(n, _ASSIGN_ROWS)) if _stride_zero(sample_weight) else \
+        np.ascontiguousarray(_as_float(sample_weight))
+    unit_weights = _stride_zero(sample_weight)
+    labels_old = np.asarray(labels_old, dtype=np.int32)
+    lower_old = np.asarray(lower_old, dtype=np.float64)
+    labels = np.empty(n, dtype=np.int32)
+    lower = np.empty(n)
+    offset = (np.zeros(d, X.dtype) if X_offset is None
+              else np.asarray(X_offset, dtype=X.dtype))
+    # Rows as given (no offset) in a layout the plain kernel multiplies as a strided view: its
+    # scores round as that product does, so the failing rows are scored from it.
+    plain_rows = X_offset is None and not X.flags.c_contiguous
+
+    bounds_old = centers_old is not None
+
+    def task(t_lo, t_hi):
+        sums, weights = np.zeros((k, d)), np.zeros(k)
+        inertia, changed = 0.0, 0
+        m = min(_ASSIGN_ROWS, t_hi - t_lo)
+        G = np.empty((m, d), X.dtype)
+        redo = np.empty(m, np.int64)
+        dist = np.empty(m)
+        # Blocks where many rows fail the bound test are assigned in full, as the plain
+        # kernel does (no bound test, no gathering): the first step, and after a block where
+        # more than a _FULL_SHARE of the rows failed. The choice depends on the rows only, not
+        # on the threads, and the labels and partials are the same either way.
+        full = not bounds_old
+        lo = t_lo
+        while lo < t_hi:
+            hi = min(t_hi, lo + _ASSIGN_ROWS)
+            w = weights_of(lo, hi)
+            if full:
+                Xb = G[: hi - lo]
+                _offset_block(X, lo, hi, offset, Xb)
+                S = (X[lo:hi] if X_offset is None else Xb) @ Ct
+                part, moved, failing = _full_block(
+                    Xb, w, centers64, c_norms, S, labels[lo:hi], labels_old[lo:hi], sums,
+                    weights, lower, lo, c_max, margin, lower_old, decrement, bounds_old)
+                inertia += part
+                changed += moved
+                full = failing > _FULL_SHARE * (hi - lo)
+                lo = hi
+                continue
+            # blocks of kept rows in one compiled call; back here for one that needs more
+            lo, hi, n_redo, first, part, n_failing, inertia, moved = _bound_blocks(
+                X, lo, t_hi, _ASSIGN_ROWS, offset, centers64, decrement, separation, c_max,
+                margin, labels_old, lower_old, labels, lower, dist, G, redo, w_all,
+                unit_weights, sums, weights, _INLINE_ROWS, _FULL_SHARE, inertia)
+            changed += moved
+            if lo == t_hi:
+                break
+            w = weights_of(lo, hi)
+            if n_redo:
+                if plain_rows:
+                    # the plain kernel's product of this block, rows taken from it
+                    S = (X[lo:hi] @ Ct)[redo[:n_redo]]
+                else:
+                    # at least two rows: NumPy's product of one row is a matrix-vector call,
+                    # which rounds otherwise than the block's matrix product
+                    S = G[:max(n_redo, min(2, G.shape[0]))] @ Ct
+                _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels,
+                           lower, dist)
+                part = _sums_pass(X, lo, hi, first, offset, w, labels, dist, sums, weights, part)
+            inertia += part
+            changed += _count_changed(labels, labels_old, lo, hi)
+            full = n_failing > _FULL_SHARE * (hi - lo)
+            lo = hi
+        return sums, weights, inertia, changed
+
+    sums, weights, inertia, changed = _fold_tasks(_in_tasks(n, task))
+    return labels, lower, LloydPartial(sums, weights, float(inertia), float(changed))

@@ -128,8 +128,8 @@ def _inputs(kernel, X, w, rng):
         A = rng.normal(size=(d, d))
         return {"X": X, "location": np.asarray(X.mean(0) if n else np.zeros(d), np.float64),
                 "precision": A @ A.T + np.eye(d)}
-    if kernel in ("kmeans_lloyd_local", "kmeans_inertia", "kmeans_assign", "kmeans_transform",
-                  "kmeans_min_distances", "kmeans_plusplus_potentials"):
+    if kernel in ("kmeans_lloyd_local", "kmeans_lloyd_bounded", "kmeans_inertia", "kmeans_assign",
+                  "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials"):
         # k-means kernels see centered rows (the estimator centers them, as scikit-learn does):
         # far from the origin, ||c||^2 - 2 x.c loses every digit in any implementation.
         Xc = X - X.mean(0).astype(X.dtype) if n else X
@@ -161,6 +161,8 @@ def _inputs(kernel, X, w, rng):
             return {"X": X if offset else Xc, "sample_weight": weights, "centers": centers,
                     "labels_old": rng.integers(-1, 3, n).astype(np.int32),
                     "X_offset": X.mean(0).astype(X.dtype) if offset else None}
+        if kernel == "kmeans_lloyd_bounded":
+            return _bounded_inputs(X, Xc, weights, centers, ties, rng)
         return {"X": Xc, "sample_weight": weights, "centers": centers,
                 "labels": rng.integers(0, 3, n)}
     if kernel in _BLOCK_KERNELS:
@@ -240,6 +242,61 @@ def _inputs(kernel, X, w, rng):
     if kernel == "tsqr_local":
         return {"X": X, "mean": np.asarray(X.mean(0) if n else np.zeros(d), np.float64)}
     raise KeyError(kernel)
+
+
+def _bounded_inputs(X, Xc, weights, centers, ties, rng):
+    """The bounded Lloyd step's state as the estimator carries it: the labels and bounds that
+    the reference's step returned for ``centers_old``, then centers that moved from them a
+    little, far (past other centers), not at all (ties stay ties), or one that jumped (an empty
+    cluster relocated); or the first step (no bounds)."""
+    from spmdlearn.reference import lloyd_bounded
+
+    n = len(X)
+    offset = rng.integers(2) and n
+    rows = X if offset else Xc
+    X_offset = X.mean(0).astype(X.dtype) if offset else None
+    move = "first" if not n else ["first", "small", "far", "none", "jump"][int(rng.integers(5))]
+    if move == "first":
+        return {"X": rows, "sample_weight": weights, "centers": centers, "centers_old": None,
+                "labels_old": rng.integers(-1, len(centers), n).astype(np.int32),
+                "lower_old": rng.uniform(0, 1, n), "X_offset": X_offset}
+    scale = float(np.std(Xc)) if Xc.size else 1.0
+    centers_old = centers.copy()
+    if move == "small":
+        centers_old = centers + 0.05 * scale * rng.normal(size=centers.shape)
+    elif move == "far":
+        centers_old = centers + 2.0 * scale * rng.normal(size=centers.shape)
+    elif move == "jump":
+        centers_old[-1] = -centers[-1] + scale
+    labels_old, lower_old, _ = lloyd_bounded(rows, weights, centers_old, None,
+                                             np.full(n, -1, np.int32), np.zeros(n), X_offset)
+    return {"X": rows, "sample_weight": weights, "centers": centers, "centers_old": centers_old,
+            "labels_old": labels_old, "lower_old": lower_old, "X_offset": X_offset}
+
+
+def _invalid_bounds(kwargs, labels, lower) -> str | None:
+    """None if each row's ``lower`` is at most its distance to every center but its label
+    (float64, from coordinate differences; a relative slack for that computation's rounding),
+    else which row breaks it. The bounds themselves are an implementation's choice."""
+    X = to_numpy(kwargs["X"])
+    labels, lower = to_numpy(labels), np.asarray(to_numpy(lower), np.float64)
+    if lower.shape != labels.shape or np.isnan(lower).any():
+        return f"bounds of shape {lower.shape} (NaN: {np.isnan(lower).any()})"
+    if kwargs["X_offset"] is not None:
+        X = X - np.asarray(kwargs["X_offset"], X.dtype)
+    X = np.asarray(X, np.float64)
+    centers = np.asarray(kwargs["centers"], np.float64)
+    dist = np.sqrt(((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
+    dist[np.arange(len(X)), labels] = np.inf
+    nearest_other = dist.min(axis=1, initial=np.inf)
+    slack = 1e-12 * (nearest_other + np.sqrt((X ** 2).sum(axis=1)) + 1.0)
+    bad = np.flatnonzero(lower > np.where(np.isinf(nearest_other), np.inf,
+                                          nearest_other + slack))
+    if bad.size:
+        i = int(bad[0])
+        return f"row {i}: lower bound {lower[i]!r} above its distance {nearest_other[i]!r} " \
+               "to another center"
+    return None
 
 
 _BLOCK_KERNELS = ("knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
@@ -405,9 +462,15 @@ def check_kernel(impl, kernel: str, max_examples: int, *, array_type: str = "num
         served += 1
         # a result the hookspec allows in NumPy or in the input's type: its structure and
         # dtype are checked on a host copy
-        problem = same_kind(expected, _host(result) if kernel in HOST_OR_INPUT_TYPE else result) \
-            or _placement(result, kwargs) or _compare(
-            _host(expected), _host(result), KERNEL_RTOL[X.dtype])
+        kind = same_kind(expected, _host(result) if kernel in HOST_OR_INPUT_TYPE else result) \
+            or _placement(result, kwargs)
+        if kernel == "kmeans_lloyd_bounded":
+            # the labels and partial are the reference's; the bounds need only be bounds
+            problem = kind or _compare(
+                _host((expected[0], expected[2])), _host((result[0], result[2])),
+                KERNEL_RTOL[X.dtype]) or _invalid_bounds(kwargs, result[0], result[1])
+        else:
+            problem = kind or _compare(_host(expected), _host(result), KERNEL_RTOL[X.dtype])
         if not problem and kernel == "kmeans_plusplus_potentials" and id(rng) in _TIES:
             # the estimator keeps the candidate of least potential, the first among equals
             best, got = np.argmin(_host(expected)), np.argmin(_host(result))

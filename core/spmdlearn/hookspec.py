@@ -208,6 +208,38 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset
 
 
 @hookspec(firstresult=True)
+def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
+                                   X_offset):
+    """The Lloyd step of ``kmeans_lloyd_local``, skipping the rows whose label cannot change:
+    :func:`spmdlearn.reference.lloyd_bounded` (Hamerly's bounds).
+
+    Optional: the estimator calls it only on a backend that implements it (its own
+    implementation, not the reference's), and ``kmeans_lloyd_local`` otherwise. It must give
+    ``kmeans_lloyd_local``'s labels and partial on the same rows and centers.
+
+    Parameters
+    ----------
+    X, sample_weight, X_offset
+        As in ``kmeans_lloyd_local``.
+    centers : ndarray of shape (n_clusters, n_features), float64
+    centers_old : ndarray of shape (n_clusters, n_features), float64, or None
+        The centers of the previous call (to which ``lower_old`` refers); None: the first step,
+        every row assigned in full.
+    labels_old : array of shape (n_samples,), int32
+        The labels the previous call returned (-1: none yet).
+    lower_old : array of shape (n_samples,), float64
+        The bounds the previous call returned (any values when ``centers_old`` is None).
+
+    Returns
+    -------
+    result : tuple (labels, lower, spmdlearn.reference.LloydPartial), or None
+        ``kmeans_lloyd_local``'s labels and partial, and each row's lower bound on its distance
+        to every center but its own (new arrays, of X's array type and device; the inputs are
+        not modified). None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
 def spmdlearn_kmeans_inertia(X, sample_weight, centers, labels):
     """``sum_i w_i ||x_i - centers[labels_i]||^2`` over this rank's rows: :func:`spmdlearn.reference.kmeans_inertia`.
 

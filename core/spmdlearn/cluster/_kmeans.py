@@ -14,10 +14,10 @@ from sklearn.utils.validation import check_array
 
 from .._array_api import (accumulation_dtype, device, has_float64, empty_like_rows, from_model, get_namespace, is_foreign_array,
                           numpy_dtype, sum_float64, take_rows, to_host)
-from .._backends import call_kernel
+from .._backends import REFERENCE, backend_kernels, call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
-from ..collective import allreduce
+from ..collective import allreduce, reduce_step
 from ..comm import owned_ids
 from ..patterns import row_block
 from ..reference._kmeans import LLOYD, relocation_rows
@@ -417,18 +417,50 @@ def _average_centers(sums, weights):
     return centers
 
 
+def _serves_bounded_step(backend) -> bool:
+    """Whether ``backend`` implements the bounded Lloyd step itself (``kmeans_lloyd_bounded``
+    is optional: the reference's, a NumPy definition, serves as the conformance oracle, and
+    the plain step serves the backends that lack it)."""
+    return backend != REFERENCE and "kmeans_lloyd_bounded" in backend_kernels(backend)
+
+
 def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
-    """scikit-learn's ``_kmeans_single_lloyd``, with one fused reduction per step."""
+    """scikit-learn's ``_kmeans_single_lloyd``, with one fused reduction per step.
+
+    On a backend with the bounded step (``kmeans_lloyd_bounded``), each row's lower bound on
+    its distance to the other centers is kept from step to step beside its label, so that a
+    step recomputes only the rows whose label may change (Hamerly 2010); the labels and each
+    step's partial are the plain step's. The centers' moves, from which the bounds follow,
+    are the same on every rank: the bounds need no communication.
+    """
     comm, xp = data.comm, data.xp
     centers = np.asarray(centers_init, dtype=np.float64)
     # The labels stay where the Lloyd kernel returns them: in the rows' namespace.
     labels = (np.full(data.n_local, -1, dtype=np.int32) if xp is np else
               xp.full((data.n_local,), -1, dtype=xp.int32, device=device(data.X)))
     strict = False
+    bounded = _serves_bounded_step(data.backend)
+    # the bounded step's state: the centers its bounds refer to, and the bounds
+    state = {"centers": None, "lower": empty_like_rows(data.X, (data.n_local,), np.float64)
+             if bounded else None}
 
     def step(c, labels_old):
-        return allreduce(LLOYD, data.X, data.w, c, labels_old, data.offset, comm=comm,
-                         backend=data.backend, with_rows=True)
+        if not bounded:
+            return allreduce(LLOYD, data.X, data.w, c, labels_old, data.offset, comm=comm,
+                             backend=data.backend, with_rows=True)
+        rows = {}
+
+        def local():
+            rows["labels"], rows["lower"], partial = call_kernel(
+                "kmeans_lloyd_bounded", data.backend, X=data.X, sample_weight=data.w,
+                centers=c, centers_old=state["centers"], labels_old=labels_old,
+                lower_old=state["lower"], X_offset=data.offset)
+            return partial
+
+        partial = reduce_step(LLOYD, local, data.X, data.w, c, labels_old, data.offset,
+                              comm=comm)
+        state["centers"], state["lower"] = c, rows["lower"]
+        return rows["labels"], partial
 
     for i in range(max_iter):
         new_labels, p = step(centers, labels)
@@ -498,7 +530,10 @@ default="k-means++"
         spmdlearn centers a copy of this rank's rows and never modifies ``X``, whatever this value.
     algorithm : {"lloyd", "elkan"}, default="lloyd"
         "elkan" gives the same result as "lloyd" by definition (both find the same fixed point
-        from the same start), so spmdlearn runs Lloyd for both.
+        from the same start), so spmdlearn runs the same iterations for both: Lloyd's steps,
+        which on a backend with the bounded step (``kmeans_lloyd_bounded``, the cpu backend)
+        skip the rows whose label cannot change, with Hamerly's bounds (a lighter form of
+        Elkan's, one lower bound per row) and the same labels and centers as the plain step.
 
     Attributes
     ----------
@@ -518,7 +553,15 @@ default="k-means++"
     ``labels_`` are this rank's. Each Lloyd step is one fused reduction (sums, weights, inertia
     and the count of changed labels), folded in a fixed order so every rank takes the same
     branch. Memory per rank: this rank's rows (never copied: the centering is applied a block
-    at a time), its labels, and O(n_clusters x n_features); k-means++ adds three per-row vectors.
+    at a time), its labels, and O(n_clusters x n_features); k-means++ adds three per-row vectors,
+    the bounded step one (each row's lower bound, float64).
+
+    **Bounded steps.** A row keeps its label without a distance to every center only when its
+    bound says the label wins by more than any rounding of the plain step's scores
+    (``spmdlearn.reference.bound_margin``); the other rows are scored as the plain step scores
+    them. Labels, centers, ``inertia_`` and ``n_iter_`` are therefore the plain step's, bit for
+    bit on the cpu backend, except where a recomputed row's scores round differently in the
+    BLAS product of fewer rows than the plain step's block, at a true near-tie.
 
     **Array types.** Rows of any array-API type (dpnp, CuPy, ...) stay in their namespace and
     on their device through seeding, Lloyd's iterations and the comparison of ``n_init`` runs;

@@ -24,8 +24,8 @@ from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, best_splits, bin
                       tree_histograms, tree_route)
 from ._kmeans import (LLOYD, LloydPartial, assigned_sq_distances, farthest_rows, kmeans_assign,
                       kmeans_inertia, kmeans_min_distances, kmeans_plusplus_potentials,
-                      kmeans_transform, lloyd_combine, lloyd_local, relocation_rows,
-                      sq_distances)
+                      kmeans_transform, lloyd_bounded, lloyd_combine, lloyd_local,
+                      relocation_rows, sq_distances)
 from ._neighbors import (METRICS, block_distances, knn_merge, label_roots, radius_counts,
                          radius_label_union, radius_min_label, radius_neighbors_csr,
                          scipy_metric)
@@ -60,6 +60,7 @@ KERNELS = {
     "affine_transform": affine_transform,
     "tsqr_local": tsqr_local,
     "kmeans_lloyd_local": lloyd_local,
+    "kmeans_lloyd_bounded": lloyd_bounded,
     "kmeans_inertia": kmeans_inertia,
     "kmeans_assign": kmeans_assign,
     "kmeans_transform": kmeans_transform,
@@ -91,7 +92,7 @@ __all__ = [
     "R2Partial", "r2_local", "r2_combine", "r2_finalize", "R2",
     "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
     "infer_dimension",
-    "LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
+    "LloydPartial", "lloyd_local", "lloyd_bounded", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
     "kmeans_assign", "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials",
     "farthest_rows", "assigned_sq_distances", "relocation_rows", "METRICS", "scipy_metric", "block_distances",
     "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr", "radius_label_union",

@@ -16,7 +16,7 @@ from ..contract import ReductionContract
 __all__ = ["LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia",
            "sq_distances", "farthest_rows", "kmeans_assign", "kmeans_transform",
            "kmeans_min_distances", "kmeans_plusplus_potentials", "assigned_sq_distances",
-           "relocation_rows"]
+           "relocation_rows", "lloyd_bounded", "center_motion", "bound_margin"]
 
 
 class LloydPartial(NamedTuple):
@@ -103,6 +103,156 @@ def lloyd_combine(a: LloydPartial, b: LloydPartial) -> LloydPartial:
 LLOYD = ReductionContract("lloyd", lambda X, w, c, lo, off: lloyd_local(X, w, c, lo, off)[1],
                           lloyd_combine, lambda p: p, row_args=(0, 1, 3),
                           kernel="kmeans_lloyd_local", with_rows=True)
+
+
+def bound_margin(dtype, n_features) -> float:
+    """The relative margin of the bound test of :func:`lloyd_bounded`, for rows of ``dtype``.
+
+    A row keeps its label ``a`` only when its lower bound ``l`` on the distance to every other
+    center and its distance ``d_a`` to ``a`` satisfy ``l^2 - d_a^2 > margin * R^2``, with
+    ``R = d_a + max_j ||c_j||`` (at least ``||x||`` and every ``||c_j||``). The margin covers
+    the rounding of the plain step's scores ``||c||^2 - 2 x.c`` in ``dtype`` (at most
+    ``3 (d + 4) u R^2`` each, ``u`` the unit roundoff, centers rounded to ``dtype`` included:
+    the dot-product bound of Higham, "Accuracy and Stability of Numerical Algorithms", 3.1)
+    and that of the float64 distances and bounds, with a factor of about two to spare: beyond
+    it, the plain step's own argmin picks ``a`` too.
+    """
+    return 8.0 * (n_features + 4) * float(np.finfo(dtype).eps)
+
+
+def center_motion(centers, centers_old):
+    """What the bounds of :func:`lloyd_bounded` need from the centers, float64.
+
+    Returns
+    -------
+    decrement : ndarray of shape (n_clusters,)
+        For a row labelled ``a``: ``max_{j != a} ||centers[j] - centers_old[j]||``, how much its
+        distance to any other center may have dropped (triangle inequality), rounded up.
+        Zeros when ``centers_old`` is None.
+    separation : ndarray of shape (n_clusters,)
+        ``min_{j != a} ||centers[a] - centers[j]||``, rounded down (``inf`` for one cluster):
+        every other center is at least ``separation[a] - d_a`` from a row at ``d_a`` from
+        ``a`` (Hamerly 2010's half-distance test, as a lower bound).
+    """
+    centers = np.asarray(centers, np.float64)
+    k, d = centers.shape
+    up, down = 1 + (d + 4) * np.finfo(np.float64).eps, 1 - (d + 4) * np.finfo(np.float64).eps
+    if centers_old is None or k == 1:
+        decrement = np.zeros(k)
+    else:
+        shift = np.sqrt(((centers - np.asarray(centers_old, np.float64)) ** 2).sum(axis=1)) * up
+        others = np.where(np.eye(k, dtype=bool), -np.inf, shift[None, :])
+        decrement = others.max(axis=1)
+    if k == 1:
+        return decrement, np.full(1, np.inf)
+    gaps = np.sqrt(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)) * down
+    gaps[np.eye(k, dtype=bool)] = np.inf
+    return decrement, gaps.min(axis=1)
+
+
+def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None):
+    """One Lloyd step that recomputes only the rows whose label may change (Hamerly's bounds).
+
+    The step of :func:`lloyd_local` (same labels, same partial) given, for each row, its label
+    ``a`` from the previous step and a lower bound ``l`` on its distance to every other center
+    of that step (``centers_old``); the new bound of the row is ``l - decrement[a]``
+    (:func:`center_motion`). A row keeps its label when ``max(l - decrement[a],
+    separation[a] - d_a)``, squared, exceeds ``d_a^2`` (its distance to ``centers[a]``) by more
+    than :func:`bound_margin` ``* R^2``; every other row is assigned as :func:`lloyd_local` does,
+    by ``||c||^2 - 2 x.c`` in X's dtype, and gets a new bound from its second-best score
+    (G. Hamerly, "Making k-means even faster", SDM 2010: one lower bound per row; the upper
+    bound is the exact ``d_a``, which the inertia needs anyway).
+
+    Labels equal :func:`lloyd_local`'s: a kept row's label is the nearest center with a gap
+    larger than any rounding of the plain step's scores, so the plain step picks it too. The
+    one exception is a row whose recomputed scores differ in the last bits from those of the
+    plain step's whole-shard product (a BLAS may round a row differently in another block):
+    then the two steps may break a true near-tie differently, as two BLAS libraries do.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,)
+    centers : ndarray of shape (n_clusters, n_features), float64
+    centers_old : ndarray of shape (n_clusters, n_features), float64, or None
+        The centers of the previous step, to which ``lower_old`` refers; None: no bounds yet
+        (every row is assigned in full).
+    labels_old : ndarray of shape (n_samples,), int32
+        The previous labels (-1: none yet, the row is assigned in full).
+    lower_old : ndarray of shape (n_samples,), float64
+        Lower bounds on each row's distance to the centers of ``centers_old`` other than its
+        label (this kernel's previous ``lower``); ignored where ``labels_old`` is -1 or
+        ``centers_old`` is None.
+    X_offset : ndarray of shape (n_features,), default=None
+        As in :func:`lloyd_local`.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), int32
+        :func:`lloyd_local`'s labels.
+    lower : ndarray of shape (n_samples,), float64
+        Lower bounds on each row's distance to every center other than its label (``inf`` for
+        one cluster), the next step's ``lower_old``.
+    partial : LloydPartial
+        :func:`lloyd_local`'s partial of these labels.
+    """
+    k, d = centers.shape
+    n = X.shape[0]
+    if n == 0:
+        return (np.zeros(0, np.int32), np.zeros(0),
+                LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0))
+    if X_offset is not None:
+        X = X - np.asarray(X_offset, dtype=X.dtype)
+    centers64 = np.asarray(centers, np.float64)
+    labels_old = np.asarray(labels_old, np.int32)
+    labels = labels_old.copy()
+    lower = np.full(n, -np.inf)
+    if centers_old is not None:
+        # the bound test, on the rows labelled in the previous step
+        decrement, separation = center_motion(centers64, centers_old)
+        known = labels_old >= 0
+        a = np.where(known, labels_old, 0)
+        d_a = np.sqrt(_assigned_sq(X, centers64, a))
+        moved = np.asarray(lower_old, np.float64) - decrement[a]
+        # rounded down: the subtraction rounds by at most half a unit in its last place
+        finite = np.isfinite(moved)
+        moved[finite] -= 2 * np.finfo(np.float64).eps * np.abs(moved[finite])
+        bound = np.maximum(moved, separation[a] - d_a)
+        radius = d_a + np.sqrt((centers64 ** 2).sum(axis=1)).max()
+        keep = known & (bound > d_a) & ((bound - d_a) * (bound + d_a)
+                                        > bound_margin(X.dtype, d) * radius ** 2)
+        lower[keep] = moved[keep]
+    else:
+        keep = np.zeros(n, dtype=bool)
+    redo = ~keep
+    if np.any(redo):
+        labels[redo], lower[redo] = _assign_with_bound(X, centers64, redo)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    XwT = np.multiply(np.asarray(X, np.float64).T, w, order="C")
+    sums = np.stack([np.bincount(labels, weights=XwT[j], minlength=k) for j in range(d)], axis=1)
+    weights = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
+    return labels, lower, LloydPartial(sums, weights, kmeans_inertia(X, w, centers64, labels),
+                                       float(np.count_nonzero(labels != labels_old)))
+
+
+def _assign_with_bound(X, centers64, rows):
+    """Labels of ``X[rows]`` by :func:`lloyd_local`'s scores (its product of the whole shard,
+    so that each row's scores round as there), and a lower bound on each row's distance to
+    every other center: from the second-best score, less the rounding it may carry (the plain
+    step's scores in X's dtype, :func:`bound_margin`), rounded down; ``inf`` for one center."""
+    k, d = centers64.shape
+    C = centers64.astype(X.dtype)
+    scores = (np.einsum("ij,ij->i", C, C)[None, :] - 2.0 * (X @ C.T))[rows]
+    X = X[rows]
+    labels = np.argmin(scores, axis=1).astype(np.int32)
+    if k == 1:
+        return labels, np.full(len(X), np.inf)
+    scores[np.arange(len(X)), labels] = np.inf
+    second = scores.min(axis=1).astype(np.float64)
+    x_sq = np.einsum("ij,ij->i", np.asarray(X, np.float64), np.asarray(X, np.float64))
+    radius = np.sqrt(x_sq) + np.sqrt((centers64 ** 2).sum(axis=1)).max()
+    lower_sq = x_sq + second - bound_margin(X.dtype, d) / 2 * radius ** 2
+    return labels, np.sqrt(np.maximum(lower_sq, 0.0)) * (1 - 2 * np.finfo(np.float64).eps)
 
 
 #: Rows per block of the row-wise distance to the assigned center: the temporaries

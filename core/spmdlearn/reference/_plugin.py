@@ -15,7 +15,7 @@ from ._moments import column_stats_local, comoments_local, moments_local
 from ._forest import (apply_bins, best_splits, bootstrap_counts, tree_apply, tree_histograms,
                       tree_route)
 from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
-                      kmeans_plusplus_potentials, kmeans_transform, lloyd_local)
+                      kmeans_plusplus_potentials, kmeans_transform, lloyd_bounded, lloyd_local)
 from ._neighbors import (knn_merge, radius_counts, radius_label_union, radius_min_label,
                          radius_neighbors_csr)
 from ._pca import tsqr_local
@@ -73,6 +73,14 @@ def spmdlearn_tsqr_local(X, mean):
 @host_kernel(rows=(0,))
 def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset):
     return lloyd_local(np.asarray(X), np.asarray(sample_weight), centers, labels_old, X_offset)
+
+
+@hookimpl(trylast=True)
+@host_kernel(rows=(0, 1))
+def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
+                                   X_offset):
+    return lloyd_bounded(np.asarray(X), np.asarray(sample_weight), centers, centers_old,
+                         labels_old, lower_old, X_offset)
 
 
 @hookimpl(trylast=True)
