@@ -788,3 +788,30 @@ def test_all_finite(dtype, layout):
         Y = {"C": Y, "F": np.asfortranarray(Y), "strided": Y[::2, ::3], "1d": Y[:, 2]}[layout]
         assert _splits.all_finite(Y) is ref.all_finite(Y) is bool(np.isfinite(Y).all())
     assert _splits.all_finite(X[:0]) is True
+
+
+@pytest.mark.parametrize("n_classes", [0, 3])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tree_histograms_the_reference_on_one_thread_and_more(n_classes, threads):
+    """The one-thread pass over the rows and the one-thread-per-feature kernel both give the
+    reference's histograms, bit for bit (uniform weights, class weights, bootstrap counts)."""
+    import numba
+
+    rng = np.random.default_rng(threads + n_classes)
+    n, d, n_bins, n_nodes = 500, 4, 7, 5
+    binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
+    node_pos = rng.integers(-1, n_nodes, n)
+    y = rng.integers(0, 3, n) if n_classes else rng.normal(size=n)
+    w, counts = rng.uniform(0.5, 2, n), rng.integers(0, 3, n)
+    cw = rng.uniform(0.5, 2, 3) if n_classes else None
+    expected = ref.tree_histograms(binned, node_pos, y, w, counts, n_nodes, n_bins, n_classes, cw)
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("numba has one thread here")
+    kernel = _forest.get_num_threads
+    try:
+        _forest.get_num_threads = lambda: threads  # the path the kernel takes
+        got = _forest.tree_histograms(binned, node_pos, y, w, counts, n_nodes, n_bins,
+                                      n_classes, cw)
+    finally:
+        _forest.get_num_threads = kernel
+    assert np.array_equal(got, expected)

@@ -118,3 +118,73 @@ def test_forest_errors_are_collective(comm):
         assert_raises_on_all_ranks(comm, ValueError,
                                    lambda: RandomForestClassifier(2).fit(X_local, mixed),
                                    match="differs across ranks")
+
+
+def _tree_arrays(est):
+    return [np.concatenate([np.asarray(a, np.float64).ravel() for a in tree[:7]])
+            for tree in est.estimators_]
+
+
+_TOGETHER_CASES = {
+    # classification, float weights, class weights of each tree's bootstrap
+    "weighted": (RandomForestClassifier, dict(n_estimators=7, max_depth=5, max_features=2,
+                                              class_weight="balanced_subsample"), True),
+    # a leaf budget and the thresholds that depend on each tree's root weight
+    "budget": (RandomForestClassifier, dict(n_estimators=5, max_leaf_nodes=9, max_features=3,
+                                            min_impurity_decrease=1e-3,
+                                            min_weight_fraction_leaf=0.01, criterion="entropy"),
+               False),
+    "regression": (RandomForestRegressor, dict(n_estimators=6, max_depth=6, max_features=0.5),
+                   True),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", sorted(_TOGETHER_CASES))
+def test_trees_grown_together_equal_trees_grown_alone(comm, case, monkeypatch):
+    """Trees grown in one group, one level's nodes of all of them per reduction, are the trees
+    grown one at a time with one node per reduction (uneven shards, an empty rank at seed 3)."""
+    from spmdlearn.ensemble import _forest
+
+    cls, params, weighted = _TOGETHER_CASES[case]
+    if cls is RandomForestClassifier:
+        X, y = make_classification(500, 7, n_informative=4, n_classes=3, random_state=8)
+    else:
+        X, y = make_regression(500, 7, n_informative=4, noise=3.0, random_state=8)
+    X[:, 5] = 1.0  # a constant feature: nodes that draw only it try the others
+    w = np.random.default_rng(1).uniform(0.2, 3.0, len(y)) if weighted else None
+    cuts = random_cuts(500, comm.size, 3)
+    X_local, y_local, w_local = local_rows(cuts, comm.rank, X, y, w)
+    together = cls(random_state=5, **params).fit(X_local, y_local, sample_weight=w_local)
+    monkeypatch.setattr(_forest, "_STATE_BYTES", 1)  # one tree per group
+    monkeypatch.setattr(_forest, "_HIST_BYTES", 1)  # one node per reduction
+    alone = cls(random_state=5, **params).fit(X_local, y_local, sample_weight=w_local)
+    same = all(np.array_equal(a, b, equal_nan=True)
+               for a, b in zip(_tree_arrays(together), _tree_arrays(alone)))
+    assert_all_ranks(comm, same and len(together.estimators_) == params["n_estimators"],
+                     "the same trees")
+    assert_all_ranks(comm, np.array_equal(together.feature_importances_,
+                                          alone.feature_importances_), "the same importances")
+    assert_all_ranks(comm, max(int((t.left >= 0).sum()) for t in together.estimators_) > 2,
+                     "trees that split")
+
+
+@pytest.mark.timeout(120)
+def test_nodes_whose_drawn_features_cannot_split_try_the_others(comm):
+    """With one feature drawn per node among mostly constant ones, a node that draws a constant
+    feature tries the others in its order, as scikit-learn does: each tree grows until its
+    leaves are pure (training rows all distinct), and only the varying features split."""
+    rng = np.random.default_rng(4)
+    X = np.ones((300, 6))
+    X[:, 2] = rng.normal(size=300)
+    X[:, 4] = rng.normal(size=300)
+    y = (X[:, 2] + 0.5 * X[:, 4] > 0).astype(int)
+    cuts = random_cuts(300, comm.size, 6)
+    X_local, y_local = local_rows(cuts, comm.rank, X, y)
+    est = RandomForestClassifier(4, max_features=1, bootstrap=False, max_bins=1024,
+                                 random_state=0).fit(X_local, y_local)
+    split_features = np.concatenate([t.feature[t.left >= 0] for t in est.estimators_])
+    assert_all_ranks(comm, set(split_features.tolist()) <= {2, 4}, f"{set(split_features)}")
+    pure = all(np.count_nonzero(t.value[t.left < 0] > 0, axis=1).max() == 1
+               for t in est.estimators_)
+    assert_all_ranks(comm, pure, "pure leaves")

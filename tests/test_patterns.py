@@ -174,6 +174,43 @@ def test_level_histograms_any_split_equals_one_rank(seed, classification, data):
 
 
 @settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.booleans(), st.data())
+def test_level_histograms_stacked_equal_each_part_alone(seed, classification, data):
+    """Several node lists (each from its own rows) in one reduction: each part's histograms
+    are those of its own reduction, for any split of the rows, in part order."""
+    rng = np.random.default_rng(seed)
+    n, d, n_bins = int(rng.integers(0, 60)), 2, 4
+    K = 2 if classification else 0
+    binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
+    y = rng.integers(0, 2, n) if classification else rng.normal(size=n)
+    w = rng.uniform(0.5, 2, n)
+    parts = []
+    for n_nodes in rng.integers(1, 4, 3):
+        parts.append((rng.integers(-1, n_nodes, n), rng.integers(0, 3, n),
+                      rng.uniform(0.5, 2, K) if K and rng.integers(2) else None, int(n_nodes)))
+    cuts = data.draw(splits(n))
+
+    def stacked(comm, binned, y, w, *per_part):
+        local = [(binned, pos, y, w, counts, cw, k)
+                 for (pos, counts), (_, _, cw, k) in zip(zip(per_part[::2], per_part[1::2]),
+                                                         parts)]
+        return LEVEL_HISTOGRAMS.run_stacked(comm, local, n_bins=n_bins, n_classes=K)
+
+    flat = [a for pos, counts, _, _ in parts for a in (pos, counts)]
+    many = simulate_collective(stacked, _parts(cuts, binned, y, w, *flat))
+    at = 0
+    for pos, counts, cw, k in parts:
+        alone = simulate_collective(
+            lambda comm, *a: LEVEL_HISTOGRAMS.run(comm, *a, n_nodes=k, n_bins=n_bins,
+                                                  n_classes=K, class_weight=cw),
+            _parts(cuts, binned, pos, y, w, counts))[0]
+        for m in many:
+            assert np.array_equal(m[at: at + k], alone)
+        at += k
+    assert all(m.shape[0] == at and np.array_equal(m, many[0]) for m in many)
+
+
+@settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3]), st.data())
 def test_gradient_sum_any_split_equals_one_rank(seed, K, data):
     rng = np.random.default_rng(seed)

@@ -8,7 +8,7 @@ order as ``np.bincount`` does. Prediction walks each row down the tree in a comp
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ._threads import use_kernel_threads
 
@@ -100,6 +100,36 @@ def _histograms_from_rows(binned, node_pos, y, w, counts, class_weight, n_classe
                 hist[p, f, b, 3] += 1.0
 
 
+@njit(cache=True)
+def _histograms_from_rows_serial(binned, node_pos, y, w, counts, class_weight, n_classes, hist):
+    """:func:`_histograms_from_rows` on one thread: rows outer, so that each row's bins, label,
+    weight and count are read once (the same sums: each bin still adds rows in their order)."""
+    n, n_features = binned.shape
+    for i in range(n):
+        p = node_pos[i]
+        if p < 0 or counts[i] <= 0:
+            continue
+        v = w[i] * np.float64(counts[i])
+        if n_classes > 0:
+            c = np.int64(y[i])
+            if class_weight.shape[0] > 0:
+                v = v * class_weight[c]
+            for f in range(n_features):
+                b = binned[i, f]
+                hist[p, f, b, c] += v
+                hist[p, f, b, n_classes] += 1.0
+        else:
+            t = np.float64(y[i])
+            vy = v * t
+            vyy = vy * t
+            for f in range(n_features):
+                b = binned[i, f]
+                hist[p, f, b, 0] += v
+                hist[p, f, b, 1] += vy
+                hist[p, f, b, 2] += vyy
+                hist[p, f, b, 3] += 1.0
+
+
 def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins, n_classes,
                     class_weight=None):
     """:func:`spmdlearn.reference.tree_histograms` in one compiled pass per feature, built from
@@ -119,8 +149,10 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
         return None  # out of range: the reference raises its own error
     cw = np.zeros(0) if class_weight is None else np.asarray(class_weight, np.float64)
     use_kernel_threads()
-    _histograms_from_rows(binned, node_pos, y, np.asarray(sample_weight, np.float64), counts,
-                          cw, int(n_classes), hist)
+    # One thread per feature where there are threads; on one, one pass over the rows.
+    kernel = _histograms_from_rows_serial if get_num_threads() == 1 else _histograms_from_rows
+    kernel(binned, node_pos, y, np.asarray(sample_weight, np.float64), counts, cw,
+           int(n_classes), hist)
     return hist
 
 

@@ -242,6 +242,113 @@ def _search(hist, order, n_draw, mode, min_samples_leaf, min_impurity_decrease,
             gain[node] = score
 
 
+@njit(cache=True, inline="always")
+def _sum(a, k):
+    """NumPy's sum of ``a[:k]`` (pairwise: a plain loop below 8 elements)."""
+    if k < 8:
+        res = 0.0
+        for i in range(k):
+            res += a[i]
+        return res
+    return _pairwise(a, 0, k)
+
+
+@njit(cache=True, inline="always")
+def _gini(s, k, scratch):
+    """(Gini impurity, weight) of the summed class weights ``s[:k]``: :func:`_impurity`'s."""
+    w = _sum(s, k)
+    for c in range(k):
+        p = s[c] / w if w > 0 else 0.0
+        scratch[c] = p * p
+    return 1.0 - _sum(scratch, k), w
+
+
+@njit(parallel=True, cache=True)
+def _search_direct(hist, order, n_draw, mode, min_samples_leaf, min_impurity_decrease,
+                   weighted_n_root, min_weight_leaf, feature, cut, gain):
+    """:func:`_search` for Gini and squared error, one pass over each tried feature's bins.
+
+    A bin that adds nothing (no rows, zero statistics) leaves the cut's statistics as they
+    were at the previous bin, hence the same decrease, which is not a new maximum (the first
+    maximum wins), and an empty first bin leaves an empty left side: such bins are not
+    evaluated. At the deep levels of a tree most of a node's bins are empty.
+    """
+    n_nodes, n_features, n_bins = hist.shape[0], hist.shape[1], hist.shape[2]
+    k = hist.shape[3] - 1
+    for node in prange(n_nodes):
+        total = np.empty(k)
+        total_rows = _node_totals(hist, node, total)
+        left = np.empty(k)
+        side = np.empty(k)
+        scratch = np.empty(max(k, 1))
+        if mode == _GINI:
+            impurity, w = _gini(total, k, scratch)
+        else:
+            impurity, w = _impurity(total, mode, scratch, scratch)
+        pick = -1
+        score = -np.inf
+        pick_bin = 0
+        first_ok = -1
+        for i in range(n_features):
+            f = order[node, i]
+            top = -np.inf
+            top_bin = 0
+            left_rows = 0.0
+            for c in range(k):
+                left[c] = 0.0
+            for b in range(n_bins - 1):
+                rows = hist[node, f, b, k]
+                if b == 0:  # the cumulative sums as np.cumsum forms them
+                    left_rows = rows
+                    for c in range(k):
+                        left[c] = hist[node, f, 0, c]
+                else:
+                    left_rows += rows
+                    for c in range(k):
+                        left[c] += hist[node, f, b, c]
+                if rows == 0:  # nothing added (rows and weights zero): the previous cut's
+                    empty = True
+                    for c in range(k):
+                        if hist[node, f, b, c] != 0:
+                            empty = False
+                    if empty:
+                        continue
+                right_rows = total_rows - left_rows
+                if left_rows < min_samples_leaf or right_rows < min_samples_leaf:
+                    continue
+                for c in range(k):
+                    side[c] = total[c] - left[c]
+                if mode == _GINI:
+                    imp_l, w_l = _gini(left, k, scratch)
+                    imp_r, w_r = _gini(side, k, scratch)
+                else:
+                    imp_l, w_l = _impurity(left, mode, scratch, scratch)
+                    imp_r, w_r = _impurity(side, mode, scratch, scratch)
+                if not (w_l > 0 and w_r > 0 and w_l >= min_weight_leaf
+                        and w_r >= min_weight_leaf):
+                    continue
+                dec = impurity - (w_l / w) * imp_l - (w_r / w) * imp_r
+                if dec > top:  # np.argmax: the first maximum
+                    top = dec
+                    top_bin = b
+            node_gain = top * w / weighted_n_root
+            good = np.isfinite(top) and not (node_gain + 1e-12 < min_impurity_decrease) \
+                and top > 0
+            if good:
+                if first_ok < 0:
+                    first_ok = i
+                if pick < 0 or top > score:
+                    pick = i
+                    score = top
+                    pick_bin = top_bin
+            if i + 1 >= n_draw and first_ok >= 0:
+                break
+        if pick >= 0:
+            feature[node] = order[node, pick]
+            cut[node] = pick_bin
+            gain[node] = score
+
+
 def best_splits(hist, feature_order, n_draw, classification, criterion, min_samples_leaf,
                 min_impurity_decrease, weighted_n_root, min_weight_leaf=0.0):
     """:func:`spmdlearn.reference.best_splits` in compiled loops: the same
@@ -257,6 +364,11 @@ def best_splits(hist, feature_order, n_draw, classification, criterion, min_samp
         _GINI if criterion == "gini" else _ENTROPY)
     k = hist.shape[3] - 1
     use_kernel_threads()
+    if mode != _ENTROPY:
+        _search_direct(hist, order, int(n_draw), mode, float(min_samples_leaf),
+                       float(min_impurity_decrease), float(weighted_n_root),
+                       float(min_weight_leaf), feature, cut, gain)
+        return feature, cut, gain
     if mode == _ENTROPY:
         shares = np.empty((n_nodes, 1 + 2 * n_features * (n_bins - 1), k))
         _shares(hist, shares)

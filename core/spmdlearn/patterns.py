@@ -647,6 +647,51 @@ class LevelHistograms:
         return comm.reduce_bcast_sum(to_host(local), overwrite=True)
 
 
+    def run_stacked(self, comm, parts, *, n_bins, n_classes, backend=None):
+        """Collective: the histograms of several node lists, stacked along the node axis and
+        summed over ranks in ONE reduction (e.g. the nodes of a level of several trees).
+
+        Parameters
+        ----------
+        comm : Comm
+        parts : sequence of tuple
+            ``(binned, node_pos, y, sample_weight, counts, class_weight, n_nodes)`` per node
+            list, as :meth:`local` takes them (each list from its own rows, bootstrap counts and
+            class weights); every part's ``binned`` has the same number of columns.
+        n_bins, n_classes : int
+
+        Returns
+        -------
+        hist : array of shape (sum of n_nodes, n_columns, n_bins, n_channels), float64
+            Part ``i``'s nodes come after those of parts ``0..i-1``. Identical on every rank.
+            On one rank, in the kernels' namespace (device histograms stay on the device, as
+            :meth:`run` leaves them); on more, NumPy (the sum goes through host memory).
+
+        Memory: the stacked histogram and one part's. Law: as :meth:`run`, part by part.
+        """
+        from ._array_api import array_namespace, is_foreign_array, to_host
+
+        total = sum(int(part[6]) for part in parts)
+        out, at, device_parts = None, 0, []
+        for binned, node_pos, y, sample_weight, counts, class_weight, n_nodes in parts:
+            hist = self.local(binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes,
+                              n_bins=n_bins, n_classes=n_classes, class_weight=class_weight,
+                              backend=backend)
+            if comm.size == 1 and is_foreign_array(hist):
+                device_parts.append(hist)
+                continue
+            if out is None:
+                out = np.empty((total,) + tuple(hist.shape[1:]), dtype=np.float64)
+            out[at: at + n_nodes] = to_host(hist)
+            at += n_nodes
+        if device_parts:  # one rank: the device histograms stay there (every part's is one)
+            return device_parts[0] if len(device_parts) == 1 else \
+                array_namespace(device_parts[0]).concat(device_parts, axis=0)
+        if comm.size == 1:  # no status exchange on one rank either
+            return out
+        return comm.reduce_bcast_sum(out, overwrite=True)
+
+
 LEVEL_HISTOGRAMS = LevelHistograms()
 
 

@@ -24,6 +24,8 @@ from ..reference._forest import bin_edges, counter_uniform, pad_edges
 
 _SAMPLE_FOR_BINS = 200_000  # rows (over all ranks) whose values set the bin edges
 _STREAM_BINS, _STREAM_FEAT = 1, 3  # the bootstrap's stream is BOOTSTRAP_STREAM (2)
+_HIST_BYTES = 16 << 20  # the histograms of one reduction (a chunk of a level's nodes)
+_STATE_BYTES = 32 << 20  # per-row state of the trees grown together (node, bootstrap count)
 
 
 class Tree(NamedTuple):
@@ -104,134 +106,262 @@ def _split_bins(hist, nodes, features):
     return xp.take(flat, from_model(at, hist), axis=0)
 
 
-def _grow(comm, binned, y, w, counts, class_weight, n_classes, params, tree_seed, n_bins, edges,
-          classification, backend, n_features):
-    """Grow one tree level by level; one fused histogram reduction per level.
+class _TreeState:
+    """A tree being grown: its nodes so far, its frontier, and its rows' bootstrap counts and
+    nodes (per row, in the rows' namespace and on their device)."""
 
-    Collective contract (:data:`spmdlearn.patterns.LEVEL_HISTOGRAMS`): every rank holds its rows'
-    bins, labels, weights and bootstrap counts; each level's node histograms are built by the
-    ``tree_histograms`` kernel and summed over ranks (reduce, then broadcast: every rank holds
-    the same bits); every rank then chooses the same splits and moves its own rows to the
-    children with the ``tree_route`` kernel.
+    def __init__(self, seed, counts, class_weight, node_of_row, n_features):
+        self.seed, self.counts, self.class_weight = seed, counts, class_weight
+        self.node_of_row = node_of_row
+        self.feature, self.threshold, self.left, self.right = [], [], [], []
+        self.value, self.n_rows = [], []
+        self.importance = np.zeros(n_features)
+        self.frontier, self.leaves, self.weighted_root = [], 1, 0.0
+
+    def add_node(self, total):
+        self.feature.append(-1)
+        self.threshold.append(np.nan)
+        self.left.append(-1)
+        self.right.append(-1)
+        self.value.append(total[:-1])
+        self.n_rows.append(float(total[-1]))  # a Python float: compared once per level
+        return len(self.feature) - 1
+
+    def tree(self):
+        return Tree(np.asarray(self.feature, np.int64), np.asarray(self.threshold, np.float64),
+                    np.asarray(self.left, np.int64), np.asarray(self.right, np.int64),
+                    np.asarray(self.value, np.float64), self.importance,
+                    np.asarray(self.n_rows, np.int64))
+
+
+def _feature_orders(seed, nodes, n_features):
+    """Each node's order of trying the features, keyed by (tree seed, node): the same on every
+    rank, whichever trees are grown together."""
+    nodes = np.asarray(nodes, np.int64)
+    u = counter_uniform(seed, _STREAM_FEAT,
+                        (nodes[:, None] * n_features + np.arange(n_features)).ravel())
+    return np.argsort(u.reshape(len(nodes), n_features), axis=1, kind="stable")
+
+
+def _take(a, rows):
+    return a[rows] if get_namespace(a) is np else get_namespace(a).take(a, rows, axis=0)
+
+
+def _node_columns(binned, node_of_row, counts, position, columns):
+    """The rows of one tree that enter a histogram, with only the features their node needs.
+
+    ``position``: (n_tree_nodes,) host int64, each node's place in the histogram (-1: not in
+    it); ``columns``: (n_places, n_columns) host int64, the features of each place. Returns
+    ``(bins, place, rows)`` in the rows' namespace: the bins of those features of the rows that
+    are in the bootstrap and in a node of the histogram, ``(n_kept, n_columns)``, their place,
+    and their indices. The histogram kernel then reads ``n_columns`` features of the rows that
+    count instead of every feature of every row.
     """
-    max_depth = params["max_depth"] or np.iinfo(np.int32).max
-    feature, threshold, left, right, value, importance = [], [], [], [], [], np.zeros(n_features)
-    n_rows = []
-
-    def add_node(total):
-        feature.append(-1)
-        threshold.append(np.nan)
-        left.append(-1)
-        right.append(-1)
-        value.append(total[:-1])
-        n_rows.append(total[-1])
-        return len(feature) - 1
-
-    def histograms(node_pos, n_nodes):
-        return LEVEL_HISTOGRAMS.run(comm, binned, node_pos, y, w, counts, n_nodes=n_nodes,
-                                    n_bins=n_bins, n_classes=n_classes,
-                                    class_weight=class_weight, backend=backend)
-
-    # Per-row state (node of each row, node positions) lives in the rows' namespace and device;
-    # the split decisions (O(nodes)) are host.
     xp = get_namespace(binned)
-    # The split search reads the global histogram where the reduction leaves it. On more than
-    # one rank that is the host: the search runs there, on the backend that serves NumPy (the
-    # rows' backend if it claims NumPy, else the one ``auto`` picks for NumPy); moving the
-    # histogram back to a device costs more than the search (measured on the OpenCL CPU
-    # device, 20,000 rows, 10 trees of depth 8: fit + predict took 45 s with the search on the
-    # device and 4 s on the host). On one rank a backend's histogram on the device stays there
-    # and the search runs on the rows' backend; only each node's totals and decisions, and the
-    # bins of the features that split, come to the host.
-    host_split_backend = host_backend(backend)
-    node_of_row = np.where(counts > 0, 0, -1).astype(np.int64) if xp is np else \
-        xp.astype(counts > 0, xp.int64) - 1
-    # The root's histograms give its totals (any feature's bins sum to them) and, when the root
-    # is split, its split.
-    root_hist = histograms(node_of_row, 1)
-    root = to_host(root_hist[0, 0]).sum(axis=0)
-    weighted_root = float(root[:-1].sum() if classification else root[0])
-    add_node(root)
-    totals = {0: root}
-    frontier, depth, leaves = [0], 0, 1
-    while frontier and depth < max_depth:
-        candidates = [n for n in frontier
-                      if totals[n][-1] >= max(params["min_samples_split"],
-                                              2 * params["min_samples_leaf"])]
-        if not candidates:
-            break
-        if depth == 0:
-            hist = root_hist
+    d, k = binned.shape[1], columns.shape[1]
+    if xp is np:
+        # Rows out of the bootstrap are in no node (-1), so ``place`` alone selects the rows.
+        place = np.concatenate([[-1], position]).take(node_of_row + 1)
+        rows = np.flatnonzero(place >= 0)
+        place = place.take(rows)
+        flat = columns.take(place, axis=0)
+        flat += (rows * d)[:, None]
+        return binned.reshape(-1).take(flat), place, rows
+    in_tree = node_of_row >= 0
+    safe = xp.where(in_tree, node_of_row, xp.zeros_like(node_of_row))
+    place = xp.where(in_tree, xp.take(from_model(position, binned), safe, axis=0),
+                     xp.full_like(node_of_row, -1))
+    rows = xp.nonzero((place >= 0) & (counts > 0))[0]
+    place = xp.take(place, rows, axis=0)
+    flat = xp.reshape(rows * d, (-1, 1)) + xp.take(from_model(columns, binned), place, axis=0)
+    bins = xp.take(xp.reshape(binned, (-1,)), xp.reshape(flat, (-1,)), axis=0)
+    return xp.reshape(bins, (rows.shape[0], k)), place, rows
+
+
+def _by_tree(work):
+    """``work`` ((tree, node) pairs, each tree's together) as [(tree, [nodes])]."""
+    out = []
+    for s, node in work:
+        if out and out[-1][0] is s:
+            out[-1][1].append(node)
         else:
-            position = np.full(len(feature), -1, dtype=np.int64)
-            position[candidates] = np.arange(len(candidates))
-            in_tree = node_of_row >= 0
-            if xp is np:
-                node_pos = np.where(in_tree, position[np.maximum(node_of_row, 0)], -1)
-            else:
-                safe = xp.where(in_tree, node_of_row, xp.zeros_like(node_of_row))
-                node_pos = xp.where(in_tree, xp.take(from_model(position, binned), safe, axis=0),
-                                    xp.full_like(node_of_row, -1))
-            hist = histograms(node_pos, len(candidates))
-        # each node's feature draw, keyed by (tree, node): the same on every rank
-        nodes = np.asarray(candidates, np.int64)
-        u = counter_uniform(tree_seed, _STREAM_FEAT,
-                            (nodes[:, None] * n_features + np.arange(n_features)).ravel())
-        order = np.argsort(u.reshape(len(nodes), n_features), axis=1, kind="stable")
-        best_f, best_c, best_dec = call_kernel(
-            "best_splits", backend if is_foreign_array(hist) else host_split_backend, hist=hist,
-            feature_order=order, n_draw=params["n_draw"],
-            classification=classification, criterion=params["criterion"],
-            min_samples_leaf=params["min_samples_leaf"],
-            min_impurity_decrease=params["min_impurity_decrease"],
-            weighted_n_root=weighted_root,
-            min_weight_leaf=params["min_weight_fraction_leaf"] * weighted_root)
-        first = to_host(hist[:, 0])  # each node's bins of one feature: its totals
-        node_weight = first[:, :, :-1].sum(axis=(1, 2)) if classification else \
-            first[:, :, 0].sum(axis=1)
-        splits = [(float(best_dec[i]) * float(node_weight[i]), node, i,
-                   (int(best_f[i]), int(best_c[i]), float(best_dec[i])))
-                  for i, node in enumerate(candidates) if best_f[i] >= 0]
-        if params["max_leaf_nodes"] is not None:
-            # Best improvements first, within the leaf budget.
-            splits.sort(key=lambda s: (-s[0], s[1]))
-            splits = splits[: max(0, params["max_leaf_nodes"] - leaves)]
-            splits.sort(key=lambda s: s[1])
-        new_frontier = []
-        if splits:
-            # The children's totals: the split feature's bins summed up to the cut, and all of
-            # them less that. The cumulative sum over bins adds them in order, as a sum over
-            # a non-innermost axis of a node's (bins, channels) does (channels >= 2).
-            at = np.arange(len(splits))
-            cum = np.cumsum(to_host(_split_bins(hist, [s[2] for s in splits],
-                                                [s[3][0] for s in splits])), axis=1)
-            lows = cum[at, [s[3][1] for s in splits]]
-            highs = cum[:, -1] - lows
-        for j, (weighted_gain, node, i, (f, c, _)) in enumerate(splits):
-            lo, hi = lows[j], highs[j]
-            ln, rn = add_node(lo), add_node(hi)
-            totals[ln], totals[rn] = lo, hi
-            feature[node], threshold[node] = f, float(edges[f][c])
-            left[node], right[node] = ln, rn
-            importance[f] += weighted_gain
-            new_frontier += [ln, rn]
-            leaves += 1
-        if splits:
-            # Move this rank's rows to the children of the nodes that split.
-            split_feature = np.full(len(feature), -1, dtype=np.int64)
-            split_bin = np.zeros(len(feature), dtype=np.int64)
-            for _, node, _, (f, c, _) in splits:
-                split_feature[node], split_bin[node] = f, c
-            node_of_row = call_kernel("tree_route", backend, binned=binned,
-                                      node_of_row=node_of_row, split_feature=split_feature,
-                                      split_bin=split_bin, left=np.asarray(left, np.int64),
-                                      right=np.asarray(right, np.int64))
-        frontier = new_frontier
+            out.append((s, [node]))
+    return out
+
+
+def _histograms_of(comm, binned, y, w, groups, columns, n_bins, n_classes, backend):
+    """Collective: the histograms of the nodes of ``groups`` ([(tree, nodes)]) with the features
+    ``columns`` (a row per node, in order), summed over ranks in one reduction."""
+    parts, at = [], 0
+    for s, nodes in groups:
+        position = np.full(max(len(s.feature), 1), -1, dtype=np.int64)
+        position[nodes] = np.arange(len(nodes))
+        bins, place, rows = _node_columns(binned, s.node_of_row, s.counts, position,
+                                          columns[at: at + len(nodes)])
+        parts.append((bins, place, _take(y, rows), _take(w, rows), _take(s.counts, rows),
+                      s.class_weight, len(nodes)))
+        at += len(nodes)
+    return LEVEL_HISTOGRAMS.run_stacked(comm, parts, n_bins=n_bins, n_classes=n_classes,
+                                        backend=backend)
+
+
+def _search(hist, n_try, groups, params, classification, backend):
+    """``best_splits`` of the stacked ``hist``, whose columns are each node's features in the
+    order it tries them: one call for all trees when the thresholds do not depend on a tree's
+    root weight, else one per tree."""
+    # The search reads the histogram where the reduction leaves it. On more than one rank that
+    # is the host: the search runs there, on the backend that serves NumPy (the rows' backend if
+    # it claims NumPy, else the one ``auto`` picks for NumPy); moving the histogram back to a
+    # device costs more than the search (measured on the OpenCL CPU device, 20,000 rows, 10
+    # trees of depth 8: fit + predict took 45 s with the search on the device and 4 s on the
+    # host). On one rank a backend's histogram on the device stays there and the search runs
+    # on the rows' backend; only each node's totals and decisions, and the bins of the
+    # features that split, come to the host.
+    split_backend = backend if is_foreign_array(hist) else host_backend(backend)
+    n_nodes, n_columns = hist.shape[:2]
+    order = np.broadcast_to(np.arange(n_columns, dtype=np.int64), (n_nodes, n_columns))
+
+    def call(h, o, weighted_root):
+        return call_kernel("best_splits", split_backend, hist=h,
+                           feature_order=np.ascontiguousarray(o), n_draw=n_try,
+                           classification=classification, criterion=params["criterion"],
+                           min_samples_leaf=params["min_samples_leaf"],
+                           min_impurity_decrease=params["min_impurity_decrease"],
+                           weighted_n_root=weighted_root,
+                           min_weight_leaf=params["min_weight_fraction_leaf"] * weighted_root)
+
+    if params["min_impurity_decrease"] == 0 and params["min_weight_fraction_leaf"] == 0:
+        # Both thresholds are then 0 whatever the root's weight (a positive decrease passes),
+        # so the nodes of all trees are searched in one call.
+        return call(hist, order, 1.0)
+    out, at = [], 0
+    for s, nodes in groups:
+        out.append(call(hist[at: at + len(nodes)], order[at: at + len(nodes)], s.weighted_root))
+        at += len(nodes)
+    return tuple(np.concatenate([o[i] for o in out]) for i in range(3))
+
+
+def _find_splits(comm, binned, y, w, work, depth, ctx):
+    """Collective: the best split of each of ``work``'s nodes ((tree, node) pairs), from their
+    summed histograms; the roots' totals at depth 0. Returns {(tree, node): split}."""
+    n_draw, n_features = ctx["n_draw"], ctx["n_features"]
+    classification = ctx["classification"]
+    groups = _by_tree(work)
+    orders = np.concatenate([_feature_orders(s.seed, nodes, n_features) for s, nodes in groups])
+    hist = _histograms_of(comm, binned, y, w, groups, orders[:, :n_draw], ctx["n_bins"],
+                          ctx["n_classes"], ctx["backend"])
+    first = to_host(hist[:, 0])  # each node's bins of one feature: its totals
+    if depth == 0:  # the roots' totals: any feature's bins sum to them
+        for i, (s, _) in enumerate(groups):
+            root = first[i].sum(axis=0)
+            s.weighted_root = float(root[:-1].sum() if classification else root[0])
+            s.add_node(root)
+    # Nodes that may split (the roots are built for their totals in any case).
+    splittable = np.array([s.n_rows[node] >= ctx["min_split"] for s, node in work], bool)
+    if depth >= ctx["max_depth"] or not splittable.any():
+        return {}
+    best_f, best_c, best_dec = _search(hist, n_draw, groups, ctx["params"], classification,
+                                       ctx["backend"])
+    node_weight = first[:, :, :-1].sum(axis=(1, 2)) if classification else \
+        first[:, :, 0].sum(axis=1)
+    found = {}
+
+    def record(places, h, at, col, first, cut, dec):
+        # The children's totals: the split feature's bins summed up to the cut, and all of
+        # them less that (the cumulative sum over bins adds them in order).
+        cum = np.cumsum(to_host(_split_bins(h, at, col)), axis=1)
+        low = cum[np.arange(len(places)), cut]
+        high = cum[:, -1] - low
+        for j, i in enumerate(places):
+            s, node = work[i]
+            found[(id(s), node)] = (float(dec[j]) * float(node_weight[i]),
+                                    int(orders[i, first + col[j]]), int(cut[j]), low[j], high[j])
+
+    done = np.flatnonzero((best_f >= 0) & splittable)
+    record(done, hist, done, best_f[done], 0, best_c[done], best_dec[done])
+    # Nodes whose drawn features have no valid split try the others, in their order, as
+    # scikit-learn does; a pure node (one class of positive weight) has none anywhere.
+    retry = (best_f < 0) & splittable
+    if n_draw >= n_features:
+        retry[:] = False
+    elif classification and retry.any():
+        retry &= np.count_nonzero(first[:, :, :-1].sum(axis=1) > 0, axis=1) > 1
+    if retry.any():
+        again = np.flatnonzero(retry)
+        sub = _by_tree([work[i] for i in again])
+        extra = _histograms_of(comm, binned, y, w, sub, orders[again, n_draw:], ctx["n_bins"],
+                               ctx["n_classes"], ctx["backend"])
+        f2, c2, d2 = _search(extra, 1, sub, ctx["params"], classification, ctx["backend"])
+        ok = np.flatnonzero(f2 >= 0)
+        record(again[ok], extra, ok, f2[ok], n_draw, c2[ok], d2[ok])
+    return found
+
+
+def _apply_splits(s, nodes, found, ctx, binned):
+    """Split ``s``'s ``nodes`` as ``found`` says (within the leaf budget) and move this rank's
+    rows to the children."""
+    splits = [(found[(id(s), node)][0], node) for node in nodes if (id(s), node) in found]
+    max_leaf_nodes = ctx["params"]["max_leaf_nodes"]
+    if max_leaf_nodes is not None:
+        # Best improvements first, within the leaf budget.
+        splits.sort(key=lambda sp: (-sp[0], sp[1]))
+        splits = splits[: max(0, max_leaf_nodes - s.leaves)]
+        splits.sort(key=lambda sp: sp[1])
+    s.frontier = []
+    if not splits:
+        return
+    split_feature = np.full(len(s.feature) + 2 * len(splits), -1, dtype=np.int64)
+    split_bin = np.zeros(len(split_feature), dtype=np.int64)
+    for weighted_gain, node in splits:
+        _, f, c, low, high = found[(id(s), node)]
+        ln, rn = s.add_node(low), s.add_node(high)
+        s.feature[node], s.threshold[node] = f, float(ctx["edges"][f][c])
+        s.left[node], s.right[node] = ln, rn
+        s.importance[f] += weighted_gain
+        s.frontier += [ln, rn]
+        s.leaves += 1
+        split_feature[node], split_bin[node] = f, c
+    s.node_of_row = call_kernel("tree_route", ctx["backend"], binned=binned,
+                                node_of_row=s.node_of_row, split_feature=split_feature,
+                                split_bin=split_bin, left=np.asarray(s.left, np.int64),
+                                right=np.asarray(s.right, np.int64))
+
+
+def _grow_trees(comm, binned, y, w, states, ctx):
+    """Grow the trees of ``states`` together, level by level.
+
+    Collective contract (:data:`spmdlearn.patterns.LEVEL_HISTOGRAMS`): every rank holds its
+    rows' bins, labels and weights and each tree's bootstrap counts. At each level, the
+    histograms of the nodes being split, of all the trees, are built by the ``tree_histograms``
+    kernel and summed over ranks in one reduction per chunk of at most ``_HIST_BYTES`` (every
+    rank holds the same bits); every rank then chooses the same splits, with one
+    ``best_splits`` call per chunk, and moves its own rows to the children with the
+    ``tree_route`` kernel.
+
+    A node's histogram holds only the ``n_draw`` features it draws (``max_features``); the
+    rarer nodes where none of them has a valid split, and that are not pure, get a second
+    histogram of their other features, tried in the node's order until one splits. A node's
+    features, statistics and choices do not depend on which trees grow with it, so the trees
+    are those grown one at a time.
+    """
+    n_channels = ctx["n_classes"] + 1 if ctx["classification"] else 4
+    per_chunk = max(1, _HIST_BYTES // (ctx["n_draw"] * ctx["n_bins"] * n_channels * 8))
+    depth = 0
+    while True:
+        if depth == 0:
+            work = [(s, 0) for s in states]
+        else:
+            work = [(s, n) for s in states for n in s.frontier
+                    if s.n_rows[n] >= ctx["min_split"]] if depth < ctx["max_depth"] else []
+        if not work:
+            break
+        found = {}
+        for lo in range(0, len(work), per_chunk):
+            found.update(_find_splits(comm, binned, y, w, work[lo: lo + per_chunk], depth, ctx))
+        for s, nodes in _by_tree(work):
+            _apply_splits(s, nodes, found, ctx, binned)
         depth += 1
-        hist = root_hist = None  # freed before the next level's histograms are built
-    return Tree(np.asarray(feature, np.int64), np.asarray(threshold, np.float64),
-                np.asarray(left, np.int64), np.asarray(right, np.int64),
-                np.asarray(value, np.float64), importance, np.asarray(n_rows, np.int64))
+    return [s.tree() for s in states]
 
 
 class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
@@ -295,23 +425,39 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         if local_mode:
             owners = _tree_owners(comm, shard)
             my_trees = [t for t in my_trees if owners[t % len(owners)] == comm.rank]
-        trees = []
         gidx = np.arange(start, start + X.shape[0], dtype=np.int64) if xp is np else \
             xp.arange(start, start + X.shape[0], dtype=xp.int64, device=device(X))
+        ctx = {"params": params, "n_draw": min(params["n_draw"], X.shape[1]),
+               "n_features": X.shape[1], "n_bins": n_bins, "n_classes": n_classes,
+               "classification": self._classification, "backend": shard.backend,
+               "edges": edges, "max_depth": self.max_depth or np.iinfo(np.int32).max,
+               "min_split": max(params["min_samples_split"], 2 * params["min_samples_leaf"])}
+        # Trees grow together, a group at a time: each tree holds a node and a bootstrap count
+        # per row (16 bytes), so a group's per-row state stays within _STATE_BYTES on the rank
+        # with the most rows (the group is the same on every rank).
+        largest = max(grow_comm.allgather(int(X.shape[0])))
+        per_group = max(1, min(len(my_trees), _STATE_BYTES // max(1, 16 * largest)))
+        n_groups = -(-len(my_trees) // per_group) if my_trees else 0
+        trees = []
         with thread_limit(self.n_jobs):
-            for t in my_trees:
-                if self.verbose and comm.rank == 0:
-                    print(f"building tree {t + 1} of {self.n_estimators}", flush=True)
-                tree_seed = seed + 7919 * (t + 1)
-                if self.bootstrap:
-                    counts = call_kernel("bootstrap_counts", shard.backend, row_index=gidx,
-                                         seed=tree_seed, lam=lam)
-                else:
-                    counts = np.ones(X.shape[0], dtype=np.int64) if xp is np else \
-                        xp.ones(X.shape[0], dtype=xp.int64, device=device(X))
-                trees.append(_grow(grow_comm, binned, y, w, counts, class_weight_of(counts),
-                                   n_classes, params, tree_seed, n_bins, edges,
-                                   self._classification, shard.backend, X.shape[1]))
+            for g in range(n_groups):
+                states = []
+                for t in my_trees[g * len(my_trees) // n_groups:
+                                  (g + 1) * len(my_trees) // n_groups]:
+                    if self.verbose and comm.rank == 0:
+                        print(f"building tree {t + 1} of {self.n_estimators}", flush=True)
+                    tree_seed = seed + 7919 * (t + 1)
+                    if self.bootstrap:
+                        counts = call_kernel("bootstrap_counts", shard.backend, row_index=gidx,
+                                             seed=tree_seed, lam=lam)
+                    else:
+                        counts = np.ones(X.shape[0], dtype=np.int64) if xp is np else \
+                            xp.ones(X.shape[0], dtype=xp.int64, device=device(X))
+                    node_of_row = np.where(counts > 0, 0, -1).astype(np.int64) if xp is np \
+                        else xp.astype(counts > 0, xp.int64) - 1
+                    states.append(_TreeState(tree_seed, counts, class_weight_of(counts),
+                                             node_of_row, X.shape[1]))
+                trees += _grow_trees(grow_comm, binned, y, w, states, ctx)
         if local_mode:
             trees = _gather_trees(comm, trees, my_trees, self.n_estimators, n_values,
                                   X.shape[1])
@@ -456,8 +602,12 @@ _NOTES = """
     -----
     **Distributed semantics.** ``fit`` and ``score`` are collective; ``predict`` (and
     ``predict_proba``) validate collectively and return this rank's rows. By default every tree
-    is grown from all ranks' rows: global bin edges, per-level node histograms summed over ranks
-    (one reduction per level), the same split chosen on every rank. The forest
+    is grown from all ranks' rows: global bin edges, per-level node histograms summed over ranks,
+    the same split chosen on every rank. Trees grow together, a group at a time (each tree
+    keeps a node and a bootstrap count per row; a group's stay within 32 MB on the largest
+    shard): one reduction per level sums the histograms of all the group's nodes of that
+    level (in chunks of at most 16 MB), and a node's histograms hold only the features it
+    draws (``max_features``). The forest
     (``estimators_``, ``feature_importances_``) is identical on every rank and, by the
     counter-based draws, the same for any number of ranks (up to the rounding of the
     histogram sums). These are histogram trees, not scikit-learn's exact trees: held-out scores
