@@ -71,7 +71,6 @@ def _distance(X, i, Y, j, code, p):
 def _knn_merge(X, Y, y_index, best_d, best_i, code, p, x_index, exclude):
     n_x = X.shape[0]
     n_y = Y.shape[0]
-    k = best_d.shape[1]
     for i in prange(n_x):
         bd = best_d[i]
         bi = best_i[i]
@@ -79,17 +78,8 @@ def _knn_merge(X, Y, y_index, best_d, best_i, code, p, x_index, exclude):
             idx = y_index[j]
             if exclude and idx == x_index[i]:
                 continue
-            dist = _distance(X, i, Y, j, code, p)
             # lexicographic (distance, index) against the current k-th
-            if dist > bd[k - 1] or (dist == bd[k - 1] and idx >= bi[k - 1]):
-                continue
-            pos = k - 1
-            while pos > 0 and (dist < bd[pos - 1] or (dist == bd[pos - 1] and idx < bi[pos - 1])):
-                bd[pos] = bd[pos - 1]
-                bi[pos] = bi[pos - 1]
-                pos -= 1
-            bd[pos] = dist
-            bi[pos] = idx
+            _insert(bd, bi, _distance(X, i, Y, j, code, p), idx)
 
 
 @njit(cache=True, nogil=True, inline="always")
