@@ -121,3 +121,21 @@ def test_to_sklearn_after_gather_fit_data(comm):
     assert_all_ranks(comm, np.array_equal(nn.kneighbors(Q)[1],
                                           skn.NearestNeighbors(n_neighbors=3).fit(X).kneighbors(Q)[1]),
                      "nearest neighbours")
+
+
+def test_overflowing_distances_raise_on_every_rank(comm):
+    """Finite rows whose distances overflow float64 (about 1e160 apart) leave no neighbour to
+    name: a clear error on every rank, never an index of -1 (NumPy's last row)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6 * comm.size, 2)) * 1e160
+    X_local = local_rows(random_cuts(X.shape[0], comm.size, seed=3), comm.rank, X)
+    y_local = np.arange(X_local.shape[0], dtype=np.float64)
+    Q = X[:2] * 1.001
+    for call in (lambda: NearestNeighbors(n_neighbors=2).fit(X_local).kneighbors(Q),
+                 lambda: KNeighborsRegressor(2).fit(X_local, y_local).predict(Q),
+                 lambda: NearestNeighbors(n_neighbors=2).fit(X_local).kneighbors()):
+        assert_raises_on_all_ranks(comm, ValueError, call, match="overflow float64")
+    # far from the limit the same rows are fine
+    d, i = NearestNeighbors(n_neighbors=2).fit(X_local / 1e150).kneighbors(Q / 1e150)
+    assert_all_ranks(comm, bool((np.asarray(i) >= 0).all() and np.isfinite(d).all()),
+                     "neighbours of scaled rows")

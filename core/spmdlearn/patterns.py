@@ -230,8 +230,15 @@ class RingTopKMerge:
             Each query is a training row and is not its own neighbour.
         metric, p : as :func:`spmdlearn.reference.knn_merge`.
         backend : str, default=None
+
+        Raises
+        ------
+        ValueError
+            On every rank, when a query has fewer than ``k`` candidates at a finite distance:
+            finite rows whose distances overflow float64 (the euclidean distance of rows about
+            1e154 apart and more). No neighbour can then be named.
         """
-        from ._array_api import empty_like_rows, from_model, has_float64
+        from ._array_api import array_namespace, empty_like_rows, from_model, has_float64
 
         start, _ = comm.offsets(X.shape[0])
         gidx = from_model(np.arange(start, start + X.shape[0], dtype=np.int64), X)
@@ -246,6 +253,15 @@ class RingTopKMerge:
         for _, (Y, G) in comm.ring((X, gidx)):
             best_d, best_i = self.local(Q, q_index, Y, G, best_d, best_i, metric=metric, p=p,
                                         backend=backend)
+        xp = array_namespace(best_i)
+        unnamed = comm.exact_sum(int(xp.sum(xp.astype(best_i < 0, xp.int64))))
+        if unnamed:
+            raise ValueError(
+                f"{unnamed} of the {comm.exact_sum(int(best_i.shape[0]))} queries' {k} nearest "
+                "neighbours have no finite distance (summed over "
+                f"{comm.size} rank{'s' if comm.size > 1 else ''}): the {metric} distances "
+                "between these rows overflow float64 (values near the float64 limit); scale "
+                "the data")
         return best_d, best_i
 
 
