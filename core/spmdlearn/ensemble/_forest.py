@@ -107,31 +107,48 @@ def _split_bins(hist, nodes, features):
 
 
 class _TreeState:
-    """A tree being grown: its nodes so far, its frontier, and its rows' bootstrap counts and
-    nodes (per row, in the rows' namespace and on their device)."""
+    """A tree being grown: its nodes so far (growable NumPy arrays), its frontier, and its rows'
+    bootstrap counts and nodes (per row, in the rows' namespace and on their device)."""
 
     def __init__(self, seed, counts, class_weight, node_of_row, n_features):
         self.seed, self.counts, self.class_weight = seed, counts, class_weight
         self.node_of_row = node_of_row
-        self.feature, self.threshold, self.left, self.right = [], [], [], []
-        self.value, self.n_rows = [], []
+        self.n_nodes = 0
+        self.feature = self.threshold = self.left = self.right = None
+        self.value = self.n_rows = None  # n_rows: float64, compared with the split minimum
         self.importance = np.zeros(n_features)
-        self.frontier, self.leaves, self.weighted_root = [], 1, 0.0
+        self.frontier = np.zeros(0, np.int64)
+        self.leaves, self.weighted_root = 1, 0.0
 
-    def add_node(self, total):
-        self.feature.append(-1)
-        self.threshold.append(np.nan)
-        self.left.append(-1)
-        self.right.append(-1)
-        self.value.append(total[:-1])
-        self.n_rows.append(float(total[-1]))  # a Python float: compared once per level
-        return len(self.feature) - 1
+    def add_nodes(self, totals):
+        """Append leaves with ``totals`` ((k, n_channels): values, then the row count); returns
+        their indices."""
+        k, at = totals.shape[0], self.n_nodes
+        if self.feature is None or at + k > self.feature.shape[0]:
+            cap = max(64, 2 * (at + k))
+
+            def grow(old, shape, fill, dtype):
+                new = np.full(shape, fill, dtype=dtype)
+                if old is not None:
+                    new[:at] = old[:at]
+                return new
+
+            self.feature = grow(self.feature, cap, -1, np.int64)
+            self.threshold = grow(self.threshold, cap, np.nan, np.float64)
+            self.left = grow(self.left, cap, -1, np.int64)
+            self.right = grow(self.right, cap, -1, np.int64)
+            self.value = grow(self.value, (cap, totals.shape[1] - 1), 0.0, np.float64)
+            self.n_rows = grow(self.n_rows, cap, 0.0, np.float64)
+        self.value[at: at + k] = totals[:, :-1]
+        self.n_rows[at: at + k] = totals[:, -1]
+        self.n_nodes = at + k
+        return np.arange(at, at + k, dtype=np.int64)
 
     def tree(self):
-        return Tree(np.asarray(self.feature, np.int64), np.asarray(self.threshold, np.float64),
-                    np.asarray(self.left, np.int64), np.asarray(self.right, np.int64),
-                    np.asarray(self.value, np.float64), self.importance,
-                    np.asarray(self.n_rows, np.int64))
+        n = self.n_nodes
+        return Tree(self.feature[:n].copy(), self.threshold[:n].copy(), self.left[:n].copy(),
+                    self.right[:n].copy(), self.value[:n].copy(), self.importance,
+                    self.n_rows[:n].astype(np.int64))
 
 
 def _feature_orders(seed, nodes, n_features):
@@ -178,14 +195,28 @@ def _node_columns(binned, node_of_row, counts, position, columns):
     return xp.reshape(bins, (rows.shape[0], k)), place, rows
 
 
-def _by_tree(work):
-    """``work`` ((tree, node) pairs, each tree's together) as [(tree, [nodes])]."""
-    out = []
-    for s, node in work:
-        if out and out[-1][0] is s:
-            out[-1][1].append(node)
-        else:
-            out.append((s, [node]))
+def _chunk(groups, lo, hi):
+    """The items ``lo:hi`` of ``groups`` ([(tree, nodes)], items counted over all trees' nodes
+    in order), as [(tree, nodes)]."""
+    out, at = [], 0
+    for s, nodes in groups:
+        a, b = max(lo - at, 0), min(hi - at, len(nodes))
+        if a < b:
+            out.append((s, nodes[a:b]))
+        at += len(nodes)
+        if at >= hi:
+            break
+    return out
+
+
+def _select(groups, items):
+    """The items ``items`` (increasing indices over all of ``groups``' nodes) as [(tree, nodes)]."""
+    out, at = [], 0
+    for s, nodes in groups:
+        lo, hi = np.searchsorted(items, [at, at + len(nodes)])
+        if lo < hi:
+            out.append((s, nodes[items[lo:hi] - at]))
+        at += len(nodes)
     return out
 
 
@@ -194,7 +225,7 @@ def _histograms_of(comm, binned, y, w, groups, columns, n_bins, n_classes, backe
     ``columns`` (a row per node, in order), summed over ranks in one reduction."""
     parts, at = [], 0
     for s, nodes in groups:
-        position = np.full(max(len(s.feature), 1), -1, dtype=np.int64)
+        position = np.full(max(s.n_nodes, 1), -1, dtype=np.int64)
         position[nodes] = np.arange(len(nodes))
         bins, place, rows = _node_columns(binned, s.node_of_row, s.counts, position,
                                           columns[at: at + len(nodes)])
@@ -241,12 +272,29 @@ def _search(hist, n_try, groups, params, classification, backend):
     return tuple(np.concatenate([o[i] for o in out]) for i in range(3))
 
 
-def _find_splits(comm, binned, y, w, work, depth, ctx):
-    """Collective: the best split of each of ``work``'s nodes ((tree, node) pairs), from their
-    summed histograms; the roots' totals at depth 0. Returns {(tree, node): split}."""
+class _LevelSplits(NamedTuple):
+    """The splits found for a level's nodes (one entry per node, in the level's order)."""
+
+    ok: np.ndarray  #: (n,) bool, the node splits
+    gain: np.ndarray  #: (n,) float64, weighted impurity decrease
+    feature: np.ndarray  #: (n,) int64
+    cut: np.ndarray  #: (n,) int64, the split's bin (go left if bin <= cut)
+    low: np.ndarray  #: (n, n_channels) float64, the left child's totals
+    high: np.ndarray  #: (n, n_channels) float64, the right child's totals
+
+
+def _no_level_splits(n, n_channels):
+    return _LevelSplits(np.zeros(n, bool), np.zeros(n), np.full(n, -1, np.int64),
+                        np.zeros(n, np.int64), np.zeros((n, n_channels)),
+                        np.zeros((n, n_channels)))
+
+
+def _find_splits(comm, binned, y, w, groups, depth, ctx, out, offset):
+    """Collective: the best split of each node of ``groups`` ([(tree, nodes)]), from their
+    summed histograms, written to ``out`` (a :class:`_LevelSplits`) from item ``offset`` on;
+    the roots' totals at depth 0."""
     n_draw, n_features = ctx["n_draw"], ctx["n_features"]
     classification = ctx["classification"]
-    groups = _by_tree(work)
     orders = np.concatenate([_feature_orders(s.seed, nodes, n_features) for s, nodes in groups])
     hist = _histograms_of(comm, binned, y, w, groups, orders[:, :n_draw], ctx["n_bins"],
                           ctx["n_classes"], ctx["backend"])
@@ -255,27 +303,28 @@ def _find_splits(comm, binned, y, w, work, depth, ctx):
         for i, (s, _) in enumerate(groups):
             root = first[i].sum(axis=0)
             s.weighted_root = float(root[:-1].sum() if classification else root[0])
-            s.add_node(root)
+            s.add_nodes(root[None, :])
     # Nodes that may split (the roots are built for their totals in any case).
-    splittable = np.array([s.n_rows[node] >= ctx["min_split"] for s, node in work], bool)
+    splittable = np.concatenate([s.n_rows[nodes] >= ctx["min_split"] for s, nodes in groups])
     if depth >= ctx["max_depth"] or not splittable.any():
-        return {}
+        return
     best_f, best_c, best_dec = _search(hist, n_draw, groups, ctx["params"], classification,
                                        ctx["backend"])
     node_weight = first[:, :, :-1].sum(axis=(1, 2)) if classification else \
         first[:, :, 0].sum(axis=1)
-    found = {}
 
     def record(places, h, at, col, first, cut, dec):
         # The children's totals: the split feature's bins summed up to the cut, and all of
         # them less that (the cumulative sum over bins adds them in order).
         cum = np.cumsum(to_host(_split_bins(h, at, col)), axis=1)
         low = cum[np.arange(len(places)), cut]
-        high = cum[:, -1] - low
-        for j, i in enumerate(places):
-            s, node = work[i]
-            found[(id(s), node)] = (float(dec[j]) * float(node_weight[i]),
-                                    int(orders[i, first + col[j]]), int(cut[j]), low[j], high[j])
+        to = offset + places
+        out.ok[to] = True
+        out.gain[to] = np.asarray(dec, np.float64) * node_weight[places]
+        out.feature[to] = orders[places, first + col]
+        out.cut[to] = cut
+        out.low[to] = low
+        out.high[to] = cum[:, -1] - low
 
     done = np.flatnonzero((best_f >= 0) & splittable)
     record(done, hist, done, best_f[done], 0, best_c[done], best_dec[done])
@@ -288,43 +337,43 @@ def _find_splits(comm, binned, y, w, work, depth, ctx):
         retry &= np.count_nonzero(first[:, :, :-1].sum(axis=1) > 0, axis=1) > 1
     if retry.any():
         again = np.flatnonzero(retry)
-        sub = _by_tree([work[i] for i in again])
+        sub = _select(groups, again)
         extra = _histograms_of(comm, binned, y, w, sub, orders[again, n_draw:], ctx["n_bins"],
                                ctx["n_classes"], ctx["backend"])
         f2, c2, d2 = _search(extra, 1, sub, ctx["params"], classification, ctx["backend"])
         ok = np.flatnonzero(f2 >= 0)
         record(again[ok], extra, ok, f2[ok], n_draw, c2[ok], d2[ok])
-    return found
 
 
 def _apply_splits(s, nodes, found, ctx, binned):
-    """Split ``s``'s ``nodes`` as ``found`` says (within the leaf budget) and move this rank's
-    rows to the children."""
-    splits = [(found[(id(s), node)][0], node) for node in nodes if (id(s), node) in found]
+    """Split ``s``'s ``nodes`` (increasing) as ``found`` (their :class:`_LevelSplits`) says,
+    within the leaf budget, and move this rank's rows to the children."""
+    pick = np.flatnonzero(found.ok)
     max_leaf_nodes = ctx["params"]["max_leaf_nodes"]
     if max_leaf_nodes is not None:
-        # Best improvements first, within the leaf budget.
-        splits.sort(key=lambda sp: (-sp[0], sp[1]))
-        splits = splits[: max(0, max_leaf_nodes - s.leaves)]
-        splits.sort(key=lambda sp: sp[1])
-    s.frontier = []
-    if not splits:
+        # Best improvements first (ties: the lower node), within the leaf budget; then in
+        # node order.
+        best = np.lexsort((nodes[pick], -found.gain[pick]))
+        pick = np.sort(pick[best[: max(0, max_leaf_nodes - s.leaves)]])
+    s.frontier = np.zeros(0, np.int64)
+    if not len(pick):
         return
-    split_feature = np.full(len(s.feature) + 2 * len(splits), -1, dtype=np.int64)
-    split_bin = np.zeros(len(split_feature), dtype=np.int64)
-    for weighted_gain, node in splits:
-        _, f, c, low, high = found[(id(s), node)]
-        ln, rn = s.add_node(low), s.add_node(high)
-        s.feature[node], s.threshold[node] = f, float(ctx["edges"][f][c])
-        s.left[node], s.right[node] = ln, rn
-        s.importance[f] += weighted_gain
-        s.frontier += [ln, rn]
-        s.leaves += 1
-        split_feature[node], split_bin[node] = f, c
+    parents, f, c = nodes[pick], found.feature[pick], found.cut[pick]
+    totals = np.empty((2 * len(pick), found.low.shape[1]))
+    totals[0::2], totals[1::2] = found.low[pick], found.high[pick]
+    children = s.add_nodes(totals)  # each parent's left child, then its right one
+    s.feature[parents], s.threshold[parents] = f, ctx["edges"][f, c]
+    s.left[parents], s.right[parents] = children[0::2], children[1::2]
+    np.add.at(s.importance, f, found.gain[pick])  # in node order, as one at a time
+    s.frontier = children
+    s.leaves += len(pick)
+    n = s.n_nodes
+    split_feature = np.full(n, -1, dtype=np.int64)
+    split_bin = np.zeros(n, dtype=np.int64)
+    split_feature[parents], split_bin[parents] = f, c
     s.node_of_row = call_kernel("tree_route", ctx["backend"], binned=binned,
                                 node_of_row=s.node_of_row, split_feature=split_feature,
-                                split_bin=split_bin, left=np.asarray(s.left, np.int64),
-                                right=np.asarray(s.right, np.int64))
+                                split_bin=split_bin, left=s.left[:n], right=s.right[:n])
 
 
 def _grow_trees(comm, binned, y, w, states, ctx):
@@ -349,17 +398,25 @@ def _grow_trees(comm, binned, y, w, states, ctx):
     depth = 0
     while True:
         if depth == 0:
-            work = [(s, 0) for s in states]
+            groups = [(s, np.zeros(1, np.int64)) for s in states]
+        elif depth < ctx["max_depth"]:
+            groups = [(s, s.frontier[s.n_rows[s.frontier] >= ctx["min_split"]])
+                      for s in states]
+            groups = [(s, nodes) for s, nodes in groups if len(nodes)]
         else:
-            work = [(s, n) for s in states for n in s.frontier
-                    if s.n_rows[n] >= ctx["min_split"]] if depth < ctx["max_depth"] else []
-        if not work:
+            groups = []
+        total = sum(len(nodes) for _, nodes in groups)
+        if not total:
             break
-        found = {}
-        for lo in range(0, len(work), per_chunk):
-            found.update(_find_splits(comm, binned, y, w, work[lo: lo + per_chunk], depth, ctx))
-        for s, nodes in _by_tree(work):
-            _apply_splits(s, nodes, found, ctx, binned)
+        found = _no_level_splits(total, n_channels)
+        for lo in range(0, total, per_chunk):
+            _find_splits(comm, binned, y, w, _chunk(groups, lo, lo + per_chunk), depth, ctx,
+                         found, lo)
+        at = 0
+        for s, nodes in groups:
+            _apply_splits(s, nodes, _LevelSplits(*(a[at: at + len(nodes)] for a in found)),
+                          ctx, binned)
+            at += len(nodes)
         depth += 1
     return [s.tree() for s in states]
 
