@@ -12,7 +12,7 @@ from numba import get_num_threads, njit, prange
 
 from ._threads import use_kernel_threads
 
-__all__ = ["node_histograms", "tree_apply"]
+__all__ = ["node_histograms", "tree_apply", "tree_histograms", "forest_histograms"]
 
 
 @njit(parallel=True, cache=True)
@@ -153,6 +153,97 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
     kernel = _histograms_from_rows_serial if get_num_threads() == 1 else _histograms_from_rows
     kernel(binned, node_pos, y, np.asarray(sample_weight, np.float64), counts, cw,
            int(n_classes), hist)
+    return hist
+
+
+@njit(cache=True)
+def _tree_place_histograms(binned, node, counts, position, columns, y, w, class_weight, n_classes,
+                           hist):
+    """One tree's rows into the histograms of their places (rows outer, in their order, as
+    :func:`_histograms_from_rows_serial` adds them). Returns False at a bin or class out of
+    range (the histogram is then partial)."""
+    n_positions, k, n_bins = position.shape[0], columns.shape[1], hist.shape[2]
+    for i in range(node.shape[0]):
+        nd = node[i]
+        if nd < 0 or nd >= n_positions or counts[i] <= 0:
+            continue
+        p = position[nd]
+        if p < 0:
+            continue
+        v = w[i] * np.float64(counts[i])
+        if n_classes > 0:
+            c = np.int64(y[i])
+            if c < 0 or c >= n_classes:
+                return False
+            if class_weight.shape[0] > 0:
+                v = v * class_weight[c]
+            for j in range(k):
+                b = np.int64(binned[i, columns[p, j]])
+                if b >= n_bins:
+                    return False
+                hist[p, j, b, c] += v
+                hist[p, j, b, n_classes] += 1.0
+        else:
+            t = np.float64(y[i])
+            vy = v * t
+            vyy = vy * t
+            for j in range(k):
+                b = np.int64(binned[i, columns[p, j]])
+                if b >= n_bins:
+                    return False
+                hist[p, j, b, 0] += v
+                hist[p, j, b, 1] += vy
+                hist[p, j, b, 2] += vyy
+                hist[p, j, b, 3] += 1.0
+    return True
+
+
+@njit(parallel=True, cache=True)
+def _forest_histograms(binned, node_of_row, counts, position, columns, y, w, class_weight,
+                       n_classes, hist):
+    """One tree per thread (a place belongs to one tree: the trees write disjoint places);
+    trees with no place are skipped."""
+    n_trees = node_of_row.shape[0]
+    ok = np.ones(n_trees, np.bool_)
+    for t in prange(n_trees):
+        placed = False
+        for q in range(position.shape[1]):
+            if position[t, q] >= 0:
+                placed = True
+                break
+        if placed:
+            cw = class_weight[t] if class_weight.shape[0] > 0 else np.zeros(0)
+            ok[t] = _tree_place_histograms(binned, node_of_row[t], counts[t], position[t],
+                                           columns, y, w, cw, n_classes, hist)
+    return ok.all()
+
+
+def forest_histograms(binned, node_of_row, counts, position, columns, y, sample_weight, n_bins,
+                      n_classes, class_weight=None):
+    """:func:`spmdlearn.reference.forest_histograms` in one compiled pass over each tree's
+    rows, reading the bins of each row's place's features where they lie (no gathered copy
+    of the rows), bit for bit."""
+    position = np.ascontiguousarray(position, np.int64)
+    columns = np.ascontiguousarray(columns, np.int64)
+    n_places, k = columns.shape
+    n_channels = n_classes + 1 if n_classes > 0 else 4
+    hist = np.zeros((n_places, k, n_bins, n_channels))
+    if binned.shape[0] == 0 or n_places == 0 or node_of_row.shape[0] == 0:
+        return hist
+    if (binned.dtype.kind not in "ui" or position.shape[0] != node_of_row.shape[0]
+            or node_of_row.shape != counts.shape or node_of_row.shape[1] != binned.shape[0]
+            or (position.size and int(position.max()) >= n_places)
+            or (columns.size and (int(columns.min()) < 0
+                                  or int(columns.max()) >= binned.shape[1]))
+            or (n_classes > 0 and np.asarray(y).dtype.kind not in "ui")):
+        return None  # out of range: the reference raises its own error
+    cw = np.zeros((0, 0)) if class_weight is None else \
+        np.ascontiguousarray(class_weight, np.float64).reshape(node_of_row.shape[0], -1)
+    use_kernel_threads()
+    if not _forest_histograms(binned, np.asarray(node_of_row, np.int64),
+                              np.asarray(counts, np.int64), position, columns, np.asarray(y),
+                              np.asarray(sample_weight, np.float64), cw, int(n_classes), hist):
+        return None
     return hist
 
 

@@ -298,6 +298,18 @@ def spmdlearn_bootstrap_counts(row_index, seed, lam):
 
 
 @_if_specified
+def spmdlearn_forest_histograms(binned, node_of_row, counts, position, columns, y,
+                                sample_weight, n_bins, n_classes, class_weight):
+    m = _module("_forest")
+    if m is None or any(type(a) is not np.ndarray for a in (binned, node_of_row, counts, y,
+                                                             sample_weight)) \
+            or binned.ndim != 2 or node_of_row.ndim != 2:
+        return None
+    return m.forest_histograms(binned, node_of_row, counts, position, columns, y,
+                               sample_weight, n_bins, n_classes, class_weight)
+
+
+@_if_specified
 def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
     m = _module("_forest")
     if m is None or type(binned) is not np.ndarray or binned.ndim != 2:

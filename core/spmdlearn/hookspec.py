@@ -592,6 +592,43 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
 
 
 @hookspec(firstresult=True)
+def spmdlearn_forest_histograms(binned, node_of_row, counts, position, columns, y,
+                                sample_weight, n_bins, n_classes, class_weight):
+    """The histograms of a level's nodes of several trees, each node with its own features,
+    from every row: :func:`spmdlearn.reference.forest_histograms`.
+
+    Optional: the forest calls it only on a backend that implements it (its own
+    implementation, not the reference's), and otherwise gathers each tree's rows and the
+    features of their nodes for ``tree_histograms``. It must give those histograms, bit for
+    bit: each (place, column, bin) adds its rows in their order, one tree after another.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_of_row : ndarray of shape (n_trees, n_samples), int64
+        Each tree's node of each row (-1: none).
+    counts : ndarray of shape (n_trees, n_samples), int64
+        Each tree's bootstrap counts; a row with 0 is skipped.
+    position : ndarray of shape (n_trees, n_tree_nodes), int64
+        The place of each tree's node among the histogram's nodes (-1: not in it). A place
+        belongs to one tree at most.
+    columns : ndarray of shape (n_places, n_columns), int64
+        The features of each place.
+    y, sample_weight : ndarray of shape (n_samples,)
+        As in ``tree_histograms``.
+    n_bins, n_classes : int
+    class_weight : ndarray of shape (n_trees, n_classes), float64, or None
+        Each tree's class weights.
+
+    Returns
+    -------
+    hist : ndarray of shape (n_places, n_columns, n_bins, n_classes + 1 or 4), float64, or None
+        ``hist[p, j]``: ``tree_histograms``' channels of feature ``columns[p, j]`` of the rows
+        at place ``p``. None declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
 def spmdlearn_tree_route(binned, node_of_row, split_feature, split_bin, left, right):
     """Rows of the nodes that split move to their children: :func:`spmdlearn.reference.tree_route`.
 

@@ -708,6 +708,27 @@ class LevelHistograms:
         return comm.reduce_bcast_sum(out, overwrite=True)
 
 
+    def run_forest(self, comm, binned, node_of_row, counts, position, columns, y,
+                   sample_weight, *, n_bins, n_classes, class_weight=None, backend=None):
+        """Collective: the histograms of several trees' nodes, each with its own features, from
+        every row (the ``forest_histograms`` kernel: no gathered copy of the rows), summed over
+        ranks in ONE reduction.
+
+        Arguments as the kernel takes them. Returns ``(n_places, n_columns, n_bins,
+        n_channels)`` float64, identical on every rank: :meth:`run_stacked`'s histograms of
+        each tree's rows in their nodes with the nodes' features, bit for bit. NumPy rows only.
+        """
+        from ._array_api import to_host
+
+        hist = call_kernel("forest_histograms", backend, binned=binned, node_of_row=node_of_row,
+                           counts=counts, position=position, columns=columns, y=y,
+                           sample_weight=sample_weight, n_bins=n_bins, n_classes=n_classes,
+                           class_weight=class_weight)
+        if comm.size == 1:  # no status exchange on one rank either
+            return hist
+        return comm.reduce_bcast_sum(to_host(hist), overwrite=True)
+
+
 LEVEL_HISTOGRAMS = LevelHistograms()
 
 

@@ -13,7 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .._array_api import (accumulation_dtype, device, has_float64, from_model, get_namespace, is_foreign_array, like,
                           numpy_dtype, sum_float64, take_labels, to_host)
-from .._backends import call_kernel, host_backend
+from .._backends import REFERENCE, backend_kernels, call_kernel, host_backend
 from .._base import SPMDEstimatorMixin, thread_limit
 from ..comm import self_comm
 from .._validation import Interval, Options, validate_fit, validate_predict
@@ -113,6 +113,9 @@ class _TreeState:
     def __init__(self, seed, counts, class_weight, node_of_row, n_features):
         self.seed, self.counts, self.class_weight = seed, counts, class_weight
         self.node_of_row = node_of_row
+        # (nodes, counts, index): NumPy rows keep each tree's per-row nodes and counts as
+        # row ``index`` of two matrices of the trees grown together; else None
+        self.stack = None
         self.n_nodes = 0
         self.feature = self.threshold = self.left = self.right = None
         self.value = self.n_rows = None  # n_rows: float64, compared with the split minimum
@@ -195,6 +198,13 @@ def _node_columns(binned, node_of_row, counts, position, columns):
     return xp.reshape(bins, (rows.shape[0], k)), place, rows
 
 
+def _serves_forest_histograms(backend) -> bool:
+    """Whether ``backend`` implements ``forest_histograms`` itself (optional: the reference's,
+    a NumPy definition, serves as the conformance oracle; the other backends get each tree's
+    gathered rows for ``tree_histograms``)."""
+    return backend != REFERENCE and "forest_histograms" in backend_kernels(backend)
+
+
 def _chunk(groups, lo, hi):
     """The items ``lo:hi`` of ``groups`` ([(tree, nodes)], items counted over all trees' nodes
     in order), as [(tree, nodes)]."""
@@ -223,6 +233,25 @@ def _select(groups, items):
 def _histograms_of(comm, binned, y, w, groups, columns, n_bins, n_classes, backend):
     """Collective: the histograms of the nodes of ``groups`` ([(tree, nodes)]) with the features
     ``columns`` (a row per node, in order), summed over ranks in one reduction."""
+    stack = groups[0][0].stack
+    if stack is not None and _serves_forest_histograms(backend):
+        # The trees' per-row nodes and counts are rows of one matrix each: one kernel call
+        # reads the bins of each row's node's features where they lie (no gathered copy).
+        # The trees of ``groups`` are rows lo..hi-1 (those between them in no node here).
+        lo, hi = stack[2], groups[-1][0].stack[2] + 1
+        position = np.full((hi - lo, max([1] + [s.n_nodes for s, _ in groups])), -1,
+                           dtype=np.int64)
+        cw = None if groups[0][0].class_weight is None else np.zeros((hi - lo, n_classes))
+        at = 0
+        for s, nodes in groups:
+            position[s.stack[2] - lo, nodes] = np.arange(at, at + len(nodes))
+            at += len(nodes)
+            if cw is not None:
+                cw[s.stack[2] - lo] = s.class_weight
+        return LEVEL_HISTOGRAMS.run_forest(comm, binned, stack[0][lo:hi], stack[1][lo:hi],
+                                           position, columns, y, w, n_bins=n_bins,
+                                           n_classes=n_classes, class_weight=cw,
+                                           backend=backend)
     parts, at = [], 0
     for s, nodes in groups:
         position = np.full(max(s.n_nodes, 1), -1, dtype=np.int64)
@@ -371,9 +400,13 @@ def _apply_splits(s, nodes, found, ctx, binned):
     split_feature = np.full(n, -1, dtype=np.int64)
     split_bin = np.zeros(n, dtype=np.int64)
     split_feature[parents], split_bin[parents] = f, c
-    s.node_of_row = call_kernel("tree_route", ctx["backend"], binned=binned,
-                                node_of_row=s.node_of_row, split_feature=split_feature,
-                                split_bin=split_bin, left=s.left[:n], right=s.right[:n])
+    routed = call_kernel("tree_route", ctx["backend"], binned=binned,
+                         node_of_row=s.node_of_row, split_feature=split_feature,
+                         split_bin=split_bin, left=s.left[:n], right=s.right[:n])
+    if s.stack is not None:  # a row of the group's matrix
+        s.node_of_row[...] = routed
+    else:
+        s.node_of_row = routed
 
 
 def _grow_trees(comm, binned, y, w, states, ctx):
@@ -499,8 +532,12 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         with thread_limit(self.n_jobs):
             for g in range(n_groups):
                 states = []
-                for t in my_trees[g * len(my_trees) // n_groups:
-                                  (g + 1) * len(my_trees) // n_groups]:
+                group = my_trees[g * len(my_trees) // n_groups:
+                                 (g + 1) * len(my_trees) // n_groups]
+                if xp is np:  # each tree's nodes and counts per row: rows of two matrices
+                    node_rows = np.empty((len(group), X.shape[0]), np.int64)
+                    count_rows = np.empty((len(group), X.shape[0]), np.int64)
+                for t in group:
                     if self.verbose and comm.rank == 0:
                         print(f"building tree {t + 1} of {self.n_estimators}", flush=True)
                     tree_seed = seed + 7919 * (t + 1)
@@ -512,8 +549,14 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
                             xp.ones(X.shape[0], dtype=xp.int64, device=device(X))
                     node_of_row = np.where(counts > 0, 0, -1).astype(np.int64) if xp is np \
                         else xp.astype(counts > 0, xp.int64) - 1
+                    if xp is np:
+                        j = len(states)
+                        node_rows[j], count_rows[j] = node_of_row, counts
+                        counts, node_of_row = count_rows[j], node_rows[j]
                     states.append(_TreeState(tree_seed, counts, class_weight_of(counts),
                                              node_of_row, X.shape[1]))
+                    if xp is np:
+                        states[-1].stack = (node_rows, count_rows, len(states) - 1)
                 trees += _grow_trees(grow_comm, binned, y, w, states, ctx)
         if local_mode:
             trees = _gather_trees(comm, trees, my_trees, self.n_estimators, n_values,

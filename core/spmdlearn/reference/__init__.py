@@ -21,7 +21,7 @@ from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, 
 from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, best_splits, bin_edges,
                       bootstrap_counts,
                       counter_uniform, node_histograms, pad_edges, poisson_counts, tree_apply,
-                      tree_histograms, tree_route)
+                      tree_histograms, tree_route, forest_histograms)
 from ._kmeans import (LLOYD, LloydPartial, assigned_sq_distances, farthest_rows, kmeans_assign,
                       kmeans_inertia, kmeans_min_distances, kmeans_plusplus_potentials,
                       kmeans_transform, lloyd_bounded, lloyd_combine, lloyd_local,
@@ -76,6 +76,7 @@ KERNELS = {
     "radius_label_union": radius_label_union,
     "tree_histograms": tree_histograms,
     "tree_route": tree_route,
+    "forest_histograms": forest_histograms,
     "best_splits": best_splits,
     "apply_bins": apply_bins,
     "bootstrap_counts": bootstrap_counts,
@@ -101,5 +102,6 @@ __all__ = [
     "logistic_loss_grad", "logistic_hessp",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",
     "poisson_counts", "tree_apply", "tree_histograms", "best_splits", "tree_route", "bootstrap_counts",
+    "forest_histograms",
     "pad_edges", "BOOTSTRAP_STREAM", "all_finite",
 ]

@@ -7,6 +7,7 @@ import numpy as np
 
 __all__ = ["counter_uniform", "poisson_counts", "bin_edges", "apply_bins", "node_histograms",
            "tree_apply", "best_split", "best_splits", "no_splits", "bootstrap_counts", "tree_histograms", "tree_route",
+           "forest_histograms",
            "BOOTSTRAP_STREAM", "pad_edges"]
 
 #: The counter-based stream of the bootstrap draws (other streams: bin sample 1, features 3).
@@ -201,6 +202,60 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes: int, n_
             hist[:, c] = np.bincount(cell, weights=np.repeat(u, n_features), minlength=size)
         hist[:, 3] = np.bincount(cell, minlength=size)
     return hist.reshape(n_nodes, n_features, n_bins, n_channels)
+
+
+def forest_histograms(binned, node_of_row, counts, position, columns, y, sample_weight,
+                      n_bins: int, n_classes: int, class_weight=None) -> np.ndarray:
+    """The histograms of the nodes of several trees, each node with its own features.
+
+    Each tree ``t`` places its node ``node_of_row[t, i]`` at ``position[t, node]`` among the
+    histogram's nodes (-1: not in it); the place's features are ``columns[place]``. The result
+    is :func:`tree_histograms` of each tree's rows that are in a placed node (in their order,
+    with the tree's bootstrap counts and class weights), on the bins of their place's
+    features, stacked: ``hist[p, j]`` is the histogram of feature ``columns[p, j]`` of the
+    rows at place ``p``. A place belongs to one tree at most.
+
+    Parameters
+    ----------
+    binned : ndarray of shape (n_samples, n_features), uint16
+    node_of_row : ndarray of shape (n_trees, n_samples), int64
+        Each tree's node of each row (-1: none).
+    counts : ndarray of shape (n_trees, n_samples), int64
+        Each tree's bootstrap counts; a row with 0 is skipped.
+    position : ndarray of shape (n_trees, n_tree_nodes), int64
+        The place of each tree's node (-1: not in the histogram); nodes beyond
+        ``n_tree_nodes`` are in none.
+    columns : ndarray of shape (n_places, n_columns), int64
+        The features of each place.
+    y, sample_weight : ndarray of shape (n_samples,)
+        As in :func:`tree_histograms`.
+    n_bins, n_classes : int
+    class_weight : ndarray of shape (n_trees, n_classes), float64, or None
+        Each tree's class weights.
+
+    Returns
+    -------
+    hist : ndarray of shape (n_places, n_columns, n_bins, n_classes + 1 or 4), float64
+    """
+    position, columns = np.asarray(position, np.int64), np.asarray(columns, np.int64)
+    n_places, k = columns.shape
+    out = np.zeros((n_places, k, n_bins, n_classes + 1 if n_classes > 0 else 4))
+    for t in range(node_of_row.shape[0]):
+        # -1 for nodes out of the histogram, out of the tree, or for rows in no node
+        lookup = np.concatenate([[-1], position[t], [-1]])
+        node = np.where((node_of_row[t] >= 0) & (node_of_row[t] < position.shape[1]),
+                        node_of_row[t], -1)
+        place = lookup[node + 1]
+        rows = np.flatnonzero(place >= 0)
+        if not len(rows):
+            continue
+        place = place[rows]
+        mine = np.unique(place)
+        bins = binned[rows[:, None], columns[place]]
+        out[mine] += tree_histograms(bins, np.searchsorted(mine, place), y[rows],
+                                     sample_weight[rows], counts[t, rows], len(mine), n_bins,
+                                     n_classes, None if class_weight is None else class_weight[t])
+    return out
 
 
 def tree_route(binned, node_of_row, split_feature, split_bin, left, right) -> np.ndarray:

@@ -12,8 +12,8 @@ from ._transform import affine_transform
 from ._linear import linear_predict
 from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
-from ._forest import (apply_bins, best_splits, bootstrap_counts, tree_apply, tree_histograms,
-                      tree_route)
+from ._forest import (apply_bins, best_splits, bootstrap_counts, forest_histograms, tree_apply,
+                      tree_histograms, tree_route)
 from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
                       kmeans_plusplus_potentials, kmeans_transform, lloyd_bounded, lloyd_local)
 from ._neighbors import (knn_merge, radius_counts, radius_label_union, radius_min_label,
@@ -188,6 +188,14 @@ def spmdlearn_tree_histograms(binned, node_pos, y, sample_weight, counts, n_node
                               n_classes, class_weight):
     return tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
                            n_classes, class_weight)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_forest_histograms(binned, node_of_row, counts, position, columns, y,
+                                sample_weight, n_bins, n_classes, class_weight):
+    return forest_histograms(binned, node_of_row, counts, position, columns, y, sample_weight,
+                             n_bins, n_classes, class_weight)
 
 
 @hookimpl(trylast=True)
