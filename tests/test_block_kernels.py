@@ -336,3 +336,40 @@ def test_best_splits_are_best_split_of_every_node(data, n_draw, min_leaf, min_de
             assert f[i] == -1
         else:
             assert (f[i], c[i]) == expected[:2] and np.isclose(dec[i], expected[2])
+
+
+@given(binned_rows(), st.sampled_from([0, 2, 3]), st.booleans(), st.integers(1, 3))
+def test_forest_histograms_are_each_trees_node_histograms_of_the_nodes_features(
+        data, K, with_class_weight, n_trees):
+    binned, n_bins, rng = data
+    n, d = binned.shape
+    width = 4  # tree nodes 0..3 have positions; rows in node 4 (or -1) are in none
+    node_of_row = rng.integers(-1, width + 1, (n_trees, n))
+    counts = rng.integers(0, 3, (n_trees, n))
+    position = np.where(rng.random((n_trees, width)) < 0.6, 0, -1)
+    placed = position >= 0
+    position[placed] = rng.permutation(int(placed.sum()))  # places in any order of the trees
+    n_places = int(placed.sum())
+    k = int(rng.integers(1, d + 1))
+    columns = np.array([rng.permutation(d)[:k] for _ in range(n_places)]).reshape(n_places, k)
+    y = rng.integers(0, K, n) if K else rng.normal(size=n)
+    w = rng.uniform(0.5, 2, n)
+    cw = rng.uniform(0.5, 2, (n_trees, K)) if K and with_class_weight else None
+    hist = ref.forest_histograms(binned, node_of_row, counts, position, columns, y, w, n_bins,
+                                 K, cw)
+    expected = np.zeros((n_places, k, n_bins, K + 1 if K else 4))
+    for t in range(n_trees):
+        for i in range(n):
+            node = node_of_row[t, i]
+            if node < 0 or node >= width or position[t, node] < 0 or counts[t, i] == 0:
+                continue
+            p = position[t, node]
+            v = w[i] * counts[t, i] * (cw[t, y[i]] if cw is not None else 1.0)
+            for j in range(k):
+                cell = expected[p, j, binned[i, columns[p, j]]]
+                if K:
+                    cell[y[i]] += v
+                    cell[K] += 1
+                else:
+                    cell += [v, v * y[i], v * y[i] ** 2, 1]
+    assert hist.shape == expected.shape and np.allclose(hist, expected)

@@ -815,3 +815,50 @@ def test_tree_histograms_the_reference_on_one_thread_and_more(n_classes, threads
     finally:
         _forest.get_num_threads = kernel
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("n_classes", [0, 3])
+@pytest.mark.parametrize("with_class_weight", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_forest_histograms_the_reference_bit_for_bit(n_classes, with_class_weight, threads):
+    """Several trees' nodes, each with its own features, from every row: the reference's
+    histograms (each tree's gathered rows through ``tree_histograms``), bit for bit, whether
+    the trees run on one thread or several; trees with no node in the histogram are skipped."""
+    import numba
+
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("numba has one thread here")
+    rng = np.random.default_rng(7 * threads + n_classes + with_class_weight)
+    n, d, n_bins, T, width, k = 700, 6, 9, 4, 6, 3
+    binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
+    node_of_row = rng.integers(-1, width + 2, (T, n))
+    counts = rng.integers(0, 3, (T, n))
+    position = np.where(rng.random((T, width)) < 0.5, 0, -1)
+    position[2] = -1  # a tree with no node here
+    placed = position >= 0
+    position[placed] = rng.permutation(int(placed.sum()))
+    columns = np.array([rng.permutation(d)[:k] for _ in range(int(placed.sum()))])
+    y = rng.integers(0, 3, n) if n_classes else rng.normal(size=n) * 1e3
+    w = rng.uniform(0.5, 2, n)
+    cw = rng.uniform(0.5, 2, (T, 3)) if n_classes and with_class_weight else None
+    expected = ref.forest_histograms(binned, node_of_row, counts, position, columns, y, w,
+                                     n_bins, n_classes, cw)
+    before, setter = numba.get_num_threads(), _forest.use_kernel_threads
+    try:  # the kernel's threads: ``threads`` (one tree per thread)
+        _forest.use_kernel_threads = lambda: numba.set_num_threads(threads)
+        got = _forest.forest_histograms(binned, node_of_row, counts, position, columns, y, w,
+                                        n_bins, n_classes, cw)
+    finally:
+        _forest.use_kernel_threads = setter
+        numba.set_num_threads(before)
+    assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+def test_forest_histograms_decline_out_of_range_bins_and_classes():
+    binned = np.array([[0], [5]], dtype=np.uint16)
+    args = (np.zeros((1, 2), np.int64), np.ones((1, 2), np.int64), np.zeros((1, 1), np.int64),
+            np.zeros((1, 1), np.int64))
+    assert _forest.forest_histograms(binned, *args, np.array([0, 1]), np.ones(2), 4, 2) is None
+    assert _forest.forest_histograms(binned, *args, np.array([0, 2]), np.ones(2), 6, 2) is None
+    assert _forest.forest_histograms(binned, *args, np.array([0, 1]), np.ones(2), 6,
+                                     2) is not None

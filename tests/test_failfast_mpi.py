@@ -203,6 +203,13 @@ def _forest(X, y):
     return RandomForestClassifier(n_estimators=2, max_depth=4, random_state=0).fit(X, y)
 
 
+def _forest_gathered(X, y):
+    """On the reference backend, whose level histograms come from each tree's gathered rows
+    (``tree_histograms``; the default cpu backend serves ``forest_histograms``)."""
+    with spmdlearn.config_context(backend="reference"):
+        return _forest(X, y)
+
+
 # (what to run, on fitted what, kernel, which call of it fails)
 KERNEL_CASES = {
     "KMeans.fit Lloyd step": (None, lambda m, X, y: _kmeans_plain_step(X, y),
@@ -212,7 +219,10 @@ KERNEL_CASES = {
     "KMeans.fit k-means++": (None, lambda m, X, y: _kmeans(X, y), "kmeans_min_distances", 2),
     "KMeans.predict": (_kmeans, lambda m, X, y: m.predict(X), "kmeans_assign", 1),
     "KMeans.transform": (_kmeans, lambda m, X, y: m.transform(X), "kmeans_transform", 1),
-    "RandomForest.fit histograms": (None, lambda m, X, y: _forest(X, y), "tree_histograms", 3),
+    "RandomForest.fit histograms": (None, lambda m, X, y: _forest(X, y), "forest_histograms",
+                                    3),
+    "RandomForest.fit gathered histograms": (None, lambda m, X, y: _forest_gathered(X, y),
+                                             "tree_histograms", 3),
     "RandomForest.predict": (_forest, lambda m, X, y: m.predict(X), "tree_apply", 1),
     "RandomForest.fit routing": (None, lambda m, X, y: _forest(X, y), "tree_route", 2),
     "DBSCAN.fit core pairs": (None, lambda m, X, y: DBSCAN(eps=1.5).fit(X),

@@ -202,6 +202,27 @@ def _inputs(kernel, X, w, rng):
                 "sample_weight": weights, "counts": rng.integers(0, 3, n).astype(np.int64),
                 "n_nodes": 3, "n_bins": n_bins, "n_classes": K,
                 "class_weight": rng.uniform(0.5, 2, K) if K and rng.integers(2) else None}
+    if kernel == "forest_histograms":
+        # 1-3 trees, each placing some of its nodes 0..4 (a place belongs to one tree), with
+        # 1-3 features per place; rows in no node, out of the bootstrap, or in nodes past
+        # the tree's positions
+        n_bins, T, width = 8, int(rng.integers(1, 4)), 5
+        K = int(rng.choice([0, 2, 3]))
+        position = np.where(rng.random((T, width)) < 0.6, 0, -1).astype(np.int64)
+        placed = position >= 0
+        position[placed] = np.arange(int(placed.sum()))
+        k = int(rng.integers(1, min(d, 3) + 1))
+        columns = np.array([rng.permutation(d)[:k] for _ in range(int(placed.sum()))],
+                           np.int64).reshape(-1, k)
+        weights = np.ones(n) if w is None else np.asarray(w, np.float64)
+        return {"binned": rng.integers(0, n_bins, size=(n, d)).astype(np.uint16),
+                "node_of_row": rng.integers(-1, width + 1, (T, n)).astype(np.int64),
+                "counts": rng.integers(0, 3, (T, n)).astype(np.int64),
+                "position": position, "columns": columns,
+                "y": rng.integers(0, K, n).astype(np.int64) if K else np.asarray(X[:, 0],
+                                                                              np.float64),
+                "sample_weight": weights, "n_bins": n_bins, "n_classes": K,
+                "class_weight": rng.uniform(0.5, 2, (T, K)) if K and rng.integers(2) else None}
     if kernel == "best_splits":
         # integer counts on few bins: many equal decreases, the order of features decides
         n_nodes, n_bins, K = min(n, 4), 5, int(rng.choice([0, 2]))
@@ -403,6 +424,8 @@ def _host(x):
 
 #: Kernels whose (model-sized) result may be NumPy or of the input's array type, on its device.
 HOST_OR_INPUT_TYPE = frozenset({"tree_histograms"})
+#: Kernels whose result must be the reference's bits (the forest's trees depend on them).
+EXACT = frozenset({"forest_histograms"})
 
 
 def reference_impl(kernel: str):
@@ -469,6 +492,9 @@ def check_kernel(impl, kernel: str, max_examples: int, *, array_type: str = "num
             problem = kind or _compare(
                 _host((expected[0], expected[2])), _host((result[0], result[2])),
                 KERNEL_RTOL[X.dtype]) or _invalid_bounds(kwargs, result[0], result[1])
+        elif kernel in EXACT:
+            problem = kind or (None if np.array_equal(_host(expected), _host(result)) else
+                               "differs from the reference's bits")
         else:
             problem = kind or _compare(_host(expected), _host(result), KERNEL_RTOL[X.dtype])
         if not problem and kernel == "kmeans_plusplus_potentials" and id(rng) in _TIES:
