@@ -339,18 +339,22 @@ def _find_splits(comm, binned, y, w, groups, depth, ctx, out, offset):
         return
     best_f, best_c, best_dec = _search(hist, n_draw, groups, ctx["params"], classification,
                                        ctx["backend"])
-    node_weight = first[:, :, :-1].sum(axis=(1, 2)) if classification else \
-        first[:, :, 0].sum(axis=1)
 
-    def record(places, h, at, col, first, cut, dec):
+    def record(places, h, at, col, first_column, cut, dec):
         # The children's totals: the split feature's bins summed up to the cut, and all of
         # them less that (the cumulative sum over bins adds them in order).
-        cum = np.cumsum(to_host(_split_bins(h, at, col)), axis=1)
+        cum = np.asarray(to_host(_split_bins(h, at, col)), np.float64)
+        cum = np.cumsum(cum, axis=1, out=cum if cum.flags.writeable and cum.base is None
+                        else None)
         low = cum[np.arange(len(places)), cut]
+        # the nodes' weights (each node's sum is the same whichever nodes are summed with it)
+        totals = first[places]
+        node_weight = totals[:, :, :-1].sum(axis=(1, 2)) if classification else \
+            totals[:, :, 0].sum(axis=1)
         to = offset + places
         out.ok[to] = True
-        out.gain[to] = np.asarray(dec, np.float64) * node_weight[places]
-        out.feature[to] = orders[places, first + col]
+        out.gain[to] = np.asarray(dec, np.float64) * node_weight
+        out.feature[to] = orders[places, first_column + col]
         out.cut[to] = cut
         out.low[to] = low
         out.high[to] = cum[:, -1] - low
@@ -363,7 +367,8 @@ def _find_splits(comm, binned, y, w, groups, depth, ctx, out, offset):
     if n_draw >= n_features:
         retry[:] = False
     elif classification and retry.any():
-        retry &= np.count_nonzero(first[:, :, :-1].sum(axis=1) > 0, axis=1) > 1
+        pick = np.flatnonzero(retry)
+        retry[pick] = np.count_nonzero(first[pick][:, :, :-1].sum(axis=1) > 0, axis=1) > 1
     if retry.any():
         again = np.flatnonzero(retry)
         sub = _select(groups, again)
