@@ -419,8 +419,10 @@ def _grow_trees(comm, binned, y, w, states, ctx):
 
     Collective contract (:data:`spmdlearn.patterns.LEVEL_HISTOGRAMS`): every rank holds its
     rows' bins, labels and weights and each tree's bootstrap counts. At each level, the
-    histograms of the nodes being split, of all the trees, are built by the ``tree_histograms``
-    kernel and summed over ranks in one reduction per chunk of at most ``_HIST_BYTES`` (every
+    histograms of the nodes being split, of all the trees, are built by the ``forest_histograms``
+    kernel from every row where the backend serves it (NumPy rows: the trees' per-row nodes
+    and counts are rows of two matrices), else by ``tree_histograms`` from each tree's
+    gathered rows, and summed over ranks in one reduction per chunk of at most ``_HIST_BYTES`` (every
     rank holds the same bits); every rank then chooses the same splits, with one
     ``best_splits`` call per chunk, and moves its own rows to the children with the
     ``tree_route`` kernel.
