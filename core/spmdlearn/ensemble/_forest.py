@@ -60,6 +60,20 @@ def _sample_rows(comm, X, start, n_total, seed):
     return comm.allgather_rows(np.ascontiguousarray(sample, dtype=np.float64))
 
 
+def _bin_edges(comm, sample, max_bins, n_features):
+    """Collective: ``pad_edges(bin_edges(sample, max_bins))`` of a sample that every rank holds,
+    each rank sorting a block of the features only (the edges are gathered)."""
+    if not len(sample):
+        return pad_edges([np.zeros(0) for _ in range(n_features)])
+    lo, hi = n_features * comm.rank // comm.size, n_features * (comm.rank + 1) // comm.size
+    mine = np.full((hi - lo, max(max_bins - 1, 0)), np.inf)
+    for j, cuts in enumerate(bin_edges(sample[:, lo:hi], max_bins)):
+        mine[j, : len(cuts)] = cuts  # at most max_bins - 1 cuts
+    edges = comm.allgather_rows(mine)  # the features in order
+    width = int(np.isfinite(edges).sum(axis=1).max(initial=0))
+    return np.ascontiguousarray(edges[:, :width])
+
+
 def _on_device_of(a, X):
     """``a`` in ``X``'s namespace and device (host per-row inputs of a device shard, e.g. the
     class indices of string labels, move to the shard's device once)."""
@@ -504,9 +518,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         grow_comm = comm if not local_mode else self_comm()
         sample = _sample_rows(grow_comm, X, start if not local_mode else 0,
                               n_total if not local_mode else X.shape[0], seed)
-        edges = bin_edges(sample, self.max_bins) if len(sample) else \
-            [np.zeros(0) for _ in range(X.shape[1])]
-        edges = pad_edges(edges)
+        edges = _bin_edges(grow_comm, sample, self.max_bins, X.shape[1])
         binned = call_kernel("apply_bins", shard.backend, X=X, edges=edges)
         n_bins = max([int(np.count_nonzero(np.isfinite(e))) + 1 for e in edges] + [1])
         if self.max_samples is None:
