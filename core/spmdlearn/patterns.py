@@ -1,6 +1,7 @@
 """Named collective patterns: the steps that are more than one reduction.
 
-Each pattern is an object with a ``run(comm, ...)`` method, written once against a small
+Each pattern is an object with a ``run(comm, ...)`` method (``run_stacked`` for the level
+histograms, which reduce several node lists at once), written once against a small
 communicator interface (``rank``, ``size``, ``allgather``, ``allgather_array``, ``offsets``,
 ``exact_sum``, ``sum_identical``, ``reduce_bcast_sum``, ``ring``) and its hot loop in kernel
 hooks (one call per block). The same ``run`` executes over MPI (:class:`spmdlearn.comm.Comm`) and
@@ -629,10 +630,11 @@ LABEL_PROPAGATION = LabelPropagation()
 class LevelHistograms:
     """The node histograms of one tree level, summed over ranks (identical on every rank).
 
-    Collective pattern: each rank builds the histograms of its rows for the nodes being split
-    with the ``tree_histograms`` kernel (one call, from labels, weights and bootstrap counts);
-    the per-rank histograms are summed with a reduce and a broadcast, so every rank holds the
-    same bits and chooses the same splits.
+    Collective pattern (:meth:`run_stacked`): each rank builds the histograms of its rows for
+    each list of nodes being split (e.g. one per tree of a level) with the ``tree_histograms``
+    kernel (one call per list, from labels, weights and bootstrap counts); the per-rank
+    histograms of all lists, stacked, are summed with one reduce and a broadcast, so every rank
+    holds the same bits and chooses the same splits.
 
     Law: histograms are sums over rows, so the sum over ranks equals the histogram of one rank
     holding all rows (up to the rounding of the sums), for any split, empty ranks included.
@@ -645,23 +647,6 @@ class LevelHistograms:
         return call_kernel("tree_histograms", backend, binned=binned, node_pos=node_pos, y=y,
                            sample_weight=sample_weight, counts=counts, n_nodes=n_nodes,
                            n_bins=n_bins, n_classes=n_classes, class_weight=class_weight)
-
-    def run(self, comm, binned, node_pos, y, sample_weight, counts, *, n_nodes, n_bins,
-            n_classes, class_weight=None, backend=None):
-        """Collective: the global histograms, ``(n_nodes, n_features, n_bins, n_channels)``.
-
-        On one rank, the kernel's own array (a device array stays on its device); on more,
-        a float64 NumPy array (the sum over ranks goes through host memory)."""
-        from ._array_api import to_host
-
-        local = self.local(binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes,
-                           n_bins=n_bins, n_classes=n_classes, class_weight=class_weight,
-                           backend=backend)
-        if comm.size == 1:  # no status exchange on one rank either
-            return local
-        # summed in the local histograms' own buffer: one histogram-sized array per rank
-        return comm.reduce_bcast_sum(to_host(local), overwrite=True)
-
 
     def run_stacked(self, comm, parts, *, n_bins, n_classes, backend=None):
         """Collective: the histograms of several node lists, stacked along the node axis and
@@ -680,10 +665,14 @@ class LevelHistograms:
         -------
         hist : array of shape (sum of n_nodes, n_columns, n_bins, n_channels), float64
             Part ``i``'s nodes come after those of parts ``0..i-1``. Identical on every rank.
-            On one rank, in the kernels' namespace (device histograms stay on the device, as
-            :meth:`run` leaves them); on more, NumPy (the sum goes through host memory).
+            On one rank, device histograms stay on the device, in the kernels' namespace (one
+            part: the kernel's own array; several: concatenated there); NumPy histograms come
+            back as a float64 NumPy array, as on more ranks, where the sum goes through host
+            memory.
 
-        Memory: the stacked histogram and one part's. Law: as :meth:`run`, part by part.
+        Memory: the stacked histogram and one part's. Law: part by part, the sum over ranks
+        equals the histograms of one rank holding all rows (up to the rounding of the sums),
+        for any split, empty ranks included; a part's histograms do not depend on the others.
         """
         from ._array_api import array_namespace, is_foreign_array, to_host
 
