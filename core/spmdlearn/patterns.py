@@ -37,7 +37,7 @@ from ._backends import call_kernel, kernel_block_rows
 __all__ = ["BLOCK_BYTES", "row_block", "SimulatedComm", "simulate_collective", "RingTopKMerge",
            "RING_TOPK", "LabelPropagation", "LABEL_PROPAGATION", "ComponentUnion", "COMPONENT_UNION", "LevelHistograms",
            "LEVEL_HISTOGRAMS", "GradientSum", "GRADIENT_SUM", "lookup_payload",
-           "segment_min"]
+           "segment_min", "check_distance_range"]
 
 #: Memory budget of one kernel block (the distances of a block of queries against a block of
 #: candidates, or of rows against centers): blocks are sized so that one such matrix of float64
@@ -176,6 +176,103 @@ def simulate_collective(fn: Callable, shards: Sequence[Sequence], timeout: float
     return results
 
 
+# -- distances that leave the floating-point range --------------------------------------------
+
+def _safe_norm(v, power):
+    """The ``power``-norm of a float64 vector without overflow (scaled by its largest entry)."""
+    top = float(np.max(v)) if v.size else 0.0
+    if top == 0.0 or not np.isfinite(top):
+        return top
+    return top * float(np.sum((v / top) ** power)) ** (1.0 / power)
+
+
+def check_distance_range(comm, rows, *, metric="euclidean", p=None, radius=None):
+    """Collective: raise the same ValueError on every rank when the distances between ``rows``
+    can overflow the floating-point type they are computed in, so that the result cannot be
+    decided.
+
+    Distances are computed from coordinate differences (:func:`spmdlearn.reference.
+    block_distances`); for the euclidean and minkowski (``p > 1``) metrics the sum of the
+    ``p``-th powers overflows to ``inf`` for rows ``T = max ** (1 / p)`` apart and more
+    (``max`` the largest finite value of the computation's dtype: about 1.3e154 for euclidean
+    in float64). Such a pair is then never within ``radius``, which is right when
+    ``radius < T`` and may be wrong otherwise. For the other metrics (manhattan, chebyshev,
+    ``p <= 1``) an overflowed distance exceeds ``max``, hence every finite radius: never
+    wrong. The cosine distance divides by the rows' norms, which overflow (``nan``) for rows of
+    norm ``sqrt(max)`` and more, whatever the radius or ``k``. scikit-learn gives no defined
+    answer there either (its brute force loses the distances to cancellation, its trees square
+    the radius to ``inf`` and call every pair a neighbour), so the search raises instead.
+
+    Parameters
+    ----------
+    comm : communicator
+    rows : sequence of array of shape (n_rows, n_features)
+        This rank's rows of every side of the search (queries, training rows); any of them
+        may be empty. Any array type: only per-feature extremes or row norms come to the host.
+    metric, p : as :func:`spmdlearn.reference.radius_neighbors_csr`.
+    radius : float, default=None
+        The search radius; None (a k-nearest-neighbour search, whose overflowed candidates
+        rank last, rightly) checks only the cosine metric.
+
+    Raises
+    ------
+    ValueError
+        On every rank, naming the metric, the limit and the rows' extent (over all ranks).
+
+    One ``allgather`` of ``2 * n_features + 1`` numbers per call; none when the metric and
+    radius cannot overflow (the metric and the radius must then be the same on every rank).
+    """
+    from ._array_api import accumulation_dtype, array_namespace, numpy_dtype, to_host
+    from .reference._neighbors import scipy_metric
+
+    name, kwargs = scipy_metric(metric, p)
+    power = {"euclidean": 2.0, "minkowski": kwargs.get("p")}.get(name)
+    if name != "cosine" and (radius is None or power is None or power <= 1):
+        return
+    rows = [r for r in rows if r is not None]
+    dtype = np.dtype(numpy_dtype(accumulation_dtype(rows[0])))
+    limit = float(np.finfo(dtype).max)
+    # the largest distance (or norm) that cannot overflow, less a margin for the rounding of
+    # the sums (relative 1e-6 is far above it for any number of features)
+    safe = (limit ** 0.5 if name == "cosine" else limit ** (1.0 / power)) * (1 - 1e-6)
+    if name != "cosine" and float(radius) < safe:
+        return  # an overflowed pair is farther than the radius: rightly not a neighbour
+    d = rows[0].shape[1]
+    lo, hi, top = np.full(d, np.inf), np.full(d, -np.inf), 0.0
+    for r in rows:
+        if r.shape[0] == 0:
+            continue
+        xp = array_namespace(r)
+        if name == "cosine":
+            a = xp.abs(xp.astype(r, xp.float64 if dtype == np.float64 else xp.float32))
+            scale = xp.max(a, axis=1)
+            scaled = a / xp.where(scale > 0, scale, xp.ones_like(scale))[:, None]
+            top = max(top, float(xp.max(scale * xp.sqrt(xp.sum(scaled * scaled, axis=1)))))
+        else:
+            lo = np.minimum(lo, to_host(xp.min(r, axis=0)).astype(np.float64))
+            hi = np.maximum(hi, to_host(xp.max(r, axis=0)).astype(np.float64))
+    gathered = comm.allgather_array(np.concatenate([lo, hi, [top]]))
+    lo, hi, top = gathered[:, :d].min(axis=0), gathered[:, d:2 * d].max(axis=0), \
+        float(gathered[:, -1].max())
+    ranks = f"over {comm.size} rank{'s' if comm.size > 1 else ''}"
+    if name == "cosine":
+        if top >= safe:
+            raise ValueError(
+                f"the cosine distances of these rows overflow {dtype}: a row's norm reaches "
+                f"{top:.3g} ({ranks}), and norms of {safe:.3g} and more overflow; scale the "
+                "data (the cosine distance does not depend on each row's scale)")
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        extent = _safe_norm(np.where(hi >= lo, hi - lo, 0.0), power)
+    if extent >= safe:
+        raise ValueError(
+            f"the {metric}{f' (p={power:g})' if metric == 'minkowski' else ''} distances "
+            f"between these rows overflow {dtype}: rows {safe:.3g} "
+            f"apart and more have an infinite distance, and the rows span {extent:.3g} "
+            f"({ranks}); with radius={radius!r} the pairs within it cannot be told apart; "
+            "scale the data or use a radius below the limit")
+
+
 # -- ring top-k merge -------------------------------------------------------------------------
 
 class RingTopKMerge:
@@ -237,10 +334,14 @@ class RingTopKMerge:
         ValueError
             On every rank, when a query has fewer than ``k`` candidates at a finite distance:
             finite rows whose distances overflow float64 (the euclidean distance of rows about
-            1e154 apart and more). No neighbour can then be named.
+            1e154 apart and more). No neighbour can then be named. With the cosine metric,
+            when a row's norm overflows (:func:`check_distance_range`).
         """
         from ._array_api import array_namespace, empty_like_rows, from_model, has_float64
 
+        # cosine distances of rows whose norms overflow are NaN: such candidates would be left
+        # out silently (the other metrics' overflowed candidates are rightly the farthest)
+        check_distance_range(comm, (Q, X), metric=metric, p=p)
         start, _ = comm.offsets(X.shape[0])
         gidx = from_model(np.arange(start, start + X.shape[0], dtype=np.int64), X)
         # The running best lives with the queries (in their array type, on their device), as
@@ -255,7 +356,8 @@ class RingTopKMerge:
             best_d, best_i = self.local(Q, q_index, Y, G, best_d, best_i, metric=metric, p=p,
                                         backend=backend)
         xp = array_namespace(best_i)
-        unnamed = comm.exact_sum(int(xp.sum(xp.astype(best_i < 0, xp.int64))))
+        unnamed = comm.exact_sum(int(xp.sum(xp.astype(xp.any(best_i < 0, axis=1),
+                                                       xp.int64))))
         if unnamed:
             raise ValueError(
                 f"{unnamed} of the {comm.exact_sum(int(best_i.shape[0]))} queries' {k} nearest "
