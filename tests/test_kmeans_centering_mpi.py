@@ -112,3 +112,27 @@ def test_relocation_among_equally_far_rows_is_scikit_learns_for_any_split(comm, 
                 and est.n_iter_ == ref.n_iter_):
             bad.append(seed)
     assert_all_ranks(comm, not bad, f"seeds whose model differs from scikit-learn's: {bad}")
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random", "array"])
+def test_negative_weights_refused_on_every_rank_for_every_init(comm, init):
+    """A negative weight on one rank: a ValueError on every rank that names that rank and says
+    why, for every init (scikit-learn's k-means++ and random init fail on them in NumPy's
+    ``choice``; its array init runs on with them)."""
+    X = np.random.default_rng(8).normal(size=(40, 2))
+    w = np.ones(len(X))
+    cuts = _cuts(comm, len(X), 8)
+    bad_rank = int(np.flatnonzero(np.diff(cuts))[-1])  # the last rank with rows
+    w[cuts[bad_rank]] = -0.5
+    X_local, w_local = local_rows(cuts, comm.rank, X, w)
+    params = dict(n_clusters=3, n_init=1, random_state=0,
+                  init=X[:3] if init == "array" else init)
+    with pytest.raises(ValueError) as info:
+        KMeans(**params).fit(X_local, sample_weight=w_local)
+    message = str(info.value)
+    assert_all_ranks(comm, "Negative values in data passed to sample_weight" in message
+                     and "non-negative" in message
+                     and (comm.size == 1 or f"rank {bad_rank}" in message), message)
+    if init != "array":  # scikit-learn refuses them too
+        with pytest.raises(ValueError, match="non-negative"):
+            SkKMeans(**params).fit(X, sample_weight=w)

@@ -29,6 +29,16 @@ from ..reference._moments import MOMENTS
 _CENTERED_BLOCK_BYTES = 1 << 21
 
 
+#: Why negative weights are refused. scikit-learn's KMeans checks no sign: its k-means++ and
+#: random init then fail in ``random_state.choice`` ("probabilities are not non-negative"),
+#: while an array or callable init runs Lloyd's steps with them, to a negative inertia or a
+#: cluster whose weights cancel (taken as empty). The same refusal for every init here.
+_NEGATIVE_WEIGHTS_REFUSED = (
+    "KMeans weighs each row by its sample_weight (a multiplicity, so a cluster's center is "
+    "the weighted mean of its rows), which must be non-negative; scikit-learn's k-means++ and "
+    "random init refuse negative weights too ('probabilities are not non-negative')")
+
+
 #: A one-column mean is that of the gathered column (on rank 0) while the total rows are at most
 #: this many (8 bytes a row there: 8 MiB): see :func:`_global_mean`.
 _MEAN_GATHER_ROWS = 1 << 20
@@ -680,14 +690,24 @@ default="k-means++"
         y : None
             Ignored.
         sample_weight : array-like of shape (n_samples,), default=None
+            This rank's row weights, non-negative.
 
         Returns
         -------
         self : KMeans
+
+        Raises
+        ------
+        ValueError
+            On every rank, naming the ranks at fault: a negative weight on any rank (for every
+            init; scikit-learn's k-means++ and random init refuse them too, its array and
+            callable inits do not check), fewer rows than clusters over all ranks, or an init
+            array of the wrong shape.
         """
         comm = self._comm()
         shard = validate_fit(self, comm, X, sample_weight=sample_weight,
-                             extra_check=self._check_init)
+                             extra_check=self._check_init,
+                             non_negative_weight=_NEGATIVE_WEIGHTS_REFUSED)
         if shard.n_samples < self.n_clusters:
             raise ValueError(f"n_samples={shard.n_samples} should be >= n_clusters="
                              f"{self.n_clusters} (summed over {comm.size} ranks).")
