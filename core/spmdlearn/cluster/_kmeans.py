@@ -625,6 +625,18 @@ default="k-means++"
     at a time), its labels, and O(n_clusters x n_features); k-means++ adds three per-row vectors,
     the bounded step one (each row's lower bound, float64).
 
+    **Ties and the number of ranks.** Equal or near-equal values (rows equally far from their
+    centers when an empty cluster is relocated; a relocated row and the mean of its copies, two
+    centers a row is equally near) fall as the last bits of the centered rows and of the
+    cluster sums fall. The centering is NumPy's ``X.mean(axis=0)`` of the gathered rows, bit
+    for bit, for every number of ranks and split (the rows are summed in order over the ranks,
+    one rank after another: one pass over the rows, not in parallel). The choices among
+    equally far rows are made on the distances of all ranks, as scikit-learn makes them, or
+    beyond a bound by decreasing distance and then increasing global index. The cluster sums
+    are each rank's partial, folded in rank order: where a cluster's rows lie on several
+    ranks, their last bits, and so which of two coinciding centers a row joins, may differ
+    from one process's, as scikit-learn's differ with its number of OpenMP threads.
+
     **Bounded steps.** A row keeps its label without a distance to every center only when its
     bound says the label wins by more than any rounding of the plain step's scores
     (``spmdlearn.reference.bound_margin``); the other rows are scored as the plain step scores
