@@ -21,14 +21,13 @@ from spmdlearn_conformance import assert_all_ranks, local_rows
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(180)]
 
 
-def _cuts(comm, n, seed, multiple=1):
-    """Uneven shards with rank 1 empty (with one rank, all rows), cut at multiples of
-    ``multiple`` rows."""
+def _cuts(comm, n, seed, empty=1):
+    """Uneven shards with rank ``empty`` holding no rows (with one rank, all rows)."""
     weights = np.random.default_rng(seed).uniform(0.3, 1.7, comm.size)
     if comm.size > 1:
-        weights[1] = 0.0
-    inner = np.round(np.cumsum(weights)[:-1] / weights.sum() * (n // multiple)).astype(int)
-    return np.concatenate([[0], inner * multiple, [n]])
+        weights[empty] = 0.0
+    inner = np.round(np.cumsum(weights)[:-1] / weights.sum() * n).astype(int)
+    return np.concatenate([[0], inner, [n]])
 
 
 def _bits(a):
@@ -44,8 +43,8 @@ def test_global_mean_is_numpys_for_any_split(comm, monkeypatch, dtype, n_feature
     rng = np.random.default_rng(n_features)
     X = (rng.normal(size=(1001, n_features)) * 1e3 + rng.normal(size=n_features) * 1e5)
     X = X.astype(dtype)
-    for seed in range(3):
-        X_local = local_rows(_cuts(comm, len(X), seed), comm.rank, X)
+    for seed, empty in [(0, 1), (1, 1), (2, 0)]:  # rank 0 empty too: rank 1 opens the sum
+        X_local = local_rows(_cuts(comm, len(X), seed, empty), comm.rank, X)
         mean = kmeans_module._global_mean(comm, X_local, len(X))
         assert_all_ranks(comm, mean.dtype == dtype and _bits(mean) == _bits(X.mean(axis=0)),
                          f"split {seed}: mean {mean!r} != NumPy's {X.mean(axis=0)!r}")
