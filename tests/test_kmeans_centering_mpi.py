@@ -135,3 +135,20 @@ def test_negative_weights_refused_on_every_rank_for_every_init(comm, init):
     if init != "array":  # scikit-learn refuses them too
         with pytest.raises(ValueError, match="non-negative"):
             SkKMeans(**params).fit(X, sample_weight=w)
+
+
+def test_fold_in_rank_order(comm):
+    """The fold runs on rank 0, then rank 1, ...: each rank sees the value of the ranks before
+    it; an error in one rank's step reaches every rank instead of leaving them waiting."""
+    seen = comm.fold_in_rank_order(lambda v: np.r_[v[1:], comm.rank], np.full(comm.size, -1))
+    assert_all_ranks(comm, np.array_equal(seen, np.arange(comm.size)), f"fold: {seen}")
+    last = comm.size - 1
+
+    def step(v):
+        if comm.rank == last:
+            raise ValueError("a step that fails")
+        return v
+
+    with pytest.raises(ValueError, match="a step that fails"):
+        with comm.session("fold_in_rank_order test"):
+            comm.fold_in_rank_order(step, np.zeros(2))
