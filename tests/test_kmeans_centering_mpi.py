@@ -152,3 +152,23 @@ def test_fold_in_rank_order(comm):
     with pytest.raises(ValueError, match="a step that fails"):
         with comm.session("fold_in_rank_order test"):
             comm.fold_in_rank_order(step, np.zeros(2))
+
+
+def test_beyond_the_bound_the_merged_mean_centers(comm, monkeypatch):
+    """Beyond ``_ORDERED_MEAN_ELEMENTS`` the centering mean is the merged moments' (no pass
+    that runs rank after rank), and the model is still scikit-learn's where no tie is at
+    stake."""
+    calls, ordered_mean = [], kmeans_module._global_mean
+    monkeypatch.setattr(kmeans_module, "_ORDERED_MEAN_ELEMENTS", 0)
+    monkeypatch.setattr(kmeans_module, "_global_mean",
+                        lambda *a, **k: calls.append(1) or ordered_mean(*a, **k))
+    rng = np.random.default_rng(9)
+    X = np.concatenate([rng.normal(size=(60, 3)) + 10 * i for i in range(3)])
+    cuts = _cuts(comm, len(X), 9)
+    params = dict(n_clusters=3, init=X[[0, 60, 120]], n_init=1)
+    est = KMeans(**params).fit(local_rows(cuts, comm.rank, X))
+    ref = SkKMeans(**params).fit(X)
+    lo, hi = cuts[comm.rank], cuts[comm.rank + 1]
+    ok = (not calls and np.array_equal(est.labels_, ref.labels_[lo:hi])
+          and np.allclose(est.cluster_centers_, ref.cluster_centers_, rtol=1e-12))
+    assert_all_ranks(comm, ok, f"ordered mean called {len(calls)} times, or the model differs")

@@ -44,6 +44,13 @@ _NEGATIVE_WEIGHTS_REFUSED = (
 _MEAN_GATHER_ROWS = 1 << 20
 
 
+#: The centering mean is NumPy's bit for bit (:func:`_global_mean`, one pass over the rows
+#: that runs one rank after another) while the total rows hold at most this many elements
+#: (128 MiB of float64: about 20-40 ms of summing, whatever the number of ranks); beyond, it
+#: is the merged moments' mean, whose cost does not grow with the ranks.
+_ORDERED_MEAN_ELEMENTS = 1 << 24
+
+
 def _global_mean(comm, X, n_total):
     """``X.mean(axis=0)`` of the gathered rows, in X's dtype, bit for bit, for any split of the
     rows (collective; host NumPy of shape ``(n_features,)``).
@@ -630,7 +637,9 @@ default="k-means++"
     centers a row is equally near) fall as the last bits of the centered rows and of the
     cluster sums fall. The centering is NumPy's ``X.mean(axis=0)`` of the gathered rows, bit
     for bit, for every number of ranks and split (the rows are summed in order over the ranks,
-    one rank after another: one pass over the rows, not in parallel). The choices among
+    one rank after another: one pass over the rows, not in parallel), while the rows hold at
+    most 2**24 elements in all; beyond, it is the mean merged from the ranks' moments, whose
+    last bits depend on the split. The choices among
     equally far rows are made on the distances of all ranks, as scikit-learn makes them, or
     beyond a bound by decreasing distance and then increasing global index. The cluster sums
     are each rank's partial, folded in rank order: where a cluster's rows lie on several
@@ -750,8 +759,11 @@ default="k-means++"
             warnings.warn("Explicit initial center position passed: performing only one init in "
                           f"KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=2)
             n_init = 1
-        # Center the data for more accurate distances, as scikit-learn does.
-        X_mean = _global_mean(comm, Xv, n)
+        # Center the data for more accurate distances, as scikit-learn does: NumPy's bits of
+        # the mean up to a bound on the rows' elements (a pass that runs rank after rank),
+        # beyond it the merged moments' mean (its last bits depend on the split).
+        X_mean = (_global_mean(comm, Xv, n) if n * Xv.shape[1] <= _ORDERED_MEAN_ELEMENTS
+                  else moments.mean.astype(dtype))
         data = _Data(comm, Xv, X_mean, w, shard.backend)
         # None: one seed for every rank, or the ranks would start from different centers.
         random_state = check_random_state(comm.agreed_random_state(self.random_state))
