@@ -585,6 +585,25 @@ class Comm:
             _warn_overflow_sum(total, gathered)
         return total
 
+    def fold_in_rank_order(self, step: Callable, initial: np.ndarray) -> np.ndarray:
+        """A fold over the ranks in rank order: rank 0 applies ``step`` to ``initial``, rank 1
+        to rank 0's result, and so on; every rank returns the last rank's result.
+
+        For a fold that is not associative, such as floating-point sums in row order: the
+        result is the one of a single process folding all ranks' rows in order, for any split of
+        the rows. ``step(value)`` is called on this rank only (not collective) and must return
+        an array of ``initial``'s shape and dtype. Costs one small broadcast per rank, and the
+        ranks' steps run one after another (each waits for the rank before it).
+        """
+        value = np.array(initial, order="C")  # a copy: the broadcasts write into it
+        for root in range(self.size):
+            if self.rank == root:
+                value = np.ascontiguousarray(step(value), dtype=value.dtype).reshape(value.shape)
+            self._checked("fold_in_rank_order", value, extra=(root,))
+            if self.size > 1:
+                self.mpi.Bcast(value, root=root)
+        return value
+
     def fetch_rows(self, X_local: np.ndarray, ids, start: int) -> np.ndarray:
         """The rows with global indices ``ids`` (same on every rank), from the ranks that own them.
 
@@ -656,6 +675,14 @@ class Comm:
         """Sum of one integer per rank; integers add exactly, so every rank agrees."""
         self._enter("exact_sum")
         return int(self._allgather_array(np.array([value], dtype=np.int64)).sum())
+
+    def row_counts(self, n_local: int) -> np.ndarray:
+        """Every rank's ``n_local`` in rank order: int64 array of shape ``(size,)``, identical
+        on every rank. Collective (one ``Allgather``). A caller that needs the offsets
+        (:meth:`offsets`) and other facts of the shard sizes (the largest) takes them all from
+        these counts, in one collective."""
+        self._enter("row_counts")
+        return self._allgather_array(np.array([n_local], dtype=np.int64))[:, 0]
 
     def offsets(self, n_local: int) -> tuple[int, int]:
         """``(first global index of this rank's rows, total rows)``; rank r's rows come after ranks 0..r-1."""
