@@ -354,3 +354,55 @@ def test_segment_min_is_numpys_minimum_at(seed):
     np.minimum.at(reference, keys, values)
     assert np.array_equal(expected, reference)
     assert _is_strict(got) and np.array_equal(np.from_dlpack(got), reference)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.booleans(), st.sampled_from(["reference", "cpu"]),
+       st.data())
+def test_level_histograms_of_several_trees_from_every_row_equal_the_gathered_rows(
+        seed, classification, backend, data):
+    """``run_forest`` (the trees' nodes placed in one histogram, each row's node's features
+    read where they lie) gives ``run_stacked``'s histograms of each tree's gathered rows with
+    its nodes' features, bit for bit, for any split of the rows (an empty rank among them)."""
+    from spmdlearn._backends import installed_backends
+
+    if backend not in installed_backends():
+        pytest.skip(f"{backend} is not installed")
+    rng = np.random.default_rng(seed)
+    n, d, n_bins, T, width, k = int(rng.integers(0, 60)), 4, 5, 3, 4, 2
+    K = 2 if classification else 0
+    binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
+    y = rng.integers(0, 2, n) if classification else rng.normal(size=n)
+    w = rng.uniform(0.5, 2, n)
+    node_of_row, counts = rng.integers(-1, width, (n, T)), rng.integers(0, 3, (n, T))
+    position = np.where(rng.random((T, width)) < 0.6, 0, -1)
+    placed = position >= 0
+    position[placed] = np.arange(int(placed.sum()))  # tree by tree, nodes in order
+    columns = np.array([rng.permutation(d)[:k] for _ in range(int(placed.sum()))]).reshape(-1, k)
+    cw = rng.uniform(0.5, 2, (T, K)) if K and rng.integers(2) else None
+    cuts = data.draw(splits(n))
+    cuts = cuts[:1] + cuts  # rank 0 holds no rows
+
+    def fused(comm, binned, y, w, node_of_row, counts):
+        return LEVEL_HISTOGRAMS.run_forest(
+            comm, binned, np.ascontiguousarray(node_of_row.T), np.ascontiguousarray(counts.T),
+            position, columns, y, w, n_bins=n_bins, n_classes=K, class_weight=cw,
+            backend=backend)
+
+    def gathered(comm, binned, y, w, node_of_row, counts):
+        parts = []
+        for t in range(T):
+            mine = np.flatnonzero(placed[t])
+            place = np.full(width + 1, -1)
+            place[mine] = np.arange(len(mine))
+            local = place[node_of_row[:, t]]
+            rows = np.flatnonzero(local >= 0)
+            own = columns[position[t, mine]]
+            parts.append((binned[rows[:, None], own[local[rows]]], local[rows], y[rows], w[rows],
+                          counts[rows, t], None if cw is None else cw[t], len(mine)))
+        return LEVEL_HISTOGRAMS.run_stacked(comm, parts, n_bins=n_bins, n_classes=K)
+
+    args = _parts(cuts, binned, y, w, node_of_row, counts)
+    many, expected = simulate_collective(fused, args), simulate_collective(gathered, args)
+    for m, e in zip(many, expected):
+        assert m.shape == e.shape and np.array_equal(m, e)
