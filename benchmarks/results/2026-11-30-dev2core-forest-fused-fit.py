@@ -1,4 +1,9 @@
-"""Fit the random_forest workload; print fit times and a hash of every tree; optional cProfile on rank 0."""
+"""Fit the random_forest workload (benchmarks/workloads.py) REPS times after a small warm-up fit;
+rank 0 prints the wall and CPU seconds of each fit and a hash of every tree's arrays.
+
+Usage: mpiexec -n 2 python THIS [REPS] [prof]   (prof: cProfile of the last fit on rank 0,
+written to forest-fit.prof)
+"""
 import sys, time, hashlib, os
 sys.path.insert(0, os.path.join(os.getcwd(), "benchmarks"))
 import numpy as np
@@ -20,7 +25,7 @@ for r in range(reps):
     m = RandomForestClassifier(50, max_depth=10, random_state=0).fit(X, y)
     times.append(time.perf_counter() - t); cpu.append(time.process_time() - c)
     if prof and r == reps - 1 and comm.rank == 0:
-        pr.disable(); pr.dump_stats("/tmp/rf14/fit.prof")
+        pr.disable(); pr.dump_stats("forest-fit.prof")
 h = hashlib.sha256()
 for t in m.estimators_:
     for a in t:
