@@ -11,9 +11,28 @@ from __future__ import annotations
 
 from ._backends import call_kernel, kernel_argnames
 from .comm import get_comm
-from .contract import ReductionContract
+from .contract import ReductionContract, pack_partial
 
-__all__ = ["allreduce", "reduce_step"]
+__all__ = ["allreduce", "reduce_step", "partial_size"]
+
+
+def partial_size(contract: ReductionContract, *shard) -> int:
+    """Local: how many float64 values the contract's partial of ``shard`` packs into (the size
+    of its identity; the same for any number of rows). For :meth:`spmdlearn.comm.Comm.reserve`,
+    so that the reduction travels in its status exchange."""
+    from ._array_api import numpy_dtype
+
+    key = (contract.name,) + tuple(
+        (tuple(a.shape[1:]) if contract._is_rows(i, a) else tuple(a.shape),
+         numpy_dtype(a.dtype).str) if hasattr(a, "shape") and hasattr(a, "dtype") else repr(a)
+        for i, a in enumerate(shard))
+    size = _SIZES.get(key)
+    if size is None:
+        size = _SIZES[key] = int(pack_partial(contract.identity(*shard)).size)
+    return size
+
+
+_SIZES: dict = {}
 
 
 def allreduce(contract: ReductionContract, *shard, comm=None, backend=None, local=None,

@@ -103,10 +103,17 @@ class CollectiveError(RuntimeError):
 
 _INPUT_ERRORS = (ValueError, TypeError, NotImplementedError, AttributeError, LookupError)
 
-#: Columns of one rank's row in a status exchange.
+#: Columns of one rank's row in a status exchange; a payload of ``width`` 8-byte slots follows.
 _FAILED, _WARNED = 1, 2
-_STATUS, _WHERE, _STEP, _CHECK, _HOST, _PARAMS = range(6)
-_ROW = 6
+_STATUS, _WHERE, _STEP, _CHECK, _HOST, _PARAMS, _RESERVE = range(7)
+_ROW = 7
+#: Payload slots of every status row outside a session and at a session's start: room for a
+#: small collective's data (a count, a sum, the summary of a shard), so that it travels in the
+#: exchange itself instead of in a second collective.
+_BASE_WIDTH = 10
+#: The most payload slots a session reserves (8 KiB per rank): larger data travels in a
+#: collective of its own after the exchange, as every exchange of the session carries the width.
+_MAX_WIDTH = 1024
 #: Point-to-point tags of the watchdog's diagnosis (on the communicator in use).
 _TAG_ASK, _TAG_ANSWER = 32001, 32002
 _DEFAULT_TIMEOUT = 300.0
@@ -186,11 +193,16 @@ class _Session:
     """One public collective method on one communicator: its name and its collectives so far."""
 
     __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "overflow",
-                 "params_digest", "entry")
+                 "params_digest", "entry", "width", "request")
 
     def __init__(self, comm, where: str):
         self.comm, self.where, self.where_id = comm, where, _digest(where)
         self.step, self.collective, self.warnings = 0, "", []
+        # Payload slots of this session's status rows: _BASE_WIDTH until an exchange in which
+        # some rank reserved more (``request``); the largest reservation of that exchange then
+        # holds for the rest of the session. It is derived from gathered rows only, so every
+        # rank uses the same width at every exchange, a failing rank's exit exchange included.
+        self.width, self.request = _BASE_WIDTH, 0
         self.overflow = None  # the first overflow of a global reduction in this method
         self.params_digest = 0  # of the estimator's parameters, in every status row
         # (context, parameter values) until the method's first status exchange has checked
@@ -280,30 +292,79 @@ class Comm:
         return None
 
     def _exchange(self, collective: str, check: int = 0, status: int = 0,
-                  session: _Session | None = None) -> np.ndarray:
-        """Collective: every rank's status row ``[status, where, step, check, host]``.
+                  session: _Session | None = None, payload=None) -> np.ndarray:
+        """Collective: every rank's status row ``[status, where, step, check, host, params,
+        reserve]`` followed by its payload, shape ``(size, _ROW + width)``.
 
-        Non-blocking (``Iallgather``) and waited for with the watchdog's deadline.
+        Non-blocking (``Iallgather``) and waited for with the watchdog's deadline. ``payload``
+        (int64, at most :meth:`_payload_width` values; a float64 array travels as its bits,
+        ``.view(np.int64)``) rides in the row: what the ranks gather is valid once the verdict
+        on the rows (:meth:`_verdict`) passes.
         """
         session = self._session() if session is None else session
-        row = np.zeros(_ROW, dtype=np.int64)
+        width = _BASE_WIDTH if session is None else session.width
+        row = np.zeros(_ROW + width, dtype=np.int64)
         row[_STATUS], row[_CHECK], row[_HOST] = status, check, _host_id()
         if session is not None:
             session.step += 1
             session.collective = collective
             row[_WHERE], row[_STEP] = session.where_id, session.step
             row[_PARAMS] = session.params_digest
-        out = np.empty((self.size, _ROW), dtype=np.int64)
+            row[_RESERVE] = session.request
+        if payload is not None:
+            row[_ROW:_ROW + payload.size] = payload
+        out = np.empty((self.size, _ROW + width), dtype=np.int64)
         if self.size == 1:
             out[0] = row
             return out
         request = self.mpi.Iallgather(row, out)
         self._wait(request, collective, session)
-        if session is not None and session.entry is not None:
-            context, values = session.entry
-            session.entry = None
-            context._check_entry(out, values)
+        if session is not None:
+            session.request = 0
+            reserved = int(out[:, _RESERVE].max())
+            if reserved > session.width:
+                session.width = min(reserved, _MAX_WIDTH)
+            if session.entry is not None:
+                context, values = session.entry
+                session.entry = None
+                context._check_entry(out, values)
         return out
+
+    def _payload_width(self) -> int:
+        """Payload slots of this rank's next status row (not collective)."""
+        session = self._session()
+        return _BASE_WIDTH if session is None else session.width
+
+    def reserve(self, values: int) -> None:
+        """Not collective: ask for ``values`` payload slots in the status rows of the rest of the
+        current collective method, from its next status exchange on, so that a later collective
+        of that many 8-byte values (a reduction's partial) travels in its status exchange: one
+        synchronisation instead of two. Ranks may ask for different sizes (the largest holds,
+        up to 1024 slots); without a collective method on this communicator it does nothing."""
+        session = self._session()
+        if session is not None:
+            session.request = max(session.request, min(int(values), _MAX_WIDTH))
+
+    def _gather_small(self, collective: str, local: np.ndarray, facts: tuple):
+        """Collective: ``_enter(collective, *facts)`` and, when ``local`` (C-contiguous, of a
+        size and dtype that ``facts`` pin down, so equal on every rank that passes the check)
+        fits the status row's payload, every rank's ``local`` gathered in the same exchange:
+        shape ``(size, *local.shape)``. Returns None where it does not fit: the caller then
+        gathers with a collective of its own after the check."""
+        if self.size == 1:
+            return None
+        nbytes = local.nbytes
+        slots = -(-nbytes // 8)
+        if slots > self._payload_width():
+            self._enter(collective, *facts)
+            return None
+        self._last_check = (collective,) + facts
+        payload = np.zeros(slots, dtype=np.int64)
+        payload.view(np.uint8)[:nbytes] = local.reshape(-1).view(np.uint8)
+        rows = self._exchange(collective, _digest(self._last_check), payload=payload)
+        self._verdict(rows, collective, compare_check=True)
+        data = np.ascontiguousarray(rows[:, _ROW:_ROW + slots]).view(np.uint8)[:, :nbytes]
+        return np.ascontiguousarray(data).view(local.dtype).reshape((self.size,) + local.shape)
 
     def _enter(self, collective: str, *facts) -> None:
         """Collective: the status exchange that begins every collective of this class.
@@ -479,14 +540,18 @@ class Comm:
 
     # -- arrays (buffer API) ----------------------------------------------------------------
     def _checked(self, name, *arrays, rows_free=False, extra=()):
-        self._enter(name, *(tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
-                                  for a in arrays) + tuple(extra)))
+        self._enter(name, *self._facts(*arrays, rows_free=rows_free, extra=extra))
+
+    @staticmethod
+    def _facts(*arrays, rows_free=False, extra=()) -> tuple:
+        return tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
+                     for a in arrays) + tuple(extra)
 
     def allgather_array(self, local: np.ndarray) -> np.ndarray:
         """Stack an array of the same shape and dtype from every rank: shape ``(size, *shape)``."""
         local = np.ascontiguousarray(local)
-        self._checked("allgather_array", local)
-        return self._allgather_array(local)
+        gathered = self._gather_small("allgather_array", local, self._facts(local))
+        return self._allgather_array(local) if gathered is None else gathered
 
     def _allgather_array(self, local):
         out = np.empty((self.size,) + local.shape, dtype=local.dtype)
@@ -577,8 +642,9 @@ class Comm:
         For values that steer control flow (a convergence test, a choice among candidates).
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
-        self._checked("sum_identical", local)
-        gathered = self._allgather_array(local)
+        gathered = self._gather_small("sum_identical", local, self._facts(local))
+        if gathered is None:
+            gathered = self._allgather_array(local)
         with np.errstate(over="ignore", invalid="ignore"):
             total = gathered.sum(axis=0)
         if not np.isfinite(total).all() and np.isfinite(gathered).any():
@@ -654,13 +720,15 @@ class Comm:
 
     def exact_sum(self, value: int) -> int:
         """Sum of one integer per rank; integers add exactly, so every rank agrees."""
-        self._enter("exact_sum")
-        return int(self._allgather_array(np.array([value], dtype=np.int64)).sum())
+        local = np.array([value], dtype=np.int64)
+        gathered = self._gather_small("exact_sum", local, ())
+        return int((self._allgather_array(local) if gathered is None else gathered).sum())
 
     def offsets(self, n_local: int) -> tuple[int, int]:
         """``(first global index of this rank's rows, total rows)``; rank r's rows come after ranks 0..r-1."""
-        self._enter("offsets")
-        counts = self._allgather_array(np.array([n_local], dtype=np.int64))[:, 0]
+        local = np.array([n_local], dtype=np.int64)
+        gathered = self._gather_small("offsets", local, ())
+        counts = (self._allgather_array(local) if gathered is None else gathered)[:, 0]
         return int(counts[: self.rank].sum()), int(counts.sum())
 
     def sendrecv(self, send: np.ndarray, dest: int, source: int) -> np.ndarray:
@@ -856,31 +924,64 @@ class Comm:
             self._join_failure(error or TypeError("reduce_partials: neither a partial nor a "
                                                   "template was given"), "reduce_partials")
         flat = pack_partial(template)
-        if error is not None:
-            self._join_failure(error, "reduce_partials")
-        self._checked("reduce_partials", flat)
-        if self.size == 1:  # nothing to gather or combine: the partial, as a fold returns it
+        if self.size == 1:
+            if error is not None:
+                self._join_failure(error, "reduce_partials")
+            # nothing to gather or combine: the partial, as a fold returns it
             parts = [unpack_partial(flat, template)]
             result = parts[0]
         else:
-            parts = [unpack_partial(row, template) for row in self._allgather_array(flat)]
+            gathered = self._gather_partials(flat, error)
+            parts = [unpack_partial(row, template) for row in gathered]
             result = tree_fold(parts, combine)
         _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
         return result
 
+    def _gather_partials(self, flat: np.ndarray, error: BaseException | None) -> np.ndarray:
+        """Collective: every rank's packed partial ``flat``, shape ``(size, flat.size)``; a rank
+        whose local step raised passes ``error`` (and a template's ``flat``): then every rank
+        raises.
+
+        Where the partial fits the status row (a size reserved earlier in the method:
+        :meth:`reserve`), the partials travel in the status exchange itself, beside each rank's
+        verdict (one synchronisation); otherwise the exchange comes first, then an
+        ``Allgather``, and the size is reserved so that the method's next reductions of this
+        size travel in their exchange."""
+        facts = self._facts(flat)
+        session = self._session()
+        if session is None or flat.size > session.width:
+            if session is not None:
+                session.request = max(session.request, min(flat.size, _MAX_WIDTH))
+            if error is not None:
+                self._join_failure(error, "reduce_partials")
+            self._enter("reduce_partials", *facts)
+            return self._allgather_array(flat)
+        self._last_check = ("reduce_partials",) + facts
+        rows = self._exchange("reduce_partials", _digest(self._last_check),
+                              status=_FAILED if error is not None else 0, payload=flat.view(np.int64))
+        self._verdict(rows, "reduce_partials", compare_check=True, error=error)
+        return np.ascontiguousarray(rows[:, _ROW:_ROW + flat.size]).view(np.float64)
+
     # -- collective errors ------------------------------------------------------------------
-    def agree(self, check: Callable, *args, summarize: Callable | None = None, **kwargs):
+    def agree(self, check: Callable, *args, summarize: Callable | None = None,
+              summary_ints: Callable | None = None, **kwargs):
         """Run ``check(*args, **kwargs)`` on every rank; raise on every rank if any rank failed.
 
-        One ``allgather`` carries each rank's error (or None) and, optionally, a small summary of
-        its result (``summarize(result)``), so that cross-rank checks need no second collective.
+        One status exchange carries each rank's verdict and, optionally, a small summary of its
+        result, so that cross-rank checks need no second collective: ``summary_ints(result)``,
+        a fixed number (at most 10, the same on every rank) of integers, travels in the
+        exchange itself; ``summarize(result)``, any small picklable object, travels in a
+        pickled ``allgather`` after it (a second collective). Only the error messages of
+        failing ranks travel pickled.
 
         Returns
         -------
         result
             ``check``'s result on this rank.
-        summaries : list
-            Every rank's summary, in rank order (only when ``summarize`` is given).
+        summaries : list or ndarray
+            Every rank's summary, in rank order (only when ``summarize`` is given): a list of
+            ``summarize``'s objects, or, with ``summary_ints``, an int64 array of shape
+            ``(size, n_ints)``.
 
         Failing ranks' errors are reported together, in rank order; the exception type is that
         of the lowest failing rank when it is an input error (``ValueError``, ``TypeError``,
@@ -889,12 +990,26 @@ class Comm:
         error, result, summary = None, None, None
         try:
             result = check(*args, **kwargs)
-            if summarize is not None:
+            if summary_ints is not None:
+                summary = np.asarray(summary_ints(result), dtype=np.int64).reshape(-1)
+                if summary.size > _BASE_WIDTH:
+                    raise ValueError(f"agree: summary_ints gave {summary.size} integers; at "
+                                     f"most {_BASE_WIDTH} travel in a status exchange")
+            elif summarize is not None:
                 summary = summarize(result)
         except Exception as exc:  # noqa: BLE001 - every failure must reach every rank
             error = exc
         if error is not None and self.size > 1:
             self._join_failure(error, "agree")
+        if summary_ints is not None:
+            if self.size == 1:
+                if error is not None:
+                    self._raise_from([_describe(error)], error)
+                return result, summary[None, :]
+            self._last_check = ("agree", summary.size)
+            rows = self._exchange("agree", _digest(self._last_check), payload=summary)
+            self._verdict(rows, "agree", compare_check=True)
+            return result, rows[:, _ROW:_ROW + summary.size].copy()
         self._enter("agree")
         if error is not None:  # one process
             self._raise_from([_describe(error)], error)
