@@ -563,12 +563,14 @@ class Comm:
 
         Memory: the result holds all ranks' rows on every rank.
         """
-        local, _ = self._row_layout(local)  # an empty rank takes the others' layout
-        self._checked("allgather_rows", local, rows_free=True)
-        return self._allgather_rows(local)
+        # an empty rank takes the others' layout; the exchange that agrees on it also
+        # gathers the row counts
+        local, counts = self._row_layout(local, "allgather_rows")
+        return self._allgather_rows(local, counts)
 
-    def _allgather_rows(self, local):
-        counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
+    def _allgather_rows(self, local, counts=None):
+        if counts is None:
+            counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
         row = int(np.prod(local.shape[1:], dtype=np.int64))
         out = np.empty((int(counts.sum()),) + local.shape[1:], dtype=local.dtype)
         sizes = counts * row
@@ -576,7 +578,8 @@ class Comm:
         self.mpi.Allgatherv(local, [out, sizes, displs, _mpi_type(local.dtype)])
         return out
 
-    def _row_layout(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _row_layout(self, local: np.ndarray, collective: str = "row layout",
+                    extra=()) -> tuple[np.ndarray, np.ndarray]:
         """Agree on the layout of an array of rows: ``(local, row counts of every rank)``.
 
         A rank with zero rows may have built its empty array with another dtype or trailing
@@ -587,17 +590,37 @@ class Comm:
         """
         local = np.ascontiguousarray(local)
         dtype, shape, counts = self._agree_layout(int(local.shape[0]), local.dtype,
-                                                  local.shape[1:])
+                                                  local.shape[1:], collective, extra)
         if local.shape[0] == 0 and (dtype, shape) != (local.dtype, local.shape[1:]):
             local = np.empty((0,) + tuple(shape), dtype=dtype)
         return local, counts
 
-    def _agree_layout(self, n_rows: int, dtype, trailing: tuple):
+    def _agree_layout(self, n_rows: int, dtype, trailing: tuple, collective: str = "row layout",
+                      extra=()):
         """Collective: ``(dtype, trailing shape, row counts of every rank)`` of an array of rows
         of which this rank holds ``n_rows`` of ``dtype`` and ``trailing`` (see
-        :meth:`_row_layout`; one pickled ``allgather``, no array data)."""
-        dtype, trailing = np.dtype(dtype), tuple(trailing)
-        layouts = self.allgather((n_rows, dtype.str, trailing))
+        :meth:`_row_layout`). The layouts travel in one status exchange (``collective``, whose
+        ``extra`` facts must agree), as integers; a dtype name of more than 8 characters or a
+        trailing shape of more than 7 axes on some rank sends them all pickled after it."""
+        dtype, trailing = np.dtype(dtype), tuple(int(n) for n in trailing)
+        code = _dtype_code(dtype)
+        fits = code != 0 and len(trailing) <= _BASE_WIDTH - 3
+        payload = np.zeros(_BASE_WIDTH, dtype=np.int64)
+        payload[:3] = (n_rows, code, len(trailing) if fits else -1)
+        if fits:
+            payload[3:3 + len(trailing)] = trailing
+        if self.size == 1:
+            rows = payload[None, :]
+        else:
+            self._last_check = (collective,) + tuple(extra)
+            rows = self._exchange(collective, _digest(self._last_check), payload=payload)
+            self._verdict(rows, collective, compare_check=True)
+            rows = rows[:, _ROW:]
+        if (rows[:, 2] < 0).any():
+            layouts = self.mpi.allgather((n_rows, dtype.str, trailing))
+        else:
+            layouts = [(int(r[0]), _dtype_from_code(int(r[1])), tuple(int(n) for n in r[3:3 + r[2]]))
+                       for r in rows]
         counts = np.array([n for n, _, _ in layouts], dtype=np.int64)
         with_rows = {(d, shape) for n, d, shape in layouts if n}
         if len(with_rows) > 1:
@@ -611,9 +634,8 @@ class Comm:
 
     def gather_rows(self, local: np.ndarray, root: int = 0):
         """Every rank's rows in rank order on ``root`` (``Gatherv``); None on the other ranks."""
-        local, _ = self._row_layout(local)  # an empty rank takes the others' layout
-        self._checked("gather_rows", local, rows_free=True, extra=(root,))
-        counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
+        # an empty rank takes the others' layout; the exchange also gathers the row counts
+        local, counts = self._row_layout(local, "gather_rows", (root,))
         if self.rank != root:
             self.mpi.Gatherv(local, None, root=root)
             return None
@@ -673,11 +695,33 @@ class Comm:
         ids = np.asarray(ids, dtype=np.int64)
         owned = np.asarray(owned, dtype=np.int64)
         rows = np.asarray(rows)
-        self._checked("fetch_rows", rows, ids, rows_free=True, extra=(_digest(ids.tobytes()),))
-        gathered = self._allgather_rows(np.ascontiguousarray(rows, dtype=np.float64))
-        where = self._allgather_rows(owned)
-        lookup = {int(g): i for i, g in enumerate(where)}
-        return gathered[[lookup[int(g)] for g in ids]].astype(rows.dtype, copy=False)
+        facts = self._facts(rows, ids, rows_free=True, extra=(_digest(ids.tobytes()),))
+        width = int(np.prod(rows.shape[1:], dtype=np.int64))
+        # Each rank's share: one row per entry of ids, a flag (1: this rank owns it) and the row;
+        # where that fits the status row's payload, it travels in the exchange itself.
+        share = np.zeros((ids.size, 1 + width))
+        if owned.size:
+            position = {int(g): i for i, g in enumerate(owned)}
+            mine = np.array([position.get(int(g), -1) for g in ids], dtype=np.int64)
+            hit = mine >= 0
+            share[hit, 0] = 1.0
+            share[hit, 1:] = rows.reshape(rows.shape[0], width)[mine[hit]]
+        gathered = self._gather_small("fetch_rows", share, facts) if self.size > 1 else share[None]
+        if gathered is not None:
+            flags = gathered[:, :, 0]
+            lost = ids[~flags.any(axis=0)]
+            if lost.size:
+                raise KeyError(int(lost[0]))
+            owner = np.argmax(flags, axis=0)
+            out = gathered[owner, np.arange(ids.size), 1:]
+            return out.reshape((ids.size,) + rows.shape[1:]).astype(rows.dtype, copy=False)
+        # Too large for the payload: the owned rows with their global indices, in one Allgatherv.
+        packed = np.column_stack([owned.astype(np.float64),
+                                  rows.reshape(rows.shape[0], width).astype(np.float64)])
+        gathered = self._allgather_rows(packed)
+        lookup = {int(g): i for i, g in enumerate(gathered[:, 0])}
+        out = gathered[[lookup[int(g)] for g in ids], 1:]
+        return out.reshape((ids.size,) + rows.shape[1:]).astype(rows.dtype, copy=False)
 
     def reduce_bcast_sum(self, local, *, overwrite: bool = False) -> np.ndarray:
         """Sum over ranks, bitwise identical on every rank: ``Reduce`` to rank 0, then ``Bcast``
@@ -1390,6 +1434,17 @@ class SelfComm(Comm):
 
     def split(self, color: int, key: int = 0) -> "Comm":
         return self
+
+
+def _dtype_code(dtype) -> int:
+    """``dtype.str`` (at most 8 ASCII characters) as one int64; 0 where it does not fit."""
+    text = np.dtype(dtype).str.encode()
+    return int.from_bytes(text, "little") if 0 < len(text) <= 8 else 0
+
+
+def _dtype_from_code(code: int) -> str:
+    """Inverse of :func:`_dtype_code`: the dtype's ``str``."""
+    return code.to_bytes(8, "little").rstrip(b"\0").decode()
 
 
 def _mpi_type(dtype):
