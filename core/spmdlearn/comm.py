@@ -105,8 +105,8 @@ _INPUT_ERRORS = (ValueError, TypeError, NotImplementedError, AttributeError, Loo
 
 #: Columns of one rank's row in a status exchange; a payload of ``width`` 8-byte slots follows.
 _FAILED, _WARNED = 1, 2
-_STATUS, _WHERE, _STEP, _CHECK, _HOST, _PARAMS, _RESERVE = range(7)
-_ROW = 7
+_STATUS, _WHERE, _STEP, _CHECK, _HOST, _PARAMS, _RESERVE, _LATE = range(8)
+_ROW = 8
 #: Payload slots of every status row outside a session and at a session's start: room for a
 #: small collective's data (a count, a sum, the summary of a shard), so that it travels in the
 #: exchange itself instead of in a second collective.
@@ -193,7 +193,7 @@ class _Session:
     """One public collective method on one communicator: its name and its collectives so far."""
 
     __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "overflow",
-                 "params_digest", "entry", "width", "request")
+                 "params_digest", "entry", "width", "request", "depth", "closed_step")
 
     def __init__(self, comm, where: str):
         self.comm, self.where, self.where_id = comm, where, _digest(where)
@@ -203,6 +203,10 @@ class _Session:
         # holds for the rest of the session. It is derived from gathered rows only, so every
         # rank uses the same width at every exchange, a failing rank's exit exchange included.
         self.width, self.request = _BASE_WIDTH, 0
+        # Collective methods called inside this one (they are part of it), and the step of the
+        # method's last collective, once it has agreed that every rank succeeded and that no
+        # rank warned (see Comm._close): the exit exchange is then left out.
+        self.depth, self.closed_step = 0, -1
         self.overflow = None  # the first overflow of a global reduction in this method
         self.params_digest = 0  # of the estimator's parameters, in every status row
         # (context, parameter values) until the method's first status exchange has checked
@@ -317,8 +321,13 @@ class Comm:
         if self.size == 1:
             out[0] = row
             return out
+        late = _pop_late_failure(self.mpi)
+        if late is not None:
+            row[_LATE] = late[0]
         request = self.mpi.Iallgather(row, out)
         self._wait(request, collective, session)
+        if (out[:, _LATE] != out[0, _LATE]).any():
+            self._raise_late(late)
         if session is not None:
             session.request = 0
             reserved = int(out[:, _RESERVE].max())
@@ -329,6 +338,32 @@ class Comm:
                 session.entry = None
                 context._check_entry(out, values)
         return out
+
+    def _raise_late(self, late):
+        """Some ranks, not all, raised after the last collective of a method whose exit
+        exchange was left out (see :meth:`_close`): raise on every rank, naming them."""
+        gathered = self.mpi.allgather(None if late is None else late[1:])
+        failed = [(rank, g) for rank, g in enumerate(gathered) if g is not None]
+        fine = [rank for rank, g in enumerate(gathered) if g is None]
+        message = ("a collective method failed on some ranks after its last collective, so the "
+                   "ranks' models may differ: " + "; ".join(
+                       f"rank {rank}: {where}: {d[1]}: {d[2]}" for rank, (where, d) in failed)
+                   + (f"; {_ranks(fine)} succeeded" if fine else ""))
+        raise _mark(CollectiveError(message), self, [rank for rank, _ in failed])
+
+    def _close(self, rows, session) -> None:
+        """After the verdict of the exchange of a method's last collective (``rows``: every
+        rank's status, each with its warned flag): where every rank succeeded and none warned,
+        and the method is not called inside another one, the exit exchange is left out.
+
+        The caller vouches that what follows is local and computed from values identical on
+        every rank (a finalize of the global partial), so that it raises or warns alike on
+        every rank: then every rank raises its own exception, and rank 0 shows the warnings.
+        Should one rank raise there alone all the same (out of memory), it raises on its own,
+        and the ranks' next status exchange on the communicator raises on every rank, naming
+        it (:meth:`_raise_late`)."""
+        if session is not None and session.depth == 0 and not (rows[:, _STATUS] & _WARNED).any():
+            session.closed_step = session.step
 
     def _payload_width(self) -> int:
         """Payload slots of this rank's next status row (not collective)."""
@@ -342,8 +377,8 @@ class Comm:
         synchronisation instead of two. Ranks may ask for different sizes (the largest holds,
         up to 1024 slots); without a collective method on this communicator it does nothing."""
         session = self._session()
-        if session is not None:
-            session.request = max(session.request, min(int(values), _MAX_WIDTH))
+        if session is not None and int(values) <= _MAX_WIDTH:
+            session.request = max(session.request, int(values))
 
     def _gather_small(self, collective: str, local: np.ndarray, facts: tuple):
         """Collective: ``_enter(collective, *facts)`` and, when ``local`` (C-contiguous, of a
@@ -558,14 +593,15 @@ class Comm:
         self.mpi.Allgather(local, out)
         return out
 
-    def allgather_rows(self, local: np.ndarray) -> np.ndarray:
+    def allgather_rows(self, local: np.ndarray, *, last: bool = False) -> np.ndarray:
         """Concatenate every rank's rows in rank order (``Allgatherv``); trailing shapes agree.
 
-        Memory: the result holds all ranks' rows on every rank.
+        Memory: the result holds all ranks' rows on every rank. ``last``: the collective
+        method's last collective (see :meth:`reduce_partials`).
         """
         # an empty rank takes the others' layout; the exchange that agrees on it also
         # gathers the row counts
-        local, counts = self._row_layout(local, "allgather_rows")
+        local, counts = self._row_layout(local, "allgather_rows", last=last)
         return self._allgather_rows(local, counts)
 
     def _allgather_rows(self, local, counts=None):
@@ -579,7 +615,7 @@ class Comm:
         return out
 
     def _row_layout(self, local: np.ndarray, collective: str = "row layout",
-                    extra=()) -> tuple[np.ndarray, np.ndarray]:
+                    extra=(), last=False) -> tuple[np.ndarray, np.ndarray]:
         """Agree on the layout of an array of rows: ``(local, row counts of every rank)``.
 
         A rank with zero rows may have built its empty array with another dtype or trailing
@@ -590,13 +626,13 @@ class Comm:
         """
         local = np.ascontiguousarray(local)
         dtype, shape, counts = self._agree_layout(int(local.shape[0]), local.dtype,
-                                                  local.shape[1:], collective, extra)
+                                                  local.shape[1:], collective, extra, last)
         if local.shape[0] == 0 and (dtype, shape) != (local.dtype, local.shape[1:]):
             local = np.empty((0,) + tuple(shape), dtype=dtype)
         return local, counts
 
     def _agree_layout(self, n_rows: int, dtype, trailing: tuple, collective: str = "row layout",
-                      extra=()):
+                      extra=(), last=False):
         """Collective: ``(dtype, trailing shape, row counts of every rank)`` of an array of rows
         of which this rank holds ``n_rows`` of ``dtype`` and ``trailing`` (see
         :meth:`_row_layout`). The layouts travel in one status exchange (``collective``, whose
@@ -613,8 +649,13 @@ class Comm:
             rows = payload[None, :]
         else:
             self._last_check = (collective,) + tuple(extra)
-            rows = self._exchange(collective, _digest(self._last_check), payload=payload)
+            session = self._session()
+            status = _WARNED if last and session is not None and session.warnings else 0
+            rows = self._exchange(collective, _digest(self._last_check), status=status,
+                                  payload=payload)
             self._verdict(rows, collective, compare_check=True)
+            if last:
+                self._close(rows, session)
             rows = rows[:, _ROW:]
         if (rows[:, 2] < 0).any():
             layouts = self.mpi.allgather((n_rows, dtype.str, trailing))
@@ -944,7 +985,7 @@ class Comm:
 
     # -- the reduction contract -------------------------------------------------------------
     def reduce_partials(self, partial, combine: Callable, *, error: BaseException | None = None,
-                        template=None):
+                        template=None, last: bool = False):
         """Combine one partial per rank into the global partial, bitwise identical on every rank.
 
         One ``Allgather`` of a packed float64 buffer, then a pairwise fold in rank order, done
@@ -961,6 +1002,11 @@ class Comm:
             The exception this rank's local step raised.
         template : NamedTuple, default=None
             A partial of the right shapes, used when ``partial`` is None.
+        last : bool, default=False
+            The collective method's last collective: what the method does after it is local and
+            computed from the global partial alone (identical on every rank), so that it raises
+            or warns alike on every rank. Where the partial travels in its status exchange, the
+            method's exit exchange is then left out (see :meth:`_close`).
         """
         template = partial if partial is not None else template
         if template is None:
@@ -975,13 +1021,14 @@ class Comm:
             parts = [unpack_partial(flat, template)]
             result = parts[0]
         else:
-            gathered = self._gather_partials(flat, error)
+            gathered = self._gather_partials(flat, error, last)
             parts = [unpack_partial(row, template) for row in gathered]
             result = tree_fold(parts, combine)
         _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
         return result
 
-    def _gather_partials(self, flat: np.ndarray, error: BaseException | None) -> np.ndarray:
+    def _gather_partials(self, flat: np.ndarray, error: BaseException | None,
+                         last: bool = False) -> np.ndarray:
         """Collective: every rank's packed partial ``flat``, shape ``(size, flat.size)``; a rank
         whose local step raised passes ``error`` (and a template's ``flat``): then every rank
         raises.
@@ -990,20 +1037,26 @@ class Comm:
         :meth:`reserve`), the partials travel in the status exchange itself, beside each rank's
         verdict (one synchronisation); otherwise the exchange comes first, then an
         ``Allgather``, and the size is reserved so that the method's next reductions of this
-        size travel in their exchange."""
+        size travel in their exchange. ``last``: the method's last collective (see
+        :meth:`_close`; only for a partial that travels in the exchange)."""
         facts = self._facts(flat)
         session = self._session()
         if session is None or flat.size > session.width:
-            if session is not None:
-                session.request = max(session.request, min(flat.size, _MAX_WIDTH))
+            if session is not None and flat.size <= _MAX_WIDTH:
+                session.request = max(session.request, flat.size)
             if error is not None:
                 self._join_failure(error, "reduce_partials")
             self._enter("reduce_partials", *facts)
             return self._allgather_array(flat)
         self._last_check = ("reduce_partials",) + facts
-        rows = self._exchange("reduce_partials", _digest(self._last_check),
-                              status=_FAILED if error is not None else 0, payload=flat.view(np.int64))
+        status = _FAILED if error is not None else 0
+        if last and session.warnings:
+            status |= _WARNED
+        rows = self._exchange("reduce_partials", _digest(self._last_check), status=status,
+                              payload=flat.view(np.int64))
         self._verdict(rows, "reduce_partials", compare_check=True, error=error)
+        if last:
+            self._close(rows, session)
         return np.ascontiguousarray(rows[:, _ROW:_ROW + flat.size]).view(np.float64)
 
     # -- collective errors ------------------------------------------------------------------
@@ -1184,18 +1237,41 @@ def is_collective(exc: BaseException) -> bool:
 
 _pending: list = []  # requests of the watchdog's point-to-point answers, kept alive
 
+#: ``[mpi communicator, digest, method, description]`` of exceptions raised after the last
+#: collective of a method that left out its exit exchange; told in the next status exchange.
+_late_failures: list = []
+
+
+def _note_late_failure(mpi, where: str, exc: BaseException) -> None:
+    described = _describe(exc)
+    _late_failures.append([mpi, _digest(described), where, described])
+
+
+def _pop_late_failure(mpi):
+    """``(digest, method, description)`` of this communicator's earliest late failure, or None."""
+    for i, entry in enumerate(_late_failures):
+        if _same(entry[0], mpi):
+            del _late_failures[i]
+            return tuple(entry[1:])
+    return None
+
 
 class _SessionContext:
     """See :meth:`Comm.session`."""
 
     def __init__(self, comm: Comm, where: str, params, caller=None):
         self.comm, self.where, self.params, self.caller = comm, where, params, caller
-        self.session = None
+        self.session = self.outer = None
 
     def __enter__(self):
         comm = self.comm
         stack = _sessions()
-        if comm.size == 1 or (stack and _same(stack[-1].comm.mpi, comm.mpi)):
+        self.outer = None
+        if comm.size == 1:
+            return None
+        if stack and _same(stack[-1].comm.mpi, comm.mpi):
+            self.outer = stack[-1]  # part of the outer method
+            self.outer.depth += 1
             return None
         self.session = session = _Session(comm, self.where)
         stack.append(session)
@@ -1258,6 +1334,8 @@ class _SessionContext:
     def __exit__(self, exc_type, exc, tb):
         session = self.session
         if session is None:
+            if self.outer is not None:
+                self.outer.depth -= 1
             return False
         comm = self.comm
         warnings_module.showwarning = self._old_show
@@ -1267,6 +1345,15 @@ class _SessionContext:
             if exc is not None and is_collective(exc):
                 self._show([self._portable()])
                 _with_overflow(exc, session)
+                return False
+            if session.closed_step == session.step:
+                # The method's last collective agreed that every rank succeeded and none had
+                # warned; what followed is local and alike on every rank (Comm._close): no exit
+                # exchange. Warnings since then are alike everywhere: rank 0 shows them.
+                self._show([self._portable()])
+                if exc is not None:
+                    _note_late_failure(comm.mpi, session.where, exc)
+                    _with_overflow(exc, session)
                 return False
             if exc is not None:
                 comm._exchange("method exit", status=_FAILED, session=session)

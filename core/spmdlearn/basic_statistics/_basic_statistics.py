@@ -99,7 +99,8 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             return p
 
-        partial = reduce_step(MOMENTS, step, shard.X, shard.sample_weight, comm=comm)
+        # The last collective: the statistics follow from the global moments alone.
+        partial = reduce_step(MOMENTS, step, shard.X, shard.sample_weight, comm=comm, last=True)
         self._set_model(partial, shard.dtype)
         return self
 

@@ -684,8 +684,9 @@ default="k-means++"
                     comm, labels, best[0], self.n_clusters)):
                 best = (labels, inertia, centers, n_iter)
         labels, inertia, centers, n_iter = best
+        # The last collective: what follows is computed from agreed values alone.
         distinct = len(np.unique(comm.allgather_rows(_unique_codes(labels, None,
-                                                                   self.n_clusters))))
+                                                                   self.n_clusters), last=True)))
         if distinct < self.n_clusters:
             warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
                           f"n_clusters ({self.n_clusters}). Possibly due to duplicate points "

@@ -110,8 +110,11 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
         if shard.n_samples == 1:
             warnings.warn("Only one sample available. You may want to reshape your data array",
                           UserWarning, stacklevel=2)
+        # The last collective (unless a rank's co-moments overflowed: overflow_ranks): the
+        # model follows from the global co-moments alone.
         partial, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=shard.backend,
-                                          check=lambda: check_deferred_finite(self, shard))
+                                          check=lambda: check_deferred_finite(self, shard),
+                                          last=True)
         self._set_model(partial, shard.dtype, overflow_ranks(comm, local, partial))
         return self
 

@@ -34,7 +34,8 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         with thread_limit(getattr(self, "n_jobs", None)):
             partial, local = allreduce_scaled(shard.X, shard.y, shard.sample_weight, comm=comm,
                                               backend=shard.backend,
-                                              check=lambda: check_deferred_finite(self, shard))
+                                              check=lambda: check_deferred_finite(self, shard),
+                                              last=True)
         return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype,
                                overflow_ranks(comm, local, partial))
 
