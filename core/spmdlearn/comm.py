@@ -21,6 +21,21 @@ Failing fast (:meth:`Comm.session` is what every public collective method of an 
   whose code raised between two collectives joins the next exchange with its error, so the ranks
   waiting there raise too; ranks that took different paths (a rank-dependent branch, a method
   called on some ranks only) or pass arrays of different shapes raise instead of crashing.
+* Small data rides in the exchange itself, after the integers (a *payload*): a validation
+  summary, a count or sum, a few rows, a reduction's partial. Then one collective carries both
+  each rank's verdict and its data; the data is used only once the verdict says that every rank
+  succeeded and called the same collective with the same shapes. Every row of an exchange must
+  have one size on every rank, a failing rank's included, which does not know what the others
+  send: the payload's width is therefore 10 values outside collective methods and at a method's
+  start, and a method widens it for its remaining exchanges only through an exchange (a rank
+  reserves room, :meth:`Comm.reserve`, and the largest reservation of that exchange holds from
+  the next one on, on every rank alike). Data larger than the width (or than 1024 values) takes
+  a collective of its own after the exchange.
+* A method whose last collective agreed that every rank succeeded and none warned, and whose
+  remaining work is local and computed from agreed values (a finalize of the global partial:
+  ``last=True``), leaves out its exit exchange. An exception there is then raised on each rank
+  alone; if some ranks raised and others did not, their next status exchange on the
+  communicator raises on every rank, naming the ranks, the method and the reason.
 * The watchdog: a rank waits in an exchange at most ``SPMDLEARN_COLLECTIVE_TIMEOUT`` seconds
   (default 300; 0 waits forever). Past it, it prints the collective, the call site and the ranks
   that never arrived, then aborts the job (``MPI_Abort``).
@@ -527,7 +542,8 @@ class Comm:
         collective, or its exit); a mismatch raises on every rank, naming the method or the
         parameters and the ranks. Inside, an exception on one rank is joined
         to the next status exchange, so that every rank raises; on exit, a closing exchange
-        catches failures after the last collective. Warnings raised inside are shown once, on
+        catches failures after the last collective (left out where the method's last collective
+        says that what follows is alike on every rank: see the module docstring). Warnings raised inside are shown once, on
         rank 0 (each distinct message; those from some ranks only name them). Nested sessions on
         the same communicator are part of the outer one.
 
