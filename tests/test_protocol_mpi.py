@@ -301,3 +301,27 @@ def test_warning_after_the_last_collective(world):
     ok = any(issubclass(w.category, ConvergenceWarning) and "distinct clusters" in str(w.message)
              for w in caught)
     assert_all_ranks(world, ok, f"recorded {[str(w.message) for w in caught]}")
+
+
+def test_rank_dependent_collective_after_the_last_one(world, monkeypatch):
+    """A rank that makes one more collective after the last one (a rank-dependent branch)
+    meets the other ranks' next collective with rows of its size: every rank raises."""
+    _needs_ranks(world)
+    X, _ = _data(world)
+    bad = _bad_rank(world)
+    original = BasicStatistics._set_model
+
+    def set_model(self, *args, **kwargs):
+        if world.rank == bad:
+            world.exact_sum(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BasicStatistics, "_set_model", set_model)
+
+    def run():
+        BasicStatistics().fit(X)
+        world.exact_sum(1)  # only the other ranks get here
+
+    assert_raises_on_all_ranks(world, CollectiveError, run, match="different collectives")
+    monkeypatch.undo()
+    assert_all_ranks(world, world.exact_sum(1) == world.size, "in step")

@@ -379,6 +379,10 @@ class Comm:
         it (:meth:`_raise_late`)."""
         if session is not None and session.depth == 0 and not (rows[:, _STATUS] & _WARNED).any():
             session.closed_step = session.step
+            # Should a rank make another collective all the same (a rank-dependent branch),
+            # its row has the width of the rows of the other ranks' next collective method
+            # (they left without an exchange), so the exchange still meets them and raises.
+            session.width = _BASE_WIDTH
 
     def _payload_width(self) -> int:
         """Payload slots of this rank's next status row (not collective)."""
