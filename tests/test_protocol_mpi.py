@@ -137,14 +137,21 @@ def test_one_pass_fit_is_two_exchanges(world, monkeypatch, name):
     assert_all_ranks(world, same, f"{name}: model differs between the two protocols")
 
 
-def test_kmeans_small_collectives_travel_in_their_exchanges(world, monkeypatch):
-    """k-means++ draws, sums and every Lloyd step are one exchange each: besides the status
-    exchanges, one fit makes one MPI call (the Allgatherv of the distinct labels)."""
+@pytest.mark.parametrize("init", ["k-means++", "array"])
+def test_kmeans_small_collectives_travel_in_their_exchanges(world, monkeypatch, init):
+    """k-means++ draws, sums, rank 0's seed for random_state=None and every Lloyd step are
+    one exchange each: besides the status exchanges, one fit makes one MPI call (the
+    Allgatherv of the distinct labels)."""
     _needs_ranks(world)
     X, y = _data(world)
-    FITS["KMeans"](X, y)
+    if init == "array":
+        centers = np.random.RandomState(1).randn(3, X.shape[1])
+        fit = lambda: KMeans(3, init=centers, n_init=1, max_iter=20).fit(X)  # noqa: E731
+    else:
+        fit = lambda: FITS["KMeans"](X, y)  # noqa: E731
+    fit()
     with _counted(world, monkeypatch) as calls:
-        FITS["KMeans"](X, y)
+        fit()
     others = [c for c in calls if c != "Iallgather"]
     assert_all_ranks(world, others == ["Allgatherv"], f"MPI calls besides exchanges: {others}")
 

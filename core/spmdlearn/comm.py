@@ -589,8 +589,10 @@ class Comm:
         """
         if random_state is None:
             seed = (int(np.random.mtrand._rand.randint(np.iinfo(np.int32).max))
-                    if self.rank == 0 else None)
-            return self.bcast(seed)
+                    if self.rank == 0 else 0)
+            # the seed travels in the status exchange (what a broadcast from rank 0 checks)
+            gathered = self._gather_small("bcast", np.array([seed], dtype=np.int64), (0,))
+            return self.bcast(seed) if gathered is None else int(gathered[0, 0])
         return random_state
 
     # -- arrays (buffer API) ----------------------------------------------------------------
