@@ -36,7 +36,7 @@ def test_allreduce_is_bitwise_identical_and_equals_simulator(comm, seed):
     assert_all_ranks(comm, ok, "allreduce differs from the simulator")
 
 
-def test_allgather_rows_and_offsets(comm):
+def test_allgather_rows_offsets_and_row_counts(comm):
     n_local = comm.rank + (comm.rank % 2)  # uneven, rank 0 empty
     local = np.full((n_local, 3), float(comm.rank))
     rows = comm.allgather_rows(local)
@@ -45,6 +45,8 @@ def test_allgather_rows_and_offsets(comm):
     assert_allclose_all_ranks(comm, rows, expected, rtol=0, what="allgather_rows")
     start, total = comm.offsets(n_local)
     assert_all_ranks(comm, (start, total) == (sum(counts[:comm.rank]), sum(counts)), "offsets")
+    got = comm.row_counts(n_local)
+    assert_all_ranks(comm, got.dtype == np.int64 and got.tolist() == counts, "row_counts")
 
 
 def test_sendrecv_ring(comm):

@@ -602,6 +602,42 @@ def test_grid_radius_queries_on_cell_boundaries(metric, dtype):
     _assert_self_counts(Y, w, eps, metric, p)
 
 
+@pytest.mark.parametrize("metric, p, big, eps", [
+    # a box whose side overflows float64 (rows near +-1e308): a small and a large radius
+    ("euclidean", None, 1e308, 1.0), ("manhattan", None, 1e308, 1e300),
+    ("chebyshev", None, 1e308, 1.0), ("minkowski", 3.0, 1e308, 1e300),
+    # squared distances that overflow where the radius's square does too (1e200 ** 2)
+    ("euclidean", None, 1e160, 1e200), ("minkowski", 3.0, 1e104, 1e150)])
+def test_radius_kernels_of_overflowing_distances(metric, p, big, eps):
+    """Rows whose distances overflow float64, in blocks large enough for the grid: every
+    radius kernel decides each pair as the reference does (an overflowed distance is never
+    within a finite radius), and none fails on a grid over a box wider than float64."""
+    from spmdlearn_cpu import _neighbors
+
+    rng = np.random.default_rng(11)
+    Y = np.vstack([rng.uniform(-1, 1, (150, 1)) * big, rng.uniform(-1, 1, (150, 1)) * eps,
+                   rng.uniform(-1, 1, (100, 1))])
+    X = np.vstack([Y[::3], rng.uniform(-1, 1, (100, 1)) * big])
+    assert X.shape[0] * Y.shape[0] >= _neighbors._GRID_MIN_PAIRS
+    w = rng.uniform(0, 2, len(Y))
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = ref.radius_counts(X, Y, w, eps, metric, p)
+        assert 0 < np.count_nonzero(ref.block_distances(X, Y, metric, p) == np.inf)
+    np.testing.assert_allclose(_neighbors.radius_counts(X, Y, w, eps, metric, p), expected,
+                               rtol=1e-12)
+    labels = rng.integers(0, 50, len(Y))
+    current = rng.integers(10, 60, len(X))
+    np.testing.assert_array_equal(
+        _neighbors.radius_min_label(X, Y, labels, current, eps, metric, p),
+        ref.radius_min_label(X, Y, labels, current, eps, metric, p))
+    y_index = np.arange(len(Y), dtype=np.int64)
+    for a, b in zip(_neighbors.radius_neighbors_csr(X, Y, y_index, eps, metric, p),
+                    ref.radius_neighbors_csr(X, Y, y_index, eps, metric, p)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    _assert_same_union(X, Y, eps, metric, p, rng)
+    _assert_self_counts(Y, w, eps, metric, p)
+
+
 @given(shards(), st.integers(1, 4))
 def test_kmeans_assign_transform_and_plusplus(shard, k):
     X, w, rng = shard

@@ -108,3 +108,40 @@ def test_dbscan_errors_are_collective(comm):
     if comm.rank == comm.size - 1:
         bad[0, 0] = np.inf
     assert_raises_on_all_ranks(comm, ValueError, lambda: DBSCAN().fit(bad), match="infinity")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("metric, p, apart, spread", [("euclidean", None, 1e160, 1e150),
+                                                      ("minkowski", 3, 1e104, 1e100)])
+def test_overflowing_distances(comm, metric, p, apart, spread):
+    """Clusters whose distances to each other overflow float64: below the metric's limit
+    (max ** (1 / p)), scikit-learn's labels (its trees'; its brute force loses these distances
+    to cancellation); an eps above it cannot tell which pairs lie within it, and every rank
+    raises (scikit-learn's trees join every pair)."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, 60)[:, None] * apart + rng.uniform(0, 1, (60, 2)) * spread
+    X[:3] += 100 * apart  # a few rows alone: noise
+    cuts = random_cuts(len(X), comm.size, 3)
+    est, ref = _check(comm, X, cuts, eps=0.3 * spread, min_samples=4, metric=metric, p=p,
+                      algorithm="kd_tree")
+    assert_all_ranks(comm, len(set(ref.labels_)) > 2 and -1 in ref.labels_,
+                     "clusters and noise")
+    X_local = local_rows(cuts, comm.rank, X)
+    limit = np.finfo(np.float64).max ** (1 / (p or 2))
+    for eps in (1e300, 2 * limit):
+        assert_raises_on_all_ranks(
+            comm, ValueError, lambda: DBSCAN(eps=eps, metric=metric, p=p).fit(X_local),
+            match="overflow float64")
+    # the same rows brought closer: any eps, scikit-learn's
+    _check(comm, X / apart, cuts, eps=1e300, min_samples=4, metric=metric, p=p,
+           algorithm="kd_tree")
+
+
+@pytest.mark.timeout(60)
+def test_cosine_of_rows_whose_norms_overflow_raises_on_every_rank(comm):
+    X, _ = make_blobs(n_samples=40, centers=3, n_features=3, random_state=1)
+    X[-1] *= 1e160  # on the last non-empty rank: its cosine distances are NaN
+    X_local = local_rows(random_cuts(len(X), comm.size, 6), comm.rank, X)
+    assert_raises_on_all_ranks(comm, ValueError,
+                               lambda: DBSCAN(eps=0.1, min_samples=3, metric="cosine").fit(X_local),
+                               match="cosine distances .* overflow")

@@ -139,3 +139,125 @@ def test_overflowing_distances_raise_on_every_rank(comm):
     d, i = NearestNeighbors(n_neighbors=2).fit(X_local / 1e150).kneighbors(Q / 1e150)
     assert_all_ranks(comm, bool((np.asarray(i) >= 0).all() and np.isfinite(d).all()),
                      "neighbours of scaled rows")
+
+
+def _far_clusters(seed, n=36, d=2, apart=1e160, spread=1e150):
+    """Rows in three clusters ``apart`` from each other (their distances overflow float64 for
+    apart >= ~1.3e154 in euclidean) and ``spread`` wide (finite distances), shuffled."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 3, n)[:, None] * apart + rng.uniform(0, 1, (n, d)) * spread
+    return X[rng.permutation(n)]
+
+
+# (metric, p, cluster distance, spread): the distances between clusters overflow float64, those
+# within do not; a radius above the metric's limit (max ** (1 / p)) cannot tell them apart
+_OVERFLOWING = [("euclidean", 2, 1e160, 1e150), ("minkowski", 2, 1e160, 1e150),
+                ("minkowski", 3, 1e104, 1e100), ("minkowski", 1.5, 1e206, 1e200)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("metric, p, apart, spread", _OVERFLOWING)
+def test_radius_neighbors_of_overflowing_distances(comm, metric, p, apart, spread):
+    """Below the metric's limit, a radius search among rows whose distances overflow is
+    scikit-learn's (its trees'; its brute force loses these distances to cancellation): the
+    overflowed pairs are rightly farther than the radius. Above the limit, every rank raises
+    (scikit-learn's trees call every pair a neighbour, its brute force some)."""
+    X = _far_clusters(0, apart=apart, spread=spread)
+    Q = _far_clusters(1, n=12, apart=apart, spread=spread)
+    cuts, qcuts = random_cuts(len(X), comm.size, 3), random_cuts(len(Q), comm.size, 4)
+    X_local, Q_local = local_rows(cuts, comm.rank, X), local_rows(qcuts, comm.rank, Q)
+    radius = 0.6 * spread
+    est = NearestNeighbors(radius=radius, metric=metric, p=p).fit(X_local)
+    ref = skn.NearestNeighbors(radius=radius, metric=metric, p=p, algorithm="kd_tree").fit(X)
+    dist, ind = est.radius_neighbors(Q_local, sort_results=True)
+    rdist, rind = ref.radius_neighbors(Q, sort_results=True)
+    lo, hi = qcuts[comm.rank], qcuts[comm.rank + 1]
+    ok = all(np.array_equal(a, b) and np.allclose(c, e, rtol=1e-12, atol=0)
+             for a, b, c, e in zip(ind, rind[lo:hi], dist, rdist[lo:hi]))
+    found = sum(len(a) for a in rind)
+    assert_all_ranks(comm, ok and len(ind) == hi - lo and 0 < found < len(X) * len(Q),
+                     "neighbours within the radius, none across the clusters")
+    limit = np.finfo(np.float64).max ** (1 / p)
+    for big in (1e300, 2 * limit):
+        for call in (lambda: est.radius_neighbors(Q_local, radius=big),
+                     lambda: est.radius_neighbors(radius=big, return_distance=False)):
+            assert_raises_on_all_ranks(comm, ValueError, call, match="overflow float64")
+    # rows whose distances do not overflow: any radius, scikit-learn's answer
+    near = X / apart
+    est = NearestNeighbors(radius=1e300, metric=metric, p=p).fit(local_rows(cuts, comm.rank, near))
+    ind = est.radius_neighbors(return_distance=False)
+    tlo, thi = cuts[comm.rank], cuts[comm.rank + 1]
+    assert_all_ranks(comm, all(np.array_equal(a, np.delete(np.arange(len(X)), tlo + r))
+                               for r, a in enumerate(ind)) and len(ind) == thi - tlo,
+                     "every other row within a huge radius")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("metric, p, big", [("manhattan", 1, 1e308), ("chebyshev", 1, 1e308),
+                                            ("minkowski", 3, 1e104), ("euclidean", 2, 1e160)])
+def test_kneighbors_of_overflowing_distances_in_every_metric(comm, metric, p, big):
+    """Candidates whose distance overflows rank after every finite one (rightly: they are
+    farther than the limit): scikit-learn's neighbours; a query left with fewer than k finite
+    ones raises on every rank; ``radius_neighbors`` of any radius is scikit-learn's for
+    metrics whose distances only overflow beyond the float64 limit (manhattan, chebyshev)."""
+    rng = np.random.default_rng(2)
+    labels = rng.permutation(np.arange(30) % 3) - 1
+    # three clusters at -big, 0 and big: the outer two are 2 big apart (manhattan and
+    # chebyshev: the difference of the coordinates itself overflows for big=1e308)
+    X = labels[:, None] * big + rng.uniform(0, 1, (30, 1)) * (big / 1e10)
+    cuts = random_cuts(len(X), comm.size, 6)
+    X_local = local_rows(cuts, comm.rank, X)
+    smallest = min(np.bincount(labels + 1))
+    est = NearestNeighbors(n_neighbors=smallest - 1, metric=metric, p=p).fit(X_local)
+    # scikit-learn's trees (its euclidean brute force loses these distances to cancellation)
+    ref = skn.NearestNeighbors(n_neighbors=smallest - 1, metric=metric, p=p,
+                               algorithm="kd_tree").fit(X)
+    lo, hi = cuts[comm.rank], cuts[comm.rank + 1]
+    ind = est.kneighbors(return_distance=False)
+    assert_all_ranks(comm, np.array_equal(ind, ref.kneighbors(return_distance=False)[lo:hi]),
+                     "neighbours within each cluster")
+    # every other row: an outer row's candidates in the other outer cluster overflow
+    wide = NearestNeighbors(n_neighbors=len(X) - 1, metric=metric, p=p).fit(X_local)
+    assert_raises_on_all_ranks(comm, ValueError, lambda: wide.kneighbors(),
+                               match="no finite distance")
+    if metric in ("manhattan", "chebyshev"):
+        rn = NearestNeighbors(radius=1.5e308, metric=metric).fit(X_local)
+        rref = skn.NearestNeighbors(radius=1.5e308, metric=metric, algorithm="kd_tree").fit(X)
+        got = rn.radius_neighbors(return_distance=False)
+        expected = rref.radius_neighbors(return_distance=False)[lo:hi]
+        assert_all_ranks(comm, len(got) == hi - lo and all(
+            np.array_equal(a, np.sort(b)) for a, b in zip(got, expected)),
+            "radius neighbours up to the float64 limit")
+
+
+@pytest.mark.timeout(60)
+def test_cosine_of_rows_whose_norms_overflow_raises_on_every_rank(comm):
+    """Cosine distances divide by the rows' norms: a row of norm above ~1.3e154 (on one rank)
+    makes its distances NaN, which would leave it out of every neighbourhood silently
+    (scikit-learn's brute force normalizes it to a zero row). Every rank raises, for kNN,
+    radius searches and the estimators built on them; rows below the limit are
+    scikit-learn's."""
+    X, y, yr, Q = _data(6, n=40, nq=10)
+    huge = X.copy()
+    huge[-1] *= 1e160  # on the last non-empty rank
+    cuts = random_cuts(len(X), comm.size, 9)
+    X_local, H_local, y_local, yr_local = local_rows(cuts, comm.rank, X, huge, y, yr)
+    Q_local = local_rows(random_cuts(len(Q), comm.size, 10), comm.rank, Q)
+    for call in (lambda: NearestNeighbors(n_neighbors=3, metric="cosine").fit(H_local)
+                 .kneighbors(Q_local),
+                 lambda: NearestNeighbors(metric="cosine", radius=0.2).fit(H_local)
+                 .radius_neighbors(),
+                 lambda: KNeighborsClassifier(3, metric="cosine").fit(H_local, y_local)
+                 .predict(Q_local),
+                 lambda: KNeighborsRegressor(3, metric="cosine").fit(X_local, yr_local)
+                 .predict(Q_local * 1e160)):
+        assert_raises_on_all_ranks(comm, ValueError, call, match="cosine distances .* overflow")
+    large = X.copy()
+    large[-1] *= 1e150  # a norm below the limit: the same cosine distances as X's
+    est = NearestNeighbors(n_neighbors=3, metric="cosine").fit(local_rows(cuts, comm.rank,
+                                                                          large))
+    ref = skn.NearestNeighbors(n_neighbors=3, metric="cosine", algorithm="brute").fit(X)
+    lo, hi = cuts[comm.rank], cuts[comm.rank + 1]
+    assert_all_ranks(comm, np.array_equal(est.kneighbors(return_distance=False),
+                                          ref.kneighbors(return_distance=False)[lo:hi]),
+                     "cosine neighbours of a large row")

@@ -152,9 +152,18 @@ def test_component_union_any_split_equals_one_rank(backend, gathered, seed, chai
     assert list(best[core]) == expected_core
 
 
+def _histograms(comm, binned, node_pos, y, w, counts, *, n_nodes, n_bins, n_classes,
+                class_weight=None):
+    """One node list through the stacked reduction."""
+    part = (binned, node_pos, y, w, counts, class_weight, n_nodes)
+    return LEVEL_HISTOGRAMS.run_stacked(comm, [part], n_bins=n_bins, n_classes=n_classes)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.booleans(), st.data())
 def test_level_histograms_any_split_equals_one_rank(seed, classification, data):
+    from spmdlearn.reference import tree_histograms
+
     rng = np.random.default_rng(seed)
     n, d, n_bins, n_nodes = int(rng.integers(0, 60)), 3, 5, 3
     binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
@@ -165,12 +174,19 @@ def test_level_histograms_any_split_equals_one_rank(seed, classification, data):
     counts = rng.integers(0, 3, n)
     kw = dict(n_nodes=n_nodes, n_bins=n_bins, n_classes=K)
     args = (binned, node_pos, y, w, counts)
-    one = simulate_collective(lambda comm, *a: LEVEL_HISTOGRAMS.run(comm, *a, **kw), [args])[0]
-    many = simulate_collective(lambda comm, *a: LEVEL_HISTOGRAMS.run(comm, *a, **kw),
-                               _parts(data.draw(splits(n)), *args))
+    one = simulate_collective(lambda comm, *a: _histograms(comm, *a, **kw), [args])[0]
+    # one rank: the kernel's histograms of all rows, as float64 NumPy
+    assert type(one) is np.ndarray and one.dtype == np.float64
+    assert np.array_equal(one, tree_histograms(*args, **kw))
+    # any split (an empty rank always among them): the sum over ranks, the same bits everywhere
+    cuts = data.draw(splits(n))
+    cuts = cuts[:1] + cuts  # rank 0 holds no rows
+    many = simulate_collective(lambda comm, *a: _histograms(comm, *a, **kw),
+                               _parts(cuts, *args))
     for m in many:
+        assert type(m) is np.ndarray and m.dtype == np.float64
         assert np.allclose(m, one, rtol=1e-12, atol=1e-12)
-        assert np.array_equal(m, many[0])  # the same bits on every rank
+        assert np.array_equal(m, many[0])
 
 
 @settings(max_examples=25, deadline=None)
@@ -201,13 +217,51 @@ def test_level_histograms_stacked_equal_each_part_alone(seed, classification, da
     at = 0
     for pos, counts, cw, k in parts:
         alone = simulate_collective(
-            lambda comm, *a: LEVEL_HISTOGRAMS.run(comm, *a, n_nodes=k, n_bins=n_bins,
-                                                  n_classes=K, class_weight=cw),
+            lambda comm, *a: _histograms(comm, *a, n_nodes=k, n_bins=n_bins, n_classes=K,
+                                         class_weight=cw),
             _parts(cuts, binned, pos, y, w, counts))[0]
         for m in many:
             assert np.array_equal(m[at: at + k], alone)
         at += k
     assert all(m.shape[0] == at and np.array_equal(m, many[0]) for m in many)
+
+
+@pytest.mark.parametrize("n_parts", [1, 3])
+def test_level_histograms_stay_on_the_device_on_one_rank(n_parts):
+    """Histograms that a kernel returns on a device (here: array-api-strict arrays) stay
+    there on one rank, in the kernel's namespace; on more ranks, empty ones included, the sum
+    goes through the host and comes back as float64 NumPy, equal to one rank's."""
+    from spmdlearn.patterns import LevelHistograms
+
+    xs = _strict_module()
+
+    class OnDevice(LevelHistograms):
+        def local(self, *args, **kwargs):
+            return xs.asarray(super().local(*args, **kwargs))
+
+    rng = np.random.default_rng(7)
+    n, d, n_bins, K = 40, 3, 4, 2
+    binned = rng.integers(0, n_bins, (n, d)).astype(np.uint16)
+    y = rng.integers(0, K, n)
+    w = rng.uniform(0.5, 2, n)
+    per_part = [(rng.integers(-1, 2, n), rng.integers(0, 3, n)) for _ in range(n_parts)]
+
+    def run(pattern):
+        def stacked(comm, binned, y, w, *flat):
+            local = [(binned, pos, y, w, counts, None, 2)
+                     for pos, counts in zip(flat[::2], flat[1::2])]
+            return pattern.run_stacked(comm, local, n_bins=n_bins, n_classes=K)
+        return stacked
+
+    flat = [a for pair in per_part for a in pair]
+    host = simulate_collective(run(LEVEL_HISTOGRAMS), [(binned, y, w, *flat)])[0]
+    device = simulate_collective(run(OnDevice()), [(binned, y, w, *flat)])[0]
+    assert _is_strict(device)
+    assert np.array_equal(np.from_dlpack(device), host) and host.shape[0] == 2 * n_parts
+    many = simulate_collective(run(OnDevice()), _parts([0, 0, 13, n], binned, y, w, *flat))
+    for m in many:
+        assert type(m) is np.ndarray and m.dtype == np.float64
+        assert np.allclose(m, host, rtol=1e-12, atol=1e-12) and np.array_equal(m, many[0])
 
 
 @settings(max_examples=25, deadline=None)

@@ -270,8 +270,12 @@ def _grid(X, Y, eps):
     lo = np.minimum(X.min(axis=0), Y.min(axis=0)).astype(np.float64)
     hi = np.maximum(X.max(axis=0), Y.max(axis=0)).astype(np.float64)
     width = float(eps) * (1 + 1e-6)
-    extent = np.floor((hi - lo) / width).astype(np.int64) + 1
-    if np.any(extent > 1 << 20) or float(np.prod(extent.astype(np.float64))) > 2.0 ** 62:
+    with np.errstate(over="ignore"):
+        cells = np.floor((hi - lo) / width)  # inf where the box's side overflows float64
+    if not np.all(cells < 1 << 20):
+        return None
+    extent = cells.astype(np.int64) + 1
+    if float(np.prod(extent.astype(np.float64))) > 2.0 ** 62:
         return None
     return lo, 1.0 / width, extent
 
@@ -453,9 +457,12 @@ def _grid_queries(X, g):
 
 
 def _squared_bounds(eps):
-    """``eps**2`` less and more a relative 1e-12 (see :func:`_within`)."""
+    """``eps**2`` less and more a relative 1e-12 (see :func:`_within`). The lower bound stays
+    finite: a squared distance that overflows to ``inf`` is then decided by its root, ``inf``,
+    never within a finite ``eps`` (as the reference decides it), even where ``eps**2``
+    overflows too."""
     e2 = float(eps) * float(eps)
-    return e2 * (1 - 1e-12), e2 * (1 + 1e-12)
+    return min(e2 * (1 - 1e-12), float(np.finfo(np.float64).max)), e2 * (1 + 1e-12)
 
 
 @njit(parallel=True, cache=True)

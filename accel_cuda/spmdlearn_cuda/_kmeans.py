@@ -31,12 +31,14 @@ __all__ = ["lloyd_local", "kmeans_assign", "kmeans_inertia", "kmeans_transform",
 
 _THREADS = 128  # rows per tile: one thread each
 _MAX_SLOTS = 16  # (cluster, feature) sums each thread may own: k * d <= 16 * 128
-#: Thread blocks per multiprocessor and centers whose scores one thread computes side by side
-#: (independent product chains). 2M x 20 float64, k = 10, on an H200 (kernel, ms, two rounds):
-#: 8 and 4: 0.408, 0.398; 6 and 5: 0.391, 0.387; 8 and 2: 0.400, 0.389; 7 and 5: 0.386, 0.381
-#: (lloyd_local 0.404, 0.402). A block for k = 10 centers of 20 float64 features holds about
-#: 27 KiB of shared memory.
-_BLOCKS_PER_SM = 7
+#: Thread blocks per multiprocessor (also the kernel's launch bound, which caps its registers)
+#: and centers whose scores one thread computes side by side (independent product chains).
+#: 2M x 20 float64, k = 10, on an H200, with a C-ordered tile loaded in one batch (kernel,
+#: ms, two rounds): 7 blocks: 0.422, 0.417 (72 registers, 80 bytes spilled); 6: 0.402, 0.405;
+#: 5: 0.393, 0.389 (96 registers); group sizes from an earlier sweep: 8 and 4: 0.408, 0.398;
+#: 6 and 5: 0.391, 0.387; 8 and 2: 0.400, 0.389. A block for k = 10 centers of 20 float64
+#: features holds about 27 KiB of shared memory.
+_BLOCKS_PER_SM = 5
 _GROUP = 5
 #: Widest rows for which the kernel is built for their feature count (one module per count:
 #: the loops over features unroll, and the tile's index arithmetic has no division by a
@@ -51,12 +53,12 @@ _SOURCE = r"""
 #else
 #define DIM d
 #endif
-extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
+extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM) lloyd_blocks(
         const T* X, long n, int d, long xs0, long xs1, const T* offset, const double* w,
         const T* centers,
         const double* centers64, int k, const int* labels_old, long rows_per_block,
         int with_sums, int* labels, double* sqdist, double* out, long out_width, double gamma, double unit, double c_max,
-        unsigned char* near, unsigned long long* n_near) {
+        unsigned char* near, unsigned long long* n_near, double* totals) {
     extern __shared__ double smem[];
     // This block's outputs: k x d sums, k weights, the inertia, the count of changed labels.
     double* out_b = out + (long)blockIdx.x * out_width;
@@ -93,6 +95,27 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
     double wacc = 0.0, inertia = 0.0, changed = 0.0;
     for (long base = start; base < stop; base += THREADS) {
         const int rows = (int)min((long)THREADS, stop - base);
+#if D_FIXED > 0 && CONTIGUOUS
+        {
+            // A C-ordered shard: the tile is contiguous. Every load of the tile is issued
+            // before the first store (one round trip to memory), thread t reading elements t,
+            // t + THREADS, ... (neighbouring threads, neighbouring addresses).
+            const T* tile = X + base * DIM;
+            T v[DIM];
+#pragma unroll
+            for (int u = 0; u < DIM; ++u) {
+                const int e = tid + u * THREADS;
+                v[u] = e < rows * DIM ? tile[e] : (T)0;
+            }
+#pragma unroll
+            for (int u = 0; u < DIM; ++u) {
+                const int e = tid + u * THREADS, r = e / DIM, jj = e - r * DIM;
+                // The offset rows, rounded in the input's dtype as NumPy's X - offset is.
+                if (r < rows) xt[r * (DIM + 1) + jj] = (double)(offset ? (T)(v[u] - offset[jj])
+                                                                       : v[u]);
+            }
+        }
+#else
         // Loading a tile: thread t copies its elements t, t + THREADS, ... of the tile in row
         // order (neighbouring threads read neighbouring addresses of a C-ordered shard:
         // coalesced; the loads of one thread are independent, so unrolled they overlap).
@@ -105,6 +128,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
             const T v = X[(base + r) * xs0 + (long)jj * xs1];
             xt[r * (DIM + 1) + jj] = (double)(offset ? (T)(v - offset[jj]) : v);
         }
+#endif
         __syncthreads();
         const long i = base + tid;
         int label = -1;
@@ -257,6 +281,21 @@ extern "C" __global__ void __launch_bounds__(THREADS) lloyd_blocks(
         for (int t = 0; t < THREADS; ++t) s += wt[t];
         out_b[k * d + k + 1] = s;
     }
+    // The last block to finish adds the blocks' outputs column by column in block order (a
+    // fixed order) and appends the count of near-ties: one buffer for the host to copy.
+    __threadfence();
+    __shared__ unsigned long long ticket;
+    if (tid == 0) ticket = atomicAdd(n_near + 1, 1ULL);
+    __syncthreads();
+    if (ticket == gridDim.x - 1) {
+        __threadfence();
+        for (long e = tid; e < out_width; e += THREADS) {
+            double s = 0.0;
+            for (long b = 0; b < gridDim.x; ++b) s += __ldcg(out + b * out_width + e);
+            totals[e] = s;
+        }
+        if (tid == 0) totals[out_width] = (double)__ldcg(n_near);
+    }
 }
 """
 
@@ -316,15 +355,18 @@ def _cluster_sums(X, w, labels, k):
     return sums, weights
 
 
-def _kernel(dtype_name: str, slots: int, d: int):
-    return _compiled(dtype_name, slots, _GROUP, _THREADS, d if d <= _MAX_FIXED_D else 0)
+def _kernel(dtype_name: str, slots: int, d: int, contiguous: bool):
+    return _compiled(dtype_name, slots, _GROUP, _THREADS, d if d <= _MAX_FIXED_D else 0,
+                     contiguous, _BLOCKS_PER_SM)
 
 
 @lru_cache(maxsize=None)
-def _compiled(dtype_name: str, slots: int, group: int, threads: int, d_fixed: int = 0):
+def _compiled(dtype_name: str, slots: int, group: int, threads: int, d_fixed: int = 0,
+              contiguous: bool = False, blocks_per_sm: int = 1):
     ctype = {"float32": "float", "float64": "double"}[dtype_name]
     source = (f"#define T {ctype}\n#define THREADS {threads}\n#define WARPS {threads // 32}\n"
               f"#define SLOTS {slots}\n#define GROUP {group}\n#define D_FIXED {d_fixed}\n"
+              f"#define CONTIGUOUS {int(contiguous)}\n#define BLOCKS_PER_SM {blocks_per_sm}\n"
               + _SOURCE)
     # No fused multiply-adds: the scores are rounded as plain products and sums.
     return cupy().RawModule(code=source, options=("-std=c++11", "--fmad=false")).get_function(
@@ -409,7 +451,8 @@ def _run(X, sample_weight, centers, labels_old, with_sums, with_sqdist=True):
 class _Launched(NamedTuple):
     """What :func:`_launch` leaves on the device. ``n_near`` (a 1-element count) and ``near``
     (per-row flags) are the near-ties the fused kernel found and nobody has acted on yet; both
-    are None where the ties are already settled (the cuBLAS path)."""
+    are None where the ties are already settled (the cuBLAS path). ``flat`` is the fused
+    kernel's one buffer: ``totals`` then the count of near-ties (as a float64)."""
 
     labels: Any
     sqdist: Any
@@ -417,6 +460,7 @@ class _Launched(NamedTuple):
     n_near: Any = None
     near: Any = None
     w: Any = None
+    flat: Any = None  # totals and n_near, one device buffer (the fused kernel's)
 
 
 def _offset_rows(X, offset):
@@ -457,18 +501,19 @@ def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist,
     c64 = np.asarray(centers, dtype=np.float64)
     c_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", c64, c64), initial=0.0)))
     near = cp.empty(n, cp.uint8)
-    n_near = cp.zeros(1, cp.uint64)
+    n_near = cp.zeros(2, cp.uint64)  # near-ties, blocks finished
+    totals = cp.empty(width + 1)  # the blocks' outputs added, then the count of near-ties
     null = np.uint64(0)
-    _kernel(X.dtype.name, slots, d)(
+    _kernel(X.dtype.name, slots, d, bool(X.flags.c_contiguous))(
         (B,), (_THREADS,),
         (X, np.int64(n), np.int32(d), np.int64(X.strides[0] // it), np.int64(X.strides[1] // it),
          null if offset is None else cp.asarray(offset, dtype=X.dtype),
          null if w is None else w, centers_t, centers64, np.int32(k),
          null if old is None else old, np.int64(rows_per_block), np.int32(with_sums), labels,
          null if sqdist is None else sqdist, out, np.int64(width), np.float64(gamma),
-         np.float64(unit), np.float64(c_max), near, n_near),
+         np.float64(unit), np.float64(c_max), near, n_near, totals),
         shared_mem=smem)
-    return _Launched(labels, sqdist, out.sum(axis=0), n_near, near, w)
+    return _Launched(labels, sqdist, totals[:width], totals[width:], near, w, totals)
 
 
 def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):
@@ -503,8 +548,7 @@ def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
     labels = run.labels
     # One copy to the host: the totals and, from the fused kernel, the count of near-ties.
     pending = run.n_near is not None
-    flat = to_host(cp.concatenate([run.totals, run.n_near.astype(cp.float64)]) if pending
-                   else run.totals)
+    flat = to_host(run.flat if pending else run.totals)
     if pending:
         if k > 1 and flat[-1]:
             labels, _, totals = _decide_near_ties(_offset_rows(X, X_offset), run.w, centers,

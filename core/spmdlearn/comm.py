@@ -831,6 +831,14 @@ class Comm:
         gathered = self._gather_small("exact_sum", local, ())
         return int((self._allgather_array(local) if gathered is None else gathered).sum())
 
+    def row_counts(self, n_local: int) -> np.ndarray:
+        """Every rank's ``n_local`` in rank order: int64 array of shape ``(size,)``, identical
+        on every rank. Collective (one ``Allgather``). A caller that needs the offsets
+        (:meth:`offsets`) and other facts of the shard sizes (the largest) takes them all from
+        these counts, in one collective."""
+        self._enter("row_counts")
+        return self._allgather_array(np.array([n_local], dtype=np.int64))[:, 0]
+
     def offsets(self, n_local: int) -> tuple[int, int]:
         """``(first global index of this rank's rows, total rows)``; rank r's rows come after ranks 0..r-1."""
         local = np.array([n_local], dtype=np.int64)

@@ -1,6 +1,7 @@
 """Named collective patterns: the steps that are more than one reduction.
 
-Each pattern is an object with a ``run(comm, ...)`` method, written once against a small
+Each pattern is an object with a ``run(comm, ...)`` method (``run_stacked`` for the level
+histograms, which reduce several node lists at once), written once against a small
 communicator interface (``rank``, ``size``, ``allgather``, ``allgather_array``, ``offsets``,
 ``exact_sum``, ``sum_identical``, ``reduce_bcast_sum``, ``ring``) and its hot loop in kernel
 hooks (one call per block). The same ``run`` executes over MPI (:class:`spmdlearn.comm.Comm`) and
@@ -36,7 +37,7 @@ from ._backends import call_kernel, kernel_block_rows
 __all__ = ["BLOCK_BYTES", "row_block", "SimulatedComm", "simulate_collective", "RingTopKMerge",
            "RING_TOPK", "LabelPropagation", "LABEL_PROPAGATION", "ComponentUnion", "COMPONENT_UNION", "LevelHistograms",
            "LEVEL_HISTOGRAMS", "GradientSum", "GRADIENT_SUM", "lookup_payload",
-           "segment_min"]
+           "segment_min", "check_distance_range"]
 
 #: Memory budget of one kernel block (the distances of a block of queries against a block of
 #: candidates, or of rows against centers): blocks are sized so that one such matrix of float64
@@ -175,6 +176,103 @@ def simulate_collective(fn: Callable, shards: Sequence[Sequence], timeout: float
     return results
 
 
+# -- distances that leave the floating-point range --------------------------------------------
+
+def _safe_norm(v, power):
+    """The ``power``-norm of a float64 vector without overflow (scaled by its largest entry)."""
+    top = float(np.max(v)) if v.size else 0.0
+    if top == 0.0 or not np.isfinite(top):
+        return top
+    return top * float(np.sum((v / top) ** power)) ** (1.0 / power)
+
+
+def check_distance_range(comm, rows, *, metric="euclidean", p=None, radius=None):
+    """Collective: raise the same ValueError on every rank when the distances between ``rows``
+    can overflow the floating-point type they are computed in, so that the result cannot be
+    decided.
+
+    Distances are computed from coordinate differences (:func:`spmdlearn.reference.
+    block_distances`); for the euclidean and minkowski (``p > 1``) metrics the sum of the
+    ``p``-th powers overflows to ``inf`` for rows ``T = max ** (1 / p)`` apart and more
+    (``max`` the largest finite value of the computation's dtype: about 1.3e154 for euclidean
+    in float64). Such a pair is then never within ``radius``, which is right when
+    ``radius < T`` and may be wrong otherwise. For the other metrics (manhattan, chebyshev,
+    ``p <= 1``) an overflowed distance exceeds ``max``, hence every finite radius: never
+    wrong. The cosine distance divides by the rows' norms, which overflow (``nan``) for rows of
+    norm ``sqrt(max)`` and more, whatever the radius or ``k``. scikit-learn gives no defined
+    answer there either (its brute force loses the distances to cancellation, its trees square
+    the radius to ``inf`` and call every pair a neighbour), so the search raises instead.
+
+    Parameters
+    ----------
+    comm : communicator
+    rows : sequence of array of shape (n_rows, n_features)
+        This rank's rows of every side of the search (queries, training rows); any of them
+        may be empty. Any array type: only per-feature extremes or row norms come to the host.
+    metric, p : as :func:`spmdlearn.reference.radius_neighbors_csr`.
+    radius : float, default=None
+        The search radius; None (a k-nearest-neighbour search, whose overflowed candidates
+        rank last, rightly) checks only the cosine metric.
+
+    Raises
+    ------
+    ValueError
+        On every rank, naming the metric, the limit and the rows' extent (over all ranks).
+
+    One ``allgather`` of ``2 * n_features + 1`` numbers per call; none when the metric and
+    radius cannot overflow (the metric and the radius must then be the same on every rank).
+    """
+    from ._array_api import accumulation_dtype, array_namespace, numpy_dtype, to_host
+    from .reference._neighbors import scipy_metric
+
+    name, kwargs = scipy_metric(metric, p)
+    power = {"euclidean": 2.0, "minkowski": kwargs.get("p")}.get(name)
+    if name != "cosine" and (radius is None or power is None or power <= 1):
+        return
+    rows = [r for r in rows if r is not None]
+    dtype = np.dtype(numpy_dtype(accumulation_dtype(rows[0])))
+    limit = float(np.finfo(dtype).max)
+    # the largest distance (or norm) that cannot overflow, less a margin for the rounding of
+    # the sums (relative 1e-6 is far above it for any number of features)
+    safe = (limit ** 0.5 if name == "cosine" else limit ** (1.0 / power)) * (1 - 1e-6)
+    if name != "cosine" and float(radius) < safe:
+        return  # an overflowed pair is farther than the radius: rightly not a neighbour
+    d = rows[0].shape[1]
+    lo, hi, top = np.full(d, np.inf), np.full(d, -np.inf), 0.0
+    for r in rows:
+        if r.shape[0] == 0:
+            continue
+        xp = array_namespace(r)
+        if name == "cosine":
+            a = xp.abs(xp.astype(r, xp.float64 if dtype == np.float64 else xp.float32))
+            scale = xp.max(a, axis=1)
+            scaled = a / xp.where(scale > 0, scale, xp.ones_like(scale))[:, None]
+            top = max(top, float(xp.max(scale * xp.sqrt(xp.sum(scaled * scaled, axis=1)))))
+        else:
+            lo = np.minimum(lo, to_host(xp.min(r, axis=0)).astype(np.float64))
+            hi = np.maximum(hi, to_host(xp.max(r, axis=0)).astype(np.float64))
+    gathered = comm.allgather_array(np.concatenate([lo, hi, [top]]))
+    lo, hi, top = gathered[:, :d].min(axis=0), gathered[:, d:2 * d].max(axis=0), \
+        float(gathered[:, -1].max())
+    ranks = f"over {comm.size} rank{'s' if comm.size > 1 else ''}"
+    if name == "cosine":
+        if top >= safe:
+            raise ValueError(
+                f"the cosine distances of these rows overflow {dtype}: a row's norm reaches "
+                f"{top:.3g} ({ranks}), and norms of {safe:.3g} and more overflow; scale the "
+                "data (the cosine distance does not depend on each row's scale)")
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        extent = _safe_norm(np.where(hi >= lo, hi - lo, 0.0), power)
+    if extent >= safe:
+        raise ValueError(
+            f"the {metric}{f' (p={power:g})' if metric == 'minkowski' else ''} distances "
+            f"between these rows overflow {dtype}: rows {safe:.3g} "
+            f"apart and more have an infinite distance, and the rows span {extent:.3g} "
+            f"({ranks}); with radius={radius!r} the pairs within it cannot be told apart; "
+            "scale the data or use a radius below the limit")
+
+
 # -- ring top-k merge -------------------------------------------------------------------------
 
 class RingTopKMerge:
@@ -236,10 +334,14 @@ class RingTopKMerge:
         ValueError
             On every rank, when a query has fewer than ``k`` candidates at a finite distance:
             finite rows whose distances overflow float64 (the euclidean distance of rows about
-            1e154 apart and more). No neighbour can then be named.
+            1e154 apart and more). No neighbour can then be named. With the cosine metric,
+            when a row's norm overflows (:func:`check_distance_range`).
         """
         from ._array_api import array_namespace, empty_like_rows, from_model, has_float64
 
+        # cosine distances of rows whose norms overflow are NaN: such candidates would be left
+        # out silently (the other metrics' overflowed candidates are rightly the farthest)
+        check_distance_range(comm, (Q, X), metric=metric, p=p)
         start, _ = comm.offsets(X.shape[0])
         gidx = from_model(np.arange(start, start + X.shape[0], dtype=np.int64), X)
         # The running best lives with the queries (in their array type, on their device), as
@@ -254,7 +356,8 @@ class RingTopKMerge:
             best_d, best_i = self.local(Q, q_index, Y, G, best_d, best_i, metric=metric, p=p,
                                         backend=backend)
         xp = array_namespace(best_i)
-        unnamed = comm.exact_sum(int(xp.sum(xp.astype(best_i < 0, xp.int64))))
+        unnamed = comm.exact_sum(int(xp.sum(xp.astype(xp.any(best_i < 0, axis=1),
+                                                       xp.int64))))
         if unnamed:
             raise ValueError(
                 f"{unnamed} of the {comm.exact_sum(int(best_i.shape[0]))} queries' {k} nearest "
@@ -629,10 +732,11 @@ LABEL_PROPAGATION = LabelPropagation()
 class LevelHistograms:
     """The node histograms of one tree level, summed over ranks (identical on every rank).
 
-    Collective pattern: each rank builds the histograms of its rows for the nodes being split
-    with the ``tree_histograms`` kernel (one call, from labels, weights and bootstrap counts);
-    the per-rank histograms are summed with a reduce and a broadcast, so every rank holds the
-    same bits and chooses the same splits.
+    Collective pattern (:meth:`run_stacked`): each rank builds the histograms of its rows for
+    each list of nodes being split (e.g. one per tree of a level) with the ``tree_histograms``
+    kernel (one call per list, from labels, weights and bootstrap counts); the per-rank
+    histograms of all lists, stacked, are summed with one reduce and a broadcast, so every rank
+    holds the same bits and chooses the same splits.
 
     Law: histograms are sums over rows, so the sum over ranks equals the histogram of one rank
     holding all rows (up to the rounding of the sums), for any split, empty ranks included.
@@ -645,23 +749,6 @@ class LevelHistograms:
         return call_kernel("tree_histograms", backend, binned=binned, node_pos=node_pos, y=y,
                            sample_weight=sample_weight, counts=counts, n_nodes=n_nodes,
                            n_bins=n_bins, n_classes=n_classes, class_weight=class_weight)
-
-    def run(self, comm, binned, node_pos, y, sample_weight, counts, *, n_nodes, n_bins,
-            n_classes, class_weight=None, backend=None):
-        """Collective: the global histograms, ``(n_nodes, n_features, n_bins, n_channels)``.
-
-        On one rank, the kernel's own array (a device array stays on its device); on more,
-        a float64 NumPy array (the sum over ranks goes through host memory)."""
-        from ._array_api import to_host
-
-        local = self.local(binned, node_pos, y, sample_weight, counts, n_nodes=n_nodes,
-                           n_bins=n_bins, n_classes=n_classes, class_weight=class_weight,
-                           backend=backend)
-        if comm.size == 1:  # no status exchange on one rank either
-            return local
-        # summed in the local histograms' own buffer: one histogram-sized array per rank
-        return comm.reduce_bcast_sum(to_host(local), overwrite=True)
-
 
     def run_stacked(self, comm, parts, *, n_bins, n_classes, backend=None):
         """Collective: the histograms of several node lists, stacked along the node axis and
@@ -680,10 +767,14 @@ class LevelHistograms:
         -------
         hist : array of shape (sum of n_nodes, n_columns, n_bins, n_channels), float64
             Part ``i``'s nodes come after those of parts ``0..i-1``. Identical on every rank.
-            On one rank, in the kernels' namespace (device histograms stay on the device, as
-            :meth:`run` leaves them); on more, NumPy (the sum goes through host memory).
+            On one rank, device histograms stay on the device, in the kernels' namespace (one
+            part: the kernel's own array; several: concatenated there); NumPy histograms come
+            back as a float64 NumPy array, as on more ranks, where the sum goes through host
+            memory.
 
-        Memory: the stacked histogram and one part's. Law: as :meth:`run`, part by part.
+        Memory: the stacked histogram and one part's. Law: part by part, the sum over ranks
+        equals the histograms of one rank holding all rows (up to the rounding of the sums),
+        for any split, empty ranks included; a part's histograms do not depend on the others.
         """
         from ._array_api import array_namespace, is_foreign_array, to_host
 

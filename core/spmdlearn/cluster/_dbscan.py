@@ -13,7 +13,7 @@ from .._array_api import (accumulation_dtype, array_namespace, device, from_mode
 from .._backends import call_kernel, kernel_block_rows
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_metric, validate_fit
-from ..patterns import COMPONENT_UNION, row_block
+from ..patterns import COMPONENT_UNION, check_distance_range, row_block
 from ..reference._neighbors import METRICS
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call; query rows from the block budget
@@ -151,6 +151,16 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         Returns
         -------
         self : DBSCAN
+
+        Raises
+        ------
+        ValueError
+            On every rank, for invalid input, or when the distances between the rows can
+            overflow float64 and ``eps`` is too large to tell the pairs within it (euclidean and
+            minkowski ``p > 1``: rows and ``eps`` of about ``1.8e308 ** (1 / p)`` and more), or,
+            for the cosine metric, when a row's norm overflows
+            (:func:`spmdlearn.patterns.check_distance_range`). scikit-learn gives no defined
+            labels there (its trees join every pair, its brute force loses the distances).
         """
         comm = self._comm()
         self._clear_gathered()
@@ -160,6 +170,8 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
             raise ValueError(f"min_samples={self.min_samples} should be <= n_samples="
                              f"{shard.n_samples} (summed over {comm.size} ranks)")
         metric, p = self._metric()
+        # rows whose distances overflow cannot be told within eps or not: an error on every rank
+        check_distance_range(comm, (shard.X,), metric=metric, p=p, radius=self.eps)
         # Every step runs in X's namespace, on its device: rows and labels visit the other
         # ranks through host buffers; only cluster ids (one integer per cluster) and the fitted
         # attributes come to the host.

@@ -391,7 +391,9 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         X = shard.X
         xp = get_namespace(X)
         n_total = shard.n_samples
-        start, _ = comm.offsets(X.shape[0])
+        # every rank's row count: this rank's first global row index, and the largest shard
+        row_counts = comm.row_counts(X.shape[0])
+        start = int(row_counts[: comm.rank].sum())
         # An unseeded forest still needs the same numbers on every rank.
         random_state = comm.agreed_random_state(self.random_state)
         seed = int(check_random_state(random_state).randint(0, 2 ** 31 - 1)) \
@@ -435,7 +437,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         # Trees grow together, a group at a time: each tree holds a node and a bootstrap count
         # per row (16 bytes), so a group's per-row state stays within _STATE_BYTES on the rank
         # with the most rows (the group is the same on every rank).
-        largest = max(grow_comm.allgather(int(X.shape[0])))
+        largest = X.shape[0] if local_mode else int(row_counts.max())
         per_group = max(1, min(len(my_trees), _STATE_BYTES // max(1, 16 * largest)))
         n_groups = -(-len(my_trees) // per_group) if my_trees else 0
         trees = []

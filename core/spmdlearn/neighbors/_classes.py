@@ -14,7 +14,7 @@ from .._base import GatherFitDataMixin, thread_limit
 from .._validation import validate_predict
 from ..metrics import accuracy_score, r2_score
 from ..metrics._classification import encode_labels, global_labels, label_values
-from ..patterns import row_block
+from ..patterns import check_distance_range, row_block
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call
 
@@ -119,6 +119,14 @@ class NearestNeighbors(_Servable, _NeighborsBase):
 
         The object arrays are NumPy (as scikit-learn's); each per-query array is of the queries'
         array type and on their device (for ``X=None``: the training rows').
+
+        Raises
+        ------
+        ValueError
+            On every rank, when the distances between the rows can overflow float64 and the
+            radius is too large to tell the pairs within it (euclidean and minkowski ``p > 1``:
+            rows and radius of about ``1.8e308 ** (1 / p)`` and more), or, for the cosine
+            metric, when a row's norm overflows (:func:`spmdlearn.patterns.check_distance_range`).
         """
         comm = self._comm()
         radius = self.radius if radius is None else radius
@@ -135,6 +143,9 @@ class NearestNeighbors(_Servable, _NeighborsBase):
         xp = array_namespace(Q)
         dev = device(Q)
         fit_X = in_namespace_of(self._fit_X, Q, "NearestNeighbors.radius_neighbors")
+        # rows whose distances overflow cannot be told within the radius or not
+        check_distance_range(comm, (Q, fit_X), metric=self.effective_metric_, p=self._p,
+                             radius=radius)
         n_q = Q.shape[0]
         gidx = from_model(np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0],
                                     dtype=np.int64), Q)
