@@ -341,6 +341,8 @@ def _agreed_summaries(comm: Comm, check):
     differ in features, dtype, targets or column names (to be refused, or a rank without rows
     whose empty targets have another kind), the whole summaries follow, pickled, so that the
     cross-rank checks name what differs."""
+    if comm.size == 1:
+        return comm.agree(check, summarize=_summary)
     summary = []
 
     def ints(checked):
@@ -453,7 +455,7 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
         sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
         if extra_check is not None:
             extra_check(estimator, Xv, yv)
-        if reserve is not None:
+        if reserve is not None and comm.size > 1:
             comm.reserve(reserve(Xv, yv, sw))
         return Xv, yv, sw, backend, getattr(estimator, "feature_names_in_", None)
 
