@@ -547,9 +547,9 @@ class Comm:
         parameters and the ranks. Inside, an exception on one rank is joined
         to the next status exchange, so that every rank raises; on exit, a closing exchange
         catches failures after the last collective (left out where the method's last collective
-        says that what follows is alike on every rank: see the module docstring). Warnings raised inside are shown once, on
-        rank 0 (each distinct message; those from some ranks only name them). Nested sessions on
-        the same communicator are part of the outer one.
+        says that what follows is alike on every rank: see the module docstring). Warnings
+        raised inside are shown once, on rank 0 (each distinct message; those from some ranks
+        only name them). Nested sessions on the same communicator are part of the outer one.
 
         Parameters
         ----------
@@ -682,8 +682,8 @@ class Comm:
         if (rows[:, 2] < 0).any():
             layouts = self.mpi.allgather((n_rows, dtype.str, trailing))
         else:
-            layouts = [(int(r[0]), _dtype_from_code(int(r[1])), tuple(int(n) for n in r[3:3 + r[2]]))
-                       for r in rows]
+            layouts = [(int(r[0]), _dtype_from_code(int(r[1])),
+                        tuple(int(n) for n in r[3:3 + r[2]])) for r in rows]
         counts = np.array([n for n, _, _ in layouts], dtype=np.int64)
         with_rows = {(d, shape) for n, d, shape in layouts if n}
         if len(with_rows) > 1:
