@@ -409,7 +409,7 @@ class Comm:
             return None
         nbytes = local.nbytes
         slots = -(-nbytes // 8)
-        if slots > self._payload_width():
+        if slots > self._payload_width() or local.dtype.kind not in "biufc":
             self._enter(collective, *facts)
             return None
         self._last_check = (collective,) + facts
