@@ -332,3 +332,49 @@ def test_rank_dependent_collective_after_the_last_one(world, monkeypatch):
     assert_raises_on_all_ranks(world, CollectiveError, run, match="different collectives")
     monkeypatch.undo()
     assert_all_ranks(world, world.exact_sum(1) == world.size, "in step")
+
+
+# -- small data in the status exchange: exact for every dtype and size -------------------------
+@pytest.mark.parametrize("dtype", [np.int32, np.float32, np.bool_, np.complex128, np.int64])
+@pytest.mark.parametrize("size", [0, 3, 40])
+def test_allgather_array_in_the_exchange_or_after_it(world, dtype, size):
+    """Small arrays ride in the exchange (any byte count), larger ones follow it: same values."""
+    def values(rank):
+        return ((np.arange(size) * 3 + 7 * rank) % 5).astype(dtype)
+
+    got = world.allgather_array(values(world.rank))
+    expected = np.stack([values(r) for r in range(world.size)])
+    assert_all_ranks(world, got.dtype == expected.dtype and got.shape == expected.shape
+                     and np.array_equal(got, expected), f"{got!r}")
+
+
+@pytest.mark.parametrize("trailing, dtype", [((3,), np.float32), ((1,) * 8, np.float64),
+                                             ((2, 1, 1, 1, 1, 1, 1), np.int32)])
+def test_row_layouts_in_the_exchange_or_pickled(world, trailing, dtype):
+    """Layouts travel as integers; a trailing shape of more than 7 axes sends them pickled. An
+    empty rank takes the others' layout either way."""
+    comm = world
+    n_local = 0 if comm.rank == comm.size - 1 and comm.size > 1 else comm.rank + 2
+    width = int(np.prod(trailing))
+    counts = [0 if r == comm.size - 1 and comm.size > 1 else r + 2 for r in range(comm.size)]
+    start = sum(counts[:comm.rank])
+    rows = (np.arange(n_local * width) + width * start).astype(np.int64).astype(dtype)
+    local = rows.reshape((n_local,) + trailing) if n_local else np.zeros((0, 1))
+    expected = np.arange(sum(counts) * width).astype(np.int64).astype(dtype).reshape(
+        (sum(counts),) + trailing)
+    out = comm.allgather_rows(local)
+    assert_all_ranks(comm, out.dtype == expected.dtype and np.array_equal(out, expected),
+                     f"{out.dtype} {out.shape}")
+
+
+@pytest.mark.parametrize("n_ids", [2, 7])
+def test_fetch_rows_in_the_exchange_or_after_it(world, n_ids):
+    """Outside a method the payload holds 10 values: two rows of 4 features and their flags
+    travel in the exchange, seven follow it. Either way, each row from its owner, in order."""
+    X, _ = _data(world)
+    start, total = world.offsets(X.shape[0])
+    ids = np.random.RandomState(5).randint(0, total, size=n_ids)
+    everything = world.allgather_rows(X)
+    got = world.fetch_rows(X.astype(np.float32), ids, start)
+    assert_all_ranks(world, got.dtype == np.float32
+                     and np.array_equal(got, everything[ids].astype(np.float32)), f"{got}")
