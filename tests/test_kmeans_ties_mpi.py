@@ -148,6 +148,7 @@ def test_relocation_beyond_the_gather_bound_breaks_ties_by_global_index(comm, mo
     from spmdlearn.cluster import _kmeans
 
     monkeypatch.setattr(_kmeans, "_RELOCATION_GATHER_ROWS", 0)
+    monkeypatch.setattr(_kmeans, "_MEAN_GATHER_ROWS", 0)  # nor the one column's mean
     gathers = _count_gathers(comm, monkeypatch)
     X = np.array([-3.0, 3.0, 10.0, 10.5])[:, None]
     init = np.array([[0.0], [10.25], [100.0]])

@@ -307,7 +307,8 @@ def _check_sample_weight(sample_weight, X, non_negative):
                          f"{(X.shape[0],)}!")
     swp = get_namespace(sample_weight)
     if non_negative and bool(swp.any(sample_weight < 0)):
-        raise ValueError("Negative values in data passed to sample_weight")
+        why = f": {non_negative}" if isinstance(non_negative, str) else ""
+        raise ValueError(f"Negative values in data passed to sample_weight{why}")
     return sample_weight
 
 
@@ -429,6 +430,8 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
     the column names are part of the agreement (:func:`check_feature_names_agree`), so
     ``feature_names_in_`` is the same on every rank or every rank raises.
     ``extra_check(estimator, X, y)``, if given, runs on every rank inside the agreement.
+    ``non_negative_weight``: negative weights are refused (True, or a str: the reason, added to
+    the error's message) or accepted (False).
 
     ``defer_finite=True``: ``X`` and ``y`` are not checked for NaN and infinity here. The caller
     passes them, with the weights, to a one-pass kernel whose partial is not finite whenever

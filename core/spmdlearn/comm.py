@@ -736,6 +736,30 @@ class Comm:
             _warn_overflow_sum(total, gathered)
         return total
 
+    def fold_in_rank_order(self, step: Callable, initial: np.ndarray) -> np.ndarray:
+        """A fold over the ranks in rank order: rank 0 applies ``step`` to ``initial``, rank 1
+        to rank 0's result, and so on; every rank returns the last rank's result.
+
+        For a fold that is not associative, such as floating-point sums in row order: the
+        result is the one of a single process folding all ranks' rows in order, for any split of
+        the rows. ``step(value)`` is called on this rank only (not collective) and must return
+        an array of ``initial``'s shape and dtype. Costs one small broadcast per rank, and the
+        ranks' steps run one after another (each waits for the rank before it).
+        """
+        value = np.array(initial, order="C")  # a copy: the broadcasts write into it
+        for root in range(self.size):
+            if self.rank == root:
+                value = np.ascontiguousarray(step(value), dtype=value.dtype).reshape(value.shape)
+            # the root's value travels in the status exchange where it fits (the others' rows
+            # carry theirs, unread), else in a broadcast after it
+            gathered = self._gather_small("fold_in_rank_order", value,
+                                          self._facts(value, extra=(root,)))
+            if gathered is not None:
+                value = gathered[root].copy()
+            elif self.size > 1:
+                self.mpi.Bcast(value, root=root)
+        return value
+
     def fetch_rows(self, X_local: np.ndarray, ids, start: int) -> np.ndarray:
         """The rows with global indices ``ids`` (same on every rank), from the ranks that own them.
 

@@ -29,6 +29,82 @@ from ..reference._moments import MOMENTS
 _CENTERED_BLOCK_BYTES = 1 << 21
 
 
+#: Why negative weights are refused. scikit-learn's KMeans checks no sign: its k-means++ and
+#: random init then fail in ``random_state.choice`` ("probabilities are not non-negative"),
+#: while an array or callable init runs Lloyd's steps with them, to a negative inertia or a
+#: cluster whose weights cancel (taken as empty). The same refusal for every init here.
+_NEGATIVE_WEIGHTS_REFUSED = (
+    "KMeans weighs each row by its sample_weight (a multiplicity, so a cluster's center is "
+    "the weighted mean of its rows), which must be non-negative; scikit-learn's k-means++ and "
+    "random init refuse negative weights too ('probabilities are not non-negative')")
+
+
+#: A one-column mean is that of the gathered column (on rank 0) while the total rows are at most
+#: this many (8 bytes a row there: 8 MiB): see :func:`_global_mean`.
+_MEAN_GATHER_ROWS = 1 << 20
+
+
+#: The centering mean is NumPy's bit for bit (:func:`_global_mean`, one pass over the rows
+#: that runs one rank after another) while the total rows hold at most this many elements
+#: (128 MiB of float64: about 20-40 ms of summing, whatever the number of ranks); beyond, it
+#: is the merged moments' mean, whose cost does not grow with the ranks.
+_ORDERED_MEAN_ELEMENTS = 1 << 24
+
+
+def _global_mean(comm, X, n_total):
+    """``X.mean(axis=0)`` of the gathered rows, in X's dtype, bit for bit, for any split of the
+    rows (collective; host NumPy of shape ``(n_features,)``).
+
+    scikit-learn's k-means runs on ``X - X.mean(axis=0)``, and the last bits of those centered
+    values decide ties (which of equally far rows is relocated, which of two coinciding centers
+    a row joins). NumPy sums a C-ordered array of two or more columns over its rows one row
+    after another (a pairwise sum only along a contiguous axis, such as a single column). A
+    merge of per-rank means would round differently for every split; instead the sum runs as
+    one process would run it: each rank adds its rows, in order, to the sum of the ranks before
+    it (:meth:`~spmdlearn.comm.Comm.fold_in_rank_order`: the ranks' passes run one after
+    another). A single column is gathered on rank 0, where NumPy's own pairwise sum is taken,
+    while the total rows are at most :data:`_MEAN_GATHER_ROWS`; beyond, and for rows in
+    another namespace than NumPy, the rows are summed in order by the namespace's ``sum`` on
+    blocks led by the running sum (NumPy's bits where that ``sum`` is NumPy's; a device's own
+    reduction otherwise rounds as its blocks fall). The sum is then divided as ``np.mean``
+    divides it: by the count as a float64, rounded to X's dtype.
+    """
+    xp = get_namespace(X)
+    dtype = numpy_dtype(X.dtype)
+    n_local, n_features = int(X.shape[0]), int(X.shape[1])
+    start, _ = comm.offsets(n_local)
+    if xp is np and n_features == 1 and n_total <= _MEAN_GATHER_ROWS:
+        column = comm.gather_rows(np.ascontiguousarray(X, dtype=dtype).reshape(-1, 1), root=0)
+        mean = column.mean(axis=0) if comm.rank == 0 else None
+        return np.asarray(comm.bcast(mean, root=0), dtype=dtype)
+    block = max(1, _CENTERED_BLOCK_BYTES // (dtype.itemsize * n_features))
+
+    def add_rows(running):
+        if n_local == 0:
+            return running
+        first = 1 if start == 0 else 0  # the first row of all opens the sum, as in NumPy's
+        if xp is np:
+            total = running if first == 0 else np.array(X[0], dtype=dtype)
+            buf = np.empty((min(block, n_local) + 1, n_features), dtype=dtype)
+            for lo in range(first, n_local, block):
+                hi = min(n_local, lo + block)
+                buf[0] = total
+                buf[1:hi - lo + 1] = X[lo:hi]
+                # rows after rows; one column: its sum would be pairwise, the cumulative one
+                # adds in order
+                total = (np.add.reduce(buf[:hi - lo + 1], axis=0) if n_features > 1 else
+                         np.add.accumulate(buf[:hi - lo + 1, 0])[-1:])
+            return total
+        total = from_model(running, X)[None, :] if first == 0 else take_rows(X, 0, 1)
+        for lo in range(first, n_local, block):
+            hi = min(n_local, lo + block)
+            total = xp.sum(xp.concat([total, take_rows(X, lo, hi)], axis=0), axis=0)[None, :]
+        return np.asarray(to_host(total), dtype=dtype).reshape(-1)
+
+    total = comm.fold_in_rank_order(add_rows, np.zeros(n_features, dtype=dtype))
+    return (total.astype(np.float64) / n_total).astype(dtype)
+
+
 class _Data:
     """This rank's rows, centered as scikit-learn centers them, and what every step needs.
 
@@ -556,6 +632,20 @@ default="k-means++"
     at a time), its labels, and O(n_clusters x n_features); k-means++ adds three per-row vectors,
     the bounded step one (each row's lower bound, float64).
 
+    **Ties and the number of ranks.** Equal or near-equal values (rows equally far from their
+    centers when an empty cluster is relocated; a relocated row and the mean of its copies, two
+    centers a row is equally near) fall as the last bits of the centered rows and of the
+    cluster sums fall. The centering is NumPy's ``X.mean(axis=0)`` of the gathered rows, bit
+    for bit, for every number of ranks and split (the rows are summed in order over the ranks,
+    one rank after another: one pass over the rows, not in parallel), while the rows hold at
+    most 2**24 elements in all; beyond, it is the mean merged from the ranks' moments, whose
+    last bits depend on the split. The choices among
+    equally far rows are made on the distances of all ranks, as scikit-learn makes them, or
+    beyond a bound by decreasing distance and then increasing global index. The cluster sums
+    are each rank's partial, folded in rank order: where a cluster's rows lie on several
+    ranks, their last bits, and so which of two coinciding centers a row joins, may differ
+    from one process's, as scikit-learn's differ with its number of OpenMP threads.
+
     **Bounded steps.** A row keeps its label without a distance to every center only when its
     bound says the label wins by more than any rounding of the plain step's scores
     (``spmdlearn.reference.bound_margin``); the other rows are scored as the plain step scores
@@ -630,14 +720,25 @@ default="k-means++"
         y : None
             Ignored.
         sample_weight : array-like of shape (n_samples,), default=None
+            This rank's row weights, non-negative.
 
         Returns
         -------
         self : KMeans
+
+        Raises
+        ------
+        ValueError
+            On every rank, naming the ranks at fault: a negative weight on any rank (for every
+            init; scikit-learn's k-means++ and random init refuse them too, its array and
+            callable inits do not check), fewer rows than clusters over all ranks, or an init
+            array of the wrong shape.
         """
         comm = self._comm()
         shard = validate_fit(self, comm, X, sample_weight=sample_weight,
-                             extra_check=self._check_init, reserve=self._reduction_size)
+                             extra_check=self._check_init,
+                             non_negative_weight=_NEGATIVE_WEIGHTS_REFUSED,
+                             reserve=self._reduction_size)
         if shard.n_samples < self.n_clusters:
             raise ValueError(f"n_samples={shard.n_samples} should be >= n_clusters="
                              f"{self.n_clusters} (summed over {comm.size} ranks).")
@@ -668,8 +769,11 @@ default="k-means++"
             warnings.warn("Explicit initial center position passed: performing only one init in "
                           f"KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=2)
             n_init = 1
-        # Center the data for more accurate distances, as scikit-learn does.
-        X_mean = moments.mean.astype(dtype)
+        # Center the data for more accurate distances, as scikit-learn does: NumPy's bits of
+        # the mean up to a bound on the rows' elements (a pass that runs rank after rank),
+        # beyond it the merged moments' mean (its last bits depend on the split).
+        X_mean = (_global_mean(comm, Xv, n) if n * Xv.shape[1] <= _ORDERED_MEAN_ELEMENTS
+                  else moments.mean.astype(dtype))
         data = _Data(comm, Xv, X_mean, w, shard.backend)
         # None: one seed for every rank, or the ranks would start from different centers.
         random_state = check_random_state(comm.agreed_random_state(self.random_state))
