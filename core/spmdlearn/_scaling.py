@@ -178,13 +178,16 @@ def scaled_identity(n_columns_x: int, n_targets: int = 0) -> Scaled:
     return Scaled(np.zeros(n_columns_x + n_targets), comoments_local(np.zeros((0, n_columns_x)), Y))
 
 
-def allreduce_scaled(X, Y, sample_weight, *, comm, backend, check=None):
+def allreduce_scaled(X, Y, sample_weight, *, comm, backend, check=None, last=False):
     """Collective: the global :class:`Scaled` co-moments of ``[X, Y]`` and this rank's own.
 
     The backend's ``comoments_local`` kernel computes the partial (twice on a rank whose
     co-moments overflow); the ranks' partials are combined by :func:`scaled_comoments_combine`
     in the fixed order of :func:`spmdlearn.contract.tree_fold`. ``check`` (see
-    :func:`scaled_local`) runs in the local step: what it raises, every rank raises.
+    :func:`scaled_local`) runs in the local step: what it raises, every rank raises. ``last``:
+    the collective method's last collective (see :func:`spmdlearn.collective.allreduce`); the
+    ranks' overflow, where there is one, is then told in a collective that follows
+    (:func:`overflow_ranks`), which keeps the method's exit exchange.
 
     Returns
     -------
@@ -202,7 +205,7 @@ def allreduce_scaled(X, Y, sample_weight, *, comm, backend, check=None):
             "comoments_local", backend, X=X, Y=Y, sample_weight=sample_weight), X, Y, check))
         return mine[0]
 
-    partial = reduce_step(SCALED_COMOMENTS, step, X, Y, sample_weight, comm=comm)
+    partial = reduce_step(SCALED_COMOMENTS, step, X, Y, sample_weight, comm=comm, last=last)
     return partial, mine[0]
 
 

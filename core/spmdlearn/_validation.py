@@ -23,7 +23,7 @@ from ._array_api import check_float64_supported, get_namespace, is_foreign_array
 from ._backends import call_kernel, resolve_backend
 from ._base import estimator_params
 from ._guard import refuse_sklearn_model_selection
-from .comm import Comm
+from .comm import Comm, _digest
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
            "check_X", "check_y", "count_nonzero", "check_feature_names_agree",
@@ -321,6 +321,42 @@ def _summary(checked):
             None if names is None else tuple(str(n) for n in names))
 
 
+def _summary_ints(summary) -> tuple:
+    """A :func:`_summary` as integers, to travel in the agreement's status exchange: the rows
+    and non-zero weights as they are; the features, dtype, targets and column names as values
+    (or digests) that are equal on two ranks exactly when the summaries' are."""
+    n, d, dtype, y, nonzero, names = summary
+    return (n, d, _digest(dtype), *((-1, -1, -1) if y is None else (y[0], y[1], ord(y[2]))),
+            nonzero, 0 if names is None else _digest(names) | 1)
+
+
+#: Columns of :func:`_summary_ints` that every rank's data must share (rows and weights may
+#: differ).
+_SHARED_COLUMNS = [1, 2, 3, 4, 5, 7]
+
+
+def _agreed_summaries(comm: Comm, check):
+    """Collective: ``(check's result on this rank, every rank's :func:`_summary`)``.
+
+    The summaries travel as integers in the agreement's status exchange; where the ranks' data
+    differ in features, dtype, targets or column names (to be refused, or a rank without rows
+    whose empty targets have another kind), the whole summaries follow, pickled, so that the
+    cross-rank checks name what differs."""
+    if comm.size == 1:
+        return comm.agree(check, summarize=_summary)
+    summary = []
+
+    def ints(checked):
+        summary.append(_summary(checked))
+        return _summary_ints(summary[0])
+
+    checked, ints = comm.agree(check, summary_ints=ints)
+    mine = summary[0]
+    if comm.size > 1 and (ints[:, _SHARED_COLUMNS] != ints[0, _SHARED_COLUMNS]).any():
+        return checked, comm.allgather(mine)
+    return checked, [(int(r[0]), mine[1], mine[2], mine[3], int(r[6]), mine[5]) for r in ints]
+
+
 def _show_names(names, limit=6) -> str:
     if names is None:
         return "no column names"
@@ -386,7 +422,8 @@ def _cross_rank_checks(summaries, comm: Comm, min_samples: int, estimator) -> in
 
 def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
                  multi_output=True, y_numeric=True, min_samples=1, non_negative_weight=True,
-                 allow_all_zero_weight=False, extra_check=None, defer_finite=False) -> Shard:
+                 allow_all_zero_weight=False, extra_check=None, defer_finite=False,
+                 reserve=None) -> Shard:
     """Collective: validate parameters and this rank's shard for ``fit``, agree across ranks.
 
     Sets ``n_features_in_`` (and ``feature_names_in_``) through scikit-learn's ``validate_data``;
@@ -401,6 +438,12 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
     an input value is not (sums of ``w x`` and ``w x x^T``: ``0 * inf`` is NaN too), and calls
     :func:`check_deferred_finite` when its partial is not finite, in the reduction's local step,
     so that the error reaches every rank. The shard is then read once instead of twice.
+
+    ``reserve(X, y, sample_weight)``, if given, returns the number of float64 values of the
+    reduction that follows (its partial's packed size, :func:`spmdlearn.collective.partial_size`):
+    the agreement reserves room for it in the method's later status exchanges
+    (:meth:`spmdlearn.comm.Comm.reserve`), so that the partials travel with the ranks' verdicts
+    in one collective.
     """
 
     # Every rank runs the same program, so every rank refuses alike, before any collective.
@@ -415,9 +458,11 @@ def validate_fit(estimator, comm: Comm, X, y=None, sample_weight=None, *, requir
         sw = _check_sample_weight(sample_weight, Xv, non_negative_weight)
         if extra_check is not None:
             extra_check(estimator, Xv, yv)
+        if reserve is not None and comm.size > 1:
+            comm.reserve(reserve(Xv, yv, sw))
         return Xv, yv, sw, backend, getattr(estimator, "feature_names_in_", None)
 
-    (Xv, yv, sw, backend, _), summaries = comm.agree(check, summarize=_summary)
+    (Xv, yv, sw, backend, _), summaries = _agreed_summaries(comm, check)
     total = _cross_rank_checks(summaries, comm, min_samples, estimator)
     if not allow_all_zero_weight and total and sum(s[4] for s in summaries) == 0:
         raise ValueError("Sample weights must contain at least one non-zero number (summed over "
@@ -453,7 +498,7 @@ def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, re
         sw = _check_sample_weight(sample_weight, Xv, non_negative=False)
         return Xv, yv, sw, backend, None
 
-    (Xv, yv, sw, backend, _), summaries = comm.agree(check, summarize=_summary)
+    (Xv, yv, sw, backend, _), summaries = _agreed_summaries(comm, check)
     if comm.size > 1 and requires_y:
         targets = {s[3][:2] for s in summaries}
         if len(targets) > 1:

@@ -11,13 +11,32 @@ from __future__ import annotations
 
 from ._backends import call_kernel, kernel_argnames
 from .comm import get_comm
-from .contract import ReductionContract
+from .contract import ReductionContract, pack_partial
 
-__all__ = ["allreduce", "reduce_step"]
+__all__ = ["allreduce", "reduce_step", "partial_size"]
+
+
+def partial_size(contract: ReductionContract, *shard) -> int:
+    """Local: how many float64 values the contract's partial of ``shard`` packs into (the size
+    of its identity; the same for any number of rows). For :meth:`spmdlearn.comm.Comm.reserve`,
+    so that the reduction travels in its status exchange."""
+    from ._array_api import numpy_dtype
+
+    key = (contract.name,) + tuple(
+        (tuple(a.shape[1:]) if contract._is_rows(i, a) else tuple(a.shape),
+         numpy_dtype(a.dtype).str) if hasattr(a, "shape") and hasattr(a, "dtype") else repr(a)
+        for i, a in enumerate(shard))
+    size = _SIZES.get(key)
+    if size is None:
+        size = _SIZES[key] = int(pack_partial(contract.identity(*shard)).size)
+    return size
+
+
+_SIZES: dict = {}
 
 
 def allreduce(contract: ReductionContract, *shard, comm=None, backend=None, local=None,
-              with_rows=False):
+              with_rows=False, last=False):
     """Collective: the global partial of every rank's ``shard``, bitwise identical on every rank.
 
     This rank's partial comes from the contract's kernel (``contract.kernel``) on the selected
@@ -40,6 +59,9 @@ def allreduce(contract: ReductionContract, *shard, comm=None, backend=None, loca
     with_rows : bool, default=False
         Also return this rank's per-row result of the kernel (only for a contract with
         ``with_rows=True``, such as k-means' Lloyd step, whose kernel also labels the rows).
+    last : bool, default=False
+        The collective method's last collective: what follows is local and computed from the
+        global partial alone (see :meth:`spmdlearn.comm.Comm.reduce_partials`).
 
     Returns
     -------
@@ -66,11 +88,11 @@ def allreduce(contract: ReductionContract, *shard, comm=None, backend=None, loca
             return result[1]
         return result
 
-    partial = reduce_step(contract, step, *shard, comm=comm)
+    partial = reduce_step(contract, step, *shard, comm=comm, last=last)
     return (rows[0] if rows else None, partial) if with_rows else partial
 
 
-def reduce_step(contract: ReductionContract, step, *shard, comm=None):
+def reduce_step(contract: ReductionContract, step, *shard, comm=None, last=False):
     """Collective: combine every rank's ``step()`` with ``contract.combine``.
 
     For a local step made of more than the contract's one kernel call (e.g. a kernel called again
@@ -87,6 +109,8 @@ def reduce_step(contract: ReductionContract, step, *shard, comm=None):
     *shard
         This rank's arguments of ``contract.identity``.
     comm : communicator, default=None
+    last : bool, default=False
+        The collective method's last collective (see :func:`allreduce`).
 
     Returns
     -------
@@ -105,4 +129,5 @@ def reduce_step(contract: ReductionContract, step, *shard, comm=None):
             # leave them waiting.
             comm.abort(f"{contract.name}: local step failed ({exc!r}) and so did its identity "
                        f"({exc2!r})")
-    return comm.reduce_partials(partial, contract.combine, error=error, template=template)
+    return comm.reduce_partials(partial, contract.combine, error=error, template=template,
+                                last=last)

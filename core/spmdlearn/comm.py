@@ -21,6 +21,21 @@ Failing fast (:meth:`Comm.session` is what every public collective method of an 
   whose code raised between two collectives joins the next exchange with its error, so the ranks
   waiting there raise too; ranks that took different paths (a rank-dependent branch, a method
   called on some ranks only) or pass arrays of different shapes raise instead of crashing.
+* Small data rides in the exchange itself, after the integers (a *payload*): a validation
+  summary, a count or sum, a few rows, a reduction's partial. Then one collective carries both
+  each rank's verdict and its data; the data is used only once the verdict says that every rank
+  succeeded and called the same collective with the same shapes. Every row of an exchange must
+  have one size on every rank, a failing rank's included, which does not know what the others
+  send: the payload's width is therefore 10 values outside collective methods and at a method's
+  start, and a method widens it for its remaining exchanges only through an exchange (a rank
+  reserves room, :meth:`Comm.reserve`, and the largest reservation of that exchange holds from
+  the next one on, on every rank alike). Data larger than the width (or than 1024 values) takes
+  a collective of its own after the exchange.
+* A method whose last collective agreed that every rank succeeded and none warned, and whose
+  remaining work is local and computed from agreed values (a finalize of the global partial:
+  ``last=True``), leaves out its exit exchange. An exception there is then raised on each rank
+  alone; if some ranks raised and others did not, their next status exchange on the
+  communicator raises on every rank, naming the ranks, the method and the reason.
 * The watchdog: a rank waits in an exchange at most ``SPMDLEARN_COLLECTIVE_TIMEOUT`` seconds
   (default 300; 0 waits forever). Past it, it prints the collective, the call site and the ranks
   that never arrived, then aborts the job (``MPI_Abort``).
@@ -103,10 +118,17 @@ class CollectiveError(RuntimeError):
 
 _INPUT_ERRORS = (ValueError, TypeError, NotImplementedError, AttributeError, LookupError)
 
-#: Columns of one rank's row in a status exchange.
+#: Columns of one rank's row in a status exchange; a payload of ``width`` 8-byte slots follows.
 _FAILED, _WARNED = 1, 2
-_STATUS, _WHERE, _STEP, _CHECK, _HOST, _PARAMS = range(6)
-_ROW = 6
+_STATUS, _WHERE, _STEP, _CHECK, _HOST, _PARAMS, _RESERVE, _LATE = range(8)
+_ROW = 8
+#: Payload slots of every status row outside a session and at a session's start: room for a
+#: small collective's data (a count, a sum, the summary of a shard), so that it travels in the
+#: exchange itself instead of in a second collective.
+_BASE_WIDTH = 10
+#: The most payload slots a session reserves (8 KiB per rank): larger data travels in a
+#: collective of its own after the exchange, as every exchange of the session carries the width.
+_MAX_WIDTH = 1024
 #: Point-to-point tags of the watchdog's diagnosis (on the communicator in use).
 _TAG_ASK, _TAG_ANSWER = 32001, 32002
 _DEFAULT_TIMEOUT = 300.0
@@ -186,11 +208,20 @@ class _Session:
     """One public collective method on one communicator: its name and its collectives so far."""
 
     __slots__ = ("comm", "where", "where_id", "step", "collective", "warnings", "overflow",
-                 "params_digest", "entry")
+                 "params_digest", "entry", "width", "request", "depth", "closed_step")
 
     def __init__(self, comm, where: str):
         self.comm, self.where, self.where_id = comm, where, _digest(where)
         self.step, self.collective, self.warnings = 0, "", []
+        # Payload slots of this session's status rows: _BASE_WIDTH until an exchange in which
+        # some rank reserved more (``request``); the largest reservation of that exchange then
+        # holds for the rest of the session. It is derived from gathered rows only, so every
+        # rank uses the same width at every exchange, a failing rank's exit exchange included.
+        self.width, self.request = _BASE_WIDTH, 0
+        # Collective methods called inside this one (they are part of it), and the step of the
+        # method's last collective, once it has agreed that every rank succeeded and that no
+        # rank warned (see Comm._close): the exit exchange is then left out.
+        self.depth, self.closed_step = 0, -1
         self.overflow = None  # the first overflow of a global reduction in this method
         self.params_digest = 0  # of the estimator's parameters, in every status row
         # (context, parameter values) until the method's first status exchange has checked
@@ -280,30 +311,114 @@ class Comm:
         return None
 
     def _exchange(self, collective: str, check: int = 0, status: int = 0,
-                  session: _Session | None = None) -> np.ndarray:
-        """Collective: every rank's status row ``[status, where, step, check, host]``.
+                  session: _Session | None = None, payload=None) -> np.ndarray:
+        """Collective: every rank's status row ``[status, where, step, check, host, params,
+        reserve]`` followed by its payload, shape ``(size, _ROW + width)``.
 
-        Non-blocking (``Iallgather``) and waited for with the watchdog's deadline.
+        Non-blocking (``Iallgather``) and waited for with the watchdog's deadline. ``payload``
+        (int64, at most :meth:`_payload_width` values; a float64 array travels as its bits,
+        ``.view(np.int64)``) rides in the row: what the ranks gather is valid once the verdict
+        on the rows (:meth:`_verdict`) passes.
         """
         session = self._session() if session is None else session
-        row = np.zeros(_ROW, dtype=np.int64)
+        width = _BASE_WIDTH if session is None else session.width
+        row = np.zeros(_ROW + width, dtype=np.int64)
         row[_STATUS], row[_CHECK], row[_HOST] = status, check, _host_id()
         if session is not None:
             session.step += 1
             session.collective = collective
             row[_WHERE], row[_STEP] = session.where_id, session.step
             row[_PARAMS] = session.params_digest
-        out = np.empty((self.size, _ROW), dtype=np.int64)
+            row[_RESERVE] = session.request
+        if payload is not None:
+            row[_ROW:_ROW + payload.size] = payload
+        out = np.empty((self.size, _ROW + width), dtype=np.int64)
         if self.size == 1:
             out[0] = row
             return out
+        late = _pop_late_failure(self.mpi)
+        if late is not None:
+            row[_LATE] = late[0]
         request = self.mpi.Iallgather(row, out)
         self._wait(request, collective, session)
-        if session is not None and session.entry is not None:
-            context, values = session.entry
-            session.entry = None
-            context._check_entry(out, values)
+        if (out[:, _LATE] != out[0, _LATE]).any():
+            self._raise_late(late)
+        if session is not None:
+            session.request = 0
+            reserved = int(out[:, _RESERVE].max())
+            if reserved > session.width:
+                session.width = min(reserved, _MAX_WIDTH)
+            if session.entry is not None:
+                context, values = session.entry
+                session.entry = None
+                context._check_entry(out, values)
         return out
+
+    def _raise_late(self, late):
+        """Some ranks, not all, raised after the last collective of a method whose exit
+        exchange was left out (see :meth:`_close`): raise on every rank, naming them."""
+        gathered = self.mpi.allgather(None if late is None else late[1:])
+        failed = [(rank, g) for rank, g in enumerate(gathered) if g is not None]
+        fine = [rank for rank, g in enumerate(gathered) if g is None]
+        message = ("a collective method failed on some ranks after its last collective, so the "
+                   "ranks' models may differ: " + "; ".join(
+                       f"rank {rank}: {where}: {d[1]}: {d[2]}" for rank, (where, d) in failed)
+                   + (f"; {_ranks(fine)} succeeded" if fine else ""))
+        raise _mark(CollectiveError(message), self, [rank for rank, _ in failed])
+
+    def _close(self, rows, session) -> None:
+        """After the verdict of the exchange of a method's last collective (``rows``: every
+        rank's status, each with its warned flag): where every rank succeeded and none warned,
+        and the method is not called inside another one, the exit exchange is left out.
+
+        The caller vouches that what follows is local and computed from values identical on
+        every rank (a finalize of the global partial), so that it raises or warns alike on
+        every rank: then every rank raises its own exception, and rank 0 shows the warnings.
+        Should one rank raise there alone all the same (out of memory), it raises on its own,
+        and the ranks' next status exchange on the communicator raises on every rank, naming
+        it (:meth:`_raise_late`)."""
+        if session is not None and session.depth == 0 and not (rows[:, _STATUS] & _WARNED).any():
+            session.closed_step = session.step
+            # Should a rank make another collective all the same (a rank-dependent branch),
+            # its row has the width of the rows of the other ranks' next collective method
+            # (they left without an exchange), so the exchange still meets them and raises.
+            session.width = _BASE_WIDTH
+
+    def _payload_width(self) -> int:
+        """Payload slots of this rank's next status row (not collective)."""
+        session = self._session()
+        return _BASE_WIDTH if session is None else session.width
+
+    def reserve(self, values: int) -> None:
+        """Not collective: ask for ``values`` payload slots in the status rows of the rest of the
+        current collective method, from its next status exchange on, so that a later collective
+        of that many 8-byte values (a reduction's partial) travels in its status exchange: one
+        synchronisation instead of two. Ranks may ask for different sizes (the largest holds,
+        up to 1024 slots); without a collective method on this communicator it does nothing."""
+        session = self._session()
+        if session is not None and int(values) <= _MAX_WIDTH:
+            session.request = max(session.request, int(values))
+
+    def _gather_small(self, collective: str, local: np.ndarray, facts: tuple):
+        """Collective: ``_enter(collective, *facts)`` and, when ``local`` (C-contiguous, of a
+        size and dtype that ``facts`` pin down, so equal on every rank that passes the check)
+        fits the status row's payload, every rank's ``local`` gathered in the same exchange:
+        shape ``(size, *local.shape)``. Returns None where it does not fit: the caller then
+        gathers with a collective of its own after the check."""
+        if self.size == 1:
+            return None
+        nbytes = local.nbytes
+        slots = -(-nbytes // 8)
+        if slots > self._payload_width() or local.dtype.kind not in "biufc":
+            self._enter(collective, *facts)
+            return None
+        self._last_check = (collective,) + facts
+        payload = np.zeros(slots, dtype=np.int64)
+        payload.view(np.uint8)[:nbytes] = local.reshape(-1).view(np.uint8)
+        rows = self._exchange(collective, _digest(self._last_check), payload=payload)
+        self._verdict(rows, collective, compare_check=True)
+        data = np.ascontiguousarray(rows[:, _ROW:_ROW + slots]).view(np.uint8)[:, :nbytes]
+        return np.ascontiguousarray(data).view(local.dtype).reshape((self.size,) + local.shape)
 
     def _enter(self, collective: str, *facts) -> None:
         """Collective: the status exchange that begins every collective of this class.
@@ -431,9 +546,10 @@ class Comm:
         collective, or its exit); a mismatch raises on every rank, naming the method or the
         parameters and the ranks. Inside, an exception on one rank is joined
         to the next status exchange, so that every rank raises; on exit, a closing exchange
-        catches failures after the last collective. Warnings raised inside are shown once, on
-        rank 0 (each distinct message; those from some ranks only name them). Nested sessions on
-        the same communicator are part of the outer one.
+        catches failures after the last collective (left out where the method's last collective
+        says that what follows is alike on every rank: see the module docstring). Warnings
+        raised inside are shown once, on rank 0 (each distinct message; those from some ranks
+        only name them). Nested sessions on the same communicator are part of the outer one.
 
         Parameters
         ----------
@@ -473,37 +589,46 @@ class Comm:
         """
         if random_state is None:
             seed = (int(np.random.mtrand._rand.randint(np.iinfo(np.int32).max))
-                    if self.rank == 0 else None)
-            return self.bcast(seed)
+                    if self.rank == 0 else 0)
+            # the seed travels in the status exchange (what a broadcast from rank 0 checks)
+            gathered = self._gather_small("bcast", np.array([seed], dtype=np.int64), (0,))
+            return self.bcast(seed) if gathered is None else int(gathered[0, 0])
         return random_state
 
     # -- arrays (buffer API) ----------------------------------------------------------------
     def _checked(self, name, *arrays, rows_free=False, extra=()):
-        self._enter(name, *(tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
-                                  for a in arrays) + tuple(extra)))
+        self._enter(name, *self._facts(*arrays, rows_free=rows_free, extra=extra))
+
+    @staticmethod
+    def _facts(*arrays, rows_free=False, extra=()) -> tuple:
+        return tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
+                     for a in arrays) + tuple(extra)
 
     def allgather_array(self, local: np.ndarray) -> np.ndarray:
         """Stack an array of the same shape and dtype from every rank: shape ``(size, *shape)``."""
         local = np.ascontiguousarray(local)
-        self._checked("allgather_array", local)
-        return self._allgather_array(local)
+        gathered = self._gather_small("allgather_array", local, self._facts(local))
+        return self._allgather_array(local) if gathered is None else gathered
 
     def _allgather_array(self, local):
         out = np.empty((self.size,) + local.shape, dtype=local.dtype)
         self.mpi.Allgather(local, out)
         return out
 
-    def allgather_rows(self, local: np.ndarray) -> np.ndarray:
+    def allgather_rows(self, local: np.ndarray, *, last: bool = False) -> np.ndarray:
         """Concatenate every rank's rows in rank order (``Allgatherv``); trailing shapes agree.
 
-        Memory: the result holds all ranks' rows on every rank.
+        Memory: the result holds all ranks' rows on every rank. ``last``: the collective
+        method's last collective (see :meth:`reduce_partials`).
         """
-        local, _ = self._row_layout(local)  # an empty rank takes the others' layout
-        self._checked("allgather_rows", local, rows_free=True)
-        return self._allgather_rows(local)
+        # an empty rank takes the others' layout; the exchange that agrees on it also
+        # gathers the row counts
+        local, counts = self._row_layout(local, "allgather_rows", last=last)
+        return self._allgather_rows(local, counts)
 
-    def _allgather_rows(self, local):
-        counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
+    def _allgather_rows(self, local, counts=None):
+        if counts is None:
+            counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
         row = int(np.prod(local.shape[1:], dtype=np.int64))
         out = np.empty((int(counts.sum()),) + local.shape[1:], dtype=local.dtype)
         sizes = counts * row
@@ -511,7 +636,8 @@ class Comm:
         self.mpi.Allgatherv(local, [out, sizes, displs, _mpi_type(local.dtype)])
         return out
 
-    def _row_layout(self, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _row_layout(self, local: np.ndarray, collective: str = "row layout",
+                    extra=(), last=False) -> tuple[np.ndarray, np.ndarray]:
         """Agree on the layout of an array of rows: ``(local, row counts of every rank)``.
 
         A rank with zero rows may have built its empty array with another dtype or trailing
@@ -522,17 +648,42 @@ class Comm:
         """
         local = np.ascontiguousarray(local)
         dtype, shape, counts = self._agree_layout(int(local.shape[0]), local.dtype,
-                                                  local.shape[1:])
+                                                  local.shape[1:], collective, extra, last)
         if local.shape[0] == 0 and (dtype, shape) != (local.dtype, local.shape[1:]):
             local = np.empty((0,) + tuple(shape), dtype=dtype)
         return local, counts
 
-    def _agree_layout(self, n_rows: int, dtype, trailing: tuple):
+    def _agree_layout(self, n_rows: int, dtype, trailing: tuple, collective: str = "row layout",
+                      extra=(), last=False):
         """Collective: ``(dtype, trailing shape, row counts of every rank)`` of an array of rows
         of which this rank holds ``n_rows`` of ``dtype`` and ``trailing`` (see
-        :meth:`_row_layout`; one pickled ``allgather``, no array data)."""
-        dtype, trailing = np.dtype(dtype), tuple(trailing)
-        layouts = self.allgather((n_rows, dtype.str, trailing))
+        :meth:`_row_layout`). The layouts travel in one status exchange (``collective``, whose
+        ``extra`` facts must agree), as integers; a dtype name of more than 8 characters or a
+        trailing shape of more than 7 axes on some rank sends them all pickled after it."""
+        dtype, trailing = np.dtype(dtype), tuple(int(n) for n in trailing)
+        code = _dtype_code(dtype)
+        fits = code != 0 and len(trailing) <= _BASE_WIDTH - 3
+        payload = np.zeros(_BASE_WIDTH, dtype=np.int64)
+        payload[:3] = (n_rows, code, len(trailing) if fits else -1)
+        if fits:
+            payload[3:3 + len(trailing)] = trailing
+        if self.size == 1:
+            rows = payload[None, :]
+        else:
+            self._last_check = (collective,) + tuple(extra)
+            session = self._session()
+            status = _WARNED if last and session is not None and session.warnings else 0
+            rows = self._exchange(collective, _digest(self._last_check), status=status,
+                                  payload=payload)
+            self._verdict(rows, collective, compare_check=True)
+            if last:
+                self._close(rows, session)
+            rows = rows[:, _ROW:]
+        if (rows[:, 2] < 0).any():
+            layouts = self.mpi.allgather((n_rows, dtype.str, trailing))
+        else:
+            layouts = [(int(r[0]), _dtype_from_code(int(r[1])),
+                        tuple(int(n) for n in r[3:3 + r[2]])) for r in rows]
         counts = np.array([n for n, _, _ in layouts], dtype=np.int64)
         with_rows = {(d, shape) for n, d, shape in layouts if n}
         if len(with_rows) > 1:
@@ -546,9 +697,8 @@ class Comm:
 
     def gather_rows(self, local: np.ndarray, root: int = 0):
         """Every rank's rows in rank order on ``root`` (``Gatherv``); None on the other ranks."""
-        local, _ = self._row_layout(local)  # an empty rank takes the others' layout
-        self._checked("gather_rows", local, rows_free=True, extra=(root,))
-        counts = self._allgather_array(np.array([local.shape[0]], dtype=np.int64))[:, 0]
+        # an empty rank takes the others' layout; the exchange also gathers the row counts
+        local, counts = self._row_layout(local, "gather_rows", (root,))
         if self.rank != root:
             self.mpi.Gatherv(local, None, root=root)
             return None
@@ -577,8 +727,9 @@ class Comm:
         For values that steer control flow (a convergence test, a choice among candidates).
         """
         local = np.ascontiguousarray(local, dtype=np.float64)
-        self._checked("sum_identical", local)
-        gathered = self._allgather_array(local)
+        gathered = self._gather_small("sum_identical", local, self._facts(local))
+        if gathered is None:
+            gathered = self._allgather_array(local)
         with np.errstate(over="ignore", invalid="ignore"):
             total = gathered.sum(axis=0)
         if not np.isfinite(total).all() and np.isfinite(gathered).any():
@@ -599,8 +750,13 @@ class Comm:
         for root in range(self.size):
             if self.rank == root:
                 value = np.ascontiguousarray(step(value), dtype=value.dtype).reshape(value.shape)
-            self._checked("fold_in_rank_order", value, extra=(root,))
-            if self.size > 1:
+            # the root's value travels in the status exchange where it fits (the others' rows
+            # carry theirs, unread), else in a broadcast after it
+            gathered = self._gather_small("fold_in_rank_order", value,
+                                          self._facts(value, extra=(root,)))
+            if gathered is not None:
+                value = gathered[root].copy()
+            elif self.size > 1:
                 self.mpi.Bcast(value, root=root)
         return value
 
@@ -626,11 +782,33 @@ class Comm:
         ids = np.asarray(ids, dtype=np.int64)
         owned = np.asarray(owned, dtype=np.int64)
         rows = np.asarray(rows)
-        self._checked("fetch_rows", rows, ids, rows_free=True, extra=(_digest(ids.tobytes()),))
-        gathered = self._allgather_rows(np.ascontiguousarray(rows, dtype=np.float64))
-        where = self._allgather_rows(owned)
-        lookup = {int(g): i for i, g in enumerate(where)}
-        return gathered[[lookup[int(g)] for g in ids]].astype(rows.dtype, copy=False)
+        facts = self._facts(rows, ids, rows_free=True, extra=(_digest(ids.tobytes()),))
+        width = int(np.prod(rows.shape[1:], dtype=np.int64))
+        # Each rank's share: one row per entry of ids, a flag (1: this rank owns it) and the row;
+        # where that fits the status row's payload, it travels in the exchange itself.
+        share = np.zeros((ids.size, 1 + width))
+        if owned.size:
+            position = {int(g): i for i, g in enumerate(owned)}
+            mine = np.array([position.get(int(g), -1) for g in ids], dtype=np.int64)
+            hit = mine >= 0
+            share[hit, 0] = 1.0
+            share[hit, 1:] = rows.reshape(rows.shape[0], width)[mine[hit]]
+        gathered = self._gather_small("fetch_rows", share, facts) if self.size > 1 else share[None]
+        if gathered is not None:
+            flags = gathered[:, :, 0]
+            lost = ids[~flags.any(axis=0)]
+            if lost.size:
+                raise KeyError(int(lost[0]))
+            owner = np.argmax(flags, axis=0)
+            out = gathered[owner, np.arange(ids.size), 1:]
+            return out.reshape((ids.size,) + rows.shape[1:]).astype(rows.dtype, copy=False)
+        # Too large for the payload: the owned rows with their global indices, in one Allgatherv.
+        packed = np.column_stack([owned.astype(np.float64),
+                                  rows.reshape(rows.shape[0], width).astype(np.float64)])
+        gathered = self._allgather_rows(packed)
+        lookup = {int(g): i for i, g in enumerate(gathered[:, 0])}
+        out = gathered[[lookup[int(g)] for g in ids], 1:]
+        return out.reshape((ids.size,) + rows.shape[1:]).astype(rows.dtype, copy=False)
 
     def reduce_bcast_sum(self, local, *, overwrite: bool = False) -> np.ndarray:
         """Sum over ranks, bitwise identical on every rank: ``Reduce`` to rank 0, then ``Bcast``
@@ -673,8 +851,9 @@ class Comm:
 
     def exact_sum(self, value: int) -> int:
         """Sum of one integer per rank; integers add exactly, so every rank agrees."""
-        self._enter("exact_sum")
-        return int(self._allgather_array(np.array([value], dtype=np.int64)).sum())
+        local = np.array([value], dtype=np.int64)
+        gathered = self._gather_small("exact_sum", local, ())
+        return int((self._allgather_array(local) if gathered is None else gathered).sum())
 
     def row_counts(self, n_local: int) -> np.ndarray:
         """Every rank's ``n_local`` in rank order: int64 array of shape ``(size,)``, identical
@@ -686,8 +865,9 @@ class Comm:
 
     def offsets(self, n_local: int) -> tuple[int, int]:
         """``(first global index of this rank's rows, total rows)``; rank r's rows come after ranks 0..r-1."""
-        self._enter("offsets")
-        counts = self._allgather_array(np.array([n_local], dtype=np.int64))[:, 0]
+        local = np.array([n_local], dtype=np.int64)
+        gathered = self._gather_small("offsets", local, ())
+        counts = (self._allgather_array(local) if gathered is None else gathered)[:, 0]
         return int(counts[: self.rank].sum()), int(counts.sum())
 
     def sendrecv(self, send: np.ndarray, dest: int, source: int) -> np.ndarray:
@@ -859,7 +1039,7 @@ class Comm:
 
     # -- the reduction contract -------------------------------------------------------------
     def reduce_partials(self, partial, combine: Callable, *, error: BaseException | None = None,
-                        template=None):
+                        template=None, last: bool = False):
         """Combine one partial per rank into the global partial, bitwise identical on every rank.
 
         One ``Allgather`` of a packed float64 buffer, then a pairwise fold in rank order, done
@@ -876,6 +1056,11 @@ class Comm:
             The exception this rank's local step raised.
         template : NamedTuple, default=None
             A partial of the right shapes, used when ``partial`` is None.
+        last : bool, default=False
+            The collective method's last collective: what the method does after it is local and
+            computed from the global partial alone (identical on every rank), so that it raises
+            or warns alike on every rank. Where the partial travels in its status exchange, the
+            method's exit exchange is then left out (see :meth:`_close`).
         """
         template = partial if partial is not None else template
         if template is None:
@@ -883,31 +1068,71 @@ class Comm:
             self._join_failure(error or TypeError("reduce_partials: neither a partial nor a "
                                                   "template was given"), "reduce_partials")
         flat = pack_partial(template)
-        if error is not None:
-            self._join_failure(error, "reduce_partials")
-        self._checked("reduce_partials", flat)
-        if self.size == 1:  # nothing to gather or combine: the partial, as a fold returns it
+        if self.size == 1:
+            if error is not None:
+                self._join_failure(error, "reduce_partials")
+            # nothing to gather or combine: the partial, as a fold returns it
             parts = [unpack_partial(flat, template)]
             result = parts[0]
         else:
-            parts = [unpack_partial(row, template) for row in self._allgather_array(flat)]
+            gathered = self._gather_partials(flat, error, last)
+            parts = [unpack_partial(row, template) for row in gathered]
             result = tree_fold(parts, combine)
         _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
         return result
 
+    def _gather_partials(self, flat: np.ndarray, error: BaseException | None,
+                         last: bool = False) -> np.ndarray:
+        """Collective: every rank's packed partial ``flat``, shape ``(size, flat.size)``; a rank
+        whose local step raised passes ``error`` (and a template's ``flat``): then every rank
+        raises.
+
+        Where the partial fits the status row (a size reserved earlier in the method:
+        :meth:`reserve`), the partials travel in the status exchange itself, beside each rank's
+        verdict (one synchronisation); otherwise the exchange comes first, then an
+        ``Allgather``, and the size is reserved so that the method's next reductions of this
+        size travel in their exchange. ``last``: the method's last collective (see
+        :meth:`_close`; only for a partial that travels in the exchange)."""
+        facts = self._facts(flat)
+        session = self._session()
+        if session is None or flat.size > session.width:
+            if session is not None and flat.size <= _MAX_WIDTH:
+                session.request = max(session.request, flat.size)
+            if error is not None:
+                self._join_failure(error, "reduce_partials")
+            self._enter("reduce_partials", *facts)
+            return self._allgather_array(flat)
+        self._last_check = ("reduce_partials",) + facts
+        status = _FAILED if error is not None else 0
+        if last and session.warnings:
+            status |= _WARNED
+        rows = self._exchange("reduce_partials", _digest(self._last_check), status=status,
+                              payload=flat.view(np.int64))
+        self._verdict(rows, "reduce_partials", compare_check=True, error=error)
+        if last:
+            self._close(rows, session)
+        return np.ascontiguousarray(rows[:, _ROW:_ROW + flat.size]).view(np.float64)
+
     # -- collective errors ------------------------------------------------------------------
-    def agree(self, check: Callable, *args, summarize: Callable | None = None, **kwargs):
+    def agree(self, check: Callable, *args, summarize: Callable | None = None,
+              summary_ints: Callable | None = None, **kwargs):
         """Run ``check(*args, **kwargs)`` on every rank; raise on every rank if any rank failed.
 
-        One ``allgather`` carries each rank's error (or None) and, optionally, a small summary of
-        its result (``summarize(result)``), so that cross-rank checks need no second collective.
+        One status exchange carries each rank's verdict and, optionally, a small summary of its
+        result, so that cross-rank checks need no second collective: ``summary_ints(result)``,
+        a fixed number (at most 10, the same on every rank) of integers, travels in the
+        exchange itself; ``summarize(result)``, any small picklable object, travels in a
+        pickled ``allgather`` after it (a second collective). Only the error messages of
+        failing ranks travel pickled.
 
         Returns
         -------
         result
             ``check``'s result on this rank.
-        summaries : list
-            Every rank's summary, in rank order (only when ``summarize`` is given).
+        summaries : list or ndarray
+            Every rank's summary, in rank order (only when ``summarize`` is given): a list of
+            ``summarize``'s objects, or, with ``summary_ints``, an int64 array of shape
+            ``(size, n_ints)``.
 
         Failing ranks' errors are reported together, in rank order; the exception type is that
         of the lowest failing rank when it is an input error (``ValueError``, ``TypeError``,
@@ -916,12 +1141,26 @@ class Comm:
         error, result, summary = None, None, None
         try:
             result = check(*args, **kwargs)
-            if summarize is not None:
+            if summary_ints is not None:
+                summary = np.asarray(summary_ints(result), dtype=np.int64).reshape(-1)
+                if summary.size > _BASE_WIDTH:
+                    raise ValueError(f"agree: summary_ints gave {summary.size} integers; at "
+                                     f"most {_BASE_WIDTH} travel in a status exchange")
+            elif summarize is not None:
                 summary = summarize(result)
         except Exception as exc:  # noqa: BLE001 - every failure must reach every rank
             error = exc
         if error is not None and self.size > 1:
             self._join_failure(error, "agree")
+        if summary_ints is not None:
+            if self.size == 1:
+                if error is not None:
+                    self._raise_from([_describe(error)], error)
+                return result, summary[None, :]
+            self._last_check = ("agree", summary.size)
+            rows = self._exchange("agree", _digest(self._last_check), payload=summary)
+            self._verdict(rows, "agree", compare_check=True)
+            return result, rows[:, _ROW:_ROW + summary.size].copy()
         self._enter("agree")
         if error is not None:  # one process
             self._raise_from([_describe(error)], error)
@@ -1052,18 +1291,41 @@ def is_collective(exc: BaseException) -> bool:
 
 _pending: list = []  # requests of the watchdog's point-to-point answers, kept alive
 
+#: ``[mpi communicator, digest, method, description]`` of exceptions raised after the last
+#: collective of a method that left out its exit exchange; told in the next status exchange.
+_late_failures: list = []
+
+
+def _note_late_failure(mpi, where: str, exc: BaseException) -> None:
+    described = _describe(exc)
+    _late_failures.append([mpi, _digest(described), where, described])
+
+
+def _pop_late_failure(mpi):
+    """``(digest, method, description)`` of this communicator's earliest late failure, or None."""
+    for i, entry in enumerate(_late_failures):
+        if _same(entry[0], mpi):
+            del _late_failures[i]
+            return tuple(entry[1:])
+    return None
+
 
 class _SessionContext:
     """See :meth:`Comm.session`."""
 
     def __init__(self, comm: Comm, where: str, params, caller=None):
         self.comm, self.where, self.params, self.caller = comm, where, params, caller
-        self.session = None
+        self.session = self.outer = None
 
     def __enter__(self):
         comm = self.comm
         stack = _sessions()
-        if comm.size == 1 or (stack and _same(stack[-1].comm.mpi, comm.mpi)):
+        self.outer = None
+        if comm.size == 1:
+            return None
+        if stack and _same(stack[-1].comm.mpi, comm.mpi):
+            self.outer = stack[-1]  # part of the outer method
+            self.outer.depth += 1
             return None
         self.session = session = _Session(comm, self.where)
         stack.append(session)
@@ -1126,6 +1388,8 @@ class _SessionContext:
     def __exit__(self, exc_type, exc, tb):
         session = self.session
         if session is None:
+            if self.outer is not None:
+                self.outer.depth -= 1
             return False
         comm = self.comm
         warnings_module.showwarning = self._old_show
@@ -1135,6 +1399,15 @@ class _SessionContext:
             if exc is not None and is_collective(exc):
                 self._show([self._portable()])
                 _with_overflow(exc, session)
+                return False
+            if session.closed_step == session.step:
+                # The method's last collective agreed that every rank succeeded and none had
+                # warned; what followed is local and alike on every rank (Comm._close): no exit
+                # exchange. Warnings since then are alike everywhere: rank 0 shows them.
+                self._show([self._portable()])
+                if exc is not None:
+                    _note_late_failure(comm.mpi, session.where, exc)
+                    _with_overflow(exc, session)
                 return False
             if exc is not None:
                 comm._exchange("method exit", status=_FAILED, session=session)
@@ -1302,6 +1575,17 @@ class SelfComm(Comm):
 
     def split(self, color: int, key: int = 0) -> "Comm":
         return self
+
+
+def _dtype_code(dtype) -> int:
+    """``dtype.str`` (at most 8 ASCII characters) as one int64; 0 where it does not fit."""
+    text = np.dtype(dtype).str.encode()
+    return int.from_bytes(text, "little") if 0 < len(text) <= 8 else 0
+
+
+def _dtype_from_code(code: int) -> str:
+    """Inverse of :func:`_dtype_code`: the dtype's ``str``."""
+    return code.to_bytes(8, "little").rstrip(b"\0").decode()
 
 
 def _mpi_type(dtype):

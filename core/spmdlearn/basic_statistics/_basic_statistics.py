@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import check_deferred_finite, validate_fit
-from ..collective import reduce_step
+from ..collective import partial_size, reduce_step
 from ..reference._moments import BASIC_STATISTICS_OPTIONS, MOMENTS, moments_finalize
 
 
@@ -82,7 +82,8 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
         comm = self._comm()
         shard = validate_fit(self, comm, X, sample_weight=sample_weight, non_negative_weight=False,
                              allow_all_zero_weight=True,
-                             extra_check=lambda est, X, y: est._options(), defer_finite=True)
+                             extra_check=lambda est, X, y: est._options(), defer_finite=True,
+                             reserve=lambda X, y, w: partial_size(MOMENTS, X, w))
 
         def step():
             # The moments of rows holding NaN or infinity are not finite (the mean, at least),
@@ -98,7 +99,8 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             return p
 
-        partial = reduce_step(MOMENTS, step, shard.X, shard.sample_weight, comm=comm)
+        # The last collective: the statistics follow from the global moments alone.
+        partial = reduce_step(MOMENTS, step, shard.X, shard.sample_weight, comm=comm, last=True)
         self._set_model(partial, shard.dtype)
         return self
 

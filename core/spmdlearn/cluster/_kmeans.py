@@ -17,7 +17,7 @@ from .._array_api import (accumulation_dtype, device, has_float64, empty_like_ro
 from .._backends import REFERENCE, backend_kernels, call_kernel
 from .._base import SPMDEstimatorMixin
 from .._validation import Interval, Options, validate_fit, validate_predict
-from ..collective import allreduce, reduce_step
+from ..collective import allreduce, partial_size, reduce_step
 from ..comm import owned_ids
 from ..patterns import row_block
 from ..reference._kmeans import LLOYD, relocation_rows
@@ -701,6 +701,15 @@ default="k-means++"
                                  f"the number of clusters {self.n_clusters} and features "
                                  f"{X.shape[1]}.")
 
+    def _reduction_size(self, X, y, sample_weight):
+        """Float64 values of the fit's largest reduction (the moments, or a Lloyd step's
+        partial): reserved in the status exchanges, so that each travels in its exchange."""
+        d = X.shape[1]
+        centers = np.zeros((self.n_clusters, d))
+        return max(partial_size(MOMENTS, X, None),
+                   partial_size(LLOYD, X, np.zeros(0, numpy_dtype(X.dtype)), centers,
+                                np.zeros(0, dtype=np.int32), np.zeros(d, numpy_dtype(X.dtype))))
+
     def fit(self, X, y=None, sample_weight=None):
         """Collective: cluster all ranks' rows.
 
@@ -728,7 +737,8 @@ default="k-means++"
         comm = self._comm()
         shard = validate_fit(self, comm, X, sample_weight=sample_weight,
                              extra_check=self._check_init,
-                             non_negative_weight=_NEGATIVE_WEIGHTS_REFUSED)
+                             non_negative_weight=_NEGATIVE_WEIGHTS_REFUSED,
+                             reserve=self._reduction_size)
         if shard.n_samples < self.n_clusters:
             raise ValueError(f"n_samples={shard.n_samples} should be >= n_clusters="
                              f"{self.n_clusters} (summed over {comm.size} ranks).")
@@ -778,8 +788,9 @@ default="k-means++"
                     comm, labels, best[0], self.n_clusters)):
                 best = (labels, inertia, centers, n_iter)
         labels, inertia, centers, n_iter = best
+        # The last collective: what follows is computed from agreed values alone.
         distinct = len(np.unique(comm.allgather_rows(_unique_codes(labels, None,
-                                                                   self.n_clusters))))
+                                                                   self.n_clusters), last=True)))
         if distinct < self.n_clusters:
             warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
                           f"n_clusters ({self.n_clusters}). Possibly due to duplicate points "

@@ -17,7 +17,8 @@ from .._base import SPMDEstimatorMixin
 from .._validation import check_deferred_finite, validate_fit, validate_predict
 from .._scaling import (allreduce_scaled, overflow_ranks, report_overflow, sum_overflows,
                         unscale_matrix, unscale_vector)
-from ..collective import allreduce
+from .._scaling import SCALED_COMOMENTS
+from ..collective import allreduce, partial_size
 from ..reference._moments import COMOMENTS, covariance_finalize
 
 
@@ -104,12 +105,16 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
         self : EmpiricalCovariance
         """
         comm = self._comm()
-        shard = validate_fit(self, comm, X, defer_finite=True)
+        shard = validate_fit(self, comm, X, defer_finite=True,
+                             reserve=lambda X, y, w: partial_size(SCALED_COMOMENTS, X, None, None))
         if shard.n_samples == 1:
             warnings.warn("Only one sample available. You may want to reshape your data array",
                           UserWarning, stacklevel=2)
+        # The last collective (unless a rank's co-moments overflowed: overflow_ranks): the
+        # model follows from the global co-moments alone.
         partial, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=shard.backend,
-                                          check=lambda: check_deferred_finite(self, shard))
+                                          check=lambda: check_deferred_finite(self, shard),
+                                          last=True)
         self._set_model(partial, shard.dtype, overflow_ranks(comm, local, partial))
         return self
 

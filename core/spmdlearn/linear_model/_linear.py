@@ -14,6 +14,8 @@ from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_deferred_finite, validate_fit, validate_predict
 from .._scaling import (allreduce_scaled, gram_overflows, overflow_ranks,
                         report_overflow, sum_overflows)
+from .._scaling import SCALED_COMOMENTS
+from ..collective import partial_size
 from ..metrics import r2_score
 from ..reference._linear import linear_solve
 
@@ -27,11 +29,13 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
     def _fit(self, X, y, sample_weight, extra_check=None):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
-                             extra_check=extra_check, defer_finite=True)
+                             extra_check=extra_check, defer_finite=True,
+                             reserve=lambda X, y, w: partial_size(SCALED_COMOMENTS, X, y, w))
         with thread_limit(getattr(self, "n_jobs", None)):
             partial, local = allreduce_scaled(shard.X, shard.y, shard.sample_weight, comm=comm,
                                               backend=shard.backend,
-                                              check=lambda: check_deferred_finite(self, shard))
+                                              check=lambda: check_deferred_finite(self, shard),
+                                              last=True)
         return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype,
                                overflow_ranks(comm, local, partial))
 
