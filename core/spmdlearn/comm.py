@@ -48,13 +48,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import pickle
 import socket
 import sys
 import threading
 import time
 import traceback
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
