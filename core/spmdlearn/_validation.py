@@ -9,6 +9,7 @@ rank raises the same exception, naming the ranks and the reasons, or none does.
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -33,7 +34,11 @@ __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_p
 # -- parameter constraints (data, checked once per fit) ------------------------------------------
 @dataclass(frozen=True)
 class Interval:
-    """A real (or integral) number in ``[left, right]``; ``closed`` is "both", "left", "right", "neither"."""
+    """A real (or integral) number in ``[left, right]``; ``closed`` is "both", "left", "right", "neither".
+
+    As scikit-learn's ``Interval``: a bound of None is -inf (left) or inf (right), open or
+    closed as ``closed`` says (``Interval(Real, 0, None, "left")`` refuses ``inf``), and NaN is
+    in no interval."""
 
     kind: type
     left: float | None
@@ -43,12 +48,14 @@ class Interval:
     def accepts(self, value) -> bool:
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return False
-        if self.left is not None:
-            if value < self.left or (value == self.left and self.closed in ("right", "neither")):
-                return False
-        if self.right is not None:
-            if value > self.right or (value == self.right and self.closed in ("left", "neither")):
-                return False
+        if value != value:  # NaN
+            return False
+        left = -math.inf if self.left is None else self.left
+        right = math.inf if self.right is None else self.right
+        if value < left or (value == left and self.closed in ("right", "neither")):
+            return False
+        if value > right or (value == right and self.closed in ("left", "neither")):
+            return False
         return True
 
     def __str__(self) -> str:

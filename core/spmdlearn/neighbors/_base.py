@@ -33,7 +33,7 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
 
     _parameter_constraints = {
         "n_neighbors": [Interval(numbers.Integral, 1, None, "left"), None],
-        "radius": [Interval(numbers.Real, 0, None, "left"), None],
+        "radius": [Interval(numbers.Real, 0, None, "both"), None],
         "algorithm": [Options(("auto", "ball_tree", "kd_tree", "brute"))],
         "leaf_size": [Interval(numbers.Integral, 1, None, "left")],
         "p": [Interval(numbers.Real, 0, None, "right"), None],
