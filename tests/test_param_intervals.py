@@ -76,3 +76,29 @@ def test_dbscan_nan_eps_and_radius_inf():
         DBSCAN(eps=math.inf).fit(X)
     dist, ind = NearestNeighbors(radius=math.inf).fit(X).radius_neighbors(X)
     assert all(len(i) == len(X) for i in ind)
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("make,fit_y", [
+    (lambda v: Ridge(alpha=v), True),          # NaN: silently coef_ = 0 before
+    (lambda v: DBSCAN(eps=v), False),          # NaN: silently every row noise before
+    (lambda v: KMeans(3, tol=v, n_init=1, random_state=0), False),
+    (lambda v: RandomForestClassifier(3, max_features=v, random_state=0), True),
+], ids=["Ridge-alpha", "DBSCAN-eps", "KMeans-tol", "RandomForestClassifier-max_features"])
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_nan_or_inf_parameter_refused_on_every_rank(make, fit_y, value):
+    """Uneven shards, the last rank empty (with more than one rank): every rank refuses."""
+    from spmdlearn.comm import get_comm
+    from spmdlearn_conformance import assert_raises_on_all_ranks
+
+    comm = get_comm()
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    y = (X[:, 0] > 0).astype(int)
+    counts = [30] if comm.size == 1 else [20, 10] + [0] * (comm.size - 2)
+    lo = sum(counts[:comm.rank])
+    Xl, yl = X[lo:lo + counts[comm.rank]], y[lo:lo + counts[comm.rank]]
+    est = make(value)
+    assert_raises_on_all_ranks(comm, ValueError,
+                               (lambda: est.fit(Xl, yl)) if fit_y else (lambda: est.fit(Xl)),
+                               match="parameter")
