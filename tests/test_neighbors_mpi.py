@@ -182,6 +182,10 @@ def test_radius_neighbors_of_overflowing_distances(comm, metric, p, apart, sprea
         for call in (lambda: est.radius_neighbors(Q_local, radius=big),
                      lambda: est.radius_neighbors(radius=big, return_distance=False)):
             assert_raises_on_all_ranks(comm, ValueError, call, match="overflow float64")
+    # an infinite radius holds every pair, those whose distance overflows too (scikit-learn's)
+    ind = est.radius_neighbors(Q_local, radius=np.inf, return_distance=False)
+    assert_all_ranks(comm, len(ind) == hi - lo and all(
+        np.array_equal(np.sort(a), np.arange(len(X))) for a in ind), "an infinite radius")
     # rows whose distances do not overflow: any radius, scikit-learn's answer
     near = X / apart
     est = NearestNeighbors(radius=1e300, metric=metric, p=p).fit(local_rows(cuts, comm.rank, near))

@@ -235,8 +235,10 @@ def check_distance_range(comm, rows, *, metric="euclidean", p=None, radius=None)
     # the largest distance (or norm) that cannot overflow, less a margin for the rounding of
     # the sums (relative 1e-6 is far above it for any number of features)
     safe = (limit ** 0.5 if name == "cosine" else limit ** (1.0 / power)) * (1 - 1e-6)
-    if name != "cosine" and float(radius) < safe:
-        return  # an overflowed pair is farther than the radius: rightly not a neighbour
+    if name != "cosine" and (float(radius) < safe or float(radius) == np.inf):
+        # below the limit, an overflowed pair is farther than the radius: rightly not a
+        # neighbour; an infinite radius holds every pair, an infinite distance too
+        return
     d = rows[0].shape[1]
     lo, hi, top = np.full(d, np.inf), np.full(d, -np.inf), 0.0
     for r in rows:
