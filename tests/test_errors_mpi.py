@@ -8,6 +8,7 @@ import spmdlearn
 from spmdlearn.basic_statistics import BasicStatistics
 from spmdlearn.comm import CollectiveError, get_comm
 from spmdlearn.covariance import EmpiricalCovariance
+from spmdlearn.decomposition import PCA
 from spmdlearn.linear_model import LinearRegression, Ridge
 from spmdlearn_conformance import assert_all_ranks, assert_raises_on_all_ranks, make_data
 
@@ -18,6 +19,9 @@ ESTIMATORS = {
     "EmpiricalCovariance": (EmpiricalCovariance, False),
     "LinearRegression": (LinearRegression, True),
     "Ridge": (Ridge, True),
+    # the covariance solver (co-moments) and a TSQR solver (moments, then R)
+    "PCA-covariance_eigh": (lambda: PCA(svd_solver="covariance_eigh"), False),
+    "PCA-full": (lambda: PCA(svd_solver="full"), False),
 }
 
 
@@ -87,17 +91,20 @@ def test_deferred_finite_check_matches_sklearn(world, backend, name, where, valu
                                    match=rf"{rank_text}.*Input {first} contains {reason}")
 
 
-@pytest.mark.parametrize("name", ["EmpiricalCovariance", "LinearRegression"])
+@pytest.mark.parametrize("name", ["EmpiricalCovariance", "LinearRegression",
+                                  "PCA-covariance_eigh", "PCA-full"])
 def test_deferred_finite_check_message_is_sklearns(world, name):
     """One process: the very message scikit-learn gives for the same rows."""
     from sklearn.covariance import EmpiricalCovariance as SkCov
+    from sklearn.decomposition import PCA as SkPCA
     from sklearn.linear_model import LinearRegression as SkLR
 
     if world.size > 1:
         pytest.skip("one process")
     X, y = _shard(world)
     X[1, 1] = np.nan
-    sk = {"EmpiricalCovariance": SkCov, "LinearRegression": SkLR}[name]
+    sk = {"EmpiricalCovariance": SkCov, "LinearRegression": SkLR, "PCA-covariance_eigh": SkPCA,
+          "PCA-full": SkPCA}[name]
     with pytest.raises(ValueError) as ours:
         _fit(name, X, y)()
     with pytest.raises(ValueError) as theirs:

@@ -13,8 +13,9 @@ from sklearn.utils.extmath import fast_logdet
 from .._array_api import from_model, get_namespace, numpy_dtype, sum_float64
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
-from .._validation import Interval, Options, check_X, validate_fit, validate_predict
-from ..collective import allreduce
+from .._validation import (Interval, Options, check_deferred_finite, check_X, validate_fit,
+                           validate_predict)
+from ..collective import allreduce, reduce_step
 from .._scaling import (allreduce_scaled, overflow_ranks, r_rank, report_overflow,
                         scaled_spectrum, tsqr_exponents, unscale_matrix, unscale_vector)
 from ..reference._moments import MOMENTS
@@ -129,7 +130,9 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def _fit(self, X):
         comm = self._comm()
-        shard = validate_fit(self, comm, X, extra_check=self._check_solver)
+        # The finiteness check rides in the first reduction's local step, where the partial
+        # (co-moments or moments) is not finite: the shard is read once there, not twice.
+        shard = validate_fit(self, comm, X, extra_check=self._check_solver, defer_finite=True)
         n, d = shard.n_samples, shard.X.shape[1]
         solver = self._solver(n, d)
         k_request = self.n_components
@@ -147,7 +150,8 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         backend = shard.backend
         ranks = None
         if solver == "covariance_eigh":
-            scaled, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=backend)
+            scaled, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=backend,
+                                             check=lambda: check_deferred_finite(self, shard))
             ranks = overflow_ranks(comm, local, scaled)
             p, e = scaled.partial, scaled.exponent
             # scikit-learn forms the raw X^T X (then subtracts n mean mean^T): where that
@@ -162,7 +166,14 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             else:  # a graded covariance, whose eigh would lose the small directions
                 S, explained, Vt = scaled_spectrum(scaled, n)
         else:
-            moments = allreduce(MOMENTS, shard.X, None, comm=comm, backend=backend)
+            def step():
+                with np.errstate(over="ignore", invalid="ignore"):
+                    p = call_kernel("moments_local", backend, X=shard.X, sample_weight=None)
+                if p.n and not all(np.isfinite(np.asarray(v)).all() for v in p[1:]):
+                    check_deferred_finite(self, shard)
+                return p
+
+            moments = reduce_step(MOMENTS, step, shard.X, None, comm=comm)
             mean = moments.mean
             # R is linear in the columns (R of X diag(d) is R diag(d)): columns whose values
             # near the float64 limit would overflow the QR merges are divided by powers of two
