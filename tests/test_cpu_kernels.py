@@ -239,19 +239,30 @@ def _valid_bounds(X, offset, centers, labels, lower):
     return bool(np.all(lower <= other + 1e-12 * (other + 1.0)))
 
 
+def _valid_upper(X, offset, centers, labels, upper):
+    """Each row's upper bound is at least its float64 distance to its label's center."""
+    Xc = np.asarray(X if offset is None else X - offset, np.float64)
+    own = np.sqrt(((Xc - np.asarray(centers)[labels]) ** 2).sum(axis=1))
+    return bool(np.all(upper >= own * (1 - 1e-12)))
+
+
 def _bounded_and_plain_steps(X, w, centers, offset, rng, steps=6):
     """Lloyd's steps from ``centers``, the cpu's plain and bounded steps side by side, and the
     reference's bounded step: the bounded steps' labels and partials must be the plain step's
-    (the cpu's bit for bit, the same blocks and order), and their bounds bounds. The next
-    centers are the plain step's means; an empty cluster jumps to a row, as a relocation does."""
+    (the cpu's bit for bit, the same blocks and order), and their bounds bounds. Beside them,
+    the cpu's bounded step given its upper bounds and previous partial (``sums_old``), whose
+    state is its own: the plain step's labels, its sums and weights up to rounding (a cluster
+    without rows exactly zero), NaN or the plain inertia. The next centers are the plain
+    step's means; an empty cluster jumps to a row, as a relocation does."""
     n, d = X.shape
     labels, lower, centers_old = np.full(n, -1, np.int32), np.zeros(n), None
+    inc_labels, inc_lower, inc_upper, inc_partial = labels, lower, None, None
     for _ in range(steps):
         plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels, offset)
-        got_labels, got_lower, got = _kmeans.lloyd_bounded(X, w, centers, centers_old, labels,
-                                                          lower, offset)
-        ref_labels, ref_lower, ref_partial = ref.lloyd_bounded(X, w, centers, centers_old,
-                                                               labels, lower, offset)
+        got_labels, got_lower, got, got_upper = _kmeans.lloyd_bounded(
+            X, w, centers, centers_old, labels, lower, offset)
+        ref_labels, ref_lower, ref_partial, ref_upper = ref.lloyd_bounded(
+            X, w, centers, centers_old, labels, lower, offset)
         np.testing.assert_array_equal(got_labels, plain_labels)
         assert got_labels.dtype == np.int32 and got_lower.dtype == np.float64
         for name in plain._fields:
@@ -260,6 +271,22 @@ def _bounded_and_plain_steps(X, w, centers, offset, rng, steps=6):
         _same_partial(ref_partial, ref.lloyd_local(X, w, centers, labels, offset)[1], 1e-12)
         assert _valid_bounds(X, offset, centers, got_labels, got_lower)
         assert _valid_bounds(X, offset, centers, ref_labels, ref_lower)
+        assert _valid_upper(X, offset, centers, got_labels, got_upper)
+        assert _valid_upper(X, offset, centers, ref_labels, ref_upper)
+        # the incremental chain (its own labels, bounds and partial from step to step)
+        inc_labels_new, inc_lower, inc, inc_upper = _kmeans.lloyd_bounded(
+            X, w, centers, centers_old, inc_labels, inc_lower, offset, inc_upper, inc_partial)
+        np.testing.assert_array_equal(inc_labels_new, plain_labels)
+        assert _valid_bounds(X, offset, centers, inc_labels_new, inc_lower)
+        assert _valid_upper(X, offset, centers, inc_labels_new, inc_upper)
+        scale = max(1.0, float(np.abs(plain.sums).max(initial=0.0)))
+        np.testing.assert_allclose(inc.sums, plain.sums, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(inc.weights, plain.weights, rtol=1e-12)
+        np.testing.assert_array_equal(inc.weights == 0, plain.weights == 0)
+        np.testing.assert_array_equal(inc.sums[plain.weights == 0], 0.0)
+        assert inc.n_changed == np.count_nonzero(inc_labels_new != inc_labels)
+        assert inc.incremental == 1 or (inc.inertia == plain.inertia and inc.incremental == 0)
+        inc_labels, inc_partial = inc_labels_new, inc
         new = plain.sums / np.where(plain.weights > 0, plain.weights, 1.0)[:, None]
         for j in np.flatnonzero(plain.weights == 0):
             new[j] = (X[rng.integers(n)] - (0 if offset is None else offset)) if n else 0.0
@@ -306,8 +333,9 @@ def test_lloyd_bounded_in_blocks_tasks_and_threads(monkeypatch, data, dtype):
     for threads in (1, 2, 3):
         monkeypatch.setattr(_kmeans, "kernel_threads", lambda t=threads: t)
         _bounded_and_plain_steps(X, w, centers, offset, np.random.default_rng(0), steps=4)
-        labels, lower, partial = _kmeans.lloyd_bounded(X, w, centers, centers + 0.01, 
-                                                       np.zeros(n, np.int32), np.zeros(n), offset)
+        labels, lower, partial, _ = _kmeans.lloyd_bounded(X, w, centers, centers + 0.01,
+                                                          np.zeros(n, np.int32), np.zeros(n),
+                                                          offset)
         runs.append((labels.tobytes(), lower.tobytes(), partial.sums.tobytes(), partial.inertia))
     assert runs[0] == runs[1] == runs[2]
 
@@ -749,16 +777,16 @@ def test_float32_near_ties_of_the_bounded_step_fall_as_in_the_plain_step(move, e
     w = np.ones(len(X))
     centers_old = centers + move * rng.normal(size=centers.shape)
     first = np.full(len(X), -1, np.int32)
-    labels_old, lower_old, _ = _kmeans.lloyd_bounded(X, w, centers_old, None, first,
-                                                     np.zeros(len(X)), None)
+    labels_old, lower_old, _, _ = _kmeans.lloyd_bounded(X, w, centers_old, None, first,
+                                                        np.zeros(len(X)), None)
     np.testing.assert_array_equal(labels_old, _kmeans.lloyd_local(X, w, centers_old, first)[0])
     if exact_bounds:
         dist = np.sqrt(((X.astype(np.float64)[:, None] - centers_old[None]) ** 2).sum(axis=2))
         labels_old = np.argmin(dist, axis=1).astype(np.int32)
         dist[np.arange(len(X)), labels_old] = np.inf
         lower_old = dist.min(axis=1)
-    labels, lower, partial = _kmeans.lloyd_bounded(X, w, centers, centers_old, labels_old,
-                                                   lower_old, None)
+    labels, lower, partial, _ = _kmeans.lloyd_bounded(X, w, centers, centers_old, labels_old,
+                                                      lower_old, None)
     plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels_old)
     np.testing.assert_array_equal(labels, plain_labels)
     assert partial.inertia == plain.inertia and partial.n_changed == plain.n_changed
