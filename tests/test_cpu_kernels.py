@@ -257,6 +257,7 @@ def _bounded_and_plain_steps(X, w, centers, offset, rng, steps=6):
     n, d = X.shape
     labels, lower, centers_old = np.full(n, -1, np.int32), np.zeros(n), None
     inc_labels, inc_lower, inc_upper, inc_partial = labels, lower, None, None
+    n_incremental = 0
     for _ in range(steps):
         plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels, offset)
         got_labels, got_lower, got, got_upper = _kmeans.lloyd_bounded(
@@ -287,10 +288,12 @@ def _bounded_and_plain_steps(X, w, centers, offset, rng, steps=6):
         assert inc.n_changed == np.count_nonzero(inc_labels_new != inc_labels)
         assert inc.incremental == 1 or (inc.inertia == plain.inertia and inc.incremental == 0)
         inc_labels, inc_partial = inc_labels_new, inc
+        n_incremental += int(inc.incremental)
         new = plain.sums / np.where(plain.weights > 0, plain.weights, 1.0)[:, None]
         for j in np.flatnonzero(plain.weights == 0):
             new[j] = (X[rng.integers(n)] - (0 if offset is None else offset)) if n else 0.0
         centers_old, centers, labels, lower = centers, new, got_labels, got_lower
+    return n_incremental
 
 
 @given(shards(), st.integers(1, 5), st.booleans())
@@ -332,7 +335,10 @@ def test_lloyd_bounded_in_blocks_tasks_and_threads(monkeypatch, data, dtype):
     runs = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(_kmeans, "kernel_threads", lambda t=threads: t)
-        _bounded_and_plain_steps(X, w, centers, offset, np.random.default_rng(0), steps=4)
+        n_incremental = _bounded_and_plain_steps(X, w, centers, offset,
+                                                 np.random.default_rng(0), steps=6)
+        # (uniform rows and grids: more rows fail their bounds than the share that reads few)
+        assert n_incremental > 0 or data != "blobs", "the sums were never updated incrementally"
         labels, lower, partial, _ = _kmeans.lloyd_bounded(X, w, centers, centers + 0.01,
                                                           np.zeros(n, np.int32), np.zeros(n),
                                                           offset)
@@ -926,3 +932,46 @@ def test_forest_histograms_decline_out_of_range_bins_and_classes():
     assert _forest.forest_histograms(binned, *args, np.array([0, 2]), np.ones(2), 6, 2) is None
     assert _forest.forest_histograms(binned, *args, np.array([0, 1]), np.ones(2), 6,
                                      2) is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weights", ["unit", "drawn", "zeros"])
+def test_incremental_step_on_ties_blocks_and_threads(monkeypatch, dtype, weights):
+    """The step given ``sums_old`` on rows of a grid (rows exactly between centers, scored by the
+    BLAS product) whose centers barely move, in several blocks and threaded tasks: the plain
+    step's labels, its sums up to rounding, empty clusters exactly empty, the same bits for any
+    thread count, and rows not read (``incremental``)."""
+    monkeypatch.setattr(_kmeans, "_TASK_ROWS", 2 * _kmeans._ASSIGN_ROWS)
+    rng = np.random.default_rng(5)
+    n, d = 5 * _kmeans._ASSIGN_ROWS + 77, 3
+    X = (rng.integers(0, 6, size=(n, d)) * 1.0 + 1e3).astype(dtype)
+    X[: n // 2] += rng.normal(scale=0.01, size=(n // 2, d)).astype(dtype)  # and some off it
+    offset = X.mean(0).astype(dtype)
+    w = {"unit": np.broadcast_to(1.0, n), "drawn": rng.uniform(0.5, 2, n),
+         "zeros": np.where(rng.uniform(size=n) < 0.3, 0.0, rng.uniform(0.5, 2, n))}[weights]
+    grid = np.array([[0, 0, 0], [5, 5, 5], [0, 5, 0], [5, 0, 5], [2, 2, 2], [40, 40, 40]])
+    centers_old = (grid + 1e3 - offset).astype(np.float64)
+    first = np.full(n, -1, np.int32)
+    labels_old, lower_old, partial_old, upper_old = _kmeans.lloyd_bounded(
+        X, w, centers_old, None, first, np.zeros(n), offset)
+    assert partial_old.weights[5] == 0  # the far center is empty
+    centers = centers_old + 1e-9 * rng.normal(size=centers_old.shape)
+    runs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(_kmeans, "kernel_threads", lambda t=threads: t)
+        labels, lower, inc, upper = _kmeans.lloyd_bounded(
+            X, w, centers, centers_old, labels_old, lower_old, offset, upper_old, partial_old)
+        plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels_old, offset)
+        assert inc.incremental == 1
+        np.testing.assert_array_equal(labels, plain_labels)
+        np.testing.assert_allclose(inc.sums, plain.sums, rtol=0,
+                                   atol=1e-12 * np.abs(plain.sums).max())
+        np.testing.assert_allclose(inc.weights, plain.weights, rtol=1e-12)
+        assert np.array_equal(inc.weights == 0, plain.weights == 0) and inc.sums[5].tolist() \
+            == [0.0] * d
+        assert inc.n_changed == plain.n_changed
+        assert _valid_bounds(X, offset, centers, labels, lower)
+        assert _valid_upper(X, offset, centers, labels, upper)
+        runs.append((labels.tobytes(), lower.tobytes(), upper.tobytes(), inc.sums.tobytes(),
+                     inc.weights.tobytes()))
+    assert runs[0] == runs[1] == runs[2]
