@@ -662,7 +662,7 @@ default="k-means++"
     and the count of changed labels), folded in a fixed order so every rank takes the same
     branch. Memory per rank: this rank's rows (never copied: the centering is applied a block
     at a time), its labels, and O(n_clusters x n_features); k-means++ adds three per-row vectors,
-    the bounded step one (each row's lower bound, float64).
+    the bounded step two (each row's lower and upper bounds, float64).
 
     **Ties and the number of ranks.** Equal or near-equal values (rows equally far from their
     centers when an empty cluster is relocated; a relocated row and the mean of its copies, two
@@ -683,7 +683,13 @@ default="k-means++"
     (``spmdlearn.reference.bound_margin``); the other rows are scored as the plain step scores
     them. Labels, centers, ``inertia_`` and ``n_iter_`` are therefore the plain step's, bit for
     bit on the cpu backend, except where a recomputed row's scores round differently in the
-    BLAS product of fewer rows than the plain step's block, at a true near-tie.
+    BLAS product of fewer rows than the plain step's block, at a true near-tie. On a rank of
+    more than 65,536 rows, a step whose rows mostly keep their labels also reads only the rows
+    whose bounds fail, and updates the cluster sums from the rows that change cluster: the
+    centers between steps are then the plain step's up to the rounding of the sums, so that a
+    row at a tie (within that rounding) may fall otherwise; the sums are recomputed from every
+    row at the last iteration, at convergence and in the final E-step, so that the fitted
+    centers are the plain step's whenever the labels are.
 
     **Array types.** Rows of any array-API type (dpnp, CuPy, ...) stay in their namespace and
     on their device through seeding, Lloyd's iterations and the comparison of ``n_init`` runs;

@@ -184,8 +184,9 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     separation[a] - d_a)``, squared, exceeds ``d_a^2`` (its distance to ``centers[a]``) by more
     than :func:`bound_margin` ``* R^2``; every other row is assigned as :func:`lloyd_local` does,
     by ``||c||^2 - 2 x.c`` in X's dtype, and gets a new bound from its second-best score
-    (G. Hamerly, "Making k-means even faster", SDM 2010: one lower bound per row; the upper
-    bound is the exact ``d_a``, which the inertia needs anyway).
+    (G. Hamerly, "Making k-means even faster", SDM 2010: one lower bound per row; here the
+    upper bound is the exact ``d_a``, which the inertia needs anyway; an implementation given
+    ``upper_old`` and ``sums_old`` may skip the rows whose moved upper bound keeps their label).
 
     Labels equal :func:`lloyd_local`'s: a kept row's label is the nearest center with a gap
     larger than any rounding of the plain step's scores, so the plain step picks it too. The
