@@ -131,11 +131,11 @@ def _bounded_impl(step):
     from types import SimpleNamespace
 
     names = ("X", "sample_weight", "centers", "centers_old", "labels_old", "lower_old",
-             "X_offset")
+             "X_offset", "upper_old", "sums_old")
     return SimpleNamespace(function=step, argnames=names)
 
 
-@pytest.mark.parametrize("fault", ["loose bounds", "moves ignored"])
+@pytest.mark.parametrize("fault", ["loose bounds", "moves ignored", "loose upper bounds"])
 def test_bounded_lloyd_step_with_a_wrong_bound_is_rejected(fault):
     """The bounded Lloyd step's check rejects bounds above a row's distance to another center,
     and a step that trusts bounds without moving them with the centers (it keeps labels that
@@ -143,15 +143,20 @@ def test_bounded_lloyd_step_with_a_wrong_bound_is_rejected(fault):
     from spmdlearn.reference import lloyd_bounded
     from spmdlearn_conformance._kernels import check_kernel
 
-    def step(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset):
+    def step(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset, upper_old,
+             sums_old):
         if fault == "moves ignored" and centers_old is not None:
             centers_old = centers  # the bounds are taken as they stand
-        labels, lower, partial = lloyd_bounded(X, sample_weight, centers, centers_old,
-                                               labels_old, lower_old, X_offset)
-        return labels, (lower * 1.5 + 1.0 if fault == "loose bounds" else lower), partial
+        labels, lower, partial, upper = lloyd_bounded(X, sample_weight, centers, centers_old,
+                                                      labels_old, lower_old, X_offset)
+        if fault == "loose upper bounds":
+            upper = upper * 0.5 - 1.0
+        return (labels, (lower * 1.5 + 1.0 if fault == "loose bounds" else lower), partial,
+                upper)
 
     status, detail = check_kernel(_bounded_impl(step), "kmeans_lloyd_bounded", 30)
     assert status == "fail", detail
     assert ("lower bound" in detail) == (fault == "loose bounds"), detail
+    assert ("upper bound" in detail) == (fault == "loose upper bounds"), detail
     status, detail = check_kernel(_bounded_impl(lloyd_bounded), "kmeans_lloyd_bounded", 30)
     assert status == "pass", detail

@@ -239,19 +239,31 @@ def _valid_bounds(X, offset, centers, labels, lower):
     return bool(np.all(lower <= other + 1e-12 * (other + 1.0)))
 
 
+def _valid_upper(X, offset, centers, labels, upper):
+    """Each row's upper bound is at least its float64 distance to its label's center."""
+    Xc = np.asarray(X if offset is None else X - offset, np.float64)
+    own = np.sqrt(((Xc - np.asarray(centers)[labels]) ** 2).sum(axis=1))
+    return bool(np.all(upper >= own * (1 - 1e-12)))
+
+
 def _bounded_and_plain_steps(X, w, centers, offset, rng, steps=6):
     """Lloyd's steps from ``centers``, the cpu's plain and bounded steps side by side, and the
     reference's bounded step: the bounded steps' labels and partials must be the plain step's
-    (the cpu's bit for bit, the same blocks and order), and their bounds bounds. The next
-    centers are the plain step's means; an empty cluster jumps to a row, as a relocation does."""
+    (the cpu's bit for bit, the same blocks and order), and their bounds bounds. Beside them,
+    the cpu's bounded step given its upper bounds and previous partial (``sums_old``), whose
+    state is its own: the plain step's labels, its sums and weights up to rounding (a cluster
+    without rows exactly zero), NaN or the plain inertia. The next centers are the plain
+    step's means; an empty cluster jumps to a row, as a relocation does."""
     n, d = X.shape
     labels, lower, centers_old = np.full(n, -1, np.int32), np.zeros(n), None
+    inc_labels, inc_lower, inc_upper, inc_partial = labels, lower, None, None
+    n_incremental = 0
     for _ in range(steps):
         plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels, offset)
-        got_labels, got_lower, got = _kmeans.lloyd_bounded(X, w, centers, centers_old, labels,
-                                                          lower, offset)
-        ref_labels, ref_lower, ref_partial = ref.lloyd_bounded(X, w, centers, centers_old,
-                                                               labels, lower, offset)
+        got_labels, got_lower, got, got_upper = _kmeans.lloyd_bounded(
+            X, w, centers, centers_old, labels, lower, offset)
+        ref_labels, ref_lower, ref_partial, ref_upper = ref.lloyd_bounded(
+            X, w, centers, centers_old, labels, lower, offset)
         np.testing.assert_array_equal(got_labels, plain_labels)
         assert got_labels.dtype == np.int32 and got_lower.dtype == np.float64
         for name in plain._fields:
@@ -260,10 +272,28 @@ def _bounded_and_plain_steps(X, w, centers, offset, rng, steps=6):
         _same_partial(ref_partial, ref.lloyd_local(X, w, centers, labels, offset)[1], 1e-12)
         assert _valid_bounds(X, offset, centers, got_labels, got_lower)
         assert _valid_bounds(X, offset, centers, ref_labels, ref_lower)
+        assert _valid_upper(X, offset, centers, got_labels, got_upper)
+        assert _valid_upper(X, offset, centers, ref_labels, ref_upper)
+        # the incremental chain (its own labels, bounds and partial from step to step)
+        inc_labels_new, inc_lower, inc, inc_upper = _kmeans.lloyd_bounded(
+            X, w, centers, centers_old, inc_labels, inc_lower, offset, inc_upper, inc_partial)
+        np.testing.assert_array_equal(inc_labels_new, plain_labels)
+        assert _valid_bounds(X, offset, centers, inc_labels_new, inc_lower)
+        assert _valid_upper(X, offset, centers, inc_labels_new, inc_upper)
+        scale = max(1.0, float(np.abs(plain.sums).max(initial=0.0)))
+        np.testing.assert_allclose(inc.sums, plain.sums, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(inc.weights, plain.weights, rtol=1e-12)
+        np.testing.assert_array_equal(inc.weights == 0, plain.weights == 0)
+        np.testing.assert_array_equal(inc.sums[plain.weights == 0], 0.0)
+        assert inc.n_changed == np.count_nonzero(inc_labels_new != inc_labels)
+        assert inc.incremental == 1 or (inc.inertia == plain.inertia and inc.incremental == 0)
+        inc_labels, inc_partial = inc_labels_new, inc
+        n_incremental += int(inc.incremental)
         new = plain.sums / np.where(plain.weights > 0, plain.weights, 1.0)[:, None]
         for j in np.flatnonzero(plain.weights == 0):
             new[j] = (X[rng.integers(n)] - (0 if offset is None else offset)) if n else 0.0
         centers_old, centers, labels, lower = centers, new, got_labels, got_lower
+    return n_incremental
 
 
 @given(shards(), st.integers(1, 5), st.booleans())
@@ -305,9 +335,13 @@ def test_lloyd_bounded_in_blocks_tasks_and_threads(monkeypatch, data, dtype):
     runs = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(_kmeans, "kernel_threads", lambda t=threads: t)
-        _bounded_and_plain_steps(X, w, centers, offset, np.random.default_rng(0), steps=4)
-        labels, lower, partial = _kmeans.lloyd_bounded(X, w, centers, centers + 0.01, 
-                                                       np.zeros(n, np.int32), np.zeros(n), offset)
+        n_incremental = _bounded_and_plain_steps(X, w, centers, offset,
+                                                 np.random.default_rng(0), steps=6)
+        # (uniform rows and grids: more rows fail their bounds than the share that reads few)
+        assert n_incremental > 0 or data != "blobs", "the sums were never updated incrementally"
+        labels, lower, partial, _ = _kmeans.lloyd_bounded(X, w, centers, centers + 0.01,
+                                                          np.zeros(n, np.int32), np.zeros(n),
+                                                          offset)
         runs.append((labels.tobytes(), lower.tobytes(), partial.sums.tobytes(), partial.inertia))
     assert runs[0] == runs[1] == runs[2]
 
@@ -749,16 +783,16 @@ def test_float32_near_ties_of_the_bounded_step_fall_as_in_the_plain_step(move, e
     w = np.ones(len(X))
     centers_old = centers + move * rng.normal(size=centers.shape)
     first = np.full(len(X), -1, np.int32)
-    labels_old, lower_old, _ = _kmeans.lloyd_bounded(X, w, centers_old, None, first,
-                                                     np.zeros(len(X)), None)
+    labels_old, lower_old, _, _ = _kmeans.lloyd_bounded(X, w, centers_old, None, first,
+                                                        np.zeros(len(X)), None)
     np.testing.assert_array_equal(labels_old, _kmeans.lloyd_local(X, w, centers_old, first)[0])
     if exact_bounds:
         dist = np.sqrt(((X.astype(np.float64)[:, None] - centers_old[None]) ** 2).sum(axis=2))
         labels_old = np.argmin(dist, axis=1).astype(np.int32)
         dist[np.arange(len(X)), labels_old] = np.inf
         lower_old = dist.min(axis=1)
-    labels, lower, partial = _kmeans.lloyd_bounded(X, w, centers, centers_old, labels_old,
-                                                   lower_old, None)
+    labels, lower, partial, _ = _kmeans.lloyd_bounded(X, w, centers, centers_old, labels_old,
+                                                      lower_old, None)
     plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels_old)
     np.testing.assert_array_equal(labels, plain_labels)
     assert partial.inertia == plain.inertia and partial.n_changed == plain.n_changed
@@ -898,3 +932,46 @@ def test_forest_histograms_decline_out_of_range_bins_and_classes():
     assert _forest.forest_histograms(binned, *args, np.array([0, 2]), np.ones(2), 6, 2) is None
     assert _forest.forest_histograms(binned, *args, np.array([0, 1]), np.ones(2), 6,
                                      2) is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weights", ["unit", "drawn", "zeros"])
+def test_incremental_step_on_ties_blocks_and_threads(monkeypatch, dtype, weights):
+    """The step given ``sums_old`` on rows of a grid (rows exactly between centers, scored by the
+    BLAS product) whose centers barely move, in several blocks and threaded tasks: the plain
+    step's labels, its sums up to rounding, empty clusters exactly empty, the same bits for any
+    thread count, and rows not read (``incremental``)."""
+    monkeypatch.setattr(_kmeans, "_TASK_ROWS", 2 * _kmeans._ASSIGN_ROWS)
+    rng = np.random.default_rng(5)
+    n, d = 5 * _kmeans._ASSIGN_ROWS + 77, 3
+    X = (rng.integers(0, 6, size=(n, d)) * 1.0 + 1e3).astype(dtype)
+    X[: n // 2] += rng.normal(scale=0.01, size=(n // 2, d)).astype(dtype)  # and some off it
+    offset = X.mean(0).astype(dtype)
+    w = {"unit": np.broadcast_to(1.0, n), "drawn": rng.uniform(0.5, 2, n),
+         "zeros": np.where(rng.uniform(size=n) < 0.3, 0.0, rng.uniform(0.5, 2, n))}[weights]
+    grid = np.array([[0, 0, 0], [5, 5, 5], [0, 5, 0], [5, 0, 5], [2, 2, 2], [40, 40, 40]])
+    centers_old = (grid + 1e3 - offset).astype(np.float64)
+    first = np.full(n, -1, np.int32)
+    labels_old, lower_old, partial_old, upper_old = _kmeans.lloyd_bounded(
+        X, w, centers_old, None, first, np.zeros(n), offset)
+    assert partial_old.weights[5] == 0  # the far center is empty
+    centers = centers_old + 1e-9 * rng.normal(size=centers_old.shape)
+    runs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(_kmeans, "kernel_threads", lambda t=threads: t)
+        labels, lower, inc, upper = _kmeans.lloyd_bounded(
+            X, w, centers, centers_old, labels_old, lower_old, offset, upper_old, partial_old)
+        plain_labels, plain = _kmeans.lloyd_local(X, w, centers, labels_old, offset)
+        assert inc.incremental == 1
+        np.testing.assert_array_equal(labels, plain_labels)
+        np.testing.assert_allclose(inc.sums, plain.sums, rtol=0,
+                                   atol=1e-12 * np.abs(plain.sums).max())
+        np.testing.assert_allclose(inc.weights, plain.weights, rtol=1e-12)
+        assert np.array_equal(inc.weights == 0, plain.weights == 0) and inc.sums[5].tolist() \
+            == [0.0] * d
+        assert inc.n_changed == plain.n_changed
+        assert _valid_bounds(X, offset, centers, labels, lower)
+        assert _valid_upper(X, offset, centers, labels, upper)
+        runs.append((labels.tobytes(), lower.tobytes(), upper.tobytes(), inc.sums.tobytes(),
+                     inc.weights.tobytes()))
+    assert runs[0] == runs[1] == runs[2]

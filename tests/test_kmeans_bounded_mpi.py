@@ -114,3 +114,79 @@ def test_reference_backend_runs_the_plain_step(comm):
     assert_all_ranks(comm, ("reference", "kmeans_lloyd_bounded") not in counts
                      and counts[("reference", "kmeans_lloyd_local")]["served"] > 0,
                      f"dispatch counts {counts}")
+
+
+def _spy_steps(monkeypatch):
+    """Every bounded step of the fits that follow, checked against the plain step on the same
+    rows, centers and previous labels: ``(labels equal, incremental)`` per call."""
+    import spmdlearn_cpu._kmeans as cpu_kmeans
+
+    seen = []
+    real = cpu_kmeans.lloyd_bounded
+
+    def spy(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None,
+            upper_old=None, sums_old=None):
+        out = real(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset,
+                   upper_old, sums_old)
+        plain_labels, plain = cpu_kmeans.lloyd_local(X, sample_weight, centers, labels_old,
+                                                     X_offset)
+        scale = max(1.0, float(np.abs(plain.sums).max(initial=0.0)))
+        seen.append((np.array_equal(out[0], plain_labels)
+                     and np.allclose(out[2].sums, plain.sums, rtol=0, atol=1e-9 * scale)
+                     and np.array_equal(out[2].weights == 0, plain.weights == 0)
+                     and out[2].n_changed == plain.n_changed,
+                     out[2].incremental))
+        return out
+
+    monkeypatch.setattr(cpu_kmeans, "lloyd_bounded", spy)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["blobs", "uniform", "duplicates", "grid", "far"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_incremental_sums_keep_the_plain_steps_labels(comm, monkeypatch, kind, dtype, weighted):
+    """Sums updated from the changed rows (on every rank's rows, however few: the bound
+    lowered to 0), uneven shards with an empty rank: at every step the labels are the plain
+    step's for the same centers and the sums its sums up to rounding (empty clusters exactly
+    empty); where no row sits at a tie, the fitted model is the plain step's, bit for bit (the
+    sums are recomputed from every row where the model is decided)."""
+    X = _data(kind, 7).astype(dtype)
+    w = np.random.default_rng(8).uniform(0.2, 3.0, len(X)) if weighted else None
+    cuts = _cuts(comm, len(X), 9)
+    X_local, w_local = local_rows(cuts, comm.rank, X, w)
+    monkeypatch.setattr(kmeans_module, "_INCREMENTAL_ROWS", 0)
+    seen = _spy_steps(monkeypatch)
+    bounded, plain, _ = _fit_both(monkeypatch, X_local, w_local, n_clusters=8, random_state=3,
+                                  tol=0.0, max_iter=60)
+    assert_all_ranks(comm, all(ok for ok, _ in seen),
+                     f"{kind}: steps whose labels or sums are not the plain step's: "
+                     f"{[i for i, (ok, _) in enumerate(seen) if not ok]}")
+    took = sum(comm.allgather(sum(inc for _, inc in seen)))
+    # (on ties, more rows than the kernel's share fail their bounds at each step: it reads all)
+    assert_all_ranks(comm, took > 0 or kind in ("duplicates", "grid"),
+                     f"{kind}: no step updated its sums from the changed rows")
+    if kind in ("blobs", "uniform", "far"):
+        _assert_same_model(comm, bounded, plain, f"{kind} {np.dtype(dtype).name} incremental")
+    else:  # ties may fall otherwise with sums rounded otherwise: a fixed point all the same
+        assert_all_ranks(comm, bounded.n_iter_ < 60, f"{kind}: n_iter_ {bounded.n_iter_}")
+
+
+@pytest.mark.parametrize("params", [
+    {"n_clusters": 5, "init": "random", "n_init": 3, "tol": 1e-4},  # tolerance convergence
+    {"n_clusters": 6, "max_iter": 4, "tol": 0.0},  # stopped by max_iter: the final E-step
+    {"n_clusters": 12, "init": "random", "n_init": 2, "max_iter": 50},  # empty clusters
+], ids=["tol", "max_iter", "relocation"])
+def test_incremental_sums_convergence_and_relocation(comm, monkeypatch, params):
+    """With the sums updated from the changed rows: the plain step's model at tolerance and
+    strict convergence, at ``max_iter`` and through relocations of empty clusters."""
+    X = _data("duplicates" if params["n_clusters"] == 12 else "blobs", 4)
+    if params["n_clusters"] == 12:
+        X = X + np.random.default_rng(0).normal(scale=1e-3, size=X.shape)  # no exact ties
+    cuts = _cuts(comm, len(X), 5)
+    monkeypatch.setattr(kmeans_module, "_INCREMENTAL_ROWS", 0)
+    seen = _spy_steps(monkeypatch)
+    bounded, plain, _ = _fit_both(monkeypatch, local_rows(cuts, comm.rank, X), None,
+                                  random_state=1, **params)
+    _assert_same_model(comm, bounded, plain, str(params))
+    assert_all_ranks(comm, all(ok for ok, _ in seen), f"{params}: a step differs")

@@ -370,12 +370,12 @@ def _sq_distance_row(x, centers64, c):
 
 @njit(cache=True, nogil=True)
 def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_old,
-                lower_old, labels, lower, dist, G, redo, w, sums, weights, budget):
+                lower_old, labels, lower, upper, dist, G, redo, w, sums, weights, budget):
     """The bound test of :func:`spmdlearn.reference.lloyd_bounded` on rows ``lo:hi``.
 
-    A kept row gets its label, its moved bound and ``dist`` (its squared distance to its
+    A kept row gets its label, its moved bound, ``dist`` (its squared distance to its
     center: :func:`_sq_distance`'s expression on the offset row, the plain step's inertia
-    term). Up to ``budget`` rows that fail the test are assigned here from their float64
+    term) and its upper bound from it (:func:`_upper`). Up to ``budget`` rows that fail the test are assigned here from their float64
     distances to every center when the nearest wins by more than the margin (then the plain
     step's scores pick it too), with the second-nearest distance, rounded down, as their bound.
     Any other row (a near-tie, or beyond the budget) is copied, offset, into ``G`` and its
@@ -403,8 +403,8 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
             for j in range(d):
                 x[j] = X[i, j] - offset[j]
         else:
-            # the offset row into x, and its squared distance to its center: _sq_distance's
-            # four strands (the same bits), in one loop
+            # the squared distance of the offset row to its center: _sq_distance's four
+            # strands (the same bits); the offset row is stored only for a failing row
             a0 = a1 = a2 = a3 = 0.0
             j = 0
             while j + 4 <= d:
@@ -412,10 +412,6 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
                 x1 = X[i, j + 1] - offset[j + 1]
                 x2 = X[i, j + 2] - offset[j + 2]
                 x3 = X[i, j + 3] - offset[j + 3]
-                x[j] = x0
-                x[j + 1] = x1
-                x[j + 2] = x2
-                x[j + 3] = x3
                 e0 = np.float64(x0) - centers64[a, j]
                 e1 = np.float64(x1) - centers64[a, j + 1]
                 e2 = np.float64(x2) - centers64[a, j + 2]
@@ -427,7 +423,6 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
                 j += 4
             while j < d:
                 x0 = X[i, j] - offset[j]
-                x[j] = x0
                 e0 = np.float64(x0) - centers64[a, j]
                 a0 += e0 * e0
                 j += 1
@@ -451,6 +446,9 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
                 lower[i] = moved
         if not keep:
             n_failing += 1
+            if a >= 0:
+                for j in range(d):
+                    x[j] = X[i, j] - offset[j]
         if not keep and budget > 0 and first == m and k > 1:
             # assigned here from the distances to every center, unless a near-tie
             best = 0
@@ -473,11 +471,12 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
                 lower[i] = np.sqrt(second * shrink) * shrink
         if keep:
             dist[r] = d2
+            upper[i] = _upper(d2, d)
             if first == m:
                 wi = np.float64(w[r])
                 weights[a] += wi
                 for j in range(d):
-                    sums[a, j] += wi * np.float64(x[j])
+                    sums[a, j] += wi * np.float64(X[i, j] - offset[j])
                 inertia += wi * d2
         else:
             if first == m:
@@ -491,8 +490,8 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
 
 @njit(cache=True, nogil=True)
 def _bound_blocks(X, lo, t_hi, block, offset, centers64, decrement, separation, c_max, margin,
-                  labels_old, lower_old, labels, lower, dist, G, redo, w, unit_weights, sums,
-                  weights, budget, full_share, inertia):
+                  labels_old, lower_old, labels, lower, upper, dist, G, redo, w, unit_weights,
+                  sums, weights, budget, full_share, inertia):
     """:func:`_bound_pass` on the blocks of rows ``lo:t_hi``, one after the other, while they
     need nothing else: the first block with rows to score by a BLAS product, or with more
     than ``full_share`` of its rows failing the bound test, is returned to the caller.
@@ -508,7 +507,7 @@ def _bound_blocks(X, lo, t_hi, block, offset, centers64, decrement, separation, 
         wb = w[: hi - lo] if unit_weights else w[lo:hi]
         n_redo, first, part, n_failing = _bound_pass(
             X, lo, hi, offset, centers64, decrement, separation, c_max, margin, labels_old,
-            lower_old, labels, lower, dist, G, redo, wb, sums, weights, budget)
+            lower_old, labels, lower, upper, dist, G, redo, wb, sums, weights, budget)
         if n_redo > 0 or n_failing > full_share * (hi - lo):
             return lo, hi, n_redo, first, part, n_failing, inertia, changed
         inertia += part
@@ -539,6 +538,13 @@ def _second_bound(d2, gap, c_max, margin):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _upper(d2, d):
+    """:func:`spmdlearn.reference.upper_bound`: an upper bound on a distance from its square
+    ``d2`` (float64, from coordinate differences over ``d`` features)."""
+    return np.sqrt(d2) * (1.0 + (d + 6) * _EPS64)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _two_best(S, i, c_norms):
     """Row ``i``'s best center by the scores ``c_norms - 2 S[i]`` (the first of equals, as
     :func:`_assign_block`), its score, and the second-best score (float64; inf for one center)."""
@@ -557,7 +563,8 @@ def _two_best(S, i, c_norms):
 
 
 @njit(cache=True, nogil=True)
-def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels, lower, dist):
+def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels, lower, upper,
+               dist):
     """The rows to recompute: :func:`_assign_block`'s argmin of their scores ``S`` (the plain
     step's decisions) and a bound from the second-best score, less its rounding."""
     k = S.shape[1]
@@ -566,6 +573,7 @@ def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels
         i = lo + redo[q]
         labels[i] = best
         dist[redo[q]] = _sq_distance(G, q, centers64, best)
+        upper[i] = _upper(dist[redo[q]], G.shape[1])
         if k == 1:
             lower[i] = np.inf
             continue
@@ -573,7 +581,7 @@ def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels
 
 
 @njit(cache=True, nogil=True)
-def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, lower, lo,
+def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, lower, upper, lo,
                 c_max, margin, lower_old, decrement, bounds_old):
     """:func:`_assign_block` (the same labels, sums, weights and inertia, in the same order) on
     the block's offset rows ``X`` and their scores ``S``, with each row's bound from its
@@ -596,6 +604,7 @@ def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, 
         weights[best] += wi
         d2 = _add_row(X, i, best, wi, sums, centers64)
         inertia += wi * d2
+        upper[lo + i] = _upper(d2, X.shape[1])
         if k == 1:
             lower[lo + i] = np.inf
             continue
@@ -636,8 +645,9 @@ def _count_changed(labels, labels_old, lo, hi):
     return changed
 
 
-def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None):
-    """:func:`spmdlearn.reference.lloyd_bounded`: the bounded Lloyd step, compiled.
+def _lloyd_bounded_exact(X, sample_weight, centers, centers_old, labels_old, lower_old,
+                         X_offset):
+    """The bounded Lloyd step that reads every row: :func:`lloyd_local`'s partial, bit for bit.
 
     One pass over each block of rows offsets them (no offset copy of the shard), tests each
     row's bound against its exact distance to its center, and adds the kept rows' sums,
@@ -648,9 +658,6 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     """
     k, d = centers.shape
     n = X.shape[0]
-    if n == 0:
-        return (np.zeros(0, np.int32), np.zeros(0),
-                LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0))
     from spmdlearn.reference._kmeans import bound_margin, center_motion
 
     C = np.asarray(centers, dtype=X.dtype)
@@ -668,6 +675,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     lower_old = np.asarray(lower_old, dtype=np.float64)
     labels = np.empty(n, dtype=np.int32)
     lower = np.empty(n)
+    upper = np.empty(n)
     offset = (np.zeros(d, X.dtype) if X_offset is None
               else np.asarray(X_offset, dtype=X.dtype))
     # Rows as given (no offset) in a layout the plain kernel multiplies as a strided view: its
@@ -698,7 +706,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
                 S = (X[lo:hi] if X_offset is None else Xb) @ Ct
                 part, moved, failing = _full_block(
                     Xb, w, centers64, c_norms, S, labels[lo:hi], labels_old[lo:hi], sums,
-                    weights, lower, lo, c_max, margin, lower_old, decrement, bounds_old)
+                    weights, lower, upper, lo, c_max, margin, lower_old, decrement, bounds_old)
                 inertia += part
                 changed += moved
                 full = failing > _FULL_SHARE * (hi - lo)
@@ -707,7 +715,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
             # blocks of kept rows in one compiled call; back here for one that needs more
             lo, hi, n_redo, first, part, n_failing, inertia, moved = _bound_blocks(
                 X, lo, t_hi, _ASSIGN_ROWS, offset, centers64, decrement, separation, c_max,
-                margin, labels_old, lower_old, labels, lower, dist, G, redo, w_all,
+                margin, labels_old, lower_old, labels, lower, upper, dist, G, redo, w_all,
                 unit_weights, sums, weights, _INLINE_ROWS, _FULL_SHARE, inertia)
             changed += moved
             if lo == t_hi:
@@ -722,7 +730,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
                     # which rounds otherwise than the block's matrix product
                     S = G[:max(n_redo, min(2, G.shape[0]))] @ Ct
                 _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels,
-                           lower, dist)
+                           lower, upper, dist)
                 part = _sums_pass(X, lo, hi, first, offset, w, labels, dist, sums, weights, part)
             inertia += part
             changed += _count_changed(labels, labels_old, lo, hi)
@@ -731,4 +739,279 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
         return sums, weights, inertia, changed
 
     sums, weights, inertia, changed = _fold_tasks(_in_tasks(n, task))
-    return labels, lower, LloydPartial(sums, weights, float(inertia), float(changed))
+    return labels, lower, LloydPartial(sums, weights, float(inertia), float(changed)), upper
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bounds_keep(u, low, sep, c_max, c_max2, margin):
+    """Whether a row keeps its label ``a`` from its bounds alone: ``u`` bounds its distance to
+    ``a`` from above, ``low`` its distance to every other center from below; every other center
+    is also at least ``sep - u`` away (``sep``: ``a``'s distance to its nearest other center).
+    The test of :func:`_bound_pass` with ``u`` for the exact distance (its margin only grows)."""
+    if low > 0.0 and low * low - u * u > margin * 2.0 * (u * u + c_max2):
+        return True  # (u + c_max)^2 <= 2 u^2 + 2 c_max^2
+    bound = max(low, sep - u)
+    radius = u + c_max
+    return bound > u and (bound - u) * (bound + u) > margin * radius * radius
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _moved_bounds(upper_old, lower_old, i, a, shift, decrement):
+    """Row ``i``'s bounds moved with the centers (rounded outwards): ``(upper, lower)``."""
+    u = (upper_old[i] + shift[a]) * (1.0 + 2.0 * _EPS64)
+    low = lower_old[i] - decrement[a]
+    return u, low - 2.0 * _EPS64 * abs(low)
+
+
+@njit(cache=True, nogil=True)
+def _failing_on_bounds(labels_old, lower_old, upper_old, shift, decrement, separation, c_max,
+                       margin, stride):
+    """How many of the rows ``0, stride, 2 stride, ...`` must be read (their bounds do not
+    keep their label), and how many rows that is."""
+    failing = 0
+    tested = 0
+    c_max2 = c_max * c_max
+    for i in range(0, labels_old.shape[0], stride):
+        a = labels_old[i]
+        u, low = _moved_bounds(upper_old, lower_old, i, a, shift, decrement)
+        if not _bounds_keep(u, low, separation[a], c_max, c_max2, margin):
+            failing += 1
+        tested += 1
+    return failing, tested
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _move_row(x, a, b, wi, dsums, dweights):
+    """Row ``x`` (weight ``wi``) leaves cluster ``a`` for ``b`` in the sums' changes: the terms
+    ``wi * x`` that :func:`_assign_block` adds, subtracted from ``a`` and added to ``b``."""
+    for j in range(x.shape[0]):
+        v = wi * np.float64(x[j])
+        dsums[a, j] -= v
+        dsums[b, j] += v
+    dweights[a] -= wi
+    dweights[b] += wi
+
+
+@njit(cache=True, nogil=True)
+def _incremental_blocks(X, lo, t_hi, block, offset, centers64, gaps, shift, decrement,
+                        separation, c_max, margin, labels_old, lower_old, upper_old, labels, lower,
+                        upper, G, redo, w, unit_weights, dsums, dweights):
+    """The bounded step on rows ``lo:t_hi`` without their sums: a row is read only when its
+    bounds (moved with the centers) do not keep its label. Then its exact distance ``d_a`` to
+    its center ``a`` is computed, and to each center ``j`` that may be nearer than ``a`` or
+    within the margin: a center with ``gaps[a, j] - d_a > d_a`` (``gaps``: the centers'
+    distances, rounded down) is farther than ``a`` (Elkan's lemma), and that difference bounds
+    its distance from below. The row is assigned from these when the nearest wins by more than
+    the margin (the bound of the others refreshed), else copied into ``G`` for a BLAS product,
+    as :func:`_bound_pass`. A row that changes cluster moves its terms in ``dsums``/``dweights``.
+
+    Returns ``(lo, hi, n_redo, changed)`` at the first block with rows to score by BLAS
+    (``lo == t_hi``: none), ``changed`` counting the changed labels of the blocks before it and
+    of that block's rows assigned here.
+    """
+    d = X.shape[1]
+    k = centers64.shape[0]
+    c_max2 = c_max * c_max
+    shrink = 1.0 - (d + 6) * _EPS64
+    x = np.empty(d, X.dtype)
+    failing = np.empty(block, np.int64)
+    changed = 0
+    while lo < t_hi:
+        hi = min(t_hi, lo + block)
+        n_redo = 0
+        # the bounds of every row of the block (a tight loop), then the rows they fail
+        n_failing = 0
+        for i in range(lo, hi):
+            a = labels_old[i]
+            u, low = _moved_bounds(upper_old, lower_old, i, a, shift, decrement)
+            labels[i] = a
+            lower[i] = low
+            upper[i] = u
+            if not _bounds_keep(u, low, separation[a], c_max, c_max2, margin):
+                failing[n_failing] = i
+                n_failing += 1
+        for f in range(n_failing):
+            i = failing[f]
+            a = labels_old[i]
+            for j in range(d):
+                x[j] = X[i, j] - offset[j]
+            d2a = _sq_distance_row(x, centers64, a)
+            da = _upper(d2a, d)
+            best = a
+            d2 = d2a
+            second = np.inf
+            for c in range(k):
+                if c == a:
+                    continue
+                far = (gaps[a, c] - da) * shrink
+                if far > da:
+                    e = far * far * shrink  # a lower bound on its squared distance
+                else:
+                    e = _sq_distance_row(x, centers64, c)
+                    if e < d2 or (e == d2 and c < best):
+                        second = d2
+                        d2 = e
+                        best = c
+                        continue
+                if e < second:
+                    second = e
+            radius = np.sqrt(d2) + c_max
+            if second - d2 > margin * radius * radius:
+                labels[i] = best
+                lower[i] = np.sqrt(second * shrink) * shrink
+                upper[i] = _upper(d2, d)
+                if best != a:
+                    changed += 1
+                    _move_row(x, a, best, np.float64(w[0 if unit_weights else i]), dsums,
+                              dweights)
+            else:
+                for j in range(d):
+                    G[n_redo, j] = x[j]
+                redo[n_redo] = i - lo
+                n_redo += 1
+        if n_redo > 0:
+            return lo, hi, n_redo, changed
+        lo = hi
+    return lo, lo, 0, changed
+
+
+@njit(cache=True, nogil=True)
+def _incremental_redo(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels_old,
+                      labels, lower, upper, w, unit_weights, dsums, dweights):
+    """:func:`_redo_pass`'s labels and bounds for the rows copied into ``G``, with the moves of
+    the rows that change cluster; returns how many change."""
+    k, d = S.shape[1], G.shape[1]
+    changed = 0
+    for q in range(n_redo):
+        best, best_score, second = _two_best(S, q, c_norms)
+        i = lo + redo[q]
+        labels[i] = best
+        d2 = _sq_distance(G, q, centers64, best)
+        upper[i] = _upper(d2, d)
+        lower[i] = np.inf if k == 1 else _second_bound(
+            d2, second - np.float64(best_score), c_max, margin)
+        a = labels_old[i]
+        if best != a:
+            changed += 1
+            _move_row(G[q], a, best, np.float64(w[0 if unit_weights else i]), dsums, dweights)
+    return changed
+
+
+@njit(cache=True, nogil=True)
+def _clusters_held(labels, w, unit_weights, k):
+    """Per cluster, whether a row of nonzero weight has that label."""
+    held = np.zeros(k, np.bool_)
+    for i in range(labels.shape[0]):
+        if unit_weights:
+            if w[0] == 0.0:
+                break
+        elif w[i] == 0.0:
+            continue
+        held[labels[i]] = True
+    return held
+
+
+#: The share of rows whose bounds fail (rows to read) beyond which a step given ``sums_old``
+#: reads every row and recomputes the sums instead (the first steps, where centers move far).
+_INCREMENTAL_SHARE = 0.25
+#: The share is estimated on every ``_SAMPLE_STRIDE``-th row (a pass over all rows' bounds
+#: would cost a fifth of the step it decides).
+_SAMPLE_STRIDE = 256
+
+
+def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None,
+                  upper_old=None, sums_old=None):
+    """:func:`spmdlearn.reference.lloyd_bounded`: the bounded Lloyd step, compiled.
+
+    Without ``sums_old`` (or ``upper_old``, or while more than ``_INCREMENTAL_SHARE`` of the
+    rows fail their bounds): one pass over each block of rows offsets them (no offset copy of
+    the shard), tests each row's bound against its exact distance to its center, and adds the
+    kept rows' sums, weights and inertia; the rows that fail the test are gathered and scored
+    by NumPy's matmul (the plain kernel's call, so the same decisions), and the block's
+    remaining sums follow in row order. Blocks and tasks are those of :func:`lloyd_local` and
+    its partials are added in the same order, so with the same labels the partial is the plain
+    kernel's, bit for bit.
+
+    With ``sums_old``: Hamerly's upper bounds too. A row whose bounds keep its label is not
+    read; the others are assigned as above; the rows that change cluster move their terms
+    between the clusters' sums (tasks' changes added in task order, then to ``sums_old``: the
+    same bits for any thread count); the inertia is not computed (0, ``incremental`` 1). The
+    labels are the same.
+    """
+    k, d = centers.shape
+    n = X.shape[0]
+    if n == 0:
+        return (np.zeros(0, np.int32), np.zeros(0),
+                LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0), np.zeros(0))
+    exact = (sums_old is None or upper_old is None or centers_old is None or k == 1)
+    if not exact:
+        from spmdlearn.reference._kmeans import bound_margin, center_motion, center_shift
+
+        centers64 = np.ascontiguousarray(centers, dtype=np.float64)
+        c_max = float(np.sqrt((centers64 ** 2).sum(axis=1)).max())
+        margin = bound_margin(X.dtype, d)
+        decrement, separation = center_motion(centers64, centers_old)
+        shift = center_shift(centers64, centers_old)
+        # the centers' distances, rounded down
+        gaps = np.sqrt(((centers64[:, None, :] - centers64[None, :, :]) ** 2).sum(axis=2)) * (
+            1 - (d + 4) * _EPS64)
+        labels_old = np.asarray(labels_old, dtype=np.int32)
+        lower_old = np.asarray(lower_old, dtype=np.float64)
+        upper_old = np.asarray(upper_old, dtype=np.float64)
+        exact = labels_old.min() < 0  # rows without a label yet: no bounds
+        if not exact:
+            failing, tested = _failing_on_bounds(labels_old, lower_old, upper_old, shift,
+                                                 decrement, separation, c_max, margin,
+                                                 _SAMPLE_STRIDE)
+            exact = failing > _INCREMENTAL_SHARE * tested
+    if exact:
+        return _lloyd_bounded_exact(X, sample_weight, centers, centers_old, labels_old, lower_old,
+                                    X_offset)
+    C = np.asarray(centers, dtype=X.dtype)
+    Ct = C.T
+    c_norms = np.einsum("ij,ij->i", C, C)
+    unit_weights = _stride_zero(sample_weight)
+    w = _as_float(sample_weight)
+    w = np.full(1, w[0]) if unit_weights else np.ascontiguousarray(w)
+    labels = np.empty(n, dtype=np.int32)
+    lower = np.empty(n)
+    upper = np.empty(n)
+    offset = (np.zeros(d, X.dtype) if X_offset is None
+              else np.asarray(X_offset, dtype=X.dtype))
+    plain_rows = X_offset is None and not X.flags.c_contiguous
+
+    def task(t_lo, t_hi):
+        dsums, dweights = np.zeros((k, d)), np.zeros(k)
+        changed = 0
+        m = min(_ASSIGN_ROWS, t_hi - t_lo)
+        G = np.empty((m, d), X.dtype)
+        redo = np.empty(m, np.int64)
+        lo = t_lo
+        while lo < t_hi:
+            lo, hi, n_redo, moved = _incremental_blocks(
+                X, lo, t_hi, _ASSIGN_ROWS, offset, centers64, gaps, shift, decrement, separation,
+                c_max, margin, labels_old, lower_old, upper_old, labels, lower, upper, G, redo,
+                w, unit_weights, dsums, dweights)
+            changed += moved
+            if lo == t_hi:
+                break
+            if plain_rows:
+                S = (X[lo:hi] @ Ct)[redo[:n_redo]]
+            else:
+                S = G[:max(n_redo, min(2, G.shape[0]))] @ Ct
+            changed += _incremental_redo(G, S, n_redo, redo, lo, c_norms, centers64, c_max,
+                                         margin, labels_old, labels, lower, upper, w,
+                                         unit_weights, dsums, dweights)
+            lo = hi
+        return dsums, dweights, 0.0, changed
+
+    dsums, dweights, _, changed = _fold_tasks(_in_tasks(n, task))
+    sums = np.asarray(sums_old.sums, np.float64) + dsums
+    weights = np.asarray(sums_old.weights, np.float64) + dweights
+    # a cluster that lost all its rows (of nonzero weight) is empty exactly, as the plain
+    # step's sums are, whatever the rounding of its moves
+    # (rows of one weight: the weights count rows, exactly)
+    empty = (weights == 0.0) if unit_weights else ~_clusters_held(labels, w, unit_weights, k)
+    sums[empty] = 0.0
+    weights[empty] = 0.0
+    return labels, lower, LloydPartial(sums, weights, 0.0, float(changed), 1.0), upper

@@ -123,11 +123,12 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset
 
 @hookimpl
 def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
-                                   X_offset):
+                                   X_offset, upper_old, sums_old):
     m = _module("_kmeans")
     if m is None or not _is_2d(X) or not _served(sample_weight):
         return None
-    return m.lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset)
+    return m.lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset,
+                           upper_old, sums_old)
 
 
 @hookimpl

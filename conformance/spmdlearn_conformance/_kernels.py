@@ -266,10 +266,11 @@ def _inputs(kernel, X, w, rng):
 
 
 def _bounded_inputs(X, Xc, weights, centers, ties, rng):
-    """The bounded Lloyd step's state as the estimator carries it: the labels and bounds that
-    the reference's step returned for ``centers_old``, then centers that moved from them a
-    little, far (past other centers), not at all (ties stay ties), or one that jumped (an empty
-    cluster relocated); or the first step (no bounds)."""
+    """The bounded Lloyd step's state as the estimator carries it: the labels, bounds and
+    partial that the reference's step returned for ``centers_old`` (the partial as
+    ``sums_old`` or not, the upper bounds or not), then centers that moved from them a little,
+    far (past other centers), not at all (ties stay ties), or one that jumped (an empty cluster
+    relocated); or the first step (no bounds)."""
     from spmdlearn.reference import lloyd_bounded
 
     n = len(X)
@@ -280,7 +281,8 @@ def _bounded_inputs(X, Xc, weights, centers, ties, rng):
     if move == "first":
         return {"X": rows, "sample_weight": weights, "centers": centers, "centers_old": None,
                 "labels_old": rng.integers(-1, len(centers), n).astype(np.int32),
-                "lower_old": rng.uniform(0, 1, n), "X_offset": X_offset}
+                "lower_old": rng.uniform(0, 1, n), "X_offset": X_offset, "upper_old": None,
+                "sums_old": None}
     scale = float(np.std(Xc)) if Xc.size else 1.0
     centers_old = centers.copy()
     if move == "small":
@@ -289,25 +291,36 @@ def _bounded_inputs(X, Xc, weights, centers, ties, rng):
         centers_old = centers + 2.0 * scale * rng.normal(size=centers.shape)
     elif move == "jump":
         centers_old[-1] = -centers[-1] + scale
-    labels_old, lower_old, _ = lloyd_bounded(rows, weights, centers_old, None,
-                                             np.full(n, -1, np.int32), np.zeros(n), X_offset)
+    labels_old, lower_old, partial, upper_old = lloyd_bounded(
+        rows, weights, centers_old, None, np.full(n, -1, np.int32), np.zeros(n), X_offset)
+    kept = int(rng.integers(3))  # 0: no upper bounds, 1: no sums_old, 2: both
     return {"X": rows, "sample_weight": weights, "centers": centers, "centers_old": centers_old,
-            "labels_old": labels_old, "lower_old": lower_old, "X_offset": X_offset}
+            "labels_old": labels_old, "lower_old": lower_old, "X_offset": X_offset,
+            "upper_old": upper_old if kept else None, "sums_old": partial if kept == 2 else None}
 
 
-def _invalid_bounds(kwargs, labels, lower) -> str | None:
-    """None if each row's ``lower`` is at most its distance to every center but its label
-    (float64, from coordinate differences; a relative slack for that computation's rounding),
-    else which row breaks it. The bounds themselves are an implementation's choice."""
+def _invalid_bounds(kwargs, labels, lower, upper) -> str | None:
+    """None if each row's ``lower`` is at most its distance to every center but its label and
+    its ``upper`` at least its distance to its label's center (float64, from coordinate
+    differences; a relative slack for that computation's rounding), else which row breaks it.
+    The bounds themselves are an implementation's choice."""
     X = to_numpy(kwargs["X"])
     labels, lower = to_numpy(labels), np.asarray(to_numpy(lower), np.float64)
+    upper = np.asarray(to_numpy(upper), np.float64)
     if lower.shape != labels.shape or np.isnan(lower).any():
         return f"bounds of shape {lower.shape} (NaN: {np.isnan(lower).any()})"
+    if upper.shape != labels.shape or np.isnan(upper).any():
+        return f"upper bounds of shape {upper.shape} (NaN: {np.isnan(upper).any()})"
     if kwargs["X_offset"] is not None:
         X = X - np.asarray(kwargs["X_offset"], X.dtype)
     X = np.asarray(X, np.float64)
     centers = np.asarray(kwargs["centers"], np.float64)
     dist = np.sqrt(((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
+    own = dist[np.arange(len(X)), labels] if len(X) else np.zeros(0)
+    low = np.flatnonzero(upper < own - 1e-12 * (own + np.sqrt((X ** 2).sum(axis=1)) + 1.0))
+    if low.size:
+        i = int(low[0])
+        return f"row {i}: upper bound {upper[i]!r} below its distance {own[i]!r} to its center"
     dist[np.arange(len(X)), labels] = np.inf
     nearest_other = dist.min(axis=1, initial=np.inf)
     slack = 1e-12 * (nearest_other + np.sqrt((X ** 2).sum(axis=1)) + 1.0)
@@ -488,10 +501,15 @@ def check_kernel(impl, kernel: str, max_examples: int, *, array_type: str = "num
         kind = same_kind(expected, _host(result) if kernel in HOST_OR_INPUT_TYPE else result) \
             or _placement(result, kwargs)
         if kernel == "kmeans_lloyd_bounded":
-            # the labels and partial are the reference's; the bounds need only be bounds
+            # the labels and partial are the reference's; the bounds need only be bounds; with
+            # sums_old, the inertia may be left out (the kept rows were not read)
+            got, want = result[2], expected[2]
+            if kwargs["sums_old"] is not None and got.incremental == 1:
+                got, want = got._replace(inertia=0.0, incremental=0.0), want._replace(inertia=0.0)
             problem = kind or _compare(
-                _host((expected[0], expected[2])), _host((result[0], result[2])),
-                KERNEL_RTOL[X.dtype]) or _invalid_bounds(kwargs, result[0], result[1])
+                _host((expected[0], want)), _host((result[0], got)),
+                KERNEL_RTOL[X.dtype]) or _invalid_bounds(kwargs, result[0], result[1],
+                                                         result[3])
         elif kernel in EXACT:
             problem = kind or (None if np.array_equal(_host(expected), _host(result)) else
                                "differs from the reference's bits")

@@ -209,7 +209,7 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset
 
 @hookspec(firstresult=True)
 def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
-                                   X_offset):
+                                   X_offset, upper_old, sums_old):
     """The Lloyd step of ``kmeans_lloyd_local``, skipping the rows whose label cannot change:
     :func:`spmdlearn.reference.lloyd_bounded` (Hamerly's bounds).
 
@@ -229,13 +229,24 @@ def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, label
         The labels the previous call returned (-1: none yet).
     lower_old : array of shape (n_samples,), float64
         The bounds the previous call returned (any values when ``centers_old`` is None).
+    upper_old : array of shape (n_samples,), float64, or None
+        The upper bounds the previous call returned (on each row's distance to its label's
+        center of ``centers_old``); None: none (the first step, or not kept).
+    sums_old : spmdlearn.reference.LloydPartial or None
+        This rank's partial that the previous call returned, before any reduction. Given, the
+        kernel may return its sums and weights updated by the rows whose label changed (equal
+        to ``kmeans_lloyd_local``'s up to rounding; a cluster left without a row of nonzero
+        weight exactly zero) with ``inertia`` 0 (not computed) and ``incremental`` 1, so that
+        the rows that keep their label are not read; or ``kmeans_lloyd_local``'s partial.
+        None: ``kmeans_lloyd_local``'s partial.
 
     Returns
     -------
-    result : tuple (labels, lower, spmdlearn.reference.LloydPartial), or None
-        ``kmeans_lloyd_local``'s labels and partial, and each row's lower bound on its distance
-        to every center but its own (new arrays, of X's array type and device; the inputs are
-        not modified). None declines. Must not communicate.
+    result : tuple (labels, lower, spmdlearn.reference.LloydPartial, upper), or None
+        ``kmeans_lloyd_local``'s labels and partial (see ``sums_old``), each row's lower bound
+        on its distance to every center but its own and an upper bound on its distance to its
+        own (new arrays, of X's array type and device; the inputs are not modified). None
+        declines. Must not communicate.
     """
 
 

@@ -500,14 +500,30 @@ def _serves_bounded_step(backend) -> bool:
     return backend != REFERENCE and "kmeans_lloyd_bounded" in backend_kernels(backend)
 
 
+#: Rows of a rank from which the bounded step may update the cluster sums from the rows that
+#: change cluster (``sums_old``) instead of adding every row: beyond one task of the cpu kernel
+#: (whose sums are added in row order within a task, then task by task), where the sums' last
+#: bits already depend on how the rows are cut. Below, every step's sums are added in row
+#: order, as scikit-learn's on one thread, so that ties fall as there.
+_INCREMENTAL_ROWS = 1 << 16
+
+
 def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
     """scikit-learn's ``_kmeans_single_lloyd``, with one fused reduction per step.
 
     On a backend with the bounded step (``kmeans_lloyd_bounded``), each row's lower bound on
-    its distance to the other centers is kept from step to step beside its label, so that a
-    step recomputes only the rows whose label may change (Hamerly 2010); the labels and each
-    step's partial are the plain step's. The centers' moves, from which the bounds follow,
-    are the same on every rank: the bounds need no communication.
+    its distance to the other centers and upper bound on its distance to its own are kept from
+    step to step beside its label, so that a step recomputes only the rows whose label may
+    change (Hamerly 2010); the labels are the plain step's. The centers' moves, from which the
+    bounds follow, are the same on every rank: the bounds need no communication.
+
+    On a rank of more than ``_INCREMENTAL_ROWS`` rows, the step is also given this rank's
+    previous partial, so that it may update the sums from the rows that change cluster and read
+    no other row (the step's inertia is then not computed): the centers are then the plain step's up to
+    the rounding of the sums. The sums are recomputed from every row (the plain step's, bit for
+    bit) where the model is decided: at the last iteration, when the steps converge (strictly
+    or within ``tol``; a convergence that the recomputed sums do not confirm iterates on), in
+    the final E-step, and at every step under ``verbose`` (which prints the inertia).
     """
     comm, xp = data.comm, data.xp
     centers = np.asarray(centers_init, dtype=np.float64)
@@ -516,35 +532,51 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
               xp.full((data.n_local,), -1, dtype=xp.int32, device=device(data.X)))
     strict = False
     bounded = _serves_bounded_step(data.backend)
-    # the bounded step's state: the centers its bounds refer to, and the bounds
+    incremental = bounded and data.n_local > _INCREMENTAL_ROWS
+    # the bounded step's state: the centers its bounds refer to, the bounds, and this rank's
+    # partial of the previous step
     state = {"centers": None, "lower": empty_like_rows(data.X, (data.n_local,), np.float64)
-             if bounded else None}
+             if bounded else None, "upper": None, "partial": None}
 
-    def step(c, labels_old):
+    def step(c, labels_old, exact=False):
         if not bounded:
             return allreduce(LLOYD, data.X, data.w, c, labels_old, data.offset, comm=comm,
                              backend=data.backend, with_rows=True)
         rows = {}
 
         def local():
-            rows["labels"], rows["lower"], partial = call_kernel(
+            rows["labels"], rows["lower"], partial, rows["upper"] = call_kernel(
                 "kmeans_lloyd_bounded", data.backend, X=data.X, sample_weight=data.w,
                 centers=c, centers_old=state["centers"], labels_old=labels_old,
-                lower_old=state["lower"], X_offset=data.offset)
+                lower_old=state["lower"], X_offset=data.offset, upper_old=state["upper"],
+                sums_old=None if exact or not incremental else state["partial"])
+            rows["partial"] = partial
             return partial
 
         partial = reduce_step(LLOYD, local, data.X, data.w, c, labels_old, data.offset,
                               comm=comm)
-        state["centers"], state["lower"] = c, rows["lower"]
+        state.update(centers=c, lower=rows["lower"], upper=rows["upper"],
+                     partial=rows["partial"])
         return rows["labels"], partial
 
-    for i in range(max_iter):
-        new_labels, p = step(centers, labels)
+    def update(p, new_labels):
         sums, weights = p.sums.copy(), p.weights.copy()
         if np.any(weights == 0):
             _relocate_empty_clusters(data, centers, sums, weights, new_labels)
         centers_new = _average_centers(sums, weights)
-        shift = np.sqrt(((centers_new - centers) ** 2).sum(axis=1))
+        return centers_new, np.sqrt(((centers_new - centers) ** 2).sum(axis=1))
+
+    for i in range(max_iter):
+        new_labels, p = step(centers, labels, exact=verbose or i == max_iter - 1)
+        centers_new, shift = update(p, new_labels)
+        if p.incremental and (p.n_changed == 0 or float((shift ** 2).sum()) <= tol):
+            # Sums updated from the changed rows (on some rank) where the steps converge: the same step again, its sums from every row (the same labels), so
+            # that the model is the plain step's; the test is made again on those sums.
+            again_labels, again = step(centers, new_labels, exact=True)
+            if again.n_changed:  # a near-tie broken otherwise by another BLAS product
+                new_labels = again_labels
+            p = again._replace(n_changed=p.n_changed + again.n_changed)
+            centers_new, shift = update(p, new_labels)
         if verbose and comm.rank == 0:
             print(f"Iteration {i}, inertia {p.inertia}, center shift {(shift ** 2).sum()}.",
                   flush=True)
@@ -565,7 +597,7 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
     if not strict:
         # Re-run the E-step so that the labels match the final centers; the step returns the
         # inertia of its assignment, so no other pass over the rows is needed.
-        labels, p = step(centers, labels)
+        labels, p = step(centers, labels, exact=True)
         inertia = float(p.inertia)
     else:
         inertia = float(comm.sum_identical([data.inertia(centers, labels)])[0])
@@ -630,7 +662,7 @@ default="k-means++"
     and the count of changed labels), folded in a fixed order so every rank takes the same
     branch. Memory per rank: this rank's rows (never copied: the centering is applied a block
     at a time), its labels, and O(n_clusters x n_features); k-means++ adds three per-row vectors,
-    the bounded step one (each row's lower bound, float64).
+    the bounded step two (each row's lower and upper bounds, float64).
 
     **Ties and the number of ranks.** Equal or near-equal values (rows equally far from their
     centers when an empty cluster is relocated; a relocated row and the mean of its copies, two
@@ -651,7 +683,13 @@ default="k-means++"
     (``spmdlearn.reference.bound_margin``); the other rows are scored as the plain step scores
     them. Labels, centers, ``inertia_`` and ``n_iter_`` are therefore the plain step's, bit for
     bit on the cpu backend, except where a recomputed row's scores round differently in the
-    BLAS product of fewer rows than the plain step's block, at a true near-tie.
+    BLAS product of fewer rows than the plain step's block, at a true near-tie. On a rank of
+    more than 65,536 rows, a step whose rows mostly keep their labels also reads only the rows
+    whose bounds fail, and updates the cluster sums from the rows that change cluster: the
+    centers between steps are then the plain step's up to the rounding of the sums, so that a
+    row at a tie (within that rounding) may fall otherwise; the sums are recomputed from every
+    row at the last iteration, at convergence and in the final E-step, so that the fitted
+    centers are the plain step's whenever the labels are.
 
     **Array types.** Rows of any array-API type (dpnp, CuPy, ...) stay in their namespace and
     on their device through seeding, Lloyd's iterations and the comparison of ``n_init`` runs;

@@ -16,7 +16,8 @@ from ..contract import ReductionContract
 __all__ = ["LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia",
            "sq_distances", "farthest_rows", "kmeans_assign", "kmeans_transform",
            "kmeans_min_distances", "kmeans_plusplus_potentials", "assigned_sq_distances",
-           "relocation_rows", "lloyd_bounded", "center_motion", "bound_margin"]
+           "relocation_rows", "lloyd_bounded", "center_motion", "center_shift", "bound_margin",
+           "upper_bound"]
 
 
 class LloydPartial(NamedTuple):
@@ -40,6 +41,10 @@ class LloydPartial(NamedTuple):
     weights: np.ndarray  #: (n_clusters,) sum of weights of each cluster
     inertia: float  #: sum of w * squared distance to the assigned center (the new assignment)
     n_changed: float  #: labels different from ``labels_old``
+    #: ranks whose step updated its sums from the changed rows only (``lloyd_bounded`` given
+    #: ``sums_old``) and did not compute its inertia (0 there): ``inertia`` is then not the
+    #: step's; 0 when every rank read all its rows
+    incremental: float = 0.0
 
 
 def sq_distances(X: np.ndarray, centers: np.ndarray, x_squared_norms=None) -> np.ndarray:
@@ -96,7 +101,7 @@ def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
 
 def lloyd_combine(a: LloydPartial, b: LloydPartial) -> LloydPartial:
     return LloydPartial(a.sums + b.sums, a.weights + b.weights, a.inertia + b.inertia,
-                        a.n_changed + b.n_changed)
+                        a.n_changed + b.n_changed, a.incremental + b.incremental)
 
 
 #: The Lloyd step; its kernel also returns the labels of this rank's rows (``with_rows``).
@@ -150,7 +155,26 @@ def center_motion(centers, centers_old):
     return decrement, gaps.min(axis=1)
 
 
-def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None):
+def center_shift(centers, centers_old):
+    """``||centers[j] - centers_old[j]||`` for each center, float64, rounded up (zeros when
+    ``centers_old`` is None): how much a row's distance to its own center may have grown
+    (triangle inequality), the move of :func:`lloyd_bounded`'s upper bounds."""
+    centers = np.asarray(centers, np.float64)
+    if centers_old is None:
+        return np.zeros(len(centers))
+    up = 1 + (centers.shape[1] + 4) * np.finfo(np.float64).eps
+    return np.sqrt(((centers - np.asarray(centers_old, np.float64)) ** 2).sum(axis=1)) * up
+
+
+def upper_bound(sq_distance, n_features):
+    """An upper bound on a distance from its square computed in float64 from coordinate
+    differences (as :func:`kmeans_inertia`'s terms): the square root, rounded up past the
+    rounding of the sum of ``n_features`` squares and of the root."""
+    return np.sqrt(sq_distance) * (1 + (n_features + 6) * np.finfo(np.float64).eps)
+
+
+def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None,
+                  upper_old=None, sums_old=None):
     """One Lloyd step that recomputes only the rows whose label may change (Hamerly's bounds).
 
     The step of :func:`lloyd_local` (same labels, same partial) given, for each row, its label
@@ -160,8 +184,9 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     separation[a] - d_a)``, squared, exceeds ``d_a^2`` (its distance to ``centers[a]``) by more
     than :func:`bound_margin` ``* R^2``; every other row is assigned as :func:`lloyd_local` does,
     by ``||c||^2 - 2 x.c`` in X's dtype, and gets a new bound from its second-best score
-    (G. Hamerly, "Making k-means even faster", SDM 2010: one lower bound per row; the upper
-    bound is the exact ``d_a``, which the inertia needs anyway).
+    (G. Hamerly, "Making k-means even faster", SDM 2010: one lower bound per row; here the
+    upper bound is the exact ``d_a``, which the inertia needs anyway; an implementation given
+    ``upper_old`` and ``sums_old`` may skip the rows whose moved upper bound keeps their label).
 
     Labels equal :func:`lloyd_local`'s: a kept row's label is the nearest center with a gap
     larger than any rounding of the plain step's scores, so the plain step picks it too. The
@@ -185,6 +210,21 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
         ``centers_old`` is None.
     X_offset : ndarray of shape (n_features,), default=None
         As in :func:`lloyd_local`.
+    upper_old : ndarray of shape (n_samples,), float64, default=None
+        Upper bounds on each row's distance to its label's center of ``centers_old`` (this
+        kernel's previous ``upper``); None: none kept. An implementation may use them, with
+        :func:`center_shift`, to keep a row's label without reading the row (Hamerly's upper
+        bound ``u``: kept while ``u + shift[a]`` stays below the row's lower bound by the
+        margin); this definition computes every row's distance.
+    sums_old : LloydPartial, default=None
+        This rank's partial of the previous call (before any reduction), whose sums and weights
+        are those of the rows by ``labels_old``. Given, an implementation may return its
+        ``sums`` and ``weights`` updated by the rows whose label changed (subtracted from the
+        old cluster, added to the new one: equal to :func:`lloyd_local`'s up to rounding, a
+        cluster left with no row of nonzero weight exactly zero), ``inertia`` 0 (not
+        computed) and ``incremental`` 1, so that the kept rows are not read; or
+        :func:`lloyd_local`'s partial, as this definition always does. None:
+        :func:`lloyd_local`'s partial.
 
     Returns
     -------
@@ -194,13 +234,16 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
         Lower bounds on each row's distance to every center other than its label (``inf`` for
         one cluster), the next step's ``lower_old``.
     partial : LloydPartial
-        :func:`lloyd_local`'s partial of these labels.
+        :func:`lloyd_local`'s partial of these labels (see ``sums_old``).
+    upper : ndarray of shape (n_samples,), float64
+        Upper bounds on each row's distance to its label's center (:func:`upper_bound` of the
+        distance here), the next step's ``upper_old``.
     """
     k, d = centers.shape
     n = X.shape[0]
     if n == 0:
         return (np.zeros(0, np.int32), np.zeros(0),
-                LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0))
+                LloydPartial(np.zeros((k, d)), np.zeros(k), 0.0, 0.0), np.zeros(0))
     if X_offset is not None:
         X = X - np.asarray(X_offset, dtype=X.dtype)
     centers64 = np.asarray(centers, np.float64)
@@ -231,8 +274,9 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     XwT = np.multiply(np.asarray(X, np.float64).T, w, order="C")
     sums = np.stack([np.bincount(labels, weights=XwT[j], minlength=k) for j in range(d)], axis=1)
     weights = np.bincount(labels, weights=w, minlength=k).astype(np.float64)
+    upper = upper_bound(_assigned_sq(X, centers64, labels), d)
     return labels, lower, LloydPartial(sums, weights, kmeans_inertia(X, w, centers64, labels),
-                                       float(np.count_nonzero(labels != labels_old)))
+                                       float(np.count_nonzero(labels != labels_old))), upper
 
 
 def _assign_with_bound(X, centers64, rows):

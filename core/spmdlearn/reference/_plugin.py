@@ -76,11 +76,11 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset
 
 
 @hookimpl(trylast=True)
-@host_kernel(rows=(0, 1))
+@host_kernel(rows=(0, 1, 3))
 def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
-                                   X_offset):
+                                   X_offset, upper_old, sums_old):
     return lloyd_bounded(np.asarray(X), np.asarray(sample_weight), centers, centers_old,
-                         labels_old, lower_old, X_offset)
+                         labels_old, lower_old, X_offset, upper_old, sums_old)
 
 
 @hookimpl(trylast=True)
