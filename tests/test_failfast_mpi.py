@@ -9,6 +9,7 @@
   instead of crashing with "Message truncated".
 """
 
+import re
 import sys
 import warnings
 
@@ -105,6 +106,51 @@ def test_parameter_differs_on_one_rank(world, case):
         world, ValueError, _call(est, how, X, y),
         match=rf"parameters differ across ranks: {name} \(rank{'s' if bad > 1 else ''} "
               rf"{others}: {value!r}; rank {bad}: {other!r}\)")
+
+
+# A method's own arguments steer its collectives as the parameters do: (method, argument name,
+# value elsewhere, value on the last rank). radius=1e200 overflows the euclidean limit: on that
+# rank alone it used to start the overflow check's gather, a CollectiveError naming no argument.
+ARG_CASES = {
+    "radius_neighbors-radius-overflow": ("radius_neighbors", "radius", 1.0, 1e200),
+    "radius_neighbors-radius": ("radius_neighbors", "radius", 1.0, 1.5),
+    "radius_neighbors-sort_results": ("radius_neighbors", "sort_results", False, True),
+    "kneighbors-n_neighbors": ("kneighbors", "n_neighbors", 3, 1000),
+    "kneighbors_graph-mode": ("kneighbors_graph", "mode", "connectivity", "distance"),
+}
+
+
+@pytest.mark.parametrize("case", ARG_CASES)
+def test_method_argument_differs_on_one_rank(world, case):
+    _needs_ranks(world)
+    method, name, value, other = ARG_CASES[case]
+    X, _ = _data(world)
+    nn = NearestNeighbors().fit(X)
+    bad = world.size - 1
+    others = ", ".join(str(r) for r in range(bad))
+    kwargs = {name: other if world.rank == bad else value}
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: getattr(nn, method)(X, **kwargs),
+        match=rf"{type(nn).__name__}\.{method}: parameters differ across ranks: argument "
+              rf"{name} \(rank{'s' if bad > 1 else ''} {others}: {re.escape(repr(value))}; "
+              rf"rank {bad}: {re.escape(repr(other))}\)")
+    # nothing is left half-done: the same call with agreed arguments works on every rank
+    out = getattr(nn, method)(X, **{name: value})
+    rows = out[-1].shape[0] if isinstance(out, tuple) else out.shape[0]
+    assert_all_ranks(world, rows == X.shape[0], "the next call works")
+
+
+def test_radius_overflow_on_every_rank_names_radius(world):
+    """The same overflowing radius on every rank: every rank raises, naming the radius."""
+    X, _ = _data(world)
+    X = X.copy()
+    if X.shape[0]:
+        X[0, 0] = 1e160 * (world.rank + 1)  # distances of about 1e160 overflow float64
+    nn = NearestNeighbors().fit(X)
+    assert_raises_on_all_ranks(world, ValueError, lambda: nn.radius_neighbors(X, radius=1e200),
+                               match=r"overflow float64.*radius=1e\+200")
+    out = nn.radius_neighbors(X, radius=1.0, return_distance=False)
+    assert_all_ranks(world, out.shape == (X.shape[0],), "a radius search after the error")
 
 
 def test_parameters_agree_then_fit(world):

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from .comm import get_comm, relocated_warnings
 
 __all__ = ["SPMDEstimatorMixin", "GatherFitDataMixin", "thread_limit", "collective_method",
-           "canonical_params"]
+           "canonical_params", "canonical_arguments"]
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -66,6 +66,41 @@ def canonical_params(estimator) -> dict:
     """
     return {name: (_canonical(value), _Short(value))
             for name, value in estimator_params(estimator).items()}
+
+
+#: Method arguments that are data (this rank's rows, targets and weights): they differ across
+#: ranks by design and are agreed by the validation, not by value.
+_DATA_ARGUMENTS = frozenset({"X", "y", "Y", "sample_weight"})
+
+
+def canonical_arguments(signature, estimator, args, kwargs) -> dict:
+    """``{"argument NAME": (comparable value, text)}`` for a method call's scalar arguments
+    (not collective).
+
+    A method's own parameters (``radius_neighbors(radius=...)``, ``kneighbors(n_neighbors=...)``,
+    ``predict(return_std=...)``) steer its collectives as the estimator's parameters do, so the
+    ranks agree on them with the estimator's parameters: a value that differs on one rank
+    raises on every rank, naming the argument and the ranks, before any computation. Numbers,
+    strings and booleans compare by value and type; arrays and other objects are data (as
+    :data:`_DATA_ARGUMENTS`) and compare as one value, absent (None) included: what they hold
+    is checked by the validation.
+    """
+    try:
+        bound = signature.bind(estimator, *args, **kwargs)
+    except TypeError:
+        return {}  # the call itself raises, the same on every rank
+    bound.apply_defaults()
+    out = {}
+    for index, (key, value) in enumerate(bound.arguments.items()):
+        if index == 0 or key in _DATA_ARGUMENTS:  # self
+            continue
+        values = value.items() if isinstance(value, dict) and \
+            signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD else [(key, value)]
+        for k, v in values:
+            scalar = v is not None and isinstance(v, (bool, int, float, complex, str,
+                                                      np.generic))
+            out[f"argument {k}"] = (_canonical(v) if scalar else ("data or None",), _Short(v))
+    return out
 
 
 def estimator_params(estimator, deep: bool = True) -> dict:
@@ -126,6 +161,7 @@ def collective_method(method, name=None):
     exception on any rank, at any step, is raised on every rank; warnings show once.
     """
     name = name or method.__name__
+    signature = inspect.signature(method)
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -135,8 +171,12 @@ def collective_method(method, name=None):
         if comm.size == 1:
             with relocated_warnings(*caller):
                 return method(self, *args, **kwargs)
-        with comm.session(f"{type(self).__name__}.{name}", lambda: canonical_params(self),
-                          caller):
+
+        def params():
+            return {**canonical_params(self),
+                    **canonical_arguments(signature, self, args, kwargs)}
+
+        with comm.session(f"{type(self).__name__}.{name}", params, caller):
             return method(self, *args, **kwargs)
 
     wrapper.__spmdlearn_collective__ = True
