@@ -129,7 +129,10 @@ def validate_params(estimator) -> None:
             continue
         value = params[name]
         if not any(_accepts(c, value) for c in constraints):
-            expected = " or ".join(_describe(c) for c in constraints)
+            described = [_describe(c) for c in constraints]
+            # scikit-learn's wording: "a, b or c"
+            expected = described[0] if len(described) == 1 else \
+                ", ".join(described[:-1]) + " or " + described[-1]
             raise ValueError(f"The {name!r} parameter of {type(estimator).__name__} must be "
                              f"{expected}. Got {value!r} instead.")
 
