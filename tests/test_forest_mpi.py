@@ -249,7 +249,7 @@ def test_max_samples_bootstrap_size_as_sklearn(comm, max_samples, weighted):
 
     cuts, n = _uneven(comm)
     rng = np.random.RandomState(1)
-    X, y = rng.randn(n, 3), np.arange(n) % 3
+    y = np.arange(n) % 3
     sw = rng.uniform(0.5, 3.0, n) if weighted == "sample_weight" else None
     cw = {0: 1.0, 1: 2.5, 2: 0.25} if weighted == "class_weight" else None
     full = sw if cw is None else compute_sample_weight(cw, y)
