@@ -140,6 +140,52 @@ def test_method_argument_differs_on_one_rank(world, case):
     assert_all_ranks(world, rows == X.shape[0], "the next call works")
 
 
+# Collective functions too: (function, its other arguments, argument name, value elsewhere,
+# value on the last rank). Each used to leave the ranks in different collectives (a
+# CollectiveError naming none of them, or a hang in the next call).
+FUNCTION_CASES = {
+    "accuracy_score-normalize": ("metrics.accuracy_score", "normalize", True, False),
+    "r2_score-multioutput": ("metrics.r2_score", "multioutput", "uniform_average",
+                             "raw_values"),
+    "roc_auc_score-max_fpr": ("metrics.roc_auc_score", "max_fpr", None, 0.5),
+    "cross_val_score-cv": ("model_selection.cross_val_score", "cv", 3, 2),
+    "cross_val_score-estimator": ("model_selection.cross_val_score", "estimator__C", 1.0, 0.5),
+    "train_test_split-test_size": ("model_selection.train_test_split", "test_size", 0.25, 0.5),
+}
+
+
+@pytest.mark.parametrize("case", FUNCTION_CASES)
+def test_function_argument_differs_on_one_rank(world, case):
+    import importlib
+
+    _needs_ranks(world)
+    path, name, value, other = FUNCTION_CASES[case]
+    module, function = path.split(".")
+    fn = getattr(importlib.import_module(f"spmdlearn.{module}"), function)
+    X, y = _data(world)
+    mine = other if world.rank == world.size - 1 else value
+
+    def call(v):
+        if function == "cross_val_score":
+            C, cv = (v, 3) if name == "estimator__C" else (1.0, v)
+            return fn(LogisticRegression(C=C), X, y, cv=cv)
+        if function == "train_test_split":
+            return fn(X, y, test_size=v, random_state=0)
+        if function == "r2_score":
+            return fn(X[:, :2], X[:, :2] + 0.1, multioutput=v)
+        return fn(y, X[:, 0] if function == "roc_auc_score" else y, **{name: v})
+
+    bad = world.size - 1
+    others = ", ".join(str(r) for r in range(bad))
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: call(mine),
+        match=rf"spmdlearn\.{path}: parameters differ across ranks: argument {name} "
+              rf"\(rank{'s' if bad > 1 else ''} {others}: {re.escape(repr(value))}; "
+              rf"rank {bad}: {re.escape(repr(other))}\)")
+    call(value)  # the same call with agreed arguments works on every rank
+    assert_all_ranks(world, True, "the next call works")
+
+
 def test_radius_overflow_on_every_rank_names_radius(world):
     """The same overflowing radius on every rank: every rank raises, naming the radius."""
     X, _ = _data(world)
