@@ -135,25 +135,22 @@ def _expect(world, sk_call, spmd_call, what):
     assert_raises_on_all_ranks(world, type(expected), spmd_call, match=match)
 
 
-@pytest.mark.parametrize("kind", X_KINDS)
-@pytest.mark.parametrize("name", ESTIMATORS)
-def test_fit_X_dtype_as_sklearn(world, name, kind):
+FIT_CASES = [(name, "X", kind) for name in ESTIMATORS for kind in X_KINDS] + [
+    (name, "y", kind) for name, e in ESTIMATORS.items() if e[2] is not None for kind in Y_KINDS]
+
+
+@pytest.mark.parametrize("name,which,kind", FIT_CASES)
+def test_fit_dtype_as_sklearn(world, name, which, kind):
+    """X (or y) of another dtype in ``fit``."""
     make, sk_make, targets, _ = ESTIMATORS[name]
     X, y, mine = _data(world, targets)
-    Xk = X_KINDS[kind](X)
+    if which == "X":
+        X = X_KINDS[kind](X)
+    else:
+        y = Y_KINDS[kind](y)
     ys = None if y is None else y[mine]
-    _expect(world, lambda: _fit(sk_make(), Xk, y), lambda: _fit(make(), Xk[mine], ys),
-            f"{name}.fit on X of {kind}")
-
-
-@pytest.mark.parametrize("kind", Y_KINDS)
-@pytest.mark.parametrize("name", [n for n, e in ESTIMATORS.items() if e[2] is not None])
-def test_fit_y_dtype_as_sklearn(world, name, kind):
-    make, sk_make, targets, _ = ESTIMATORS[name]
-    X, y, mine = _data(world, targets)
-    yk = Y_KINDS[kind](y)
-    _expect(world, lambda: _fit(sk_make(), X, yk), lambda: _fit(make(), X[mine], yk[mine]),
-            f"{name}.fit on y of {kind}")
+    _expect(world, lambda: _fit(sk_make(), X, y), lambda: _fit(make(), X[mine], ys),
+            f"{name}.fit on {which} of {kind}")
 
 
 @pytest.mark.parametrize("kind", X_KINDS)
