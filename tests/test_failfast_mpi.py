@@ -9,6 +9,7 @@
   instead of crashing with "Message truncated".
 """
 
+import functools
 import re
 import sys
 import warnings
@@ -21,35 +22,20 @@ import spmdlearn
 from spmdlearn import _backends
 from spmdlearn.basic_statistics import BasicStatistics
 from spmdlearn.cluster import DBSCAN, KMeans
-from spmdlearn.comm import CollectiveError, get_comm
+from spmdlearn.comm import CollectiveError
 from spmdlearn.covariance import EmpiricalCovariance
 from spmdlearn.decomposition import PCA, IncrementalPCA
 from spmdlearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from spmdlearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from spmdlearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from spmdlearn.preprocessing import StandardScaler
+from _shards import uneven_data
 from spmdlearn_conformance import assert_all_ranks, assert_raises_on_all_ranks
 
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(60)]
 
 
-@pytest.fixture
-def world():
-    comm = get_comm()
-    with spmdlearn.config_context(comm=comm):
-        yield comm
-
-
-def _data(comm, n_features=4, seed=0):
-    """Uneven shards, the last rank empty when there are several."""
-    rng = np.random.RandomState(seed)
-    sizes = [30 + 11 * r for r in range(comm.size)]
-    if comm.size > 1:
-        sizes[-1] = 0
-    X = rng.randn(sum(sizes), n_features)
-    y = (X[:, 0] + 0.3 * X[:, 1] > 0).astype(np.int64)
-    lo = sum(sizes[:comm.rank])
-    return X[lo:lo + sizes[comm.rank]], y[lo:lo + sizes[comm.rank]]
+_data = functools.partial(uneven_data, target="classification")
 
 
 def _needs_ranks(comm):

@@ -23,10 +23,9 @@ from sklearn import linear_model as skl
 from sklearn import neighbors as skn
 from sklearn import preprocessing as skp
 
-import spmdlearn
 from spmdlearn import cluster, covariance, decomposition, ensemble, linear_model, neighbors, \
     preprocessing
-from spmdlearn.comm import get_comm
+
 from spmdlearn_conformance import assert_all_ranks, assert_raises_on_all_ranks
 
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(300)]
@@ -83,13 +82,6 @@ Y_KINDS = {
     "bool": lambda y: y > 0,
     "complex": lambda y: y + 0j,
 }
-
-
-@pytest.fixture
-def world():
-    comm = get_comm()
-    with spmdlearn.config_context(comm=comm):
-        yield comm
 
 
 def _data(comm, kind):
