@@ -99,6 +99,17 @@ def comm(request):
         yield get_comm()
 
 
+@pytest.fixture
+def world():
+    """The library's default communicator (a duplicate of COMM_WORLD), set for the test."""
+    import spmdlearn
+    from spmdlearn.comm import get_comm
+
+    comm = get_comm()
+    with spmdlearn.config_context(comm=comm):
+        yield comm
+
+
 @functools.lru_cache(maxsize=None)
 def sycl_dpnp():
     """The ``dpnp`` module where a SYCL queue opens here, else the exception that says why not

@@ -29,7 +29,7 @@ from sklearn.base import clone, is_classifier, is_regressor
 
 import spmdlearn
 import spmdlearn.metrics
-from spmdlearn.comm import get_comm
+
 from spmdlearn_conformance import (
     assert_all_ranks,
     assert_allclose_all_ranks,
@@ -154,13 +154,6 @@ def _method_args(est, method, X_part):
     if method == "inverse_transform":
         return (est.transform(X_part),)
     return (X_part,)
-
-
-@pytest.fixture
-def world():
-    comm = get_comm()
-    with spmdlearn.config_context(comm=comm):
-        yield comm
 
 
 def test_every_public_method_is_classified():

@@ -6,7 +6,7 @@ import pytest
 
 import spmdlearn
 from spmdlearn.basic_statistics import BasicStatistics
-from spmdlearn.comm import CollectiveError, get_comm
+from spmdlearn.comm import CollectiveError
 from spmdlearn.covariance import EmpiricalCovariance
 from spmdlearn.decomposition import PCA
 from spmdlearn.linear_model import LinearRegression, Ridge
@@ -40,13 +40,6 @@ def _bad_rank_pattern(comm):
     """The last rank is the bad one; with one rank, rank 0."""
     bad = comm.size - 1
     return bad, (rf"rank {bad}" if comm.size > 1 else "")
-
-
-@pytest.fixture
-def world():
-    comm = get_comm()
-    with spmdlearn.config_context(comm=comm):
-        yield comm
 
 
 @pytest.mark.parametrize("name", ESTIMATORS)

@@ -9,6 +9,8 @@
   instead of crashing with "Message truncated".
 """
 
+import functools
+import re
 import sys
 import warnings
 
@@ -20,35 +22,20 @@ import spmdlearn
 from spmdlearn import _backends
 from spmdlearn.basic_statistics import BasicStatistics
 from spmdlearn.cluster import DBSCAN, KMeans
-from spmdlearn.comm import CollectiveError, get_comm
+from spmdlearn.comm import CollectiveError
 from spmdlearn.covariance import EmpiricalCovariance
 from spmdlearn.decomposition import PCA, IncrementalPCA
 from spmdlearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from spmdlearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from spmdlearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from spmdlearn.preprocessing import StandardScaler
+from _shards import uneven_data
 from spmdlearn_conformance import assert_all_ranks, assert_raises_on_all_ranks
 
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(60)]
 
 
-@pytest.fixture
-def world():
-    comm = get_comm()
-    with spmdlearn.config_context(comm=comm):
-        yield comm
-
-
-def _data(comm, n_features=4, seed=0):
-    """Uneven shards, the last rank empty when there are several."""
-    rng = np.random.RandomState(seed)
-    sizes = [30 + 11 * r for r in range(comm.size)]
-    if comm.size > 1:
-        sizes[-1] = 0
-    X = rng.randn(sum(sizes), n_features)
-    y = (X[:, 0] + 0.3 * X[:, 1] > 0).astype(np.int64)
-    lo = sum(sizes[:comm.rank])
-    return X[lo:lo + sizes[comm.rank]], y[lo:lo + sizes[comm.rank]]
+_data = functools.partial(uneven_data, target="classification")
 
 
 def _needs_ranks(comm):
@@ -105,6 +92,97 @@ def test_parameter_differs_on_one_rank(world, case):
         world, ValueError, _call(est, how, X, y),
         match=rf"parameters differ across ranks: {name} \(rank{'s' if bad > 1 else ''} "
               rf"{others}: {value!r}; rank {bad}: {other!r}\)")
+
+
+# A method's own arguments steer its collectives as the parameters do: (method, argument name,
+# value elsewhere, value on the last rank). radius=1e200 overflows the euclidean limit: on that
+# rank alone it used to start the overflow check's gather, a CollectiveError naming no argument.
+ARG_CASES = {
+    "radius_neighbors-radius-overflow": ("radius_neighbors", "radius", 1.0, 1e200),
+    "radius_neighbors-radius": ("radius_neighbors", "radius", 1.0, 1.5),
+    "radius_neighbors-sort_results": ("radius_neighbors", "sort_results", False, True),
+    "kneighbors-n_neighbors": ("kneighbors", "n_neighbors", 3, 1000),
+    "kneighbors_graph-mode": ("kneighbors_graph", "mode", "connectivity", "distance"),
+}
+
+
+@pytest.mark.parametrize("case", ARG_CASES)
+def test_method_argument_differs_on_one_rank(world, case):
+    _needs_ranks(world)
+    method, name, value, other = ARG_CASES[case]
+    X, _ = _data(world)
+    nn = NearestNeighbors().fit(X)
+    bad = world.size - 1
+    others = ", ".join(str(r) for r in range(bad))
+    kwargs = {name: other if world.rank == bad else value}
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: getattr(nn, method)(X, **kwargs),
+        match=rf"{type(nn).__name__}\.{method}: parameters differ across ranks: argument "
+              rf"{name} \(rank{'s' if bad > 1 else ''} {others}: {re.escape(repr(value))}; "
+              rf"rank {bad}: {re.escape(repr(other))}\)")
+    # nothing is left half-done: the same call with agreed arguments works on every rank
+    out = getattr(nn, method)(X, **{name: value})
+    rows = out[-1].shape[0] if isinstance(out, tuple) else out.shape[0]
+    assert_all_ranks(world, rows == X.shape[0], "the next call works")
+
+
+# Collective functions too: (function, its other arguments, argument name, value elsewhere,
+# value on the last rank). Each used to leave the ranks in different collectives (a
+# CollectiveError naming none of them, or a hang in the next call).
+FUNCTION_CASES = {
+    "accuracy_score-normalize": ("metrics.accuracy_score", "normalize", True, False),
+    "r2_score-multioutput": ("metrics.r2_score", "multioutput", "uniform_average",
+                             "raw_values"),
+    "roc_auc_score-max_fpr": ("metrics.roc_auc_score", "max_fpr", None, 0.5),
+    "cross_val_score-cv": ("model_selection.cross_val_score", "cv", 3, 2),
+    "cross_val_score-estimator": ("model_selection.cross_val_score", "estimator__C", 1.0, 0.5),
+    "train_test_split-test_size": ("model_selection.train_test_split", "test_size", 0.25, 0.5),
+}
+
+
+@pytest.mark.parametrize("case", FUNCTION_CASES)
+def test_function_argument_differs_on_one_rank(world, case):
+    import importlib
+
+    _needs_ranks(world)
+    path, name, value, other = FUNCTION_CASES[case]
+    module, function = path.split(".")
+    fn = getattr(importlib.import_module(f"spmdlearn.{module}"), function)
+    X, y = _data(world)
+    mine = other if world.rank == world.size - 1 else value
+
+    def call(v):
+        if function == "cross_val_score":
+            C, cv = (v, 3) if name == "estimator__C" else (1.0, v)
+            return fn(LogisticRegression(C=C), X, y, cv=cv)
+        if function == "train_test_split":
+            return fn(X, y, test_size=v, random_state=0)
+        if function == "r2_score":
+            return fn(X[:, :2], X[:, :2] + 0.1, multioutput=v)
+        return fn(y, X[:, 0] if function == "roc_auc_score" else y, **{name: v})
+
+    bad = world.size - 1
+    others = ", ".join(str(r) for r in range(bad))
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: call(mine),
+        match=rf"spmdlearn\.{path}: parameters differ across ranks: argument {name} "
+              rf"\(rank{'s' if bad > 1 else ''} {others}: {re.escape(repr(value))}; "
+              rf"rank {bad}: {re.escape(repr(other))}\)")
+    call(value)  # the same call with agreed arguments works on every rank
+    assert_all_ranks(world, True, "the next call works")
+
+
+def test_radius_overflow_on_every_rank_names_radius(world):
+    """The same overflowing radius on every rank: every rank raises, naming the radius."""
+    X, _ = _data(world)
+    X = X.copy()
+    if X.shape[0]:
+        X[0, 0] = 1e160 * (world.rank + 1)  # distances of about 1e160 overflow float64
+    nn = NearestNeighbors().fit(X)
+    assert_raises_on_all_ranks(world, ValueError, lambda: nn.radius_neighbors(X, radius=1e200),
+                               match=r"overflow float64.*radius=1e\+200")
+    out = nn.radius_neighbors(X, radius=1.0, return_distance=False)
+    assert_all_ranks(world, out.shape == (X.shape[0],), "a radius search after the error")
 
 
 def test_parameters_agree_then_fit(world):

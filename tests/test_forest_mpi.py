@@ -188,3 +188,87 @@ def test_nodes_whose_drawn_features_cannot_split_try_the_others(comm):
     pure = all(np.count_nonzero(t.value[t.left < 0] > 0, axis=1).max() == 1
                for t in est.estimators_)
     assert_all_ranks(comm, pure, "pure leaves")
+
+
+# -- max_samples as the installed scikit-learn's ------------------------------------------------
+MAX_SAMPLES = [None, 1, 7, 50, 0.3, 0.5, 1.0, 1.5, 3.0, 0, 0.0, -1, -0.5, float("nan"),
+               float("inf")]  # True: scikit-learn takes it for 1, then fails in randint
+
+
+def _uneven(comm, n_per=12):
+    """Uneven shards, the last rank empty when there are several."""
+    sizes = [n_per + 3 * r for r in range(comm.size)]
+    if comm.size > 1:
+        sizes[-1] = 0
+    cuts = np.concatenate([[0], np.cumsum(sizes)])
+    return cuts, int(cuts[-1])
+
+
+def _verdict(call):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            call()
+            error = None
+        except Exception as exc:  # noqa: BLE001 - compared with scikit-learn's
+            error = exc
+    return error, sorted({str(w.message) for w in seen if "max_samples" in str(w.message)})
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+@pytest.mark.parametrize("max_samples", MAX_SAMPLES, ids=repr)
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_max_samples_validated_as_sklearn(comm, kind, max_samples, bootstrap):
+    """Accepted or refused (same type and message) as by scikit-learn's forest on the gathered
+    rows, on every rank; the small-sample warning too."""
+    cuts, n = _uneven(comm)
+    X, y = make_classification(n, 4, random_state=0)
+    if kind == "regressor":
+        y = X @ np.arange(1.0, 5.0)
+    ours = RandomForestClassifier if kind == "classifier" else RandomForestRegressor
+    theirs = ske.RandomForestClassifier if kind == "classifier" else ske.RandomForestRegressor
+    params = dict(n_estimators=2, max_depth=3, random_state=0, max_samples=max_samples,
+                  bootstrap=bootstrap)
+    expected, warned = _verdict(lambda: theirs(**params).fit(X, y))
+    got, got_warned = _verdict(lambda: ours(**params).fit(*local_rows(cuts, comm.rank, X, y)))
+    ok = (expected is None) == (got is None) and (
+        expected is None or (isinstance(got, ValueError) and str(got) == str(expected)))
+    assert_all_ranks(comm, ok, f"scikit-learn: {expected!r}, spmdlearn: {got!r}")
+    assert_all_ranks(comm, got_warned == warned, f"warnings {got_warned} vs {warned}")
+
+
+@pytest.mark.parametrize("weighted", ["none", "sample_weight", "class_weight"])
+@pytest.mark.parametrize("max_samples", [None, 1, 9, 50, 0.3, 1.0, 2.5])
+def test_max_samples_bootstrap_size_as_sklearn(comm, max_samples, weighted):
+    """The expected bootstrap size (lam times the rows of all ranks) is scikit-learn's number of
+    draws, a float taken relative to the total weight (class weights included)."""
+    from sklearn.ensemble._bootstrap import _get_n_samples_bootstrap  # the oracle, in a test
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    cuts, n = _uneven(comm)
+    rng = np.random.RandomState(1)
+    y = np.arange(n) % 3
+    sw = rng.uniform(0.5, 3.0, n) if weighted == "sample_weight" else None
+    cw = {0: 1.0, 1: 2.5, 2: 0.25} if weighted == "class_weight" else None
+    full = sw if cw is None else compute_sample_weight(cw, y)
+    n_boot = _get_n_samples_bootstrap(n, max_samples, full)
+    est = RandomForestClassifier(max_samples=max_samples, class_weight=cw)
+    w_local = np.ones(n) if full is None else full
+    lam = est._bootstrap_lam(comm, n, local_rows(cuts, comm.rank, w_local), full is not None)
+    assert_allclose_all_ranks(comm, lam * n, float(n_boot), rtol=1e-12,
+                              what=f"bootstrap size for max_samples={max_samples!r}")
+
+
+def test_max_samples_beyond_the_poisson_bootstrap_refused(comm):
+    """More than 30 draws of each row on average: refused on every rank, not capped."""
+    cuts, n = _uneven(comm)
+    X, y = make_classification(n, 4, random_state=0)
+    est = RandomForestClassifier(2, max_samples=40.0, random_state=0)
+    assert_raises_on_all_ranks(comm, NotImplementedError,
+                               lambda: est.fit(*local_rows(cuts, comm.rank, X, y)),
+                               match=r"max_samples=40\.0 draws .* at most 30 times")
+    est = RandomForestClassifier(2, max_samples=20 * n, random_state=0)
+    est.fit(*local_rows(cuts, comm.rank, X, y))  # 20 draws of each row: within the bound
+    assert_all_ranks(comm, len(est.estimators_) == 2, "a forest with max_samples=20 n")

@@ -15,10 +15,9 @@ import sklearn.decomposition
 import sklearn.linear_model
 import sklearn.preprocessing
 
-import spmdlearn
 from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
 from spmdlearn.cluster import KMeans
-from spmdlearn.comm import get_comm
+
 from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
 from spmdlearn.decomposition import PCA, IncrementalPCA
 from spmdlearn.ensemble import RandomForestClassifier
@@ -31,13 +30,6 @@ pytestmark = [pytest.mark.mpi, pytest.mark.timeout(60)]
 # 1e308: squares overflow, sums do not; 1e154: squares do not, but a sum of two of them
 # does, and the co-moments span 1e308 to 1 (a graded covariance). The y tests take -1e200.
 BIG = (1e308, 1e154)
-
-
-@pytest.fixture
-def world():
-    comm = get_comm()
-    with spmdlearn.config_context(comm=comm):
-        yield comm
 
 
 def _shard(comm, big=1e308, where="X", count=1):

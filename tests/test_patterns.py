@@ -406,3 +406,53 @@ def test_level_histograms_of_several_trees_from_every_row_equal_the_gathered_row
     many, expected = simulate_collective(fused, args), simulate_collective(gathered, args)
     for m, e in zip(many, expected):
         assert m.shape == e.shape and np.array_equal(m, e)
+
+
+# -- check_distance_range: the branch to gather depends only on agreed values -----------------
+def _float32_on_float32_rows(monkeypatch):
+    """Ranks whose rows are float32 compute as on a device without float64 (float32 sums)."""
+    from spmdlearn import _array_api
+
+    real = _array_api.accumulation_dtype
+    monkeypatch.setattr(_array_api, "accumulation_dtype",
+                        lambda x: np.float32 if x.dtype == np.float32 else real(x))
+
+
+def _per_rank_verdicts(shards, radius, metric="euclidean"):
+    from spmdlearn.patterns import check_distance_range
+
+    def run(comm, Q):
+        try:
+            check_distance_range(comm, (Q, Q), metric=metric, p=2, radius=radius)
+            return None
+        except ValueError as exc:
+            return str(exc)
+
+    # a rank that left out the gather would leave the others waiting: a short timeout fails
+    return simulate_collective(run, [(s,) for s in shards], timeout=10)
+
+
+@pytest.mark.parametrize("radius", [1e30, 1e100])
+def test_distance_range_float32_rank_same_branch(monkeypatch, radius):
+    """A radius above float32's limit but below float64's: a float32 rank must not gather
+    alone (it used to: the float64 ranks returned at once and the float32 rank waited)."""
+    _float32_on_float32_rows(monkeypatch)
+    rng = np.random.default_rng(0)
+    shards = [rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(4, 3)),
+              np.zeros((0, 3))]
+    assert _per_rank_verdicts(shards, radius) == [None, None, None]
+
+
+def test_distance_range_overflow_on_float32_rank_raises_everywhere(monkeypatch):
+    """Rows 1e20 apart overflow float32's squares, not float64's: every rank raises, naming
+    the float32 rank; with every rank in float64 nobody does."""
+    _float32_on_float32_rows(monkeypatch)
+    far = np.array([[0.0, 0.0], [1e20, 0.0]])
+    shards = [far.astype(np.float32), far, np.zeros((0, 2))]
+    verdicts = _per_rank_verdicts(shards, 1e30)
+    assert all(v is not None and "overflow float32 on rank 0" in v and "radius=1e+30" in v
+               for v in verdicts), verdicts
+    shards[0] = far
+    assert _per_rank_verdicts(shards, 1e30) == [None, None, None]
+    shards[0] = far.astype(np.float32)
+    assert _per_rank_verdicts(shards, 1e10) == [None, None, None]  # below every limit

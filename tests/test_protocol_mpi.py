@@ -14,6 +14,7 @@ a warning on one rank before the last collective is still shown once, naming the
 """
 
 import contextlib
+import functools
 import sys
 import warnings
 
@@ -21,36 +22,20 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-import spmdlearn
 from spmdlearn import _backends, comm as comm_module
 from spmdlearn.basic_statistics import BasicStatistics
 from spmdlearn.cluster import KMeans
-from spmdlearn.comm import CollectiveError, get_comm
+from spmdlearn.comm import CollectiveError
 from spmdlearn.covariance import EmpiricalCovariance
 from spmdlearn.linear_model import LinearRegression, Ridge
 from spmdlearn.linear_model import _linear
+from _shards import uneven_data
 from spmdlearn_conformance import assert_all_ranks, assert_raises_on_all_ranks
 
 pytestmark = [pytest.mark.mpi, pytest.mark.timeout(60)]
 
 
-@pytest.fixture
-def world():
-    comm = get_comm()
-    with spmdlearn.config_context(comm=comm):
-        yield comm
-
-
-def _data(comm, n_features=4, seed=0):
-    """Uneven shards, the last rank empty when there are several."""
-    rng = np.random.RandomState(seed)
-    sizes = [30 + 11 * r for r in range(comm.size)]
-    if comm.size > 1:
-        sizes[-1] = 0
-    X = rng.randn(sum(sizes), n_features)
-    y = X @ np.arange(1.0, n_features + 1) + 0.1 * rng.randn(sum(sizes))
-    lo = sum(sizes[:comm.rank])
-    return X[lo:lo + sizes[comm.rank]], y[lo:lo + sizes[comm.rank]]
+_data = functools.partial(uneven_data, target="regression")
 
 
 def _needs_ranks(comm):

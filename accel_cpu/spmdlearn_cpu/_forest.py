@@ -70,6 +70,39 @@ def tree_apply(X, feature, threshold, left, right):
     return out
 
 
+@njit(cache=True, inline="always")
+def _row_values(i, y, w, counts, class_weight, n_classes):
+    """What row ``i`` adds to each of its bins: ``(c, v, v y, v y^2)`` with
+    ``v = w * count (* class_weight[c])``; ``c`` is the class index (classification,
+    ``n_classes > 0``; the caller has checked that it is in range) or 0 (regression, whose
+    ``v y`` and ``v y^2`` are 0 in classification)."""
+    v = w[i] * np.float64(counts[i])
+    if n_classes > 0:
+        c = np.int64(y[i])
+        if class_weight.shape[0] > 0:
+            v = v * class_weight[c]
+        return c, v, 0.0, 0.0
+    t = np.float64(y[i])
+    vy = v * t
+    return np.int64(0), v, vy, vy * t
+
+
+@njit(cache=True, inline="always")
+def _add_row(hist, p, j, b, c, v, vy, vyy, n_classes):
+    """Row values (:func:`_row_values`) into the channels of bin ``hist[p, j, b]``: the class's
+    weight and the row count (classification), or ``(v, v y, v y^2, 1)`` (regression). The one
+    update of :func:`_histograms_from_rows`, :func:`_histograms_from_rows_serial` and
+    :func:`_tree_place_histograms` (tree_histograms and forest_histograms)."""
+    if n_classes > 0:
+        hist[p, j, b, c] += v
+        hist[p, j, b, n_classes] += 1.0
+    else:
+        hist[p, j, b, 0] += v
+        hist[p, j, b, 1] += vy
+        hist[p, j, b, 2] += vyy
+        hist[p, j, b, 3] += 1.0
+
+
 @njit(parallel=True, cache=True)
 def _histograms_from_rows(binned, node_pos, y, w, counts, class_weight, n_classes, hist):
     """Channels per (node, feature, bin): per-class weights or (v, v y, v y^2), then rows.
@@ -83,21 +116,8 @@ def _histograms_from_rows(binned, node_pos, y, w, counts, class_weight, n_classe
             p = node_pos[i]
             if p < 0 or counts[i] <= 0:
                 continue
-            b = binned[i, f]
-            v = w[i] * np.float64(counts[i])
-            if n_classes > 0:
-                c = np.int64(y[i])
-                if class_weight.shape[0] > 0:
-                    v = v * class_weight[c]
-                hist[p, f, b, c] += v
-                hist[p, f, b, n_classes] += 1.0
-            else:
-                t = np.float64(y[i])
-                vy = v * t
-                hist[p, f, b, 0] += v
-                hist[p, f, b, 1] += vy
-                hist[p, f, b, 2] += vy * t
-                hist[p, f, b, 3] += 1.0
+            c, v, vy, vyy = _row_values(i, y, w, counts, class_weight, n_classes)
+            _add_row(hist, p, f, binned[i, f], c, v, vy, vyy, n_classes)
 
 
 @njit(cache=True)
@@ -109,25 +129,9 @@ def _histograms_from_rows_serial(binned, node_pos, y, w, counts, class_weight, n
         p = node_pos[i]
         if p < 0 or counts[i] <= 0:
             continue
-        v = w[i] * np.float64(counts[i])
-        if n_classes > 0:
-            c = np.int64(y[i])
-            if class_weight.shape[0] > 0:
-                v = v * class_weight[c]
-            for f in range(n_features):
-                b = binned[i, f]
-                hist[p, f, b, c] += v
-                hist[p, f, b, n_classes] += 1.0
-        else:
-            t = np.float64(y[i])
-            vy = v * t
-            vyy = vy * t
-            for f in range(n_features):
-                b = binned[i, f]
-                hist[p, f, b, 0] += v
-                hist[p, f, b, 1] += vy
-                hist[p, f, b, 2] += vyy
-                hist[p, f, b, 3] += 1.0
+        c, v, vy, vyy = _row_values(i, y, w, counts, class_weight, n_classes)
+        for f in range(n_features):
+            _add_row(hist, p, f, binned[i, f], c, v, vy, vyy, n_classes)
 
 
 def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins, n_classes,
@@ -170,31 +174,14 @@ def _tree_place_histograms(binned, node, counts, position, columns, y, w, class_
         p = position[nd]
         if p < 0:
             continue
-        v = w[i] * np.float64(counts[i])
-        if n_classes > 0:
-            c = np.int64(y[i])
-            if c < 0 or c >= n_classes:
+        if n_classes > 0 and (np.int64(y[i]) < 0 or np.int64(y[i]) >= n_classes):
+            return False
+        c, v, vy, vyy = _row_values(i, y, w, counts, class_weight, n_classes)
+        for j in range(k):
+            b = np.int64(binned[i, columns[p, j]])
+            if b >= n_bins:
                 return False
-            if class_weight.shape[0] > 0:
-                v = v * class_weight[c]
-            for j in range(k):
-                b = np.int64(binned[i, columns[p, j]])
-                if b >= n_bins:
-                    return False
-                hist[p, j, b, c] += v
-                hist[p, j, b, n_classes] += 1.0
-        else:
-            t = np.float64(y[i])
-            vy = v * t
-            vyy = vy * t
-            for j in range(k):
-                b = np.int64(binned[i, columns[p, j]])
-                if b >= n_bins:
-                    return False
-                hist[p, j, b, 0] += v
-                hist[p, j, b, 1] += vy
-                hist[p, j, b, 2] += vyy
-                hist[p, j, b, 3] += 1.0
+            _add_row(hist, p, j, b, c, v, vy, vyy, n_classes)
     return True
 
 

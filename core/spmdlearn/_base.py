@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from .comm import get_comm, relocated_warnings
 
 __all__ = ["SPMDEstimatorMixin", "GatherFitDataMixin", "thread_limit", "collective_method",
-           "canonical_params"]
+           "canonical_params", "canonical_arguments", "collective_function"]
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -66,6 +66,73 @@ def canonical_params(estimator) -> dict:
     """
     return {name: (_canonical(value), _Short(value))
             for name, value in estimator_params(estimator).items()}
+
+
+#: Arguments that are data (this rank's rows, targets, weights and groups): they differ across
+#: ranks by design and are agreed by the validation, not by value.
+_DATA_ARGUMENTS = frozenset({"X", "y", "Y", "sample_weight", "y_true", "y_pred", "y_score",
+                             "groups", "arrays"})
+
+
+def _is_data(value) -> bool:
+    return value is None or isinstance(value, (np.ndarray, list)) or hasattr(value, "shape")
+
+
+def canonical_arguments(signature, args, kwargs) -> dict:
+    """``{"argument NAME": (comparable value, text)}`` for a call's arguments (not collective).
+
+    A collective method's or function's own arguments (``radius_neighbors(radius=...)``,
+    ``kneighbors(n_neighbors=...)``, ``cross_val_score(cv=...)``, ``r2_score(multioutput=...)``)
+    steer its collectives as an estimator's parameters do, so the ranks agree on them with the
+    parameters: a value that differs on one rank raises on every rank, naming the argument
+    and the ranks, before any computation. Data (:data:`_DATA_ARGUMENTS`, arrays, lists,
+    DataFrames, None) compare as one value: the validation checks what they hold. Other values
+    compare as :func:`_canonical` says; an estimator argument also by its parameters
+    (``argument estimator__C``). ``self`` is left out (its parameters are agreed apart).
+    """
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return {}  # the call itself raises, the same on every rank
+    bound.apply_defaults()
+    out = {}
+    for key, value in bound.arguments.items():
+        kind = signature.parameters[key].kind
+        if key == "self" or key in _DATA_ARGUMENTS or kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        values = value.items() if kind is inspect.Parameter.VAR_KEYWORD else [(key, value)]
+        for k, v in values:
+            if k in _DATA_ARGUMENTS:
+                continue
+            name = f"argument {k}"
+            out[name] = (("data or None",) if _is_data(v) else _canonical(v), _Short(v))
+            if hasattr(v, "get_params") and not isinstance(v, type):
+                out.update((f"{name}__{p}", c) for p, c in canonical_params(v).items())
+    return out
+
+
+def collective_function(function):
+    """Wrap a public collective function (a metric, a cross-validation) in
+    :meth:`spmdlearn.comm.Comm.session`, as :func:`collective_method` wraps methods: the ranks
+    agree on the function and its arguments (:func:`canonical_arguments`) on entry; any
+    exception on any rank becomes the same exception on every rank. Inside a collective method
+    (``score`` calling a metric) it is part of that method's session."""
+    signature = inspect.signature(function)
+    where = f"{function.__module__.split('._')[0]}.{function.__name__}"
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        comm = get_comm()
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno, __file__)
+        if comm.size == 1:
+            with relocated_warnings(*caller):
+                return function(*args, **kwargs)
+        with comm.session(where, lambda: canonical_arguments(signature, args, kwargs), caller):
+            return function(*args, **kwargs)
+
+    wrapper.__spmdlearn_collective__ = True
+    return wrapper
 
 
 def estimator_params(estimator, deep: bool = True) -> dict:
@@ -126,6 +193,7 @@ def collective_method(method, name=None):
     exception on any rank, at any step, is raised on every rank; warnings show once.
     """
     name = name or method.__name__
+    signature = inspect.signature(method)
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
@@ -135,8 +203,12 @@ def collective_method(method, name=None):
         if comm.size == 1:
             with relocated_warnings(*caller):
                 return method(self, *args, **kwargs)
-        with comm.session(f"{type(self).__name__}.{name}", lambda: canonical_params(self),
-                          caller):
+
+        def params():
+            return {**canonical_params(self),
+                    **canonical_arguments(signature, (self, *args), kwargs)}
+
+        with comm.session(f"{type(self).__name__}.{name}", params, caller):
             return method(self, *args, **kwargs)
 
     wrapper.__spmdlearn_collective__ = True

@@ -13,8 +13,9 @@ import numpy as np
 from sklearn.utils.validation import validate_data
 
 from ._array_api import is_foreign_array, numpy_dtype, take_rows
-from ._validation import (_check_consistent_rows, _check_foreign, _check_sample_weight, check_X,
-                          check_feature_names_agree, check_y, count_nonzero, validate_params)
+from ._validation import (_check_consistent_rows, _check_foreign, _check_sample_weight, as_float,
+                          check_X, check_feature_names_agree, check_y, count_nonzero,
+                          validate_params, x_dtype)
 from .comm import get_comm
 
 __all__ = ["IncrementalMixin", "UnweightedComomentBatches"]
@@ -173,9 +174,9 @@ class IncrementalMixin:
             # validate_data records the DataFrame's column names (as scikit-learn's fit does);
             # the batches below are NumPy slices, so the names are put back after them. An
             # array-API array keeps its type (no names); finiteness is checked per batch.
-            Xv = _check_foreign(X, self) if is_foreign_array(X) else validate_data(
-                self, X, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=0,
-                ensure_all_finite=False)
+            Xv = _check_foreign(X, self) if is_foreign_array(X) else as_float(validate_data(
+                self, X, reset=True, dtype=x_dtype(self, reset=True), ensure_min_samples=0,
+                ensure_all_finite=False))
             names = self.__dict__.get("feature_names_in_")
             w = _check_sample_weight(sample_weight, Xv, non_negative=not self._weights_scale_rows)
             yv = None if y is None else (y if is_foreign_array(y) else np.asarray(y))

@@ -27,7 +27,7 @@ from ._guard import refuse_sklearn_model_selection
 from .comm import Comm, _digest
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
-           "check_X", "check_y", "count_nonzero", "check_feature_names_agree",
+           "check_X", "x_dtype", "as_float", "check_y", "count_nonzero", "check_feature_names_agree",
            "check_deferred_finite"]
 
 
@@ -129,7 +129,10 @@ def validate_params(estimator) -> None:
             continue
         value = params[name]
         if not any(_accepts(c, value) for c in constraints):
-            expected = " or ".join(_describe(c) for c in constraints)
+            described = [_describe(c) for c in constraints]
+            # scikit-learn's wording: "a, b or c"
+            expected = described[0] if len(described) == 1 else \
+                ", ".join(described[:-1]) + " or " + described[-1]
             raise ValueError(f"The {name!r} parameter of {type(estimator).__name__} must be "
                              f"{expected}. Got {value!r} instead.")
 
@@ -215,6 +218,26 @@ def _check_foreign(X, estimator, input_name="X", ensure_2d=True, dtype="float"):
     return X
 
 
+def x_dtype(estimator, reset=True):
+    """The ``dtype`` rule that ``estimator``'s scikit-learn counterpart validates ``X`` with, in
+    ``fit`` (``reset=True``) or after it (predict, transform, kneighbors: ``reset=False``).
+
+    ``"numeric"`` where the class's ``_numeric_X`` names the stage (``"fit"``, ``"predict"``):
+    scikit-learn's default, which refuses arrays of strings or bytes and converts objects; else
+    ``[float64, float32]``, which converts strings that parse as numbers (scikit-learn's KMeans,
+    PCA and scalers, and Ridge's and LogisticRegression's ``fit``). Either way :func:`as_float`
+    then gives float32 or float64.
+    """
+    stage = "fit" if reset else "predict"
+    return "numeric" if stage in getattr(estimator, "_numeric_X", ()) else [np.float64,
+                                                                             np.float32]
+
+
+def as_float(X):
+    """``X`` (validated NumPy) as float32 or float64: other numeric dtypes become float64."""
+    return X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+
+
 def check_X(estimator, X, *, reset, backend=None, set_features=True, finite=True):
     """Local: validate this rank's ``X`` as scikit-learn's ``validate_data`` does, keeping its type.
 
@@ -231,11 +254,11 @@ def check_X(estimator, X, *, reset, backend=None, set_features=True, finite=True
         if set_features:
             validate_data(estimator, Xv, reset=reset, skip_check_array=True)
     elif set_features:
-        Xv = validate_data(estimator, X, reset=reset, dtype=[np.float64, np.float32],
-                           ensure_min_samples=0, ensure_all_finite=False)
+        Xv = as_float(validate_data(estimator, X, reset=reset, dtype=x_dtype(estimator, reset),
+                                    ensure_min_samples=0, ensure_all_finite=False))
     else:
-        Xv = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=0,
-                         ensure_all_finite=False)
+        Xv = as_float(check_array(X, dtype=x_dtype(estimator, reset), ensure_min_samples=0,
+                                  ensure_all_finite=False))
     # Without the estimator's features, the messages are check_array's (no estimator named).
     if finite:
         check_finite(Xv, estimator if set_features else None, "X",

@@ -1381,7 +1381,8 @@ class _SessionContext:
                 lines.append(f"{name} ({_group([text for _, text in seen])})")
         raise _mark(ValueError(
             f"{self.where}: parameters differ across ranks: " + "; ".join(lines)
-            + ". Every rank must build the estimator with the same parameters."),
+            + ". Every rank must build the estimator with the same parameters and pass the "
+            "same arguments to its methods."),
             comm, range(comm.size))
 
     def __exit__(self, exc_type, exc, tb):

@@ -219,8 +219,13 @@ def check_distance_range(comm, rows, *, metric="euclidean", p=None, radius=None)
     ValueError
         On every rank, naming the metric, the limit and the rows' extent (over all ranks).
 
-    One ``allgather`` of ``2 * n_features + 1`` numbers per call; none when the metric and
-    radius cannot overflow (the metric and the radius must then be the same on every rank).
+    One ``allgather`` of ``2 * n_features + 2`` numbers per call; none when the metric and
+    radius cannot overflow in any floating type a rank may compute in. Whether to gather depends
+    only on the metric, ``p`` and ``radius``, which the ranks agree on (the estimator's
+    parameters and its methods' arguments: :func:`spmdlearn._base.collective_method`), never on
+    this rank's rows or dtype (a rank on a device without float64 computes in float32): every
+    rank takes the same branch, and each rank's limit travels in the gather, so that the verdict
+    is the same on every rank and names the ranks whose distances overflow.
     """
     from ._array_api import accumulation_dtype, array_namespace, numpy_dtype, to_host
     from .reference._neighbors import scipy_metric
@@ -229,16 +234,20 @@ def check_distance_range(comm, rows, *, metric="euclidean", p=None, radius=None)
     power = {"euclidean": 2.0, "minkowski": kwargs.get("p")}.get(name)
     if name != "cosine" and (radius is None or power is None or power <= 1):
         return
+
+    def safe_limit(dtype):
+        # the largest distance (or norm) that cannot overflow, less a margin for the rounding
+        # of the sums (relative 1e-6 is far above it for any number of features)
+        limit = float(np.finfo(dtype).max)
+        return (limit ** 0.5 if name == "cosine" else limit ** (1.0 / power)) * (1 - 1e-6)
+
+    # below the smallest limit (float32's), an overflowed pair is farther than the radius on
+    # every rank: rightly not a neighbour; an infinite radius holds every pair, an infinite
+    # distance too
+    if name != "cosine" and (float(radius) < safe_limit(np.float32) or float(radius) == np.inf):
+        return
     rows = [r for r in rows if r is not None]
     dtype = np.dtype(numpy_dtype(accumulation_dtype(rows[0])))
-    limit = float(np.finfo(dtype).max)
-    # the largest distance (or norm) that cannot overflow, less a margin for the rounding of
-    # the sums (relative 1e-6 is far above it for any number of features)
-    safe = (limit ** 0.5 if name == "cosine" else limit ** (1.0 / power)) * (1 - 1e-6)
-    if name != "cosine" and (float(radius) < safe or float(radius) == np.inf):
-        # below the limit, an overflowed pair is farther than the radius: rightly not a
-        # neighbour; an infinite radius holds every pair, an infinite distance too
-        return
     d = rows[0].shape[1]
     lo, hi, top = np.full(d, np.inf), np.full(d, -np.inf), 0.0
     for r in rows:
@@ -253,26 +262,39 @@ def check_distance_range(comm, rows, *, metric="euclidean", p=None, radius=None)
         else:
             lo = np.minimum(lo, to_host(xp.min(r, axis=0)).astype(np.float64))
             hi = np.maximum(hi, to_host(xp.max(r, axis=0)).astype(np.float64))
-    gathered = comm.allgather_array(np.concatenate([lo, hi, [top]]))
+    gathered = comm.allgather_array(np.concatenate([lo, hi, [top, safe_limit(dtype)]]))
     lo, hi, top = gathered[:, :d].min(axis=0), gathered[:, d:2 * d].max(axis=0), \
-        float(gathered[:, -1].max())
+        float(gathered[:, -2].max())
+    safes = gathered[:, -1]
     ranks = f"over {comm.size} rank{'s' if comm.size > 1 else ''}"
+
+    def overflow(bad):  # "overflow float64" and, if not all, the ranks whose rows do
+        kind = "float64" if float(safes[bad].min()) >= safe_limit(np.float64) else "float32"
+        if comm.size == 1 or bad.all():
+            return f"overflow {kind}"
+        names = ", ".join(str(r) for r in np.flatnonzero(bad))
+        return f"overflow {kind} on rank{'s' if bad.sum() > 1 else ''} {names}"
+
     if name == "cosine":
-        if top >= safe:
+        bad = top >= safes
+        if bad.any():
+            safe = float(safes[bad].min())
             raise ValueError(
-                f"the cosine distances of these rows overflow {dtype}: a row's norm reaches "
-                f"{top:.3g} ({ranks}), and norms of {safe:.3g} and more overflow; scale the "
-                "data (the cosine distance does not depend on each row's scale)")
+                f"the cosine distances of these rows {overflow(bad)}: a row's norm reaches "
+                f"{top:.3g} ({ranks}), and norms of {safe:.3g} and more overflow; "
+                "scale the data (the cosine distance does not depend on each row's scale)")
         return
     with np.errstate(over="ignore", invalid="ignore"):
         extent = _safe_norm(np.where(hi >= lo, hi - lo, 0.0), power)
-    if extent >= safe:
+    bad = (extent >= safes) & (float(radius) >= safes)
+    if bad.any():
+        safe = float(safes[bad].min())
         raise ValueError(
             f"the {metric}{f' (p={power:g})' if metric == 'minkowski' else ''} distances "
-            f"between these rows overflow {dtype}: rows {safe:.3g} "
-            f"apart and more have an infinite distance, and the rows span {extent:.3g} "
-            f"({ranks}); with radius={radius!r} the pairs within it cannot be told apart; "
-            "scale the data or use a radius below the limit")
+            f"between these rows {overflow(bad)}: rows {safe:.3g} apart and more have an "
+            f"infinite distance, and the rows span {extent:.3g} ({ranks}); with "
+            f"radius={radius!r} the pairs within it cannot be told apart; scale the data or use "
+            "a radius below the limit")
 
 
 # -- ring top-k merge -------------------------------------------------------------------------

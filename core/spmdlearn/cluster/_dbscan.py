@@ -110,6 +110,9 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
     """
 
     _sklearn_class = _SkDBSCAN
+    #: the stages in which scikit-learn's counterpart validates X with dtype="numeric", which
+    #: refuses string arrays (:func:`spmdlearn._validation.x_dtype`)
+    _numeric_X = ("fit", "predict")
     _fitted_attributes = ()
     _parameter_constraints = {
         "eps": [Interval(numbers.Real, 0.0, None, "neither")],

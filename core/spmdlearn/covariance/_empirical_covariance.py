@@ -83,6 +83,9 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
     """
 
     _sklearn_class = _SkEmpiricalCovariance
+    #: the stages in which scikit-learn's counterpart validates X with dtype="numeric", which
+    #: refuses string arrays (:func:`spmdlearn._validation.x_dtype`)
+    _numeric_X = ("fit", "predict")
     _fitted_attributes = ("location_", "covariance_", "precision_")
     _parameter_constraints = {"store_precision": ["boolean"], "assume_centered": ["boolean"]}
 

@@ -25,6 +25,18 @@ from ..reference._forest import bin_edges, counter_uniform, pad_edges
 _SAMPLE_FOR_BINS = 200_000  # rows (over all ranks) whose values set the bin edges
 _STREAM_BINS, _STREAM_FEAT = 1, 3  # the bootstrap's stream is BOOTSTRAP_STREAM (2)
 _HIST_BYTES = 16 << 20  # the histograms of one reduction (a chunk of a level's nodes)
+#: the largest expected bootstrap count of a row (``max_samples`` over the rows): Poisson
+#: counts are drawn up to 64, and P(Poisson(30) > 64) < 1e-7
+_MAX_LAM = 30
+
+
+class RealNotInt(numbers.Real):
+    """A real number that is not an int (as scikit-learn's parameter constraint of that name):
+    floats (NumPy's float64 included); ``max_samples=1`` is an int, ``1.0`` a fraction."""
+
+
+RealNotInt.register(float)
+
 _STATE_BYTES = 32 << 20  # per-row state of the trees grown together (node, bootstrap count)
 
 
@@ -492,9 +504,54 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
             return int(m)
         return max(1, int(m * n_features))
 
-    def _fit_forest(self, shard, y, w, n_classes, class_weight_of, n_values, criterion):
-        """Grow the forest. ``y``: class indices or targets; ``w``: row weights;
-        ``class_weight_of(counts)``: per-class weights of one tree's bootstrap, or None."""
+    def _check_bootstrap(self, *_):
+        """scikit-learn's refusal, in the agreement of ``fit``'s input (local)."""
+        if not self.bootstrap and self.max_samples is not None:
+            raise ValueError("`max_sample` cannot be set if `bootstrap=False`. Either switch to "
+                             "`bootstrap=True` or set `max_sample=None`.")
+
+    def _bootstrap_lam(self, comm, n_total, w, weighted):
+        """Collective when ``max_samples`` is a float: the expected bootstrap count of each
+        row, scikit-learn's bootstrap size over the rows of all ranks.
+
+        scikit-learn draws ``max_samples`` rows (an int), ``max(int(max_samples * W), 1)``
+        (a float; ``W``: the rows, or the sum of the weights, class weights included, over all
+        ranks) or every row (None), with replacement; the Poisson bootstrap draws each row
+        ``Poisson(lam)`` times, as many rows in expectation. Its counts are exact up to
+        ``lam`` = :data:`_MAX_LAM` (a count above 64 is then rarer than 1e-9); beyond, the
+        fit raises NotImplementedError instead of drawing fewer rows than asked.
+        """
+        m = self.max_samples
+        if m is None:
+            return 1.0
+        if isinstance(m, numbers.Integral):
+            n_boot = int(m)
+        else:
+            local = sum_float64(w) if is_foreign_array(w) else float(np.sum(w))
+            total = float(comm.sum_identical(np.array([local]))[0]) if weighted else n_total
+            n_boot = max(int(m * total), 1)
+            if n_boot < max(10, n_total ** (1 / 3)):
+                import warnings
+
+                what = (f"the total sum of sample weights is {total} " if weighted else
+                        f"the number of samples is {n_total} ")
+                warnings.warn(f"Using the fractional value max_samples={m!r} when {what}results "
+                              f"in a low number ({n_boot}) of bootstrap samples. We recommend "
+                              "passing `max_samples` as an integer instead.", UserWarning,
+                              stacklevel=4)
+        lam = n_boot / n_total
+        if lam > _MAX_LAM:
+            raise NotImplementedError(
+                f"max_samples={m!r} draws {n_boot} rows from n_samples={n_total} (summed over "
+                f"{comm.size} ranks), {lam:.3g} times each on average; spmdlearn's Poisson "
+                f"bootstrap draws each row at most {_MAX_LAM} times on average")
+        return lam
+
+    def _fit_forest(self, shard, y, w, n_classes, class_weight_of, n_values, criterion,
+                    weighted):
+        """Grow the forest. ``y``: class indices or targets; ``w``: row weights (``weighted``:
+        sample or class weights given, else ones); ``class_weight_of(counts)``: per-class
+        weights of one tree's bootstrap, or None."""
         comm = self._comm()
         # Binning, bootstrap counts, node positions, histograms and routing run on the rows'
         # device, in their namespace; only the bin-edge sample, the level histograms and the
@@ -523,15 +580,7 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
         edges = _bin_edges(grow_comm, sample, self.max_bins, X.shape[1])
         binned = call_kernel("apply_bins", shard.backend, X=X, edges=edges)
         n_bins = max([int(np.count_nonzero(np.isfinite(e))) + 1 for e in edges] + [1])
-        if self.max_samples is None:
-            lam = 1.0
-        elif isinstance(self.max_samples, numbers.Integral):
-            if self.max_samples > n_total:
-                raise ValueError(f"max_samples={self.max_samples} should be <= n_samples="
-                                 f"{n_total} (summed over {comm.size} ranks)")
-            lam = self.max_samples / n_total
-        else:
-            lam = float(self.max_samples)
+        lam = self._bootstrap_lam(comm, n_total, w, weighted) if self.bootstrap else 1.0
         my_trees = list(range(self.n_estimators))
         if local_mode:
             owners = _tree_owners(comm, shard)
@@ -676,8 +725,8 @@ _COMMON_CONSTRAINTS = {
     "min_impurity_decrease": [Interval(numbers.Real, 0.0, None, "left")],
     "min_weight_fraction_leaf": [Interval(numbers.Real, 0.0, 0.5, "both")],
     "bootstrap": ["boolean"],
-    "max_samples": [None, Interval(numbers.Integral, 1, None, "left"),
-                    Interval(numbers.Real, 0.0, 1.0, "right")],
+    "max_samples": [None, Interval(RealNotInt, 0.0, None, "neither"),
+                    Interval(numbers.Integral, 1, None, "left")],
     "random_state": ["random_state_like"],
     "n_jobs": [numbers.Integral, None],
     "verbose": ["verbose"],
@@ -703,7 +752,10 @@ _DOC_COMMON = """
         (random_state, tree, global row index), so the forest is the same for any number of
         ranks and any split of the rows.
     max_samples : int or float, default=None
-        Expected bootstrap size (all rows if None).
+        Expected bootstrap size, as scikit-learn's: ``max_samples`` rows (an int, at most
+        30 times the rows), ``max(int(max_samples * W), 1)`` rows (a float, ``W`` the rows of
+        all ranks, or their total weight, class weights included), all rows if None. Only with
+        ``bootstrap=True``.
     random_state : int, RandomState instance or None, default=None
         None: rank 0 draws a seed and broadcasts it.
     n_jobs : int, default=None
@@ -809,8 +861,9 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
                              multi_output=False, y_numeric=False,
-                             extra_check=lambda est, X, y: check_classification_targets(
-                                 _distinct_labels(y)))
+                             extra_check=lambda est, X, y: (est._check_bootstrap(),
+                                                            check_classification_targets(
+                                                                _distinct_labels(y))))
         classes = global_labels(comm, _distinct_labels(shard.y))
         K = len(classes)
         y, X = shard.y, shard.X
@@ -850,7 +903,9 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
             with np.errstate(divide="ignore"):
                 return np.where(counts > 0, counts.sum() / (K * counts), 0.0)
 
-        self._fit_forest(shard, y_index, w, K, class_weight_of, K, criterion)
+        weighted = shard.sample_weight is not None or \
+            self.class_weight not in (None, "balanced_subsample")
+        self._fit_forest(shard, y_index, w, K, class_weight_of, K, criterion, weighted)
         self.classes_ = classes
         self.n_classes_ = K
         return self
@@ -938,7 +993,7 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
         """
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, sample_weight, requires_y=True,
-                             multi_output=False)
+                             multi_output=False, extra_check=type(self)._check_bootstrap)
         y = _on_device_of(shard.y, shard.X)
         xp = get_namespace(y)
         if xp is np:
@@ -952,7 +1007,8 @@ class RandomForestRegressor(RegressorMixin, _BaseForest):
                 if shard.sample_weight is None else \
                 xp.astype(_on_device_of(shard.sample_weight, shard.X), f)
 
-        self._fit_forest(shard, y, w, 0, lambda counts: None, 3, self.criterion)
+        self._fit_forest(shard, y, w, 0, lambda counts: None, 3, self.criterion,
+                         shard.sample_weight is not None)
         return self
 
     def predict(self, X):

@@ -161,6 +161,9 @@ class LinearRegression(_LinearModel):
     """
 
     _sklearn_class = _SkLinearRegression
+    #: the stages in which scikit-learn's counterpart validates X with dtype="numeric", which
+    #: refuses string arrays (:func:`spmdlearn._validation.x_dtype`)
+    _numeric_X = ("fit", "predict")
     _fitted_attributes = ("coef_", "intercept_", "rank_", "singular_")
     _parameter_constraints = {
         "fit_intercept": ["boolean"],
@@ -240,6 +243,9 @@ class Ridge(_LinearModel):
     """
 
     _sklearn_class = _SkRidge
+    #: scikit-learn's fit converts string arrays (dtype=[float64, float32]); its predict refuses
+    #: them (dtype="numeric": :func:`spmdlearn._validation.x_dtype`)
+    _numeric_X = ("predict",)
     _fitted_attributes = ("coef_", "intercept_", "n_iter_", "solver_")
     _parameter_constraints = {
         "alpha": [Interval(numbers.Real, 0, None, "left"), np.ndarray, list, tuple],

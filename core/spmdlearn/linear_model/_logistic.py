@@ -235,6 +235,9 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
     """
 
     _sklearn_class = _SkLogisticRegression
+    #: scikit-learn's fit converts string arrays (dtype=[float64, float32]); its predict refuses
+    #: them (dtype="numeric": :func:`spmdlearn._validation.x_dtype`)
+    _numeric_X = ("predict",)
     _fitted_attributes = ("classes_", "coef_", "intercept_", "n_iter_")
     _parameter_constraints = {
         "penalty": [Options(("l2", None))],

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_array, check_consistent_length
 
 from .._array_api import (from_model, get_namespace, host_arguments, is_foreign_array,
                           numpy_dtype, to_host)
+from .._base import collective_function
 from ..comm import get_comm
 
 __all__ = ["accuracy_score", "balanced_accuracy_score", "confusion_matrix", "precision_recall_fscore_support",
@@ -125,6 +126,7 @@ def _cells(y_true, y_pred, sample_weight):
 
 
 @host_arguments
+@collective_function
 def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None):
     """Collective: accuracy over all ranks' rows (scikit-learn's value on the gathered arrays).
 
@@ -146,6 +148,7 @@ def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None):
 
 
 @host_arguments
+@collective_function
 def balanced_accuracy_score(y_true, y_pred, *, sample_weight=None, adjusted=False):
     """Collective: scikit-learn's balanced accuracy of all ranks' rows.
 
@@ -167,6 +170,7 @@ def balanced_accuracy_score(y_true, y_pred, *, sample_weight=None, adjusted=Fals
 
 
 @host_arguments
+@collective_function
 def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normalize=None):
     """Collective: scikit-learn's confusion matrix of all ranks' rows (int counts unweighted)."""
     t, p, w = _cells(y_true, y_pred, sample_weight)
@@ -174,6 +178,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
 
 
 @host_arguments
+@collective_function
 def precision_recall_fscore_support(y_true, y_pred, **kwargs):
     """Collective: scikit-learn's ``precision_recall_fscore_support`` on all ranks' rows.
 
@@ -185,6 +190,7 @@ def precision_recall_fscore_support(y_true, y_pred, **kwargs):
 
 
 @host_arguments
+@collective_function
 def precision_score(y_true, y_pred, **kwargs):
     """Collective: scikit-learn's ``precision_score`` on all ranks' rows."""
     t, p, w = _cells(y_true, y_pred, kwargs.pop("sample_weight", None))
@@ -192,6 +198,7 @@ def precision_score(y_true, y_pred, **kwargs):
 
 
 @host_arguments
+@collective_function
 def recall_score(y_true, y_pred, **kwargs):
     """Collective: scikit-learn's ``recall_score`` on all ranks' rows."""
     t, p, w = _cells(y_true, y_pred, kwargs.pop("sample_weight", None))
@@ -199,6 +206,7 @@ def recall_score(y_true, y_pred, **kwargs):
 
 
 @host_arguments
+@collective_function
 def f1_score(y_true, y_pred, **kwargs):
     """Collective: scikit-learn's ``f1_score`` on all ranks' rows."""
     t, p, w = _cells(y_true, y_pred, kwargs.pop("sample_weight", None))
@@ -206,6 +214,7 @@ def f1_score(y_true, y_pred, **kwargs):
 
 
 @host_arguments
+@collective_function
 def log_loss(y_true, y_pred, *, normalize=True, sample_weight=None, labels=None):
     """Collective: cross-entropy over all ranks' rows.
 

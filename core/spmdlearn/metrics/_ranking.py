@@ -11,6 +11,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from .._array_api import host_arguments
+from .._base import collective_function
 from ..comm import get_comm
 from ._classification import _column, global_labels
 
@@ -34,6 +35,7 @@ def _binary_auc(positive, scores, counts, weights, weighted, max_fpr=None):
 
 
 @host_arguments
+@collective_function
 def roc_auc_score(y_true, y_score, *, average="macro", sample_weight=None, max_fpr=None,
                   multi_class="raise", labels=None):
     """Collective: ROC AUC of all ranks' rows, exactly (scikit-learn's value on the gathered rows).

@@ -10,6 +10,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from .._array_api import host_arguments
+from .._base import collective_function
 from ..comm import get_comm
 from ..collective import allreduce
 from ..reference._metrics import R2, r2_finalize
@@ -36,6 +37,7 @@ def _check(y_true, y_pred, sample_weight):
 
 
 @host_arguments
+@collective_function
 def r2_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     """Collective: R^2 over all ranks' rows, as scikit-learn's ``r2_score`` on the gathered arrays.
 
@@ -101,6 +103,7 @@ def _combine_outputs(errors, multioutput):
 
 
 @host_arguments
+@collective_function
 def mean_squared_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     """Collective: mean squared error over all ranks' rows (scikit-learn's value, up to the order
     of summation).
@@ -115,12 +118,14 @@ def mean_squared_error(y_true, y_pred, *, sample_weight=None, multioutput="unifo
 
 
 @host_arguments
+@collective_function
 def mean_absolute_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     """Collective: mean absolute error over all ranks' rows (scikit-learn's value, up to the
     order of summation)."""
     return _combine_outputs(_error_sums(y_true, y_pred, sample_weight, 1), multioutput)
 
 
+@collective_function
 def root_mean_squared_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
     """Collective: root mean squared error over all ranks' rows (scikit-learn's value, up to the
     order of summation): the square root of each output's mean squared error, then averaged.

@@ -18,6 +18,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import type_of_target
 
 from .._array_api import to_host
+from .._base import collective_function
 from ..comm import get_comm
 from ..metrics._classification import global_labels
 
@@ -322,6 +323,7 @@ _SKLEARN_TWINS = {_skms.KFold: KFold, _skms.StratifiedKFold: StratifiedKFold,
                   _skms.ShuffleSplit: ShuffleSplit}
 
 
+@collective_function
 def check_cv(cv=5, y=None, *, classifier=False):
     """Collective: a global splitter for ``cv``, as scikit-learn's ``check_cv`` chooses one.
 
@@ -369,6 +371,7 @@ def check_cv(cv=5, y=None, *, classifier=False):
     return _GlobalIndexSplits(list(cv))
 
 
+@collective_function
 def train_test_split(*arrays, test_size=None, train_size=None, random_state=None, shuffle=True,
                      stratify=None):
     """Collective: scikit-learn's ``train_test_split`` of all ranks' rows, this rank's part.

@@ -7,12 +7,14 @@ from sklearn import model_selection as _skms
 from sklearn.base import is_classifier
 
 from .._guard import global_model_selection
+from .._base import collective_function
 from ..comm import get_comm
 from ._common import global_indices, prepare
 
 __all__ = ["cross_validate", "cross_val_score"]
 
 
+@collective_function
 def cross_validate(estimator, X, y=None, *, groups=None, scoring=None, cv=None, n_jobs=None,
                    verbose=0, params=None, pre_dispatch="2*n_jobs", return_train_score=False,
                    return_estimator=False, return_indices=False, error_score=np.nan):
@@ -81,6 +83,7 @@ def cross_validate(estimator, X, y=None, *, groups=None, scoring=None, cv=None, 
     return result
 
 
+@collective_function
 def cross_val_score(estimator, X, y=None, *, groups=None, scoring=None, cv=None, n_jobs=None,
                     verbose=0, params=None, pre_dispatch="2*n_jobs", error_score=np.nan):
     """Collective: scikit-learn's ``cross_val_score`` of all ranks' rows.

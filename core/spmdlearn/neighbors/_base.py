@@ -31,6 +31,10 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
     array namespace, on their device; blocks cross the host only to be sent.
     """
 
+    #: the stages in which scikit-learn's counterpart validates X with dtype="numeric", which
+    #: refuses string arrays (:func:`spmdlearn._validation.x_dtype`)
+    _numeric_X = ("fit", "predict")
+
     _parameter_constraints = {
         "n_neighbors": [Interval(numbers.Integral, 1, None, "left"), None],
         "radius": [Interval(numbers.Real, 0, None, "both"), None],
