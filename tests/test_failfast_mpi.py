@@ -172,6 +172,28 @@ def test_function_argument_differs_on_one_rank(world, case):
     assert_all_ranks(world, True, "the next call works")
 
 
+def test_routed_data_in_params_is_not_compared(world):
+    """``cross_validate(params={"sample_weight": w})`` routes this rank's rows, which differ
+    across ranks by design: they used to be compared by value and refused ("parameters differ
+    across ranks: argument params")."""
+    from sklearn.model_selection import cross_validate as sk_cross_validate
+
+    from spmdlearn.model_selection import KFold, cross_val_score, cross_validate
+
+    X, y = _data(world)
+    w = np.random.default_rng(world.rank).uniform(0.5, 2.0, size=X.shape[0])
+    scores = cross_validate(LogisticRegression(), X, y, cv=KFold(3), params={"sample_weight": w})
+    also = cross_val_score(LogisticRegression(), X, y, cv=KFold(3), params={"sample_weight": w})
+    Xa, ya, wa = (np.concatenate(world.mpi.allgather(a)) for a in (X, y, w))
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+    from sklearn.model_selection import KFold as SkKFold
+    expected = sk_cross_validate(SkLogisticRegression(), Xa, ya, cv=SkKFold(3),
+                                 params={"sample_weight": wa})["test_score"]
+    assert_all_ranks(world, np.allclose(scores["test_score"], expected)
+                     and np.allclose(also, expected),
+                     f"scores {scores['test_score']}, {also} equal scikit-learn's {expected}")
+
+
 def test_radius_overflow_on_every_rank_names_radius(world):
     """The same overflowing radius on every rank: every rank raises, naming the radius."""
     X, _ = _data(world)

@@ -78,6 +78,16 @@ def _is_data(value) -> bool:
     return value is None or isinstance(value, (np.ndarray, list)) or hasattr(value, "shape")
 
 
+def _canonical_argument(value):
+    """:func:`_canonical` of a call's argument, data compared as one value, also inside a dict
+    of routed parameters (``cross_validate(params={"sample_weight": w})``: this rank's rows)."""
+    if _is_data(value):
+        return ("data or None",)
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(k), _canonical_argument(v)) for k, v in value.items())))
+    return _canonical(value)
+
+
 def canonical_arguments(signature, args, kwargs) -> dict:
     """``{"argument NAME": (comparable value, text)}`` for a call's arguments (not collective).
 
@@ -105,7 +115,7 @@ def canonical_arguments(signature, args, kwargs) -> dict:
             if k in _DATA_ARGUMENTS:
                 continue
             name = f"argument {k}"
-            out[name] = (("data or None",) if _is_data(v) else _canonical(v), _Short(v))
+            out[name] = (_canonical_argument(v), _Short(v))
             if hasattr(v, "get_params") and not isinstance(v, type):
                 out.update((f"{name}__{p}", c) for p, c in canonical_params(v).items())
     return out
