@@ -137,6 +137,10 @@ FUNCTION_CASES = {
     "cross_val_score-cv": ("model_selection.cross_val_score", "cv", 3, 2),
     "cross_val_score-estimator": ("model_selection.cross_val_score", "estimator__C", 1.0, 0.5),
     "train_test_split-test_size": ("model_selection.train_test_split", "test_size", 0.25, 0.5),
+    # array-valued arguments that are not rows: they used to pass as data, unchecked, and the
+    # ranks returned different scores
+    "r2_score-multioutput-weights": ("metrics.r2_score", "multioutput", [0.5, 0.5], [0.3, 0.7]),
+    "confusion_matrix-labels": ("metrics.confusion_matrix", "labels", [0, 1], [1, 0]),
 }
 
 

@@ -74,6 +74,12 @@ _DATA_ARGUMENTS = frozenset({"X", "y", "Y", "sample_weight", "y_true", "y_pred",
                              "groups", "arrays"})
 
 
+#: Arguments that are arrays or lists but not rows: they steer the result as parameters do
+#: (``r2_score(multioutput=[0.3, 0.7])``, ``confusion_matrix(labels=[...])``,
+#: ``partial_fit(classes=...)``) and compare by value.
+_VALUE_ARGUMENTS = frozenset({"multioutput", "labels", "classes"})
+
+
 def _is_data(value) -> bool:
     return value is None or isinstance(value, (np.ndarray, list)) or hasattr(value, "shape")
 
@@ -115,7 +121,8 @@ def canonical_arguments(signature, args, kwargs) -> dict:
             if k in _DATA_ARGUMENTS:
                 continue
             name = f"argument {k}"
-            out[name] = (_canonical_argument(v), _Short(v))
+            out[name] = (_canonical(v) if k in _VALUE_ARGUMENTS else _canonical_argument(v),
+                          _Short(v))
             if hasattr(v, "get_params") and not isinstance(v, type):
                 out.update((f"{name}__{p}", c) for p, c in canonical_params(v).items())
     return out
