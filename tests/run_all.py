@@ -117,6 +117,9 @@ def sycl_environment() -> str | None:
     if not lib.exists():
         return f"{lib} not found (pip install intel-opencl-rt)"
     os.environ.setdefault("OCL_ICD_FILENAMES", str(lib))
+    # The SYCL runtime's cache of the kernels it compiled for the device: every process after
+    # the first that runs a kernel skips its compilation (a stage's minutes on 2 cores).
+    os.environ.setdefault("SYCL_CACHE_PERSISTENT", "1")
     return None
 
 

@@ -429,3 +429,24 @@ def test_overflow_on_one_rank_is_reported_on_every_rank(world, case):
     assert_all_ranks(world, ok, f"overflow warnings: {messages}")
     outcomes = world.allgather(raised)
     assert_all_ranks(world, len(set(outcomes)) == 1, f"the same outcome on every rank: {outcomes}")
+
+
+def test_numpy_scalars_agree_with_the_python_numbers_they_hold(world):
+    """A NumPy scalar means the Python number it holds: ``radius=np.float64(1.0)`` on one
+    rank and ``1.0`` on the others (or ``n_clusters=np.int64(3)`` and ``3``) agree, and the
+    results are those of the plain numbers; a different value is still refused."""
+    X, _ = _data(world)
+    last = world.rank == world.size - 1
+    nn = NearestNeighbors().fit(X)
+    dist, _ = nn.radius_neighbors(X, radius=np.float64(1.0) if last else 1.0)
+    plain, _ = nn.radius_neighbors(X, radius=1.0)
+    same = all(np.array_equal(a, b) for a, b in zip(dist, plain))
+    km = KMeans(np.int64(3) if last else 3, n_init=1, random_state=0).fit(X)
+    ref = KMeans(3, n_init=1, random_state=0).fit(X)
+    assert_all_ranks(world, same and np.array_equal(km.cluster_centers_, ref.cluster_centers_),
+                     "NumPy scalars agree with Python numbers")
+    if world.size > 1:
+        assert_raises_on_all_ranks(
+            world, ValueError,
+            lambda: nn.radius_neighbors(X, radius=np.float64(2.0) if last else 1.0),
+            match=r"argument radius")

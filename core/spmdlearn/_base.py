@@ -23,12 +23,16 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 def _canonical(value):
     """A value that compares equal across ranks when the parameter means the same there.
 
-    Numbers, strings, None and booleans by value and type; arrays by dtype, shape and bytes;
+    Numbers, strings, None and booleans by value and type, a NumPy scalar as the Python number
+    it holds (``np.float64(1.0)`` as ``1.0``: the same parameter); arrays by dtype, shape and bytes;
     estimators by class (their parameters appear separately in ``get_params(deep=True)``);
     functions and classes by qualified name; a ``RandomState`` or ``Generator`` by its current
     state (ranks must draw the same numbers); containers element-wise; anything else by its
     ``repr`` without memory addresses.
     """
+    if (isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0)) \
+            and isinstance(value.item(), (bool, int, float, complex)):
+        value = value.item()
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic)):
         return (type(value).__name__, value)
     if isinstance(value, np.ndarray):
@@ -81,6 +85,10 @@ _VALUE_ARGUMENTS = frozenset({"multioutput", "labels", "classes"})
 
 
 def _is_data(value) -> bool:
+    """Rows (an array of any kind, a list, None), not a setting: a NumPy scalar or a 0-d array
+    holds one value, compared by :func:`_canonical` (``radius=np.float64(2.0)``)."""
+    if isinstance(value, np.generic) or getattr(value, "shape", None) == ():
+        return False
     return value is None or isinstance(value, (np.ndarray, list)) or hasattr(value, "shape")
 
 
