@@ -331,12 +331,16 @@ def test_kmeans_kernels(dev, dtype, n_clusters):
 
 @pytest.mark.parametrize("n_clusters", [3, 300])  # fused kernel, cuBLAS path
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_kmeans_labels_far_from_the_origin(dev, n_clusters, order):
-    """Rows at 1e8 from the origin: ``||c||^2 - 2 x.c`` keeps no digit of the distances, so the
-    device's product and the host BLAS round apart on most rows; the labels are still the
-    reference's (near-ties decided by it)."""
+@pytest.mark.parametrize("dtype, n_rows", [(np.float64, 200), (np.float64, 3 * 4096 + 123),
+                                           (np.float32, 3 * 4096 + 123)])
+def test_kmeans_labels_far_from_the_origin(dev, n_clusters, order, dtype, n_rows):
+    """Rows far from the origin (1e8 in float64, 1e3 in float32): ``||c||^2 - 2 x.c`` keeps
+    few or no digits of the distances, so the device's product and the host BLAS round apart
+    on many rows; the labels are still the reference's (near-ties decided by its scores), also
+    where the near-ties lie in several row blocks of a shard, the last one short."""
     rng = np.random.default_rng(10)
-    X = np.asarray(rng.normal(size=(200, 3)) + 1e8, order=order)
+    far = 1e8 if dtype == np.float64 else 1e3
+    X = np.asarray(rng.normal(size=(n_rows, 3)) + far, dtype=dtype, order=order)
     centers = X[rng.choice(len(X), n_clusters)].astype(np.float64)
     g = dev.module("_kmeans")
     w = np.ones(len(X))
@@ -344,7 +348,7 @@ def test_kmeans_labels_far_from_the_origin(dev, n_clusters, order):
     labels, partial = g.lloyd_local(dev.asarray(X), dev.asarray(w), centers, old)
     want_labels, want = ref.lloyd_local(X, w, centers, old)
     np.testing.assert_array_equal(dev.asnumpy(labels), want_labels)
-    _check_partial(partial, want, np.float64)
+    _check_partial(partial, want, dtype)
     labels, _ = g.kmeans_assign(dev.asarray(X), centers)
     np.testing.assert_array_equal(dev.asnumpy(labels), ref.kmeans_assign(X, centers)[0])
 

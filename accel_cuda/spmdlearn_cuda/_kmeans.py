@@ -444,7 +444,8 @@ def _run(X, sample_weight, centers, labels_old, with_sums, with_sqdist=True):
     """
     run = _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist)
     if run.n_near is not None and np.shape(centers)[0] > 1 and int(run.n_near.get()[0]):
-        return _decide_near_ties(X, run.w, centers, labels_old, with_sums, run.labels, run.near)
+        labels, sqdist, totals = _settle_near_ties(X, run, centers, labels_old, with_sums)
+        return labels, sqdist, cupy().asarray(totals)
     return run.labels, run.sqdist, run.totals
 
 
@@ -516,25 +517,99 @@ def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist,
     return _Launched(labels, sqdist, totals[:width], totals[width:], near, w, totals)
 
 
-def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):
-    """The rows of near-ties labelled by the reference itself, on a host copy of ``X``.
+#: Rows per host product of the rescoring of near-ties: the cpu backend's full assignment block
+#: (its ``_ASSIGN_ROWS``), a multiple of every BLAS kernel's row tile.
+_TIE_BLOCK_ROWS = 4096
+
+
+def _reference_labels(X, centers, near, offset=None):
+    """The near-tie rows' labels by the reference's scores, computed on the host.
 
     The kernel's scores are a plain loop, the reference's a host BLAS product: they round
     apart in the last bits, which decides a row only where its two best scores are within the
-    rounding bound (constructed data, duplicate centers, data far from the origin). Such rows
-    take the reference's label, computed on the whole of ``X`` as the reference is called (a
-    BLAS may round a smaller product otherwise), and the partials are recomputed from the
-    final labels on the device. Counted and logged as a fallback.
+    rounding bound (constructed data, duplicate centers, data far from the origin, and a few
+    rows in 10,000 of a float32 shard). Those rows alone are gathered on the device and copied
+    to the host in one transfer (``offset`` subtracted there, in X's dtype: the values of the
+    offset shard), then scored ``||c||^2 - 2 x.c`` in X's dtype and memory order by the host
+    BLAS, in products of :data:`_TIE_BLOCK_ROWS` rows (zero rows fill the last): the product
+    the cpu backend makes of a full block of the shard. A BLAS computes each row of a product
+    by the same arithmetic whatever the other rows hold and wherever the row sits in a product
+    of that shape, so each row's scores round as in the reference's product of the shard.
+    Counted and logged as a fallback.
+
+    Returns ``(rows, X_rows, labels)``: the rows' indices (device), their values (host, offset)
+    and their labels (host, int32).
     """
     from spmdlearn._array_api import note_fallback
     from spmdlearn.reference._kmeans import _assign
 
     cp = cupy()
     note_fallback("k-means near-ties", X)
-    host = cp.asarray(_assign(cp.asnumpy(X), np.asarray(centers)))
-    labels = cp.where(near.astype(cp.bool_), host, labels).astype(cp.int32)
+    rows = cp.flatnonzero(near)
+    gathered = to_host(X[rows])
+    if offset is not None:
+        gathered = gathered - np.asarray(offset, dtype=gathered.dtype)
+    order = "F" if (X.flags.f_contiguous and not X.flags.c_contiguous) else "C"
+    m, B = len(gathered), _TIE_BLOCK_ROWS
+    padded = np.zeros((-(-m // B) * B, X.shape[1]), dtype=gathered.dtype, order=order)
+    padded[:m] = gathered
+    labels = np.concatenate([_assign(np.asarray(padded[lo:lo + B], order=order), centers)
+                             for lo in range(0, len(padded), B)])
+    return rows, gathered, labels[:m]
+
+
+def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):
+    """:func:`_reference_labels` for the near-ties of the cuBLAS path, then the partials from
+    the final labels on the device."""
+    cp = cupy()
+    rows, _, host = _reference_labels(X, centers, near)
+    labels = labels.copy()
+    labels[rows] = cp.asarray(host)
     w = cp.ones(X.shape[0]) if w is None else w
     return _partials(X, w, centers, labels_old, with_sums, labels)
+
+
+def _settle_near_ties(X, run, centers, labels_old, with_sums, offset=None):
+    """The fused kernel's outputs with its near-ties labelled by :func:`_reference_labels`.
+
+    Returns ``(labels, sqdist, totals)``: labels and sqdist on the device (changed in place),
+    totals on the host. Where the reference's label differs from the kernel's (rarely: most
+    near-ties fall the same way), the row's weight, weighted values and squared distance move
+    from the kernel's cluster to the reference's in the totals, row by row in row order (the
+    sums then differ from a recomputation only by the rounding of those few updates), and the
+    count of changed labels follows.
+    """
+    cp = cupy()
+    totals = to_host(run.totals)
+    rows, X_rows, want = _reference_labels(X, centers, run.near, offset)
+    got = to_host(run.labels[rows])
+    moved = np.flatnonzero(got != want)
+    labels, sqdist = run.labels, run.sqdist
+    if moved.size == 0:
+        return labels, sqdist, totals
+    at = rows[cp.asarray(moved)]
+    src, dst = got[moved], want[moved]
+    x = np.asarray(X_rows[moved], dtype=np.float64)
+    c64 = np.asarray(centers, dtype=np.float64)
+    w = np.ones(len(moved)) if run.w is None else to_host(run.w[at])
+    d_src = np.einsum("ij,ij->i", x - c64[src], x - c64[src])
+    d_dst = np.einsum("ij,ij->i", x - c64[dst], x - c64[dst])
+    k, d = c64.shape
+    if with_sums:
+        sums, weights = totals[:k * d].reshape(k, d), totals[k * d:k * d + k]
+        for i in range(len(moved)):
+            sums[src[i]] -= w[i] * x[i]
+            sums[dst[i]] += w[i] * x[i]
+            weights[src[i]] -= w[i]
+            weights[dst[i]] += w[i]
+    totals[k * d + k] += float(w @ (d_dst - d_src))
+    if labels_old is not None:
+        old = to_host(cp.asarray(labels_old, dtype=cp.int32)[at])
+        totals[k * d + k + 1] += float(np.count_nonzero(dst != old) - np.count_nonzero(src != old))
+    labels[at] = cp.asarray(dst)
+    if sqdist is not None:
+        sqdist[at] = cp.asarray(d_dst)
+    return labels, sqdist, totals
 
 
 def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
@@ -551,9 +626,7 @@ def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
     flat = to_host(run.flat if pending else run.totals)
     if pending:
         if k > 1 and flat[-1]:
-            labels, _, totals = _decide_near_ties(_offset_rows(X, X_offset), run.w, centers,
-                                                  labels_old, True, labels, run.near)
-            flat = to_host(totals)
+            labels, _, flat = _settle_near_ties(X, run, centers, labels_old, True, X_offset)
         else:
             flat = flat[:-1]
     return labels, LloydPartial(flat[:k * d].reshape(k, d), flat[k * d:k * d + k],
