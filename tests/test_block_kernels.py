@@ -166,6 +166,28 @@ def test_kmeans_assign_is_the_nearest_center_lowest_index_on_ties(data):
     assert np.isclose(p.inertia, w @ sq)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("n_rows", [1, 4096, 2 * 4096 + 777])
+def test_assign_rows_scores_a_subset_as_the_shard_product_does(dtype, order, n_rows):
+    """Any subset of a shard's rows, scored by ``assign_rows``, takes the labels of the shard's
+    own product (``lloyd_local``), near-ties included: rows far from the origin, where the
+    scores keep few digits and a product that rounded a row otherwise would flip labels. This
+    is what the device backends rely on to decide their near-ties from a few rows."""
+    from spmdlearn.reference._kmeans import _assign, assign_rows
+
+    rng = np.random.default_rng(n_rows)
+    far = 1e3 if dtype == np.float32 else 1e8
+    X = np.asarray(rng.normal(size=(3 * 4096 + 5, 4)) + far, dtype=dtype, order=order)
+    centers = X[rng.choice(len(X), 9)].astype(np.float64)
+    want = _assign(X, centers)
+    np.testing.assert_array_equal(ref.lloyd_local(X, np.ones(len(X)), centers, want)[0], want)
+    for subset in (rng.choice(len(X), n_rows, replace=False), np.arange(n_rows)):
+        got = assign_rows(np.asarray(X[np.sort(subset)], order=order), centers, order)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, want[np.sort(subset)])
+
+
 @given(rows_and_centers())
 def test_kmeans_transform_is_euclidean_distances(data):
     X, C, _ = data

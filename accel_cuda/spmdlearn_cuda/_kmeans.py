@@ -517,11 +517,6 @@ def _launch(X, sample_weight, centers, labels_old, with_sums, with_sqdist,
     return _Launched(labels, sqdist, totals[:width], totals[width:], near, w, totals)
 
 
-#: Rows per host product of the rescoring of near-ties: the cpu backend's full assignment block
-#: (its ``_ASSIGN_ROWS``), a multiple of every BLAS kernel's row tile.
-_TIE_BLOCK_ROWS = 4096
-
-
 def _reference_labels(X, centers, near, offset=None):
     """The near-tie rows' labels by the reference's scores, computed on the host.
 
@@ -531,17 +526,14 @@ def _reference_labels(X, centers, near, offset=None):
     rows in 10,000 of a float32 shard). Those rows alone are gathered on the device and copied
     to the host in one transfer (``offset`` subtracted there, in X's dtype: the values of the
     offset shard), then scored ``||c||^2 - 2 x.c`` in X's dtype and memory order by the host
-    BLAS, in products of :data:`_TIE_BLOCK_ROWS` rows (zero rows fill the last): the product
-    the cpu backend makes of a full block of the shard. A BLAS computes each row of a product
-    by the same arithmetic whatever the other rows hold and wherever the row sits in a product
-    of that shape, so each row's scores round as in the reference's product of the shard.
-    Counted and logged as a fallback.
+    BLAS as the shard's own product scores them
+    (:func:`spmdlearn.reference._kmeans.assign_rows`). Counted and logged as a fallback.
 
     Returns ``(rows, X_rows, labels)``: the rows' indices (device), their values (host, offset)
     and their labels (host, int32).
     """
     from spmdlearn._array_api import note_fallback
-    from spmdlearn.reference._kmeans import _assign
+    from spmdlearn.reference._kmeans import assign_rows
 
     cp = cupy()
     note_fallback("k-means near-ties", X)
@@ -550,12 +542,7 @@ def _reference_labels(X, centers, near, offset=None):
     if offset is not None:
         gathered = gathered - np.asarray(offset, dtype=gathered.dtype)
     order = "F" if (X.flags.f_contiguous and not X.flags.c_contiguous) else "C"
-    m, B = len(gathered), _TIE_BLOCK_ROWS
-    padded = np.zeros((-(-m // B) * B, X.shape[1]), dtype=gathered.dtype, order=order)
-    padded[:m] = gathered
-    labels = np.concatenate([_assign(np.asarray(padded[lo:lo + B], order=order), centers)
-                             for lo in range(0, len(padded), B)])
-    return rows, gathered, labels[:m]
+    return rows, gathered, assign_rows(gathered, centers, order)
 
 
 def _decide_near_ties(X, w, centers, labels_old, with_sums, labels, near):

@@ -354,6 +354,41 @@ def _assign(X, centers):
     return np.argmin(c_norms[None, :] - 2.0 * (X @ centers.T), axis=1).astype(np.int32)
 
 
+#: Rows per product of :func:`assign_rows`: the cpu backend's full assignment block, a multiple
+#: of every BLAS kernel's row tile.
+ASSIGN_BLOCK_ROWS = 4096
+
+
+def assign_rows(rows, centers, order="C"):
+    """:func:`_assign`'s labels of some rows of a shard, as the shard's own product scores them.
+
+    For a device backend that decides a few rows (near-ties of its own scores) on the host.
+    The rows are scored ``||c||^2 - 2 x.c`` in their dtype by the host BLAS, in products of
+    :data:`ASSIGN_BLOCK_ROWS` rows laid out in ``order`` (the shard's memory order), zero rows
+    filling the last. A BLAS computes each row of a product by the same arithmetic whatever
+    the other rows hold and wherever the row sits in a product of that shape (here, the shape
+    of the cpu backend's full blocks), so each row's scores round as in the product of the
+    whole shard.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (n_rows, n_features)
+    centers : ndarray of shape (n_clusters, n_features)
+    order : {"C", "F"}
+
+    Returns
+    -------
+    labels : ndarray of shape (n_rows,), int32
+    """
+    rows = np.asarray(rows)
+    m, B = rows.shape[0], ASSIGN_BLOCK_ROWS
+    padded = np.zeros((-(-m // B) * B, rows.shape[1]), dtype=rows.dtype, order=order)
+    padded[:m] = rows
+    labels = [_assign(np.asarray(padded[lo:lo + B], order=order), centers)
+              for lo in range(0, len(padded), B)]
+    return np.concatenate(labels)[:m] if labels else np.zeros(0, np.int32)
+
+
 def kmeans_assign(X, centers):
     """The nearest center of each row, and the squared distance to it (an E-step, no M-step).
 
