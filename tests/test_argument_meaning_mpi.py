@@ -58,6 +58,8 @@ OWN_VALUE_CASES = {
                                "n_neighbors", 3),
     "kneighbors_graph-n_neighbors": (lambda: KNeighborsClassifier(n_neighbors=4),
                                      "kneighbors_graph", "n_neighbors", 4),
+    "radius_neighbors_graph-radius": (lambda: NearestNeighbors(radius=1.5),
+                                      "radius_neighbors_graph", "radius", 1.5),
     "StandardScaler.transform-copy": (lambda: StandardScaler(copy=True), "transform", "copy",
                                       True),
 }
@@ -113,6 +115,8 @@ X_NONE_CASES = {
                                           "kneighbors_graph"),
     "NearestNeighbors.radius_neighbors": (lambda: NearestNeighbors(radius=1.0),
                                           "radius_neighbors"),
+    "NearestNeighbors.radius_neighbors_graph": (lambda: NearestNeighbors(radius=1.0),
+                                                "radius_neighbors_graph"),
     "KNeighborsClassifier.predict": (lambda: KNeighborsClassifier(3), "predict"),
     "KNeighborsClassifier.predict_proba": (lambda: KNeighborsClassifier(3), "predict_proba"),
     "KNeighborsClassifier.score": (lambda: KNeighborsClassifier(3), "score"),
@@ -159,6 +163,25 @@ def test_x_none_everywhere_is_leave_one_out(world):
     rows = slice(start, start + X.shape[0])
     assert_all_ranks(world, np.array_equal(ind, ref_ind[rows])
                      and np.allclose(dist, ref_dist[rows]), "kneighbors(None) differs")
+
+
+@pytest.mark.parametrize("mode", ["connectivity", "distance"])
+@pytest.mark.parametrize("queries", ["X", "None"])
+def test_radius_neighbors_graph_is_sklearns(world, mode, queries):
+    """NearestNeighbors.radius_neighbors_graph (it was missing): this rank's rows of
+    scikit-learn's graph on the gathered rows, global column indices."""
+    from sklearn.neighbors import NearestNeighbors as SkNN
+
+    X, _ = uneven_data(world)
+    graph = NearestNeighbors(radius=1.5).fit(X).radius_neighbors_graph(
+        X if queries == "X" else None, mode=mode)
+    X_all = np.concatenate(world.allgather(X))
+    start = sum(world.allgather(X.shape[0])[:world.rank])
+    ref = SkNN(radius=1.5).fit(X_all).radius_neighbors_graph(
+        X_all if queries == "X" else None, mode=mode)[start:start + X.shape[0]]
+    ok = graph.shape == ref.shape and graph.nnz == ref.nnz \
+        and np.allclose(graph.toarray(), ref.toarray(), rtol=1e-12, atol=1e-12)
+    assert_all_ranks(world, ok, f"radius_neighbors_graph({queries}, mode={mode!r}) differs")
 
 
 # -- 3. RandomState instances in splitters ---------------------------------------------------
