@@ -184,3 +184,31 @@ def test_pca_variances_past_the_float32_limit_are_sklearns_inf(world):
     text = " | ".join(str(w.message) for w in caught)
     assert_all_ranks(world, "overflow in explained_variance_" in text and "float32" in text,
                      f"no warning names the float32 overflow: {text!r}")
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_basic_statistics_past_the_float32_limit_say_so(world, incremental):
+    """BasicStatistics (no scikit-learn counterpart): float32 statistics past the float32 limit
+    are inf (the float64 statistics cast), the others those of the float64 rows, and a warning
+    names the attributes (it was numpy's "overflow encountered in cast" only)."""
+    from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
+
+    X, _, X_all, _, _ = _shard(world, "sum")
+    make = (lambda: IncrementalBasicStatistics(batch_size=7)) if incremental else BasicStatistics
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = make().fit(X)
+    ref = BasicStatistics().fit(X.astype(np.float64)) if world.size == 1 else None
+    Z = X_all.astype(np.float64)
+    with np.errstate(over="ignore"):
+        expected = {"sum_": Z.sum(0), "mean_": Z.mean(0), "max_": Z.max(0)}
+    for name, value in expected.items():
+        want = value.astype(np.float32) if np.isfinite(value).all() else \
+            np.where(np.abs(value) > np.finfo(np.float32).max, np.inf, value).astype(np.float32)
+        got = getattr(est, name)
+        assert_all_ranks(world, got.dtype == np.float32 and np.allclose(got, want, rtol=1e-5),
+                         f"{name}: {got} vs {want}")
+    assert_all_ranks(world, ref is None or np.isinf(est.sum_[0]), "sum_ past the limit")
+    text = " | ".join(str(w.message) for w in caught)
+    assert_all_ranks(world, "overflow in sum_" in text and "float32 limit" in text,
+                     f"no warning names sum_ and the float32 limit: {text!r}")
