@@ -28,6 +28,9 @@ class EstimatorSpec:
     data: Callable | None = None  #: (seed, dtype, n, d) -> (X, y, w); default: _data's
     per_row_attributes: tuple = ()  #: attributes holding this rank's rows (e.g. labels_)
     keeps_dtype: bool = True  #: float32 in gives float32 attributes (scikit-learn's rule)
+    #: attributes that are float64 whatever the input, as scikit-learn's are
+    #: (EmpiricalCovariance's ``covariance_`` and ``precision_``, from ``np.cov``)
+    float64_attributes: tuple = ()
 
     def fit(self, est, X, y, w):
         kwargs = {"sample_weight": w} if self.weighted and w is not None else {}
@@ -161,7 +164,8 @@ def _specs():
         "EmpiricalCovariance": EstimatorSpec(
             "EmpiricalCovariance", EmpiricalCovariance, _covariance_expected, False, False,
             per_row=lambda est, X: est.mahalanobis(X),
-            bad_param=lambda: EmpiricalCovariance(store_precision="yes")),
+            bad_param=lambda: EmpiricalCovariance(store_precision="yes"),
+            float64_attributes=("covariance_", "precision_")),
         "LinearRegression": EstimatorSpec(
             "LinearRegression", LinearRegression, _linear_expected("LinearRegression"), True, True,
             per_row=lambda est, X: est.predict(X),
@@ -210,7 +214,8 @@ def _specs():
             "EmpiricalCovariance", lambda: IncrementalEmpiricalCovariance(
                 store_precision=True, batch_size=5), _covariance_expected, False, False,
             per_row=lambda est, X: est.mahalanobis(X),
-            bad_param=lambda: IncrementalEmpiricalCovariance(batch_size=-2)),
+            bad_param=lambda: IncrementalEmpiricalCovariance(batch_size=-2),
+            float64_attributes=("covariance_", "precision_")),
         "IncrementalLinearRegression": EstimatorSpec(
             "LinearRegression", lambda: IncrementalLinearRegression(batch_size=5),
             _linear_expected("LinearRegression"), True, True,
@@ -219,7 +224,11 @@ def _specs():
         "IncrementalPCA": EstimatorSpec(
             "PCA", lambda: IncrementalPCA(n_components=3, batch_size=5), _pca_expected("full"),
             False, False, per_row=lambda est, X: est.transform(X),
-            bad_param=lambda: IncrementalPCA(n_components=0)),
+            bad_param=lambda: IncrementalPCA(n_components=0),
+            # scikit-learn's IncrementalPCA keeps its statistics in float64 (its running mean
+            # and variance; the SVD of float64 stacks after the first batch)
+            float64_attributes=("components_", "explained_variance_",
+                                "explained_variance_ratio_", "singular_values_", "mean_")),
         "StandardScaler": EstimatorSpec(
             "StandardScaler", StandardScaler, _scaler_expected("StandardScaler", "mean_", "var_",
                                                                "scale_"), False, True,
@@ -308,7 +317,8 @@ def check_agreement(spec: EstimatorSpec, comm, dtype, seeds=(0, 1),
             return "fail", f"fitted attributes differ across ranks (seed {seed})"
         # Fitted attributes (NumPy) keep the input's float dtype; per-row ones are checked by
         # output placement.
-        if spec.keeps_dtype and not all(getattr(est, n).dtype == dtype for n in expected
+        if spec.keeps_dtype and not all(getattr(est, n).dtype == (
+                np.float64 if n in spec.float64_attributes else dtype) for n in expected
                                         if n not in spec.per_row_attributes
                                         if isinstance(getattr(est, n), np.ndarray)
                                         if getattr(est, n).dtype.kind == "f"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import re
 import sys
@@ -56,6 +57,12 @@ def _canonical(value):
     if isinstance(value, functools.partial):
         return ("partial", _canonical(value.func), _canonical(value.args),
                 _canonical(value.keywords))
+    params = _object_params(value)
+    if params is not None:
+        # a splitter's repr shows "random_state=RandomState(MT19937)" whatever the state: its
+        # parameters compare as parameters do (a RandomState by its state)
+        return ("object", type(value).__module__, type(value).__qualname__,
+                tuple((k, _canonical(v)) for k, v in params.items()))
     return ("object", type(value).__qualname__, _ADDRESS.sub("", repr(value)))
 
 
@@ -68,8 +75,13 @@ def canonical_params(estimator) -> dict:
     ``Generator`` instance compares by its state when the method is called, so ranks that
     seeded theirs alike agree and ranks that would draw different numbers are told so.
     """
-    return {name: (_canonical(value), _Short(value))
-            for name, value in estimator_params(estimator).items()}
+    out = {}
+    for name, value in estimator_params(estimator).items():
+        out[name] = (_canonical(value), _Short(value))
+        # a splitter parameter (``GridSearchCV(cv=KFold(...))``): its own parameters by name
+        out.update((f"{name}__{p}", (_canonical(v), _Short(v)))
+                   for p, v in (_object_params(value) or {}).items())
+    return out
 
 
 #: Arguments that are data (this rank's rows, targets, weights and groups): they differ across
@@ -102,7 +114,65 @@ def _canonical_argument(value):
     return _canonical(value)
 
 
-def canonical_arguments(signature, args, kwargs) -> dict:
+class _RowsText:
+    """The text of a data argument in messages: ``None`` or what holds the rows (its type and
+    shape), never the rows themselves."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return "None"
+        shape = getattr(self.value, "shape", None)
+        kind = type(self.value).__name__
+        return f"{kind} of shape {tuple(shape)}" if shape is not None else \
+            f"{kind} of length {len(self.value)}"
+
+
+#: Data arguments whose None has its own meaning, so that ranks must agree on whether they
+#: pass one: ``kneighbors(X=None)`` (and ``radius_neighbors``, the graphs, a neighbours
+#: model's ``predict``/``score``) queries the training rows, each excluding itself; an array
+#: queries those rows. One rank with None and another with rows would compute different
+#: things (or wait in different collectives).
+_PRESENCE_ARGUMENTS = frozenset({"X"})
+
+
+def _object_params(value):
+    """``{name: value}`` of an object's constructor parameters, where the object keeps each one
+    under its own name (scikit-learn's convention, which its ``repr`` shows: ``KFold``,
+    ``ShuffleSplit``, ``StratifiedKFold``); None for other objects (estimators, whose
+    parameters are compared apart, a constructor with ``*args``/``**kwargs``, a parameter not
+    kept, a signature that cannot be read)."""
+    if isinstance(value, type) or hasattr(value, "get_params"):
+        return None
+    names = _init_parameter_names(type(value))
+    attributes = getattr(value, "__dict__", None)
+    if names is None or attributes is None or not all(n in attributes for n in names):
+        return None
+    return {n: attributes[n] for n in names}
+
+
+@functools.lru_cache(maxsize=None)
+def _init_parameter_names(cls):
+    """The names of ``cls.__init__``'s parameters, or None where they do not say what the
+    object is (``object.__init__``, ``*args``/``**kwargs``, no readable signature)."""
+    init = getattr(cls, "__init__", object.__init__)
+    if init is object.__init__ or not inspect.isfunction(init):
+        return None
+    try:
+        parameters = list(inspect.signature(init).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+           for p in parameters):
+        return None
+    return tuple(p.name for p in parameters)
+
+
+def canonical_arguments(signature, args, kwargs, owner=None, resolve=None) -> dict:
     """``{"argument NAME": (comparable value, text)}`` for a call's arguments (not collective).
 
     A collective method's or function's own arguments (``radius_neighbors(radius=...)``,
@@ -112,36 +182,75 @@ def canonical_arguments(signature, args, kwargs) -> dict:
     and the ranks, before any computation. Data (:data:`_DATA_ARGUMENTS`, arrays, lists,
     DataFrames, None) compare as one value: the validation checks what they hold. Other values
     compare as :func:`_canonical` says; an estimator argument also by its parameters
-    (``argument estimator__C``). ``self`` is left out (its parameters are agreed apart).
+    (``argument estimator__C``), a splitter by its (``argument cv__random_state``, a
+    ``RandomState`` by its state). ``self`` is left out (its parameters are agreed apart).
+
+    Whether ``X`` is None is compared (:data:`_PRESENCE_ARGUMENTS`): ``kneighbors(X=None)``
+    on one rank and ``kneighbors(X=rows)`` on another mean different computations.
+
+    Defaults are resolved before the comparison, so that values that mean the same agree:
+    an argument whose default is None and that is passed as None means the ``owner``
+    estimator's parameter of the same name, as in scikit-learn
+    (``kneighbors(n_neighbors=None)`` is ``n_neighbors=self.n_neighbors``,
+    ``radius_neighbors(radius=None)`` is ``self.radius``, ``transform(copy=None)`` is
+    ``self.copy``); ``resolve(arguments)`` (a collective function's own rule, e.g.
+    ``cv=None`` is ``cv=5``) rewrites the bound arguments. Messages show the values as given.
     """
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError:
         return {}  # the call itself raises, the same on every rank
     bound.apply_defaults()
+    given = dict(bound.arguments)
+    arguments = dict(given)
+    if owner is not None:
+        own = estimator_params(owner, deep=False)
+        for key, value in given.items():
+            parameter = signature.parameters[key]
+            if value is None and parameter.default is None and key in own \
+                    and key not in _DATA_ARGUMENTS:
+                arguments[key] = own[key]
+    if resolve is not None:
+        arguments = resolve(arguments)
     out = {}
-    for key, value in bound.arguments.items():
+    for key, value in arguments.items():
         kind = signature.parameters[key].kind
+        if key in _PRESENCE_ARGUMENTS and kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                       inspect.Parameter.VAR_KEYWORD):
+            out[f"argument {key}"] = (("None",) if value is None else ("rows",),
+                                      _RowsText(value))
+            continue
         if key == "self" or key in _DATA_ARGUMENTS or kind is inspect.Parameter.VAR_POSITIONAL:
             continue
         values = value.items() if kind is inspect.Parameter.VAR_KEYWORD else [(key, value)]
-        for k, v in values:
+        texts = given[key].items() if kind is inspect.Parameter.VAR_KEYWORD \
+            else [(key, given[key])]
+        for (k, v), (_, shown) in zip(values, texts):
             if k in _DATA_ARGUMENTS:
                 continue
             name = f"argument {k}"
             out[name] = (_canonical(v) if k in _VALUE_ARGUMENTS else _canonical_argument(v),
-                          _Short(v))
+                         _Short(shown))
             if hasattr(v, "get_params") and not isinstance(v, type):
                 out.update((f"{name}__{p}", c) for p, c in canonical_params(v).items())
+            else:
+                out.update((f"{name}__{p}", (_canonical(pv), _Short(pv)))
+                           for p, pv in (_object_params(v) or {}).items())
     return out
 
 
-def collective_function(function):
+def collective_function(function=None, *, resolve=None):
     """Wrap a public collective function (a metric, a cross-validation) in
     :meth:`spmdlearn.comm.Comm.session`, as :func:`collective_method` wraps methods: the ranks
     agree on the function and its arguments (:func:`canonical_arguments`) on entry; any
     exception on any rank becomes the same exception on every rank. Inside a collective method
-    (``score`` calling a metric) it is part of that method's session."""
+    (``score`` calling a metric) it is part of that method's session.
+
+    ``resolve(arguments) -> arguments``: the function's own defaults, resolved before the
+    ranks compare the arguments, so that values meaning the same agree (``cv=None`` and
+    ``cv=5``). Used as ``@collective_function`` or ``@collective_function(resolve=...)``."""
+    if function is None:
+        return functools.partial(collective_function, resolve=resolve)
     signature = inspect.signature(function)
     where = f"{function.__module__.split('._')[0]}.{function.__name__}"
 
@@ -153,7 +262,8 @@ def collective_function(function):
         if comm.size == 1:
             with relocated_warnings(*caller):
                 return function(*args, **kwargs)
-        with comm.session(where, lambda: canonical_arguments(signature, args, kwargs), caller):
+        with comm.session(where, lambda: canonical_arguments(signature, args, kwargs,
+                                                             resolve=resolve), caller):
             return function(*args, **kwargs)
 
     wrapper.__spmdlearn_collective__ = True
@@ -201,6 +311,10 @@ class _Short:
 
 
 def _short(value) -> str:
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        # its repr is the same whatever its state: a digest of the state tells them apart
+        state = hashlib.sha256(repr(_canonical(value)).encode()).hexdigest()[:8]
+        return f"{_ADDRESS.sub('', repr(value))[:-1]}, state {state})"
     text = _ADDRESS.sub("", repr(value))
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -231,7 +345,7 @@ def collective_method(method, name=None):
 
         def params():
             return {**canonical_params(self),
-                    **canonical_arguments(signature, (self, *args), kwargs)}
+                    **canonical_arguments(signature, (self, *args), kwargs, owner=self)}
 
         with comm.session(f"{type(self).__name__}.{name}", params, caller):
             return method(self, *args, **kwargs)

@@ -31,7 +31,8 @@ from .reference._moments import ComomentsPartial, comoments_combine, comoments_l
 
 __all__ = ["Scaled", "scaled_local", "scaled_comoments_combine", "SCALED_COMOMENTS",
            "allreduce_scaled", "overflow_ranks", "report_overflow", "scaled_spectrum",
-           "sum_overflows", "gram_overflows", "unscale_matrix", "unscale_vector"]
+           "sum_overflows", "gram_overflows", "unscale_matrix", "unscale_vector", "dtype_limit",
+           "raise_past_dtype_limit"]
 
 
 class Scaled(NamedTuple):
@@ -233,21 +234,28 @@ def report_overflow(ranks, what: str, *, raises: bool = False) -> None:
     warnings.warn(f"{message}; {consequence}", RuntimeWarning, stacklevel=3)
 
 
-def sum_overflows(scaled: Scaled) -> np.ndarray:
-    """Per column of ``scaled``, whether the column's (weighted) sum passes the float64 limit:
-    where scikit-learn's mean (a sum, then a division) is inf. Local."""
+def sum_overflows(scaled: Scaled, limit=None) -> np.ndarray:
+    """Per column of ``scaled``, whether the column's (weighted) sum passes the float64 limit
+    (or ``limit``, that of float32 input, :func:`dtype_limit`): where scikit-learn's mean (a
+    sum, then a division) is inf. Local."""
     p = scaled.partial
     with np.errstate(over="ignore"):
-        return ~np.isfinite(unscale_vector(p.weight * p.mean, scaled.exponent))
+        sums = unscale_vector(p.weight * p.mean, scaled.exponent)
+    return ~np.isfinite(sums) | (limit is not None and np.abs(sums) > limit)
 
 
-def gram_overflows(scaled: Scaled, n_features: int, fit_intercept: bool = True) -> bool:
+def gram_overflows(scaled: Scaled, n_features: int, fit_intercept: bool = True,
+                   limit=None) -> bool:
     """Whether the normal equations ``X^T X``, ``X^T Y`` of the (centered) columns, as
-    scikit-learn forms them, pass the float64 limit anywhere. Local."""
+    scikit-learn forms them, pass the float64 limit (or ``limit``, :func:`dtype_limit`)
+    anywhere. Local."""
     p = scaled.partial
-    gram = p.comoment if fit_intercept else p.comoment + p.weight * np.outer(p.mean, p.mean)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gram = p.comoment if fit_intercept else p.comoment + p.weight * np.outer(p.mean, p.mean)
     e = scaled.exponent
-    return not np.isfinite(unscale_matrix(gram[:n_features], e[:n_features], e)).all()
+    gram = unscale_matrix(gram[:n_features], e[:n_features], e)
+    return not np.isfinite(gram).all() or (limit is not None
+                                           and bool((np.abs(gram) > limit).any()))
 
 
 def scaled_spectrum(scaled: Scaled, n_samples: int):
@@ -304,3 +312,36 @@ def unscale_vector(vector, exponent):
     """``vector[j] * 2**exponent[j]``, exact (inf past the limit)."""
     with np.errstate(over="ignore"):
         return np.ldexp(vector, np.asarray(exponent, dtype=np.int64))
+
+
+def dtype_limit(dtype):
+    """The largest finite value of a floating ``dtype`` narrower than float64 (float32:
+    about 3.4e38), else None. scikit-learn computes in the input's dtype: a float32 sum,
+    ``X^T X`` or singular value past it is inf there, where spmdlearn's float64 partials stay
+    finite. Local."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or np.finfo(dtype).max >= np.finfo(np.float64).max:
+        return None
+    return float(np.finfo(dtype).max)
+
+
+def raise_past_dtype_limit(comm, X, dtype, what: str, exc_type=ValueError, consequence=None):
+    """Collective; called alike on every rank (from global values): raise ``exc_type`` on every
+    rank, saying that ``what`` passes the limit of ``dtype`` (see :func:`dtype_limit`),
+    where scikit-learn's computation in that dtype fails on the same rows, and naming the ranks
+    whose rows hold values whose squares pass it (one gather of each rank's largest
+    magnitude)."""
+    xp = get_namespace(X)
+    local = float(to_host(xp.max(xp.abs(X)))) if X.shape[0] and X.shape[1] else 0.0
+    magnitudes = comm.allgather_array(np.array([local], dtype=np.float64))[:, 0]
+    limit = dtype_limit(dtype)
+    ranks = [r for r, m in enumerate(magnitudes) if m * m > limit]
+    dtype = np.dtype(dtype).name
+    where = (f"the values of {_ranks(ranks)} are near it (largest magnitude "
+             f"{magnitudes.max():.3g})" if ranks else
+             f"the values of the ranks together pass it (largest magnitude {magnitudes.max():.3g})")
+    message = (f"overflow in {what}: it passes the {dtype} limit {limit:.4g}; {where}. "
+               f"{consequence or 'scikit-learn fails on the same ' + dtype + ' rows'}, and so "
+               f"does this fit; fit on float64 data (X.astype(numpy.float64)) for finite results")
+    _note_overflow(message)
+    raise exc_type(message)

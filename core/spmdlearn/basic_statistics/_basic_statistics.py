@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator
 
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
+from .._scaling import dtype_limit
 from .._validation import check_deferred_finite, validate_fit
 from ..collective import partial_size, reduce_step
 from ..reference._moments import BASIC_STATISTICS_OPTIONS, MOMENTS, moments_finalize
@@ -107,8 +108,19 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
     def _set_model(self, partial, dtype):
         """Fitted attributes from the global moments (identical on every rank)."""
         self.n_samples_ = int(partial.n)
+        limit = dtype_limit(dtype)
+        past = []
         for name, value in moments_finalize(partial, self._options()).items():
-            setattr(self, name + "_", value.astype(dtype, copy=False))
+            if limit is not None and (np.abs(value[np.isfinite(value)]) > limit).any():
+                past.append(name + "_")
+            with np.errstate(over="ignore"):  # said below, once, by name
+                setattr(self, name + "_", value.astype(dtype, copy=False))
+        if past:
+            # float64 partials do not overflow there; the float32 attributes are inf, as
+            # scikit-learn-intelex's float32 statistics are
+            warnings.warn(f"overflow in {', '.join(past)}: values pass the "
+                          f"{np.dtype(dtype).name} limit {limit:.4g} and are inf; fit on "
+                          "float64 data for finite values", RuntimeWarning, stacklevel=4)
 
     def to_sklearn(self):
         """Not available: scikit-learn has no BasicStatistics estimator (not collective).

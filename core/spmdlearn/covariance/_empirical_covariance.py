@@ -137,9 +137,12 @@ class EmpiricalCovariance(SPMDEstimatorMixin, BaseEstimator):
             if ranks is not None:
                 report_overflow(ranks, "the covariance", raises=True)
             raise
+        # scikit-learn's dtypes: the mean in the input's dtype, the covariance and precision
+        # float64 whatever the input (np.cov): a float32 covariance past the float32 limit
+        # would be inf where scikit-learn's is finite
         self.location_ = location.astype(dtype)
-        self.covariance_ = covariance.astype(dtype)
-        self.precision_ = (linalg.pinvh(covariance, check_finite=False).astype(dtype)
+        self.covariance_ = covariance
+        self.precision_ = (linalg.pinvh(covariance, check_finite=False)
                            if self.store_precision else None)
 
     def get_precision(self):

@@ -51,6 +51,7 @@ var_, noise_variance_, n_components_, n_samples_seen_, n_samples_
     """
 
     _sklearn_class = _SkIncrementalPCA
+    _spectrum_in_input_dtype = False
     _contract = SCALED_COMOMENTS
     _model_attributes = ("components_", "explained_variance_", "explained_variance_ratio_",
                          "singular_values_", "mean_", "var_", "noise_variance_",
@@ -69,6 +70,10 @@ var_, noise_variance_, n_components_, n_samples_seen_, n_samples_
         self.batch_size = batch_size
 
     def _finalize(self, scaled, n_features, y_ndim, dtype):
+        # scikit-learn's IncrementalPCA keeps its statistics in float64 whatever the input
+        # (its running mean and variance, then the SVD of float64 stacks): float32 input gives
+        # float64 attributes, finite where float32 ones would overflow
+        dtype = np.dtype(np.float64)
         partial = scaled.partial
         n = int(partial.n_rows)
         k = self.n_components

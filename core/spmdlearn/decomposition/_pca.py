@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from math import log
 
 import numpy as np
@@ -16,8 +17,9 @@ from .._base import SPMDEstimatorMixin
 from .._validation import (Interval, Options, check_deferred_finite, check_X, validate_fit,
                            validate_predict)
 from ..collective import allreduce, reduce_step
-from .._scaling import (allreduce_scaled, overflow_ranks, r_rank, report_overflow,
-                        scaled_spectrum, tsqr_exponents, unscale_matrix, unscale_vector)
+from .._scaling import (allreduce_scaled, dtype_limit, overflow_ranks, r_rank,
+                        raise_past_dtype_limit, report_overflow, scaled_spectrum,
+                        tsqr_exponents, unscale_matrix, unscale_vector)
 from ..reference._moments import MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
 
@@ -69,6 +71,9 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     """
 
     _sklearn_class = _SkPCA
+    #: scikit-learn's PCA computes its spectrum in the input's dtype (float32 variances past
+    #: the float32 limit are inf there); its IncrementalPCA in float64
+    _spectrum_in_input_dtype = True
     _fitted_attributes = ("components_", "explained_variance_", "explained_variance_ratio_",
                           "singular_values_", "mean_", "n_components_", "n_samples_",
                           "noise_variance_")
@@ -149,6 +154,10 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                              f"(n_samples={n} summed over {comm.size} ranks)")
         backend = shard.backend
         ranks = None
+        # float32 input: scikit-learn computes in float32, and fails where its sums, X^T X,
+        # centered rows or singular values pass the float32 limit; spmdlearn's float64
+        # partials do not overflow there, so it says so (on every rank: global values)
+        limit = dtype_limit(shard.dtype)
         if solver == "covariance_eigh":
             scaled, local = allreduce_scaled(shard.X, None, None, comm=comm, backend=backend,
                                              check=lambda: check_deferred_finite(self, shard))
@@ -160,6 +169,12 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             if not np.isfinite(raw).all():
                 report_overflow(ranks, "X^T X", raises=True)
                 raise np.linalg.LinAlgError("Eigenvalues did not converge")
+            if limit is not None and np.abs(raw).max(initial=0.0) > limit:
+                # the same in the input's dtype: scikit-learn forms X^T X in float32
+                raise_past_dtype_limit(comm, shard.X, shard.dtype, "X^T X",
+                                       np.linalg.LinAlgError,
+                                       "scikit-learn's eigh of it fails (Eigenvalues did not "
+                                       "converge) on the same rows")
             mean = unscale_vector(p.mean, e)
             if ranks is None:
                 S, explained, Vt = pca_spectrum(n, comoment=p.comoment)
@@ -175,6 +190,15 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
             moments = reduce_step(MOMENTS, step, shard.X, None, comm=comm)
             mean = moments.mean
+            if limit is not None and moments.n:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    sums = np.abs(moments.n * moments.mean)
+                    centered = np.maximum(moments.max - mean, mean - moments.min)
+                if (sums > limit).any():
+                    raise_past_dtype_limit(comm, shard.X, shard.dtype,
+                                           "the column sums (for the mean)")
+                if (centered > limit).any():
+                    raise_past_dtype_limit(comm, shard.X, shard.dtype, "the centered rows")
             # R is linear in the columns (R of X diag(d) is R diag(d)): columns whose values
             # near the float64 limit would overflow the QR merges are divided by powers of two
             # (from the global extremes, identical on every rank) and R is unscaled exactly.
@@ -188,6 +212,10 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             else:
                 r = allreduce(TSQR, shard.X, mean, comm=comm, backend=backend)
                 S, explained, Vt = pca_spectrum(n, r=r.r)
+        if limit is not None and solver == "full" and S.size and S[0] > limit:
+            raise_past_dtype_limit(comm, shard.X, shard.dtype, "the singular values",
+                                   consequence="scikit-learn's SVD of the same float32 rows "
+                                   "fails")
         self._fit_svd_solver = solver
         self._set_model(S, explained, Vt, mean, n, shard.dtype)
         if ranks is not None and not all(np.isfinite(getattr(self, name)).all() for name in (
@@ -198,14 +226,33 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def _set_model(self, S, explained, Vt, mean, n, dtype):
         """Fitted attributes from the global spectrum (identical on every rank)."""
         k, ratio, noise = pca_select(self.n_components, explained, n, Vt.shape[1])
-        self.mean_ = mean.astype(dtype)
-        self.n_samples_ = n
-        self.n_components_ = k
-        self.components_ = np.ascontiguousarray(Vt[:k]).astype(dtype)
-        self.explained_variance_ = explained[:k].astype(dtype)
-        self.explained_variance_ratio_ = ratio[:k].astype(dtype)
-        self.singular_values_ = S[:k].astype(dtype)
-        self.noise_variance_ = dtype.type(noise)
+        limit = dtype_limit(dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # float32 past its limit: inf
+            self.mean_ = mean.astype(dtype)
+            self.n_samples_ = n
+            self.n_components_ = k
+            self.components_ = np.ascontiguousarray(Vt[:k]).astype(dtype)
+            self.explained_variance_ = explained[:k].astype(dtype)
+            self.explained_variance_ratio_ = ratio[:k].astype(dtype)
+            self.singular_values_ = S[:k].astype(dtype)
+            self.noise_variance_ = dtype.type(noise)
+            squares_overflow = (self._spectrum_in_input_dtype and limit is not None
+                                and bool((S ** 2 > limit).any()))
+            if squares_overflow:
+                # scikit-learn's float32 variances are S**2 / (n - 1), inf where S**2 passes
+                # the limit; its ratios are those over their (inf) sum: nan for the inf ones, 0
+                # for the others; its noise variance the mean of the rest
+                variances = np.where(S ** 2 > limit, np.inf, explained).astype(dtype)
+                self.explained_variance_ = variances[:k]
+                self.explained_variance_ratio_ = (variances / variances.sum())[:k]
+                self.noise_variance_ = dtype.type(np.mean(variances[k:])
+                                                  if k < min(n, Vt.shape[1]) else 0.0)
+        if squares_overflow:
+            warnings.warn(
+                f"overflow in explained_variance_: squared singular values pass the "
+                f"{dtype.name} limit {limit:.4g}: inf (and their explained_variance_ratio_ nan),"
+                f" as scikit-learn's on the same rows; fit on float64 data for finite values",
+                RuntimeWarning, stacklevel=4)
 
     def _project(self, X, backend):
         """``(X - mean_) @ components_.T``, whitened if asked (scikit-learn's formula)."""

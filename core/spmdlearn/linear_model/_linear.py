@@ -12,8 +12,8 @@ from sklearn.linear_model import Ridge as _SkRidge
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
 from .._validation import Interval, Options, check_deferred_finite, validate_fit, validate_predict
-from .._scaling import (allreduce_scaled, gram_overflows, overflow_ranks,
-                        report_overflow, sum_overflows)
+from .._scaling import (allreduce_scaled, dtype_limit, gram_overflows, overflow_ranks,
+                        raise_past_dtype_limit, report_overflow, sum_overflows)
 from .._scaling import SCALED_COMOMENTS
 from ..collective import partial_size
 from ..metrics import r2_score
@@ -36,8 +36,11 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
                                               backend=shard.backend,
                                               check=lambda: check_deferred_finite(self, shard),
                                               last=True)
-        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype,
-                               overflow_ranks(comm, local, partial))
+        ranks = overflow_ranks(comm, local, partial)
+        past = self._past_dtype_limit(partial, shard.X.shape[1], shard.dtype)
+        if past is not None:  # the same verdict on every rank: from the global partial
+            raise_past_dtype_limit(comm, shard.X, shard.dtype, past)
+        return self._set_model(partial, shard.X.shape[1], shard.y.ndim, shard.dtype, ranks)
 
     def _set_model(self, scaled, n_features, y_ndim, dtype, ranks=None):
         """Fitted attributes from the global (scaled) co-moments of ``[X, y]``; returns
@@ -46,6 +49,13 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         n_targets = partial.mean.shape[0] - n_features
         if ranks is not None:
             self._check_overflow(scaled, n_features, ranks)
+        past = self._past_dtype_limit(scaled, n_features, dtype)
+        if past is not None:  # (IncrementalLinearRegression: its batches are gone, no ranks)
+            limit = dtype_limit(dtype)
+            raise ValueError(f"overflow in {past}: it passes the {np.dtype(dtype).name} limit "
+                             f"{limit:.4g}; scikit-learn fails on the same rows, and so does "
+                             "this fit; fit on float64 data (X.astype(numpy.float64)) for finite "
+                             "results")
         try:
             coef, intercept, rank, singular = linear_solve(
                 partial, n_features, fit_intercept=self.fit_intercept,
@@ -66,6 +76,15 @@ class _LinearModel(SPMDEstimatorMixin, MultiOutputMixin, RegressorMixin, BaseEst
         else:
             self.intercept_ = intercept.astype(dtype)
         return rank, singular.astype(dtype)
+
+    def _past_dtype_limit(self, scaled, n_features, dtype):
+        """What scikit-learn computes in float32 (the input's dtype) that passes the float32
+        limit, where its fit then fails (a column's sum, for the centering), or None; None
+        for float64 input (:meth:`_check_overflow` says that). Local, the same on every rank."""
+        limit = dtype_limit(dtype)
+        if limit is not None and self.fit_intercept and sum_overflows(scaled, limit).any():
+            return "the column sums (for the means)"
+        return None
 
     def _check_overflow(self, scaled, n_features, ranks):
         """Raise where scikit-learn's fit fails on values near the float64 limit (local; the
@@ -288,6 +307,17 @@ class Ridge(_LinearModel):
 
     def _alpha(self, n_targets):
         return np.asarray(self.alpha, dtype=np.float64).ravel() * np.ones(n_targets)
+
+    def _past_dtype_limit(self, scaled, n_features, dtype):
+        """As :class:`LinearRegression`'s; also the normal equations that scikit-learn's
+        "auto" and "cholesky" form in float32."""
+        past = super()._past_dtype_limit(scaled, n_features, dtype)
+        limit = dtype_limit(dtype)
+        if past is None and limit is not None and self.solver in ("auto", "cholesky") \
+                and not self.positive \
+                and gram_overflows(scaled, n_features, self.fit_intercept, limit):
+            past = "the normal equations X^T X, X^T y"
+        return past
 
     def _check_overflow(self, scaled, n_features, ranks):
         """As :class:`LinearRegression`; also, scikit-learn's "auto" and "cholesky" form the

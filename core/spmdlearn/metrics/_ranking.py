@@ -34,8 +34,15 @@ def _binary_auc(positive, scores, counts, weights, weighted, max_fpr=None):
                                    sample_weight=weights if weighted else counts))
 
 
+def _max_fpr_default(arguments):
+    """``max_fpr=1`` is the whole curve, as None is (scikit-learn computes the same area)."""
+    if arguments.get("max_fpr") == 1:
+        arguments["max_fpr"] = None
+    return arguments
+
+
 @host_arguments
-@collective_function
+@collective_function(resolve=_max_fpr_default)
 def roc_auc_score(y_true, y_score, *, average="macro", sample_weight=None, max_fpr=None,
                   multi_class="raise", labels=None):
     """Collective: ROC AUC of all ranks' rows, exactly (scikit-learn's value on the gathered rows).

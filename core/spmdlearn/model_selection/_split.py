@@ -18,7 +18,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import type_of_target
 
 from .._array_api import to_host
-from .._base import collective_function
+from .._base import _canonical, _object_params, _Short, collective_function
 from ..comm import get_comm
 from ..metrics._classification import global_labels
 
@@ -138,8 +138,17 @@ class _GlobalSplitter:
                 raise ValueError("The 'y' parameter should not be None.")
             return _n_local(X, y)
 
-        n_local = comm.agree(check)
-        return self._folds(comm, n_local, y)
+        def params():
+            # compared as an estimator's parameters are: a RandomState by its state, so that
+            # ranks whose instances would draw different folds are told so before any draw
+            return {name: (_canonical(value), _Short(value))
+                    for name, value in (_object_params(self) or {}).items()}
+
+        # a session of its own when called directly (``split``); inside cross-validation or a
+        # search, part of theirs (where the splitter was compared as the ``cv`` argument)
+        with comm.session(f"{type(self).__name__}.split", params):
+            n_local = comm.agree(check)
+            return self._folds(comm, n_local, y)
 
     def split(self, X, y=None, groups=None):
         """Collective: this rank's rows of each train/test split of all ranks' rows.
@@ -323,7 +332,21 @@ _SKLEARN_TWINS = {_skms.KFold: KFold, _skms.StratifiedKFold: StratifiedKFold,
                   _skms.ShuffleSplit: ShuffleSplit}
 
 
-@collective_function
+def _cv_default(arguments):
+    """``cv=None`` is ``cv=5``, as in scikit-learn: the ranks compare what they mean."""
+    if arguments.get("cv", 5) is None:
+        arguments["cv"] = 5
+    return arguments
+
+
+def _split_sizes_default(arguments):
+    """Neither size given: ``test_size=0.25``, as in scikit-learn."""
+    if arguments.get("test_size") is None and arguments.get("train_size") is None:
+        arguments["test_size"] = 0.25
+    return arguments
+
+
+@collective_function(resolve=_cv_default)
 def check_cv(cv=5, y=None, *, classifier=False):
     """Collective: a global splitter for ``cv``, as scikit-learn's ``check_cv`` chooses one.
 
@@ -371,7 +394,7 @@ def check_cv(cv=5, y=None, *, classifier=False):
     return _GlobalIndexSplits(list(cv))
 
 
-@collective_function
+@collective_function(resolve=_split_sizes_default)
 def train_test_split(*arrays, test_size=None, train_size=None, random_state=None, shuffle=True,
                      stratify=None):
     """Collective: scikit-learn's ``train_test_split`` of all ranks' rows, this rank's part.

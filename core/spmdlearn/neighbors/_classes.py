@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from sklearn import neighbors as _skn
 from sklearn.base import ClassifierMixin, MultiOutputMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
@@ -86,7 +87,7 @@ class NearestNeighbors(_Servable, _NeighborsBase):
     effective_metric_ : str
     effective_metric_params_ : dict
     n_features_in_ : int
-    """ + _NOTES.format(extra=", ``radius_neighbors``")
+    """ + _NOTES.format(extra=", ``radius_neighbors``, ``radius_neighbors_graph``")
 
     _sklearn_class = _skn.NearestNeighbors
 
@@ -180,6 +181,42 @@ class NearestNeighbors(_Servable, _NeighborsBase):
             lo, hi = int(bounds[r]), int(bounds[r + 1])
             out_d[r], out_i[r] = dists[lo:hi], inds[lo:hi]
         return (out_d, out_i) if return_distance else out_i
+
+    def radius_neighbors_graph(self, X=None, radius=None, mode="connectivity",
+                               sort_results=False):
+        """Collective: this rank's rows of the radius-neighbours graph, columns over all ranks' rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features), default=None
+            This rank's queries; None: this rank's training rows, each excluding itself.
+        radius : float, default=None
+            ``self.radius`` if None.
+        mode : {"connectivity", "distance"}, default="connectivity"
+        sort_results : bool, default=False
+            Each row's entries by increasing distance (``mode="distance"`` only).
+
+        Returns
+        -------
+        graph : sparse matrix of shape (n_queries, n_samples_fit_)
+            CSR; column ``j`` is the global row index ``j`` (rank r's rows after ranks 0..r-1).
+        """
+        if mode == "connectivity":
+            ind = self.radius_neighbors(X, radius, return_distance=False)
+            dist = None
+        elif mode == "distance":
+            dist, ind = self.radius_neighbors(X, radius, return_distance=True,
+                                              sort_results=sort_results)
+        else:
+            raise ValueError(f'Unsupported mode, must be one of "connectivity", or "distance" '
+                             f'but got "{mode}" instead')
+        lengths = np.array([len(i) for i in ind], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        # a SciPy sparse matrix is host memory
+        indices = np.concatenate([to_host(i) for i in ind] + [np.zeros(0, np.int64)])
+        data = np.ones(indices.shape[0]) if dist is None else \
+            np.concatenate([np.asarray(to_host(d), np.float64) for d in dist] + [np.zeros(0)])
+        return csr_matrix((data, indices, indptr), shape=(len(ind), self.n_samples_fit_))
 
     def _to_sklearn(self):
         return self._sklearn_fitted_on(self._fit_data()["X"])

@@ -1,0 +1,258 @@
+"""Arguments compared across ranks by what they mean, under mpiexec.
+
+* An argument whose None means "the estimator's value" (``radius_neighbors(radius=None)``,
+  ``kneighbors(n_neighbors=None)``, ``transform(copy=None)``), or a function's default spelled
+  out (``cv=None`` and ``cv=5``, ``train_test_split`` with no size and ``test_size=0.25``,
+  ``roc_auc_score(max_fpr=None)`` and ``max_fpr=1``) agrees with the value it stands for;
+  they used to be refused as "parameters differ across ranks".
+* ``X=None`` on one rank (the training rows, each excluding itself) and rows on another are
+  refused on every rank, naming ``X`` and the ranks, before any computation; they used to
+  compute different things silently (or wait in different collectives).
+* A splitter with a ``RandomState`` (``cv=KFold(shuffle=True, random_state=rs)``) compares the
+  state: ranks whose instances would draw different folds are refused at entry, naming
+  ``cv__random_state`` (or ``random_state`` for ``split`` itself), before any draw.
+
+Every verdict is agreed over all ranks; the last rank holds no rows when there are several.
+"""
+
+import re
+
+import numpy as np
+import pytest
+import sklearn.model_selection as skms
+
+from spmdlearn.linear_model import LinearRegression, LogisticRegression
+from spmdlearn.metrics import roc_auc_score
+from spmdlearn.model_selection import (GridSearchCV, KFold, ShuffleSplit, StratifiedKFold,
+                                       cross_val_score, train_test_split)
+from spmdlearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
+from spmdlearn.preprocessing import StandardScaler
+from _shards import uneven_data
+from spmdlearn_conformance import assert_all_ranks, assert_raises_on_all_ranks
+
+pytestmark = [pytest.mark.mpi, pytest.mark.timeout(60)]
+
+
+def _needs_ranks(comm):
+    if comm.size == 1:
+        pytest.skip("needs two ranks")
+
+
+def _same(a, b):
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "toarray"):
+        return _same(a.toarray(), b.toarray())
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype == object:
+        return a.shape == b.shape and all(np.array_equal(x, y) for x, y in zip(a, b))
+    return np.array_equal(a, b)
+
+
+# -- 1. None means the estimator's value ----------------------------------------------------
+# (estimator, method, argument, the estimator's value spelled out)
+OWN_VALUE_CASES = {
+    "radius_neighbors-radius": (lambda: NearestNeighbors(radius=1.5), "radius_neighbors",
+                                "radius", 1.5),
+    "kneighbors-n_neighbors": (lambda: NearestNeighbors(n_neighbors=3), "kneighbors",
+                               "n_neighbors", 3),
+    "kneighbors_graph-n_neighbors": (lambda: KNeighborsClassifier(n_neighbors=4),
+                                     "kneighbors_graph", "n_neighbors", 4),
+    "radius_neighbors_graph-radius": (lambda: NearestNeighbors(radius=1.5),
+                                      "radius_neighbors_graph", "radius", 1.5),
+    "StandardScaler.transform-copy": (lambda: StandardScaler(copy=True), "transform", "copy",
+                                      True),
+}
+
+
+@pytest.mark.parametrize("case", OWN_VALUE_CASES)
+def test_none_agrees_with_the_estimators_value(world, case):
+    _needs_ranks(world)
+    make, method, name, value = OWN_VALUE_CASES[case]
+    X, y = uneven_data(world, target="classification")
+    est = make().fit(X, y)
+    # rank 0 passes None, the others the estimator's own value
+    mine = getattr(est, method)(X, **{name: None if world.rank == 0 else value})
+    spelled = getattr(est, method)(X, **{name: value})
+    assert_all_ranks(world, _same(mine, spelled),
+                     f"{case}: None and {value!r} gave different results")
+
+
+def test_none_against_another_value_is_still_refused(world):
+    _needs_ranks(world)
+    X, _ = uneven_data(world)
+    nn = NearestNeighbors(radius=1.5).fit(X)
+    bad = world.size - 1
+    radius = 2.0 if world.rank == bad else None
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: nn.radius_neighbors(X, radius=radius),
+        match=rf"NearestNeighbors\.radius_neighbors: parameters differ across ranks: argument "
+              rf"radius \(.*None; rank {bad}: 2\.0\)")
+    out = nn.radius_neighbors(X, radius=None)  # the next call works
+    assert_all_ranks(world, out[1].shape[0] == X.shape[0], "the next call works")
+
+
+def test_function_defaults_agree_with_their_values(world):
+    _needs_ranks(world)
+    X, y = uneven_data(world, target="classification")
+    first = world.rank == 0
+    scores = cross_val_score(LogisticRegression(), X, y, cv=None if first else 5)
+    assert_all_ranks(world, np.array_equal(scores, cross_val_score(LogisticRegression(), X, y)),
+                     "cv=None and cv=5 gave different scores")
+    parts = train_test_split(X, y, random_state=0, **({} if first else {"test_size": 0.25}))
+    expected = train_test_split(X, y, random_state=0)
+    assert_all_ranks(world, all(np.array_equal(a, b) for a, b in zip(parts, expected)),
+                     "train_test_split without sizes and with test_size=0.25 differ")
+    score = X[:, 0]
+    auc = roc_auc_score(y, score, max_fpr=None if first else 1)
+    assert_all_ranks(world, auc == roc_auc_score(y, score), "max_fpr=None and 1 differ")
+
+
+# -- 2. X=None on some ranks, rows on others -------------------------------------------------
+X_NONE_CASES = {
+    "NearestNeighbors.kneighbors": (lambda: NearestNeighbors(n_neighbors=3), "kneighbors"),
+    "NearestNeighbors.kneighbors_graph": (lambda: NearestNeighbors(n_neighbors=3),
+                                          "kneighbors_graph"),
+    "NearestNeighbors.radius_neighbors": (lambda: NearestNeighbors(radius=1.0),
+                                          "radius_neighbors"),
+    "NearestNeighbors.radius_neighbors_graph": (lambda: NearestNeighbors(radius=1.0),
+                                                "radius_neighbors_graph"),
+    "KNeighborsClassifier.predict": (lambda: KNeighborsClassifier(3), "predict"),
+    "KNeighborsClassifier.predict_proba": (lambda: KNeighborsClassifier(3), "predict_proba"),
+    "KNeighborsClassifier.score": (lambda: KNeighborsClassifier(3), "score"),
+    "KNeighborsRegressor.predict": (lambda: KNeighborsRegressor(3), "predict"),
+}
+
+
+@pytest.mark.parametrize("none_on", ["first", "last"])
+@pytest.mark.parametrize("case", X_NONE_CASES)
+def test_x_none_on_some_ranks_is_refused(world, case, none_on):
+    _needs_ranks(world)
+    make, method = X_NONE_CASES[case]
+    X, y = uneven_data(world, target="classification")
+    est = make().fit(X, y)
+    bad = 0 if none_on == "first" else world.size - 1
+    # (the last rank holds no rows: None there queries nothing, and still means otherwise)
+    args = ([None if world.rank == bad else X] + ([y] if method == "score" else []))
+    call = getattr(est, method)
+    pattern = (rf"{type(est).__name__}\.{method}: parameters differ across ranks: argument X "
+               rf"\((?=.*ndarray of shape).*rank {bad}: None")
+    assert_raises_on_all_ranks(world, ValueError, lambda: call(*args), match=pattern)
+    # nothing is left half-done: the same call with agreed arguments works, X=None included
+    for same in (X, None):
+        out = call(*([same] + ([y] if method == "score" else [])))
+        if method == "score":
+            ok = np.isfinite(out)
+        else:
+            rows = (out[-1] if isinstance(out, tuple) else out).shape[0]
+            ok = rows == X.shape[0]
+        assert_all_ranks(world, ok, f"{case}(X={'None' if same is None else 'X'}) after refusal")
+
+
+def test_x_none_everywhere_is_leave_one_out(world):
+    """X=None on every rank: the training rows, each excluding itself (scikit-learn's rule),
+    with global indices."""
+    from sklearn.neighbors import NearestNeighbors as SkNN
+
+    X, _ = uneven_data(world)
+    nn = NearestNeighbors(n_neighbors=3).fit(X)
+    dist, ind = nn.kneighbors(None)
+    X_all = np.concatenate(world.allgather(X))
+    start = sum(world.allgather(X.shape[0])[:world.rank])
+    ref_dist, ref_ind = SkNN(n_neighbors=3).fit(X_all).kneighbors(None)
+    rows = slice(start, start + X.shape[0])
+    assert_all_ranks(world, np.array_equal(ind, ref_ind[rows])
+                     and np.allclose(dist, ref_dist[rows]), "kneighbors(None) differs")
+
+
+@pytest.mark.parametrize("mode", ["connectivity", "distance"])
+@pytest.mark.parametrize("queries", ["X", "None"])
+def test_radius_neighbors_graph_is_sklearns(world, mode, queries):
+    """NearestNeighbors.radius_neighbors_graph (it was missing): this rank's rows of
+    scikit-learn's graph on the gathered rows, global column indices."""
+    from sklearn.neighbors import NearestNeighbors as SkNN
+
+    X, _ = uneven_data(world)
+    graph = NearestNeighbors(radius=1.5).fit(X).radius_neighbors_graph(
+        X if queries == "X" else None, mode=mode)
+    X_all = np.concatenate(world.allgather(X))
+    start = sum(world.allgather(X.shape[0])[:world.rank])
+    ref = SkNN(radius=1.5).fit(X_all).radius_neighbors_graph(
+        X_all if queries == "X" else None, mode=mode)[start:start + X.shape[0]]
+    ok = graph.shape == ref.shape and graph.nnz == ref.nnz \
+        and np.allclose(graph.toarray(), ref.toarray(), rtol=1e-12, atol=1e-12)
+    assert_all_ranks(world, ok, f"radius_neighbors_graph({queries}, mode={mode!r}) differs")
+
+
+# -- 3. RandomState instances in splitters ---------------------------------------------------
+def _rs(world):
+    # a different seed on the last rank: the reprs are identical, the states are not
+    return np.random.RandomState(7 if world.rank == world.size - 1 else 3)
+
+
+SPLITTERS = {
+    "KFold": lambda rs: KFold(3, shuffle=True, random_state=rs),
+    "StratifiedKFold": lambda rs: StratifiedKFold(3, shuffle=True, random_state=rs),
+    "ShuffleSplit": lambda rs: ShuffleSplit(3, test_size=0.3, random_state=rs),
+    "sklearn KFold": lambda rs: skms.KFold(3, shuffle=True, random_state=rs),
+}
+
+
+@pytest.mark.parametrize("case", SPLITTERS)
+def test_cv_random_states_that_differ_are_refused_before_drawing(world, case):
+    _needs_ranks(world)
+    X, y = uneven_data(world, target="classification")
+    rs = _rs(world)
+    before = rs.get_state()[1].copy()
+    bad = world.size - 1
+    assert_raises_on_all_ranks(
+        world, ValueError,
+        lambda: cross_val_score(LogisticRegression(), X, y, cv=SPLITTERS[case](rs)),
+        match=rf"spmdlearn\.model_selection\.cross_val_score: parameters differ across ranks: .*argument "
+              rf"cv__random_state \(.*RandomState\(MT19937, state \w+\); rank {bad}: "
+              rf"RandomState\(MT19937, state \w+\)\)")
+    assert_all_ranks(world, np.array_equal(rs.get_state()[1], before),
+                     f"{case}: the RandomState drew before the refusal")
+    # the same state on every rank: scikit-learn's folds of the gathered rows
+    scores = cross_val_score(LinearRegression(), X, y.astype(float),
+                             cv=SPLITTERS[case](np.random.RandomState(3)), scoring="r2")
+    same = world.allgather(scores.tobytes())
+    assert_all_ranks(world, len(set(same)) == 1 and len(scores) == 3,
+                     f"{case} with one state: scores differ across ranks")
+
+
+@pytest.mark.parametrize("case", ["KFold", "StratifiedKFold", "ShuffleSplit"])
+def test_split_with_random_states_that_differ_is_refused(world, case):
+    _needs_ranks(world)
+    X, y = uneven_data(world, target="classification")
+    rs = _rs(world)
+    bad = world.size - 1
+    splitter = SPLITTERS[case](rs)
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: list(splitter.split(X, y)),
+        match=rf"{case}\.split: parameters differ across ranks: random_state \(.*"
+              rf"rank {bad}: RandomState\(MT19937, state \w+\)\)")
+    folds = list(SPLITTERS[case](np.random.RandomState(3)).split(X, y))  # the next call works
+    assert_all_ranks(world, len(folds) == 3, "the next split works")
+
+
+def test_search_cv_parameter_random_state_is_compared(world):
+    _needs_ranks(world)
+    X, y = uneven_data(world)
+    search = GridSearchCV(LinearRegression(), {"fit_intercept": [True, False]},
+                          cv=KFold(3, shuffle=True, random_state=_rs(world)))
+    bad = world.size - 1
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: search.fit(X, y),
+        # (the search's folds are cut by check_cv, whose agreement names the argument)
+        match=rf"parameters differ across ranks: .*cv__random_state \(.*"
+              rf"rank {bad}: RandomState\(MT19937, state \w+\)\)")
+
+
+def test_train_test_split_random_state_is_compared(world):
+    _needs_ranks(world)
+    X, y = uneven_data(world)
+    bad = world.size - 1
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: train_test_split(X, y, random_state=_rs(world)),
+        match=rf"argument random_state \(.*rank {bad}: RandomState\(MT19937, state \w+\)\)")
