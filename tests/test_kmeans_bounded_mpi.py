@@ -125,9 +125,10 @@ def _spy_steps(monkeypatch):
     real = cpu_kmeans.lloyd_bounded
 
     def spy(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None,
-            upper_old=None, sums_old=None):
+            upper_old=None, sums_old=None, in_place=False):
+        # in place: the old bounds are rewritten; the plain step below needs only the labels
         out = real(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset,
-                   upper_old, sums_old)
+                   upper_old, sums_old, in_place)
         plain_labels, plain = cpu_kmeans.lloyd_local(X, sample_weight, centers, labels_old,
                                                      X_offset)
         scale = max(1.0, float(np.abs(plain.sums).max(initial=0.0)))

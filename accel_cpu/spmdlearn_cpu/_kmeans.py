@@ -18,7 +18,7 @@ from spmdlearn.reference import LloydPartial
 from ._blocks import block_rows
 from ._threads import kernel_threads, single_threaded_blas, use_kernel_threads
 
-__all__ = ["lloyd_local", "lloyd_bounded", "kmeans_inertia"]
+__all__ = ["lloyd_local", "lloyd_bounded", "kmeans_inertia", "farthest_assigned_rows"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -608,7 +608,7 @@ def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, 
         if k == 1:
             lower[lo + i] = np.inf
             continue
-        lower[lo + i] = _second_bound(d2, second - np.float64(best_score), c_max, margin)
+        # the old bound is read before the new one is written: they may be one array
         a = labels_old[i]
         if not bounds_old or a < 0:
             failing += 1
@@ -617,6 +617,7 @@ def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, 
             if moved <= 0.0 or moved * moved <= d2 + np.float64(
                     (c_norms[a] - (S[i, a] + S[i, a])) - best_score):
                 failing += 1
+        lower[lo + i] = _second_bound(d2, second - np.float64(best_score), c_max, margin)
     return inertia, changed, failing
 
 
@@ -645,8 +646,14 @@ def _count_changed(labels, labels_old, lo, hi):
     return changed
 
 
+def _reusable(a, n):
+    """Whether ``a`` can take a new bound of each of ``n`` rows in place."""
+    return (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == (n,)
+            and a.flags.c_contiguous and a.flags.writeable)
+
+
 def _lloyd_bounded_exact(X, sample_weight, centers, centers_old, labels_old, lower_old,
-                         X_offset):
+                         X_offset, upper_old=None, in_place=False):
     """The bounded Lloyd step that reads every row: :func:`lloyd_local`'s partial, bit for bit.
 
     One pass over each block of rows offsets them (no offset copy of the shard), tests each
@@ -655,6 +662,8 @@ def _lloyd_bounded_exact(X, sample_weight, centers, centers_old, labels_old, low
     (the plain kernel's call, so the same decisions), and the block's remaining sums follow in
     row order. Blocks and tasks are those of :func:`lloyd_local` and its partials are added in
     the same order, so with the same labels the partial is the plain kernel's, bit for bit.
+    ``in_place``: the new bounds are written into ``lower_old`` and ``upper_old`` (each row's
+    old bound is read before its new one is written).
     """
     k, d = centers.shape
     n = X.shape[0]
@@ -674,8 +683,8 @@ def _lloyd_bounded_exact(X, sample_weight, centers, centers_old, labels_old, low
     labels_old = np.asarray(labels_old, dtype=np.int32)
     lower_old = np.asarray(lower_old, dtype=np.float64)
     labels = np.empty(n, dtype=np.int32)
-    lower = np.empty(n)
-    upper = np.empty(n)
+    lower = lower_old if in_place and _reusable(lower_old, n) else np.empty(n)
+    upper = upper_old if in_place and _reusable(upper_old, n) else np.empty(n)
     offset = (np.zeros(d, X.dtype) if X_offset is None
               else np.asarray(X_offset, dtype=X.dtype))
     # Rows as given (no offset) in a layout the plain kernel multiplies as a strided view: its
@@ -920,7 +929,7 @@ _SAMPLE_STRIDE = 256
 
 
 def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset=None,
-                  upper_old=None, sums_old=None):
+                  upper_old=None, sums_old=None, in_place=False):
     """:func:`spmdlearn.reference.lloyd_bounded`: the bounded Lloyd step, compiled.
 
     Without ``sums_old`` (or ``upper_old``, or while more than ``_INCREMENTAL_SHARE`` of the
@@ -937,6 +946,10 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     between the clusters' sums (tasks' changes added in task order, then to ``sums_old``: the
     same bits for any thread count); the inertia is not computed (0, ``incremental`` 1). The
     labels are the same.
+
+    ``in_place``: the caller no longer needs ``lower_old`` and ``upper_old``: the new bounds
+    are written into them (float64 contiguous NumPy arrays of one value a row; others are not
+    reused) and returned, so that no second generation of the per-row bounds exists.
     """
     k, d = centers.shape
     n = X.shape[0]
@@ -966,7 +979,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
             exact = failing > _INCREMENTAL_SHARE * tested
     if exact:
         return _lloyd_bounded_exact(X, sample_weight, centers, centers_old, labels_old, lower_old,
-                                    X_offset)
+                                    X_offset, upper_old, in_place)
     C = np.asarray(centers, dtype=X.dtype)
     Ct = C.T
     c_norms = np.einsum("ij,ij->i", C, C)
@@ -974,8 +987,9 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     w = _as_float(sample_weight)
     w = np.full(1, w[0]) if unit_weights else np.ascontiguousarray(w)
     labels = np.empty(n, dtype=np.int32)
-    lower = np.empty(n)
-    upper = np.empty(n)
+    # in place: each row's old bounds are read (_moved_bounds) before its new ones are written
+    lower = lower_old if in_place and _reusable(lower_old, n) else np.empty(n)
+    upper = upper_old if in_place and _reusable(upper_old, n) else np.empty(n)
     offset = (np.zeros(d, X.dtype) if X_offset is None
               else np.asarray(X_offset, dtype=X.dtype))
     plain_rows = X_offset is None and not X.flags.c_contiguous
@@ -1015,3 +1029,166 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     sums[empty] = 0.0
     weights[empty] = 0.0
     return labels, lower, LloydPartial(sums, weights, 0.0, float(changed), 1.0), upper
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _assigned_sq_approx(X, i, offset, C64, a):
+    """Row ``i``'s squared distance to center ``a``, in float64 from the offset row in X's dtype
+    (the reference's values up to its rounding: a relative error below ``(d + 4) eps``)."""
+    d = X.shape[1]
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        e0 = np.float64(X[i, j] - offset[j]) - C64[a, j]
+        e1 = np.float64(X[i, j + 1] - offset[j + 1]) - C64[a, j + 1]
+        e2 = np.float64(X[i, j + 2] - offset[j + 2]) - C64[a, j + 2]
+        e3 = np.float64(X[i, j + 3] - offset[j + 3]) - C64[a, j + 3]
+        a0 += e0 * e0
+        a1 += e1 * e1
+        a2 += e2 * e2
+        a3 += e3 * e3
+        j += 4
+    while j < d:
+        e0 = np.float64(X[i, j] - offset[j]) - C64[a, j]
+        a0 += e0 * e0
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, nogil=True)
+def _farthest_candidates(X, offset, C64, labels, n_top, slack, ids, values):
+    """One pass: the ``n_top`` largest approximate distances, and in ``ids`` the rows whose
+    approximate distance is at least ``(1 - slack)`` times the ``n_top``-th largest of all.
+
+    A row is kept when it passes the threshold of the rows so far (which only rises, so the
+    final candidates are all kept); a full buffer is compacted to the current threshold.
+    Returns ``(found, complete)``: ``complete`` is False when the candidates (ties) outgrow
+    ``ids``, which then holds nothing usable.
+    """
+    n = X.shape[0]
+    top = np.full(n_top, -1.0)
+    cap = ids.shape[0]
+    found = 0
+    threshold = -1.0
+    for i in range(n):
+        s = _assigned_sq_approx(X, i, offset, C64, labels[i])
+        if s > top[n_top - 1]:
+            p = n_top - 1
+            while p > 0 and top[p - 1] < s:
+                top[p] = top[p - 1]
+                p -= 1
+            top[p] = s
+            if top[n_top - 1] >= 0.0:
+                threshold = top[n_top - 1] * (1.0 - slack)
+        if s >= threshold:
+            if found == cap:
+                kept = 0
+                for q in range(found):
+                    if values[q] >= threshold:
+                        ids[kept] = ids[q]
+                        values[kept] = values[q]
+                        kept += 1
+                found = kept
+                if found == cap:
+                    return 0, False
+            ids[found] = i
+            values[found] = s
+            found += 1
+    kept = 0
+    for q in range(found):
+        if values[q] >= threshold:
+            ids[kept] = ids[q]
+            values[kept] = values[q]
+            kept += 1
+    return kept, True
+
+
+@njit(cache=True, nogil=True)
+def _collect_above(X, offset, C64, labels, threshold, start, out):
+    """The rows from ``start`` on whose approximate distance is at least ``threshold``, into
+    ``out`` until it is full: ``(next row to test, rows found)``."""
+    found = 0
+    i = start
+    n = X.shape[0]
+    while i < n and found < out.shape[0]:
+        if _assigned_sq_approx(X, i, offset, C64, labels[i]) >= threshold:
+            out[found] = i
+            found += 1
+        i += 1
+    return i, found
+
+
+@njit(cache=True, nogil=True)
+def _approx_top(X, offset, C64, labels, top):
+    """``top`` (descending, initially -1): the ``len(top)`` largest approximate distances."""
+    n = top.shape[0]
+    for i in range(X.shape[0]):
+        s = _assigned_sq_approx(X, i, offset, C64, labels[i])
+        if s > top[n - 1]:
+            p = n - 1
+            while p > 0 and top[p - 1] < s:
+                top[p] = top[p - 1]
+                p -= 1
+            top[p] = s
+
+
+#: Candidate rows whose exact distances are computed at a time by NumPy (ties: many).
+_CANDIDATE_ROWS = 4096
+
+
+def farthest_assigned_rows(X, centers, labels, n_rows, X_offset=None):
+    """:func:`spmdlearn.reference.farthest_assigned_rows`: the rows farthest from their
+    centers, with the reference's distances, bit for bit, without the reference's pass of
+    NumPy over every row.
+
+    One compiled pass finds the ``n_rows`` largest distances computed in float64 (the
+    reference's up to a relative error ``delta`` below ``(d + 4) eps`` of X's dtype) and keeps
+    the rows whose float64 distance is at least ``1 - 4 (d + 4) eps`` times the ``n_rows``-th
+    largest: they include every row that can be among the reference's ``n_rows`` farthest or
+    tied with the last of them (the ``n_rows``-th largest exact distance is at least the
+    ``n_rows``-th largest float64 one times ``1 - delta``; such a row's float64 distance is
+    at least its exact one times ``1 - delta``). Their distances are computed by the
+    reference's NumPy expression (a row's value does not depend on the rows computed with it)
+    and ordered as the reference orders them. When ties make the candidates more than
+    ``_CANDIDATE_ROWS``, a second pass takes them ``_CANDIDATE_ROWS`` at a time.
+    """
+    n, d = X.shape
+    dtype = np.result_type(X.dtype, np.float32)
+    if n == 0 or n_rows <= 0:
+        return np.zeros(0, dtype=dtype), np.zeros(0, np.int64)
+    C = np.asarray(centers, dtype=X.dtype)
+    C64 = C.astype(np.float64)
+    labels = np.ascontiguousarray(labels)
+    offset = (np.zeros(d, X.dtype) if X_offset is None
+              else np.asarray(X_offset, dtype=X.dtype))
+    n_top = min(n_rows, n)
+    slack = 4.0 * (d + 4) * float(np.finfo(dtype).eps)
+    ids = np.empty(min(n, _CANDIDATE_ROWS), np.int64)
+    found, complete = _farthest_candidates(X, offset, C64, labels, n_top, slack, ids,
+                                           np.empty(ids.shape[0]))
+
+    def exact(rows):
+        Xc = X[rows] if X_offset is None else X[rows] - offset
+        return ((Xc - C[labels[rows]]) ** 2).sum(axis=1)
+
+    def first(dist, rows):
+        order = np.lexsort((rows, -dist.astype(np.float64)))[:n_rows]
+        return dist[order], rows[order]
+
+    if complete:
+        rows = np.sort(ids[:found])
+        return first(exact(rows), rows)
+    # many tied candidates: a second pass, ids.shape[0] rows at a time
+    top = np.full(n_top, -1.0)
+    _approx_top(X, offset, C64, labels, top)
+    threshold = top[-1] * (1.0 - slack)
+    best_d, best_i = np.zeros(0, dtype=dtype), np.zeros(0, np.int64)
+    start = 0
+    while start < n:
+        start, found = _collect_above(X, offset, C64, labels, threshold, start, ids)
+        if found == 0:
+            break
+        rows = ids[:found].copy()
+        best_d, best_i = first(np.concatenate([best_d, exact(rows)]),
+                               np.concatenate([best_i, rows]))
+    return best_d, best_i

@@ -123,12 +123,20 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset
 
 @hookimpl
 def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
-                                   X_offset, upper_old, sums_old):
+                                   X_offset, upper_old, sums_old, in_place):
     m = _module("_kmeans")
     if m is None or not _is_2d(X) or not _served(sample_weight):
         return None
     return m.lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old, X_offset,
-                           upper_old, sums_old)
+                           upper_old, sums_old, bool(in_place))
+
+
+@hookimpl
+def spmdlearn_kmeans_farthest_assigned_rows(X, centers, labels, n_rows, X_offset):
+    m = _module("_kmeans")
+    if m is None or not _is_2d(X) or not isinstance(labels, np.ndarray):
+        return None
+    return m.farthest_assigned_rows(X, centers, labels, int(n_rows), X_offset)
 
 
 @hookimpl

@@ -129,7 +129,8 @@ def _inputs(kernel, X, w, rng):
         return {"X": X, "location": np.asarray(X.mean(0) if n else np.zeros(d), np.float64),
                 "precision": A @ A.T + np.eye(d)}
     if kernel in ("kmeans_lloyd_local", "kmeans_lloyd_bounded", "kmeans_inertia", "kmeans_assign",
-                  "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials"):
+                  "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials",
+                  "kmeans_farthest_assigned_rows"):
         # k-means kernels see centered rows (the estimator centers them, as scikit-learn does):
         # far from the origin, ||c||^2 - 2 x.c loses every digit in any implementation.
         Xc = X - X.mean(0).astype(X.dtype) if n else X
@@ -163,6 +164,15 @@ def _inputs(kernel, X, w, rng):
                     "X_offset": X.mean(0).astype(X.dtype) if offset else None}
         if kernel == "kmeans_lloyd_bounded":
             return _bounded_inputs(X, Xc, weights, centers, ties, rng)
+        if kernel == "kmeans_farthest_assigned_rows":
+            # the estimator's form (rows as given, their mean as X_offset) or centered rows;
+            # duplicated rows and coinciding centers make tied distances, which the kernel
+            # must order as the reference does (by index), from the reference's bits
+            offset = rng.integers(2) and n
+            return {"X": X if offset else Xc, "centers": centers,
+                    "labels": rng.integers(0, 3, n).astype(np.int32),
+                    "n_rows": int(rng.integers(0, 6)),
+                    "X_offset": X.mean(0).astype(X.dtype) if offset else None}
         return {"X": Xc, "sample_weight": weights, "centers": centers,
                 "labels": rng.integers(0, 3, n)}
     if kernel in _BLOCK_KERNELS:
@@ -282,7 +292,7 @@ def _bounded_inputs(X, Xc, weights, centers, ties, rng):
         return {"X": rows, "sample_weight": weights, "centers": centers, "centers_old": None,
                 "labels_old": rng.integers(-1, len(centers), n).astype(np.int32),
                 "lower_old": rng.uniform(0, 1, n), "X_offset": X_offset, "upper_old": None,
-                "sums_old": None}
+                "sums_old": None, "in_place": bool(rng.integers(2))}
     scale = float(np.std(Xc)) if Xc.size else 1.0
     centers_old = centers.copy()
     if move == "small":
@@ -296,7 +306,10 @@ def _bounded_inputs(X, Xc, weights, centers, ties, rng):
     kept = int(rng.integers(3))  # 0: no upper bounds, 1: no sums_old, 2: both
     return {"X": rows, "sample_weight": weights, "centers": centers, "centers_old": centers_old,
             "labels_old": labels_old, "lower_old": lower_old, "X_offset": X_offset,
-            "upper_old": upper_old if kept else None, "sums_old": partial if kept == 2 else None}
+            "upper_old": upper_old if kept else None, "sums_old": partial if kept == 2 else None,
+            # the estimator's call: the old bounds may be overwritten (the reference, called
+            # first, has its result already; the checks read only the new bounds)
+            "in_place": bool(rng.integers(2))}
 
 
 def _invalid_bounds(kwargs, labels, lower, upper) -> str | None:
@@ -510,6 +523,13 @@ def check_kernel(impl, kernel: str, max_examples: int, *, array_type: str = "num
                 _host((expected[0], want)), _host((result[0], got)),
                 KERNEL_RTOL[X.dtype]) or _invalid_bounds(kwargs, result[0], result[1],
                                                          result[3])
+        elif kernel == "kmeans_farthest_assigned_rows":
+            # the distances decide which rows receive empty clusters: the reference's bits
+            want, got = _host(expected), _host(result)
+            problem = kind or (None if all(
+                np.asarray(g).dtype == np.asarray(e).dtype and np.array_equal(g, e)
+                for g, e in zip(got, want)) and len(got) == len(want) else
+                f"differs from the reference's rows or bits: {got} against {want}")
         elif kernel in EXACT:
             problem = kind or (None if np.array_equal(_host(expected), _host(result)) else
                                "differs from the reference's bits")

@@ -209,7 +209,7 @@ def spmdlearn_kmeans_lloyd_local(X, sample_weight, centers, labels_old, X_offset
 
 @hookspec(firstresult=True)
 def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
-                                   X_offset, upper_old, sums_old):
+                                   X_offset, upper_old, sums_old, in_place):
     """The Lloyd step of ``kmeans_lloyd_local``, skipping the rows whose label cannot change:
     :func:`spmdlearn.reference.lloyd_bounded` (Hamerly's bounds).
 
@@ -239,14 +239,49 @@ def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, label
         weight exactly zero) with ``inertia`` 0 (not computed) and ``incremental`` 1, so that
         the rows that keep their label are not read; or ``kmeans_lloyd_local``'s partial.
         None: ``kmeans_lloyd_local``'s partial.
+    in_place : bool
+        True: the caller no longer needs ``lower_old`` and ``upper_old`` (its own arrays, which
+        it drops for the returned ones), so the kernel may write the new bounds into them and
+        return them: one generation of the per-row bounds instead of two (16 bytes a row).
+        False: the inputs are not modified. An implementation may ignore it (the reference
+        does: it always returns new arrays).
 
     Returns
     -------
     result : tuple (labels, lower, spmdlearn.reference.LloydPartial, upper), or None
         ``kmeans_lloyd_local``'s labels and partial (see ``sums_old``), each row's lower bound
         on its distance to every center but its own and an upper bound on its distance to its
-        own (new arrays, of X's array type and device; the inputs are not modified). None
+        own (of X's array type and device; new arrays, or with ``in_place`` possibly
+        ``lower_old`` and ``upper_old`` rewritten; ``labels_old`` is never modified). None
         declines. Must not communicate.
+    """
+
+
+@hookspec(firstresult=True)
+def spmdlearn_kmeans_farthest_assigned_rows(X, centers, labels, n_rows, X_offset):
+    """This rank's ``n_rows`` rows farthest from their assigned centers (the candidates for the
+    relocation of empty clusters): :func:`spmdlearn.reference.farthest_assigned_rows`.
+
+    Optional: the estimator calls it only on a backend that implements it (its own
+    implementation, not the reference's), and computes every row's distance itself otherwise.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    centers : ndarray of shape (n_clusters, n_features)
+        Cast to X's dtype.
+    labels : array of shape (n_samples,), int
+    n_rows : int
+    X_offset : ndarray of shape (n_features,), X's dtype, or None
+        As in ``kmeans_lloyd_local``: the rows are ``X - X_offset``.
+
+    Returns
+    -------
+    result : tuple (distances, indices), or None
+        Host NumPy: the distances (X's dtype, scikit-learn's expression
+        ``((X - centers[labels]) ** 2).sum(axis=1)``, the reference's bits: they decide ties)
+        and local row indices (int64) of the ``min(n_rows, n_samples)`` farthest rows, by
+        decreasing distance, then increasing index. None declines. Must not communicate.
     """
 
 

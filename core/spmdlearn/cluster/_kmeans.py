@@ -444,17 +444,27 @@ def _relocate_empty_clusters(data: _Data, centers_old, sums, weights, labels):
     comm = data.comm
     empty = np.flatnonzero(weights == 0)
     n_empty = len(empty)
-    # One pass: this rank's n_empty + 1 farthest rows, and, while the total rows are within the
-    # gather bound, every row's distance (kept for the gather).
     keep_all = data.n_total <= _RELOCATION_GATHER_ROWS
-    kept = []
-    local_d, local_i = np.zeros(0, dtype=data.dtype), np.zeros(0, dtype=np.int64)
-    for lo, hi, d in _assigned_distances(data, centers_old, labels):
-        if keep_all:
-            kept.append(d)
-        ids = np.arange(data.start + lo, data.start + hi, dtype=np.int64)
-        local_d, local_i = _farthest_first(np.concatenate([local_d, d]),
-                                           np.concatenate([local_i, ids]), n_empty + 1)
+    kept = None
+    if _serves_kernel(data.backend, "kmeans_farthest_assigned_rows") and data.xp is np:
+        # the backend's pass finds this rank's n_empty + 1 farthest rows (the reference's
+        # distances); every row's distance is computed only if the gather below needs it
+        local_d, local_i = call_kernel(
+            "kmeans_farthest_assigned_rows", data.backend, X=data.X, centers=centers_old,
+            labels=labels, n_rows=n_empty + 1, X_offset=data.offset)
+        local_d = np.asarray(local_d, dtype=data.dtype)
+        local_i = np.asarray(local_i, dtype=np.int64) + data.start
+    else:
+        # One pass: this rank's n_empty + 1 farthest rows, and, while the total rows are
+        # within the gather bound, every row's distance (kept for the gather).
+        kept = []
+        local_d, local_i = np.zeros(0, dtype=data.dtype), np.zeros(0, dtype=np.int64)
+        for lo, hi, d in _assigned_distances(data, centers_old, labels):
+            if keep_all:
+                kept.append(d)
+            ids = np.arange(data.start + lo, data.start + hi, dtype=np.int64)
+            local_d, local_i = _farthest_first(np.concatenate([local_d, d]),
+                                               np.concatenate([local_i, ids]), n_empty + 1)
     pairs = comm.allgather_rows(np.column_stack([local_d.astype(np.float64),
                                                  local_i.astype(np.float64)]))
     # The n_empty + 1 farthest rows of all (each rank sent its own n_empty + 1 farthest).
@@ -467,6 +477,8 @@ def _relocate_empty_clusters(data: _Data, centers_old, sums, weights, labels):
     if alone and n_empty <= 2 and len(np.unique(top_d)) == n_empty:
         chosen = [int(g) for g in top_i]
     elif keep_all:
+        if kept is None:  # the farthest rows did not decide: every row's distance
+            kept = [d for _, _, d in _assigned_distances(data, centers_old, labels)]
         local = np.concatenate(kept) if kept else np.zeros(0, dtype=data.dtype)
         distances = comm.gather_rows(local, root=0)
         chosen = relocation_rows(distances, n_empty) if comm.rank == 0 else None
@@ -503,11 +515,16 @@ def _average_centers(sums, weights):
     return centers
 
 
+def _serves_kernel(backend, kernel) -> bool:
+    """Whether ``backend`` implements the optional ``kernel`` itself (``kmeans_lloyd_bounded``,
+    ``kmeans_farthest_assigned_rows``: the reference's, a NumPy definition, serves as the
+    conformance oracle, and the estimator's other path serves the backends that lack it)."""
+    return backend != REFERENCE and kernel in backend_kernels(backend)
+
+
 def _serves_bounded_step(backend) -> bool:
-    """Whether ``backend`` implements the bounded Lloyd step itself (``kmeans_lloyd_bounded``
-    is optional: the reference's, a NumPy definition, serves as the conformance oracle, and
-    the plain step serves the backends that lack it)."""
-    return backend != REFERENCE and "kmeans_lloyd_bounded" in backend_kernels(backend)
+    """Whether ``backend`` implements the bounded Lloyd step itself (else the plain step)."""
+    return _serves_kernel(backend, "kmeans_lloyd_bounded")
 
 
 #: Rows of a rank from which the bounded step may update the cluster sums from the rows that
@@ -559,7 +576,10 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
                 "kmeans_lloyd_bounded", data.backend, X=data.X, sample_weight=data.w,
                 centers=c, centers_old=state["centers"], labels_old=labels_old,
                 lower_old=state["lower"], X_offset=data.offset, upper_old=state["upper"],
-                sums_old=None if exact or not incremental else state["partial"])
+                sums_old=None if exact or not incremental else state["partial"],
+                # the state's bounds are replaced by the returned ones: the kernel may reuse
+                # their memory (one generation of per-row bounds, not two)
+                in_place=True)
             rows["partial"] = partial
             return partial
 

@@ -22,7 +22,8 @@ from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, best_splits, bin
                       bootstrap_counts,
                       counter_uniform, node_histograms, pad_edges, poisson_counts, tree_apply,
                       tree_histograms, tree_route, forest_histograms)
-from ._kmeans import (LLOYD, LloydPartial, assigned_sq_distances, farthest_rows, kmeans_assign,
+from ._kmeans import (LLOYD, LloydPartial, assigned_sq_distances, farthest_assigned_rows,
+                      farthest_rows, kmeans_assign,
                       kmeans_inertia, kmeans_min_distances, kmeans_plusplus_potentials,
                       kmeans_transform, lloyd_bounded, lloyd_combine, lloyd_local,
                       relocation_rows, sq_distances)
@@ -61,6 +62,7 @@ KERNELS = {
     "tsqr_local": tsqr_local,
     "kmeans_lloyd_local": lloyd_local,
     "kmeans_lloyd_bounded": lloyd_bounded,
+    "kmeans_farthest_assigned_rows": farthest_assigned_rows,
     "kmeans_inertia": kmeans_inertia,
     "kmeans_assign": kmeans_assign,
     "kmeans_transform": kmeans_transform,
@@ -95,7 +97,7 @@ __all__ = [
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_bounded", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
     "kmeans_assign", "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials",
-    "farthest_rows", "assigned_sq_distances", "relocation_rows", "METRICS", "scipy_metric", "block_distances",
+    "farthest_rows", "farthest_assigned_rows", "assigned_sq_distances", "relocation_rows", "METRICS", "scipy_metric", "block_distances",
     "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr", "radius_label_union",
     "label_roots",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",

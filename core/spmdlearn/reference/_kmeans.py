@@ -16,7 +16,7 @@ from ..contract import ReductionContract
 __all__ = ["LloydPartial", "lloyd_local", "lloyd_combine", "LLOYD", "kmeans_inertia",
            "sq_distances", "farthest_rows", "kmeans_assign", "kmeans_transform",
            "kmeans_min_distances", "kmeans_plusplus_potentials", "assigned_sq_distances",
-           "relocation_rows", "lloyd_bounded", "center_motion", "center_shift", "bound_margin",
+           "relocation_rows", "farthest_assigned_rows", "lloyd_bounded", "center_motion", "center_shift", "bound_margin",
            "upper_bound"]
 
 
@@ -498,6 +498,41 @@ def assigned_sq_distances(X, centers, labels) -> np.ndarray:
     centers, labels = np.asarray(centers, dtype=X.dtype), np.asarray(labels)
     return _by_row_blocks(X.shape[0], np.result_type(X.dtype, centers.dtype),
                           lambda lo, hi: ((X[lo:hi] - centers[labels[lo:hi]]) ** 2).sum(axis=1))
+
+
+def farthest_assigned_rows(X, centers, labels, n_rows, X_offset=None):
+    """This shard's ``n_rows`` rows farthest from their assigned centers, for the relocation of
+    empty clusters: ``(distances, indices)``.
+
+    The distances are :func:`assigned_sq_distances` of the rows ``X - X_offset`` (X's dtype:
+    scikit-learn's ``((X - centers_old[labels]) ** 2).sum(axis=1)`` in
+    ``_relocate_empty_clusters_dense``, bit for bit, so that ties fall as there), computed a
+    block at a time; the rows are ordered by decreasing distance, then increasing local index.
+    Fewer rows than ``n_rows``: all of them.
+
+    Returns
+    -------
+    distances : ndarray of shape (min(n_rows, n_samples),), X's dtype
+    indices : ndarray of shape (min(n_rows, n_samples),), int64
+        Local row indices.
+    """
+    n = X.shape[0]
+    dtype = np.result_type(X.dtype, np.float32)
+    best_d, best_i = np.zeros(0, dtype=dtype), np.zeros(0, dtype=np.int64)
+    if n == 0 or n_rows <= 0:
+        return best_d, best_i
+    C = np.asarray(centers, dtype=X.dtype)
+    labels = np.asarray(labels)
+    for lo in range(0, n, _ROW_BLOCK):
+        hi = min(n, lo + _ROW_BLOCK)
+        Xc = X[lo:hi] if X_offset is None else \
+            X[lo:hi] - np.asarray(X_offset, dtype=X.dtype)
+        dist = ((Xc - C[labels[lo:hi]]) ** 2).sum(axis=1)
+        best_d = np.concatenate([best_d, dist])
+        best_i = np.concatenate([best_i, np.arange(lo, hi, dtype=np.int64)])
+        order = np.lexsort((best_i, -best_d.astype(np.float64)))[:n_rows]
+        best_d, best_i = best_d[order], best_i[order]
+    return best_d, best_i
 
 
 def relocation_rows(distances, n_empty):

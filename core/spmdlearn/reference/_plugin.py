@@ -14,7 +14,7 @@ from ._logistic import logistic_hessp, logistic_loss_grad
 from ._moments import column_stats_local, comoments_local, moments_local
 from ._forest import (apply_bins, best_splits, bootstrap_counts, forest_histograms, tree_apply,
                       tree_histograms, tree_route)
-from ._kmeans import (kmeans_assign, kmeans_inertia, kmeans_min_distances,
+from ._kmeans import (farthest_assigned_rows, kmeans_assign, kmeans_inertia, kmeans_min_distances,
                       kmeans_plusplus_potentials, kmeans_transform, lloyd_bounded, lloyd_local)
 from ._neighbors import (knn_merge, radius_counts, radius_label_union, radius_min_label,
                          radius_neighbors_csr)
@@ -81,6 +81,12 @@ def spmdlearn_kmeans_lloyd_bounded(X, sample_weight, centers, centers_old, label
                                    X_offset, upper_old, sums_old):
     return lloyd_bounded(np.asarray(X), np.asarray(sample_weight), centers, centers_old,
                          labels_old, lower_old, X_offset, upper_old, sums_old)
+
+
+@hookimpl(trylast=True)
+@host_kernel()
+def spmdlearn_kmeans_farthest_assigned_rows(X, centers, labels, n_rows, X_offset):
+    return farthest_assigned_rows(np.asarray(X), centers, np.asarray(labels), n_rows, X_offset)
 
 
 @hookimpl(trylast=True)
