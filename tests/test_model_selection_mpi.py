@@ -287,6 +287,26 @@ def test_refusals_are_collective(comm):
                                    match="different values on different ranks")
 
 
+def test_cv_splits_that_differ_only_at_the_train_test_boundary_are_refused(comm):
+    # rank 0 trains on rows 0..29 and tests 30..59, the others train on 0..30 and test
+    # 31..59: the concatenated indices are the same, the splits are not
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:60], y[:60]
+    cuts = random_cuts(len(X), comm.size, 0)
+    Xl, yl = local_rows(cuts, comm.rank, X, y)
+    cut = 30 if comm.rank == 0 else 31
+    cv = [(np.arange(cut), np.arange(cut, 60))]
+    if comm.size > 1:
+        assert_raises_on_all_ranks(comm, ValueError,
+                                   lambda: ms.cross_val_score(Ridge(), Xl, yl, cv=cv),
+                                   match="cut different rows on different ranks")
+    # the same splits pass and give scikit-learn's score
+    cv = [(np.arange(30), np.arange(30, 60))]
+    ours = ms.cross_val_score(Ridge(), Xl, yl, cv=cv)
+    assert_allclose_all_ranks(comm, ours, skms.cross_val_score(sklm.Ridge(), X, y, cv=cv),
+                              rtol=1e-10)
+
+
 def test_sklearn_model_selection_with_spmdlearn_estimators_is_refused(comm):
     X, y = load_diabetes(return_X_y=True)
     # Uneven, but every rank holds enough rows for scikit-learn's own per-rank checks (with

@@ -44,7 +44,11 @@ def _check_identical(comm, arrays, what):
     different state on some rank would cut different folds)."""
     digest = hashlib.sha256()
     for a in arrays:
-        digest.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        # each array's length first: [0..29], [30..59] and [0..30], [31..59] are different
+        # splits whose concatenated bytes are the same
+        a = np.ascontiguousarray(a, dtype=np.int64)
+        digest.update(np.int64(a.size).tobytes())
+        digest.update(a.tobytes())
     digests = comm.allgather(digest.hexdigest())
     if len(set(digests)) > 1:
         groups = {}
