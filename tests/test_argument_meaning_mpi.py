@@ -15,8 +15,6 @@
 Every verdict is agreed over all ranks; the last rank holds no rows when there are several.
 """
 
-import re
-
 import numpy as np
 import pytest
 import sklearn.model_selection as skms
