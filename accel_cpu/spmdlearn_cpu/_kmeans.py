@@ -1055,6 +1055,31 @@ def _assigned_sq_approx(X, i, offset, C64, a):
     return (a0 + a1) + (a2 + a3)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _insert_top(top, s):
+    """``s`` into ``top`` (descending, length n) where it is among the n largest so far."""
+    n = top.shape[0]
+    if s > top[n - 1]:
+        p = n - 1
+        while p > 0 and top[p - 1] < s:
+            top[p] = top[p - 1]
+            p -= 1
+        top[p] = s
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _keep_at_least(ids, values, found, threshold):
+    """The first ``found`` candidates compacted to those of value at least ``threshold``, in
+    order; returns how many."""
+    kept = 0
+    for q in range(found):
+        if values[q] >= threshold:
+            ids[kept] = ids[q]
+            values[kept] = values[q]
+            kept += 1
+    return kept
+
+
 @njit(cache=True, nogil=True)
 def _farthest_candidates(X, offset, C64, labels, n_top, slack, ids, values):
     """One pass: the ``n_top`` largest approximate distances, and in ``ids`` the rows whose
@@ -1073,34 +1098,18 @@ def _farthest_candidates(X, offset, C64, labels, n_top, slack, ids, values):
     for i in range(n):
         s = _assigned_sq_approx(X, i, offset, C64, labels[i])
         if s > top[n_top - 1]:
-            p = n_top - 1
-            while p > 0 and top[p - 1] < s:
-                top[p] = top[p - 1]
-                p -= 1
-            top[p] = s
+            _insert_top(top, s)
             if top[n_top - 1] >= 0.0:
                 threshold = top[n_top - 1] * (1.0 - slack)
         if s >= threshold:
             if found == cap:
-                kept = 0
-                for q in range(found):
-                    if values[q] >= threshold:
-                        ids[kept] = ids[q]
-                        values[kept] = values[q]
-                        kept += 1
-                found = kept
+                found = _keep_at_least(ids, values, found, threshold)
                 if found == cap:
                     return 0, False
             ids[found] = i
             values[found] = s
             found += 1
-    kept = 0
-    for q in range(found):
-        if values[q] >= threshold:
-            ids[kept] = ids[q]
-            values[kept] = values[q]
-            kept += 1
-    return kept, True
+    return _keep_at_least(ids, values, found, threshold), True
 
 
 @njit(cache=True, nogil=True)
@@ -1121,15 +1130,8 @@ def _collect_above(X, offset, C64, labels, threshold, start, out):
 @njit(cache=True, nogil=True)
 def _approx_top(X, offset, C64, labels, top):
     """``top`` (descending, initially -1): the ``len(top)`` largest approximate distances."""
-    n = top.shape[0]
     for i in range(X.shape[0]):
-        s = _assigned_sq_approx(X, i, offset, C64, labels[i])
-        if s > top[n - 1]:
-            p = n - 1
-            while p > 0 and top[p - 1] < s:
-                top[p] = top[p - 1]
-                p -= 1
-            top[p] = s
+        _insert_top(top, _assigned_sq_approx(X, i, offset, C64, labels[i]))
 
 
 #: Candidate rows whose exact distances are computed at a time by NumPy (ties: many).
