@@ -38,6 +38,11 @@ class RealNotInt(numbers.Real):
 RealNotInt.register(float)
 
 _STATE_BYTES = 32 << 20  # per-row state of the trees grown together (node, bootstrap count)
+#: The same where every rank's rows are on a device (the state is then device memory, not the
+#: host's): 1M rows grow 50 trees together. 1M x 20 rows, 50 trees of depth 10, CuPy on an
+#: H200: fit 1.18-1.22 s with 32 MiB (2 trees a group), 1.04 s with 256 MiB, 0.94 s with 1 GiB:
+#: fewer levels, each for more trees (the same trees: a tree does not depend on its group).
+_DEVICE_STATE_BYTES = 1 << 30
 
 
 class Tree(NamedTuple):
@@ -594,9 +599,12 @@ class _BaseForest(SPMDEstimatorMixin, BaseEstimator):
                "min_split": max(params["min_samples_split"], 2 * params["min_samples_leaf"])}
         # Trees grow together, a group at a time: each tree holds a node and a bootstrap count
         # per row (16 bytes), so a group's per-row state stays within _STATE_BYTES on the rank
-        # with the most rows (the group is the same on every rank).
+        # with the most rows, _DEVICE_STATE_BYTES where every rank's rows are on a device (the
+        # group is the same on every rank).
         largest = X.shape[0] if local_mode else int(row_counts.max())
-        per_group = max(1, min(len(my_trees), _STATE_BYTES // max(1, 16 * largest)))
+        on_device = xp is not np if local_mode else all(comm.allgather(xp is not np))
+        budget = _DEVICE_STATE_BYTES if on_device else _STATE_BYTES
+        per_group = max(1, min(len(my_trees), budget // max(1, 16 * largest)))
         n_groups = -(-len(my_trees) // per_group) if my_trees else 0
         trees = []
         with thread_limit(self.n_jobs):
