@@ -822,8 +822,11 @@ def _incremental_blocks(X, lo, t_hi, block, offset, centers64, gaps, shift, decr
     k = centers64.shape[0]
     c_max2 = c_max * c_max
     shrink = 1.0 - (d + 6) * _EPS64
-    x = np.empty(d, X.dtype)
     failing = np.empty(block, np.int64)
+    # the failing rows, offset, gathered before any is scored: the gather's loads do not
+    # depend on each other, so many scattered rows' cache misses are in flight at once (a row
+    # scored as it is read waits for its misses alone, which bounded the step)
+    F = np.empty((block, d), X.dtype)
     changed = 0
     while lo < t_hi:
         hi = min(t_hi, lo + block)
@@ -841,9 +844,12 @@ def _incremental_blocks(X, lo, t_hi, block, offset, centers64, gaps, shift, decr
                 n_failing += 1
         for f in range(n_failing):
             i = failing[f]
-            a = labels_old[i]
             for j in range(d):
-                x[j] = X[i, j] - offset[j]
+                F[f, j] = X[i, j] - offset[j]
+        for f in range(n_failing):
+            i = failing[f]
+            a = labels_old[i]
+            x = F[f]
             d2a = _sq_distance_row(x, centers64, a)
             da = _upper(d2a, d)
             best = a
