@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ._layout import any_layout
+from ._layout import canonical
 from ._threads import use_kernel_threads
 
 __all__ = ["node_histograms", "tree_apply", "tree_histograms", "forest_histograms"]
@@ -48,7 +48,7 @@ def node_histograms(binned, node_pos, stats, n_nodes, n_bins):
     return hist
 
 
-@any_layout
+@canonical(read_only="X")
 @njit(parallel=True, cache=True)
 def _apply(X, feature, threshold, left, right, out):
     for i in prange(X.shape[0]):
@@ -271,7 +271,7 @@ def tree_route(binned, node_of_row, split_feature, split_bin, left, right):
     return out
 
 
-@any_layout
+@canonical(read_only="X")
 @njit(parallel=True, cache=True)
 def _apply_bins(X, edges, n_cuts, out):
     n, d = X.shape

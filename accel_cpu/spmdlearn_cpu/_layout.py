@@ -1,24 +1,33 @@
-"""Fewer compiled specializations: Fortran-ordered arrays share the strided ('A') one.
+"""Fewer compiled specializations: one per dtype and C-or-other layout.
 
 numba compiles a kernel once per tuple of argument types, and an array's type includes its
-layout: C-contiguous, Fortran-contiguous or strided ('A'). A kernel that meets float32 and
-float64 shards in all three layouts is compiled six times, each a few seconds (parallel
-kernels: about 10 s on two cores). Measured with empty numba caches, the cpu conformance
-suite at one rank spent 434 of its 470 s compiling.
+layout (C-contiguous, Fortran-contiguous or strided, 'A') and whether it is writable. A kernel
+that meets float32 and float64 shards in all three layouts, writable or not (memory maps,
+scikit-learn's read-only checks), is compiled up to twelve times, each a few seconds (parallel
+kernels: about 10 s on two cores). Measured with empty numba caches, the cpu conformance suite
+at one rank spent 434 of its 470 s compiling.
 
-:func:`any_layout` wraps a kernel so that a Fortran-ordered array argument is typed as a
-strided array: F-ordered and strided shards share one specialization, while C-ordered shards
-keep theirs (the layout-specific loops are up to 1.7x faster on them: ``(X - shift) * scale``
-on 400,000 x 20 float64 rows, 11.8 ms against 17.5 ms). No array is copied: the strided
-specialization reads any strides.
+:func:`canonical` wraps a kernel called from Python so that
+
+* a Fortran-ordered array argument is typed as a strided ('A') array: F-ordered and strided
+  shards share one specialization, while C-ordered shards keep theirs (the layout-specific
+  loops are up to 1.7x faster on them: ``(X - shift) * scale`` on 400,000 x 20 float64 rows,
+  11.8 ms against 17.5 ms);
+* the arguments it names as read-only are passed as read-only views, so that writable and
+  read-only inputs share one specialization (the same machine code: numba does not optimise
+  on writability).
+
+No array is copied: the strided specialization reads any strides, and a view is O(1).
 """
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from numba import typeof
 
-__all__ = ["any_layout"]
+__all__ = ["canonical"]
 
 
 def _fortran(a) -> bool:
@@ -27,17 +36,34 @@ def _fortran(a) -> bool:
         and not a.flags.c_contiguous
 
 
-class _AnyLayout:
-    """A numba dispatcher called with its Fortran-ordered array arguments typed as 'A'."""
+def _read_only(a):
+    if type(a) is np.ndarray and a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
 
-    def __init__(self, kernel):
+
+class _Canonical:
+    """A numba dispatcher called with canonical argument types (see the module)."""
+
+    def __init__(self, kernel, read_only):
         self._kernel = kernel
+        names = list(inspect.signature(kernel.py_func).parameters)
+        unknown = set(read_only) - set(names)
+        if unknown:
+            raise ValueError(f"read_only={sorted(unknown)} are not arguments of "
+                             f"{kernel.__name__}{tuple(names)}")
+        self._read_only = tuple(names.index(name) for name in read_only)
         self._entries = {}  # argument types -> compiled entry point
         self.__doc__ = kernel.__doc__
         self.__name__ = kernel.__name__
         self.__wrapped__ = kernel
 
     def __call__(self, *args):
+        if self._read_only:
+            args = list(args)
+            for i in self._read_only:
+                args[i] = _read_only(args[i])
         if not any(_fortran(a) for a in args):
             return self._kernel(*args)
         types = tuple(t.copy(layout="A") if _fortran(a) else t
@@ -45,13 +71,17 @@ class _AnyLayout:
         entry = self._entries.get(types)
         if entry is None:
             # the dispatcher's own compilation (and its on-disk cache) for these exact types:
-            # every array argument has its own dtype, rank and writability, only the layout of
+            # every array argument keeps its dtype, rank and writability, only the layout of
             # the Fortran-ordered ones is relaxed, a conversion numba itself makes
             entry = self._entries[types] = self._kernel.compile(types)
         return entry(*args)
 
 
-def any_layout(kernel):
-    """``kernel`` (a numba dispatcher called from Python), with Fortran-ordered array
-    arguments typed as strided ('A') arrays, so that they share one specialization."""
-    return _AnyLayout(kernel)
+def canonical(read_only: str = ""):
+    """Decorator of a numba dispatcher called from Python (not from compiled code): its
+    Fortran-ordered array arguments are typed as strided ('A') arrays, and the arguments named
+    in ``read_only`` (space-separated; arrays the kernel never writes) are passed as read-only
+    views, so that fewer specializations are compiled."""
+    def wrap(kernel):
+        return _Canonical(kernel, read_only.split())
+    return wrap

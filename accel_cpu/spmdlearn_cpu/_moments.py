@@ -18,7 +18,7 @@ from scipy.linalg.blas import dgemm
 from spmdlearn.reference import ColumnStatsPartial, ComomentsPartial, MomentsPartial
 
 from ._blocks import BLAS_BYTES, STREAM_BYTES, block_rows
-from ._layout import any_layout
+from ._layout import canonical
 from ._threads import use_kernel_threads
 
 __all__ = ["moments_local", "column_stats_local", "comoments_local"]
@@ -52,7 +52,7 @@ def _merge(W, M, M2, LO, HI, a, b):
     W[a] = w
 
 
-@any_layout
+@canonical(read_only="X w")
 @njit(parallel=True, cache=True)
 def _column_moments(X, w, mode, block):
     """Per-column weight, mean, centered sum of squares, min and max over all rows of ``X``.
@@ -171,7 +171,7 @@ def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
     return ColumnStatsPartial(float(n), float(weight), mean, m2, lo, hi)
 
 
-@any_layout
+@canonical(read_only="X Y w")
 @njit(cache=True, nogil=True)
 def _shift_block(X, Y, w, weighted, lo, hi, out, b, shift, sums, weights):
     """Write rows ``lo:hi`` of ``[X, Y]``, minus the block's first row and scaled by ``sqrt(w)``,
