@@ -975,3 +975,28 @@ def test_incremental_step_on_ties_blocks_and_threads(monkeypatch, dtype, weights
         runs.append((labels.tobytes(), lower.tobytes(), upper.tobytes(), inc.sums.tobytes(),
                      inc.weights.tobytes()))
     assert runs[0] == runs[1] == runs[2]
+
+
+def test_layouts_and_read_only_shards_share_compiled_specializations():
+    """Fortran-ordered, strided and read-only shards are served by the specializations of the
+    C-ordered and strided ones (one compilation per dtype and C-or-other layout, not one per
+    layout and writability): the kernel is never compiled for a writable or an 'F' shard, and
+    every variant gives the same bits."""
+    from spmdlearn_cpu import _transform
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 3))
+    read_only = X.copy()
+    read_only.flags.writeable = False
+    fortran_read_only = np.asfortranarray(X)
+    fortran_read_only.flags.writeable = False
+    variants = [X, np.asfortranarray(X), np.hstack([X, X])[:, ::2], read_only,
+                fortran_read_only, X.astype(np.float32), np.asfortranarray(X, np.float32)]
+    shift, scale = rng.normal(size=3), rng.normal(size=3)
+    for V in variants:
+        got = _transform.affine_transform(V, shift.astype(V.dtype), scale.astype(V.dtype))
+        np.testing.assert_array_equal(got, ref.affine_transform(V, shift.astype(V.dtype),
+                                                                scale.astype(V.dtype)))
+    shards = {sig[0] for sig in _transform._affine.__wrapped__.signatures}
+    assert all(not t.mutable and t.layout in "CA" for t in shards), shards
+    assert len(shards) <= 4, shards  # {float32, float64} x {C, A}

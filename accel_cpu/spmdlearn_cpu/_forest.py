@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from ._layout import canonical
 from ._threads import use_kernel_threads
 
 __all__ = ["node_histograms", "tree_apply", "tree_histograms", "forest_histograms"]
@@ -47,6 +48,7 @@ def node_histograms(binned, node_pos, stats, n_nodes, n_bins):
     return hist
 
 
+@canonical(read_only="X")
 @njit(parallel=True, cache=True)
 def _apply(X, feature, threshold, left, right, out):
     for i in prange(X.shape[0]):
@@ -155,9 +157,17 @@ def tree_histograms(binned, node_pos, y, sample_weight, counts, n_nodes, n_bins,
     use_kernel_threads()
     # One thread per feature where there are threads; on one, one pass over the rows.
     kernel = _histograms_from_rows_serial if get_num_threads() == 1 else _histograms_from_rows
-    kernel(binned, node_pos, y, np.asarray(sample_weight, np.float64), counts, cw,
-           int(n_classes), hist)
+    kernel(binned, node_pos, _labels(y, n_classes), np.ascontiguousarray(sample_weight, np.float64),
+           counts, cw, int(n_classes), hist)
     return hist
+
+
+def _labels(y, n_classes):
+    """``y`` as the histogram kernels read it, in one type per task (one compiled
+    specialization each): int64 class indices (classification, checked in range by the caller)
+    or float64 targets (regression), contiguous. The kernels read ``np.int64(y[i])`` and
+    ``np.float64(y[i])``, so the values are the same; the copy is one value per row, at most."""
+    return np.ascontiguousarray(y, np.int64 if n_classes > 0 else np.float64)
 
 
 @njit(cache=True)
@@ -228,8 +238,10 @@ def forest_histograms(binned, node_of_row, counts, position, columns, y, sample_
         np.ascontiguousarray(class_weight, np.float64).reshape(node_of_row.shape[0], -1)
     use_kernel_threads()
     if not _forest_histograms(binned, np.asarray(node_of_row, np.int64),
-                              np.asarray(counts, np.int64), position, columns, np.asarray(y),
-                              np.asarray(sample_weight, np.float64), cw, int(n_classes), hist):
+                              np.asarray(counts, np.int64), position, columns,
+                              _labels(y, n_classes),
+                              np.ascontiguousarray(sample_weight, np.float64), cw, int(n_classes),
+                              hist):
         return None
     return hist
 
@@ -259,6 +271,7 @@ def tree_route(binned, node_of_row, split_feature, split_bin, left, right):
     return out
 
 
+@canonical(read_only="X")
 @njit(parallel=True, cache=True)
 def _apply_bins(X, edges, n_cuts, out):
     n, d = X.shape

@@ -16,6 +16,7 @@ from numba import njit, prange
 from spmdlearn.reference import LloydPartial
 
 from ._blocks import block_rows
+from ._layout import canonical
 from ._threads import kernel_threads, single_threaded_blas, use_kernel_threads
 
 __all__ = ["lloyd_local", "lloyd_bounded", "kmeans_inertia", "farthest_assigned_rows"]
@@ -82,6 +83,7 @@ def _add_row(X, i, best, wi, sums, centers64):
     return (a0 + a1) + (a2 + a3)
 
 
+@canonical(read_only="X")
 @njit(cache=True, nogil=True)
 def _offset_block(X, lo, hi, offset, out):
     """``out[:hi - lo] = X[lo:hi] - offset`` in X's dtype (each value as in the whole-array
@@ -93,6 +95,7 @@ def _offset_block(X, lo, hi, offset, out):
             out[r, j] = X[lo + r, j] - offset[j]
 
 
+@canonical(read_only="X w centers64")
 @njit(cache=True, nogil=True)
 def _assign_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights):
     """Labels of the rows of a block from their scores, and the block's share of the statistics.
@@ -225,10 +228,18 @@ def _in_tasks(n, task):
 
 
 def _as_float(w):
+    """The weights as float64, the one weight type the kernels are compiled for (they read
+    each weight as float64, so float32 weights give the same values); a broadcast view of one
+    weight stays a broadcast view (no per-row array)."""
     w = np.asarray(w)
-    return w if w.dtype in (np.float32, np.float64) else w.astype(np.float64)
+    if w.dtype == np.float64:
+        return w
+    if _stride_zero(w):
+        return np.broadcast_to(np.float64(w[0]), w.shape)
+    return w.astype(np.float64)
 
 
+@canonical(read_only="X w centers labels")
 @njit(parallel=True, cache=True)
 def _inertia(X, w, centers, labels, block):
     n, d = X.shape
@@ -247,10 +258,14 @@ def kmeans_inertia(X, sample_weight, centers, labels):
     if X.shape[0] == 0:
         return 0.0
     use_kernel_threads()
-    return float(_inertia(X, _as_float(sample_weight), np.asarray(centers, dtype=np.float64),
-                          np.asarray(labels), block_rows(X.shape[1])))
+    # Contiguous float64 weights and int32 labels (the estimator's): one compiled
+    # specialization per X type, whatever the caller's (a copy of one value per row at most).
+    return float(_inertia(X, np.ascontiguousarray(_as_float(sample_weight)),
+                          np.asarray(centers, dtype=np.float64),
+                          np.ascontiguousarray(labels, dtype=np.int32), block_rows(X.shape[1])))
 
 
+@canonical(read_only="X centers64")
 @njit(cache=True, nogil=True)
 def _assign_only(X, centers64, c_norms, S, lo, labels, sq):
     m, k = S.shape
@@ -488,6 +503,7 @@ def _bound_pass(X, lo, hi, offset, centers64, decrement, separation, c_max, marg
     return n_redo, first, inertia, n_failing
 
 
+@canonical(read_only="X centers64 w")
 @njit(cache=True, nogil=True)
 def _bound_blocks(X, lo, t_hi, block, offset, centers64, decrement, separation, c_max, margin,
                   labels_old, lower_old, labels, lower, upper, dist, G, redo, w, unit_weights,
@@ -562,6 +578,7 @@ def _two_best(S, i, c_norms):
     return best, best_score, second
 
 
+@canonical(read_only="centers64")
 @njit(cache=True, nogil=True)
 def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels, lower, upper,
                dist):
@@ -580,6 +597,7 @@ def _redo_pass(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels
         lower[i] = _second_bound(dist[redo[q]], second - np.float64(best_score), c_max, margin)
 
 
+@canonical(read_only="X w centers64")
 @njit(cache=True, nogil=True)
 def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, lower, upper, lo,
                 c_max, margin, lower_old, decrement, bounds_old):
@@ -621,6 +639,7 @@ def _full_block(X, w, centers64, c_norms, S, labels, labels_old, sums, weights, 
     return inertia, changed, failing
 
 
+@canonical(read_only="X w")
 @njit(cache=True, nogil=True)
 def _sums_pass(X, lo, hi, first, offset, w, labels, dist, sums, weights, inertia):
     """The sums, weights and inertia of rows ``lo + first:hi`` in row order (the plain step's
@@ -801,6 +820,7 @@ def _move_row(x, a, b, wi, dsums, dweights):
     dweights[b] += wi
 
 
+@canonical(read_only="X centers64 w")
 @njit(cache=True, nogil=True)
 def _incremental_blocks(X, lo, t_hi, block, offset, centers64, gaps, shift, decrement,
                         separation, c_max, margin, labels_old, lower_old, upper_old, labels, lower,
@@ -890,6 +910,7 @@ def _incremental_blocks(X, lo, t_hi, block, offset, centers64, gaps, shift, decr
     return lo, lo, 0, changed
 
 
+@canonical(read_only="centers64 w")
 @njit(cache=True, nogil=True)
 def _incremental_redo(G, S, n_redo, redo, lo, c_norms, centers64, c_max, margin, labels_old,
                       labels, lower, upper, w, unit_weights, dsums, dweights):
@@ -1086,6 +1107,7 @@ def _keep_at_least(ids, values, found, threshold):
     return kept
 
 
+@canonical(read_only="X C64")
 @njit(cache=True, nogil=True)
 def _farthest_candidates(X, offset, C64, labels, n_top, slack, ids, values):
     """One pass: the ``n_top`` largest approximate distances, and in ``ids`` the rows whose
@@ -1118,6 +1140,7 @@ def _farthest_candidates(X, offset, C64, labels, n_top, slack, ids, values):
     return _keep_at_least(ids, values, found, threshold), True
 
 
+@canonical(read_only="X C64")
 @njit(cache=True, nogil=True)
 def _collect_above(X, offset, C64, labels, threshold, start, out):
     """The rows from ``start`` on whose approximate distance is at least ``threshold``, into
@@ -1133,6 +1156,7 @@ def _collect_above(X, offset, C64, labels, threshold, start, out):
     return i, found
 
 
+@canonical(read_only="X C64")
 @njit(cache=True, nogil=True)
 def _approx_top(X, offset, C64, labels, top):
     """``top`` (descending, initially -1): the ``len(top)`` largest approximate distances."""

@@ -14,6 +14,7 @@ from numba import njit, prange
 from scipy.special import logsumexp
 
 from ._blocks import BLAS_BYTES, block_rows
+from ._layout import canonical
 from ._threads import use_kernel_threads
 
 __all__ = ["logistic_loss_grad", "logistic_hessp"]
@@ -71,6 +72,7 @@ def _binary_loss_grad(X, target, w, coef, intercept, with_hessian, block):
     return loss, g_coef, g_int, hess
 
 
+@canonical(read_only="X")
 @njit(parallel=True, cache=True)
 def _binary_hessp(X, h, v, v0, block):
     n, d = X.shape

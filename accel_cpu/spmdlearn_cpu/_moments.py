@@ -18,6 +18,7 @@ from scipy.linalg.blas import dgemm
 from spmdlearn.reference import ColumnStatsPartial, ComomentsPartial, MomentsPartial
 
 from ._blocks import BLAS_BYTES, STREAM_BYTES, block_rows
+from ._layout import canonical
 from ._threads import use_kernel_threads
 
 __all__ = ["moments_local", "column_stats_local", "comoments_local"]
@@ -51,6 +52,7 @@ def _merge(W, M, M2, LO, HI, a, b):
     W[a] = w
 
 
+@canonical(read_only="X w")
 @njit(parallel=True, cache=True)
 def _column_moments(X, w, mode, block):
     """Per-column weight, mean, centered sum of squares, min and max over all rows of ``X``.
@@ -135,10 +137,12 @@ def _column_moments(X, w, mode, block):
 
 
 def _weights(sample_weight, n):
+    """The weights as contiguous float64, the one type the kernels are compiled for (they read
+    each weight as float64, so float32 weights give the same values); a copy of one value per
+    row at most, never of the shard."""
     if sample_weight is None:
         return np.zeros(0)
-    w = np.asarray(sample_weight)
-    return w if w.dtype in (np.float32, np.float64) else w.astype(np.float64)
+    return np.ascontiguousarray(sample_weight, dtype=np.float64)
 
 
 def moments_local(X, sample_weight=None) -> MomentsPartial:
@@ -167,6 +171,7 @@ def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
     return ColumnStatsPartial(float(n), float(weight), mean, m2, lo, hi)
 
 
+@canonical(read_only="X Y w")
 @njit(cache=True, nogil=True)
 def _shift_block(X, Y, w, weighted, lo, hi, out, b, shift, sums, weights):
     """Write rows ``lo:hi`` of ``[X, Y]``, minus the block's first row and scaled by ``sqrt(w)``,

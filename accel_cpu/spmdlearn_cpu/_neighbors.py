@@ -21,6 +21,7 @@ from scipy.linalg import cython_blas  # noqa: F401
 
 from spmdlearn.reference import METRICS
 
+from ._layout import canonical
 from ._threads import single_threaded_blas, use_kernel_threads
 
 __all__ = ["metric_code", "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr",
@@ -67,6 +68,7 @@ def _distance(X, i, Y, j, code, p):
     return acc ** (1.0 / p)
 
 
+@canonical(read_only="X Y")
 @njit(parallel=True, cache=True)
 def _knn_merge(X, Y, y_index, best_d, best_i, code, p, x_index, exclude):
     n_x = X.shape[0]
@@ -143,6 +145,7 @@ def _screen_tile(S, X, Y, y_index, q0, c0, xn, ynm, margin, tiny, best_d, best_i
                 T = _screen_threshold(bd[-1], xn[r], margin, tiny)
 
 
+@canonical(read_only="X Y")
 @njit(parallel=True, cache=True)
 def _knn_gemm_screen(X, Y, y_index, best_d, best_i, x_index, exclude, tile_q, tile_c):
     """Euclidean top-k merge screened by GEMM tiles; the result is the exact kernel's.
@@ -465,6 +468,7 @@ def _squared_bounds(eps):
     return min(e2 * (1 - 1e-12), float(np.finfo(np.float64).max)), e2 * (1 + 1e-12)
 
 
+@canonical(read_only="X Y")
 @njit(parallel=True, cache=True)
 def _radius_counts(X, Y, w, eps, code, p, out):
     for i in prange(X.shape[0]):
@@ -530,6 +534,7 @@ def radius_counts(X, Y, sample_weight, eps, metric="euclidean", p=None):
     return out
 
 
+@canonical(read_only="X Y")
 @njit(parallel=True, cache=True)
 def _radius_min_label(X, Y, labels, eps, code, p, out):
     for i in prange(X.shape[0]):
@@ -562,6 +567,7 @@ def radius_min_label(X, Y, labels, current, eps, metric="euclidean", p=None):
     return out
 
 
+@canonical(read_only="X Y")
 @njit(parallel=True, cache=True)
 def _radius_count_pairs(X, Y, y_index, eps, code, p, x_index, exclude, counts):
     for i in prange(X.shape[0]):
@@ -574,6 +580,7 @@ def _radius_count_pairs(X, Y, y_index, eps, code, p, x_index, exclude, counts):
         counts[i] = c
 
 
+@canonical(read_only="X Y")
 @njit(parallel=True, cache=True)
 def _radius_fill_pairs(X, Y, y_index, eps, code, p, x_index, exclude, indptr, indices, dists):
     for i in prange(X.shape[0]):
@@ -685,6 +692,7 @@ def _grid_union(X, xl, Ys, syl, eps, code, p, e2lo, e2hi, lo, inv_w, extent, n_b
                 uniform[start] = True
 
 
+@canonical(read_only="X Y")
 @njit(cache=True, nogil=True)
 def _brute_union(X, xl, Y, yl, eps, code, p, parent):
     for i in range(X.shape[0]):

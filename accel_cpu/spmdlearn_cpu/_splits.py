@@ -19,6 +19,7 @@ from numba import njit, prange
 
 from spmdlearn.reference._forest import no_splits
 
+from ._layout import canonical
 from ._threads import use_kernel_threads
 
 __all__ = ["all_finite", "best_splits"]
@@ -382,6 +383,7 @@ def best_splits(hist, feature_order, n_draw, classification, criterion, min_samp
     return feature, cut, gain
 
 
+@canonical(read_only="X")
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
 def _finite_rows(X):
     """Whether every element is finite: ``x - x`` is 0 for a finite ``x`` and NaN for NaN and

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._layout import canonical
 from ._threads import use_kernel_threads
 
 __all__ = ["affine_transform"]
 
 
+@canonical(read_only="X shift scale")
 @njit(parallel=True, cache=True)
 def _affine(X, shift, scale, out):
     n, d = X.shape
