@@ -16,7 +16,7 @@ from numba import njit, prange
 from spmdlearn.reference import LloydPartial
 
 from ._blocks import block_rows
-from ._layout import canonical
+from ._layout import canonical, read_only
 from ._threads import kernel_threads, single_threaded_blas, use_kernel_threads
 
 __all__ = ["lloyd_local", "lloyd_bounded", "kmeans_inertia", "farthest_assigned_rows"]
@@ -142,9 +142,9 @@ def _weights_per_block(w):
     of one weight (stride 0, what the estimator passes for unweighted rows) is read through one
     block of that weight, so no per-row array is made."""
     if w.ndim == 1 and w.shape[0] > 1 and w.strides[0] == 0:
-        const = np.full(_ASSIGN_ROWS, w[0])
+        const = read_only(np.full(_ASSIGN_ROWS, w[0]))
         return lambda lo, hi: const[: hi - lo]
-    w = np.ascontiguousarray(w)
+    w = read_only(np.ascontiguousarray(w))
     return lambda lo, hi: w[lo:hi]
 
 
@@ -165,7 +165,8 @@ def lloyd_local(X, sample_weight, centers, labels_old, X_offset=None):
     C = np.asarray(centers, dtype=X.dtype)
     Ct = C.T
     c_norms = np.einsum("ij,ij->i", C, C)
-    centers64 = np.asarray(centers, dtype=np.float64)
+    centers64 = read_only(np.asarray(centers, dtype=np.float64))
+    X = read_only(X)  # the canonical kernels' argument types, once (see _layout)
     weights_of = _weights_per_block(_as_float(sample_weight))
     labels_old = np.asarray(labels_old)
     labels = np.empty(n, dtype=np.int32)
@@ -291,7 +292,9 @@ def kmeans_assign(X, centers):
         return labels, sq
     C = np.asarray(centers, dtype=X.dtype)
     c_norms = np.einsum("ij,ij->i", C, C)
-    centers64 = np.asarray(centers, dtype=np.float64)
+    centers64 = read_only(np.asarray(centers, dtype=np.float64))
+    X = read_only(X)  # the canonical kernels' argument types, once (see _layout)
+
     def task(t_lo, t_hi):
         for lo in range(t_lo, t_hi, _ASSIGN_ROWS):
             hi = min(t_hi, lo + _ASSIGN_ROWS)
@@ -691,13 +694,14 @@ def _lloyd_bounded_exact(X, sample_weight, centers, centers_old, labels_old, low
     C = np.asarray(centers, dtype=X.dtype)
     Ct = C.T
     c_norms = np.einsum("ij,ij->i", C, C)
-    centers64 = np.ascontiguousarray(centers, dtype=np.float64)
+    centers64 = read_only(np.ascontiguousarray(centers, dtype=np.float64))
+    X = read_only(X)  # the canonical kernels' argument types, once (see _layout)
     c_max = float(np.sqrt((centers64 ** 2).sum(axis=1)).max())
     margin = bound_margin(X.dtype, d)
     decrement, separation = center_motion(centers64, centers_old)
     weights_of = _weights_per_block(_as_float(sample_weight))
     w_all = weights_of(0, min(n, _ASSIGN_ROWS)) if _stride_zero(sample_weight) else \
-        np.ascontiguousarray(_as_float(sample_weight))
+        read_only(np.ascontiguousarray(_as_float(sample_weight)))
     unit_weights = _stride_zero(sample_weight)
     labels_old = np.asarray(labels_old, dtype=np.int32)
     lower_old = np.asarray(lower_old, dtype=np.float64)
@@ -987,7 +991,8 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     if not exact:
         from spmdlearn.reference._kmeans import bound_margin, center_motion, center_shift
 
-        centers64 = np.ascontiguousarray(centers, dtype=np.float64)
+        centers64 = read_only(np.ascontiguousarray(centers, dtype=np.float64))
+        X = read_only(X)  # the canonical kernels' argument types, once (see _layout)
         c_max = float(np.sqrt((centers64 ** 2).sum(axis=1)).max())
         margin = bound_margin(X.dtype, d)
         decrement, separation = center_motion(centers64, centers_old)
@@ -1012,7 +1017,7 @@ def lloyd_bounded(X, sample_weight, centers, centers_old, labels_old, lower_old,
     c_norms = np.einsum("ij,ij->i", C, C)
     unit_weights = _stride_zero(sample_weight)
     w = _as_float(sample_weight)
-    w = np.full(1, w[0]) if unit_weights else np.ascontiguousarray(w)
+    w = read_only(np.full(1, w[0]) if unit_weights else np.ascontiguousarray(w))
     labels = np.empty(n, dtype=np.int32)
     # in place: each row's old bounds are read (_moved_bounds) before its new ones are written
     lower = lower_old if in_place and _reusable(lower_old, n) else np.empty(n)
