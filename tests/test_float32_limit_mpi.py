@@ -88,6 +88,13 @@ _NOT_FAILURES = ("explained_variance_", "explained_variance_ratio_", "noise_vari
                  "location_")
 
 
+#: Where scikit-learn returns NaN results (with a RuntimeWarning) instead of failing:
+#: PCA(svd_solver="covariance_eigh")'s eigh of an X^T X past the float32 limit returns NaN
+#: eigenvalues or raises, as LAPACK goes (wide-1e19: NaN on some row counts, LinAlgError on
+#: others); spmdlearn then returns the same NaN, and warns.
+_NAN_RESULTS = ("PCA covariance_eigh",)
+
+
 def _shard(comm, kind):
     """(this rank's X, y, all X, all y, the rank holding the large values); uneven shards, the
     last rank empty when there are several."""
@@ -140,9 +147,9 @@ def test_float32_near_the_limit_is_sklearns(world, case, kind):
     ref_raised, ref = _fit(theirs, X_all, y_all, uses_y)
     # scikit-learn fails there: it raises, or (as LAPACK's float32 routines go) returns NaN or
     # an inf singular value; spmdlearn then raises (scikit-learn's type where it raises one)
-    ref_failed = ref_raised is not None or any(
+    ref_failed = ref_raised is not None or (case not in _NAN_RESULTS and any(
         not np.isfinite(np.asarray(getattr(ref, a), dtype=np.float64)).all()
-        for a in attributes if a not in _NOT_FAILURES)
+        for a in attributes if a not in _NOT_FAILURES))
     expected = ref_raised if ref_raised is not None or raised is None else raised
     assert_all_ranks(world, raised == expected and (raised is not None) == ref_failed,
                      f"{case} on {kind}: spmdlearn raised {raised}, scikit-learn "
@@ -159,6 +166,11 @@ def test_float32_near_the_limit_is_sklearns(world, case, kind):
         return
     for a in attributes:
         got, want = getattr(est, a), getattr(ref, a)
+        if case in _NAN_RESULTS:
+            assert_all_ranks(world, np.array_equal(np.isnan(np.asarray(got, np.float64)),
+                                                   np.isnan(np.asarray(want, np.float64))),
+                             f"{case}.{a} on {kind}: NaN at other places than scikit-learn's: "
+                             f"{got} vs {want}")
         assert_all_ranks(world, _agrees_where_finite(got, want),
                          f"{case}.{a} on {kind}: {got} vs scikit-learn's {want}")
         assert_all_ranks(world, np.asarray(got).dtype == np.asarray(want).dtype,
@@ -212,3 +224,38 @@ def test_basic_statistics_past_the_float32_limit_say_so(world, incremental):
     text = " | ".join(str(w.message) for w in caught)
     assert_all_ranks(world, "overflow in sum_" in text and "float32 limit" in text,
                      f"no warning names sum_ and the float32 limit: {text!r}")
+
+
+@pytest.mark.parametrize("n", [30, 41, 71, pytest.param(101, marks=pytest.mark.xfail(
+    strict=True, reason="known deviation: scikit-learn's float32 X.T @ X overflows in a running "
+    "sum (an entry of exact value 1.24e38 is inf there), which spmdlearn's exact float64 "
+    "co-moments cannot see; its eigh then fails where spmdlearn's returns NaN"))])
+def test_pca_covariance_eigh_past_the_float32_limit_is_sklearns_outcome(world, n):
+    """X^T X past the float32 limit: scikit-learn's covariance_eigh returns NaN variances (with
+    only numpy's RuntimeWarning) or raises LinAlgError, as its float32 eigh goes; spmdlearn
+    does the same on every rank, its warning or error saying that the float32 limit is passed."""
+    X_all = (np.random.RandomState(n).uniform(-1, 1, (n, 3)) * 1e19).astype(np.float32)
+    bounds = np.linspace(0, n, world.size + 1).astype(int)
+    X = X_all[bounds[world.rank]:bounds[world.rank + 1]]
+    ref_raised, ref = _fit(lambda: sklearn.decomposition.PCA(2, svd_solver="covariance_eigh"),
+                           X_all, None, False)
+    raised, est, caught = None, None, []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            est = PCA(2, svd_solver="covariance_eigh").fit(X)
+        except Exception as exc:  # noqa: BLE001 - compared with scikit-learn's below
+            raised, est = type(exc).__name__, exc
+    assert_all_ranks(world, raised == ref_raised, f"spmdlearn raised {raised} ({est}), "
+                                                  f"scikit-learn {ref_raised}")
+    if raised is not None:
+        assert_all_ranks(world, "float32 limit" in str(est), f"{est}")
+        return
+    nan_ours = np.isnan(est.explained_variance_)
+    assert_all_ranks(world, np.array_equal(nan_ours, np.isnan(ref.explained_variance_))
+                     and np.array_equal(np.isnan(est.explained_variance_ratio_),
+                                        np.isnan(ref.explained_variance_ratio_)),
+                     f"{est.explained_variance_} vs {ref.explained_variance_}")
+    text = " | ".join(str(w.message) for w in caught)
+    assert_all_ranks(world, not nan_ours.any() or "float32 limit" in text,
+                     f"NaN variances without a warning naming the float32 limit: {text!r}")
