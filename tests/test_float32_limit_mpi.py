@@ -69,11 +69,13 @@ CASES = {
 # singular values pass).
 DATA = ("one", "sum", "wide-1e19", "wide-1e38")
 
-# Known deviations. Precision, not overflow: one value of 3e38 beside values of size 1 makes a
-# covariance whose eigenvalues span 1e76; IncrementalPCA's eigh of it (float64) loses the small
-# ones, where scikit-learn's SVD of the float32 rows keeps them.
-SKIP = {("IncrementalPCA", "one"): "graded covariance: eigh loses the small directions",
-        ("IncrementalPCA", "sum"): "graded covariance: eigh loses the small directions",
+# Known deviations. One value of 3e38 beside values of size 1: IncrementalPCA decomposes
+# float64 R factors of the rows and keeps the small directions accurately; scikit-learn's
+# IncrementalPCA decomposes its first batch in float32, whose small directions are float32
+# rounding beside 3e38 (its components differ from the float64 ones in the third digit), and
+# with two such values its float32 sums overflow (ValueError).
+SKIP = {("IncrementalPCA", "one"): "scikit-learn's float32 first batch: small directions rounded",
+        ("IncrementalPCA", "sum"): "scikit-learn's float32 first batch overflows its sums",
         # scikit-learn decomposes its first batch of rows in float32, which overflows to NaN
         # (ValueError) or not depending on how the rows fall into batches (71 rows at -n 3);
         # spmdlearn's float64 co-moments give the exact decomposition, finite
