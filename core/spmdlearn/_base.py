@@ -36,6 +36,12 @@ def _canonical(value):
         value = value.item()
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic)):
         return (type(value).__name__, value)
+    from ._array_api import is_foreign_array, to_host
+
+    if is_foreign_array(value):
+        # an array of the array API standard (an init, a penalty per target): by its values,
+        # as a NumPy array (its repr elides the values of a large array)
+        value = np.asarray(to_host(value))
     if isinstance(value, np.ndarray):
         return ("ndarray", value.dtype.str, value.shape, value.tobytes() if value.dtype != object
                 else tuple(_canonical(v) for v in value.ravel()))
@@ -422,8 +428,14 @@ class SPMDEstimatorMixin:
         """Build the scikit-learn estimator (local); subclasses override what differs."""
         sk_class = type(self)._sklearn_class
         params = sk_class().get_params(deep=False)
+        from ._validation import array_parameter, is_array_parameter
+
         mine = self.get_params(deep=False)
-        est = sk_class(**{k: mine[k] for k in params if k in mine})
+        # scikit-learn's estimator serves NumPy rows: an array-valued parameter of another
+        # array type (KMeans' init, Ridge's alpha) as the NumPy array it holds
+        est = sk_class(**{k: array_parameter(mine[k]) if is_array_parameter(mine[k])
+                          and not isinstance(mine[k], (list, tuple, np.ndarray)) else mine[k]
+                          for k in params if k in mine})
         for name in self._fitted_attributes:
             if hasattr(self, name):
                 setattr(est, name, getattr(self, name))

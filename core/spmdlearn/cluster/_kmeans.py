@@ -16,7 +16,8 @@ from .._array_api import (accumulation_dtype, device, has_float64, empty_like_ro
                           numpy_dtype, sum_float64, take_rows, to_host)
 from .._backends import REFERENCE, backend_kernels, call_kernel
 from .._base import SPMDEstimatorMixin
-from .._validation import Interval, Options, validate_fit, validate_predict
+from .._validation import (Interval, Options, array_parameter, is_array_parameter, validate_fit,
+                           validate_predict)
 from ..collective import allreduce, partial_size, reduce_step
 from ..comm import owned_ids
 from ..patterns import row_block
@@ -762,8 +763,9 @@ default="k-means++"
         self.algorithm = algorithm
 
     def _check_init(self, estimator, X, y):
-        if isinstance(self.init, (list, tuple, np.ndarray)):
-            init = check_array(self.init, dtype=numpy_dtype(X.dtype), input_name="init")
+        if is_array_parameter(self.init):
+            init = check_array(array_parameter(self.init), dtype=numpy_dtype(X.dtype),
+                               input_name="init")
             if init.shape != (self.n_clusters, X.shape[1]):
                 raise ValueError(f"The shape of the initial centers {init.shape} does not match "
                                  f"the number of clusters {self.n_clusters} and features "
@@ -829,7 +831,7 @@ default="k-means++"
         n = shard.n_samples
         tol = 0.0 if self.tol == 0 else float(np.mean(moments.m2 / n) * self.tol)
         init = self.init
-        init_is_array = isinstance(init, (list, tuple, np.ndarray))
+        init_is_array = is_array_parameter(init)
         n_init = self.n_init
         if n_init == "auto":
             n_init = 1 if (init_is_array or (isinstance(init, str) and init == "k-means++")) else 10
@@ -873,7 +875,7 @@ default="k-means++"
     def _init_centroids(self, data, init, init_is_array, X_mean, random_state):
         comm = data.comm
         if init_is_array:
-            return np.asarray(init, dtype=data.dtype) - X_mean
+            return array_parameter(init, dtype=data.dtype) - X_mean
         if isinstance(init, str) and init == "k-means++":
             return _kmeans_plusplus(data, self.n_clusters, random_state)
         if isinstance(init, str) and init == "random":
