@@ -347,3 +347,60 @@ def test_cross_validate_arguments_that_mean_the_same_agree(world):
     ref = cross_validate(Ridge(), X, y, scoring=["r2", "neg_mean_squared_error"])
     assert_all_ranks(world, all(np.array_equal(out[k], ref[k]) for k in ref if "time" not in k),
                      "cross_validate: results differ")
+
+
+# -- 5. Estimator parameters by what they mean -----------------------------------------------
+# name: (factory of params -> estimator, rank 0's parameters, the other ranks' parameters)
+def _kmeans(**p):
+    from spmdlearn.cluster import KMeans
+
+    return KMeans(3, random_state=0, **p)
+
+
+def _pca(**p):
+    from spmdlearn.decomposition import PCA
+
+    return PCA(2, **p)
+
+
+def _ipca(**p):
+    from spmdlearn.decomposition import IncrementalPCA
+
+    return IncrementalPCA(2, **p)
+
+
+ESTIMATOR_SAME_MEANING = {
+    "KMeans n_init k-means++": (_kmeans, {"n_init": "auto"}, {"n_init": 1}),
+    "KMeans n_init random": (_kmeans, {"init": "random", "n_init": "auto"},
+                             {"init": "random", "n_init": 10}),
+    "KMeans copy_x algorithm": (_kmeans, {}, {"copy_x": False, "algorithm": "elkan"}),
+    "PCA copy": (_pca, {"copy": True}, {"copy": False}),
+    "PCA approximate solvers' parameters": (
+        _pca, {"svd_solver": "full"}, {"svd_solver": "full", "tol": 0.5, "n_oversamples": 3,
+                                       "random_state": np.random.RandomState(5)}),
+    "IncrementalPCA batch_size copy": (_ipca, {"batch_size": 7}, {"copy": False}),
+}
+
+
+@pytest.mark.parametrize("case", ESTIMATOR_SAME_MEANING)
+def test_estimator_parameters_that_mean_the_same_agree(world, case):
+    _needs_ranks(world)
+    make, first, others = ESTIMATOR_SAME_MEANING[case]
+    X, _ = uneven_data(world)
+    est = make(**(first if world.rank == 0 else others)).fit(X)
+    ref = make(**first).fit(X)
+    name = "cluster_centers_" if hasattr(ref, "cluster_centers_") else "components_"
+    assert_all_ranks(world, np.allclose(getattr(est, name), getattr(ref, name), rtol=1e-12),
+                     f"{case}: the model differs")
+
+
+def test_estimator_parameters_that_differ_are_still_refused(world):
+    _needs_ranks(world)
+    X, _ = uneven_data(world)
+    bad = world.size - 1
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: _kmeans(n_init=2 if world.rank == bad else "auto").fit(X),
+        match=rf"KMeans\.fit: parameters differ across ranks: n_init \(.*rank {bad}: 2\)")
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: _pca(whiten=world.rank == bad).fit(X),
+        match=rf"PCA\.fit: parameters differ across ranks: whiten \(.*rank {bad}: True\)")

@@ -77,13 +77,20 @@ def canonical_params(estimator) -> dict:
 
     The text (``str`` of it) is the value's short ``repr``, made only when a message needs it.
 
+    An estimator's ``_parameter_meaning(params) -> params`` (where it has one) resolves
+    values that mean the same before the comparison (``KMeans(n_init="auto")`` is
+    ``n_init=1`` with the k-means++ or an array init); messages show the values as given.
+
     The rule for random states: an int (or None) compares by value; a ``RandomState`` or
     ``Generator`` instance compares by its state when the method is called, so ranks that
     seeded theirs alike agree and ranks that would draw different numbers are told so.
     """
     out = {}
-    for name, value in estimator_params(estimator).items():
-        out[name] = (_canonical(value), _Short(value))
+    params = estimator_params(estimator)
+    meaning = getattr(estimator, "_parameter_meaning", None)
+    meant = meaning(dict(params)) if callable(meaning) else params
+    for name, value in params.items():
+        out[name] = (_canonical(meant[name]), _Short(value))
         # a splitter parameter (``GridSearchCV(cv=KFold(...))``): its own parameters by name
         out.update((f"{name}__{p}", (_canonical(v), _Short(v)))
                    for p, v in (_object_params(value) or {}).items())

@@ -762,6 +762,18 @@ default="k-means++"
         self.copy_x = copy_x
         self.algorithm = algorithm
 
+    def _parameter_meaning(self, params):
+        """The parameters by what they mean, for the ranks' comparison: ``n_init="auto"`` as
+        scikit-learn resolves it (1 for k-means++ or an array init, else 10); ``copy_x`` and
+        ``algorithm``, which do not change what spmdlearn computes, as their defaults."""
+        if params.get("n_init") == "auto":
+            init = params.get("init")
+            params["n_init"] = 1 if is_array_parameter(init) or (
+                isinstance(init, str) and init == "k-means++") else 10
+        # X is never modified, and "elkan" runs Lloyd's steps (see the parameters)
+        params.update(copy_x=True, algorithm="lloyd")
+        return params
+
     def _check_init(self, estimator, X, y):
         if is_array_parameter(self.init):
             init = check_array(array_parameter(self.init), dtype=numpy_dtype(X.dtype),
