@@ -254,3 +254,153 @@ def test_train_test_split_random_state_is_compared(world):
     assert_raises_on_all_ranks(
         world, ValueError, lambda: train_test_split(X, y, random_state=_rs(world)),
         match=rf"argument random_state \(.*rank {bad}: RandomState\(MT19937, state \w+\)\)")
+
+
+# -- 4. The searches' parameters by what they mean -------------------------------------------
+def _search(kind, **params):
+    from spmdlearn.linear_model import Ridge
+    from spmdlearn.model_selection import RandomizedSearchCV
+
+    grid = {"alpha": [0.1, 1.0, 10.0]}
+    if kind == "GridSearchCV":
+        return GridSearchCV(Ridge(), grid, **params)
+    return RandomizedSearchCV(Ridge(), grid, n_iter=2, random_state=0, **params)
+
+
+# name: (rank 0's parameters, the other ranks' parameters): the same meaning, spelled apart
+SEARCH_SAME_MEANING = {
+    "cv": ({"cv": None}, {"cv": 5}),
+    "n_jobs": ({"n_jobs": None}, {"n_jobs": 1}),
+    "scoring names": ({"scoring": ["r2", "neg_mean_squared_error"], "refit": "r2"},
+                      {"scoring": {"neg_mean_squared_error": "neg_mean_squared_error",
+                                   "r2": "r2"}, "refit": "r2"}),
+    "scoring tuple": ({"scoring": ("neg_mean_squared_error", "r2"), "refit": "r2"},
+                      {"scoring": ["r2", "neg_mean_squared_error"], "refit": "r2"}),
+    "scoring dict order": ({"scoring": {"r2": "r2", "mse": "neg_mean_squared_error"},
+                            "refit": "r2"},
+                           {"scoring": {"mse": "neg_mean_squared_error", "r2": "r2"},
+                            "refit": "r2"}),
+    "unused": ({}, {"pre_dispatch": 4, "verbose": 0}),
+}
+
+
+@pytest.mark.parametrize("kind", ["GridSearchCV", "RandomizedSearchCV"])
+@pytest.mark.parametrize("case", SEARCH_SAME_MEANING)
+def test_search_parameters_that_mean_the_same_agree(world, kind, case):
+    _needs_ranks(world)
+    X, y = uneven_data(world)
+    first, others = SEARCH_SAME_MEANING[case]
+    search = _search(kind, **(first if world.rank == 0 else others)).fit(X, y)
+    reference = _search(kind, **first).fit(X, y)
+    keys = [k for k in reference.cv_results_ if "time" not in k]
+    same = all(_same(search.cv_results_[k], reference.cv_results_[k]) for k in keys)
+    assert_all_ranks(world, same and search.best_params_ == reference.best_params_,
+                     f"{kind} {case}: results differ from the uniform search")
+
+
+# name: (rank 0's parameters, the last rank's parameters, the parameter named)
+SEARCH_OTHER_MEANING = {
+    "scoring": ({"scoring": None}, {"scoring": "r2"}, "scoring"),
+    "cv": ({"cv": 3}, {"cv": 5}, "cv"),
+    "error_score": ({}, {"error_score": "raise"}, "error_score"),
+    "estimator": ({}, {"estimator": None}, "estimator__tol"),
+    "return_train_score": ({}, {"return_train_score": True}, "return_train_score"),
+}
+
+
+@pytest.mark.parametrize("kind", ["GridSearchCV", "RandomizedSearchCV"])
+@pytest.mark.parametrize("case", SEARCH_OTHER_MEANING)
+def test_search_parameters_that_differ_are_refused_at_entry(world, kind, case):
+    """Refused on every rank, naming the parameter, before any fold or fit (they used to
+    fit and score by different paths on different ranks: a CollectiveError deep inside, or
+    different results)."""
+    from spmdlearn.linear_model import Ridge
+
+    _needs_ranks(world)
+    X, y = uneven_data(world)
+    first, last, named = SEARCH_OTHER_MEANING[case]
+    bad = world.size - 1
+    params = dict(last if world.rank == bad else first)
+    if params.get("estimator", 0) is None:
+        params.pop("estimator")
+        search = _search(kind, **params)
+        search.set_params(estimator=Ridge(tol=1e-3))
+    else:
+        search = _search(kind, **params)
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: search.fit(X, y),
+        match=rf"{kind}\.fit: parameters differ across ranks: .*{named} \(.*rank {bad}: ")
+    again = _search(kind, cv=3).fit(X, y)  # the next call works
+    assert_all_ranks(world, len(again.cv_results_["params"]) >= 2, "the next search works")
+
+
+def test_cross_validate_arguments_that_mean_the_same_agree(world):
+    _needs_ranks(world)
+    from spmdlearn.linear_model import Ridge
+    from spmdlearn.model_selection import cross_validate
+
+    X, y = uneven_data(world)
+    first = world.rank == 0
+    out = cross_validate(Ridge(), X, y, scoring=["r2", "neg_mean_squared_error"] if first
+                         else ("neg_mean_squared_error", "r2"), n_jobs=None if first else 1,
+                         pre_dispatch="2*n_jobs" if first else 3, verbose=0 if first else 1)
+    ref = cross_validate(Ridge(), X, y, scoring=["r2", "neg_mean_squared_error"])
+    assert_all_ranks(world, all(np.array_equal(out[k], ref[k]) for k in ref if "time" not in k),
+                     "cross_validate: results differ")
+
+
+# -- 5. Estimator parameters by what they mean -----------------------------------------------
+# name: (factory of params -> estimator, rank 0's parameters, the other ranks' parameters)
+def _kmeans(**p):
+    from spmdlearn.cluster import KMeans
+
+    return KMeans(3, random_state=0, **p)
+
+
+def _pca(**p):
+    from spmdlearn.decomposition import PCA
+
+    return PCA(2, **p)
+
+
+def _ipca(**p):
+    from spmdlearn.decomposition import IncrementalPCA
+
+    return IncrementalPCA(2, **p)
+
+
+ESTIMATOR_SAME_MEANING = {
+    "KMeans n_init k-means++": (_kmeans, {"n_init": "auto"}, {"n_init": 1}),
+    "KMeans n_init random": (_kmeans, {"init": "random", "n_init": "auto"},
+                             {"init": "random", "n_init": 10}),
+    "KMeans copy_x algorithm": (_kmeans, {}, {"copy_x": False, "algorithm": "elkan"}),
+    "PCA copy": (_pca, {"copy": True}, {"copy": False}),
+    "PCA approximate solvers' parameters": (
+        _pca, {"svd_solver": "full"}, {"svd_solver": "full", "tol": 0.5, "n_oversamples": 3,
+                                       "random_state": np.random.RandomState(5)}),
+    "IncrementalPCA batch_size copy": (_ipca, {"batch_size": 7}, {"copy": False}),
+}
+
+
+@pytest.mark.parametrize("case", ESTIMATOR_SAME_MEANING)
+def test_estimator_parameters_that_mean_the_same_agree(world, case):
+    _needs_ranks(world)
+    make, first, others = ESTIMATOR_SAME_MEANING[case]
+    X, _ = uneven_data(world)
+    est = make(**(first if world.rank == 0 else others)).fit(X)
+    ref = make(**first).fit(X)
+    name = "cluster_centers_" if hasattr(ref, "cluster_centers_") else "components_"
+    assert_all_ranks(world, np.allclose(getattr(est, name), getattr(ref, name), rtol=1e-12),
+                     f"{case}: the model differs")
+
+
+def test_estimator_parameters_that_differ_are_still_refused(world):
+    _needs_ranks(world)
+    X, _ = uneven_data(world)
+    bad = world.size - 1
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: _kmeans(n_init=2 if world.rank == bad else "auto").fit(X),
+        match=rf"KMeans\.fit: parameters differ across ranks: n_init \(.*rank {bad}: 2\)")
+    assert_raises_on_all_ranks(
+        world, ValueError, lambda: _pca(whiten=world.rank == bad).fit(X),
+        match=rf"PCA\.fit: parameters differ across ranks: whiten \(.*rank {bad}: True\)")

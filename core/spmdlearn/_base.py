@@ -36,6 +36,12 @@ def _canonical(value):
         value = value.item()
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic)):
         return (type(value).__name__, value)
+    from ._array_api import is_foreign_array, to_host
+
+    if is_foreign_array(value):
+        # an array of the array API standard (an init, a penalty per target): by its values,
+        # as a NumPy array (its repr elides the values of a large array)
+        value = np.asarray(to_host(value))
     if isinstance(value, np.ndarray):
         return ("ndarray", value.dtype.str, value.shape, value.tobytes() if value.dtype != object
                 else tuple(_canonical(v) for v in value.ravel()))
@@ -71,13 +77,20 @@ def canonical_params(estimator) -> dict:
 
     The text (``str`` of it) is the value's short ``repr``, made only when a message needs it.
 
+    An estimator's ``_parameter_meaning(params) -> params`` (where it has one) resolves
+    values that mean the same before the comparison (``KMeans(n_init="auto")`` is
+    ``n_init=1`` with the k-means++ or an array init); messages show the values as given.
+
     The rule for random states: an int (or None) compares by value; a ``RandomState`` or
     ``Generator`` instance compares by its state when the method is called, so ranks that
     seeded theirs alike agree and ranks that would draw different numbers are told so.
     """
     out = {}
-    for name, value in estimator_params(estimator).items():
-        out[name] = (_canonical(value), _Short(value))
+    params = estimator_params(estimator)
+    meaning = getattr(estimator, "_parameter_meaning", None)
+    meant = meaning(dict(params)) if callable(meaning) else params
+    for name, value in params.items():
+        out[name] = (_canonical(meant[name]), _Short(value))
         # a splitter parameter (``GridSearchCV(cv=KFold(...))``): its own parameters by name
         out.update((f"{name}__{p}", (_canonical(v), _Short(v)))
                    for p, v in (_object_params(value) or {}).items())
@@ -422,8 +435,14 @@ class SPMDEstimatorMixin:
         """Build the scikit-learn estimator (local); subclasses override what differs."""
         sk_class = type(self)._sklearn_class
         params = sk_class().get_params(deep=False)
+        from ._validation import array_parameter, is_array_parameter
+
         mine = self.get_params(deep=False)
-        est = sk_class(**{k: mine[k] for k in params if k in mine})
+        # scikit-learn's estimator serves NumPy rows: an array-valued parameter of another
+        # array type (KMeans' init, Ridge's alpha) as the NumPy array it holds
+        est = sk_class(**{k: array_parameter(mine[k]) if is_array_parameter(mine[k])
+                          and not isinstance(mine[k], (list, tuple, np.ndarray)) else mine[k]
+                          for k in params if k in mine})
         for name in self._fitted_attributes:
             if hasattr(self, name):
                 setattr(est, name, getattr(self, name))

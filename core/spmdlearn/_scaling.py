@@ -32,7 +32,7 @@ from .reference._moments import ComomentsPartial, comoments_combine, comoments_l
 __all__ = ["Scaled", "scaled_local", "scaled_comoments_combine", "SCALED_COMOMENTS",
            "allreduce_scaled", "overflow_ranks", "report_overflow", "scaled_spectrum",
            "sum_overflows", "gram_overflows", "unscale_matrix", "unscale_vector", "dtype_limit",
-           "raise_past_dtype_limit"]
+           "raise_past_dtype_limit", "warn_past_dtype_limit", "past_dtype_limit_message"]
 
 
 class Scaled(NamedTuple):
@@ -331,6 +331,19 @@ def raise_past_dtype_limit(comm, X, dtype, what: str, exc_type=ValueError, conse
     where scikit-learn's computation in that dtype fails on the same rows, and naming the ranks
     whose rows hold values whose squares pass it (one gather of each rank's largest
     magnitude)."""
+    raise exc_type(past_dtype_limit_message(comm, X, dtype, what, consequence))
+
+
+def warn_past_dtype_limit(comm, X, dtype, what: str, consequence: str) -> None:
+    """Collective, as :func:`raise_past_dtype_limit`, for a result that scikit-learn returns
+    (NaN or inf) instead of failing: a RuntimeWarning on every rank, naming the ranks."""
+    message = past_dtype_limit_message(comm, X, dtype, what, consequence, fails=False)
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def past_dtype_limit_message(comm, X, dtype, what: str, consequence=None, fails=True) -> str:
+    """Collective: the message of :func:`raise_past_dtype_limit` (``fails``) or
+    :func:`warn_past_dtype_limit`; the overflow is remembered for later errors."""
     xp = get_namespace(X)
     local = float(to_host(xp.max(xp.abs(X)))) if X.shape[0] and X.shape[1] else 0.0
     magnitudes = comm.allgather_array(np.array([local], dtype=np.float64))[:, 0]
@@ -340,8 +353,10 @@ def raise_past_dtype_limit(comm, X, dtype, what: str, exc_type=ValueError, conse
     where = (f"the values of {_ranks(ranks)} are near it (largest magnitude "
              f"{magnitudes.max():.3g})" if ranks else
              f"the values of the ranks together pass it (largest magnitude {magnitudes.max():.3g})")
+    outcome = ("and so does this fit" if fails else "and so does this fit (with this "
+               "warning)")
     message = (f"overflow in {what}: it passes the {dtype} limit {limit:.4g}; {where}. "
-               f"{consequence or 'scikit-learn fails on the same ' + dtype + ' rows'}, and so "
-               f"does this fit; fit on float64 data (X.astype(numpy.float64)) for finite results")
+               f"{consequence or 'scikit-learn fails on the same ' + dtype + ' rows'}, "
+               f"{outcome}; fit on float64 data (X.astype(numpy.float64)) for finite results")
     _note_overflow(message)
-    raise exc_type(message)
+    return message

@@ -84,7 +84,7 @@ def _accepts(constraint, value) -> bool:
     if constraint == "boolean":
         return isinstance(value, (bool, np.bool_))
     if constraint == "array-like":
-        return isinstance(value, (list, tuple, np.ndarray))
+        return is_array_parameter(value)
     if constraint is None:
         return value is None
     if constraint is callable:
@@ -97,6 +97,21 @@ def _accepts(constraint, value) -> bool:
     if isinstance(constraint, type):
         return isinstance(value, constraint)
     return constraint.accepts(value)
+
+
+def is_array_parameter(value) -> bool:
+    """Whether a parameter's value is an array: a list, a tuple, a NumPy array, or an array of
+    the array API standard (any array type that spmdlearn takes as rows: ``KMeans(init=...)``
+    in the user's own array type, as a NumPy array would be)."""
+    return isinstance(value, (list, tuple, np.ndarray)) or is_foreign_array(value)
+
+
+def array_parameter(value, dtype=None) -> np.ndarray:
+    """The NumPy value of an array-valued parameter (model-sized; an array of another type
+    crosses to the host), as ``numpy.asarray`` gives it for lists and NumPy arrays."""
+    from ._array_api import to_host
+
+    return np.asarray(to_host(value) if is_foreign_array(value) else value, dtype=dtype)
 
 
 def _describe(constraint) -> str:

@@ -16,7 +16,8 @@ from .._array_api import (accumulation_dtype, device, has_float64, empty_like_ro
                           numpy_dtype, sum_float64, take_rows, to_host)
 from .._backends import REFERENCE, backend_kernels, call_kernel
 from .._base import SPMDEstimatorMixin
-from .._validation import Interval, Options, validate_fit, validate_predict
+from .._validation import (Interval, Options, array_parameter, is_array_parameter, validate_fit,
+                           validate_predict)
 from ..collective import allreduce, partial_size, reduce_step
 from ..comm import owned_ids
 from ..patterns import row_block
@@ -761,9 +762,22 @@ default="k-means++"
         self.copy_x = copy_x
         self.algorithm = algorithm
 
+    def _parameter_meaning(self, params):
+        """The parameters by what they mean, for the ranks' comparison: ``n_init="auto"`` as
+        scikit-learn resolves it (1 for k-means++ or an array init, else 10); ``copy_x`` and
+        ``algorithm``, which do not change what spmdlearn computes, as their defaults."""
+        if params.get("n_init") == "auto":
+            init = params.get("init")
+            params["n_init"] = 1 if is_array_parameter(init) or (
+                isinstance(init, str) and init == "k-means++") else 10
+        # X is never modified, and "elkan" runs Lloyd's steps (see the parameters)
+        params.update(copy_x=True, algorithm="lloyd")
+        return params
+
     def _check_init(self, estimator, X, y):
-        if isinstance(self.init, (list, tuple, np.ndarray)):
-            init = check_array(self.init, dtype=numpy_dtype(X.dtype), input_name="init")
+        if is_array_parameter(self.init):
+            init = check_array(array_parameter(self.init), dtype=numpy_dtype(X.dtype),
+                               input_name="init")
             if init.shape != (self.n_clusters, X.shape[1]):
                 raise ValueError(f"The shape of the initial centers {init.shape} does not match "
                                  f"the number of clusters {self.n_clusters} and features "
@@ -829,7 +843,7 @@ default="k-means++"
         n = shard.n_samples
         tol = 0.0 if self.tol == 0 else float(np.mean(moments.m2 / n) * self.tol)
         init = self.init
-        init_is_array = isinstance(init, (list, tuple, np.ndarray))
+        init_is_array = is_array_parameter(init)
         n_init = self.n_init
         if n_init == "auto":
             n_init = 1 if (init_is_array or (isinstance(init, str) and init == "k-means++")) else 10
@@ -873,7 +887,7 @@ default="k-means++"
     def _init_centroids(self, data, init, init_is_array, X_mean, random_state):
         comm = data.comm
         if init_is_array:
-            return np.asarray(init, dtype=data.dtype) - X_mean
+            return array_parameter(init, dtype=data.dtype) - X_mean
         if isinstance(init, str) and init == "k-means++":
             return _kmeans_plusplus(data, self.n_clusters, random_state)
         if isinstance(init, str) and init == "random":

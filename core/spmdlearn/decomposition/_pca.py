@@ -9,7 +9,7 @@ from math import log
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.decomposition import PCA as _SkPCA
-from sklearn.utils.extmath import fast_logdet
+from sklearn.utils.extmath import fast_logdet, svd_flip
 
 from .._array_api import from_model, get_namespace, numpy_dtype, sum_float64
 from .._backends import call_kernel
@@ -19,9 +19,34 @@ from .._validation import (Interval, Options, check_deferred_finite, check_X, va
 from ..collective import allreduce, reduce_step
 from .._scaling import (allreduce_scaled, dtype_limit, overflow_ranks, r_rank,
                         raise_past_dtype_limit, report_overflow, scaled_spectrum,
-                        tsqr_exponents, unscale_matrix, unscale_vector)
+                        tsqr_exponents, unscale_matrix, unscale_vector, warn_past_dtype_limit)
 from ..reference._moments import MOMENTS
 from ..reference._pca import TSQR, pca_select, pca_spectrum
+
+
+def _overflowed_covariance_eigh(raw, mean, n, dtype):
+    """scikit-learn's ``covariance_eigh`` steps on an ``X^T X`` past the limit of ``dtype``.
+
+    ``raw`` (float64, inf past the float64 limit) is cast to ``dtype`` (inf past its limit),
+    centered and divided as scikit-learn does, in ``dtype``, then decomposed by the same
+    ``numpy.linalg.eigh``. Returns ``(singular_values, explained_variance, components)`` (NaN
+    where scikit-learn's are), or None where that eigh fails (scikit-learn's LinAlgError).
+    Local; the same on every rank (global values).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = np.asarray(mean).astype(dtype)
+        C = np.asarray(raw).astype(dtype)
+        C -= n * m.reshape(-1, 1) * m.reshape(1, -1)
+        C /= n - 1
+        try:
+            eigenvalues, vectors = np.linalg.eigh(C)
+        except np.linalg.LinAlgError:
+            return None
+        eigenvalues, vectors = eigenvalues[::-1].copy(), vectors[:, ::-1]
+        eigenvalues[eigenvalues < 0.0] = 0.0
+        S = np.sqrt(eigenvalues * (n - 1))
+        _, Vt = svd_flip(None, vectors.T.copy(), u_based_decision=False)
+    return S, eigenvalues, Vt
 
 
 class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -103,6 +128,21 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.power_iteration_normalizer = power_iteration_normalizer
         self.random_state = random_state
 
+    def _parameter_meaning(self, params):
+        """The parameters by what they mean, for the ranks' comparison: ``copy`` (``X`` is
+        never modified) and, with the exact solvers, the parameters of scikit-learn's
+        approximate ones (without effect there), as their defaults. ``batch_size`` (an
+        IncrementalPCA's) only cuts this rank's rows into batches: each rank may choose its
+        own."""
+        params.update({name: default for name, default in (
+            ("copy", True), ("batch_size", None)) if name in params})
+        if params.get("svd_solver") not in ("arpack", "randomized"):
+            params.update({name: default for name, default in (
+                ("tol", 0.0), ("iterated_power", "auto"), ("n_oversamples", 10),
+                ("power_iteration_normalizer", "auto"), ("random_state", None))
+                if name in params})
+        return params
+
     def _check_solver(self, estimator, X, y):
         if self.svd_solver in ("arpack", "randomized"):
             raise NotImplementedError(
@@ -163,20 +203,31 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                                              check=lambda: check_deferred_finite(self, shard))
             ranks = overflow_ranks(comm, local, scaled)
             p, e = scaled.partial, scaled.exponent
-            # scikit-learn forms the raw X^T X (then subtracts n mean mean^T): where that
-            # passes the float64 limit, its eigh of the overflowed covariance fails so.
             raw = unscale_matrix(p.comoment + p.weight * np.outer(p.mean, p.mean), e, e)
-            if not np.isfinite(raw).all():
-                report_overflow(ranks, "X^T X", raises=True)
-                raise np.linalg.LinAlgError("Eigenvalues did not converge")
-            if limit is not None and np.abs(raw).max(initial=0.0) > limit:
-                # the same in the input's dtype: scikit-learn forms X^T X in float32
-                raise_past_dtype_limit(comm, shard.X, shard.dtype, "X^T X",
-                                       np.linalg.LinAlgError,
-                                       "scikit-learn's eigh of it fails (Eigenvalues did not "
-                                       "converge) on the same rows")
             mean = unscale_vector(p.mean, e)
-            if ranks is None:
+            # scikit-learn forms the raw X^T X in the input's dtype (then subtracts
+            # n mean mean^T): where that passes the dtype's limit, its eigh of the overflowed
+            # covariance either fails or returns NaN, as LAPACK goes: the same eigh decides here
+            past64 = not np.isfinite(raw).all()
+            overflowed = past64 or (limit is not None and np.abs(raw).max(initial=0.0) > limit)
+            if overflowed:
+                spectrum = _overflowed_covariance_eigh(raw, mean, n, shard.dtype)
+                if spectrum is None and past64:
+                    report_overflow(ranks, "X^T X", raises=True)
+                    raise np.linalg.LinAlgError("Eigenvalues did not converge")
+                if spectrum is None:
+                    raise_past_dtype_limit(comm, shard.X, shard.dtype, "X^T X",
+                                           np.linalg.LinAlgError,
+                                           "scikit-learn's eigh of it fails (Eigenvalues did "
+                                           "not converge) on the same rows")
+                if past64:
+                    report_overflow(ranks, "X^T X")
+                else:
+                    warn_past_dtype_limit(comm, shard.X, shard.dtype, "X^T X",
+                                          "scikit-learn's eigh of it returns NaN variances on "
+                                          "the same rows")
+                S, explained, Vt = spectrum
+            elif ranks is None:
                 S, explained, Vt = pca_spectrum(n, comoment=p.comoment)
             else:  # a graded covariance, whose eigh would lose the small directions
                 S, explained, Vt = scaled_spectrum(scaled, n)
@@ -218,6 +269,11 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                                    "fails")
         self._fit_svd_solver = solver
         self._set_model(S, explained, Vt, mean, n, shard.dtype)
+        if solver == "covariance_eigh" and overflowed:
+            with np.errstate(invalid="ignore"):  # scikit-learn's ratios: NaN over a NaN sum
+                self.explained_variance_ratio_ = (explained / explained.sum())[
+                    :self.n_components_].astype(shard.dtype)
+            return shard
         if ranks is not None and not all(np.isfinite(getattr(self, name)).all() for name in (
                 "mean_", "components_", "explained_variance_", "singular_values_")):
             report_overflow(ranks, "the spectrum")

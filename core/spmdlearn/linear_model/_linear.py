@@ -11,7 +11,8 @@ from sklearn.linear_model import Ridge as _SkRidge
 
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin, thread_limit
-from .._validation import Interval, Options, check_deferred_finite, validate_fit, validate_predict
+from .._validation import (Interval, Options, array_parameter, check_deferred_finite,
+                           validate_fit, validate_predict)
 from .._scaling import (allreduce_scaled, dtype_limit, gram_overflows, overflow_ranks,
                         raise_past_dtype_limit, report_overflow, sum_overflows)
 from .._scaling import SCALED_COMOMENTS
@@ -267,7 +268,7 @@ class Ridge(_LinearModel):
     _numeric_X = ("predict",)
     _fitted_attributes = ("coef_", "intercept_", "n_iter_", "solver_")
     _parameter_constraints = {
-        "alpha": [Interval(numbers.Real, 0, None, "left"), np.ndarray, list, tuple],
+        "alpha": [Interval(numbers.Real, 0, None, "left"), "array-like"],
         "fit_intercept": ["boolean"],
         "copy_X": ["boolean"],
         "max_iter": [Interval(numbers.Integral, 1, None, "left"), None],
@@ -297,7 +298,7 @@ class Ridge(_LinearModel):
         if self.positive and self.solver != "auto":
             raise ValueError(f"solver={self.solver!r} does not support positive fitting; "
                              "use solver='auto'")
-        alpha = np.asarray(self.alpha, dtype=np.float64)
+        alpha = array_parameter(self.alpha, dtype=np.float64)
         n_targets = 1 if y.ndim == 1 else y.shape[1]
         if alpha.ndim > 1 or (alpha.ndim == 1 and alpha.shape[0] not in (1, n_targets)):
             raise ValueError(f"Number of targets and number of penalties do not correspond: "
@@ -306,7 +307,7 @@ class Ridge(_LinearModel):
             raise ValueError(f"alpha={self.alpha!r} should be >= 0")
 
     def _alpha(self, n_targets):
-        return np.asarray(self.alpha, dtype=np.float64).ravel() * np.ones(n_targets)
+        return array_parameter(self.alpha, dtype=np.float64).ravel() * np.ones(n_targets)
 
     def _past_dtype_limit(self, scaled, n_features, dtype):
         """As :class:`LinearRegression`'s; also the normal equations that scikit-learn's

@@ -21,9 +21,23 @@ def check_n_jobs(n_jobs):
             "ranks; each estimator's own n_jobs still sets its threads")
 
 
+def ordered_scoring(scoring):
+    """Several scorings as a dict in the order of their names: each score is collective, so
+    every rank must compute them in the same order, whether it listed them as a list, a tuple,
+    a set or a dict, in any order (scikit-learn's multimetric dict ``{name: name}`` for
+    names). Other values as given. Local."""
+    if isinstance(scoring, (list, tuple, set, frozenset)) and scoring \
+            and all(isinstance(name, str) for name in scoring):
+        return {name: name for name in sorted(scoring)}
+    if isinstance(scoring, dict):
+        return dict(sorted(scoring.items(), key=lambda item: str(item[0])))
+    return scoring
+
+
 def prepare(estimator, X, y, groups, cv, scoring, n_jobs, classifier):
     """Collective: ``(layout, folds, scorers)``; every rank raises alike on bad arguments."""
     comm = get_comm()
+    scoring = ordered_scoring(scoring)
     scorers = comm.agree(lambda: (check_n_jobs(n_jobs), check_scoring(estimator, scoring))[1])
     splitter = check_cv(cv, y, classifier=classifier)
     layout, folds = splitter._splits(X, y, groups)

@@ -4,15 +4,18 @@ RandomizedSearchCV with global folds and global scorers."""
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import sys
 
 from sklearn import model_selection as _skms
 from sklearn.base import is_classifier
 
+from .._base import _canonical, _object_params, _Short, canonical_params, estimator_params
 from .._guard import global_model_selection
-from ..comm import get_comm
+from ..comm import get_comm, relocated_warnings
 from ._common import prepare
-from ._split import _agreed_random_state
+from ._split import _agreed_random_state, _model_selection_meaning
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
 
@@ -20,6 +23,11 @@ _NOTES = """
     Notes
     -----
     **Distributed semantics.** ``fit`` is collective: every rank calls it with its own rows.
+    The ranks agree on the search's parameters on entry, by what they mean (``cv=None`` and
+    ``cv=5``, ``n_jobs=None`` and ``n_jobs=1``, ``scoring=["r2", "max_error"]`` and
+    ``scoring={"max_error": "max_error", "r2": "r2"}`` agree; ``pre_dispatch`` and the
+    ``verbose`` of ranks other than 0 are unused); a parameter that differs raises on every
+    rank, naming it and the ranks, before any fold is cut.
     The folds are cut on global row indices (``cv``: an int, spmdlearn's or scikit-learn's
     ``KFold``/``StratifiedKFold``/``ShuffleSplit``, or global index pairs); each candidate is
     fitted on the fold's rows of all ranks and scored over them (``scoring``: the names of
@@ -32,6 +40,42 @@ _NOTES = """
     parallelism). ``predict``, ``score`` and the other delegated methods are those of
     ``best_estimator_``: collective as its own are. ``verbose`` prints on rank 0 only.
 """
+
+
+def _entry_params(search):
+    """``{name: (comparable value, text)}`` of a search's parameters by what they mean
+    (:func:`~spmdlearn.model_selection._split._model_selection_meaning`: ``cv=None`` and
+    ``cv=5`` agree), its estimator's and its splitter's parameters by name. Local."""
+    own = estimator_params(search, deep=False)
+    meant = _model_selection_meaning(dict(own))
+    out = {}
+    for name, value in meant.items():
+        out[name] = (_canonical(value), _Short(own[name]))
+        if hasattr(value, "get_params") and not isinstance(value, type):
+            out.update((f"{name}__{p}", c) for p, c in canonical_params(value).items())
+        else:
+            out.update((f"{name}__{p}", (_canonical(v), _Short(v)))
+                       for p, v in (_object_params(value) or {}).items())
+    return out
+
+
+def _collective_fit(fit):
+    """Wrap a search's ``fit`` in a collective session: on entry the ranks agree on the search
+    and its parameters by meaning (:func:`_entry_params`), before any fold is cut or any
+    candidate fitted; an exception on any rank is raised on every rank."""
+    @functools.wraps(fit)
+    def wrapper(self, X, y=None, **params):
+        comm = get_comm()
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno, __file__)
+        if comm.size == 1:
+            with relocated_warnings(*caller):
+                return fit(self, X, y, **params)
+        with comm.session(f"{type(self).__name__}.fit", lambda: _entry_params(self), caller):
+            return fit(self, X, y, **params)
+
+    wrapper.__spmdlearn_collective__ = True
+    return wrapper
 
 
 def _fit(search, sk_class, X, y, params, extra=None):
@@ -56,6 +100,7 @@ class GridSearchCV(_skms.GridSearchCV):
                + " over all ranks' rows.\n\n    Parameters and attributes are scikit-learn's "
                "(:class:`sklearn.model_selection.GridSearchCV`).\n" + _NOTES)
 
+    @_collective_fit
     def fit(self, X, y=None, **params):
         """Collective: run the search on all ranks' rows.
 
@@ -83,6 +128,7 @@ class RandomizedSearchCV(_skms.RandomizedSearchCV):
                "candidates (a RandomState instance must be in the same state on every rank: "
                "checked).\n" + _NOTES)
 
+    @_collective_fit
     def fit(self, X, y=None, **params):
         """Collective: run the search on all ranks' rows (see :meth:`GridSearchCV.fit`).
 

@@ -343,6 +343,30 @@ def _cv_default(arguments):
     return arguments
 
 
+def _model_selection_meaning(arguments):
+    """The arguments of a cross-validation or a search by what they mean, for the ranks'
+    comparison (:func:`spmdlearn._base.canonical_arguments`' ``resolve``):
+
+    * ``cv=None`` is ``cv=5``, as in scikit-learn;
+    * ``n_jobs=None`` is ``n_jobs=1``: one worker per rank either way (others are refused);
+    * ``scoring`` as a list, tuple or set of names is scikit-learn's multimetric dict
+      ``{name: name}``, and several scorings are in the order of their names, the order in
+      which every rank computes them (:func:`~spmdlearn.model_selection._common.ordered_scoring`);
+    * ``pre_dispatch`` has no effect with one job, and ``verbose`` prints on rank 0 only (the
+      other ranks' values are not used): neither is compared.
+    """
+    arguments = _cv_default(arguments)
+    if "n_jobs" in arguments and arguments["n_jobs"] is None:
+        arguments["n_jobs"] = 1
+    if "scoring" in arguments:
+        from ._common import ordered_scoring
+
+        arguments["scoring"] = ordered_scoring(arguments["scoring"])
+    for unused in ("pre_dispatch", "verbose"):
+        arguments.pop(unused, None)
+    return arguments
+
+
 def _split_sizes_default(arguments):
     """Neither size given: ``test_size=0.25``, as in scikit-learn."""
     if arguments.get("test_size") is None and arguments.get("train_size") is None:

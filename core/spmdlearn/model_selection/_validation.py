@@ -10,12 +10,12 @@ from .._guard import global_model_selection
 from .._base import collective_function
 from ..comm import get_comm
 from ._common import global_indices, prepare
-from ._split import _cv_default
+from ._split import _model_selection_meaning
 
 __all__ = ["cross_validate", "cross_val_score"]
 
 
-@collective_function(resolve=_cv_default)
+@collective_function(resolve=_model_selection_meaning)
 def cross_validate(estimator, X, y=None, *, groups=None, scoring=None, cv=None, n_jobs=None,
                    verbose=0, params=None, pre_dispatch="2*n_jobs", return_train_score=False,
                    return_estimator=False, return_indices=False, error_score=np.nan):
@@ -84,7 +84,7 @@ def cross_validate(estimator, X, y=None, *, groups=None, scoring=None, cv=None, 
     return result
 
 
-@collective_function(resolve=_cv_default)
+@collective_function(resolve=_model_selection_meaning)
 def cross_val_score(estimator, X, y=None, *, groups=None, scoring=None, cv=None, n_jobs=None,
                     verbose=0, params=None, pre_dispatch="2*n_jobs", error_score=np.nan):
     """Collective: scikit-learn's ``cross_val_score`` of all ranks' rows.

@@ -17,7 +17,8 @@ from ._finite import all_finite
 from ._transform import affine_transform
 from ._linear import gram_blocks, linear_predict, linear_solve
 from ._logistic import logistic_hessp, logistic_loss_grad
-from ._pca import TSQR, TSQRPartial, infer_dimension, pca_select, pca_spectrum, tsqr_combine, tsqr_local
+from ._pca import (TSQR, MeanRPartial, TSQRPartial, infer_dimension, mean_r_combine, pca_select,
+                   pca_spectrum, tsqr_combine, tsqr_local)
 from ._forest import (BOOTSTRAP_STREAM, apply_bins, best_split, best_splits, bin_edges,
                       bootstrap_counts,
                       counter_uniform, node_histograms, pad_edges, poisson_counts, tree_apply,
@@ -93,7 +94,8 @@ __all__ = [
     "ComomentsPartial", "comoments_local", "comoments_combine", "covariance_finalize", "COMOMENTS",
     "linear_solve", "linear_predict", "gram_blocks", "mahalanobis", "affine_transform",
     "R2Partial", "r2_local", "r2_combine", "r2_finalize", "R2",
-    "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum", "pca_select",
+    "TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "MeanRPartial", "mean_r_combine",
+    "pca_spectrum", "pca_select",
     "infer_dimension",
     "LloydPartial", "lloyd_local", "lloyd_bounded", "lloyd_combine", "LLOYD", "kmeans_inertia", "sq_distances",
     "kmeans_assign", "kmeans_transform", "kmeans_min_distances", "kmeans_plusplus_potentials",

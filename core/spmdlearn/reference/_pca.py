@@ -19,8 +19,8 @@ from sklearn.utils.extmath import svd_flip
 
 from ..contract import ReductionContract
 
-__all__ = ["TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "pca_spectrum",
-           "pca_select", "infer_dimension"]
+__all__ = ["TSQRPartial", "tsqr_local", "tsqr_combine", "TSQR", "MeanRPartial",
+           "mean_r_combine", "pca_spectrum", "pca_select", "infer_dimension"]
 
 
 class TSQRPartial(NamedTuple):
@@ -70,6 +70,48 @@ def tsqr_combine(a: TSQRPartial, b: TSQRPartial) -> TSQRPartial:
 
 TSQR = ReductionContract("tsqr", tsqr_local, tsqr_combine, lambda p: p.r, row_args=(0,),
                          kernel="tsqr_local")
+
+
+class MeanRPartial(NamedTuple):
+    """Rows seen, their mean and the ``R`` factor of the rows centered by it: what
+    scikit-learn's IncrementalPCA carries between batches (its ``singular_values_[:, None] *
+    components_`` is such an ``R`` up to a rotation), without truncation.
+
+    Reduction contract
+    ------------------
+    Local
+        The batch's mean, then :func:`tsqr_local` of the batch centered by it (the backend's
+        ``tsqr_local`` kernel).
+    Combine
+        :func:`mean_r_combine`: ``R`` of ``QR([Ra; Rb; sqrt(na nb / n) (mean_a - mean_b)])``,
+        scikit-learn's stack with its mean-correction row; the Gram of the stack is the sum of
+        the centered co-moments plus Chan et al.'s correction, so the result is the ``R`` of
+        all rows centered by their mean, and the SVD of it has the accuracy of an SVD of the
+        rows (no squared condition, as a co-moment matrix would have). Commutative and
+        associative up to rounding; exact for the identity.
+    Finalize
+        :func:`pca_spectrum` with ``r``.
+    Identity
+        Zero rows, a zero mean, the zero matrix.
+    """
+
+    n_rows: int
+    mean: np.ndarray  #: (n_features,) float64
+    r: np.ndarray  #: (n_features, n_features) upper triangular
+
+
+def mean_r_combine(a: MeanRPartial, b: MeanRPartial) -> MeanRPartial:
+    """Merge two :class:`MeanRPartial` (see its contract)."""
+    if a.n_rows == 0:
+        return b
+    if b.n_rows == 0:
+        return a
+    n = a.n_rows + b.n_rows
+    delta = b.mean - a.mean
+    mean = a.mean + delta * (b.n_rows / n)
+    correction = np.sqrt(a.n_rows * b.n_rows / n) * delta
+    r = _r_of(np.vstack([a.r, b.r, correction[None, :]]), a.r.shape[1])
+    return MeanRPartial(n, mean, r)
 
 
 def pca_spectrum(n_samples: int, *, r=None, comoment=None, rank=None):
