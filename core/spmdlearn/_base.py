@@ -244,12 +244,18 @@ def canonical_arguments(signature, args, kwargs, owner=None, resolve=None) -> di
             name = f"argument {k}"
             out[name] = (_canonical(v) if k in _VALUE_ARGUMENTS else _canonical_argument(v),
                          _Short(shown))
-            if hasattr(v, "get_params") and not isinstance(v, type):
-                out.update((f"{name}__{p}", c) for p, c in canonical_params(v).items())
-            else:
-                out.update((f"{name}__{p}", (_canonical(pv), _Short(pv)))
-                           for p, pv in (_object_params(v) or {}).items())
+            out.update(nested_params(name, v))
     return out
+
+
+def nested_params(name, value) -> dict:
+    """The compared forms of the parameters inside ``value`` (an estimator's, by
+    :func:`canonical_params`, or a splitter's or other object's constructor parameters), each
+    named ``name__parameter``; empty for a plain value."""
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return {f"{name}__{p}": c for p, c in canonical_params(value).items()}
+    return {f"{name}__{p}": (_canonical(pv), _Short(pv))
+            for p, pv in (_object_params(value) or {}).items()}
 
 
 def collective_function(function=None, *, resolve=None):

@@ -11,7 +11,7 @@ import sys
 from sklearn import model_selection as _skms
 from sklearn.base import is_classifier
 
-from .._base import _canonical, _object_params, _Short, canonical_params, estimator_params
+from .._base import _canonical, _Short, estimator_params, nested_params
 from .._guard import global_model_selection
 from ..comm import get_comm, relocated_warnings
 from ._common import prepare
@@ -51,11 +51,7 @@ def _entry_params(search):
     out = {}
     for name, value in meant.items():
         out[name] = (_canonical(value), _Short(own[name]))
-        if hasattr(value, "get_params") and not isinstance(value, type):
-            out.update((f"{name}__{p}", c) for p, c in canonical_params(value).items())
-        else:
-            out.update((f"{name}__{p}", (_canonical(v), _Short(v)))
-                       for p, v in (_object_params(value) or {}).items())
+        out.update(nested_params(name, value))
     return out
 
 
