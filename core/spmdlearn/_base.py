@@ -7,7 +7,7 @@ import hashlib
 import inspect
 import re
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -258,6 +258,22 @@ def nested_params(name, value) -> dict:
             for p, pv in (_object_params(value) or {}).items()}
 
 
+@contextmanager
+def collective_entry(where: str, params, caller):
+    """The frame of a public collective call (what :func:`collective_function`,
+    :func:`collective_method` and the searches' ``fit`` run in): on more than one rank,
+    :meth:`spmdlearn.comm.Comm.session` (the ranks agree on ``where`` and ``params()`` on
+    entry); on one rank, the warnings relocated to ``caller`` alone. A context manager, so that
+    no frame comes between the wrapper and the call (warnings' stack levels)."""
+    comm = get_comm()
+    if comm.size == 1:
+        with relocated_warnings(*caller):
+            yield
+    else:
+        with comm.session(where, params, caller):
+            yield
+
+
 def collective_function(function=None, *, resolve=None):
     """Wrap a public collective function (a metric, a cross-validation) in
     :meth:`spmdlearn.comm.Comm.session`, as :func:`collective_method` wraps methods: the ranks
@@ -275,14 +291,10 @@ def collective_function(function=None, *, resolve=None):
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        comm = get_comm()
         frame = sys._getframe(1)
         caller = (frame.f_code.co_filename, frame.f_lineno, __file__)
-        if comm.size == 1:
-            with relocated_warnings(*caller):
-                return function(*args, **kwargs)
-        with comm.session(where, lambda: canonical_arguments(signature, args, kwargs,
-                                                             resolve=resolve), caller):
+        with collective_entry(where, lambda: canonical_arguments(signature, args, kwargs,
+                                                                 resolve=resolve), caller):
             return function(*args, **kwargs)
 
     wrapper.__spmdlearn_collective__ = True
@@ -355,18 +367,14 @@ def collective_method(method, name=None):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        comm = get_comm()
         frame = sys._getframe(1)
         caller = (frame.f_code.co_filename, frame.f_lineno, __file__)
-        if comm.size == 1:
-            with relocated_warnings(*caller):
-                return method(self, *args, **kwargs)
 
         def params():
             return {**canonical_params(self),
                     **canonical_arguments(signature, (self, *args), kwargs, owner=self)}
 
-        with comm.session(f"{type(self).__name__}.{name}", params, caller):
+        with collective_entry(f"{type(self).__name__}.{name}", params, caller):
             return method(self, *args, **kwargs)
 
     wrapper.__spmdlearn_collective__ = True
@@ -441,13 +449,13 @@ class SPMDEstimatorMixin:
         """Build the scikit-learn estimator (local); subclasses override what differs."""
         sk_class = type(self)._sklearn_class
         params = sk_class().get_params(deep=False)
-        from ._validation import array_parameter, is_array_parameter
+        from ._array_api import is_foreign_array
+        from ._validation import array_parameter
 
         mine = self.get_params(deep=False)
         # scikit-learn's estimator serves NumPy rows: an array-valued parameter of another
         # array type (KMeans' init, Ridge's alpha) as the NumPy array it holds
-        est = sk_class(**{k: array_parameter(mine[k]) if is_array_parameter(mine[k])
-                          and not isinstance(mine[k], (list, tuple, np.ndarray)) else mine[k]
+        est = sk_class(**{k: array_parameter(mine[k]) if is_foreign_array(mine[k]) else mine[k]
                           for k in params if k in mine})
         for name in self._fitted_attributes:
             if hasattr(self, name):

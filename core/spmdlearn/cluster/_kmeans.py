@@ -635,6 +635,15 @@ def _lloyd(data: _Data, centers_init, max_iter, tol, verbose):
     return labels, inertia, centers, i + 1
 
 
+
+def _resolved_n_init(n_init, init):
+    """``n_init="auto"`` as scikit-learn resolves it: 1 for k-means++ or an array init, else
+    10; other values as given."""
+    if n_init != "auto":
+        return n_init
+    return 1 if is_array_parameter(init) or (isinstance(init, str) and init == "k-means++") \
+        else 10
+
 class KMeans(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
              BaseEstimator):
     """K-means clustering of the rows of all ranks (Lloyd's algorithm).
@@ -766,10 +775,7 @@ default="k-means++"
         """The parameters by what they mean, for the ranks' comparison: ``n_init="auto"`` as
         scikit-learn resolves it (1 for k-means++ or an array init, else 10); ``copy_x`` and
         ``algorithm``, which do not change what spmdlearn computes, as their defaults."""
-        if params.get("n_init") == "auto":
-            init = params.get("init")
-            params["n_init"] = 1 if is_array_parameter(init) or (
-                isinstance(init, str) and init == "k-means++") else 10
+        params["n_init"] = _resolved_n_init(params.get("n_init"), params.get("init"))
         # X is never modified, and "elkan" runs Lloyd's steps (see the parameters)
         params.update(copy_x=True, algorithm="lloyd")
         return params
@@ -844,9 +850,7 @@ default="k-means++"
         tol = 0.0 if self.tol == 0 else float(np.mean(moments.m2 / n) * self.tol)
         init = self.init
         init_is_array = is_array_parameter(init)
-        n_init = self.n_init
-        if n_init == "auto":
-            n_init = 1 if (init_is_array or (isinstance(init, str) and init == "k-means++")) else 10
+        n_init = _resolved_n_init(self.n_init, init)
         if init_is_array and n_init != 1:
             warnings.warn("Explicit initial center position passed: performing only one init in "
                           f"KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=2)

@@ -11,9 +11,9 @@ import sys
 from sklearn import model_selection as _skms
 from sklearn.base import is_classifier
 
-from .._base import _canonical, _Short, estimator_params, nested_params
+from .._base import _canonical, _Short, collective_entry, estimator_params, nested_params
 from .._guard import global_model_selection
-from ..comm import get_comm, relocated_warnings
+from ..comm import get_comm
 from ._common import prepare
 from ._split import _agreed_random_state, _model_selection_meaning
 
@@ -61,13 +61,10 @@ def _collective_fit(fit):
     candidate fitted; an exception on any rank is raised on every rank."""
     @functools.wraps(fit)
     def wrapper(self, X, y=None, **params):
-        comm = get_comm()
         frame = sys._getframe(1)
         caller = (frame.f_code.co_filename, frame.f_lineno, __file__)
-        if comm.size == 1:
-            with relocated_warnings(*caller):
-                return fit(self, X, y, **params)
-        with comm.session(f"{type(self).__name__}.fit", lambda: _entry_params(self), caller):
+        with collective_entry(f"{type(self).__name__}.fit", lambda: _entry_params(self),
+                              caller):
             return fit(self, X, y, **params)
 
     wrapper.__spmdlearn_collective__ = True
