@@ -29,7 +29,7 @@ def _close(actual, expected, rtol, what="", floor=0.0):
     assert actual.shape == expected.shape, what
     finite = np.isfinite(expected)
     assert np.array_equal(finite, np.isfinite(actual)), what
-    assert np.array_equal(actual[~finite], expected[~finite]), what
+    assert np.array_equal(actual[~finite], expected[~finite], equal_nan=True), what
     scale = max(float(np.max(np.abs(expected[finite]), initial=0.0)), floor) or 1.0
     err = float(np.max(np.abs(actual[finite] - expected[finite]), initial=0.0))
     assert err <= rtol * scale, f"{what}: {err:.3g} > {rtol:g} x {scale:.3g}"
@@ -113,6 +113,54 @@ def test_comoments_over_many_blocks_drifting_far_from_the_origin(weighted, dtype
     w = rng.uniform(0, 2, n) if weighted else None
     _same_partial(_moments.comoments_local(X, Y, w), ref.comoments_local(X, Y, w), RTOL[X.dtype],
                   _noise_floor(X) * 10)
+
+
+@pytest.mark.parametrize("n_targets", [0, 1, 2])
+def test_comoments_mixing_unshifted_and_shifted_blocks(n_targets):
+    """float64 blocks near the origin are multiplied as they are (``_raw_block``), blocks that
+    drift far from it are shifted: the merge of both kinds keeps the digits of the centered
+    co-moments, and the unshifted path is really taken for the first blocks."""
+    d = 3 + n_targets
+    block = block_rows(d, _moments.RAW_BYTES)
+    n = 4 * block + 11
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n, 3)) * [1.0, 3.0, 0.5]
+    X[2 * block:] += 1e7 * np.arange(1, 4)  # the last blocks lie far from the origin
+    Y = None
+    if n_targets:
+        Y = X[:, :1] * 2 + rng.normal(size=(n, n_targets))
+        Y = Y[:, 0] if n_targets == 1 else Y
+    Y2 = np.zeros((n, 0)) if Y is None else Y.reshape(n, -1)
+    taken = [_moments._raw_block(X[lo:lo + block], Y2[lo:lo + block]) is not None
+             for lo in range(0, n, block)]
+    assert taken == [True, True, False, False, False]
+    _same_partial(_moments.comoments_local(X, Y, None), ref.comoments_local(X, Y, None),
+                  RTOL[X.dtype], _noise_floor(X - X.mean(0)) * 10)
+
+
+@pytest.mark.parametrize("case", ["far", "constant", "nan", "inf", "huge"])
+def test_unshifted_blocks_refuse_what_would_cancel(case):
+    """The unshifted path declines every block whose mean subtraction would lose digits or
+    whose values are not finite; the shifted path then gives the reference's partial."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(500, 4))
+    assert _moments._raw_block(X, np.zeros((500, 0))) is not None
+    if case == "far":
+        X[:, 2] += 5.0  # sum of squares 26 times the centered one
+    elif case == "constant":
+        X[:, 1] = 0.25
+    elif case == "nan":
+        X[7, 3] = np.nan
+    elif case == "inf":
+        X[9, 0] = -np.inf
+    else:
+        X[3, 0] = 1e200  # its square overflows
+    assert _moments._raw_block(X, np.zeros((500, 0))) is None
+    got, expected = _moments.comoments_local(X, None, None), ref.comoments_local(X, None, None)
+    if case == "huge":  # an overflowed partial: the caller rescales (spmdlearn._scaling)
+        assert not np.isfinite(got.comoment).all() and not np.isfinite(expected.comoment).all()
+    else:
+        _same_partial(got, expected, RTOL[X.dtype], _noise_floor(X[np.isfinite(X).all(1)]) * 10)
 
 
 def test_comoments_of_constant_columns_far_from_the_origin_are_exactly_zero():
