@@ -404,3 +404,48 @@ def test_estimator_parameters_that_differ_are_still_refused(world):
     assert_raises_on_all_ranks(
         world, ValueError, lambda: _pca(whiten=world.rank == bad).fit(X),
         match=rf"PCA\.fit: parameters differ across ranks: whiten \(.*rank {bad}: True\)")
+
+
+def _forest(**p):
+    from spmdlearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0, **p)
+
+
+def _dbscan(**p):
+    from spmdlearn.cluster import DBSCAN
+
+    return DBSCAN(eps=0.8, min_samples=3, **p)
+
+
+def _ilinear(**p):
+    from spmdlearn.linear_model import IncrementalLinearRegression
+
+    return IncrementalLinearRegression(**p)
+
+
+# (estimator, this rank's own parameters, what to compare): parameters that set a rank's own
+# resources (threads, batches of its own rows) may differ from rank to rank
+RANK_OWN_CASES = {
+    "RandomForestClassifier n_jobs": (_forest, lambda r: {"n_jobs": r + 1},
+                                      lambda m, X: m.predict_proba(X)),
+    "DBSCAN n_jobs": (_dbscan, lambda r: {"n_jobs": None if r == 0 else 1},
+                      lambda m, X: m.labels_),
+    "IncrementalLinearRegression batch_size n_jobs": (
+        _ilinear, lambda r: {"batch_size": 5 + r, "n_jobs": r or None},
+        lambda m, X: np.r_[m.coef_, m.intercept_]),
+    "GridSearchCV estimator__n_jobs": (
+        lambda **p: GridSearchCV(_forest(**p), {"max_depth": [2, 3]}, cv=2),
+        lambda r: {"n_jobs": r + 1}, lambda m, X: m.predict_proba(X)),
+}
+
+
+@pytest.mark.parametrize("case", RANK_OWN_CASES)
+def test_rank_own_parameters_may_differ(world, case):
+    _needs_ranks(world)
+    make, own, result = RANK_OWN_CASES[case]
+    X, y = uneven_data(world, target="classification")
+    fitted = make(**own(world.rank)).fit(X, y)
+    expected = make(**own(0)).fit(X, y)
+    assert_all_ranks(world, np.allclose(result(fitted, X), result(expected, X), rtol=1e-10),
+                     f"{case}: the model differs")

@@ -72,6 +72,12 @@ def _canonical(value):
     return ("object", type(value).__qualname__, _ADDRESS.sub("", repr(value)))
 
 
+#: Parameters that set this rank's own resources, not what is computed: each rank may choose
+#: its own (``n_jobs``, its threads: ``os.cpu_count()`` on nodes of different sizes), so they
+#: are left out of the ranks' comparison, also as nested parameters (``estimator__n_jobs``).
+_RANK_OWN_PARAMETERS = frozenset({"n_jobs"})
+
+
 def canonical_params(estimator) -> dict:
     """``{name: (comparable value, text)}`` for ``get_params(deep=True)`` (not collective).
 
@@ -80,6 +86,7 @@ def canonical_params(estimator) -> dict:
     An estimator's ``_parameter_meaning(params) -> params`` (where it has one) resolves
     values that mean the same before the comparison (``KMeans(n_init="auto")`` is
     ``n_init=1`` with the k-means++ or an array init); messages show the values as given.
+    Parameters of :data:`_RANK_OWN_PARAMETERS` (``n_jobs``) are left out.
 
     The rule for random states: an int (or None) compares by value; a ``RandomState`` or
     ``Generator`` instance compares by its state when the method is called, so ranks that
@@ -90,6 +97,8 @@ def canonical_params(estimator) -> dict:
     meaning = getattr(estimator, "_parameter_meaning", None)
     meant = meaning(dict(params)) if callable(meaning) else params
     for name, value in params.items():
+        if name.rpartition("__")[2] in _RANK_OWN_PARAMETERS:
+            continue
         out[name] = (_canonical(meant[name]), _Short(value))
         # a splitter parameter (``GridSearchCV(cv=KFold(...))``): its own parameters by name
         out.update((f"{name}__{p}", (_canonical(v), _Short(v)))

@@ -42,6 +42,16 @@ class IncrementalMixin:
                 "rank (it is collective) after partial_fit, or call fit()")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def _parameter_meaning(self, params):
+        """The parameters by what they mean, for the ranks' comparison (after the estimator's
+        own rules): ``batch_size`` only cuts this rank's rows into batches, so each rank may
+        choose its own."""
+        own = getattr(super(), "_parameter_meaning", None)
+        params = own(params) if callable(own) else params
+        if "batch_size" in params:
+            params["batch_size"] = None
+        return params
+
     def _clear_model(self):
         for name in type(self)._model_attributes:
             self.__dict__.pop(name, None)

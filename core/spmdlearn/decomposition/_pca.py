@@ -131,11 +131,9 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def _parameter_meaning(self, params):
         """The parameters by what they mean, for the ranks' comparison: ``copy`` (``X`` is
         never modified) and, with the exact solvers, the parameters of scikit-learn's
-        approximate ones (without effect there), as their defaults. ``batch_size`` (an
-        IncrementalPCA's) only cuts this rank's rows into batches: each rank may choose its
-        own."""
-        params.update({name: default for name, default in (
-            ("copy", True), ("batch_size", None)) if name in params})
+        approximate ones (without effect there), as their defaults."""
+        if "copy" in params:
+            params["copy"] = True
         if params.get("svd_solver") not in ("arpack", "randomized"):
             params.update({name: default for name, default in (
                 ("tol", 0.0), ("iterated_power", "auto"), ("n_oversamples", 10),
