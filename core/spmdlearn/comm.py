@@ -58,7 +58,7 @@ from typing import Callable
 import numpy as np
 
 from ._config import get_config
-from .contract import pack_partial, tree_fold, unpack_partial
+from .contract import pack_partial, tree_fold, unpack_partial, unpack_partials
 
 #: Variables a launcher sets for each rank, which the processes a rank starts inherit.
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK",
@@ -1141,7 +1141,7 @@ class Comm:
             result = parts[0]
         else:
             gathered = self._gather_partials(flat, error, last)
-            parts = [unpack_partial(row, template) for row in gathered]
+            parts = unpack_partials(gathered, template)
             result = tree_fold(parts, combine)
         _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
         return result
@@ -1172,7 +1172,7 @@ class Comm:
         if last and session.warnings:
             status |= _WARNED
         rows = self._exchange("reduce_partials", _digest(self._last_check), status=status,
-                              payload=flat.view(np.int64))
+                              session=session, payload=flat.view(np.int64))
         self._verdict(rows, "reduce_partials", compare_check=True, error=error)
         if last:
             self._close(rows, session)
