@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spmdlearn.comm import pack_partial, unpack_partial
+from spmdlearn.contract import unpack_partials
 from spmdlearn.reference import (
     COMOMENTS,
     LLOYD,
@@ -139,6 +140,37 @@ def test_pack_roundtrip(table):
     for partial in (moments_local(X, w), comoments_local(X, None, w),
                     r2_local(X[:, 0], X[:, 0] * 0.5, w)):
         assert _identical(unpack_partial(pack_partial(partial), partial), partial)
+
+
+def _same_fields(a, b):
+    """Field by field: the same types (a Python int stays an int), dtypes, shapes and bits."""
+    if isinstance(a, tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same_fields, a, b))
+    if isinstance(a, np.ndarray):
+        return (type(b) is np.ndarray and a.dtype == b.dtype and a.shape == b.shape
+                and a.tobytes() == b.tobytes())
+    return type(a) is type(b) and np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", CASES)
+@given(tables(max_rows=30))
+def test_unpack_partials_is_unpack_partial_per_row(name, table):
+    # what every rank unpacks after a reduction's exchange: all ranks' partials in one walk
+    contract = CASES[name][0]
+    X, w, cuts = table
+    parts = [contract.local(*shard) for shard in _shards(contract, cuts, _args(name, X, w))]
+    buffers = np.stack([pack_partial(p) for p in parts])
+    template = parts[0]
+    expected = [unpack_partial(row, template) for row in buffers]
+    got = unpack_partials(buffers, template)
+    assert len(got) == len(expected)
+    assert all(_same_fields(g, e) for g, e in zip(got, expected))
+    for field in got[0]:  # each partial has its own memory
+        if isinstance(field, np.ndarray):
+            field[...] = np.nan
+    assert all(_same_fields(g, e) for g, e in zip(got[1:], expected[1:]))
+    with pytest.raises(ValueError, match="does not match the template"):
+        unpack_partials(np.hstack([buffers, buffers[:, :1]]), template)
 
 
 def test_empty_shard_cuts_arrays_only():

@@ -100,10 +100,17 @@ def canonical_params(estimator) -> dict:
         if name.rpartition("__")[2] in _RANK_OWN_PARAMETERS:
             continue
         out[name] = (_canonical(meant[name]), _Short(value))
+        if value is None or isinstance(value, _SCALARS):
+            continue
         # a splitter parameter (``GridSearchCV(cv=KFold(...))``): its own parameters by name
-        out.update((f"{name}__{p}", (_canonical(v), _Short(v)))
-                   for p, v in (_object_params(value) or {}).items())
+        for p, v in (_object_params(value) or {}).items():
+            out[f"{name}__{p}"] = (_canonical(v), _Short(v))
     return out
+
+
+#: Parameter values that are no object with parameters of its own (the commonest: checked
+#: first, for the call of :func:`_object_params` it saves on every collective method call).
+_SCALARS = (bool, int, float, str)
 
 
 #: Arguments that are data (this rank's rows, targets, weights and groups): they differ across
@@ -218,25 +225,27 @@ def canonical_arguments(signature, args, kwargs, owner=None, resolve=None) -> di
     ``self.copy``); ``resolve(arguments)`` (a collective function's own rule, e.g.
     ``cv=None`` is ``cv=5``) rewrites the bound arguments. Messages show the values as given.
     """
-    try:
-        bound = signature.bind(*args, **kwargs)
-    except TypeError:
-        return {}  # the call itself raises, the same on every rank
-    bound.apply_defaults()
-    given = dict(bound.arguments)
+    layout = _layout(signature)
+    given = _bind(layout, args, kwargs)
+    if given is None:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return {}  # the call itself raises, the same on every rank
+        bound.apply_defaults()
+        given = dict(bound.arguments)
     arguments = dict(given)
     if owner is not None:
         own = estimator_params(owner, deep=False)
         for key, value in given.items():
-            parameter = signature.parameters[key]
-            if value is None and parameter.default is None and key in own \
+            if value is None and layout[key][1] is None and key in own \
                     and key not in _DATA_ARGUMENTS:
                 arguments[key] = own[key]
     if resolve is not None:
         arguments = resolve(arguments)
     out = {}
     for key, value in arguments.items():
-        kind = signature.parameters[key].kind
+        kind = layout[key][0]
         if key in _PRESENCE_ARGUMENTS and kind not in (inspect.Parameter.VAR_POSITIONAL,
                                                        inspect.Parameter.VAR_KEYWORD):
             out[f"argument {key}"] = (("None",) if value is None else ("rows",),
@@ -255,6 +264,50 @@ def canonical_arguments(signature, args, kwargs, owner=None, resolve=None) -> di
                          _Short(shown))
             out.update(nested_params(name, v))
     return out
+
+
+_LAYOUTS: dict = {}
+
+
+def _layout(signature) -> dict:
+    """``{name: (kind, default)}`` of ``signature``'s parameters, in order, made once per
+    signature object (a collective method's is made once, when it is wrapped): reading
+    ``Signature.parameters`` and each ``Parameter``'s fields costs a Python call each, at every
+    collective call on more than one rank."""
+    entry = _LAYOUTS.get(id(signature))
+    if entry is None or entry[0] is not signature:
+        entry = _LAYOUTS[id(signature)] = (signature, {
+            name: (p.kind, p.default) for name, p in signature.parameters.items()})
+    return entry[1]
+
+
+_PLAIN = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
+def _bind(layout, args, kwargs):
+    """``signature.bind(*args, **kwargs)`` with the defaults applied, as a dict, for a
+    signature of plain parameters (``layout``: :func:`_layout`) and a call that binds; None
+    otherwise (the caller then binds with ``inspect``, which also says why a call does not)."""
+    if len(args) > len(layout):
+        return None
+    bound, i = {}, 0
+    for name, (kind, default) in layout.items():
+        if kind is not _PLAIN:
+            return None
+        if i < len(args):
+            if name in kwargs:
+                return None
+            bound[name] = args[i]
+        elif name in kwargs:
+            bound[name] = kwargs[name]
+        elif default is inspect.Parameter.empty:
+            return None
+        else:
+            bound[name] = default
+        i += 1
+    if len(kwargs) + len(args) > len(bound) or any(k not in bound for k in kwargs):
+        return None
+    return bound
 
 
 def nested_params(name, value) -> dict:

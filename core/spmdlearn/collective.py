@@ -22,10 +22,10 @@ def partial_size(contract: ReductionContract, *shard) -> int:
     so that the reduction travels in its status exchange."""
     from ._array_api import numpy_dtype
 
-    key = (contract.name,) + tuple(
+    key = (contract.name,) + tuple([
         (tuple(a.shape[1:]) if contract._is_rows(i, a) else tuple(a.shape),
          numpy_dtype(a.dtype).str) if hasattr(a, "shape") and hasattr(a, "dtype") else repr(a)
-        for i, a in enumerate(shard))
+        for i, a in enumerate(shard)])
     size = _SIZES.get(key)
     if size is None:
         size = _SIZES[key] = int(pack_partial(contract.identity(*shard)).size)

@@ -58,7 +58,7 @@ from typing import Callable
 import numpy as np
 
 from ._config import get_config
-from .contract import pack_partial, tree_fold, unpack_partial
+from .contract import pack_partial, tree_fold, unpack_partial, unpack_partials
 
 #: Variables a launcher sets for each rank, which the processes a rank starts inherit.
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK",
@@ -128,6 +128,32 @@ _BASE_WIDTH = 10
 #: The most payload slots a session reserves (8 KiB per rank): larger data travels in a
 #: collective of its own after the exchange, as every exchange of the session carries the width.
 _MAX_WIDTH = 1024
+_MAX = np.maximum.reduce
+_ANY_IN_COLUMN = np.logical_or.reduce
+_STATUS_FLAGS = np.bitwise_or.reduce
+
+
+class _Head:
+    """What the checks of a status exchange read from its gathered ``rows``, computed once per
+    exchange (two array operations instead of one per column checked): ``differ[c]``, whether
+    the ranks' values of status column ``c`` differ; ``status``, the ranks' status flags
+    or-ed (``& _FAILED``: some rank failed; ``& _WARNED``: some rank warned)."""
+
+    __slots__ = ("rows", "differ", "status")
+
+    def __init__(self, rows):
+        self.rows = rows
+        head = rows[:, :_ROW]
+        self.differ = _ANY_IN_COLUMN(head != head[0], axis=0).tolist()
+        self.status = int(_STATUS_FLAGS(head[:, _STATUS]))
+
+    @staticmethod
+    def of(comm, rows) -> "_Head":
+        """``comm``'s last exchange's head where ``rows`` are its rows, else made for them."""
+        head = comm._head
+        return head if head.rows is rows else _Head(rows)
+
+
 #: Point-to-point tags of the watchdog's diagnosis (on the communicator in use).
 _TAG_ASK, _TAG_ANSWER = 32001, 32002
 _DEFAULT_TIMEOUT = 300.0
@@ -135,8 +161,23 @@ _DEFAULT_TIMEOUT = 300.0
 
 def _digest(value) -> int:
     """A stable 63-bit digest of ``repr``-able data (Python's ``hash`` of a str differs by process)."""
-    data = value if isinstance(value, bytes) else repr(value).encode()
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
+    text = value if isinstance(value, bytes) else repr(value)
+    digest = _DIGESTS.get(text)
+    if digest is None:
+        data = text if isinstance(text, bytes) else text.encode()
+        digest = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
+        if len(text) <= _DIGEST_TEXT:
+            if len(_DIGESTS) >= _DIGEST_ENTRIES:
+                _DIGESTS.clear()
+            _DIGESTS[text] = digest
+    return digest
+
+
+#: Digests of short texts already made, by text: every collective digests the same few facts
+#: (a method's name, a collective's shapes) call after call. Keyed by the text itself, so a
+#: cached digest is the digest of exactly that text.
+_DIGESTS: dict = {}
+_DIGEST_TEXT, _DIGEST_ENTRIES = 2048, 4096
 
 
 def owned_ids(ids, start: int, n_local: int) -> np.ndarray:
@@ -251,9 +292,11 @@ _local = threading.local()
 
 
 def _sessions() -> list:
-    if not hasattr(_local, "stack"):
+    try:
+        return _local.stack
+    except AttributeError:
         _local.stack = []
-    return _local.stack
+        return _local.stack
 
 
 def _same(a, b) -> bool:
@@ -270,6 +313,19 @@ def _same(a, b) -> bool:
 REDUCE_PIECE = 1 << 19
 
 
+_NO_HEAD = _Head(np.zeros((1, _ROW), dtype=np.int64))
+
+
+class _Wrapped:
+    """:attr:`Comm.mpi`: read as a plain instance attribute (a descriptor without ``__get__``),
+    set through here, which also keeps the communicator's ``rank`` and ``size``: they are read
+    at every collective, and an MPI communicator's rank and size never change."""
+
+    def __set__(self, comm, mpi):
+        comm.__dict__["mpi"] = mpi
+        comm.__dict__["rank"], comm.__dict__["size"] = mpi.Get_rank(), mpi.Get_size()
+
+
 class Comm:
     """A communicator for spmdlearn's collectives.
 
@@ -278,6 +334,13 @@ class Comm:
     comm : mpi4py.MPI.Comm
         The mpi4py communicator to wrap. spmdlearn does not ``Dup`` it: the caller owns it.
 
+    Attributes
+    ----------
+    rank : int
+        This process's rank (not collective).
+    size : int
+        Number of ranks (not collective).
+
     Notes
     -----
     Every method is collective unless it says otherwise: every rank of the communicator calls it,
@@ -285,19 +348,14 @@ class Comm:
     the watchdog.
     """
 
+    #: The wrapped mpi4py communicator. Setting it (a proxy that counts calls, in benchmarks)
+    #: also sets ``rank`` and ``size``.
+    mpi = _Wrapped()
+    _head = _NO_HEAD
+
     def __init__(self, comm):
         self.mpi = comm
-
-    # -- facts ------------------------------------------------------------------------------
-    @property
-    def rank(self) -> int:
-        """This process's rank (not collective)."""
-        return self.mpi.Get_rank()
-
-    @property
-    def size(self) -> int:
-        """Number of ranks (not collective)."""
-        return self.mpi.Get_size()
+        self._head = _NO_HEAD  # of the last status exchange
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
@@ -305,8 +363,10 @@ class Comm:
     # -- the status exchange and the watchdog ---------------------------------------------------
     def _session(self):
         stack = _sessions()
-        if stack and _same(stack[-1].comm.mpi, self.mpi):
-            return stack[-1]
+        if stack:
+            mpi = stack[-1].comm.mpi
+            if mpi is self.mpi or _same(mpi, self.mpi):
+                return stack[-1]
         return None
 
     def _exchange(self, collective: str, check: int = 0, status: int = 0,
@@ -322,7 +382,8 @@ class Comm:
         session = self._session() if session is None else session
         width = _BASE_WIDTH if session is None else session.width
         row = np.zeros(_ROW + width, dtype=np.int64)
-        row[_STATUS], row[_CHECK], row[_HOST] = status, check, _host_id()
+        row[_STATUS], row[_CHECK] = status, check
+        row[_HOST] = _HOST_ID if _HOST_ID is not None else _host_id()
         if session is not None:
             session.step += 1
             session.collective = collective
@@ -335,22 +396,23 @@ class Comm:
         if self.size == 1:
             out[0] = row
             return out
-        late = _pop_late_failure(self.mpi)
+        late = _pop_late_failure(self.mpi) if _late_failures else None
         if late is not None:
             row[_LATE] = late[0]
         request = self.mpi.Iallgather(row, out)
         self._wait(request, collective, session)
-        if (out[:, _LATE] != out[0, _LATE]).any():
+        head = self._head = _Head(out)
+        if head.differ[_LATE]:
             self._raise_late(late)
         if session is not None:
             session.request = 0
-            reserved = int(out[:, _RESERVE].max())
+            reserved = int(_MAX(out[:, _RESERVE]))
             if reserved > session.width:
                 session.width = min(reserved, _MAX_WIDTH)
             if session.entry is not None:
                 context, values = session.entry
                 session.entry = None
-                context._check_entry(out, values)
+                context._check_entry(out, values, head)
         return out
 
     def _raise_late(self, late):
@@ -376,7 +438,7 @@ class Comm:
         Should one rank raise there alone all the same (out of memory), it raises on its own,
         and the ranks' next status exchange on the communicator raises on every rank, naming
         it (:meth:`_raise_late`)."""
-        if session is not None and session.depth == 0 and not (rows[:, _STATUS] & _WARNED).any():
+        if session is not None and session.depth == 0 and not _Head.of(self, rows).status & _WARNED:
             session.closed_step = session.step
             # Should a rank make another collective all the same (a rank-dependent branch),
             # its row has the width of the rows of the other ranks' next collective method
@@ -433,11 +495,15 @@ class Comm:
         self._verdict(rows, collective, compare_check=True)
 
     def _verdict(self, rows, collective, compare_check, error=None):
-        if (rows[:, _STATUS] & _FAILED).any():
+        head = self._head
+        if head.rows is not rows:
+            head = _Head(rows)
+        if head.status & _FAILED:
             self._raise_gathered(error)
-        if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
+        differ = head.differ
+        if differ[_WHERE] or differ[_STEP]:
             self._raise_diverged(collective)
-        if compare_check and (rows[:, _CHECK] != rows[0, _CHECK]).any():
+        if compare_check and differ[_CHECK]:
             self._raise_mismatch(collective)
 
     def _position(self, collective) -> tuple:
@@ -600,8 +666,8 @@ class Comm:
 
     @staticmethod
     def _facts(*arrays, rows_free=False, extra=()) -> tuple:
-        return tuple((np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
-                     for a in arrays) + tuple(extra)
+        return tuple([(np.dtype(a.dtype).str, a.shape[1:] if rows_free else a.shape)
+                      for a in arrays]) + tuple(extra)
 
     def allgather_array(self, local: np.ndarray) -> np.ndarray:
         """Stack an array of the same shape and dtype from every rank: shape ``(size, *shape)``."""
@@ -1075,7 +1141,7 @@ class Comm:
             result = parts[0]
         else:
             gathered = self._gather_partials(flat, error, last)
-            parts = [unpack_partial(row, template) for row in gathered]
+            parts = unpack_partials(gathered, template)
             result = tree_fold(parts, combine)
         _warn_overflow(result, parts, getattr(combine, "__qualname__", "reduction"))
         return result
@@ -1106,7 +1172,7 @@ class Comm:
         if last and session.warnings:
             status |= _WARNED
         rows = self._exchange("reduce_partials", _digest(self._last_check), status=status,
-                              payload=flat.view(np.int64))
+                              session=session, payload=flat.view(np.int64))
         self._verdict(rows, "reduce_partials", compare_check=True, error=error)
         if last:
             self._close(rows, session)
@@ -1335,7 +1401,7 @@ class _SessionContext:
             raise
         # The agreement on the method and its parameters rides on the method's first status
         # exchange (its first collective, or its exit): one exchange fewer per call.
-        session.params_digest = _digest(sorted((k, v[0]) for k, v in values.items()))
+        session.params_digest = _digest(sorted([(k, v[0]) for k, v in values.items()]))
         session.entry = (self, values)
         if not _threads_limited and _launcher_ranks_on_node() is not None:
             # else from the host ids of that exchange
@@ -1344,15 +1410,18 @@ class _SessionContext:
         warnings_module.showwarning = self._collect
         return session
 
-    def _check_entry(self, rows, values):
-        """In the method's first status exchange, on every rank alike: the ranks call the same
-        method with the same parameters (unless a rank failed: that is raised instead)."""
-        _apply_thread_limit(self.comm, rows[:, _HOST])
-        if (rows[:, _STATUS] & _FAILED).any():
+    def _check_entry(self, rows, values, head):
+        """In the method's first status exchange (``head``: :class:`_Head` of its ``rows``), on
+        every rank alike: the ranks call the same method with the same parameters (unless a
+        rank failed: that is raised instead)."""
+        if not _threads_limited:
+            _apply_thread_limit(self.comm, rows[:, _HOST])
+        if head.status & _FAILED:
             return  # the caller raises every rank's error
-        if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
+        differ = head.differ
+        if differ[_WHERE] or differ[_STEP]:
             self._raise_mismatched_calls()
-        if (rows[:, _PARAMS] != rows[0, _PARAMS]).any():
+        if differ[_PARAMS]:
             self._raise_mismatched_params(values)
 
     def _collect(self, message, category, filename, lineno, file=None, line=None):
@@ -1404,7 +1473,8 @@ class _SessionContext:
                 # The method's last collective agreed that every rank succeeded and none had
                 # warned; what followed is local and alike on every rank (Comm._close): no exit
                 # exchange. Warnings since then are alike everywhere: rank 0 shows them.
-                self._show([self._portable()])
+                if session.warnings:
+                    self._show([self._portable()])
                 if exc is not None:
                     _note_late_failure(comm.mpi, session.where, exc)
                     _with_overflow(exc, session)
@@ -1417,12 +1487,15 @@ class _SessionContext:
                 except Exception as gathered:
                     raise _with_overflow(gathered, session)
             rows = comm._exchange("method exit", status=self._warned(), session=session)
-            if (rows[:, _STATUS] & _FAILED).any():
+            head = _Head.of(comm, rows)
+            if head.status & _FAILED:
                 self._show([self._portable()])
                 comm._raise_gathered(None)
-            if (rows[:, _WHERE] != rows[0, _WHERE]).any() or (rows[:, _STEP] != rows[0, _STEP]).any():
+            if head.differ[_WHERE] or head.differ[_STEP]:
                 comm._raise_diverged("method exit")
-            self._show(self._gather_warnings((rows[:, _STATUS] & _WARNED).any()))
+            any_warned = bool(head.status & _WARNED)
+            if any_warned or session.warnings:
+                self._show(self._gather_warnings(any_warned))
             return False
         finally:
             _sessions().remove(session)

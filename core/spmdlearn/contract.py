@@ -163,6 +163,43 @@ def unpack_partial(buffer: np.ndarray, template):
     return result
 
 
+def unpack_partials(buffers: np.ndarray, template) -> list:
+    """``[unpack_partial(row, template) for row in buffers]`` (``buffers``: one packed partial
+    per row, float64 of shape ``(n, size)``), made with one walk of the template's fields for
+    all rows: each field is cut, shaped and cast for every row at once. The partials' arrays are
+    rows of one array per field (each partial's its own row, never shared between partials)."""
+    columns, used = _unpack_columns(buffers, template, 0)
+    if used != buffers.shape[1]:
+        raise ValueError(f"buffer of {buffers.shape[1]} values does not match the template "
+                         f"({used})")
+    return [type(template)(*fields) for fields in zip(*columns)]
+
+
+def _unpack_columns(buffers, template, start):
+    """Every row's value of each field of ``template``: an array of the rows' values (an array
+    field), a list (a scalar field) or a list of partials (a nested partial)."""
+    fields = []
+    for field in template:
+        if isinstance(field, np.ndarray):
+            value = buffers[:, start:start + field.size].reshape(
+                (buffers.shape[0],) + field.shape).astype(field.dtype)
+            start += field.size
+        elif isinstance(field, tuple):
+            value, start = _unpack_columns(buffers, field, start)
+            value = [type(field)(*inner) for inner in zip(*value)]
+        else:
+            column = buffers[:, start]
+            if type(field) is float:
+                value = column.tolist()
+            elif isinstance(field, (int, float)):
+                value = [type(field)(v) for v in column]
+            else:
+                value = list(column)
+            start += 1
+        fields.append(value)
+    return fields, start
+
+
 def _unpack(buffer, template, start):
     fields = []
     for field in template:

@@ -1,0 +1,127 @@
+"""Host time that a multi-rank fit adds over a one-rank fit, on shards so small that it dominates.
+
+    mpiexec -n 2 python benchmarks/world_overhead.py --rows 1000 --repeat 400
+
+Every rank fits the same estimator on its shard twice: alone (``config_context(comm=COMM_SELF)``,
+what one rank costs) and on the library's communicator (all ranks). For each estimator rank 0
+prints, alone and on the world: the fit time (median over repeats of the slowest rank, each
+repeat started after a barrier), the CPU time of the process per fit (median over repeats, the
+largest over ranks: unlike the wall time, it does not count waiting for the other rank while it
+is descheduled on a loaded machine; the time spent waiting in a status exchange, spinning or
+sleeping, is left out) and the Python function calls per fit (cProfile, rank 0; the calls of
+the wait loop, ``time.monotonic`` and ``time.sleep``, left out: they count the time waited, not
+work). The difference is what the world adds. KMeans is reported per Lloyd step: the difference
+between fits of 20 and 10 steps, divided by 10. ``PYTHONPATH=<other checkout>/core`` runs the same
+on another version of the library, for a before/after comparison.
+"""
+
+import argparse
+import cProfile
+import pstats
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+import spmdlearn
+from spmdlearn import comm as spmd_comm
+from spmdlearn.basic_statistics import BasicStatistics
+from spmdlearn.cluster import KMeans
+from spmdlearn.covariance import EmpiricalCovariance
+from spmdlearn.linear_model import LinearRegression
+
+
+_WAITED = [0.0]
+
+
+def _count_waiting():
+    """CPU time spent in the status exchanges' wait loop (spinning), to leave out."""
+    original = spmd_comm.Comm._wait
+
+    def waiting(self, *args, **kwargs):
+        start = time.process_time()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _WAITED[0] += time.process_time() - start
+
+    spmd_comm.Comm._wait = waiting
+
+
+def _timed(world, fit, repeat):
+    walls, cpus = [], []
+    for _ in range(repeat):
+        world.Barrier()
+        _WAITED[0] = 0.0
+        start, cpu = time.perf_counter(), time.process_time()
+        fit()
+        cpus.append(time.process_time() - cpu - _WAITED[0])
+        walls.append(time.perf_counter() - start)
+    wall = np.array(world.allreduce(walls, op=MPI.SUM)).reshape(world.size, repeat).max(axis=0)
+    cpu = max(world.allgather(float(np.median(cpus))))
+    return float(np.median(wall)) * 1e3, cpu * 1e3
+
+
+def _calls(fit, n=20):
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(n):
+        fit()
+    profile.disable()
+    stats = pstats.Stats(profile)
+    waiting = sum(value[1] for key, value in stats.stats.items()
+                  if key[2] in ("<built-in method time.monotonic>", "<built-in method time.sleep>"))
+    return (stats.total_calls - waiting) / n
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1000, help="rows per rank")
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=400)
+    parser.add_argument("--backend", default="cpu")
+    args = parser.parse_args()
+    world = MPI.COMM_WORLD
+    rng = np.random.default_rng(world.rank)
+    X = rng.normal(size=(args.rows, args.features))
+    y = X @ np.arange(1.0, args.features + 1) + rng.normal(size=args.rows)
+    init = np.random.default_rng(0).normal(size=(4, args.features))
+
+    def kmeans(steps):
+        return lambda: KMeans(4, init=init, n_init=1, max_iter=steps, tol=0.0).fit(X)
+
+    fits = {
+        "BasicStatistics": [lambda: BasicStatistics().fit(X)],
+        "EmpiricalCovariance": [lambda: EmpiricalCovariance().fit(X)],
+        "LinearRegression": [lambda: LinearRegression().fit(X, y)],
+        "KMeans per step": [kmeans(20), kmeans(10)],
+    }
+    _count_waiting()
+    with spmdlearn.config_context(backend=args.backend):
+        BasicStatistics().fit(X)  # the ranks' thread limit, set by the first collective call
+    if world.rank == 0:
+        print(f"ranks={world.size} rows/rank={args.rows} features={args.features} "
+              f"backend={args.backend} repeat={args.repeat}", flush=True)
+    for name, calls in fits.items():
+        results = {}
+        for where, comm in (("alone", MPI.COMM_SELF), ("world", None)):
+            values = []
+            for fit in calls:
+                with spmdlearn.config_context(comm=comm, backend=args.backend):
+                    for _ in range(20):
+                        fit()
+                    wall, cpu = _timed(world, fit, args.repeat)
+                    n = _calls(fit)
+                values.append(np.array([wall, cpu, n]))
+            value = values[0] if len(values) == 1 else (values[0] - values[1]) / 10
+            results[where] = value
+        if world.rank == 0:
+            (wa, ca, na), (ww, cw, nw) = results["alone"], results["world"]
+            print(f"{name:<20} alone: wall {wa:6.3f} ms cpu {ca:6.3f} ms calls {na:6.0f} | "
+                  f"world: wall {ww:6.3f} ms cpu {cw:6.3f} ms calls {nw:6.0f} | "
+                  f"added: wall {ww - wa:6.3f} ms cpu {cw - ca:6.3f} ms calls {nw - na:5.0f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
