@@ -48,8 +48,9 @@ BLOCK_BYTES = 16 << 20
 #: Memory budget of one visiting piece of a ring pass (:meth:`spmdlearn.comm.Comm.ring_pieces`):
 #: the other ranks' rows arrive in pieces of about this many bytes, so that a rank holds its own
 #: rows and one piece of another's, never another rank's block whole (a 200,000 x 16 float64
-#: shard is 26 MB; its pieces are 4 MiB).
-PIECE_BYTES = 4 << 20
+#: shard is 26 MB; its pieces are 2 MiB). A consumer still holds the previous piece while the
+#: next one arrives, so two pieces is the most a rank holds.
+PIECE_BYTES = 2 << 20
 
 
 def piece_rows(*blocks, budget: int | None = None) -> int:
