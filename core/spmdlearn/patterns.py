@@ -431,12 +431,17 @@ class RingTopKMerge:
         return best_d, best_i
 
 
+#: Indices per slice of :func:`lookup_payload` (its temporaries are of one slice).
+_LOOKUP_SLICE = 1 << 15
+
+
 def lookup_payload(comm, indices, payload):
     """Collective: ``payload`` rows of the training rows named by global ``indices``.
 
     Every rank's payload (labels, targets: ``(n_rows, m)``) visits every rank once (a ring pass);
     each rank picks, by position in the owner's rows, the values its ``indices`` name. O(indices)
-    work per visiting piece (:data:`PIECE_BYTES`); memory one visiting piece. Runs in the namespace of ``indices`` (a
+    work per visiting piece (:data:`PIECE_BYTES`); memory the result, one visiting piece and
+    temporaries of a slice of the indices. Runs in the namespace of ``indices`` (a
     device array stays on its device; the payload travels through host buffers).
 
     Returns
@@ -458,10 +463,13 @@ def lookup_payload(comm, indices, payload):
         lo, n_owner = int(starts[owner]) + start, int(P.shape[0])
         if n_owner == 0 or flat.shape[0] == 0:
             continue
-        local = flat - lo
-        mine = (local >= 0) & (local < n_owner)
-        picked = xp.take(P, xp.clip(local, 0, n_owner - 1), axis=0)
-        out = xp.where(mine[:, None], picked, out)
+        # the indices a slice at a time: the temporaries (offsets, mask, picked values) are of
+        # one slice, not of all the queries' k neighbours
+        for sl in _slices(flat.shape[0], _LOOKUP_SLICE):
+            local = flat[sl] - lo
+            mine = (local >= 0) & (local < n_owner)
+            picked = xp.take(P, xp.clip(local, 0, n_owner - 1), axis=0)
+            out[sl, ...] = xp.where(mine[:, None], picked, out[sl, ...])
     return xp.reshape(out, tuple(indices.shape) + (m,))
 
 
