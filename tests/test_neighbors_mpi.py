@@ -265,3 +265,84 @@ def test_cosine_of_rows_whose_norms_overflow_raises_on_every_rank(comm):
     assert_all_ranks(comm, np.array_equal(est.kneighbors(return_distance=False),
                                           ref.kneighbors(return_distance=False)[lo:hi]),
                      "cosine neighbours of a large row")
+
+
+@pytest.mark.timeout(120)
+def test_small_ring_pieces_give_the_same_neighbours(comm, monkeypatch):
+    """The other ranks' rows visit in pieces (``PIECE_BYTES``): pieces of a few rows give
+    scikit-learn's neighbours, votes, means and radius neighbours, as whole blocks do."""
+    import spmdlearn.patterns
+
+    monkeypatch.setattr(spmdlearn.patterns, "PIECE_BYTES", 7 * 40)  # 7 rows of 4 features
+    X, y, yr, Q = _data(5)
+    cuts, qcuts = random_cuts(len(X), comm.size, 6), random_cuts(len(Q), comm.size, 7)
+    X_local, y_local, yr_local = local_rows(cuts, comm.rank, X, y, yr)
+    Q_local = local_rows(qcuts, comm.rank, Q)
+    lo, hi = qcuts[comm.rank], qcuts[comm.rank + 1]
+    tlo, thi = cuts[comm.rank], cuts[comm.rank + 1]
+    clf = KNeighborsClassifier(6).fit(X_local, y_local)
+    ref = skn.KNeighborsClassifier(6, algorithm="brute").fit(X, y)
+    assert_all_ranks(comm, np.array_equal(clf.predict(Q_local), ref.predict(Q)[lo:hi]), "predict")
+    _, ind = clf.kneighbors()
+    assert_all_ranks(comm, np.array_equal(ind, ref.kneighbors()[1][tlo:thi]), "X=None")
+    reg = KNeighborsRegressor(6, weights="distance").fit(X_local, yr_local)
+    rreg = skn.KNeighborsRegressor(6, weights="distance", algorithm="brute").fit(X, yr)
+    assert_allclose_all_ranks(comm, reg.predict(Q_local), rreg.predict(Q)[lo:hi], rtol=1e-12)
+    est = NearestNeighbors(radius=1.1).fit(X_local)
+    dist, rind = est.radius_neighbors(Q_local, sort_results=True)
+    rdist, rrind = skn.NearestNeighbors(radius=1.1, algorithm="brute").fit(X).radius_neighbors(
+        Q, sort_results=True)
+    ok = all(np.array_equal(a, b) and np.allclose(c, e, atol=1e-10)
+             for a, b, c, e in zip(rind, rrind[lo:hi], dist, rdist[lo:hi]))
+    assert_all_ranks(comm, ok and len(rind) == hi - lo, "radius_neighbors")
+
+
+@pytest.mark.timeout(60)
+def test_ring_pieces_bring_every_row_once(world):
+    """``ring_pieces``: this rank's rows whole first, then each other rank's rows in order, in
+    pieces of at most ``rows`` rows, over uneven shards with an empty rank."""
+    comm = world
+    sizes = [0 if r == 1 else 3 * r + 4 for r in range(comm.size)]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    mine = np.arange(starts[comm.rank], starts[comm.rank + 1], dtype=np.int64)
+    rows = np.stack([mine, -mine], axis=1).astype(np.float32)
+    pieces = list(comm.ring_pieces((rows, mine), 3))
+    ok = pieces[0][0] == comm.rank and pieces[0][1] == 0 and np.array_equal(pieces[0][2][1], mine)
+    seen = {}
+    for owner, start, (R, G) in pieces[1:]:
+        ok &= owner != comm.rank and len(G) <= 3 and R.dtype == np.float32
+        ok &= np.array_equal(G, np.arange(starts[owner] + start, starts[owner] + start + len(G)))
+        ok &= np.array_equal(R[:, 1], -G.astype(np.float32))
+        seen.setdefault(owner, []).append(start)
+    expected = {r: list(range(0, sizes[r], 3)) for r in range(comm.size)
+                if r != comm.rank and sizes[r]}
+    assert_all_ranks(comm, ok and seen == expected, f"pieces {seen} != {expected}")
+
+
+@pytest.mark.timeout(120)
+def test_predict_holds_one_visiting_piece_not_a_block(world, monkeypatch):
+    """Memory: during ``predict`` a rank holds one visiting piece of another rank's rows, not
+    its whole block. Traced allocations (NumPy's, through tracemalloc) during the call stay
+    below half of one rank's training block; a whole visiting block would exceed it."""
+    import tracemalloc
+
+    import spmdlearn.patterns
+
+    comm = world
+    n, d = 20_000, 8  # 1.28 MB of training rows per rank
+    monkeypatch.setattr(spmdlearn.patterns, "PIECE_BYTES", 64 << 10)
+    rng = np.random.default_rng(comm.rank)
+    X = rng.normal(size=(n, d))
+    clf = KNeighborsClassifier(5).fit(X, rng.integers(0, 3, n))
+    Q = X[:50]
+    clf.predict(Q)  # loads the kernels outside the traced call
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        clf.predict(Q)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    added = peak - before
+    assert_all_ranks(comm, added < X.nbytes / 2,
+                     f"predict traced {added} bytes over {before}; block {X.nbytes}")

@@ -23,9 +23,12 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 KERNEL_BLOCK_ROWS = {kernel: (1 << 18, 1 << 19)
                      for kernel in ("radius_counts", "radius_min_label", "radius_label_union")}
 #: The top-k merge keeps only per-thread GEMM tiles (no query x candidate temporary), so a
-#: visiting block of up to 2^18 candidates meets up to 2^16 queries in one call: the query tiles
-#: spread over the threads, and the per-call costs (thread setup, norms) are paid once a block.
-KERNEL_BLOCK_ROWS["knn_merge"] = (1 << 16, 1 << 18)
+#: visiting block of up to 2^18 candidates meets up to 2^13 queries in one call: 32 query tiles
+#: to spread over the threads, and the per-call costs (thread setup) are paid once a block. The
+#: call returns a new running best of its queries (16 bytes x k a query) while the caller holds
+#: the old one: 2^13 queries bound that copy to 1.3 MB at k=10 (2^16 made it 10 MB, and all the
+#: queries' at once below that; candidate norms are per tile either way).
+KERNEL_BLOCK_ROWS["knn_merge"] = (1 << 13, 1 << 18)
 
 
 def _module(name):

@@ -999,6 +999,62 @@ class Comm:
         yield from self._ring_steps(tuple(b if f else h for b, f, h in zip(own, foreign, current)),
                                     counts, exchange)
 
+    def ring_pieces(self, blocks: tuple, rows: int):
+        """Yield every rank's ``blocks`` (a tuple of arrays with rows), the other ranks' in
+        pieces of at most ``rows`` rows: ``(owner, start, arrays)``, ``arrays`` being rows
+        ``start:start + len`` of rank ``owner``'s blocks.
+
+        This rank's blocks come first, whole (``start`` 0, as :meth:`ring` yields them). Then,
+        at step ``t`` of ``1..size - 1``, this rank sends its own blocks to ``rank + t`` and
+        receives those of ``rank - t``, a piece at a time (``Sendrecv``), each piece preceded by
+        a status exchange (so that an error on one rank while it works on a piece reaches every
+        rank); the pieces of one owner come in order of ``start``. Every rank sends only its own
+        rows, so no rank holds another's block whole: memory is one visiting piece, where
+        :meth:`ring` holds one visiting block (two while forwarding). Collective; every rank
+        passes the same ``rows``.
+
+        Blocks of another array type than NumPy (device arrays) travel whole, as in
+        :meth:`ring` (each owner one piece, ``start`` 0): ``rows`` bounds host memory, and a
+        device block is not staged through the host piece by piece.
+        """
+        from ._array_api import is_foreign_array
+
+        rows = int(rows)
+        if rows < 1:
+            raise ValueError(f"rows={rows} should be >= 1")
+        own = tuple(blocks)
+        if any(is_foreign_array(b) for b in own):
+            for owner, arrays in self.ring(own):
+                yield owner, 0, arrays
+            return
+        if self.size == 1:
+            yield self.rank, 0, tuple(np.ascontiguousarray(b) for b in own)
+            return
+        # an empty rank takes the others' layout
+        host = tuple(self._row_layout(b)[0] for b in own)
+        self._checked("ring pieces", *host, rows_free=True, extra=(rows,))
+        counts = self._allgather_array(np.array([host[0].shape[0]], dtype=np.int64))[:, 0]
+        yield self.rank, 0, host
+        # the same number of pieces on every rank: every rank takes part in each status exchange
+        n_pieces = -(-int(counts.max()) // rows)
+        mine = int(host[0].shape[0])
+        for step in range(1, self.size):
+            dest, source = (self.rank + step) % self.size, (self.rank - step) % self.size
+            incoming = int(counts[source])
+            for piece in range(n_pieces):
+                lo = piece * rows
+                self._enter("ring piece")
+                n_in = max(0, min(rows, incoming - lo))
+                received = []
+                for b in host:
+                    buf = np.empty((n_in,) + b.shape[1:], dtype=b.dtype)
+                    self.mpi.Sendrecv(b[min(lo, mine):min(lo + rows, mine)], dest=dest,
+                                      recvbuf=buf, source=source)
+                    received.append(buf)
+                if n_in:
+                    yield source, lo, tuple(received)
+                del received, buf  # the piece goes when its consumer drops it
+
     def _ring_steps(self, first, row_counts, exchange):
         """The steps of a ring pass: yield ``(owner, visiting)``, this rank's blocks ``first``
         first; between steps a status exchange, then ``exchange(incoming_rows, dest, source)``

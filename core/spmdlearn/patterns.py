@@ -34,7 +34,7 @@ import numpy as np
 
 from ._backends import call_kernel, kernel_block_rows
 
-__all__ = ["BLOCK_BYTES", "row_block", "SimulatedComm", "simulate_collective", "RingTopKMerge",
+__all__ = ["BLOCK_BYTES", "PIECE_BYTES", "row_block", "piece_rows", "SimulatedComm", "simulate_collective", "RingTopKMerge",
            "RING_TOPK", "LabelPropagation", "LABEL_PROPAGATION", "ComponentUnion", "COMPONENT_UNION", "LevelHistograms",
            "LEVEL_HISTOGRAMS", "GradientSum", "GRADIENT_SUM", "lookup_payload",
            "segment_min", "check_distance_range"]
@@ -43,6 +43,25 @@ __all__ = ["BLOCK_BYTES", "row_block", "SimulatedComm", "simulate_collective", "
 #: candidates, or of rows against centers): blocks are sized so that one such matrix of float64
 #: stays within it, whatever the number of rows.
 BLOCK_BYTES = 16 << 20
+
+
+#: Memory budget of one visiting piece of a ring pass (:meth:`spmdlearn.comm.Comm.ring_pieces`):
+#: the other ranks' rows arrive in pieces of about this many bytes, so that a rank holds its own
+#: rows and one piece of another's, never another rank's block whole (a 200,000 x 16 float64
+#: shard is 26 MB; its pieces are 2 MiB). A consumer still holds the previous piece while the
+#: next one arrives, so two pieces is the most a rank holds.
+PIECE_BYTES = 2 << 20
+
+
+def piece_rows(*blocks, budget: int | None = None) -> int:
+    """Rows per ring piece such that one row of every block of ``blocks`` together fits
+    ``budget`` bytes per piece (:data:`PIECE_BYTES` if None); at least 1."""
+    from ._array_api import numpy_dtype
+
+    budget = PIECE_BYTES if budget is None else budget
+    row_bytes = sum(numpy_dtype(b.dtype).itemsize * int(np.prod(b.shape[1:], dtype=np.int64))
+                    for b in blocks)
+    return max(1, int(budget // max(1, row_bytes)))
 
 
 def row_block(n_columns: int, itemsize: int = 8, budget: int | None = None) -> int:
@@ -128,6 +147,24 @@ class SimulatedComm:
             owner = (self.rank - step) % self.size
             yield owner, tuple((b if step == 0 else from_model(h, b)) if is_foreign_array(b)
                                else h for b, h in zip(own, everyone[owner]))
+
+    def ring_pieces(self, blocks: tuple, rows: int):
+        """:meth:`spmdlearn.comm.Comm.ring_pieces`: this rank's blocks whole, then the other
+        ranks' (``rank - 1``, ``rank - 2``, ...) in pieces of at most ``rows`` rows, as
+        ``(owner, start, arrays)``; device blocks whole."""
+        from ._array_api import is_foreign_array
+
+        rows = int(rows)
+        if rows < 1:
+            raise ValueError(f"rows={rows} should be >= 1")
+        foreign = any(is_foreign_array(b) for b in blocks)
+        for step, (owner, arrays) in enumerate(self.ring(blocks)):
+            n = int(arrays[0].shape[0])
+            if step == 0 or foreign:
+                yield owner, 0, arrays
+                continue
+            for lo in range(0, n, rows):
+                yield owner, lo, tuple(a[lo:lo + rows] for a in arrays)
 
 
 def simulate_collective(fn: Callable, shards: Sequence[Sequence], timeout: float = 120.0) -> list:
@@ -303,14 +340,15 @@ class RingTopKMerge:
     """The k nearest training rows, over all ranks, of each of this rank's queries.
 
     Collective pattern: every rank's training block (rows and global indices) visits every rank
-    once (a ring pass). Each rank keeps, for each of its queries, the ``k`` best candidates so
-    far and merges each visiting block into them with the ``knn_merge`` kernel, one call per
-    (query block, candidate block) sized by :data:`BLOCK_BYTES`.
+    once (a ring pass, in pieces of :data:`PIECE_BYTES`: :meth:`spmdlearn.comm.Comm.ring_pieces`).
+    Each rank keeps, for each of its queries, the ``k`` best candidates so far and merges each
+    visiting piece into them with the ``knn_merge`` kernel, one call per (query block, candidate
+    block) sized by :data:`BLOCK_BYTES`.
 
     Law: the merge keeps the ``k`` smallest ``(distance, global index)`` pairs of the union of
     the candidates, which is associative and commutative; so the result is the same for any
     split of the training rows and queries over any number of ranks (empty ones included), and
-    equals one rank's search over all rows. Memory per rank: its rows, one visiting block, the
+    equals one rank's search over all rows. Memory per rank: its rows, one visiting piece, the
     running best ``(n_queries, k)`` and one kernel block.
     """
 
@@ -376,7 +414,8 @@ class RingTopKMerge:
         best_d[...] = np.inf
         best_i[...] = -1
         q_index = gidx if exclude_self else None
-        for _, (Y, G) in comm.ring((X, gidx)):
+        # the other ranks' rows visit in pieces (memory: one piece, not a rank's block)
+        for _, _, (Y, G) in comm.ring_pieces((X, gidx), piece_rows(X, gidx)):
             best_d, best_i = self.local(Q, q_index, Y, G, best_d, best_i, metric=metric, p=p,
                                         backend=backend)
         xp = array_namespace(best_i)
@@ -392,12 +431,17 @@ class RingTopKMerge:
         return best_d, best_i
 
 
+#: Indices per slice of :func:`lookup_payload` (its temporaries are of one slice).
+_LOOKUP_SLICE = 1 << 15
+
+
 def lookup_payload(comm, indices, payload):
     """Collective: ``payload`` rows of the training rows named by global ``indices``.
 
     Every rank's payload (labels, targets: ``(n_rows, m)``) visits every rank once (a ring pass);
     each rank picks, by position in the owner's rows, the values its ``indices`` name. O(indices)
-    work per step; memory one visiting payload block. Runs in the namespace of ``indices`` (a
+    work per visiting piece (:data:`PIECE_BYTES`); memory the result, one visiting piece and
+    temporaries of a slice of the indices. Runs in the namespace of ``indices`` (a
     device array stays on its device; the payload travels through host buffers).
 
     Returns
@@ -415,14 +459,17 @@ def lookup_payload(comm, indices, payload):
     flat = xp.reshape(indices, (-1,))
     out = empty_like_rows(indices, (flat.shape[0], m), numpy_dtype(payload.dtype))
     out[...] = 0
-    for owner, (P,) in comm.ring((payload,)):
-        lo, n_owner = int(starts[owner]), int(P.shape[0])
+    for owner, start, (P,) in comm.ring_pieces((payload,), piece_rows(payload)):
+        lo, n_owner = int(starts[owner]) + start, int(P.shape[0])
         if n_owner == 0 or flat.shape[0] == 0:
             continue
-        local = flat - lo
-        mine = (local >= 0) & (local < n_owner)
-        picked = xp.take(P, xp.clip(local, 0, n_owner - 1), axis=0)
-        out = xp.where(mine[:, None], picked, out)
+        # the indices a slice at a time: the temporaries (offsets, mask, picked values) are of
+        # one slice, not of all the queries' k neighbours
+        for sl in _slices(flat.shape[0], _LOOKUP_SLICE):
+            local = flat[sl] - lo
+            mine = (local >= 0) & (local < n_owner)
+            picked = xp.take(P, xp.clip(local, 0, n_owner - 1), axis=0)
+            out[sl, ...] = xp.where(mine[:, None], picked, out[sl, ...])
     return xp.reshape(out, tuple(indices.shape) + (m,))
 
 

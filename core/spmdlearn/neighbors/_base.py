@@ -24,8 +24,10 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
     visiting block into them with the ``knn_merge`` kernel (the ``k`` smallest distances, ties
     broken by the lower global index). The merge is associative and commutative, so the result
     does not depend on the order in which blocks arrive. Targets are then looked up by global
-    index (:func:`spmdlearn.patterns.lookup_payload`, a ring pass of the targets only). Memory
-    per rank: its rows, one visiting block, and one kernel block (``BLOCK_BYTES``).
+    index (:func:`spmdlearn.patterns.lookup_payload`, a ring pass of the targets only). The
+    other ranks' rows visit in pieces (:meth:`spmdlearn.comm.Comm.ring_pieces`). Memory per
+    rank: its rows, one visiting piece (``PIECE_BYTES``), the running best ``(n_queries, k)``
+    and one kernel block (``BLOCK_BYTES``).
 
     Everything between kernels (the search, the lookup, the vote or mean) runs in the queries'
     array namespace, on their device; blocks cross the host only to be sent.

@@ -15,7 +15,7 @@ from .._base import GatherFitDataMixin, thread_limit
 from .._validation import validate_predict
 from ..metrics import accuracy_score, r2_score
 from ..metrics._classification import encode_labels, global_labels, label_values
-from ..patterns import check_distance_range, row_block
+from ..patterns import check_distance_range, piece_rows, row_block
 
 _CANDIDATE_BLOCK = 4096  # candidate rows per kernel call
 
@@ -155,7 +155,7 @@ class NearestNeighbors(_Servable, _NeighborsBase):
         inds = [xp.zeros((0,), dtype=xp.int64, device=dev)]
         dists = [xp.zeros((0,), dtype=accumulation_dtype(Q), device=dev)]
         with thread_limit(self.n_jobs):
-            for _, (Y, G) in comm.ring((fit_X, gidx)):
+            for _, _, (Y, G) in comm.ring_pieces((fit_X, gidx), piece_rows(fit_X, gidx)):
                 for bs in _slices(Y.shape[0], _CANDIDATE_BLOCK):
                     for qs in _slices(n_q, row_block(_CANDIDATE_BLOCK)):
                         indptr, ind, dist = call_kernel(
