@@ -15,19 +15,14 @@ repeats (interleaved, one-rank and 2-rank fits in turn), and the Python calls pe
 """
 
 import argparse
-import cProfile
-import pstats
 import time
 
 import numpy as np
 from mpi4py import MPI
 
 import spmdlearn
-from spmdlearn.basic_statistics import BasicStatistics
-from spmdlearn.cluster import KMeans
 from spmdlearn.comm import Comm
-from spmdlearn.covariance import EmpiricalCovariance
-from spmdlearn.linear_model import LinearRegression
+from world_overhead import calls_per_fit, estimator_fits
 
 
 class _Done:
@@ -81,15 +76,6 @@ def _time(fit, repeat):
     return float(np.median(times)) * 1e3
 
 
-def _calls(fit, n=20):
-    profile = cProfile.Profile()
-    profile.enable()
-    for _ in range(n):
-        fit()
-    profile.disable()
-    return pstats.Stats(profile).total_calls / n
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1000)
@@ -102,15 +88,7 @@ def main():
     y = X @ np.arange(1.0, args.features + 1) + rng.normal(size=args.rows)
     init = rng.normal(size=(4, args.features))
 
-    def kmeans(steps):
-        return lambda: KMeans(4, init=init, n_init=1, max_iter=steps, tol=0.0).fit(X)
-
-    fits = {
-        "BasicStatistics": [lambda: BasicStatistics().fit(X)],
-        "EmpiricalCovariance": [lambda: EmpiricalCovariance().fit(X)],
-        "LinearRegression": [lambda: LinearRegression().fit(X, y)],
-        "KMeans per step": [kmeans(20), kmeans(10)],
-    }
+    fits = estimator_fits(X, y, init)
     twin, alone = Comm(_TwinMPI()), Comm(MPI.COMM_SELF)
     print(f"rows={args.rows} features={args.features} backend={args.backend} "
           f"repeat={args.repeat}", flush=True)
@@ -124,7 +102,7 @@ def main():
                 with spmdlearn.config_context(comm=comm, backend=args.backend):
                     for _ in range(20):
                         fit()
-                    counts[where] = _calls(fit)
+                    counts[where] = calls_per_fit(fit)
             for _ in range(10):  # interleaved, so that a change of load hits both alike
                 for where, comm in (("alone", alone), ("2 ranks", twin)):
                     with spmdlearn.config_context(comm=comm, backend=args.backend):

@@ -67,7 +67,9 @@ def _timed(world, fit, repeat):
     return float(np.median(wall)) * 1e3, cpu * 1e3, busy * 1e3
 
 
-def _calls(fit, n=20):
+def calls_per_fit(fit, n=20):
+    """Python function calls per call of ``fit`` (cProfile), leaving out the clock reads and
+    sleeps of the wait loop, whose number depends on how long the other ranks take."""
     profile = cProfile.Profile()
     profile.enable()
     for _ in range(n):
@@ -77,6 +79,21 @@ def _calls(fit, n=20):
     waiting = sum(value[1] for key, value in stats.stats.items()
                   if key[2] in ("<built-in method time.monotonic>", "<built-in method time.sleep>"))
     return (stats.total_calls - waiting) / n
+
+
+def estimator_fits(X, y, init):
+    """``{name: [fit, ...]}``: the fits both scripts time. One fit: its own cost; two (KMeans
+    with 20 and 10 Lloyd steps): the difference, divided by 10, is the cost of one step."""
+
+    def kmeans(steps):
+        return lambda: KMeans(len(init), init=init, n_init=1, max_iter=steps, tol=0.0).fit(X)
+
+    return {
+        "BasicStatistics": [lambda: BasicStatistics().fit(X)],
+        "EmpiricalCovariance": [lambda: EmpiricalCovariance().fit(X)],
+        "LinearRegression": [lambda: LinearRegression().fit(X, y)],
+        "KMeans per step": [kmeans(20), kmeans(10)],
+    }
 
 
 def main():
@@ -94,15 +111,7 @@ def main():
     y = X @ np.arange(1.0, args.features + 1) + rng.normal(size=args.rows)
     init = np.random.default_rng(0).normal(size=(4, args.features))
 
-    def kmeans(steps):
-        return lambda: KMeans(4, init=init, n_init=1, max_iter=steps, tol=0.0).fit(X)
-
-    fits = {
-        "BasicStatistics": [lambda: BasicStatistics().fit(X)],
-        "EmpiricalCovariance": [lambda: EmpiricalCovariance().fit(X)],
-        "LinearRegression": [lambda: LinearRegression().fit(X, y)],
-        "KMeans per step": [kmeans(20), kmeans(10)],
-    }
+    fits = estimator_fits(X, y, init)
     _count_waiting()
     with spmdlearn.config_context(backend=args.backend):
         BasicStatistics().fit(X)  # the ranks' thread limit, set by the first collective call
@@ -120,7 +129,7 @@ def main():
                     for _ in range(20):
                         fit()
                     wall, cpu, busy = _timed(world, fit, args.repeat)
-                    n = _calls(fit)
+                    n = calls_per_fit(fit)
                 values.append(np.array([wall, cpu, busy, n]))
             value = values[0] if len(values) == 1 else (values[0] - values[1]) / 10
             results[where] = value
