@@ -351,11 +351,11 @@ class Comm:
     #: The wrapped mpi4py communicator. Setting it (a proxy that counts calls, in benchmarks)
     #: also sets ``rank`` and ``size``.
     mpi = _Wrapped()
+    #: The :class:`_Head` of this communicator's last status exchange (set by ``_exchange``).
     _head = _NO_HEAD
 
     def __init__(self, comm):
         self.mpi = comm
-        self._head = _NO_HEAD  # of the last status exchange
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
@@ -383,7 +383,7 @@ class Comm:
         width = _BASE_WIDTH if session is None else session.width
         row = np.zeros(_ROW + width, dtype=np.int64)
         row[_STATUS], row[_CHECK] = status, check
-        row[_HOST] = _HOST_ID if _HOST_ID is not None else _host_id()
+        row[_HOST] = _host_id()
         if session is not None:
             session.step += 1
             session.collective = collective
@@ -495,9 +495,7 @@ class Comm:
         self._verdict(rows, collective, compare_check=True)
 
     def _verdict(self, rows, collective, compare_check, error=None):
-        head = self._head
-        if head.rows is not rows:
-            head = _Head(rows)
+        head = _Head.of(self, rows)
         if head.status & _FAILED:
             self._raise_gathered(error)
         differ = head.differ

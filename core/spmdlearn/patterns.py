@@ -58,10 +58,9 @@ def piece_rows(*blocks, budget: int | None = None) -> int:
     ``budget`` bytes per piece (:data:`PIECE_BYTES` if None); at least 1."""
     from ._array_api import numpy_dtype
 
-    budget = PIECE_BYTES if budget is None else budget
     row_bytes = sum(numpy_dtype(b.dtype).itemsize * int(np.prod(b.shape[1:], dtype=np.int64))
                     for b in blocks)
-    return max(1, int(budget // max(1, row_bytes)))
+    return row_block(row_bytes, itemsize=1, budget=PIECE_BYTES if budget is None else budget)
 
 
 def row_block(n_columns: int, itemsize: int = 8, budget: int | None = None) -> int:
