@@ -87,6 +87,39 @@ def test_moments_and_column_stats(shard):
     _same_partial(_moments.column_stats_local(X, w), ref.column_stats_local(X, w), rtol, floor)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [1, 7, 20, 50, 65])
+def test_flat_moments_equal_the_row_loop(monkeypatch, dtype, d):
+    """C-ordered unweighted shards take the flat, vectorised kernel (chunks of a multiple of
+    ``d`` values, an odd or even count of them, rows after the last whole chunk), which gives
+    the row loop's moments up to rounding, the same extremes bit for bit (NaN passed over as
+    the row loop passes over it), and whose non-finite sums stay non-finite."""
+    rng = np.random.default_rng(d)
+    block = block_rows(d)
+    lanes = _moments._lanes(d)
+    assert lanes % d == 0 and lanes % 8 == 0
+    for n in (1, 3, lanes // d + 1, 2 * lanes // d + 1, block - 1, 2 * block + 5):
+        X = (rng.normal(size=(n, d)) * rng.uniform(0.1, 10, d) + 50.0).astype(dtype)
+        if n > 2:
+            X[n // 2, 0] = np.nan
+            X[n - 1, d - 1] = np.inf
+        expected = _moments._column_moments(X, np.zeros(0), _moments._UNWEIGHTED, block)
+        got = _moments._column_moments_flat(X, block, lanes)
+        for name, a, b in zip(["weight", "mean", "m2", "min", "max"], got, expected):
+            if name in ("min", "max"):
+                assert np.array_equal(a, b), (n, name)
+            else:
+                _close(a, b, 1e-12, f"{n} {name}", _noise_floor(X[np.isfinite(X).all(axis=1)]))
+    # the partial's entry point takes the flat kernel for these shards, the row loop otherwise
+    calls = []
+    monkeypatch.setattr(_moments, "_column_moments", lambda *a: calls.append(a) or 1 / 0)
+    _moments.moments_local(np.ascontiguousarray(X), None)
+    _moments.column_stats_local(np.ascontiguousarray(X), None)
+    assert calls == []
+    with pytest.raises(ZeroDivisionError):
+        _moments.moments_local(np.asfortranarray(X) if d > 1 else X[::2], None)
+
+
 @given(shards(), st.sampled_from([None, 1, 2]))
 def test_comoments(shard, n_targets):
     X, w, rng = shard

@@ -136,6 +136,133 @@ def _column_moments(X, w, mode, block):
     return W[0], M[0].copy(), M2[0].copy(), LO[0].copy(), HI[0].copy()
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _extend(chunk, s, lo_in, lo_out, hi_in, hi_out):
+    """Add one chunk of the flattened rows to the lane sums ``s`` and take its lane minima and
+    maxima from ``lo_in``/``hi_in`` into ``lo_out``/``hi_out``.
+
+    The extremes are written to other arrays than they are read from: where they were updated
+    in place, LLVM turns ``a = lo[p]; lo[p] = x if x < a else a`` into a masked store of ``x``,
+    which is slower than the scalar loop (measured, one Zen 4 core, 2M x 20 float64: 50 ms
+    against 32 ms for this form, which compiles to ``vminpd``/``vmaxpd``). A NaN leaves the
+    extremes as they are, as the row loop does.
+    """
+    for p in range(chunk.shape[0]):
+        x = np.float64(chunk[p])
+        s[p] += x
+        a = lo_in[p]
+        lo_out[p] = x if x < a else a
+        b = hi_in[p]
+        hi_out[p] = x if x > b else b
+
+
+@njit(cache=True, nogil=True)
+def _flat_block(f, d, lanes, s, lo, hi, m2):
+    """Mean, centered sum of squares, minimum and maximum of each column of the rows whose
+    values are ``f`` (one C-ordered block of ``d`` columns, flattened), in two passes of
+    ``lanes`` values (a multiple of ``d``) at a time, which LLVM vectorises whatever ``d``.
+
+    ``s`` (``lanes``), ``lo``/``hi`` (``2 x lanes``) and ``m2`` (``lanes``) are scratch.
+    Returns the column sums, minima and maxima; ``m2[:d]`` then holds the centered squares.
+    """
+    total = f.shape[0]
+    n_chunks = total // lanes
+    s[:] = 0.0
+    lo[:] = np.inf
+    hi[:] = -np.inf
+    for c in range(0, n_chunks - 1, 2):  # in pairs: the extremes go back and forth
+        _extend(f[c * lanes:(c + 1) * lanes], s, lo[0], lo[1], hi[0], hi[1])
+        _extend(f[(c + 1) * lanes:(c + 2) * lanes], s, lo[1], lo[0], hi[1], hi[0])
+    if n_chunks % 2:
+        c = n_chunks - 1
+        _extend(f[c * lanes:(c + 1) * lanes], s, lo[0], lo[1], hi[0], hi[1])
+        lo[0, :] = lo[1]
+        hi[0, :] = hi[1]
+    sums = np.zeros(d)
+    mn = np.full(d, np.inf)
+    mx = np.full(d, -np.inf)
+    for p in range(lanes):
+        j = p % d
+        sums[j] += s[p]
+        mn[j] = min(mn[j], lo[0, p])
+        mx[j] = max(mx[j], hi[0, p])
+    for q in range(n_chunks * lanes, total):  # the rows after the last whole chunk
+        j = (q - n_chunks * lanes) % d
+        x = np.float64(f[q])
+        sums[j] += x
+        mn[j] = min(mn[j], x)
+        mx[j] = max(mx[j], x)
+    rows = total // d
+    mean = sums / rows
+    for p in range(lanes):
+        s[p] = mean[p % d]  # the mean, one value per lane
+    m2[:] = 0.0
+    for c in range(n_chunks):
+        chunk = f[c * lanes:(c + 1) * lanes]
+        for p in range(lanes):
+            z = np.float64(chunk[p]) - s[p]
+            m2[p] += z * z
+    for p in range(d, lanes):
+        m2[p % d] += m2[p]
+    for q in range(n_chunks * lanes, total):
+        j = (q - n_chunks * lanes) % d
+        z = np.float64(f[q]) - mean[j]
+        m2[j] += z * z
+    return sums, mn, mx
+
+
+@canonical(read_only="X")
+@njit(parallel=True, cache=True)
+def _column_moments_flat(X, block, lanes):
+    """:func:`_column_moments` of unweighted C-ordered rows: each block's values are taken as
+    one flat run (:func:`_flat_block`), so the loops are vectorised across columns and rows."""
+    n, d = X.shape
+    f = X.reshape(n * d)
+    nb = (n + block - 1) // block
+    W = np.zeros(max(nb, 1))
+    M = np.zeros((max(nb, 1), d))
+    M2 = np.zeros((max(nb, 1), d))
+    LO = np.full((max(nb, 1), d), np.inf)
+    HI = np.full((max(nb, 1), d), -np.inf)
+    for b in prange(nb):
+        lo = b * block
+        hi = min(n, lo + block)
+        s = np.empty(lanes)
+        ext_lo = np.empty((2, lanes))
+        ext_hi = np.empty((2, lanes))
+        m2 = np.empty(lanes)
+        sums, mn, mx = _flat_block(f[lo * d:hi * d], d, lanes, s, ext_lo, ext_hi, m2)
+        W[b] = np.float64(hi - lo)
+        for j in range(d):
+            M[b, j] = sums[j] / W[b]
+            M2[b, j] = m2[j]
+            LO[b, j] = mn[j]
+            HI[b, j] = mx[j]
+    step = 1
+    while step < nb:
+        for a in range(0, nb - step, 2 * step):
+            _merge(W, M, M2, LO, HI, a, a + step)
+        step *= 2
+    return W[0], M[0].copy(), M2[0].copy(), LO[0].copy(), HI[0].copy()
+
+
+def _lanes(d):
+    """Values per chunk of :func:`_flat_block`: a multiple of ``d`` and of 8 (whole AVX-512
+    vectors of float64), at least 64."""
+    lanes = d * 8 // np.gcd(d, 8)
+    return lanes * max(1, -(-64 // lanes))
+
+
+def _moments_of(X, sample_weight, mode):
+    """``(weight, mean, m2, min, max)`` of the shard's columns, by the fastest kernel that
+    serves its layout and weights."""
+    n, d = X.shape
+    block = block_rows(d)
+    if mode == _UNWEIGHTED and type(X) is np.ndarray and X.flags.c_contiguous:
+        return _column_moments_flat(X, block, _lanes(d))
+    return _column_moments(X, _weights(sample_weight, n), mode, block)
+
+
 def _weights(sample_weight, n):
     """The weights as contiguous float64, the one type the kernels are compiled for (they read
     each weight as float64, so float32 weights give the same values); a copy of one value per
@@ -153,7 +280,7 @@ def moments_local(X, sample_weight=None) -> MomentsPartial:
                               np.full(d, -np.inf))
     use_kernel_threads()
     mode = _UNWEIGHTED if sample_weight is None else _SCALED
-    _, mean, m2, lo, hi = _column_moments(X, _weights(sample_weight, n), mode, block_rows(d))
+    _, mean, m2, lo, hi = _moments_of(X, sample_weight, mode)
     return MomentsPartial(float(n), mean, m2, lo, hi)
 
 
@@ -165,7 +292,7 @@ def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
                                   np.full(d, -np.inf))
     use_kernel_threads()
     mode = _UNWEIGHTED if sample_weight is None else _FREQUENCY
-    weight, mean, m2, lo, hi = _column_moments(X, _weights(sample_weight, n), mode, block_rows(d))
+    weight, mean, m2, lo, hi = _moments_of(X, sample_weight, mode)
     if weight == 0.0:
         mean, m2 = np.zeros(d), np.zeros(d)
     return ColumnStatsPartial(float(n), float(weight), mean, m2, lo, hi)
