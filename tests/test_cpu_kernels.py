@@ -103,6 +103,8 @@ def test_flat_moments_equal_the_row_loop(monkeypatch, dtype, d):
         if n > 2:
             X[n // 2, 0] = np.nan
             X[n - 1, d - 1] = np.inf
+        if n > block:  # the second block's first row far out: that block takes a second pass
+            X[block, d // 2] = 1e6
         expected = _moments._column_moments(X, np.zeros(0), _moments._UNWEIGHTED, block)
         got = _moments._column_moments_flat(X, block, lanes)
         for name, a, b in zip(["weight", "mean", "m2", "min", "max"], got, expected):
@@ -110,6 +112,20 @@ def test_flat_moments_equal_the_row_loop(monkeypatch, dtype, d):
                 assert np.array_equal(a, b), (n, name)
             else:
                 _close(a, b, 1e-12, f"{n} {name}", _noise_floor(X[np.isfinite(X).all(axis=1)]))
+    # one pass about the first row where that cancels little (constant columns exactly 0),
+    # a second pass about the mean where it would cancel more than SHIFT_RATIO allows
+    far = np.full((block, d), 7.0, dtype=dtype)
+    far[:, 0] = rng.normal(size=block)
+    for first, one_pass in ((0.5, True), (100.0, False)):
+        far[0, 0] = first
+        *got, served = _moments._flat_block(far.reshape(-1), d, lanes, np.empty(lanes),
+                                            np.empty(lanes), np.empty(lanes),
+                                            np.empty((2, lanes)), np.empty((2, lanes)))
+        assert served == one_pass, first
+        expected = ref.moments_local(far)
+        _close(got[0], expected.mean, RTOL[np.dtype(dtype)], f"mean, first row {first}")
+        _close(got[1], expected.m2, RTOL[np.dtype(dtype)], f"m2, first row {first}")
+        assert np.all(got[1][1:] == 0.0)
     # the partial's entry point takes the flat kernel for these shards, the row loop otherwise
     calls = []
     monkeypatch.setattr(_moments, "_column_moments", lambda *a: calls.append(a) or 1 / 0)

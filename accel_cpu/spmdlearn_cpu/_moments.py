@@ -136,10 +136,19 @@ def _column_moments(X, w, mode, block):
     return W[0], M[0].copy(), M2[0].copy(), LO[0].copy(), HI[0].copy()
 
 
+#: A block's moments are taken in one pass about its first row where, for every column, the
+#: sum of squares about that row is at most this many times the sum of squares about the
+#: block's mean: the subtraction that turns one into the other then cancels at most
+#: ``log2(16) = 4`` bits (the first row lies within 3.9 standard deviations of the mean).
+#: Other blocks take a second pass about their mean.
+SHIFT_RATIO = 16.0
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _extend(chunk, s, lo_in, lo_out, hi_in, hi_out):
-    """Add one chunk of the flattened rows to the lane sums ``s`` and take its lane minima and
-    maxima from ``lo_in``/``hi_in`` into ``lo_out``/``hi_out``.
+def _extend(chunk, shift, s, q, lo_in, lo_out, hi_in, hi_out):
+    """Add one chunk of the flattened rows, minus ``shift``, to the lane sums ``s`` and sums of
+    squares ``q``, and take its lane minima and maxima from ``lo_in``/``hi_in`` into
+    ``lo_out``/``hi_out``.
 
     The extremes are written to other arrays than they are read from: where they were updated
     in place, LLVM turns ``a = lo[p]; lo[p] = x if x < a else a`` into a masked store of ``x``,
@@ -149,7 +158,9 @@ def _extend(chunk, s, lo_in, lo_out, hi_in, hi_out):
     """
     for p in range(chunk.shape[0]):
         x = np.float64(chunk[p])
-        s[p] += x
+        z = x - shift[p]
+        s[p] += z
+        q[p] += z * z
         a = lo_in[p]
         lo_out[p] = x if x < a else a
         b = hi_in[p]
@@ -157,58 +168,77 @@ def _extend(chunk, s, lo_in, lo_out, hi_in, hi_out):
 
 
 @njit(cache=True, nogil=True)
-def _flat_block(f, d, lanes, s, lo, hi, m2):
+def _flat_block(f, d, lanes, shift, s, q, lo, hi):
     """Mean, centered sum of squares, minimum and maximum of each column of the rows whose
-    values are ``f`` (one C-ordered block of ``d`` columns, flattened), in two passes of
-    ``lanes`` values (a multiple of ``d``) at a time, which LLVM vectorises whatever ``d``.
+    values are ``f`` (one C-ordered block of ``d`` columns, flattened), ``lanes`` values (a
+    multiple of ``d``) at a time, which LLVM vectorises whatever ``d``.
 
-    ``s`` (``lanes``), ``lo``/``hi`` (``2 x lanes``) and ``m2`` (``lanes``) are scratch.
-    Returns the column sums, minima and maxima; ``m2[:d]`` then holds the centered squares.
+    One pass takes the sums and sums of squares about the block's first row; a block where
+    that would cancel more than :data:`SHIFT_RATIO` allows (or holds non-finite values) takes a
+    second pass about its mean, from the cache. ``shift``, ``s``, ``q`` (``lanes``) and
+    ``lo``/``hi`` (``2 x lanes``) are scratch. Returns the column means, centered sums of
+    squares, minima and maxima, and whether one pass served.
     """
     total = f.shape[0]
+    rows = total // d
     n_chunks = total // lanes
+    for p in range(lanes):
+        shift[p] = np.float64(f[p % d])
     s[:] = 0.0
+    q[:] = 0.0
     lo[:] = np.inf
     hi[:] = -np.inf
     for c in range(0, n_chunks - 1, 2):  # in pairs: the extremes go back and forth
-        _extend(f[c * lanes:(c + 1) * lanes], s, lo[0], lo[1], hi[0], hi[1])
-        _extend(f[(c + 1) * lanes:(c + 2) * lanes], s, lo[1], lo[0], hi[1], hi[0])
+        _extend(f[c * lanes:(c + 1) * lanes], shift, s, q, lo[0], lo[1], hi[0], hi[1])
+        _extend(f[(c + 1) * lanes:(c + 2) * lanes], shift, s, q, lo[1], lo[0], hi[1], hi[0])
     if n_chunks % 2:
         c = n_chunks - 1
-        _extend(f[c * lanes:(c + 1) * lanes], s, lo[0], lo[1], hi[0], hi[1])
+        _extend(f[c * lanes:(c + 1) * lanes], shift, s, q, lo[0], lo[1], hi[0], hi[1])
         lo[0, :] = lo[1]
         hi[0, :] = hi[1]
     sums = np.zeros(d)
+    squares = np.zeros(d)
     mn = np.full(d, np.inf)
     mx = np.full(d, -np.inf)
     for p in range(lanes):
         j = p % d
         sums[j] += s[p]
+        squares[j] += q[p]
         mn[j] = min(mn[j], lo[0, p])
         mx[j] = max(mx[j], hi[0, p])
-    for q in range(n_chunks * lanes, total):  # the rows after the last whole chunk
-        j = (q - n_chunks * lanes) % d
-        x = np.float64(f[q])
-        sums[j] += x
+    for k in range(n_chunks * lanes, total):  # the rows after the last whole chunk
+        j = (k - n_chunks * lanes) % d
+        x = np.float64(f[k])
+        z = x - shift[j]
+        sums[j] += z
+        squares[j] += z * z
         mn[j] = min(mn[j], x)
         mx[j] = max(mx[j], x)
-    rows = total // d
-    mean = sums / rows
+    mean = np.empty(d)
+    m2 = np.empty(d)
+    kept = True
+    for j in range(d):
+        mean[j] = shift[j] + sums[j] / rows
+        m2[j] = squares[j] - sums[j] * sums[j] / rows
+        kept = kept and squares[j] <= SHIFT_RATIO * m2[j]  # False for NaN
+    if kept:
+        return mean, np.maximum(m2, 0.0), mn, mx, True
     for p in range(lanes):
-        s[p] = mean[p % d]  # the mean, one value per lane
-    m2[:] = 0.0
+        shift[p] = mean[p % d]
+    q[:] = 0.0
     for c in range(n_chunks):
         chunk = f[c * lanes:(c + 1) * lanes]
         for p in range(lanes):
-            z = np.float64(chunk[p]) - s[p]
-            m2[p] += z * z
-    for p in range(d, lanes):
-        m2[p % d] += m2[p]
-    for q in range(n_chunks * lanes, total):
-        j = (q - n_chunks * lanes) % d
-        z = np.float64(f[q]) - mean[j]
+            z = np.float64(chunk[p]) - shift[p]
+            q[p] += z * z
+    m2[:] = 0.0
+    for p in range(lanes):
+        m2[p % d] += q[p]
+    for k in range(n_chunks * lanes, total):
+        j = (k - n_chunks * lanes) % d
+        z = np.float64(f[k]) - mean[j]
         m2[j] += z * z
-    return sums, mn, mx
+    return mean, m2, mn, mx, False
 
 
 @canonical(read_only="X")
@@ -227,14 +257,12 @@ def _column_moments_flat(X, block, lanes):
     for b in prange(nb):
         lo = b * block
         hi = min(n, lo + block)
-        s = np.empty(lanes)
-        ext_lo = np.empty((2, lanes))
-        ext_hi = np.empty((2, lanes))
-        m2 = np.empty(lanes)
-        sums, mn, mx = _flat_block(f[lo * d:hi * d], d, lanes, s, ext_lo, ext_hi, m2)
+        mean, m2, mn, mx, _ = _flat_block(f[lo * d:hi * d], d, lanes, np.empty(lanes),
+                                       np.empty(lanes), np.empty(lanes), np.empty((2, lanes)),
+                                       np.empty((2, lanes)))
         W[b] = np.float64(hi - lo)
         for j in range(d):
-            M[b, j] = sums[j] / W[b]
+            M[b, j] = mean[j]
             M2[b, j] = m2[j]
             LO[b, j] = mn[j]
             HI[b, j] = mx[j]
