@@ -210,7 +210,8 @@ class NearestNeighbors(_Servable, _NeighborsBase):
         else:
             raise ValueError(f'Unsupported mode, must be one of "connectivity", or "distance" '
                              f'but got "{mode}" instead')
-        lengths = np.array([len(i) for i in ind], dtype=np.int64)
+        # per-query arrays of the queries' type: an array-API array has a shape, not a len()
+        lengths = np.array([int(i.shape[0]) for i in ind], dtype=np.int64)
         indptr = np.concatenate([[0], np.cumsum(lengths)])
         # a SciPy sparse matrix is host memory
         indices = np.concatenate([to_host(i) for i in ind] + [np.zeros(0, np.int64)])
