@@ -137,3 +137,67 @@ def test_incremental_errors(comm):
                                match="no rank called partial_fit")
     empty.partial_fit(X[:0])
     assert_raises_on_all_ranks(comm, ValueError, empty.finalize_fit, match="n_samples=0")
+
+
+#: Reads of each batch by kernels: one pass (co-moments or moments, the finiteness check riding
+#: in it), and IncrementalPCA's second for the QR of the batch centered by its mean, as
+#: scikit-learn's partial_fit reads a batch for its mean and variance, then for its SVD.
+READS_PER_BATCH = {"stats": 1, "cov": 1, "linreg": 1, "pca": 2}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_each_batch_is_read_once_per_pass(comm, name):
+    """``fit`` and ``partial_fit`` read a batch as often as the algorithm needs: the finiteness
+    check does not add a pass of its own (it did: ``all_finite`` on every batch)."""
+    from spmdlearn import _backends
+
+    make_inc, make_full, supervised, attrs = CASES[name]
+    X, y = make_data(8, 40, 4, 1)
+    cuts = random_cuts(40, comm.size, 8)
+    X_local, y_local = local_rows(cuts, comm.rank, X, y)
+    first = "moments_local" if name == "stats" else "comoments_local"
+    reads, expected = {}, {}
+    for how in ("partial_fit", "fit"):
+        est = make_inc().set_params(batch_size=5)
+        _backends.reset_dispatch_counts()
+        if how == "fit":
+            est.fit(X_local, y_local) if supervised else est.fit(X_local)
+        else:
+            _feed(est, X_local, y_local, 5, supervised)
+            est.finalize_fit()
+        reads[how] = {kernel: sum(c.values())
+                      for (_, kernel), c in _backends.dispatch_counts().items()}
+        n_batches = -(-len(X_local) // 5)
+        # fit folds an empty rank's rows as one empty batch (nothing to read, nor to factor)
+        expected[how] = {first: max(n_batches, 1) if how == "fit" else n_batches}
+        if name == "pca":
+            expected[how]["tsqr_local"] = n_batches
+        expected[how] = {k: v for k, v in expected[how].items() if v}
+    assert_all_ranks(comm, reads == expected,
+                     f"kernel calls {reads}, expected {expected} ({READS_PER_BATCH[name]} "
+                     "read(s) of each batch)")
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_deferred_finiteness_check_still_refuses(comm, name):
+    """The finiteness check that rides in the batch's kernel raises scikit-learn's message, at
+    once on its rank (partial_fit is local), and the bad batch leaves the state as it was."""
+    make_inc, make_full, supervised, attrs = CASES[name]
+    X, y = make_data(9, 20, 3, 1)
+    for where, value, match in (("X", np.nan, "Input X contains NaN"),
+                                ("X", np.inf, "Input X contains infinity"),
+                                ("y", np.inf, "Input y contains infinity")):
+        if where == "y" and not supervised:
+            continue
+        est = make_inc()
+        _feed(est, X[:10], y[:10], 10, supervised)
+        bad_X, bad_y = X[10:].copy(), y[10:].copy()
+        (bad_X if where == "X" else bad_y)[2, ...] = value
+        with pytest.raises(ValueError, match=match):
+            est.partial_fit(bad_X, bad_y) if supervised else est.partial_fit(bad_X)
+        _feed(est, X[10:], y[10:], 10, supervised)
+        est.finalize_fit()
+        full = _alone(make_full(), np.tile(X, (comm.size, 1)),
+                      np.tile(y, comm.size) if supervised else None)
+        assert_allclose_all_ranks(comm, getattr(est, attrs[0]), getattr(full, attrs[0]),
+                                  rtol=1e-7, what=f"nothing lost after a bad {where}")

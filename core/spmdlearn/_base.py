@@ -21,27 +21,49 @@ __all__ = ["SPMDEstimatorMixin", "GatherFitDataMixin", "thread_limit", "collecti
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
+_PLAIN_TYPES = (bool, int, float, complex, str, bytes)
+
+
+def class_weight_meaning(params):
+    """``params`` with a ``class_weight`` dict's weights as Python floats (local): scikit-learn's
+    ``compute_class_weight`` reads ``{1: 3}``, ``{1: 3.0}``, ``{1: np.float32(3.0)}`` and
+    ``{1: array_api_strict.asarray(3.0)}`` alike, into a float64 array. The keys compare as
+    dict keys do (:func:`_canonical`: ``np.int64(1)`` is ``1``)."""
+    weights = params.get("class_weight")
+    if isinstance(weights, dict):
+        try:
+            params["class_weight"] = {k: float(v) for k, v in weights.items()}
+        except (TypeError, ValueError):  # not numbers: compared as given (fit says why)
+            pass
+    return params
+
+
 def _canonical(value):
     """A value that compares equal across ranks when the parameter means the same there.
 
-    Numbers, strings, None and booleans by value and type, a NumPy scalar as the Python number
-    it holds (``np.float64(1.0)`` as ``1.0``: the same parameter); arrays by dtype, shape and bytes;
+    Numbers, strings, None and booleans by value and type, a NumPy scalar (or a 0-d array of
+    any array type) as the Python number or string it holds (``np.float64(1.0)`` as ``1.0``,
+    ``np.str_("a")`` as ``"a"``: the same parameter); arrays by dtype, shape and bytes; dicts
+    by their keys and values, each as such a value;
     estimators by class (their parameters appear separately in ``get_params(deep=True)``);
     functions and classes by qualified name; a ``RandomState`` or ``Generator`` by its current
     state (ranks must draw the same numbers); containers element-wise; anything else by its
     ``repr`` without memory addresses.
     """
-    if (isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0)) \
-            and isinstance(value.item(), (bool, int, float, complex)):
-        value = value.item()
-    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic)):
+    if value is None or type(value) in _PLAIN_TYPES:  # the commonest, first
         return (type(value).__name__, value)
     from ._array_api import is_foreign_array, to_host
 
     if is_foreign_array(value):
         # an array of the array API standard (an init, a penalty per target): by its values,
-        # as a NumPy array (its repr elides the values of a large array)
+        # as a NumPy array (its repr elides the values of a large array); a 0-d one holds one
+        # value, as a NumPy scalar does (a class weight of array_api_strict.asarray(2.0))
         value = np.asarray(to_host(value))
+    if (isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0)) \
+            and isinstance(value.item(), (bool, int, float, complex, str, bytes)):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, np.generic)):
+        return (type(value).__name__, value)
     if isinstance(value, np.ndarray):
         return ("ndarray", value.dtype.str, value.shape, value.tobytes() if value.dtype != object
                 else tuple(_canonical(v) for v in value.ravel()))
@@ -53,7 +75,9 @@ def _canonical(value):
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_canonical(v) for v in value))
     if isinstance(value, dict):
-        return ("dict", tuple(sorted((repr(k), _canonical(v)) for k, v in value.items())))
+        # keys as values too: np.int64(1) and 1 (np.str_("a") and "a") are one dict key
+        return ("dict", tuple(sorted(((_canonical(k), _canonical(v)) for k, v in value.items()),
+                                     key=repr)))
     if isinstance(value, (set, frozenset)):
         return ("set", tuple(sorted(repr(_canonical(v)) for v in value)))
     if hasattr(value, "get_params") and not isinstance(value, type):

@@ -14,8 +14,8 @@ from sklearn.utils.validation import validate_data
 
 from ._array_api import is_foreign_array, numpy_dtype, take_rows
 from ._validation import (_check_consistent_rows, _check_foreign, _check_sample_weight, as_float,
-                          check_X, check_feature_names_agree, check_y, count_nonzero,
-                          validate_params, x_dtype)
+                          check_feature_names_agree, check_finite, check_X, check_y,
+                          count_nonzero, validate_params, x_dtype)
 from .comm import get_comm
 
 __all__ = ["IncrementalMixin", "UnweightedComomentBatches"]
@@ -25,12 +25,18 @@ class IncrementalMixin:
     """Local ``partial_fit``, collective ``finalize_fit``, ``fit`` = batches + finalize.
 
     Subclasses define ``_contract`` (the reduction), ``_model_attributes`` (what finalize sets),
-    ``_batch_partial(X, y, w, backend)``, ``_identity(n_features, n_targets)`` and
+    ``_batch_partial(X, y, w, backend)`` (``(X, y, w, backend, check)`` with
+    ``_defers_finite``), ``_identity(n_features, n_targets)`` and
     ``_finalize(partial, n_features, y_ndim, dtype)``; ``_requires_y`` for supervised ones.
     """
 
     _requires_y = False
     _model_attributes: tuple = ()
+    #: ``_batch_partial`` runs the finiteness check it is given whenever its one-pass partial is
+    #: not finite (NaN or infinity in the batch always makes it so), so that a batch is read
+    #: once there, as the non-incremental fits defer it (``validate_fit(defer_finite=True)``);
+    #: False: the batch is checked before its partial (a kernel that ignores NaN).
+    _defers_finite = False
     #: Frequency weights must be non-negative and not all zero (BasicStatistics' scale rows).
     _weights_scale_rows = False
 
@@ -79,7 +85,8 @@ class IncrementalMixin:
         validate_params(self)
         first = "_partial" not in self.__dict__
         backend = resolve_backend(X)
-        Xv = check_X(self, X, reset=first, backend=backend)
+        defer = self._defers_finite
+        Xv = check_X(self, X, reset=first, backend=backend, finite=not defer)
         dtype = numpy_dtype(Xv.dtype)
         if not first and dtype != self._dtype:
             raise ValueError(f"X has dtype {dtype}, but earlier batches had {self._dtype}")
@@ -88,13 +95,21 @@ class IncrementalMixin:
             if y is None:
                 raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
                                  "y is None.")
-            yv = check_y(y, Xv, self)
+            yv = check_y(y, Xv, self, finite=not defer)
             n_targets = 1 if yv.ndim == 1 else int(yv.shape[1])
             if not first and (yv.ndim, n_targets) != (self._y_ndim, self._n_targets):
                 raise ValueError(f"y has shape {tuple(yv.shape[1:])} per row, but earlier batches "
                                  f"had {self._n_targets} target(s)")
         w = _check_sample_weight(sample_weight, Xv, non_negative=not self._weights_scale_rows)
-        batch = self._batch_partial(Xv, yv, w, backend)
+
+        def check():
+            # the checks validation left out, in scikit-learn's order and with its messages
+            check_finite(Xv, self, "X", backend)
+            if yv is not None:
+                check_finite(yv, None, "y")
+
+        batch = (self._batch_partial(Xv, yv, w, backend, check) if defer
+                 else self._batch_partial(Xv, yv, w, backend))
         nonzero = int(Xv.shape[0]) if w is None else count_nonzero(w)
         # State changes only after every check passed: a bad batch loses nothing.
         self._nonzero_weights = self.__dict__.get("_nonzero_weights", 0) + nonzero
@@ -210,12 +225,14 @@ class UnweightedComomentBatches(IncrementalMixin):
     """Batches folded into co-moments of ``X`` alone, without weights (covariance, PCA), as
     :class:`spmdlearn._scaling.Scaled` partials (exact for values near the float64 limit)."""
 
-    def _batch_partial(self, X, y, w, backend):
+    _defers_finite = True
+
+    def _batch_partial(self, X, y, w, backend, check):
         from ._backends import call_kernel
         from ._scaling import scaled_local
 
         return scaled_local(lambda X, Y: call_kernel("comoments_local", backend, X=X, Y=None,
-                                                     sample_weight=None), X)
+                                                     sample_weight=None), X, check=check)
 
     def _identity(self, n_features, n_targets):
         from ._scaling import scaled_identity

@@ -9,6 +9,7 @@ rank raises the same exception, naming the ranks and the reasons, or none does.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -28,7 +29,8 @@ from .comm import Comm, _digest
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
            "check_X", "x_dtype", "as_float", "check_y", "count_nonzero", "check_feature_names_agree",
-           "check_deferred_finite"]
+           "check_deferred_finite", "metric_meaning",
+           "neighbour_parameter_meaning"]
 
 
 # -- parameter constraints (data, checked once per fit) ------------------------------------------
@@ -552,6 +554,59 @@ def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, re
             raise ValueError("y differs in shape across ranks: "
                              + ", ".join(f"rank {r}: {s[3][:2]}" for r, s in enumerate(summaries)))
     return Shard(Xv, yv, sw, backend, sum(s[0] for s in summaries), comm.size)
+
+
+def metric_meaning(metric, metric_params, p, available):
+    """``(metric, p)`` naming the distance that these parameters compute, one for every
+    spelling of it (local; raises as :func:`check_metric`).
+
+    Spellings are the same distance where scikit-learn's own table says so:
+    ``sklearn.metrics.DistanceMetric.get_metric`` gives the same class (``"l2"`` and
+    ``"euclidean"``; ``"l1"``, ``"cityblock"`` and ``"manhattan"``; ``"infinity"`` and
+    ``"chebyshev"``; ``"minkowski"`` with ``p`` 1, 2 or infinity and those). The result is one
+    of ``"euclidean"``, ``"manhattan"``, ``"chebyshev"`` (``p`` None), ``"minkowski"`` with a
+    float ``p``, or a metric that the table lacks (``"cosine"``), as given, ``p`` None.
+    ``p`` outside ``"minkowski"`` does not change the distance, as in scikit-learn.
+    """
+    metric, p = check_metric(metric, metric_params, p, available)
+    return _metric_meaning(metric, float(p) if metric == "minkowski" and p is not None else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _metric_meaning(metric, p):
+    from sklearn.metrics import DistanceMetric
+
+    # scikit-learn's neighbours use p=2 for minkowski when neither p nor metric_params sets it
+    kwargs = {"p": 2.0 if p is None else p} if metric == "minkowski" else {}
+    try:
+        kind = type(DistanceMetric.get_metric(metric, **kwargs))
+    except ValueError:  # not in scikit-learn's DistanceMetric table (cosine): no alias either
+        return metric, None
+    for name in ("euclidean", "manhattan", "chebyshev"):
+        if kind is type(DistanceMetric.get_metric(name)):
+            return name, None
+    return metric, kwargs.get("p")
+
+
+def neighbour_parameter_meaning(params, available):
+    """Distance-based estimators' parameters by what they mean, for the ranks' comparison
+    (``_parameter_meaning``): ``metric``/``p``/``metric_params`` as :func:`metric_meaning`'s
+    distance, ``weights=None`` as ``"uniform"`` (scikit-learn's neighbours weigh both alike),
+    and the local search structure (``algorithm``, ``leaf_size``: spmdlearn compares blocks of
+    rows directly, whatever they are) as the defaults. A metric that spmdlearn refuses is left
+    as given: the validation says why, on every rank."""
+    try:
+        metric, p = metric_meaning(params.get("metric"), params.get("metric_params"),
+                                   params.get("p"), available)
+    except (TypeError, ValueError, NotImplementedError):
+        pass
+    else:
+        params.update(metric=metric, p=p, metric_params=None)
+    if "weights" in params and params["weights"] is None:
+        params["weights"] = "uniform"
+    params.update({name: default for name, default in (("algorithm", "auto"), ("leaf_size", 30))
+                   if name in params})
+    return params
 
 
 def check_metric(metric, metric_params, p, available):

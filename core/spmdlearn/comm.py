@@ -1013,7 +1013,11 @@ class Comm:
 
         Blocks of another array type than NumPy (device arrays) travel whole, as in
         :meth:`ring` (each owner one piece, ``start`` 0): ``rows`` bounds host memory, and a
-        device block is not staged through the host piece by piece.
+        device block is not staged through the host piece by piece. The ranks choose the path
+        together (one small ``allgather``): where any rank's blocks are of another type, every
+        rank's travel whole, NumPy blocks arriving as NumPy, device blocks in their type (the
+        two paths call different collectives, so a rank-local choice would make the ranks
+        diverge on mixed array types).
         """
         from ._array_api import is_foreign_array
 
@@ -1021,7 +1025,12 @@ class Comm:
         if rows < 1:
             raise ValueError(f"rows={rows} should be >= 1")
         own = tuple(blocks)
-        if any(is_foreign_array(b) for b in own):
+        kinds = sorted({array_kind(b) for b in own if is_foreign_array(b)})
+        if self.size == 1:
+            whole = bool(kinds)
+        else:
+            whole = any(self.allgather(kinds))
+        if whole:
             for owner, arrays in self.ring(own):
                 yield owner, 0, arrays
             return

@@ -150,13 +150,14 @@ class SimulatedComm:
     def ring_pieces(self, blocks: tuple, rows: int):
         """:meth:`spmdlearn.comm.Comm.ring_pieces`: this rank's blocks whole, then the other
         ranks' (``rank - 1``, ``rank - 2``, ...) in pieces of at most ``rows`` rows, as
-        ``(owner, start, arrays)``; device blocks whole."""
+        ``(owner, start, arrays)``; device blocks whole, every rank's blocks whole where any
+        rank's are device blocks (the ranks choose together, as over MPI)."""
         from ._array_api import is_foreign_array
 
         rows = int(rows)
         if rows < 1:
             raise ValueError(f"rows={rows} should be >= 1")
-        foreign = any(is_foreign_array(b) for b in blocks)
+        foreign = any(self.allgather(any(is_foreign_array(b) for b in blocks)))
         for step, (owner, arrays) in enumerate(self.ring(blocks)):
             n = int(arrays[0].shape[0])
             if step == 0 or foreign:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -46,9 +47,22 @@ class IncrementalBasicStatistics(IncrementalMixin, BasicStatistics):
         self.result_options = result_options
         self.batch_size = batch_size
 
-    def _batch_partial(self, X, y, w, backend):
+    _defers_finite = True
+
+    def _batch_partial(self, X, y, w, backend, check):
         self._options()
-        return call_kernel("moments_local", backend, X=X, sample_weight=w)
+        # As BasicStatistics.fit: the moments of rows holding NaN or infinity are not finite
+        # (the mean, at least), so the deferred finiteness check runs only then and the batch
+        # is read once. The kernel's warnings are shown only for finite input.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            p = call_kernel("moments_local", backend, X=X, sample_weight=w)
+        if p.n and not all(np.isfinite(np.asarray(v)).all() for v in p[1:]):
+            check()
+        for caught_warning in caught:
+            warnings.warn_explicit(caught_warning.message, caught_warning.category,
+                                   caught_warning.filename, caught_warning.lineno)
+        return p
 
     def _identity(self, n_features, n_targets):
         return moments_local(np.zeros((0, n_features)))

@@ -12,7 +12,8 @@ from .._array_api import (accumulation_dtype, array_namespace, device, from_mode
                           in_namespace_of, is_foreign_array, numpy_dtype, to_host)
 from .._backends import call_kernel, kernel_block_rows
 from .._base import GatherFitDataMixin, SPMDEstimatorMixin, thread_limit
-from .._validation import Interval, Options, check_metric, validate_fit
+from .._validation import (Interval, Options, metric_meaning, neighbour_parameter_meaning,
+                           validate_fit)
 from ..patterns import COMPONENT_UNION, check_distance_range, row_block
 from ..reference._neighbors import METRICS
 
@@ -137,7 +138,17 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
         self.n_jobs = n_jobs
 
     def _metric(self):
-        return check_metric(self.metric, self.metric_params, self.p, METRICS)
+        """``(metric, p)`` of the distance computed, by one name for all its spellings (the
+        ranks agree on the distance, not on its spelling, and every rank calls the same
+        kernels)."""
+        return metric_meaning(self.metric, self.metric_params, self.p, METRICS)
+
+    def _parameter_meaning(self, params):
+        """The parameters by what they mean, for the ranks' comparison: the metric as the
+        distance it computes (``"l2"`` is ``"euclidean"``, ``"minkowski"`` with ``p=1`` is
+        ``"manhattan"``), and the local search structure (``algorithm``, ``leaf_size``) as the
+        defaults (blocks of rows are compared directly)."""
+        return neighbour_parameter_meaning(params, METRICS)
 
     def fit(self, X, y=None, sample_weight=None):
         """Collective: cluster all ranks' rows.

@@ -14,7 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from .._array_api import (accumulation_dtype, device, has_float64, from_model, get_namespace, is_foreign_array, like,
                           numpy_dtype, sum_float64, take_labels, to_host)
 from .._backends import REFERENCE, backend_kernels, call_kernel, host_backend
-from .._base import SPMDEstimatorMixin, thread_limit
+from .._base import SPMDEstimatorMixin, class_weight_meaning, thread_limit
 from ..comm import self_comm
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..metrics import accuracy_score, r2_score
@@ -852,6 +852,11 @@ class RandomForestClassifier(ClassifierMixin, _BaseForest):
         self.verbose = verbose
         self.max_bins = max_bins
         self.local_trees_mode = local_trees_mode
+
+    def _parameter_meaning(self, params):
+        """The parameters by what they mean, for the ranks' comparison: a ``class_weight``
+        dict's weights as floats (:func:`spmdlearn._base.class_weight_meaning`)."""
+        return class_weight_meaning(params)
 
     def fit(self, X, y, sample_weight=None):
         """Collective: grow the forest from all ranks' rows.

@@ -51,9 +51,11 @@ class IncrementalLinearRegression(IncrementalMixin, LinearRegression):
         self.n_jobs = n_jobs
         self.batch_size = batch_size
 
-    def _batch_partial(self, X, y, w, backend):
+    _defers_finite = True
+
+    def _batch_partial(self, X, y, w, backend, check):
         return scaled_local(lambda X, Y: call_kernel("comoments_local", backend, X=X, Y=Y,
-                                                     sample_weight=w), X, y)
+                                                     sample_weight=w), X, y, check=check)
 
     def _identity(self, n_features, n_targets):
         return scaled_identity(n_features, n_targets)

@@ -18,7 +18,7 @@ from .._array_api import (accumulation_dtype, device, numpy_dtype, from_model, g
                           take_labels, to_host)
 from .._backends import call_kernel, claims
 from ..patterns import GRADIENT_SUM
-from .._base import SPMDEstimatorMixin, thread_limit
+from .._base import SPMDEstimatorMixin, class_weight_meaning, thread_limit
 from .._validation import Interval, Options, validate_fit, validate_predict
 from ..metrics import accuracy_score
 from ..metrics._classification import encode_labels, label_values
@@ -274,6 +274,11 @@ class LogisticRegression(SPMDEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.warm_start = warm_start
         self.n_jobs = n_jobs
         self.l1_ratio = l1_ratio
+
+    def _parameter_meaning(self, params):
+        """The parameters by what they mean, for the ranks' comparison: a ``class_weight``
+        dict's weights as floats (:func:`spmdlearn._base.class_weight_meaning`)."""
+        return class_weight_meaning(params)
 
     def _check_solver(self, estimator, X, y):
         # The distinct labels: a device array's stay on its device, its values come to the host.

@@ -10,7 +10,8 @@ from sklearn.base import BaseEstimator
 
 from .._array_api import array_namespace, in_namespace_of, to_host
 from .._base import SPMDEstimatorMixin, thread_limit
-from .._validation import Interval, Options, check_metric, validate_fit, validate_predict
+from .._validation import (Interval, Options, check_metric, metric_meaning,
+                           neighbour_parameter_meaning, validate_fit, validate_predict)
 from ..patterns import RING_TOPK, lookup_payload
 from ..reference._neighbors import METRICS
 
@@ -53,6 +54,13 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         metric, p = check_metric(self.metric, self.metric_params, self.p, METRICS)
         return metric, (p if metric == "minkowski" else None)
 
+    def _parameter_meaning(self, params):
+        """The parameters by what they mean, for the ranks' comparison
+        (:func:`~spmdlearn._validation.neighbour_parameter_meaning`): ``"l2"`` is
+        ``"euclidean"``, ``"minkowski"`` with ``p=1`` is ``"manhattan"``, ``weights=None`` is
+        ``"uniform"``; ``algorithm`` and ``leaf_size`` do not change the result."""
+        return neighbour_parameter_meaning(params, METRICS)
+
     def _fit_rows(self, X, y=None, *, requires_y=False, classifier=False):
         comm = self._comm()
         shard = validate_fit(self, comm, X, y, requires_y=requires_y, multi_output=True,
@@ -60,9 +68,16 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
                              extra_check=lambda est, X, y: est._metric())
         self._fit_X = shard.X
         self._fit_start, self.n_samples_fit_ = comm.offsets(shard.X.shape[0])
-        self.effective_metric_, p = self._metric()
+        metric, p = self._metric()
+        # what every rank computes: the same distance, by one name (the ranks agreed on the
+        # distance, not on its spelling), so that every rank calls the same kernels
+        self._kernel_metric, self._p = metric_meaning(self.metric, self.metric_params, self.p,
+                                                      METRICS)
+        # scikit-learn's: the metric as given, "minkowski" with p 1, 2 or infinity by its name
+        if metric == "minkowski" and self._kernel_metric != "minkowski":
+            metric, p = self._kernel_metric, None
+        self.effective_metric_ = metric
         self.effective_metric_params_ = {} if p is None else {"p": p}
-        self._p = p
         return shard
 
     def _payload(self):
@@ -85,7 +100,7 @@ class _NeighborsBase(SPMDEstimatorMixin, BaseEstimator):
         # arrays, or the reverse) meet them in the queries' type
         fit_X = in_namespace_of(self._fit_X, Q, f"{name} neighbour search")
         dist, ind = RING_TOPK.run(comm, Q, fit_X, k, exclude_self=exclude_self,
-                                  metric=self.effective_metric_, p=self._p, backend=backend)
+                                  metric=self._kernel_metric, p=self._p, backend=backend)
         payload = self._payload() if with_payload else None
         values = None if payload is None else lookup_payload(comm, ind, payload)
         return dist, ind, values

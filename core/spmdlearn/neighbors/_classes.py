@@ -145,7 +145,7 @@ class NearestNeighbors(_Servable, _NeighborsBase):
         dev = device(Q)
         fit_X = in_namespace_of(self._fit_X, Q, "NearestNeighbors.radius_neighbors")
         # rows whose distances overflow cannot be told within the radius or not
-        check_distance_range(comm, (Q, fit_X), metric=self.effective_metric_, p=self._p,
+        check_distance_range(comm, (Q, fit_X), metric=self._kernel_metric, p=self._p,
                              radius=radius)
         n_q = Q.shape[0]
         gidx = from_model(np.arange(self._fit_start, self._fit_start + self._fit_X.shape[0],
@@ -161,7 +161,7 @@ class NearestNeighbors(_Servable, _NeighborsBase):
                         indptr, ind, dist = call_kernel(
                             "radius_neighbors_csr", shard.backend, X=Q[qs, ...],
                             Y=Y[bs, ...], y_index=G[bs], eps=radius,
-                            metric=self.effective_metric_, p=self._p,
+                            metric=self._kernel_metric, p=self._p,
                             x_index=None if q_index is None else q_index[qs])
                         rows.append(csr_rows(indptr, int(ind.shape[0]), qs.start))
                         inds.append(xp.astype(ind, xp.int64))
@@ -210,7 +210,8 @@ class NearestNeighbors(_Servable, _NeighborsBase):
         else:
             raise ValueError(f'Unsupported mode, must be one of "connectivity", or "distance" '
                              f'but got "{mode}" instead')
-        lengths = np.array([len(i) for i in ind], dtype=np.int64)
+        # per-query arrays of the queries' type: an array-API array has a shape, not a len()
+        lengths = np.array([int(i.shape[0]) for i in ind], dtype=np.int64)
         indptr = np.concatenate([[0], np.cumsum(lengths)])
         # a SciPy sparse matrix is host memory
         indices = np.concatenate([to_host(i) for i in ind] + [np.zeros(0, np.int64)])
