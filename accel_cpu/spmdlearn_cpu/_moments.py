@@ -52,6 +52,28 @@ def _merge(W, M, M2, LO, HI, a, b):
     W[a] = w
 
 
+@njit(cache=True, nogil=True)
+def _block_moments(nb, d):
+    """Each block's weight, mean, centered sum of squares, min and max (``nb`` blocks, at least
+    one), as the empty block: the arrays the block kernels fill and :func:`_merged` merges."""
+    nb = max(nb, 1)
+    return (np.zeros(nb), np.zeros((nb, d)), np.zeros((nb, d)), np.full((nb, d), np.inf),
+            np.full((nb, d), -np.inf))
+
+
+@njit(cache=True, nogil=True)
+def _merged(W, M, M2, LO, HI):
+    """The blocks' moments merged pairwise, as a tree (:func:`_merge`): ``(weight, mean, m2,
+    min, max)`` of all of them."""
+    nb = W.shape[0]
+    step = 1
+    while step < nb:
+        for a in range(0, nb - step, 2 * step):
+            _merge(W, M, M2, LO, HI, a, a + step)
+        step *= 2
+    return W[0], M[0].copy(), M2[0].copy(), LO[0].copy(), HI[0].copy()
+
+
 @canonical(read_only="X w")
 @njit(parallel=True, cache=True)
 def _column_moments(X, w, mode, block):
@@ -62,11 +84,7 @@ def _column_moments(X, w, mode, block):
     """
     n, d = X.shape
     nb = (n + block - 1) // block
-    W = np.zeros(max(nb, 1))
-    M = np.zeros((max(nb, 1), d))
-    M2 = np.zeros((max(nb, 1), d))
-    LO = np.full((max(nb, 1), d), np.inf)
-    HI = np.full((max(nb, 1), d), -np.inf)
+    W, M, M2, LO, HI = _block_moments(nb, d)
     for b in prange(nb):
         lo = b * block
         hi = min(n, lo + block)
@@ -128,12 +146,7 @@ def _column_moments(X, w, mode, block):
         for j in range(d):
             M[b, j] = mean[j]
             M2[b, j] = m2[j]
-    step = 1
-    while step < nb:
-        for a in range(0, nb - step, 2 * step):
-            _merge(W, M, M2, LO, HI, a, a + step)
-        step *= 2
-    return W[0], M[0].copy(), M2[0].copy(), LO[0].copy(), HI[0].copy()
+    return _merged(W, M, M2, LO, HI)
 
 
 #: A block's moments are taken in one pass about its first row where, for every column, the
@@ -249,11 +262,7 @@ def _column_moments_flat(X, block, lanes):
     n, d = X.shape
     f = X.reshape(n * d)
     nb = (n + block - 1) // block
-    W = np.zeros(max(nb, 1))
-    M = np.zeros((max(nb, 1), d))
-    M2 = np.zeros((max(nb, 1), d))
-    LO = np.full((max(nb, 1), d), np.inf)
-    HI = np.full((max(nb, 1), d), -np.inf)
+    W, M, M2, LO, HI = _block_moments(nb, d)
     for b in prange(nb):
         lo = b * block
         hi = min(n, lo + block)
@@ -266,12 +275,7 @@ def _column_moments_flat(X, block, lanes):
             M2[b, j] = m2[j]
             LO[b, j] = mn[j]
             HI[b, j] = mx[j]
-    step = 1
-    while step < nb:
-        for a in range(0, nb - step, 2 * step):
-            _merge(W, M, M2, LO, HI, a, a + step)
-        step *= 2
-    return W[0], M[0].copy(), M2[0].copy(), LO[0].copy(), HI[0].copy()
+    return _merged(W, M, M2, LO, HI)
 
 
 def _lanes(d):
