@@ -379,6 +379,8 @@ ESTIMATOR_SAME_MEANING = {
         _pca, {"svd_solver": "full"}, {"svd_solver": "full", "tol": 0.5, "n_oversamples": 3,
                                        "random_state": np.random.RandomState(5)}),
     "IncrementalPCA batch_size copy": (_ipca, {"batch_size": 7}, {"copy": False}),
+    "GridSearchCV estimator__n_init": (lambda **p: GridSearchCV(_kmeans(**p), {}, cv=2),
+                                       {"n_init": "auto"}, {"n_init": 1}),
 }
 
 
@@ -389,6 +391,7 @@ def test_estimator_parameters_that_mean_the_same_agree(world, case):
     X, _ = uneven_data(world)
     est = make(**(first if world.rank == 0 else others)).fit(X)
     ref = make(**first).fit(X)
+    est, ref = (getattr(m, "best_estimator_", m) for m in (est, ref))
     name = "cluster_centers_" if hasattr(ref, "cluster_centers_") else "components_"
     assert_all_ranks(world, np.allclose(getattr(est, name), getattr(ref, name), rtol=1e-12),
                      f"{case}: the model differs")
@@ -490,6 +493,21 @@ NEIGHBOUR_SAME_MEANING = {
                                    {"metric": "cityblock"}],
                          _dbscan_labels),
 }
+
+
+def _searched(make):
+    """``make``'s estimator in a grid search: its parameters compare as nested ones."""
+    return lambda **p: GridSearchCV(make(**p), {}, cv=2)
+
+
+NEIGHBOUR_SAME_MEANING.update({
+    "GridSearchCV estimator__metric euclidean": (
+        _searched(lambda **p: KNeighborsClassifier(3, **p)), _EUCLIDEAN,
+        lambda m, X: m.predict_proba(X)),
+    "GridSearchCV estimator__metric manhattan": (
+        _searched(lambda **p: KNeighborsRegressor(3, **p)), _MANHATTAN,
+        lambda m, X: m.predict(X)),
+})
 
 
 @pytest.mark.parametrize("case", NEIGHBOUR_SAME_MEANING)
