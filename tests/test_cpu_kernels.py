@@ -92,8 +92,9 @@ def test_moments_and_column_stats(shard):
 def test_flat_moments_equal_the_row_loop(monkeypatch, dtype, d):
     """C-ordered unweighted shards take the flat, vectorised kernel (chunks of a multiple of
     ``d`` values, an odd or even count of them, rows after the last whole chunk), which gives
-    the row loop's moments up to rounding, the same extremes bit for bit (NaN passed over as
-    the row loop passes over it), and whose non-finite sums stay non-finite."""
+    the row loop's moments up to rounding, equal extremes (NaN passed over as the row loop
+    passes over it; a signed zero may differ in sign, as NumPy's may), and whose non-finite
+    sums stay non-finite."""
     rng = np.random.default_rng(d)
     block = block_rows(d)
     lanes = _moments._lanes(d)
@@ -134,6 +135,48 @@ def test_flat_moments_equal_the_row_loop(monkeypatch, dtype, d):
     assert calls == []
     with pytest.raises(ZeroDivisionError):
         _moments.moments_local(np.asfortranarray(X) if d > 1 else X[::2], None)
+
+
+def _overflowing_squares():
+    r = np.sqrt(np.finfo(np.float64).max)
+    return np.array([[0.0], [0.51 * r], [0.51 * r], [-0.704 * r]])
+
+
+def _far_first_rows():
+    X = np.random.default_rng(1).standard_normal((1000, 1))
+    X[0], X[1] = 1e8, -1e8
+    return X
+
+
+#: Blocks whose sums about their first row lose the mean or overflow: the flat kernel must
+#: give the reference's moments there (found by trying to break it).
+FLAT_EDGE_CASES = {
+    "first rows far out, mean near 0": _far_first_rows,
+    "first row overflows against the second": lambda: np.array([[1e308], [-1e308]]),
+    "three rows, one overflowing pair": lambda: np.array([[1e308, 1.0], [-1e308, 2.0],
+                                                          [5.0, 3.0]]),
+    "infinite first row": lambda: np.array([[np.inf], [1.0], [2.0]]),
+    "negative infinite first row": lambda: np.array([[-np.inf], [1.0], [2.0]]),
+    "squares overflow about the first row only": _overflowing_squares,
+    "constant column whose sum overflows": lambda: np.full((3, 1), 1.7e308),
+    "no columns": lambda: np.zeros((5, 0)),
+}
+
+
+@pytest.mark.parametrize("case", FLAT_EDGE_CASES)
+def test_moments_edge_cases_are_the_references(case):
+    X = FLAT_EDGE_CASES[case]()
+    with np.errstate(all="ignore"):
+        expected = ref.moments_local(X)
+        _same_partial(_moments.moments_local(X, None), expected, 1e-9)
+        got = _moments.column_stats_local(X, None)
+    _close(got.mean, expected.mean, 1e-9, "column_stats mean")
+    _close(got.m2, expected.m2, 1e-9, "column_stats m2")
+    if X.shape[1]:  # the co-moments, shifted by their blocks' first rows, alike
+        for w in (None, np.ones(len(X)), np.arange(1.0, len(X) + 1)):
+            with np.errstate(all="ignore"):
+                _same_partial(_moments.comoments_local(X, None, w), ref.comoments_local(X, None, w),
+                              1e-9)
 
 
 @given(shards(), st.sampled_from([None, 1, 2]))

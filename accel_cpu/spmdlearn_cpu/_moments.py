@@ -16,6 +16,7 @@ from numba import njit, prange
 from scipy.linalg.blas import dgemm
 
 from spmdlearn.reference import ColumnStatsPartial, ComomentsPartial, MomentsPartial
+from spmdlearn.reference import comoments_local as _reference_comoments
 
 from ._blocks import BLAS_BYTES, STREAM_BYTES, block_rows
 from ._layout import canonical
@@ -186,9 +187,10 @@ def _flat_block(f, d, lanes, shift, s, q, lo, hi):
     values are ``f`` (one C-ordered block of ``d`` columns, flattened), ``lanes`` values (a
     multiple of ``d``) at a time, which LLVM vectorises whatever ``d``.
 
-    One pass takes the sums and sums of squares about the block's first row; a block where
-    that would cancel more than :data:`SHIFT_RATIO` allows (or holds non-finite values) takes a
-    second pass about its mean, from the cache. ``shift``, ``s``, ``q`` (``lanes``) and
+    One pass takes the sums and sums of squares about the block's first row (and the extremes);
+    a block where that would cancel more than :data:`SHIFT_RATIO` allows, overflow, or meet
+    non-finite values takes two more passes from the cache, as the reference: the mean of the
+    values, then the squares about it. ``shift``, ``s``, ``q`` (``lanes``) and
     ``lo``/``hi`` (``2 x lanes``) are scratch. Returns the column means, centered sums of
     squares, minima and maxima, and whether one pass served.
     """
@@ -233,9 +235,27 @@ def _flat_block(f, d, lanes, shift, s, q, lo, hi):
     for j in range(d):
         mean[j] = shift[j] + sums[j] / rows
         m2[j] = squares[j] - sums[j] * sums[j] / rows
-        kept = kept and squares[j] <= SHIFT_RATIO * m2[j]  # False for NaN
+        # the raw sum must be finite too: where it overflows, the mean is the reference's
+        # (an infinite sum over the rows), not the one about the shift
+        kept = (kept and np.isfinite(squares[j]) and np.isfinite(shift[j] * rows + sums[j])
+                and squares[j] <= SHIFT_RATIO * m2[j])  # False for NaN
     if kept:
         return mean, np.maximum(m2, 0.0), mn, mx, True
+    # Two more passes over the cached block, as the reference: the mean of the values as they
+    # are (the sums about the first row lose the mean's digits where that row lies far out, and
+    # overflow where it lies at the other end of the range), then the squares about it.
+    s[:] = 0.0
+    for c in range(n_chunks):
+        chunk = f[c * lanes:(c + 1) * lanes]
+        for p in range(lanes):
+            s[p] += np.float64(chunk[p])
+    sums[:] = 0.0
+    for p in range(lanes):
+        sums[p % d] += s[p]
+    for k in range(n_chunks * lanes, total):
+        sums[(k - n_chunks * lanes) % d] += np.float64(f[k])
+    for j in range(d):
+        mean[j] = sums[j] / rows
     for p in range(lanes):
         shift[p] = mean[p % d]
     q[:] = 0.0
@@ -290,7 +310,7 @@ def _moments_of(X, sample_weight, mode):
     serves its layout and weights."""
     n, d = X.shape
     block = block_rows(d)
-    if mode == _UNWEIGHTED and type(X) is np.ndarray and X.flags.c_contiguous:
+    if mode == _UNWEIGHTED and type(X) is np.ndarray and X.flags.c_contiguous and d:
         return _column_moments_flat(X, block, _lanes(d))
     return _column_moments(X, _weights(sample_weight, n), mode, block)
 
@@ -330,24 +350,13 @@ def column_stats_local(X, sample_weight=None) -> ColumnStatsPartial:
     return ColumnStatsPartial(float(n), float(weight), mean, m2, lo, hi)
 
 
-@canonical(read_only="X Y w")
-@njit(cache=True, nogil=True)
-def _shift_block(X, Y, w, weighted, lo, hi, out, b, shift, sums, weights):
-    """Write rows ``lo:hi`` of ``[X, Y]``, minus the block's first row and scaled by ``sqrt(w)``,
-    into ``out[:hi - lo]`` (float64), in one pass over the rows.
-
-    Records the block's shift (its first row) in ``shift[b]``, the weighted sums of the shifted
-    rows in ``sums[b]`` and the block's weight in ``weights[b]``. ``out.T @ out`` is then the
-    block's weighted co-moment about the shift: one symmetric rank-k update.
-    """
+@njit(cache=True, nogil=True, inline="always")
+def _shift_rows(X, Y, w, weighted, lo, hi, out, c, s, sq):
+    """Write rows ``lo:hi`` of ``[X, Y]``, minus ``c`` and scaled by ``sqrt(w)``, into
+    ``out[:hi - lo]`` (float64); add their weighted sums to ``s`` and weighted squares to
+    ``sq``; return their weight."""
     dx = X.shape[1]
     dy = Y.shape[1]
-    c = shift[b]
-    s = sums[b]
-    for j in range(dx):
-        c[j] = np.float64(X[lo, j])
-    for j in range(dy):
-        c[dx + j] = np.float64(Y[lo, j])
     if weighted:
         wsum = 0.0
         for i in range(lo, hi):
@@ -359,23 +368,63 @@ def _shift_block(X, Y, w, weighted, lo, hi, out, b, shift, sums, weights):
                 z = (np.float64(X[i, j]) - c[j]) * root
                 out[r, j] = z
                 s[j] += z * root
+                sq[j] += z * z
             for j in range(dy):
                 z = (np.float64(Y[i, j]) - c[dx + j]) * root
                 out[r, dx + j] = z
                 s[dx + j] += z * root
-        weights[b] = wsum
-    else:
-        for i in range(lo, hi):
-            r = i - lo
-            for j in range(dx):
-                z = np.float64(X[i, j]) - c[j]
-                out[r, j] = z
-                s[j] += z
-            for j in range(dy):
-                z = np.float64(Y[i, j]) - c[dx + j]
-                out[r, dx + j] = z
-                s[dx + j] += z
-        weights[b] = np.float64(hi - lo)
+                sq[dx + j] += z * z
+        return wsum
+    for i in range(lo, hi):
+        r = i - lo
+        for j in range(dx):
+            z = np.float64(X[i, j]) - c[j]
+            out[r, j] = z
+            s[j] += z
+            sq[j] += z * z
+        for j in range(dy):
+            z = np.float64(Y[i, j]) - c[dx + j]
+            out[r, dx + j] = z
+            s[dx + j] += z
+            sq[dx + j] += z * z
+    return np.float64(hi - lo)
+
+
+@canonical(read_only="X Y w")
+@njit(cache=True, nogil=True)
+def _shift_block(X, Y, w, weighted, lo, hi, out, b, shift, sums, weights):
+    """Write rows ``lo:hi`` of ``[X, Y]``, minus the block's shift and scaled by ``sqrt(w)``,
+    into ``out[:hi - lo]`` (float64).
+
+    The shift is the block's first row, in one pass over the rows; where, in some column, the
+    squares about that row exceed :data:`SHIFT_RATIO` times the squares about the block's mean
+    (the first row lies far out: the mean would lose its digits to the shift), the rows are
+    written again about the mean that pass found. Records the shift in ``shift[b]``, the
+    weighted sums of the shifted rows in ``sums[b]`` and the block's weight in ``weights[b]``.
+    ``out.T @ out`` is then the block's weighted co-moment about the shift: one symmetric
+    rank-k update.
+    """
+    dx = X.shape[1]
+    c = shift[b]
+    s = sums[b]
+    for j in range(dx):
+        c[j] = np.float64(X[lo, j])
+    for j in range(Y.shape[1]):
+        c[dx + j] = np.float64(Y[lo, j])
+    sq = np.zeros(c.shape[0])
+    wsum = _shift_rows(X, Y, w, weighted, lo, hi, out, c, s, sq)
+    weights[b] = wsum
+    if wsum == 0.0:
+        return
+    far = False
+    for j in range(c.shape[0]):
+        if np.isfinite(sq[j]) and not sq[j] <= SHIFT_RATIO * (sq[j] - s[j] * s[j] / wsum):
+            far = True
+    if far:
+        for j in range(c.shape[0]):
+            c[j] += s[j] / wsum
+            s[j] = 0.0
+        _shift_rows(X, Y, w, weighted, lo, hi, out, c, s, sq)
 
 
 @njit(cache=True, nogil=True)
@@ -504,6 +553,15 @@ def comoments_local(X, Y=None, sample_weight=None) -> ComomentsPartial:
             # a (d, rows) Fortran-ordered view of the buffer: dgemm adds Z^T Z without a copy
             Zt = buf[s: min(hi - lo, s + chunk)].T
             dgemm(1.0, Zt, Zt, 1.0, comoment, 0, 1, 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        overflowed = not (np.all(np.isfinite(sums))
+                          and np.all(np.isfinite(shift * weights[:, None] + sums)))
+    if overflowed:
+        # Sums about a block's first row that are not finite, or whose raw sums are not (values
+        # at both ends of the range, non-finite values): the moments about the shifts are not
+        # the reference's there (a mean of -inf for rows of +-1e308, of 1.7e308 for rows that
+        # sum to inf), so the reference's own formula serves the shard.
+        return _reference_comoments(X, Y, sample_weight)
     U, V, mean, weight = _block_corrections(shift, sums, weights)
     if weight == 0.0:
         return ComomentsPartial(float(n), 0.0, np.zeros(d), np.zeros((d, d)))
