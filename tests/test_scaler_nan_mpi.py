@@ -147,11 +147,16 @@ def test_partial_fit_batches_with_nan(comm, name, dtype):
     X_local, w_local = _shard(comm, "empty-rank", dtype, seed=1)
     X_local[3:6] = np.abs(X_local[3:6]) + 1.0  # a batch without NaN on ranks with rows
     est = ours()
-    for lo in range(0, len(X_local), 3):
-        if weighted:
-            est.partial_fit(X_local[lo:lo + 3], sample_weight=w_local[lo:lo + 3])
-        else:
-            est.partial_fit(X_local[lo:lo + 3])
+    error = None
+    try:  # partial_fit is local: its errors are agreed before the collective finalize_fit
+        for lo in range(0, len(X_local), 3):
+            if weighted:
+                est.partial_fit(X_local[lo:lo + 3], sample_weight=w_local[lo:lo + 3])
+            else:
+                est.partial_fit(X_local[lo:lo + 3])
+    except Exception as exc:  # noqa: BLE001
+        error = f"{type(exc).__name__}: {exc}"
+    assert_all_ranks(comm, error is None, f"partial_fit raised {error}")
     est.finalize_fit()
     X, w = _gathered(comm, X_local, w_local)
     ref = _sklearn(theirs, X, w if weighted else None)
