@@ -115,9 +115,11 @@ class StandardScaler(_Scaler):
     Attributes
     ----------
     scale_, mean_, var_ : ndarray of shape (n_features,) or None
-        As scikit-learn's (weighted, biased variance; ``scale_`` 1 for constant features).
-    n_samples_seen_ : float
-        Rows (weights, with ``sample_weight``) over all ranks.
+        As scikit-learn's (weighted, biased variance; ``scale_`` 1 for constant features;
+        NaN values disregarded, and NaN for a feature whose values are all NaN).
+    n_samples_seen_ : float or ndarray of shape (n_features,)
+        Non-NaN values (their weights, with ``sample_weight``) over all ranks: one number
+        when every feature has the same, else one per feature, as scikit-learn's.
     n_features_in_ : int
 
     Notes
@@ -125,6 +127,8 @@ class StandardScaler(_Scaler):
     **Distributed semantics.** ``fit`` and ``finalize_fit`` are collective, ``partial_fit`` is
     local; ``transform`` validates collectively and scales this rank's rows; the statistics
     come from one merge of per-rank centered moments. Usable in a Pipeline under mpiexec.
+    NaN is missing data, as in scikit-learn, on any rank (ranks with and without NaN mix);
+    infinity is refused on every rank, naming the ranks that hold it.
     """
 
     _sklearn_class = _skp.StandardScaler
