@@ -383,17 +383,17 @@ def nan_column_stats_local(X, sample_weight=None) -> NanColumnStatsPartial:
     present = xp.astype(~missing, acc)
     Z = xp.where(missing, xp.zeros_like(X), X)
     Z = xp.astype(Z, acc)
-    if sample_weight is None:
-        w = xp.ones((n,), dtype=acc, **on)
-    else:
-        w = xp.astype(xp.asarray(sample_weight, **on), acc)
     count = xp.sum(present, axis=0)
-    weight = xp.sum(present * w[:, None], axis=0)
-    total = xp.sum(Z * w[:, None], axis=0)
+    if sample_weight is None:  # unweighted: no (n, d) products with ones
+        weight, total = count, xp.sum(Z, axis=0)
+    else:
+        w = xp.astype(xp.asarray(sample_weight, **on), acc)[:, None]
+        weight, total = xp.sum(present * w, axis=0), xp.sum(Z * w, axis=0)
     safe = xp.where(weight == 0, xp.ones_like(weight), weight)
     mean = xp.where(weight == 0, xp.zeros_like(weight), total / safe)
     centered = (Z - mean[None, :]) * present
-    m2 = xp.sum(centered * centered * w[:, None], axis=0)
+    squares = centered * centered
+    m2 = xp.sum(squares if sample_weight is None else squares * w, axis=0)
     inf = xp.asarray(float("inf"), dtype=X.dtype, **on)
     lo = xp.min(xp.where(missing, inf, X), axis=0)
     hi = xp.max(xp.where(missing, -inf, X), axis=0)
