@@ -185,16 +185,33 @@ def _raise_not_finite(X, xp, estimator, input_name):
     raise AssertionError("unreachable: the witness is not finite")  # pragma: no cover
 
 
-def check_finite(X, estimator=None, input_name="X", backend=None):
+def check_finite(X, estimator=None, input_name="X", backend=None, allow_nan=False):
     """Raise scikit-learn's ValueError if ``X`` holds NaN or infinity (local, not collective).
 
     The check itself is the kernel ``all_finite``, run by the backend that serves ``X``.
+
+    ``allow_nan=True``: NaN is accepted (scikit-learn's ``ensure_all_finite="allow-nan"``) and
+    only infinity is refused, with scikit-learn's message. Input that the kernel finds finite is
+    read once, as without ``allow_nan``; only a shard that is not finite is read again, to tell
+    NaN from infinity.
+
+    Returns
+    -------
+    has_nan : bool
+        Whether ``X`` holds a NaN (only ever True with ``allow_nan``).
     """
     if numpy_dtype(X.dtype).kind not in "fc":
-        return
+        return False
     xp = get_namespace(X)
-    if not call_kernel("all_finite", backend, X=X):
+    if call_kernel("all_finite", backend, X=X):
+        return False
+    if not allow_nan:
         _raise_not_finite(X, xp, estimator, input_name)
+    if bool(xp.any(xp.isinf(X))):
+        witness = np.array([np.inf], dtype=numpy_dtype(X.dtype))
+        assert_all_finite(witness, allow_nan=True, input_name=input_name,
+                          estimator_name=None if estimator is None else type(estimator).__name__)
+    return True
 
 
 def _check_foreign(X, estimator, input_name="X", ensure_2d=True, dtype="float"):
@@ -255,7 +272,8 @@ def as_float(X):
     return X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
 
 
-def check_X(estimator, X, *, reset, backend=None, set_features=True, finite=True):
+def check_X(estimator, X, *, reset, backend=None, set_features=True, finite=True,
+            allow_nan=False):
     """Local: validate this rank's ``X`` as scikit-learn's ``validate_data`` does, keeping its type.
 
     NumPy arrays, lists and DataFrames go through scikit-learn's ``validate_data`` (its messages,
@@ -265,6 +283,7 @@ def check_X(estimator, X, *, reset, backend=None, set_features=True, finite=True
 
     ``set_features=False`` skips ``n_features_in_``/``feature_names_in_`` (plain ``check_array``).
     ``finite=False`` leaves the finiteness check to the caller (:func:`check_deferred_finite`).
+    ``allow_nan=True`` accepts NaN and refuses only infinity (:func:`check_finite`).
     """
     if is_foreign_array(X):
         Xv = _check_foreign(X, estimator)
@@ -279,7 +298,7 @@ def check_X(estimator, X, *, reset, backend=None, set_features=True, finite=True
     # Without the estimator's features, the messages are check_array's (no estimator named).
     if finite:
         check_finite(Xv, estimator if set_features else None, "X",
-                     resolve_backend(Xv) if backend is None else backend)
+                     resolve_backend(Xv) if backend is None else backend, allow_nan=allow_nan)
     return Xv
 
 
@@ -528,20 +547,22 @@ def check_deferred_finite(estimator, shard: Shard) -> None:
 
 
 def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,
-                     multi_output=True, attributes=None, training_rows=False) -> Shard:
+                     multi_output=True, attributes=None, training_rows=False,
+                     allow_nan=False) -> Shard:
     """Collective: check fitted state and this rank's shard for predict/transform/score; agree.
 
     The column names of a DataFrame are checked against ``feature_names_in_`` as scikit-learn
     does (an error for other names or another order, a warning for names on one side only).
     ``training_rows=True`` says that ``X`` is the estimator's own validated training rows
     (a query with ``X=None``): they are not checked against the names again.
+    ``allow_nan=True``: NaN in ``X`` is accepted (the scalers keep it), infinity refused.
     """
 
     refuse_sklearn_model_selection(comm)
 
     def check():
         check_is_fitted(estimator, attributes)
-        Xv = X if training_rows else check_X(estimator, X, reset=False)
+        Xv = X if training_rows else check_X(estimator, X, reset=False, allow_nan=allow_nan)
         backend = resolve_backend(Xv)  # on the validated array: a list becomes NumPy
         yv = _check_y(y, Xv, estimator, True, multi_output) if requires_y else None
         sw = _check_sample_weight(sample_weight, Xv, non_negative=False)

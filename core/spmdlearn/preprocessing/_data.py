@@ -12,7 +12,8 @@ from .._base import SPMDEstimatorMixin
 from .._incremental import IncrementalMixin
 from .._array_api import get_namespace, numpy_dtype
 from .._validation import check_X, validate_predict
-from ..reference._moments import COLUMN_STATS, column_stats_local, overflowed_to_nan
+from ..reference._moments import (NAN_COLUMN_STATS, nan_column_stats_identity,
+                                  nan_column_stats_local, overflowed_to_nan, with_missing)
 
 _EPS64 = np.finfo(np.float64).eps
 
@@ -28,15 +29,34 @@ def _handle_zeros_in_scale(scale, constant_mask=None):
 
 class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, TransformerMixin,
               BaseEstimator):
-    """fit = local batches + finalize_fit; transform validates collectively, acts locally."""
+    """fit = local batches + finalize_fit; transform validates collectively, acts locally.
 
-    _contract = COLUMN_STATS
+    NaN is missing data, as in scikit-learn: disregarded by the statistics, kept by
+    ``transform`` and ``inverse_transform``. Every rank's partial is a
+    :class:`~spmdlearn.reference.NanColumnStatsPartial` (per-column counts and weights), so the
+    ranks exchange one kind of partial whether or not theirs held a NaN. A batch without NaN
+    (the finiteness check tells, in the one pass it makes anyway) is served by the
+    ``column_stats_local`` kernel, whose partial becomes a NaN-aware one in O(n_features)
+    (:func:`~spmdlearn.reference.with_missing`); only a batch holding a NaN is read by the
+    NaN-aware reference :func:`~spmdlearn.reference.nan_column_stats_local`, in its own array
+    namespace.
+    """
 
-    def _batch_partial(self, X, y, w, backend):
-        return call_kernel("column_stats_local", backend, X=X, sample_weight=w)
+    _contract = NAN_COLUMN_STATS
+    _allow_nan = True
+
+    def _batch_partial(self, X, y, w, backend, has_nan):
+        if has_nan:
+            return nan_column_stats_local(X, w)
+        return with_missing(call_kernel("column_stats_local", backend, X=X, sample_weight=w))
 
     def _identity(self, n_features, n_targets):
-        return column_stats_local(np.zeros((0, n_features)))
+        return nan_column_stats_identity(n_features)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
     @staticmethod
     def _n_rows(partial):
@@ -55,7 +75,7 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
         return IncrementalMixin.fit(self, X)
 
     def _check_transform(self, X):
-        return validate_predict(self, self._comm(), X)
+        return validate_predict(self, self._comm(), X, allow_nan=True)
 
     def _affine(self, X, shift, scale, backend=None):
         """``(X - shift) * scale`` by the ``affine_transform`` kernel, in X's dtype."""
@@ -72,7 +92,7 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
     def inverse_transform(self, X, copy=None):
         """Local: undo the scaling of this rank's rows."""
         check_is_fitted(self)
-        return self._inverse(check_X(self, X, reset=False, set_features=False))
+        return self._inverse(check_X(self, X, reset=False, set_features=False, allow_nan=True))
 
     def _to_sklearn(self):
         est = type(self)._sklearn_class(**{k: v for k, v in self.get_params().items()
@@ -95,9 +115,11 @@ class StandardScaler(_Scaler):
     Attributes
     ----------
     scale_, mean_, var_ : ndarray of shape (n_features,) or None
-        As scikit-learn's (weighted, biased variance; ``scale_`` 1 for constant features).
-    n_samples_seen_ : float
-        Rows (weights, with ``sample_weight``) over all ranks.
+        As scikit-learn's (weighted, biased variance; ``scale_`` 1 for constant features;
+        NaN values disregarded, and NaN for a feature whose values are all NaN).
+    n_samples_seen_ : float or ndarray of shape (n_features,)
+        Non-NaN values (their weights, with ``sample_weight``) over all ranks: one number
+        when every feature has the same, else one per feature, as scikit-learn's.
     n_features_in_ : int
 
     Notes
@@ -105,6 +127,8 @@ class StandardScaler(_Scaler):
     **Distributed semantics.** ``fit`` and ``finalize_fit`` are collective, ``partial_fit`` is
     local; ``transform`` validates collectively and scales this rank's rows; the statistics
     come from one merge of per-rank centered moments. Usable in a Pipeline under mpiexec.
+    NaN is missing data, as in scikit-learn, on any rank (ranks with and without NaN mix);
+    infinity is refused on every rank, naming the ranks that hold it.
     """
 
     _sklearn_class = _skp.StandardScaler
@@ -126,15 +150,25 @@ class StandardScaler(_Scaler):
         return IncrementalMixin.fit(self, X, None, sample_weight)
 
     def _finalize(self, p, n_features, y_ndim, dtype):
-        self.n_samples_seen_ = np.float64(p.weight)
+        # scikit-learn counts each feature's non-NaN values (their weights, with sample_weight;
+        # their number when neither mean nor std is taken), one number when all are equal
+        seen = p.weight if self.with_mean or self.with_std else p.count
+        self.n_samples_seen_ = (np.float64(seen[0]) if np.ptp(seen) == 0
+                                else np.asarray(seen, np.float64))
         if not self.with_mean and not self.with_std:
             self.mean_ = self.var_ = self.scale_ = None
             return
-        self.mean_ = p.mean.copy()
+        # A feature without weight (all its values NaN) has mean and variance 0/0, as in
+        # scikit-learn; its scale is NaN too.
+        none = p.weight == 0
+        weight = np.where(none, 1.0, p.weight)
+        self.mean_ = np.where(none, np.nan, p.mean)
         if self.with_std:
-            self.var_ = overflowed_to_nan(p.m2 / p.weight)
+            self.var_ = np.where(none, np.nan, overflowed_to_nan(p.m2 / weight))
             upper = p.weight * _EPS64 * self.var_ + (p.weight * self.mean_ * _EPS64) ** 2
-            self.scale_ = _handle_zeros_in_scale(np.sqrt(self.var_), self.var_ <= upper)
+            with np.errstate(invalid="ignore"):
+                constant = self.var_ <= upper
+            self.scale_ = _handle_zeros_in_scale(np.sqrt(self.var_), constant)
         else:
             self.var_ = self.scale_ = None
 
@@ -185,18 +219,19 @@ class MinMaxScaler(_Scaler):
         self.copy = copy
         self.clip = clip
 
-    def _batch_partial(self, X, y, w, backend):
+    def _batch_partial(self, X, y, w, backend, has_nan):
         lo, hi = self.feature_range
         if lo >= hi:
             raise ValueError("Minimum of desired feature range must be smaller than maximum. "
                              f"Got {self.feature_range}.")
-        return super()._batch_partial(X, y, w, backend)
+        return super()._batch_partial(X, y, w, backend, has_nan)
 
     def _finalize(self, p, n_features, y_ndim, dtype):
         lo, hi = self.feature_range
         self.n_samples_seen_ = int(p.n_rows)
-        self.data_min_ = p.min.astype(dtype)
-        self.data_max_ = p.max.astype(dtype)
+        # a feature whose values are all NaN has NaN extremes (scikit-learn's nanmin/nanmax)
+        self.data_min_ = np.where(p.count == 0, np.nan, p.min).astype(dtype)
+        self.data_max_ = np.where(p.count == 0, np.nan, p.max).astype(dtype)
         self.data_range_ = self.data_max_ - self.data_min_
         self.scale_ = (hi - lo) / _handle_zeros_in_scale(self.data_range_)
         self.min_ = lo - self.data_min_ * self.scale_
@@ -246,7 +281,8 @@ class MaxAbsScaler(_Scaler):
 
     def _finalize(self, p, n_features, y_ndim, dtype):
         self.n_samples_seen_ = int(p.n_rows)
-        self.max_abs_ = np.maximum(np.abs(p.min), np.abs(p.max)).astype(dtype)
+        max_abs = np.maximum(np.abs(p.min), np.abs(p.max))
+        self.max_abs_ = np.where(p.count == 0, np.nan, max_abs).astype(dtype)
         self.scale_ = _handle_zeros_in_scale(self.max_abs_)
 
     def _transform(self, X, backend=None):

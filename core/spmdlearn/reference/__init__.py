@@ -39,6 +39,12 @@ from ._moments import (
     column_stats_combine,
     column_stats_local,
     COMOMENTS,
+    NAN_COLUMN_STATS,
+    NanColumnStatsPartial,
+    nan_column_stats_combine,
+    nan_column_stats_identity,
+    nan_column_stats_local,
+    with_missing,
     MOMENTS,
     ComomentsPartial,
     MomentsPartial,
@@ -51,7 +57,8 @@ from ._moments import (
 )
 
 #: Every reduction contract, by name.
-CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, COLUMN_STATS, R2, TSQR, LLOYD)}
+CONTRACTS = {c.name: c for c in (MOMENTS, COMOMENTS, COLUMN_STATS, NAN_COLUMN_STATS, R2, TSQR,
+                                 LLOYD)}
 
 #: Every kernel, by hook name (without the ``spmdlearn_`` prefix): the reference definitions.
 KERNELS = {
@@ -103,6 +110,8 @@ __all__ = [
     "knn_merge", "radius_counts", "radius_min_label", "radius_neighbors_csr", "radius_label_union",
     "label_roots",
     "ColumnStatsPartial", "column_stats_local", "column_stats_combine", "COLUMN_STATS",
+    "NanColumnStatsPartial", "nan_column_stats_local", "nan_column_stats_combine",
+    "nan_column_stats_identity", "with_missing", "NAN_COLUMN_STATS",
     "logistic_loss_grad", "logistic_hessp",
     "apply_bins", "best_split", "bin_edges", "counter_uniform", "node_histograms",
     "poisson_counts", "tree_apply", "tree_histograms", "best_splits", "tree_route", "bootstrap_counts",

@@ -28,6 +28,12 @@ __all__ = [
     "column_stats_local",
     "column_stats_combine",
     "COLUMN_STATS",
+    "NanColumnStatsPartial",
+    "nan_column_stats_local",
+    "nan_column_stats_combine",
+    "nan_column_stats_identity",
+    "with_missing",
+    "NAN_COLUMN_STATS",
 ]
 
 BASIC_STATISTICS_OPTIONS = (
@@ -295,6 +301,140 @@ def column_stats_combine(a: ColumnStatsPartial, b: ColumnStatsPartial) -> Column
 
 COLUMN_STATS = ReductionContract("column_stats", column_stats_local, column_stats_combine,
                                  lambda p: p, kernel="column_stats_local")
+
+
+class NanColumnStatsPartial(NamedTuple):
+    """Per-column weighted moments and extremes of one shard, NaN taken as missing.
+
+    The statistics of scikit-learn's scalers, which disregard NaN in ``fit``: each column has
+    its own count and weight, those of its non-NaN values. A shard without NaN has the same
+    statistics as its :class:`ColumnStatsPartial` (:func:`with_missing` turns one into the other),
+    so the scalers compute those by the ``column_stats_local`` kernel and reach
+    :func:`nan_column_stats_local` only for shards that hold a NaN.
+
+    Reduction contract
+    ------------------
+    Local
+        :func:`nan_column_stats_local` (or :func:`with_missing` of a shard without NaN).
+    Combine
+        :func:`nan_column_stats_combine`: Chan et al.'s weighted merge, column by column; min
+        of mins and max of maxes over the columns' non-NaN values.
+    Finalize
+        The scalers: biased variance ``m2 / weight``, NaN for a column of zero weight (all
+        its values NaN, as scikit-learn's 0/0); ranges and magnitudes NaN for a column of zero
+        count.
+    Identity
+        :func:`nan_column_stats_identity`: zero rows, counts, weights and moments; min and
+        max 0 (a column of zero count has no extremes: ``combine`` takes the other side's,
+        so every field stays finite).
+    """
+
+    n_rows: float  #: number of rows, NaN or not
+    count: np.ndarray  #: (n_features,) non-NaN values per column
+    weight: np.ndarray  #: (n_features,) sum of the weights of the non-NaN values per column
+    mean: np.ndarray  #: (n_features,) weighted means of the non-NaN values (0 for zero weight)
+    m2: np.ndarray  #: (n_features,) weighted centered sums of squares of the non-NaN values
+    min: np.ndarray  #: (n_features,) smallest non-NaN value (0 for zero count)
+    max: np.ndarray  #: (n_features,) largest non-NaN value (0 for zero count)
+
+
+def nan_column_stats_identity(n_features: int) -> NanColumnStatsPartial:
+    """The partial of zero rows with ``n_features`` columns (the identity of ``combine``)."""
+    zeros = np.zeros(n_features)
+    return NanColumnStatsPartial(0.0, zeros, zeros, zeros, zeros, zeros, zeros)
+
+
+def with_missing(p: ColumnStatsPartial) -> NanColumnStatsPartial:
+    """The :class:`NanColumnStatsPartial` of a shard without NaN, from its
+    :class:`ColumnStatsPartial` (every column counts every row): O(n_features), exact."""
+    d = p.mean.shape[0]
+    if p.n_rows == 0:
+        return nan_column_stats_identity(d)
+    return NanColumnStatsPartial(float(p.n_rows), np.full(d, float(p.n_rows)),
+                                 np.full(d, float(p.weight)), p.mean, p.m2, p.min, p.max)
+
+
+def nan_column_stats_local(X, sample_weight=None) -> NanColumnStatsPartial:
+    """Weighted per-column moments and extremes of one shard's non-NaN values.
+
+    Computed in ``X``'s array namespace (NumPy or any array-API array, on its device); only
+    the O(n_features) results come to the host, as NumPy float64.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+        The shard, NaN where a value is missing; no infinity (the caller refuses it).
+    sample_weight : array of shape (n_samples,), default=None
+        Frequency weights; a row's weight counts in each column where its value is not NaN.
+
+    Returns
+    -------
+    partial : NanColumnStatsPartial
+    """
+    from .._array_api import accumulation_dtype, device, get_namespace, is_foreign_array, to_host
+
+    xp = get_namespace(X)
+    n, d = (int(k) for k in X.shape)
+    if n == 0:
+        return nan_column_stats_identity(d)
+    acc = accumulation_dtype(X)
+    on = {"device": device(X)} if is_foreign_array(X) else {}  # NumPy 1.x takes no device
+    missing = xp.isnan(X)
+    present = xp.astype(~missing, acc)
+    Z = xp.where(missing, xp.zeros_like(X), X)
+    Z = xp.astype(Z, acc)
+    count = xp.sum(present, axis=0)
+    if sample_weight is None:  # unweighted: no (n, d) products with ones
+        weight, total = count, xp.sum(Z, axis=0)
+    else:
+        w = xp.astype(xp.asarray(sample_weight, **on), acc)[:, None]
+        weight, total = xp.sum(present * w, axis=0), xp.sum(Z * w, axis=0)
+    safe = xp.where(weight == 0, xp.ones_like(weight), weight)
+    mean = xp.where(weight == 0, xp.zeros_like(weight), total / safe)
+    centered = (Z - mean[None, :]) * present
+    squares = centered * centered
+    m2 = xp.sum(squares if sample_weight is None else squares * w, axis=0)
+    inf = xp.asarray(float("inf"), dtype=X.dtype, **on)
+    lo = xp.min(xp.where(missing, inf, X), axis=0)
+    hi = xp.max(xp.where(missing, -inf, X), axis=0)
+
+    def host(a):
+        return np.asarray(to_host(a), dtype=np.float64).reshape(d)
+
+    count, weight, mean, m2, lo, hi = (host(a) for a in (count, weight, mean, m2, lo, hi))
+    empty = count == 0
+    return NanColumnStatsPartial(float(n), count, weight, mean, m2, np.where(empty, 0.0, lo),
+                                 np.where(empty, 0.0, hi))
+
+
+def nan_column_stats_combine(a, b) -> NanColumnStatsPartial:
+    """Merge two shards' NaN-aware column statistics, column by column (Chan et al.).
+
+    A column of zero weight on one side takes the other side's moments, and one of zero count
+    the other side's extremes, exactly. Where both sides have weight, the arithmetic is that of
+    :func:`column_stats_combine`, so shards without NaN merge to the same bits. Either side may
+    be a :class:`ColumnStatsPartial` (a shard without NaN).
+    """
+    if isinstance(a, ColumnStatsPartial):
+        a = with_missing(a)
+    if isinstance(b, ColumnStatsPartial):
+        b = with_missing(b)
+    weight = a.weight + b.weight
+    a_none, b_none = a.weight == 0, b.weight == 0
+    safe = np.where(weight == 0, 1.0, weight)
+    delta = b.mean - a.mean
+    mean = np.where(a_none, b.mean, np.where(b_none, a.mean,
+                                             (a.weight * a.mean + b.weight * b.mean) / safe))
+    m2 = np.where(a_none, b.m2, np.where(b_none, a.m2,
+                                         a.m2 + b.m2 + delta * delta * (a.weight * b.weight / safe)))
+    a_empty, b_empty = a.count == 0, b.count == 0
+    lo = np.where(a_empty, b.min, np.where(b_empty, a.min, np.minimum(a.min, b.min)))
+    hi = np.where(a_empty, b.max, np.where(b_empty, a.max, np.maximum(a.max, b.max)))
+    return NanColumnStatsPartial(a.n_rows + b.n_rows, a.count + b.count, weight, mean, m2, lo, hi)
+
+
+NAN_COLUMN_STATS = ReductionContract("nan_column_stats", nan_column_stats_local,
+                                     nan_column_stats_combine, lambda p: p)
 
 
 def overflowed_to_nan(variance):
