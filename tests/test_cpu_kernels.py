@@ -119,10 +119,11 @@ def test_flat_moments_equal_the_row_loop(monkeypatch, dtype, d):
     far[:, 0] = rng.normal(size=block)
     for first, one_pass in ((0.5, True), (100.0, False)):
         far[0, 0] = first
-        *got, served = _moments._flat_block(far.reshape(-1), d, lanes, np.empty(lanes),
-                                            np.empty(lanes), np.empty(lanes),
-                                            np.empty((2, lanes)), np.empty((2, lanes)))
+        center, residual, *got, served = _moments._flat_block(
+            far.reshape(-1), d, lanes, np.empty(lanes), np.empty(lanes), np.empty(lanes),
+            np.empty((2, lanes)), np.empty((2, lanes)))
         assert served == one_pass, first
+        got = [center + residual] + got
         expected = ref.moments_local(far)
         _close(got[0], expected.mean, RTOL[np.dtype(dtype)], f"mean, first row {first}")
         _close(got[1], expected.m2, RTOL[np.dtype(dtype)], f"m2, first row {first}")
@@ -135,6 +136,41 @@ def test_flat_moments_equal_the_row_loop(monkeypatch, dtype, d):
     assert calls == []
     with pytest.raises(ZeroDivisionError):
         _moments.moments_local(np.asfortranarray(X) if d > 1 else X[::2], None)
+
+
+@pytest.mark.parametrize("layout", ["C (flat kernel)", "F (row loop)", "frequency weights",
+                                    "scaled rows"])
+def test_moments_of_many_short_blocks_far_from_the_origin_keep_their_digits(layout):
+    """Hundreds of columns make blocks of a few dozen rows; with columns 1e8 from the origin,
+    each block's mean as an absolute value holds about 1e-8 of error, which the merge's squared
+    differences of means turn into a relative error of the variance above the 1e-9 that
+    BasicStatistics documents. Blocks' means are kept about the first block's, so the variance
+    keeps the digits of a long double two-pass computation."""
+    rng = np.random.default_rng(5)
+    d = 300
+    n = 20 * block_rows(d) + 17
+    X = 1e8 + rng.standard_normal((n, d)) * rng.uniform(0.5, 2.0, d)
+    w = None
+    if layout == "F (row loop)":
+        X = np.asfortranarray(X)
+    elif layout != "C (flat kernel)":
+        w = rng.integers(0, 3, n).astype(np.float64)
+    L = X.astype(np.longdouble)
+    if layout == "scaled rows":  # the moments of the rows times their weights
+        L = L * w[:, None]
+        p = _moments.moments_local(X, w)
+        mean, m2 = p.mean, p.m2
+    elif layout == "frequency weights":
+        p = _moments.column_stats_local(X, w)
+        mean, m2 = p.mean, p.m2
+    else:
+        p = _moments.moments_local(X, None)
+        mean, m2 = p.mean, p.m2
+    lw = np.ones(n, np.longdouble) if layout != "frequency weights" else w.astype(np.longdouble)
+    exact_mean = (L * lw[:, None]).sum(0) / lw.sum()
+    exact_m2 = (lw[:, None] * (L - exact_mean) ** 2).sum(0)
+    _close(mean, exact_mean.astype(np.float64), 1e-15, f"{layout} mean")
+    _close(m2, exact_m2.astype(np.float64), 1e-12, f"{layout} m2")
 
 
 def _overflowing_squares():

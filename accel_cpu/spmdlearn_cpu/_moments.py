@@ -5,8 +5,10 @@ Each row block is read from memory once. For the moments, its mean is taken in a
 pass and its centered sums of squares in a second pass over the cached block; for the
 co-moments, the block is shifted by its first row into a cached buffer and added to the
 co-moment by BLAS ``gemm``, the shifts and means being corrected for at the end. The blocks
-are merged with Chan, Golub and LeVeque's pairwise formula. No centered or float64 copy of the shard is ever made, and no raw
-sum of squares is formed, so columns far from the origin keep their digits.
+are merged with Chan, Golub and LeVeque's pairwise formula, their means taken about the first
+block's (so the differences of means the merge squares keep their digits). No centered or
+float64 copy of the shard is ever made, and no raw sum of squares is formed, so columns far
+from the origin keep their digits.
 """
 
 from __future__ import annotations
@@ -75,79 +77,133 @@ def _merged(W, M, M2, LO, HI):
     return W[0], M[0].copy(), M2[0].copy(), LO[0].copy(), HI[0].copy()
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _row_pass(X, w, mode, lo, hi, center, s, mn, mx, first):
+    """One pass over rows ``lo:hi`` with ``mode`` a constant (each branch's loops compiled
+    apart): in the first pass, the weighted sums of the values less ``center`` into ``s`` and
+    their extremes into ``mn``/``mx``; in the second, their weighted squares into ``s``.
+    A value is the row's times its weight where weights scale rows. Returns their weight."""
+    wsum = 0.0
+    for i in range(lo, hi):
+        wi = 1.0 if mode == _UNWEIGHTED else np.float64(w[i])
+        for j in range(X.shape[1]):
+            x = np.float64(X[i, j])
+            if mode == _SCALED:
+                x = x * wi
+            c = x - center[j]
+            t = wi * c if mode == _FREQUENCY else c
+            if first:
+                s[j] += t
+                mn[j] = min(mn[j], x)
+                mx[j] = max(mx[j], x)
+            else:
+                s[j] += t * c
+        wsum += wi if mode == _FREQUENCY else 1.0
+    return wsum
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_sums(X, w, mode, lo, hi, center, s, mn, mx, first):
+    """:func:`_row_pass`, its branches (mode, first pass) taken once, outside the loops."""
+    if first:
+        if mode == _SCALED:
+            return _row_pass(X, w, _SCALED, lo, hi, center, s, mn, mx, True)
+        if mode == _FREQUENCY:
+            return _row_pass(X, w, _FREQUENCY, lo, hi, center, s, mn, mx, True)
+        return _row_pass(X, w, _UNWEIGHTED, lo, hi, center, s, mn, mx, True)
+    if mode == _SCALED:
+        return _row_pass(X, w, _SCALED, lo, hi, center, s, mn, mx, False)
+    if mode == _FREQUENCY:
+        return _row_pass(X, w, _FREQUENCY, lo, hi, center, s, mn, mx, False)
+    return _row_pass(X, w, _UNWEIGHTED, lo, hi, center, s, mn, mx, False)
+
+
+@njit(cache=True, nogil=True)
+def _row_block(X, w, mode, lo, hi, hint, W, M2, LO, HI, b):
+    """Block ``b`` (rows ``lo:hi``) of :func:`_column_moments`, in two passes over its rows:
+    the sums of the values less ``hint`` (where they overflow, of the values as they are)
+    give the mean, then the squares about it. Writes the weight, centered sum of squares and
+    extremes; returns the mean as a center plus a residual: the center holds its leading
+    digits, and the mean less ``hint`` is exactly ``(center - hint) + residual`` (the
+    residual is what rounding the center lost), which :func:`_relative_means` keeps."""
+    d = X.shape[1]
+    s = np.zeros(d)
+    mn = np.full(d, np.inf)
+    mx = np.full(d, -np.inf)
+    wsum = _row_sums(X, w, mode, lo, hi, hint, s, mn, mx, True)
+    W[b] = wsum
+    for j in range(d):
+        LO[b, j] = mn[j]
+        HI[b, j] = mx[j]
+    if wsum == 0.0:
+        return np.zeros(d), np.zeros(d)
+    relative = s / wsum
+    center = hint + relative
+    residual = relative - (center - hint)
+    if not np.isfinite(center).all() and (hint != 0.0).any():  # overflows about the hint
+        s[:] = 0.0
+        _row_sums(X, w, mode, lo, hi, np.zeros(d), s, mn, mx, True)
+        center = s / wsum
+        residual[:] = 0.0
+    s[:] = 0.0
+    _row_sums(X, w, mode, lo, hi, center, s, mn, mx, False)
+    for j in range(d):
+        M2[b, j] = s[j]
+    return center, residual
+
+
+@njit(cache=True, nogil=True)
+def _relative_means(center, residual, origin, M, M2, b):
+    """Block ``b``'s mean less ``origin`` into ``M[b]``, from its center and residual: the
+    center less the origin is exact where both lie within a factor 2 of each other (Sterbenz),
+    so blocks far from 0 keep the digits of their differences of means, which the merge
+    squares. A residual is left out where the block's sum of squares is not finite (the
+    values overflow about the center, and the residual holds only their rounding: the
+    reference's mean is the center there)."""
+    for j in range(M.shape[1]):
+        r = residual[j] if np.isfinite(M2[b, j]) and np.isfinite(residual[j]) else 0.0
+        M[b, j] = (center[j] - origin[j]) + r
+
+
+@njit(cache=True, nogil=True)
+def _first_block_origin(center, residual, M, M2):
+    """The origin the blocks' means are taken about: the first block's center where it is
+    finite (0 elsewhere); writes that block's mean less it into ``M[0]``.
+
+    Blocks' means kept as absolute values lose their low digits where the columns lie far
+    from 0 (a mean of 1e8 holds about 1e-8 of absolute error), and the merge's squared
+    differences of means with them; about a near origin, the differences keep their digits.
+    """
+    origin = np.where(np.isfinite(center), center, 0.0)
+    _relative_means(center, residual, origin, M, M2, 0)
+    return origin
+
+
 @canonical(read_only="X w")
 @njit(parallel=True, cache=True)
 def _column_moments(X, w, mode, block):
     """Per-column weight, mean, centered sum of squares, min and max over all rows of ``X``.
 
-    Blocks are independent (``prange``); each takes two passes (sums, then centered squares)
-    over its rows while they are in cache; then the blocks are merged pairwise, as a tree.
+    Blocks are independent (``prange``); each takes two passes over its rows while they are
+    in cache (:func:`_row_block`); their means are kept about the first block's
+    (:func:`_first_block_origin`); then the blocks are merged pairwise, as a tree.
     """
     n, d = X.shape
     nb = (n + block - 1) // block
     W, M, M2, LO, HI = _block_moments(nb, d)
-    for b in prange(nb):
-        lo = b * block
-        hi = min(n, lo + block)
-        s = np.zeros(d)
-        mn = np.full(d, np.inf)
-        mx = np.full(d, -np.inf)
-        wsum = 0.0
-        if mode == 2:
-            for i in range(lo, hi):
-                wi = np.float64(w[i])
-                wsum += wi
-                for j in range(d):
-                    x = np.float64(X[i, j])
-                    s[j] += wi * x
-                    mn[j] = min(mn[j], x)
-                    mx[j] = max(mx[j], x)
-        elif mode == 1:
-            wsum = np.float64(hi - lo)
-            for i in range(lo, hi):
-                wi = np.float64(w[i])
-                for j in range(d):
-                    z = np.float64(X[i, j]) * wi
-                    s[j] += z
-                    mn[j] = min(mn[j], z)
-                    mx[j] = max(mx[j], z)
-        else:
-            wsum = np.float64(hi - lo)
-            for i in range(lo, hi):
-                for j in range(d):
-                    x = np.float64(X[i, j])
-                    s[j] += x
-                    mn[j] = min(mn[j], x)
-                    mx[j] = max(mx[j], x)
-        W[b] = wsum
-        for j in range(d):
-            LO[b, j] = mn[j]
-            HI[b, j] = mx[j]
-        if wsum == 0.0:
-            continue
-        mean = s / wsum
-        m2 = np.zeros(d)
-        if mode == 2:
-            for i in range(lo, hi):
-                wi = np.float64(w[i])
-                for j in range(d):
-                    c = np.float64(X[i, j]) - mean[j]
-                    m2[j] += wi * c * c
-        elif mode == 1:
-            for i in range(lo, hi):
-                wi = np.float64(w[i])
-                for j in range(d):
-                    c = np.float64(X[i, j]) * wi - mean[j]
-                    m2[j] += c * c
-        else:
-            for i in range(lo, hi):
-                for j in range(d):
-                    c = np.float64(X[i, j]) - mean[j]
-                    m2[j] += c * c
-        for j in range(d):
-            M[b, j] = mean[j]
-            M2[b, j] = m2[j]
-    return _merged(W, M, M2, LO, HI)
+    center, _ = _row_block(X, w, mode, 0, min(n, block), np.zeros(d), W, M2, LO, HI, 0)
+    # the first block's mean was taken about 0, so its center is rounded at the scale of the
+    # values: one more pass over it, about the center, gives the residual
+    s = np.zeros(d)
+    _row_sums(X, w, mode, 0, min(n, block), center, s, np.empty(d), np.empty(d), True)
+    residual = s / W[0] if W[0] != 0.0 else s
+    origin = _first_block_origin(center, residual, M, M2)
+    for b in prange(1, nb):
+        center, residual = _row_block(X, w, mode, b * block, min(n, (b + 1) * block), origin,
+                                      W, M2, LO, HI, b)
+        _relative_means(center, residual, origin, M, M2, b)
+    weight, mean, m2, lo, hi = _merged(W, M, M2, LO, HI)
+    return weight, origin + mean, m2, lo, hi
 
 
 #: A block's moments are taken in one pass about its first row where, for every column, the
@@ -181,24 +237,14 @@ def _extend(chunk, shift, s, q, lo_in, lo_out, hi_in, hi_out):
         hi_out[p] = x if x > b else b
 
 
-@njit(cache=True, nogil=True)
-def _flat_block(f, d, lanes, shift, s, q, lo, hi):
-    """Mean, centered sum of squares, minimum and maximum of each column of the rows whose
-    values are ``f`` (one C-ordered block of ``d`` columns, flattened), ``lanes`` values (a
-    multiple of ``d``) at a time, which LLVM vectorises whatever ``d``.
-
-    One pass takes the sums and sums of squares about the block's first row (and the extremes);
-    a block where that would cancel more than :data:`SHIFT_RATIO` allows, overflow, or meet
-    non-finite values takes two more passes from the cache, as the reference: the mean of the
-    values, then the squares about it. ``shift``, ``s``, ``q`` (``lanes``) and
-    ``lo``/``hi`` (``2 x lanes``) are scratch. Returns the column means, centered sums of
-    squares, minima and maxima, and whether one pass served.
-    """
+@njit(cache=True, nogil=True, inline="always")
+def _flat_pass(f, lanes, shift, s, q, lo, hi):
+    """:func:`_extend` over every chunk of ``f``, the last one partial (the rows after the
+    last whole chunk; ``lanes`` being a multiple of the column count, value ``p`` of any chunk
+    is in column ``p % d``): the lane sums ``s`` and squares ``q`` of the values less
+    ``shift``, and their extremes in ``lo[0]``/``hi[0]``."""
     total = f.shape[0]
-    rows = total // d
     n_chunks = total // lanes
-    for p in range(lanes):
-        shift[p] = np.float64(f[p % d])
     s[:] = 0.0
     q[:] = 0.0
     lo[:] = np.inf
@@ -211,91 +257,105 @@ def _flat_block(f, d, lanes, shift, s, q, lo, hi):
         _extend(f[c * lanes:(c + 1) * lanes], shift, s, q, lo[0], lo[1], hi[0], hi[1])
         lo[0, :] = lo[1]
         hi[0, :] = hi[1]
-    sums = np.zeros(d)
-    squares = np.zeros(d)
-    mn = np.full(d, np.inf)
-    mx = np.full(d, -np.inf)
-    for p in range(lanes):
+    _extend(f[n_chunks * lanes:], shift, s, q, lo[0], lo[0], hi[0], hi[0])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fold(lane_values, d, how):
+    """The lanes' values folded into their ``d`` columns: summed (``how`` 0), their minimum
+    (1) or their maximum (2)."""
+    out = np.full(d, (0.0, np.inf, -np.inf)[how])
+    for p in range(lane_values.shape[0]):
         j = p % d
-        sums[j] += s[p]
-        squares[j] += q[p]
-        mn[j] = min(mn[j], lo[0, p])
-        mx[j] = max(mx[j], hi[0, p])
-    for k in range(n_chunks * lanes, total):  # the rows after the last whole chunk
-        j = (k - n_chunks * lanes) % d
-        x = np.float64(f[k])
-        z = x - shift[j]
-        sums[j] += z
-        squares[j] += z * z
-        mn[j] = min(mn[j], x)
-        mx[j] = max(mx[j], x)
-    mean = np.empty(d)
-    m2 = np.empty(d)
+        if how == 0:
+            out[j] += lane_values[p]
+        elif how == 1:
+            out[j] = min(out[j], lane_values[p])
+        else:
+            out[j] = max(out[j], lane_values[p])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _flat_block(f, d, lanes, shift, s, q, lo, hi):
+    """Center and residual of the mean (their sum), centered sum of squares, minimum and
+    maximum of each column of the rows whose values are ``f`` (one C-ordered block of ``d``
+    columns, flattened), ``lanes`` values (a multiple of ``d``) at a time, which LLVM
+    vectorises whatever ``d``.
+
+    One pass takes the sums and sums of squares about the block's first row, the center (and
+    the extremes); a block where that would cancel more than :data:`SHIFT_RATIO` allows,
+    overflow, or meet non-finite values takes two more passes from the cache, as the
+    reference: the mean of the values, the center, then the squares and the residual about
+    it. ``shift``, ``s``, ``q`` (``lanes``) and ``lo``/``hi`` (``2 x lanes``) are scratch.
+    Returns the center, residual, centered sums of squares, minima and maxima, and whether one
+    pass served.
+    """
+    rows = f.shape[0] // d
+    for p in range(lanes):
+        shift[p] = np.float64(f[p % d])
+    _flat_pass(f, lanes, shift, s, q, lo, hi)
+    sums = _fold(s, d, 0)
+    squares = _fold(q, d, 0)
+    mn = _fold(lo[0], d, 1)
+    mx = _fold(hi[0], d, 2)
+    center = shift[:d].copy()
+    residual = sums / rows
+    m2 = squares - sums * residual
     kept = True
     for j in range(d):
-        mean[j] = shift[j] + sums[j] / rows
-        m2[j] = squares[j] - sums[j] * sums[j] / rows
         # the raw sum must be finite too: where it overflows, the mean is the reference's
         # (an infinite sum over the rows), not the one about the shift
-        kept = (kept and np.isfinite(squares[j]) and np.isfinite(shift[j] * rows + sums[j])
+        kept = (kept and np.isfinite(squares[j]) and np.isfinite(center[j] * rows + sums[j])
                 and squares[j] <= SHIFT_RATIO * m2[j])  # False for NaN
     if kept:
-        return mean, np.maximum(m2, 0.0), mn, mx, True
+        return center, residual, np.maximum(m2, 0.0), mn, mx, True
     # Two more passes over the cached block, as the reference: the mean of the values as they
     # are (the sums about the first row lose the mean's digits where that row lies far out, and
-    # overflow where it lies at the other end of the range), then the squares about it.
-    s[:] = 0.0
-    for c in range(n_chunks):
-        chunk = f[c * lanes:(c + 1) * lanes]
-        for p in range(lanes):
-            s[p] += np.float64(chunk[p])
-    sums[:] = 0.0
+    # overflow where it lies at the other end of the range), then the squares about it, whose
+    # sum is the residual.
+    shift[:] = 0.0
+    _flat_pass(f, lanes, shift, s, q, lo, hi)
+    center = _fold(s, d, 0) / rows
     for p in range(lanes):
-        sums[p % d] += s[p]
-    for k in range(n_chunks * lanes, total):
-        sums[(k - n_chunks * lanes) % d] += np.float64(f[k])
-    for j in range(d):
-        mean[j] = sums[j] / rows
-    for p in range(lanes):
-        shift[p] = mean[p % d]
-    q[:] = 0.0
-    for c in range(n_chunks):
-        chunk = f[c * lanes:(c + 1) * lanes]
-        for p in range(lanes):
-            z = np.float64(chunk[p]) - shift[p]
-            q[p] += z * z
-    m2[:] = 0.0
-    for p in range(lanes):
-        m2[p % d] += q[p]
-    for k in range(n_chunks * lanes, total):
-        j = (k - n_chunks * lanes) % d
-        z = np.float64(f[k]) - mean[j]
-        m2[j] += z * z
-    return mean, m2, mn, mx, False
+        shift[p] = center[p % d]
+    _flat_pass(f, lanes, shift, s, q, lo, hi)
+    return center, _fold(s, d, 0) / rows, _fold(q, d, 0), mn, mx, False
 
 
 @canonical(read_only="X")
 @njit(parallel=True, cache=True)
 def _column_moments_flat(X, block, lanes):
     """:func:`_column_moments` of unweighted C-ordered rows: each block's values are taken as
-    one flat run (:func:`_flat_block`), so the loops are vectorised across columns and rows."""
+    one flat run (:func:`_flat_block`), so the loops are vectorised across columns and rows;
+    the blocks' means are kept about the first block's (:func:`_first_block_origin`)."""
     n, d = X.shape
     f = X.reshape(n * d)
     nb = (n + block - 1) // block
     W, M, M2, LO, HI = _block_moments(nb, d)
-    for b in prange(nb):
-        lo = b * block
-        hi = min(n, lo + block)
-        mean, m2, mn, mx, _ = _flat_block(f[lo * d:hi * d], d, lanes, np.empty(lanes),
-                                       np.empty(lanes), np.empty(lanes), np.empty((2, lanes)),
-                                       np.empty((2, lanes)))
-        W[b] = np.float64(hi - lo)
-        for j in range(d):
-            M[b, j] = mean[j]
-            M2[b, j] = m2[j]
-            LO[b, j] = mn[j]
-            HI[b, j] = mx[j]
-    return _merged(W, M, M2, LO, HI)
+    center, residual = _flat_block_into(f, d, lanes, 0, min(n, block), W, M2, LO, HI, 0)
+    origin = _first_block_origin(center, residual, M, M2)
+    for b in prange(1, nb):
+        center, residual = _flat_block_into(f, d, lanes, b * block, min(n, (b + 1) * block), W,
+                                            M2, LO, HI, b)
+        _relative_means(center, residual, origin, M, M2, b)
+    weight, mean, m2, lo, hi = _merged(W, M, M2, LO, HI)
+    return weight, origin + mean, m2, lo, hi
+
+
+@njit(cache=True, nogil=True)
+def _flat_block_into(f, d, lanes, lo, hi, W, M2, LO, HI, b):
+    """:func:`_flat_block` of rows ``lo:hi``, written as block ``b``'s moments; returns its
+    center and residual."""
+    center, residual, m2, mn, mx, _ = _flat_block(
+        f[lo * d:hi * d], d, lanes, np.empty(lanes), np.empty(lanes), np.empty(lanes),
+        np.empty((2, lanes)), np.empty((2, lanes)))
+    W[b] = np.float64(hi - lo)
+    for j in range(d):
+        M2[b, j] = m2[j]
+        LO[b, j] = mn[j]
+        HI[b, j] = mx[j]
+    return center, residual
 
 
 def _lanes(d):
