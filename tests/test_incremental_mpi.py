@@ -2,13 +2,18 @@
 non-incremental estimator on all rows seen by all ranks."""
 
 import pickle
+import re
+import warnings
 
 import numpy as np
 import pytest
 
+import spmdlearn
+
 from spmdlearn.basic_statistics import BasicStatistics, IncrementalBasicStatistics
 from spmdlearn.covariance import EmpiricalCovariance, IncrementalEmpiricalCovariance
 from spmdlearn.decomposition import PCA, IncrementalPCA
+from spmdlearn.hookspec import hookimpl
 from spmdlearn.linear_model import IncrementalLinearRegression, LinearRegression
 from spmdlearn_conformance import (
     assert_all_ranks,
@@ -201,3 +206,101 @@ def test_deferred_finiteness_check_still_refuses(comm, name):
                       np.tile(y, comm.size) if supervised else None)
         assert_allclose_all_ranks(comm, getattr(est, attrs[0]), getattr(full, attrs[0]),
                                   rtol=1e-7, what=f"nothing lost after a bad {where}")
+
+
+class _WarningMoments:
+    """A backend whose moments kernel warns on any input, then declines (the reference computes
+    the moments): the warning stands for one a kernel gives (numpy's overflow, say). Each call's
+    message is its own, so that a collective method, which shows each distinct warning once
+    (:meth:`spmdlearn.comm.Comm.session`), shows them all."""
+
+    calls = 0
+
+    @hookimpl
+    def spmdlearn_moments_local(self, X):
+        type(self).calls += 1
+        warnings.warn(f"the moments kernel's own warning, call {type(self).calls}", UserWarning)
+        return None
+
+
+@pytest.fixture
+def warning_moments():
+    """Every kernel call through the backend above; yields its class (``calls``: this rank's)."""
+    from spmdlearn import _backends
+
+    pm = _backends.plugin_manager()
+    pm.register(_WarningMoments(), name="warning_moments")
+    _WarningMoments.calls = 0
+    try:
+        with spmdlearn.config_context(backend="warning_moments"):
+            yield _WarningMoments
+    finally:
+        pm.unregister(name="warning_moments")
+        _backends._availability.pop("warning_moments", None)
+
+
+# The fits whose finiteness check rides in the moments kernel's partial.
+MOMENT_FITS = {
+    "BasicStatistics.fit": lambda X: BasicStatistics().fit(X),
+    "IncrementalBasicStatistics.fit": lambda X: IncrementalBasicStatistics(batch_size=4).fit(X),
+    "IncrementalBasicStatistics.partial_fit": lambda X: _feed(
+        IncrementalBasicStatistics(), X, None, 4, False),
+    "PCA full": lambda X: PCA(n_components=2, svd_solver="full").fit(X),
+}
+
+
+def _kernel_warnings(caught):
+    """The numbers of the kernel calls whose warnings were shown, in order, repeats included."""
+    return [int(m.group(1)) for m in (re.search(r"the moments kernel's own warning, call (\d+)",
+                                                str(w.message)) for w in caught) if m]
+
+
+@pytest.mark.parametrize("name", MOMENT_FITS)
+def test_kernel_warnings_on_finite_input_are_shown_once(world, warning_moments, name):
+    """The kernel's warnings are held while the deferred finiteness check may still refuse the
+    rows; for finite rows each is shown, exactly once."""
+    X, _ = make_data(11, 10 * world.size, 3, 1)
+    X_local = X[10 * world.rank:10 * (world.rank + 1)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every showing is recorded, repeats included
+        MOMENT_FITS[name](X_local)
+    calls, shown = warning_moments.calls, _kernel_warnings(caught)
+    assert_all_ranks(world, calls >= 1 and shown == list(range(1, calls + 1)),
+                     f"{name}: the warnings of kernel calls {shown} shown, for {calls} call(s)")
+
+
+@pytest.mark.parametrize("name", ["BasicStatistics.fit", "IncrementalBasicStatistics.fit",
+                                  "IncrementalBasicStatistics.partial_fit"])
+def test_infinity_on_one_rank_refuses_without_the_kernels_warnings(world, warning_moments, name):
+    """An infinity in one rank's rows: scikit-learn's message on that rank (alone, for the local
+    partial_fit), the collective error naming it on every rank for fit; the kernel's warnings
+    are not shown beside the error (as when validation checked before the kernel), and the
+    other ranks' finite rows show theirs."""
+    X, _ = make_data(12, 10 * world.size, 3, 1)
+    X_local = X[10 * world.rank:10 * (world.rank + 1)].copy()
+    bad = world.size - 1
+    if world.rank == bad:
+        X_local[6, 1] = np.inf  # in the second batch of four rows
+    sklearn_message = "Input X contains infinity or a value too large for dtype('float64')."
+    fit = MOMENT_FITS[name]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if name.endswith("partial_fit"):
+            raised = None
+            try:
+                fit(X_local)
+            except ValueError as exc:
+                raised = str(exc)
+            expected = sklearn_message if world.rank == bad else None
+            assert_all_ranks(world, raised == expected,
+                             f"{name} raised {raised!r}, expected {expected!r}")
+        else:
+            rank_text = rf"rank {bad}.*" if world.size > 1 else ""
+            assert_raises_on_all_ranks(world, ValueError, lambda: fit(X_local),
+                                       match=rank_text + re.escape(sklearn_message))
+    calls, shown = warning_moments.calls, _kernel_warnings(caught)
+    # the bad rank's kernel runs on its batches up to the infinite one, whose warning is held
+    expected = list(range(1, calls if world.rank == bad else calls + 1))
+    assert_all_ranks(world, calls >= 1 and shown == expected,
+                     f"{name}: the warnings of kernel calls {shown} shown, for {calls} call(s); "
+                     f"expected {expected}")

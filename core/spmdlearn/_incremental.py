@@ -25,10 +25,15 @@ class IncrementalMixin:
     """Local ``partial_fit``, collective ``finalize_fit``, ``fit`` = batches + finalize.
 
     Subclasses define ``_contract`` (the reduction), ``_model_attributes`` (what finalize sets),
-    ``_batch_partial(X, y, w, backend)`` (``(X, y, w, backend, check)`` with
-    ``_defers_finite``; ``(X, y, w, backend, has_nan)`` with ``_allow_nan``),
-    ``_identity(n_features, n_targets)`` and
-    ``_finalize(partial, n_features, y_ndim, dtype)``; ``_requires_y`` for supervised ones.
+    ``_batch_partial(X, y, w, backend, *, check, has_nan)`` (the validated batch's partial),
+    ``_identity(n_features, n_targets)`` and ``_finalize(partial, n_features, y_ndim, dtype)``;
+    ``_requires_y`` for supervised ones.
+
+    ``_batch_partial`` has one signature for every estimator and takes what it needs: ``check()``
+    raises scikit-learn's ValueError for NaN or infinity in ``X`` (NaN accepted with
+    ``_allow_nan``) or ``y``, and may be called whatever the flags (a check that validation
+    already made passes again); ``has_nan`` says whether ``X`` holds a NaN (always False without
+    ``_allow_nan``). The flags decide only what validation checks before the batch's partial.
     """
 
     _requires_y = False
@@ -39,7 +44,8 @@ class IncrementalMixin:
     #: False: the batch is checked before its partial (a kernel that ignores NaN).
     _defers_finite = False
     #: NaN in X is missing data (scikit-learn's scalers): accepted, infinity refused, and
-    #: ``_batch_partial`` is told whether the batch holds a NaN (the finiteness check knows it).
+    #: ``_batch_partial``'s ``has_nan`` tells whether the batch holds a NaN (the finiteness check
+    #: knows it).
     _allow_nan = False
     #: Frequency weights must be non-negative and not all zero (BasicStatistics' scale rows).
     _weights_scale_rows = False
@@ -109,17 +115,13 @@ class IncrementalMixin:
         w = _check_sample_weight(sample_weight, Xv, non_negative=not self._weights_scale_rows)
 
         def check():
-            # the checks validation left out, in scikit-learn's order and with its messages
-            check_finite(Xv, self, "X", backend)
+            # The finiteness checks in scikit-learn's order and with its messages: those that
+            # validation left out (``_defers_finite``), or those it made, which pass again.
+            check_finite(Xv, self, "X", backend, allow_nan=allow_nan)
             if yv is not None:
                 check_finite(yv, None, "y")
 
-        if defer:
-            batch = self._batch_partial(Xv, yv, w, backend, check)
-        elif allow_nan:
-            batch = self._batch_partial(Xv, yv, w, backend, has_nan)
-        else:
-            batch = self._batch_partial(Xv, yv, w, backend)
+        batch = self._batch_partial(Xv, yv, w, backend, check=check, has_nan=has_nan)
         nonzero = int(Xv.shape[0]) if w is None else count_nonzero(w)
         # State changes only after every check passed: a bad batch loses nothing.
         self._nonzero_weights = self.__dict__.get("_nonzero_weights", 0) + nonzero
@@ -237,7 +239,7 @@ class UnweightedComomentBatches(IncrementalMixin):
 
     _defers_finite = True
 
-    def _batch_partial(self, X, y, w, backend, check):
+    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
         from ._backends import call_kernel
         from ._scaling import scaled_local
 

@@ -29,7 +29,7 @@ from .comm import Comm, _digest
 
 __all__ = ["Interval", "Options", "validate_params", "validate_fit", "validate_predict", "Shard",
            "check_X", "x_dtype", "as_float", "check_y", "count_nonzero", "check_feature_names_agree",
-           "check_deferred_finite", "metric_meaning",
+           "check_deferred_finite", "deferred_finite_moments", "metric_meaning",
            "neighbour_parameter_meaning"]
 
 
@@ -544,6 +544,39 @@ def check_deferred_finite(estimator, shard: Shard) -> None:
     check_finite(shard.X, estimator, "X", shard.backend)
     if shard.y is not None:
         check_finite(shard.y, None, "y")
+
+
+def deferred_finite_moments(backend, X, sample_weight, check):
+    """Local: the ``moments_local`` kernel's partial of ``X``, with the finiteness check that
+    validation deferred (``validate_fit(defer_finite=True)``, ``IncrementalMixin._defers_finite``).
+
+    The moments of rows holding NaN or infinity are not finite (the mean, at least), so
+    ``check`` runs only then and ``X`` is read once. The kernel's warnings are held until the
+    check has passed: they are shown for finite input, and input that is not finite raises the
+    check's error alone, as when validation checked before the kernel.
+
+    Parameters
+    ----------
+    backend : str
+        The backend that serves ``X`` (:func:`spmdlearn._backends.resolve_backend`).
+    X : array of shape (n_samples, n_features)
+    sample_weight : array of shape (n_samples,) or None
+    check : callable
+        ``check()`` raises scikit-learn's ValueError for NaN or infinity in the inputs
+        (:func:`check_deferred_finite`).
+
+    Returns
+    -------
+    partial : MomentsPartial
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = call_kernel("moments_local", backend, X=X, sample_weight=sample_weight)
+    if p.n and not all(np.isfinite(np.asarray(v)).all() for v in p[1:]):
+        check()
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return p
 
 
 def validate_predict(estimator, comm: Comm, X, y=None, sample_weight=None, *, requires_y=False,

@@ -7,10 +7,9 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
 from .._scaling import dtype_limit
-from .._validation import check_deferred_finite, validate_fit
+from .._validation import check_deferred_finite, deferred_finite_moments, validate_fit
 from ..collective import partial_size, reduce_step
 from ..reference._moments import BASIC_STATISTICS_OPTIONS, MOMENTS, moments_finalize
 
@@ -87,18 +86,10 @@ standard_deviation_, second_order_raw_moment_ : ndarray of shape (n_features,)
                              reserve=lambda X, y, w: partial_size(MOMENTS, X, w))
 
         def step():
-            # The moments of rows holding NaN or infinity are not finite (the mean, at least),
-            # so the finiteness check that validation deferred runs only then: the shard is
-            # read once. The kernel's warnings are shown only for finite input (as before).
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                p = call_kernel("moments_local", shard.backend, X=shard.X,
-                                sample_weight=shard.sample_weight)
-            if p.n and not all(np.isfinite(np.asarray(v)).all() for v in p[1:]):
-                check_deferred_finite(self, shard)
-            for w in caught:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            return p
+            # the shard is read once: the deferred finiteness check runs only on moments that
+            # are not finite
+            return deferred_finite_moments(shard.backend, shard.X, shard.sample_weight,
+                                           lambda: check_deferred_finite(self, shard))
 
         # The last collective: the statistics follow from the global moments alone.
         partial = reduce_step(MOMENTS, step, shard.X, shard.sample_weight, comm=comm, last=True)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 
-from .._backends import call_kernel
 from .._incremental import IncrementalMixin
-from .._validation import Interval
+from .._validation import Interval, deferred_finite_moments
 from ..reference._moments import BASIC_STATISTICS_OPTIONS, MOMENTS, moments_local
 from ._basic_statistics import BasicStatistics
 
@@ -49,20 +47,11 @@ class IncrementalBasicStatistics(IncrementalMixin, BasicStatistics):
 
     _defers_finite = True
 
-    def _batch_partial(self, X, y, w, backend, check):
+    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
         self._options()
-        # As BasicStatistics.fit: the moments of rows holding NaN or infinity are not finite
-        # (the mean, at least), so the deferred finiteness check runs only then and the batch
-        # is read once. The kernel's warnings are shown only for finite input.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            p = call_kernel("moments_local", backend, X=X, sample_weight=w)
-        if p.n and not all(np.isfinite(np.asarray(v)).all() for v in p[1:]):
-            check()
-        for caught_warning in caught:
-            warnings.warn_explicit(caught_warning.message, caught_warning.category,
-                                   caught_warning.filename, caught_warning.lineno)
-        return p
+        # As BasicStatistics.fit: the batch is read once, and checked only if its moments are
+        # not finite
+        return deferred_finite_moments(backend, X, w, check)
 
     def _identity(self, n_features, n_targets):
         return moments_local(np.zeros((0, n_features)))

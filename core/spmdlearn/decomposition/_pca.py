@@ -14,8 +14,8 @@ from sklearn.utils.extmath import fast_logdet, svd_flip
 from .._array_api import from_model, get_namespace, numpy_dtype, sum_float64
 from .._backends import call_kernel
 from .._base import SPMDEstimatorMixin
-from .._validation import (Interval, Options, check_deferred_finite, check_X, validate_fit,
-                           validate_predict)
+from .._validation import (Interval, Options, check_deferred_finite, check_X,
+                           deferred_finite_moments, validate_fit, validate_predict)
 from ..collective import allreduce, reduce_step
 from .._scaling import (allreduce_scaled, dtype_limit, overflow_ranks, r_rank,
                         raise_past_dtype_limit, report_overflow, scaled_spectrum,
@@ -231,11 +231,11 @@ class PCA(SPMDEstimatorMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 S, explained, Vt = scaled_spectrum(scaled, n)
         else:
             def step():
+                # moments that overflow near the float64 limit are handled below (the
+                # dtype's limit, scaled columns): the kernel does not warn of them
                 with np.errstate(over="ignore", invalid="ignore"):
-                    p = call_kernel("moments_local", backend, X=shard.X, sample_weight=None)
-                if p.n and not all(np.isfinite(np.asarray(v)).all() for v in p[1:]):
-                    check_deferred_finite(self, shard)
-                return p
+                    return deferred_finite_moments(backend, shard.X, None,
+                                                   lambda: check_deferred_finite(self, shard))
 
             moments = reduce_step(MOMENTS, step, shard.X, None, comm=comm)
             mean = moments.mean

@@ -45,7 +45,7 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
     _contract = NAN_COLUMN_STATS
     _allow_nan = True
 
-    def _batch_partial(self, X, y, w, backend, has_nan):
+    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
         if has_nan:
             return nan_column_stats_local(X, w)
         return with_missing(call_kernel("column_stats_local", backend, X=X, sample_weight=w))
@@ -219,12 +219,12 @@ class MinMaxScaler(_Scaler):
         self.copy = copy
         self.clip = clip
 
-    def _batch_partial(self, X, y, w, backend, has_nan):
+    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
         lo, hi = self.feature_range
         if lo >= hi:
             raise ValueError("Minimum of desired feature range must be smaller than maximum. "
                              f"Got {self.feature_range}.")
-        return super()._batch_partial(X, y, w, backend, has_nan)
+        return super()._batch_partial(X, y, w, backend, check=check, has_nan=has_nan)
 
     def _finalize(self, p, n_features, y_ndim, dtype):
         lo, hi = self.feature_range
