@@ -201,3 +201,47 @@ def test_deferred_finiteness_check_still_refuses(comm, name):
                       np.tile(y, comm.size) if supervised else None)
         assert_allclose_all_ranks(comm, getattr(est, attrs[0]), getattr(full, attrs[0]),
                                   rtol=1e-7, what=f"nothing lost after a bad {where}")
+
+
+def _scaler():
+    from spmdlearn.preprocessing import StandardScaler
+
+    return StandardScaler()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", [*CASES, "scaler"])
+def test_refused_first_batch_leaves_no_feature_names(comm, name):
+    """A first batch refused by partial_fit leaves the estimator as it was: no
+    ``n_features_in_`` nor ``feature_names_in_`` of its own. A rank whose only batch was refused
+    (a DataFrame holding infinity) used to keep that batch's column names through
+    ``finalize_fit``, so the model's ``feature_names_in_`` differed across ranks."""
+    pd = pytest.importorskip("pandas")
+    make_inc, _, supervised, _ = CASES.get(name, (_scaler, None, False, None))
+    X, y = make_data(10, 12, 3, 1)
+    est = make_inc()
+    refused = None
+    if comm.rank == comm.size - 1:
+        bad = pd.DataFrame(np.column_stack([X, X[:, :1]]), columns=["a", "b", "c", "d"])
+        bad.iloc[1, 0] = np.inf
+        try:
+            est.partial_fit(bad, y) if supervised else est.partial_fit(bad)
+        except ValueError as exc:
+            refused = str(exc)
+        left = sorted(k for k in ("n_features_in_", "feature_names_in_") if k in est.__dict__)
+        assert_all_ranks(comm, refused is not None and "infinity" in refused and not left,
+                         f"refused: {refused!r}; left by the refused batch: {left}")
+    else:
+        assert_all_ranks(comm, True)
+    if comm.size == 1 or comm.rank != comm.size - 1:
+        est.partial_fit(X, y) if supervised else est.partial_fit(X)
+    if comm.size == 1:
+        assert_all_ranks(comm, "feature_names_in_" not in est.__dict__
+                         and est.n_features_in_ == 3, "a good batch after the refused one")
+        return
+    est.finalize_fit()
+    names = getattr(est, "feature_names_in_", None)
+    names = None if names is None else list(names)
+    everywhere = comm.allgather((names, est.n_features_in_))
+    assert_all_ranks(comm, all(v == (None, 3) for v in everywhere),
+                     f"(feature_names_in_, n_features_in_) per rank: {everywhere}")

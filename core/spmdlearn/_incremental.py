@@ -84,9 +84,23 @@ class IncrementalMixin:
         -------
         self
         """
+        validate_params(self)
+        # The first batch's validation records n_features_in_ and feature_names_in_ before its
+        # checks end; a refused batch must leave them as they were (a rank whose only batch
+        # was refused would otherwise keep its column names through finalize_fit).
+        before = {k: self.__dict__[k] for k in ("n_features_in_", "feature_names_in_")
+                  if k in self.__dict__}
+        try:
+            return self._partial_fit(X, y, sample_weight)
+        except BaseException:
+            for key in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(key, None)
+            self.__dict__.update(before)
+            raise
+
+    def _partial_fit(self, X, y, sample_weight):
         from ._backends import resolve_backend
 
-        validate_params(self)
         first = "_partial" not in self.__dict__
         backend = resolve_backend(X)
         defer, allow_nan = self._defers_finite, self._allow_nan
@@ -181,6 +195,7 @@ class IncrementalMixin:
                              f"over {comm.size} ranks).")
         if not has:
             self.n_features_in_ = n_features
+            self.__dict__.pop("feature_names_in_", None)
             if names is not None:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
         self._finalize(partial, n_features, targets[0] if targets else None, dtype)
