@@ -346,3 +346,43 @@ def test_predict_holds_one_visiting_piece_not_a_block(world, monkeypatch):
     added = peak - before
     assert_all_ranks(comm, added < X.nbytes / 2,
                      f"predict traced {added} bytes over {before}; block {X.nbytes}")
+
+
+@pytest.mark.timeout(120)
+def test_cosine_of_rows_of_zeros_is_one_as_in_sklearn(comm):
+    """scikit-learn's cosine distance is 1 between a row of zeros and any row (it normalizes
+    the rows, leaving a zero row zero); SciPy's is 0/0. A zero row among the training rows (on
+    one rank) or the queries was left out as NaN, and a zero query had no neighbour at all
+    ("no finite distance ... overflow")."""
+    X, y, yr, Q = _data(11, n=60, nq=12)
+    X[37] = 0.0  # a training row of zeros, on one rank
+    Q[[2, 9]] = 0.0  # queries of zeros
+    cuts, qcuts = random_cuts(len(X), comm.size, 12), random_cuts(len(Q), comm.size, 13)
+    X_local, y_local, yr_local = local_rows(cuts, comm.rank, X, y, yr)
+    Q_local = local_rows(qcuts, comm.rank, Q)
+    lo, hi = qcuts[comm.rank], qcuts[comm.rank + 1]
+    zero = np.zeros(len(Q), bool)
+    zero[[2, 9]] = True
+    zero = zero[lo:hi]
+    est = NearestNeighbors(n_neighbors=5, metric="cosine").fit(X_local)
+    ref = skn.NearestNeighbors(n_neighbors=5, metric="cosine", algorithm="brute").fit(X)
+    dist, ind = est.kneighbors(Q_local)
+    rdist, rind = ref.kneighbors(Q)
+    rdist, rind = rdist[lo:hi], rind[lo:hi]
+    assert_all_ranks(comm, np.allclose(dist, rdist, rtol=0, atol=1e-12), "cosine distances")
+    # a zero query is at distance 1 from every row: ties, broken by the lower global index
+    assert_all_ranks(comm, np.array_equal(ind[~zero], rind[~zero])
+                     and (ind[zero] == np.arange(5)).all(), "neighbours")
+    rdist_r, rind_r = ref.radius_neighbors(Q, radius=1.0, sort_results=True)
+    dist_r, ind_r = est.radius_neighbors(Q_local, radius=1.0, sort_results=True)
+    ok = all(np.array_equal(np.sort(a), np.sort(b)) and np.allclose(np.sort(c), np.sort(e),
+                                                                     atol=1e-12)
+             for a, b, c, e in zip(ind_r, rind_r[lo:hi], dist_r, rdist_r[lo:hi]))
+    assert_all_ranks(comm, ok, "radius_neighbors at radius 1: a zero row is at distance 1")
+    for ours, theirs, target, target_local in (
+            (KNeighborsClassifier, skn.KNeighborsClassifier, y, y_local),
+            (KNeighborsRegressor, skn.KNeighborsRegressor, yr, yr_local)):
+        fitted = ours(n_neighbors=4, metric="cosine").fit(X_local, target_local)
+        expected = theirs(n_neighbors=4, metric="cosine", algorithm="brute").fit(X, target)
+        mine, theirs_ = fitted.predict(Q_local)[~zero], expected.predict(Q)[lo:hi][~zero]
+        assert_all_ranks(comm, np.allclose(mine, theirs_), f"{ours.__name__}.predict")
