@@ -146,7 +146,11 @@ class StandardScaler(_Scaler):
         return IncrementalMixin.partial_fit(self, X, None, sample_weight)
 
     def fit(self, X, y=None, sample_weight=None):
-        """Collective: the weighted statistics of all ranks' rows."""
+        """Collective: the weighted statistics of all ranks' rows.
+
+        ``sample_weight`` must be non-negative (scikit-learn's takes negative weights too):
+        the ranks merge weighted moments, which needs every rank's weight to act as a count.
+        """
         return IncrementalMixin.fit(self, X, None, sample_weight)
 
     def _finalize(self, p, n_features, y_ndim, dtype):
