@@ -245,3 +245,36 @@ def test_refused_first_batch_leaves_no_feature_names(comm, name):
     everywhere = comm.allgather((names, est.n_features_in_))
     assert_all_ranks(comm, all(v == (None, 3) for v in everywhere),
                      f"(feature_names_in_, n_features_in_) per rank: {everywhere}")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", CASES)
+def test_no_rows_anywhere_is_not_an_overflow(comm, name):
+    """Empty batches on every rank: finalize_fit refuses n_samples=0, without the warning (and
+    the note in the error) of an overflow: an empty shard's identity extremes (min=+inf,
+    max=-inf) are not values near the float64 limit. IncrementalBasicStatistics warned
+    "overflow in the reduction moments_combine ... the input has values near the float64
+    limit"."""
+    import warnings
+
+    make_inc, _, supervised, _ = CASES[name]
+    est = make_inc()
+    X, y = np.zeros((0, 3)), np.zeros(0)
+    est.partial_fit(X, y) if supervised else est.partial_fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert_raises_on_all_ranks(comm, ValueError, est.finalize_fit, match="n_samples=0")
+    overflow = [str(w.message) for w in caught if "overflow" in str(w.message)]
+    assert_all_ranks(comm, not overflow, f"warned: {overflow}")
+    # an empty rank beside ranks with rows: no overflow either
+    X, y = make_data(12, 8, 3, 1)
+    est = make_inc()
+    if comm.rank == 0:
+        est.partial_fit(X, y) if supervised else est.partial_fit(X)
+    else:
+        est.partial_fit(X[:0], y[:0]) if supervised else est.partial_fit(X[:0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.finalize_fit()
+    overflow = [str(w.message) for w in caught if "overflow" in str(w.message)]
+    assert_all_ranks(comm, not overflow, f"warned: {overflow}")
