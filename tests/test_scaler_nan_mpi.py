@@ -233,3 +233,54 @@ def test_nan_in_array_api_input(comm, name):
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = ref.transform(X_local)
     _assert_close(comm, np.asarray(Z), expected, 1e-9, "transform")
+
+
+@pytest.mark.parametrize("name", ["standard", "minmax", "maxabs"])
+def test_each_batch_is_read_once_without_nan(comm, name, monkeypatch):
+    """A batch without NaN is read once, by the ``column_stats_local`` kernel (the finiteness
+    check rides in its partial, as in the other incremental estimators); a batch holding a NaN
+    twice (the kernel, then the NaN-aware reference). They were read by ``all_finite`` first,
+    then again."""
+    from spmdlearn import _backends
+    from spmdlearn.preprocessing import _data
+
+    nan_reads = []
+    original = _data.nan_column_stats_local
+    monkeypatch.setattr(_data, "nan_column_stats_local",
+                        lambda X, w: nan_reads.append(len(X)) or original(X, w))
+    ours, theirs, _ = SCALERS[name]
+    X_local, _ = _shard(comm, "one-rank", np.float64, seed=6)
+    clean = np.nan_to_num(X_local, nan=1.5)
+    est = ours()
+    _backends.reset_dispatch_counts()
+    batches = [clean[lo:lo + 4] for lo in range(0, len(clean), 4)] + [X_local]
+    for batch in batches:
+        est.partial_fit(batch)
+    reads = {kernel: sum(c.values()) for (_, kernel), c in _backends.dispatch_counts().items()}
+    holds_nan = bool(np.isnan(X_local).any())
+    expected = {"column_stats_local": len(batches)}
+    assert_all_ranks(comm, reads == expected and len(nan_reads) == int(holds_nan),
+                     f"kernel calls {reads}, expected {expected}; NaN-aware reads {nan_reads}")
+    est.finalize_fit()
+    X, C = _gathered(comm, X_local, clean)
+    ref = _sklearn(theirs, np.concatenate([C, X]))
+    _same_model(comm, est, ref, 1e-10)
+
+
+def test_finite_values_whose_sums_overflow_are_not_missing(comm):
+    # finite values near the float64 limit make the kernel's sums overflow: neither NaN nor
+    # infinity, so the statistics are scikit-learn's (NaN variance where its sums overflow)
+    X_local, _ = _shard(comm, "one-rank", np.float64, seed=7)
+    X_local = np.nan_to_num(X_local, nan=0.5)
+    X_local[:, 1] = np.where(np.arange(len(X_local)) % 2, 1.7e308, -1.7e308)
+    X, = _gathered(comm, X_local)
+    for ours, theirs in ((MinMaxScaler, skp.MinMaxScaler), (MaxAbsScaler, skp.MaxAbsScaler),
+                         (StandardScaler, skp.StandardScaler)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            est = ours().fit(X_local)
+        ref = _sklearn(theirs, X)
+        attrs = ("data_min_", "data_max_") if ours is MinMaxScaler else \
+            ("max_abs_",) if ours is MaxAbsScaler else ("mean_",)
+        for attr in attrs:
+            _assert_close(comm, getattr(est, attr), getattr(ref, attr), 1e-12, attr)

@@ -26,7 +26,8 @@ class IncrementalMixin:
 
     Subclasses define ``_contract`` (the reduction), ``_model_attributes`` (what finalize sets),
     ``_batch_partial(X, y, w, backend)`` (``(X, y, w, backend, check)`` with
-    ``_defers_finite``; ``(X, y, w, backend, has_nan)`` with ``_allow_nan``),
+    ``_defers_finite``, and with ``_allow_nan``, whose ``check`` refuses infinity only and
+    returns whether the batch holds a NaN),
     ``_identity(n_features, n_targets)`` and
     ``_finalize(partial, n_features, y_ndim, dtype)``; ``_requires_y`` for supervised ones.
     """
@@ -38,8 +39,9 @@ class IncrementalMixin:
     #: once there, as the non-incremental fits defer it (``validate_fit(defer_finite=True)``);
     #: False: the batch is checked before its partial (a kernel that ignores NaN).
     _defers_finite = False
-    #: NaN in X is missing data (scikit-learn's scalers): accepted, infinity refused, and
-    #: ``_batch_partial`` is told whether the batch holds a NaN (the finiteness check knows it).
+    #: NaN in X is missing data (scikit-learn's scalers): accepted, infinity refused by the
+    #: check that ``_batch_partial`` is given (run, as with ``_defers_finite``, only when the
+    #: batch's one-pass partial is not finite); it returns whether the batch holds a NaN.
     _allow_nan = False
     #: Frequency weights must be non-negative and not all zero (BasicStatistics' scale rows).
     _weights_scale_rows = False
@@ -105,8 +107,6 @@ class IncrementalMixin:
         backend = resolve_backend(X)
         defer, allow_nan = self._defers_finite, self._allow_nan
         Xv = check_X(self, X, reset=first, backend=backend, finite=not (defer or allow_nan))
-        # scikit-learn checks finiteness in its validation, before the dtype and weights
-        has_nan = allow_nan and check_finite(Xv, self, "X", backend, allow_nan=True)
         dtype = numpy_dtype(Xv.dtype)
         if not first and dtype != self._dtype:
             raise ValueError(f"X has dtype {dtype}, but earlier batches had {self._dtype}")
@@ -131,7 +131,8 @@ class IncrementalMixin:
         if defer:
             batch = self._batch_partial(Xv, yv, w, backend, check)
         elif allow_nan:
-            batch = self._batch_partial(Xv, yv, w, backend, has_nan)
+            batch = self._batch_partial(Xv, yv, w, backend, lambda: check_finite(
+                Xv, self, "X", backend, allow_nan=True))
         else:
             batch = self._batch_partial(Xv, yv, w, backend)
         nonzero = int(Xv.shape[0]) if w is None else count_nonzero(w)
