@@ -284,3 +284,22 @@ def test_finite_values_whose_sums_overflow_are_not_missing(comm):
             ("max_abs_",) if ours is MaxAbsScaler else ("mean_",)
         for attr in attrs:
             _assert_close(comm, getattr(est, attr), getattr(ref, attr), 1e-12, attr)
+
+
+@pytest.mark.parametrize("with_mean", [True, False])
+def test_nan_in_a_batch_of_zero_weights(comm, with_mean):
+    # A batch whose weights are all zero has moments 0 whatever it holds, and a kernel's
+    # extremes may skip NaN: its NaN must still count as missing (scikit-learn counts the
+    # non-NaN values in n_samples_seen_ when it takes neither mean nor std)
+    X_local, w_local = _shard(comm, "one-rank", np.float64, seed=8)
+    X_local = np.nan_to_num(X_local, nan=2.0)
+    X_local[:1, 1] = np.nan  # beside a value in the same column of the batch
+    w_local[:2] = 0.0
+    make = lambda: StandardScaler(with_mean=with_mean, with_std=with_mean)  # noqa: E731
+    est = make()
+    for lo, hi in ((0, 2), (2, len(X_local))):
+        est.partial_fit(X_local[lo:hi], sample_weight=w_local[lo:hi])
+    est.finalize_fit()
+    X, w = _gathered(comm, X_local, w_local)
+    _same_model(comm, est, _sklearn(lambda: skp.StandardScaler(with_mean=with_mean,
+                                                               with_std=with_mean), X, w), 1e-10)

@@ -57,8 +57,10 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
         # missing values.
         with np.errstate(over="ignore", invalid="ignore"):
             p = call_kernel("column_stats_local", backend, X=X, sample_weight=w)
-        if int(X.shape[0]) == 0 or all(np.isfinite(np.asarray(v, dtype=np.float64)).all()
-                                       for v in p):
+        # (zero weights make the moments 0 whatever the rows hold, and a kernel's extremes may
+        # skip NaN: such a batch is not known to be free of NaN)
+        if int(X.shape[0]) == 0 or (float(p.weight) != 0 and all(
+                np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in p)):
             return with_missing(p)
         with np.errstate(over="ignore", invalid="ignore"):
             q = nan_column_stats_local(X, w)
