@@ -386,3 +386,33 @@ def test_cosine_of_rows_of_zeros_is_one_as_in_sklearn(comm):
         expected = theirs(n_neighbors=4, metric="cosine", algorithm="brute").fit(X, target)
         mine, theirs_ = fitted.predict(Q_local)[~zero], expected.predict(Q)[lo:hi][~zero]
         assert_all_ranks(comm, np.allclose(mine, theirs_), f"{ours.__name__}.predict")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("metric", ["euclidean", "l2", "manhattan", "chebyshev", "cosine"])
+def test_p_belongs_to_minkowski_only(comm, metric):
+    """``p`` means something to the Minkowski distance only, as in scikit-learn: the
+    constructor's ``p`` is disregarded by other metrics, whatever its value (``p=0.5`` was
+    refused as "should be >= 1 for the Minkowski distance"), and ``metric_params={"p": ...}``
+    with another metric raises TypeError on every rank, as scikit-learn's metrics refuse the
+    argument (it was accepted and ignored)."""
+    from sklearn.cluster import DBSCAN as SkDBSCAN
+
+    from spmdlearn.cluster import DBSCAN
+
+    X, y, _, Q = _data(14, n=50, nq=6)
+    cuts = random_cuts(len(X), comm.size, 15)
+    X_local, y_local = local_rows(cuts, comm.rank, X, y)
+    est = NearestNeighbors(n_neighbors=3, metric=metric, p=0.5).fit(X_local)
+    ref = skn.NearestNeighbors(n_neighbors=3, metric=metric, algorithm="brute").fit(X)
+    assert_all_ranks(comm, np.array_equal(est.kneighbors(Q)[1], ref.kneighbors(Q)[1]),
+                     f"neighbours with metric={metric!r}, p=0.5")
+    labels = DBSCAN(eps=0.9, min_samples=3, metric=metric, p=0.5).fit(X_local).labels_
+    expected = SkDBSCAN(eps=0.9, min_samples=3, metric=metric).fit(X).labels_
+    lo, hi = cuts[comm.rank], cuts[comm.rank + 1]
+    assert_all_ranks(comm, np.array_equal(labels, expected[lo:hi]), "DBSCAN labels")
+    for make in (lambda: NearestNeighbors(metric=metric, metric_params={"p": 3}).fit(X_local),
+                 lambda: KNeighborsClassifier(metric=metric, metric_params={"p": 1})
+                 .fit(X_local, y_local),
+                 lambda: DBSCAN(metric=metric, metric_params={"p": 3}).fit(X_local)):
+        assert_raises_on_all_ranks(comm, TypeError, make, match="metric_params")
