@@ -145,3 +145,15 @@ def test_cosine_of_rows_whose_norms_overflow_raises_on_every_rank(comm):
     assert_raises_on_all_ranks(comm, ValueError,
                                lambda: DBSCAN(eps=0.1, min_samples=3, metric="cosine").fit(X_local),
                                match="cosine distances .* overflow")
+
+
+@pytest.mark.timeout(120)
+def test_cosine_with_rows_of_zeros(comm):
+    # scikit-learn's cosine distance of a row of zeros to any row is 1 (SciPy's is NaN): with
+    # eps >= 1 a zero row is every row's neighbour, below it no row's
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(80, 3))
+    X[[3, 41, 42]] = 0.0
+    for eps, min_samples in ((1.0, 70), (0.3, 5), (1.2, 30)):
+        _check(comm, X, random_cuts(len(X), comm.size, 7), eps=eps, min_samples=min_samples,
+               metric="cosine")

@@ -304,3 +304,80 @@ def test_infinity_on_one_rank_refuses_without_the_kernels_warnings(world, warnin
     assert_all_ranks(world, calls >= 1 and shown == expected,
                      f"{name}: the warnings of kernel calls {shown} shown, for {calls} call(s); "
                      f"expected {expected}")
+
+
+def _scaler():
+    from spmdlearn.preprocessing import StandardScaler
+
+    return StandardScaler()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", [*CASES, "scaler"])
+def test_refused_first_batch_leaves_no_feature_names(comm, name):
+    """A first batch refused by partial_fit leaves the estimator as it was: no
+    ``n_features_in_`` nor ``feature_names_in_`` of its own. A rank whose only batch was refused
+    (a DataFrame holding infinity) used to keep that batch's column names through
+    ``finalize_fit``, so the model's ``feature_names_in_`` differed across ranks."""
+    pd = pytest.importorskip("pandas")
+    make_inc, _, supervised, _ = CASES.get(name, (_scaler, None, False, None))
+    X, y = make_data(10, 12, 3, 1)
+    est = make_inc()
+    refused = None
+    if comm.rank == comm.size - 1:
+        bad = pd.DataFrame(np.column_stack([X, X[:, :1]]), columns=["a", "b", "c", "d"])
+        bad.iloc[1, 0] = np.inf
+        try:
+            est.partial_fit(bad, y) if supervised else est.partial_fit(bad)
+        except ValueError as exc:
+            refused = str(exc)
+        left = sorted(k for k in ("n_features_in_", "feature_names_in_") if k in est.__dict__)
+        assert_all_ranks(comm, refused is not None and "infinity" in refused and not left,
+                         f"refused: {refused!r}; left by the refused batch: {left}")
+    else:
+        assert_all_ranks(comm, True)
+    if comm.size == 1 or comm.rank != comm.size - 1:
+        est.partial_fit(X, y) if supervised else est.partial_fit(X)
+    if comm.size == 1:
+        assert_all_ranks(comm, "feature_names_in_" not in est.__dict__
+                         and est.n_features_in_ == 3, "a good batch after the refused one")
+        return
+    est.finalize_fit()
+    names = getattr(est, "feature_names_in_", None)
+    names = None if names is None else list(names)
+    everywhere = comm.allgather((names, est.n_features_in_))
+    assert_all_ranks(comm, all(v == (None, 3) for v in everywhere),
+                     f"(feature_names_in_, n_features_in_) per rank: {everywhere}")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", CASES)
+def test_no_rows_anywhere_is_not_an_overflow(comm, name):
+    """Empty batches on every rank: finalize_fit refuses n_samples=0, without the warning (and
+    the note in the error) of an overflow: an empty shard's identity extremes (min=+inf,
+    max=-inf) are not values near the float64 limit. IncrementalBasicStatistics warned
+    "overflow in the reduction moments_combine ... the input has values near the float64
+    limit"."""
+    import warnings
+
+    make_inc, _, supervised, _ = CASES[name]
+    est = make_inc()
+    X, y = np.zeros((0, 3)), np.zeros(0)
+    est.partial_fit(X, y) if supervised else est.partial_fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert_raises_on_all_ranks(comm, ValueError, est.finalize_fit, match="n_samples=0")
+    overflow = [str(w.message) for w in caught if "overflow" in str(w.message)]
+    assert_all_ranks(comm, not overflow, f"warned: {overflow}")
+    # an empty rank beside ranks with rows: no overflow either
+    X, y = make_data(12, 8, 3, 1)
+    est = make_inc()
+    if comm.rank == 0:
+        est.partial_fit(X, y) if supervised else est.partial_fit(X)
+    else:
+        est.partial_fit(X[:0], y[:0]) if supervised else est.partial_fit(X[:0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.finalize_fit()
+    overflow = [str(w.message) for w in caught if "overflow" in str(w.message)]
+    assert_all_ranks(comm, not overflow, f"warned: {overflow}")

@@ -346,3 +346,73 @@ def test_predict_holds_one_visiting_piece_not_a_block(world, monkeypatch):
     added = peak - before
     assert_all_ranks(comm, added < X.nbytes / 2,
                      f"predict traced {added} bytes over {before}; block {X.nbytes}")
+
+
+@pytest.mark.timeout(120)
+def test_cosine_of_rows_of_zeros_is_one_as_in_sklearn(comm):
+    """scikit-learn's cosine distance is 1 between a row of zeros and any row (it normalizes
+    the rows, leaving a zero row zero); SciPy's is 0/0. A zero row among the training rows (on
+    one rank) or the queries was left out as NaN, and a zero query had no neighbour at all
+    ("no finite distance ... overflow")."""
+    X, y, yr, Q = _data(11, n=60, nq=12)
+    X[37] = 0.0  # a training row of zeros, on one rank
+    Q[[2, 9]] = 0.0  # queries of zeros
+    cuts, qcuts = random_cuts(len(X), comm.size, 12), random_cuts(len(Q), comm.size, 13)
+    X_local, y_local, yr_local = local_rows(cuts, comm.rank, X, y, yr)
+    Q_local = local_rows(qcuts, comm.rank, Q)
+    lo, hi = qcuts[comm.rank], qcuts[comm.rank + 1]
+    zero = np.zeros(len(Q), bool)
+    zero[[2, 9]] = True
+    zero = zero[lo:hi]
+    est = NearestNeighbors(n_neighbors=5, metric="cosine").fit(X_local)
+    ref = skn.NearestNeighbors(n_neighbors=5, metric="cosine", algorithm="brute").fit(X)
+    dist, ind = est.kneighbors(Q_local)
+    rdist, rind = ref.kneighbors(Q)
+    rdist, rind = rdist[lo:hi], rind[lo:hi]
+    assert_all_ranks(comm, np.allclose(dist, rdist, rtol=0, atol=1e-12), "cosine distances")
+    # a zero query is at distance 1 from every row: ties, broken by the lower global index
+    assert_all_ranks(comm, np.array_equal(ind[~zero], rind[~zero])
+                     and (ind[zero] == np.arange(5)).all(), "neighbours")
+    rdist_r, rind_r = ref.radius_neighbors(Q, radius=1.0, sort_results=True)
+    dist_r, ind_r = est.radius_neighbors(Q_local, radius=1.0, sort_results=True)
+    ok = all(np.array_equal(np.sort(a), np.sort(b)) and np.allclose(np.sort(c), np.sort(e),
+                                                                     atol=1e-12)
+             for a, b, c, e in zip(ind_r, rind_r[lo:hi], dist_r, rdist_r[lo:hi]))
+    assert_all_ranks(comm, ok, "radius_neighbors at radius 1: a zero row is at distance 1")
+    for ours, theirs, target, target_local in (
+            (KNeighborsClassifier, skn.KNeighborsClassifier, y, y_local),
+            (KNeighborsRegressor, skn.KNeighborsRegressor, yr, yr_local)):
+        fitted = ours(n_neighbors=4, metric="cosine").fit(X_local, target_local)
+        expected = theirs(n_neighbors=4, metric="cosine", algorithm="brute").fit(X, target)
+        mine, theirs_ = fitted.predict(Q_local)[~zero], expected.predict(Q)[lo:hi][~zero]
+        assert_all_ranks(comm, np.allclose(mine, theirs_), f"{ours.__name__}.predict")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("metric", ["euclidean", "l2", "manhattan", "chebyshev", "cosine"])
+def test_p_belongs_to_minkowski_only(comm, metric):
+    """``p`` means something to the Minkowski distance only, as in scikit-learn: the
+    constructor's ``p`` is disregarded by other metrics, whatever its value (``p=0.5`` was
+    refused as "should be >= 1 for the Minkowski distance"), and ``metric_params={"p": ...}``
+    with another metric raises TypeError on every rank, as scikit-learn's metrics refuse the
+    argument (it was accepted and ignored)."""
+    from sklearn.cluster import DBSCAN as SkDBSCAN
+
+    from spmdlearn.cluster import DBSCAN
+
+    X, y, _, Q = _data(14, n=50, nq=6)
+    cuts = random_cuts(len(X), comm.size, 15)
+    X_local, y_local = local_rows(cuts, comm.rank, X, y)
+    est = NearestNeighbors(n_neighbors=3, metric=metric, p=0.5).fit(X_local)
+    ref = skn.NearestNeighbors(n_neighbors=3, metric=metric, algorithm="brute").fit(X)
+    assert_all_ranks(comm, np.array_equal(est.kneighbors(Q)[1], ref.kneighbors(Q)[1]),
+                     f"neighbours with metric={metric!r}, p=0.5")
+    labels = DBSCAN(eps=0.9, min_samples=3, metric=metric, p=0.5).fit(X_local).labels_
+    expected = SkDBSCAN(eps=0.9, min_samples=3, metric=metric).fit(X).labels_
+    lo, hi = cuts[comm.rank], cuts[comm.rank + 1]
+    assert_all_ranks(comm, np.array_equal(labels, expected[lo:hi]), "DBSCAN labels")
+    for make in (lambda: NearestNeighbors(metric=metric, metric_params={"p": 3}).fit(X_local),
+                 lambda: KNeighborsClassifier(metric=metric, metric_params={"p": 1})
+                 .fit(X_local, y_local),
+                 lambda: DBSCAN(metric=metric, metric_params={"p": 3}).fit(X_local)):
+        assert_raises_on_all_ranks(comm, TypeError, make, match="metric_params")

@@ -233,3 +233,75 @@ def test_nan_in_array_api_input(comm, name):
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = ref.transform(X_local)
     _assert_close(comm, np.asarray(Z), expected, 1e-9, "transform")
+
+
+@pytest.mark.parametrize("name", ["standard", "minmax", "maxabs"])
+def test_each_batch_is_read_once_without_nan(comm, name, monkeypatch):
+    """A batch without NaN is read once, by the ``column_stats_local`` kernel (the finiteness
+    check rides in its partial, as in the other incremental estimators); a batch holding a NaN
+    twice (the kernel, then the NaN-aware reference). They were read by ``all_finite`` first,
+    then again."""
+    from spmdlearn import _backends
+    from spmdlearn.preprocessing import _data
+
+    nan_reads = []
+    original = _data.nan_column_stats_local
+    monkeypatch.setattr(_data, "nan_column_stats_local",
+                        lambda X, w: nan_reads.append(len(X)) or original(X, w))
+    ours, theirs, _ = SCALERS[name]
+    X_local, _ = _shard(comm, "one-rank", np.float64, seed=6)
+    clean = np.nan_to_num(X_local, nan=1.5)
+    est = ours()
+    _backends.reset_dispatch_counts()
+    batches = [clean[lo:lo + 4] for lo in range(0, len(clean), 4)] + [X_local]
+    for batch in batches:
+        est.partial_fit(batch)
+    reads = {kernel: sum(c.values()) for (_, kernel), c in _backends.dispatch_counts().items()}
+    holds_nan = bool(np.isnan(X_local).any())
+    expected = {"column_stats_local": len(batches)}
+    assert_all_ranks(comm, reads == expected and len(nan_reads) == int(holds_nan),
+                     f"kernel calls {reads}, expected {expected}; NaN-aware reads {nan_reads}")
+    est.finalize_fit()
+    X, C = _gathered(comm, X_local, clean)
+    ref = _sklearn(theirs, np.concatenate([C, X]))
+    _same_model(comm, est, ref, 1e-10)
+
+
+def test_finite_values_whose_sums_overflow_are_not_missing(comm):
+    # finite values near the float64 limit make the kernel's sums overflow: neither NaN nor
+    # infinity, so they are accepted and counted as values (no feature has a missing value)
+    X_local, _ = _shard(comm, "one-rank", np.float64, seed=7)
+    X_local = np.nan_to_num(X_local, nan=0.5)
+    X_local[:, 1] = np.where(np.arange(len(X_local)) % 2, 1.7e308, -1.7e308)
+    X, = _gathered(comm, X_local)
+    for ours, theirs in ((MinMaxScaler, skp.MinMaxScaler), (MaxAbsScaler, skp.MaxAbsScaler)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            est = ours().fit(X_local)
+        ref = _sklearn(theirs, X)
+        for attr in ("data_min_", "data_max_") if ours is MinMaxScaler else ("max_abs_",):
+            _assert_close(comm, getattr(est, attr), getattr(ref, attr), 0, attr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        est = StandardScaler().fit(X_local)
+    assert_all_ranks(comm, np.ndim(est.n_samples_seen_) == 0 and est.n_samples_seen_ == len(X),
+                     f"n_samples_seen_={est.n_samples_seen_!r}, expected {len(X)} (no NaN)")
+
+
+@pytest.mark.parametrize("with_mean", [True, False])
+def test_nan_in_a_batch_of_zero_weights(comm, with_mean):
+    # A batch whose weights are all zero has moments 0 whatever it holds, and a kernel's
+    # extremes may skip NaN: its NaN must still count as missing (scikit-learn counts the
+    # non-NaN values in n_samples_seen_ when it takes neither mean nor std)
+    X_local, w_local = _shard(comm, "one-rank", np.float64, seed=8)
+    X_local = np.nan_to_num(X_local, nan=2.0)
+    X_local[:1, 1] = np.nan  # beside a value in the same column of the batch
+    w_local[:2] = 0.0
+    make = lambda: StandardScaler(with_mean=with_mean, with_std=with_mean)  # noqa: E731
+    est = make()
+    for lo, hi in ((0, 2), (2, len(X_local))):
+        est.partial_fit(X_local[lo:hi], sample_weight=w_local[lo:hi])
+    est.finalize_fit()
+    X, w = _gathered(comm, X_local, w_local)
+    _same_model(comm, est, _sklearn(lambda: skp.StandardScaler(with_mean=with_mean,
+                                                               with_std=with_mean), X, w), 1e-10)

@@ -25,15 +25,15 @@ class IncrementalMixin:
     """Local ``partial_fit``, collective ``finalize_fit``, ``fit`` = batches + finalize.
 
     Subclasses define ``_contract`` (the reduction), ``_model_attributes`` (what finalize sets),
-    ``_batch_partial(X, y, w, backend, *, check, has_nan)`` (the validated batch's partial),
+    ``_batch_partial(X, y, w, backend, *, check)`` (the validated batch's partial),
     ``_identity(n_features, n_targets)`` and ``_finalize(partial, n_features, y_ndim, dtype)``;
     ``_requires_y`` for supervised ones.
 
-    ``_batch_partial`` has one signature for every estimator and takes what it needs: ``check()``
-    raises scikit-learn's ValueError for NaN or infinity in ``X`` (NaN accepted with
-    ``_allow_nan``) or ``y``, and may be called whatever the flags (a check that validation
-    already made passes again); ``has_nan`` says whether ``X`` holds a NaN (always False without
-    ``_allow_nan``). The flags decide only what validation checks before the batch's partial.
+    ``_batch_partial`` has one signature for every estimator and takes what it needs:
+    ``check()`` raises scikit-learn's ValueError for NaN or infinity in ``X`` (infinity only
+    with ``_allow_nan``, and then returns whether ``X`` holds a NaN) or ``y``, and may be
+    called whatever the flags (a check that validation already made passes again). The flags
+    decide only what validation checks before the batch's partial.
     """
 
     _requires_y = False
@@ -43,9 +43,9 @@ class IncrementalMixin:
     #: once there, as the non-incremental fits defer it (``validate_fit(defer_finite=True)``);
     #: False: the batch is checked before its partial (a kernel that ignores NaN).
     _defers_finite = False
-    #: NaN in X is missing data (scikit-learn's scalers): accepted, infinity refused, and
-    #: ``_batch_partial``'s ``has_nan`` tells whether the batch holds a NaN (the finiteness check
-    #: knows it).
+    #: NaN in X is missing data (scikit-learn's scalers): accepted, infinity refused by the
+    #: check that ``_batch_partial`` is given (run, as with ``_defers_finite``, only when the
+    #: batch's one-pass partial is not finite); it returns whether the batch holds a NaN.
     _allow_nan = False
     #: Frequency weights must be non-negative and not all zero (BasicStatistics' scale rows).
     _weights_scale_rows = False
@@ -90,15 +90,27 @@ class IncrementalMixin:
         -------
         self
         """
+        validate_params(self)
+        # The first batch's validation records n_features_in_ and feature_names_in_ before its
+        # checks end; a refused batch must leave them as they were (a rank whose only batch
+        # was refused would otherwise keep its column names through finalize_fit).
+        before = {k: self.__dict__[k] for k in ("n_features_in_", "feature_names_in_")
+                  if k in self.__dict__}
+        try:
+            return self._partial_fit(X, y, sample_weight)
+        except BaseException:
+            for key in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(key, None)
+            self.__dict__.update(before)
+            raise
+
+    def _partial_fit(self, X, y, sample_weight):
         from ._backends import resolve_backend
 
-        validate_params(self)
         first = "_partial" not in self.__dict__
         backend = resolve_backend(X)
         defer, allow_nan = self._defers_finite, self._allow_nan
         Xv = check_X(self, X, reset=first, backend=backend, finite=not (defer or allow_nan))
-        # scikit-learn checks finiteness in its validation, before the dtype and weights
-        has_nan = allow_nan and check_finite(Xv, self, "X", backend, allow_nan=True)
         dtype = numpy_dtype(Xv.dtype)
         if not first and dtype != self._dtype:
             raise ValueError(f"X has dtype {dtype}, but earlier batches had {self._dtype}")
@@ -117,11 +129,12 @@ class IncrementalMixin:
         def check():
             # The finiteness checks in scikit-learn's order and with its messages: those that
             # validation left out (``_defers_finite``), or those it made, which pass again.
-            check_finite(Xv, self, "X", backend, allow_nan=allow_nan)
+            has_nan = check_finite(Xv, self, "X", backend, allow_nan=allow_nan)
             if yv is not None:
                 check_finite(yv, None, "y")
+            return has_nan
 
-        batch = self._batch_partial(Xv, yv, w, backend, check=check, has_nan=has_nan)
+        batch = self._batch_partial(Xv, yv, w, backend, check=check)
         nonzero = int(Xv.shape[0]) if w is None else count_nonzero(w)
         # State changes only after every check passed: a bad batch loses nothing.
         self._nonzero_weights = self.__dict__.get("_nonzero_weights", 0) + nonzero
@@ -183,6 +196,7 @@ class IncrementalMixin:
                              f"over {comm.size} ranks).")
         if not has:
             self.n_features_in_ = n_features
+            self.__dict__.pop("feature_names_in_", None)
             if names is not None:
                 self.feature_names_in_ = np.asarray(names, dtype=object)
         self._finalize(partial, n_features, targets[0] if targets else None, dtype)
@@ -239,7 +253,7 @@ class UnweightedComomentBatches(IncrementalMixin):
 
     _defers_finite = True
 
-    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
+    def _batch_partial(self, X, y, w, backend, *, check):
         from ._backends import call_kernel
         from ._scaling import scaled_local
 

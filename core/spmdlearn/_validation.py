@@ -670,9 +670,14 @@ def check_metric(metric, metric_params, p, available):
         raise NotImplementedError(f"metric={metric!r} is not available in spmdlearn; available: "
                                   f"{', '.join(sorted(available))}")
     params = dict(metric_params or {})
+    if "p" in params and metric != "minkowski":
+        # scikit-learn passes metric_params to the metric, and its other metrics take no p
+        raise TypeError(f"metric_params={metric_params!r}: 'p' is a parameter of "
+                        f"metric='minkowski' only, not of metric={metric!r}")
     p = params.pop("p", p)
     if params:
         raise NotImplementedError(f"metric_params={metric_params!r}: only 'p' is supported")
-    if p is not None and p < 1:
+    # the constructor's p means nothing to the other metrics (scikit-learn disregards it)
+    if metric == "minkowski" and p is not None and p < 1:
         raise ValueError(f"p={p} should be >= 1 for the Minkowski distance")
     return metric, p

@@ -1363,6 +1363,16 @@ def _fields(partial, prefix=""):
             yield f"{prefix}{name}", np.asarray(value, dtype=np.float64)
 
 
+def _holds_no_rows(partial) -> bool:
+    """Whether a partial counts zero rows (its row count field, ``n`` or ``n_rows``, at its
+    top level or in a nested partial, is 0): its non-finite fields are then the identity's (a
+    min/max of no values), not an overflow."""
+    for name, value in _fields(partial):
+        if name.rsplit(".", 1)[-1] in ("n", "n_rows") and value.ndim == 0:
+            return float(value) == 0
+    return False
+
+
 def _warn_overflow(result, parts, reduction: str) -> None:
     """Warn (the same on every rank) when a reduction's global partial is not finite.
 
@@ -1376,12 +1386,12 @@ def _warn_overflow(result, parts, reduction: str) -> None:
     except TypeError:  # not a NamedTuple of arrays
         return
     bad = [(name, value) for name, value in fields if not np.isfinite(value).all()]
-    if not bad:
+    if not bad or _holds_no_rows(result):  # zero rows everywhere: the identity, as it is
         return
     per_rank = [dict(_fields(p)) for p in parts]
     names = ", ".join(name for name, _ in bad)
     ranks = sorted({r for r, p in enumerate(per_rank) for name, _ in bad
-                    if not np.isfinite(p[name]).all()})
+                    if not np.isfinite(p[name]).all() and not _holds_no_rows(parts[r])})
     where = (f"the partials of {_ranks(ranks)} overflow" if ranks else
              "the combination of the ranks' finite partials overflows")
     message = (f"overflow in the reduction {reduction} over {len(parts)} rank(s): {names} not "

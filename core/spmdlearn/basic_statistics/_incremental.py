@@ -47,7 +47,7 @@ class IncrementalBasicStatistics(IncrementalMixin, BasicStatistics):
 
     _defers_finite = True
 
-    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
+    def _batch_partial(self, X, y, w, backend, *, check):
         self._options()
         # As BasicStatistics.fit: the batch is read once, and checked only if its moments are
         # not finite

@@ -52,7 +52,8 @@ class DBSCAN(GatherFitDataMixin, SPMDEstimatorMixin, ClusterMixin, BaseEstimator
     leaf_size : int, default=30
         Likewise accepted; no effect on the result.
     p : float, default=None
-        Minkowski's power (2 if None).
+        Minkowski's power (2 if None), at least 1: scikit-learn's semi-metrics ``0 < p < 1``
+        are refused on every rank.
     n_jobs : int, default=None
         Threads for this rank's distance kernels.
 

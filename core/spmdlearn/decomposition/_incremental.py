@@ -97,12 +97,11 @@ var_, noise_variance_, n_components_, n_samples_seen_, n_samples_
         self.copy = copy
         self.batch_size = batch_size
 
-    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
+    def _batch_partial(self, X, y, w, backend, *, check):
         # Two reads of the batch, as scikit-learn's partial_fit makes (its mean and variance,
         # then the SVD of the centered rows): the QR needs the batch's mean first. The
         # finiteness check rides in the first (co-moments that are not finite).
-        scaled = UnweightedComomentBatches._batch_partial(self, X, y, w, backend, check=check,
-                                                          has_nan=has_nan)
+        scaled = UnweightedComomentBatches._batch_partial(self, X, y, w, backend, check=check)
         d = int(X.shape[1])
         n = int(scaled.partial.n_rows)
         if n == 0:

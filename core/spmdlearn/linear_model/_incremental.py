@@ -53,7 +53,7 @@ class IncrementalLinearRegression(IncrementalMixin, LinearRegression):
 
     _defers_finite = True
 
-    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
+    def _batch_partial(self, X, y, w, backend, *, check):
         return scaled_local(lambda X, Y: call_kernel("comoments_local", backend, X=X, Y=Y,
                                                      sample_weight=w), X, y, check=check)
 

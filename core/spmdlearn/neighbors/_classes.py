@@ -75,6 +75,8 @@ class NearestNeighbors(_Servable, _NeighborsBase):
     leaf_size : int, default=30
     metric : {"euclidean", "manhattan", "chebyshev", "minkowski", "cosine", ...}, default="minkowski"
     p : float, default=2
+        Minkowski's power, at least 1: scikit-learn's semi-metrics ``0 < p < 1`` (brute force
+        only there) are refused on every rank.
     metric_params : dict, default=None
         Only ``{"p": ...}``.
     n_jobs : int, default=None

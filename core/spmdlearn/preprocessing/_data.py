@@ -35,20 +35,40 @@ class _Scaler(IncrementalMixin, SPMDEstimatorMixin, OneToOneFeatureMixin, Transf
     ``transform`` and ``inverse_transform``. Every rank's partial is a
     :class:`~spmdlearn.reference.NanColumnStatsPartial` (per-column counts and weights), so the
     ranks exchange one kind of partial whether or not theirs held a NaN. A batch without NaN
-    (the finiteness check tells, in the one pass it makes anyway) is served by the
-    ``column_stats_local`` kernel, whose partial becomes a NaN-aware one in O(n_features)
-    (:func:`~spmdlearn.reference.with_missing`); only a batch holding a NaN is read by the
-    NaN-aware reference :func:`~spmdlearn.reference.nan_column_stats_local`, in its own array
-    namespace.
+    is read once, by the ``column_stats_local`` kernel (its partial is finite exactly when the
+    batch holds neither NaN nor infinity, short of sums that overflow, so the finiteness check
+    rides in it), whose partial becomes a NaN-aware one in O(n_features)
+    (:func:`~spmdlearn.reference.with_missing`); only a batch whose partial is not finite is
+    read again, by the NaN-aware reference
+    :func:`~spmdlearn.reference.nan_column_stats_local`, in its own array namespace.
     """
 
     _contract = NAN_COLUMN_STATS
     _allow_nan = True
 
-    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
-        if has_nan:
-            return nan_column_stats_local(X, w)
-        return with_missing(call_kernel("column_stats_local", backend, X=X, sample_weight=w))
+    def _batch_partial(self, X, y, w, backend, *, check):
+        # One read of a batch without NaN or infinity: the kernel's partial is finite then (a
+        # NaN or an infinity always makes its sums, or its extremes, not finite), so the
+        # finiteness check rides in it, as in the other incremental estimators. A partial that
+        # is not finite comes from a NaN, an infinity, or finite values whose sums overflow;
+        # the NaN-aware reference reads the batch again and tells them apart: infinite
+        # extremes (then ``check`` raises scikit-learn's message), columns without a NaN
+        # (finite values: the kernel's partial stands, as scikit-learn's overflowed sums), or
+        # missing values.
+        with np.errstate(over="ignore", invalid="ignore"):
+            p = call_kernel("column_stats_local", backend, X=X, sample_weight=w)
+        # (zero weights make the moments 0 whatever the rows hold, and a kernel's extremes may
+        # skip NaN: such a batch is not known to be free of NaN)
+        if int(X.shape[0]) == 0 or (float(p.weight) != 0 and all(
+                np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in p)):
+            return with_missing(p)
+        with np.errstate(over="ignore", invalid="ignore"):
+            q = nan_column_stats_local(X, w)
+        if not (np.isfinite(q.min).all() and np.isfinite(q.max).all()):
+            check()  # an infinity in the batch: refused
+        if (q.count == q.n_rows).all():
+            return with_missing(p)
+        return q
 
     def _identity(self, n_features, n_targets):
         return nan_column_stats_identity(n_features)
@@ -146,7 +166,11 @@ class StandardScaler(_Scaler):
         return IncrementalMixin.partial_fit(self, X, None, sample_weight)
 
     def fit(self, X, y=None, sample_weight=None):
-        """Collective: the weighted statistics of all ranks' rows."""
+        """Collective: the weighted statistics of all ranks' rows.
+
+        ``sample_weight`` must be non-negative (scikit-learn's takes negative weights too):
+        the ranks merge weighted moments, which needs every rank's weight to act as a count.
+        """
         return IncrementalMixin.fit(self, X, None, sample_weight)
 
     def _finalize(self, p, n_features, y_ndim, dtype):
@@ -219,12 +243,12 @@ class MinMaxScaler(_Scaler):
         self.copy = copy
         self.clip = clip
 
-    def _batch_partial(self, X, y, w, backend, *, check, has_nan):
+    def _batch_partial(self, X, y, w, backend, *, check):
         lo, hi = self.feature_range
         if lo >= hi:
             raise ValueError("Minimum of desired feature range must be smaller than maximum. "
                              f"Got {self.feature_range}.")
-        return super()._batch_partial(X, y, w, backend, check=check, has_nan=has_nan)
+        return super()._batch_partial(X, y, w, backend, check=check)
 
     def _finalize(self, p, n_features, y_ndim, dtype):
         lo, hi = self.feature_range

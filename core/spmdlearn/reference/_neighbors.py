@@ -48,7 +48,16 @@ def block_distances(X: np.ndarray, Y: np.ndarray, metric: str = "euclidean", p=N
     if X.shape[0] == 0 or Y.shape[0] == 0:
         return np.zeros((X.shape[0], Y.shape[0]))
     name, kwargs = scipy_metric(metric, p)
-    return cdist(np.asarray(X, np.float64), np.asarray(Y, np.float64), name, **kwargs)
+    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    if name != "cosine":
+        return cdist(X, Y, name, **kwargs)
+    # scikit-learn's cosine distance normalizes the rows and leaves a row of zeros zero, so
+    # that a row of zeros is at distance 1 from every row (itself included); SciPy's is 0/0
+    zero_x, zero_y = ~np.any(X != 0, axis=1), ~np.any(Y != 0, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        distances = cdist(X, Y, name)
+    distances[zero_x[:, None] | zero_y[None, :]] = 1.0
+    return distances
 
 
 def knn_merge(X, Y, y_index, best_distances, best_indices, metric="euclidean", p=None,
