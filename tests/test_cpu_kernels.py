@@ -228,6 +228,21 @@ def test_moments_far_from_the_origin_whatever_the_first_block(kind):
         assert np.all(np.abs(m2[ok] - exact_m2) <= 1e-12 * exact_m2), kind
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_column_stats_of_huge_and_tiny_frequency_weights(scale, layout):
+    """The blocks' merge weighs their squared difference of means by ``Wa Wb / W``: as the
+    product ``Wa Wb`` it overflowed for weights of 1e200 (m2 inf, the reference's 2e202) and
+    underflowed for 1e-200 (m2 relative error 0.1)."""
+    rng = np.random.default_rng(8)
+    d = 4
+    n = 3 * block_rows(d) + 5
+    X = rng.standard_normal((n, d)) + np.linspace(0.0, 3.0, n)[:, None]
+    X = np.asfortranarray(X) if layout == "F" else X
+    w = rng.uniform(0.5, 2.0, n) * scale
+    _same_partial(_moments.column_stats_local(X, w), ref.column_stats_local(X, w), 1e-12)
+
+
 def _overflowing_squares():
     r = np.sqrt(np.finfo(np.float64).max)
     return np.array([[0.0], [0.51 * r], [0.51 * r], [-0.704 * r]])

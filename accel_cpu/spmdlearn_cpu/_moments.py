@@ -47,7 +47,7 @@ def _merge(W, M, M2, LO, HI, a, b):
             M2[a, j] = M2[b, j]
         return
     w = wa + wb
-    f = wa * wb / w
+    f = wa * (wb / w)  # not (wa * wb) / w: that overflows for weights of 1e200, underflows for 1e-200
     for j in range(d):
         delta = M[b, j] - M[a, j]
         M[a, j] = (wa * M[a, j] + wb * M[b, j]) / w
