@@ -47,7 +47,7 @@ def _merge(W, M, M2, LO, HI, a, b):
             M2[a, j] = M2[b, j]
         return
     w = wa + wb
-    f = wa * wb / w
+    f = wa * (wb / w)  # not (wa * wb) / w: that overflows for weights of 1e200, underflows for 1e-200
     for j in range(d):
         delta = M[b, j] - M[a, j]
         M[a, j] = (wa * M[a, j] + wb * M[b, j]) / w
@@ -121,8 +121,8 @@ def _row_sums(X, w, mode, lo, hi, center, s, mn, mx, first):
 @njit(cache=True, nogil=True)
 def _row_block(X, w, mode, lo, hi, hint, W, M2, LO, HI, b):
     """Block ``b`` (rows ``lo:hi``) of :func:`_column_moments`, in two passes over its rows:
-    the sums of the values less ``hint`` (where they overflow, of the values as they are)
-    give the mean, then the squares about it. Writes the weight, centered sum of squares and
+    the sums of the values less ``hint`` (in columns where they are not finite, of the values
+    as they are) give the mean, then the squares about it. Writes the weight, centered sum of squares and
     extremes; returns the mean as a center plus a residual: the center holds its leading
     digits, and the mean less ``hint`` is exactly ``(center - hint) + residual`` (the
     residual is what rounding the center lost), which :func:`_relative_means` keeps."""
@@ -140,11 +140,15 @@ def _row_block(X, w, mode, lo, hi, hint, W, M2, LO, HI, b):
     relative = s / wsum
     center = hint + relative
     residual = relative - (center - hint)
-    if not np.isfinite(center).all() and (hint != 0.0).any():  # overflows about the hint
+    about = np.where(np.isfinite(center), hint, 0.0)
+    if (about != hint).any():  # non-finite about the hint: those columns again, about 0
+        # (only those: the other columns' sums are the same as they are, and keep their
+        # residuals, so one NaN or infinity does not cost the whole block its digits)
         s[:] = 0.0
-        _row_sums(X, w, mode, lo, hi, np.zeros(d), s, mn, mx, True)
-        center = s / wsum
-        residual[:] = 0.0
+        _row_sums(X, w, mode, lo, hi, about, s, mn, mx, True)
+        relative = s / wsum
+        center = about + relative
+        residual = relative - (center - about)
     s[:] = 0.0
     _row_sums(X, w, mode, lo, hi, center, s, mn, mx, False)
     for j in range(d):
@@ -166,17 +170,35 @@ def _relative_means(center, residual, origin, M, M2, b):
 
 
 @njit(cache=True, nogil=True)
-def _first_block_origin(center, residual, M, M2):
-    """The origin the blocks' means are taken about: the first block's center where it is
-    finite (0 elsewhere); writes that block's mean less it into ``M[0]``.
+def _first_block_origin(center, residual, M, M2, b=0):
+    """The origin the blocks' means are taken about: the center of the block taken first
+    (``b``) where it is finite (0 elsewhere); writes that block's mean less it into ``M[b]``.
 
     Blocks' means kept as absolute values lose their low digits where the columns lie far
     from 0 (a mean of 1e8 holds about 1e-8 of absolute error), and the merge's squared
     differences of means with them; about a near origin, the differences keep their digits.
     """
     origin = np.where(np.isfinite(center), center, 0.0)
-    _relative_means(center, residual, origin, M, M2, 0)
+    _relative_means(center, residual, origin, M, M2, b)
     return origin
+
+
+@njit(cache=True, nogil=True)
+def _heaviest_block(w, n, block):
+    """The first of the row blocks of largest total weight ``w`` (one pass over the weights,
+    not the rows): the block whose mean is the origin of the weighted kernels. A first block
+    of zero or negligible frequency weights would put the origin anywhere (0, or values that
+    hardly count), and the other blocks' means about it would lose their digits; the heaviest
+    block holds at least ``1 / n_blocks`` of the weight, so the weighted spread about its mean
+    is at least as large as that of the origin."""
+    best, heaviest = 0, -np.inf
+    for b in range((n + block - 1) // block):
+        t = 0.0
+        for i in range(b * block, min(n, (b + 1) * block)):
+            t += w[i]
+        if t > heaviest:
+            best, heaviest = b, t
+    return best
 
 
 @canonical(read_only="X w")
@@ -185,23 +207,28 @@ def _column_moments(X, w, mode, block):
     """Per-column weight, mean, centered sum of squares, min and max over all rows of ``X``.
 
     Blocks are independent (``prange``); each takes two passes over its rows while they are
-    in cache (:func:`_row_block`); their means are kept about the first block's
-    (:func:`_first_block_origin`); then the blocks are merged pairwise, as a tree.
+    in cache (:func:`_row_block`); their means are kept about the first block's, or with
+    frequency weights the heaviest block's (:func:`_first_block_origin`,
+    :func:`_heaviest_block`); then the blocks are merged pairwise, as a tree.
     """
     n, d = X.shape
     nb = (n + block - 1) // block
     W, M, M2, LO, HI = _block_moments(nb, d)
-    center, _ = _row_block(X, w, mode, 0, min(n, block), np.zeros(d), W, M2, LO, HI, 0)
-    # the first block's mean was taken about 0, so its center is rounded at the scale of the
+    # the origin's block: the first, or with frequency weights the heaviest
+    o = _heaviest_block(w, n, block) if mode == _FREQUENCY else 0
+    lo, hi = o * block, min(n, (o + 1) * block)
+    center, _ = _row_block(X, w, mode, lo, hi, np.zeros(d), W, M2, LO, HI, o)
+    # that block's mean was taken about 0, so its center is rounded at the scale of the
     # values: one more pass over it, about the center, gives the residual
     s = np.zeros(d)
-    _row_sums(X, w, mode, 0, min(n, block), center, s, np.empty(d), np.empty(d), True)
-    residual = s / W[0] if W[0] != 0.0 else s
-    origin = _first_block_origin(center, residual, M, M2)
-    for b in prange(1, nb):
-        center, residual = _row_block(X, w, mode, b * block, min(n, (b + 1) * block), origin,
-                                      W, M2, LO, HI, b)
-        _relative_means(center, residual, origin, M, M2, b)
+    _row_sums(X, w, mode, lo, hi, center, s, np.empty(d), np.empty(d), True)
+    residual = s / W[o] if W[o] != 0.0 else s
+    origin = _first_block_origin(center, residual, M, M2, o)
+    for b in prange(nb):
+        if b != o:
+            center, residual = _row_block(X, w, mode, b * block, min(n, (b + 1) * block),
+                                          origin, W, M2, LO, HI, b)
+            _relative_means(center, residual, origin, M, M2, b)
     weight, mean, m2, lo, hi = _merged(W, M, M2, LO, HI)
     return weight, origin + mean, m2, lo, hi
 
