@@ -78,44 +78,39 @@ def _merged(W, M, M2, LO, HI):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _row_pass(X, w, mode, lo, hi, center, s, mn, mx, first):
-    """One pass over rows ``lo:hi`` with ``mode`` a constant (each branch's loops compiled
-    apart): in the first pass, the weighted sums of the values less ``center`` into ``s`` and
-    their extremes into ``mn``/``mx``; in the second, their weighted squares into ``s``.
-    A value is the row's times its weight where weights scale rows. Returns their weight."""
+def _row_factors(w, mode, i):
+    """Row ``i``'s factor on its values (its weight where weights scale rows, else 1) and its
+    frequency (its weight with frequency weights, else 1)."""
+    wi = 1.0 if mode == _UNWEIGHTED else np.float64(w[i])
+    return (wi if mode == _SCALED else 1.0), (wi if mode == _FREQUENCY else 1.0)
+
+
+@njit(cache=True, nogil=True)
+def _row_sums(X, w, mode, lo, hi, center, s, mn, mx):
+    """The first pass over rows ``lo:hi``: the sums of their values less ``center``, weighted
+    by their frequencies, into ``s``, and the values' extremes into ``mn``/``mx`` (a value is
+    the row's times its factor, :func:`_row_factors`). Returns the rows' weight."""
     wsum = 0.0
     for i in range(lo, hi):
-        wi = 1.0 if mode == _UNWEIGHTED else np.float64(w[i])
+        a, f = _row_factors(w, mode, i)
         for j in range(X.shape[1]):
-            x = np.float64(X[i, j])
-            if mode == _SCALED:
-                x = x * wi
-            c = x - center[j]
-            t = wi * c if mode == _FREQUENCY else c
-            if first:
-                s[j] += t
-                mn[j] = min(mn[j], x)
-                mx[j] = max(mx[j], x)
-            else:
-                s[j] += t * c
-        wsum += wi if mode == _FREQUENCY else 1.0
+            x = np.float64(X[i, j]) * a
+            s[j] += f * (x - center[j])
+            mn[j] = min(mn[j], x)
+            mx[j] = max(mx[j], x)
+        wsum += f
     return wsum
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _row_sums(X, w, mode, lo, hi, center, s, mn, mx, first):
-    """:func:`_row_pass`, its branches (mode, first pass) taken once, outside the loops."""
-    if first:
-        if mode == _SCALED:
-            return _row_pass(X, w, _SCALED, lo, hi, center, s, mn, mx, True)
-        if mode == _FREQUENCY:
-            return _row_pass(X, w, _FREQUENCY, lo, hi, center, s, mn, mx, True)
-        return _row_pass(X, w, _UNWEIGHTED, lo, hi, center, s, mn, mx, True)
-    if mode == _SCALED:
-        return _row_pass(X, w, _SCALED, lo, hi, center, s, mn, mx, False)
-    if mode == _FREQUENCY:
-        return _row_pass(X, w, _FREQUENCY, lo, hi, center, s, mn, mx, False)
-    return _row_pass(X, w, _UNWEIGHTED, lo, hi, center, s, mn, mx, False)
+@njit(cache=True, nogil=True)
+def _row_squares(X, w, mode, lo, hi, center, q):
+    """The second pass over rows ``lo:hi``: the squares of their values less ``center``,
+    weighted by their frequencies, into ``q``."""
+    for i in range(lo, hi):
+        a, f = _row_factors(w, mode, i)
+        for j in range(X.shape[1]):
+            c = np.float64(X[i, j]) * a - center[j]
+            q[j] += f * c * c
 
 
 @njit(cache=True, nogil=True)
@@ -130,7 +125,7 @@ def _row_block(X, w, mode, lo, hi, hint, W, M2, LO, HI, b):
     s = np.zeros(d)
     mn = np.full(d, np.inf)
     mx = np.full(d, -np.inf)
-    wsum = _row_sums(X, w, mode, lo, hi, hint, s, mn, mx, True)
+    wsum = _row_sums(X, w, mode, lo, hi, hint, s, mn, mx)
     W[b] = wsum
     for j in range(d):
         LO[b, j] = mn[j]
@@ -145,12 +140,12 @@ def _row_block(X, w, mode, lo, hi, hint, W, M2, LO, HI, b):
         # (only those: the other columns' sums are the same as they are, and keep their
         # residuals, so one NaN or infinity does not cost the whole block its digits)
         s[:] = 0.0
-        _row_sums(X, w, mode, lo, hi, about, s, mn, mx, True)
+        _row_sums(X, w, mode, lo, hi, about, s, mn, mx)
         relative = s / wsum
         center = about + relative
         residual = relative - (center - about)
     s[:] = 0.0
-    _row_sums(X, w, mode, lo, hi, center, s, mn, mx, False)
+    _row_squares(X, w, mode, lo, hi, center, s)
     for j in range(d):
         M2[b, j] = s[j]
     return center, residual
@@ -221,7 +216,7 @@ def _column_moments(X, w, mode, block):
     # that block's mean was taken about 0, so its center is rounded at the scale of the
     # values: one more pass over it, about the center, gives the residual
     s = np.zeros(d)
-    _row_sums(X, w, mode, lo, hi, center, s, np.empty(d), np.empty(d), True)
+    _row_sums(X, w, mode, lo, hi, center, s, np.empty(d), np.empty(d))
     residual = s / W[o] if W[o] != 0.0 else s
     origin = _first_block_origin(center, residual, M, M2, o)
     for b in prange(nb):
@@ -264,7 +259,7 @@ def _extend(chunk, shift, s, q, lo_in, lo_out, hi_in, hi_out):
         hi_out[p] = x if x > b else b
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _flat_pass(f, lanes, shift, s, q, lo, hi):
     """:func:`_extend` over every chunk of ``f``, the last one partial (the rows after the
     last whole chunk; ``lanes`` being a multiple of the column count, value ``p`` of any chunk
@@ -287,7 +282,7 @@ def _flat_pass(f, lanes, shift, s, q, lo, hi):
     _extend(f[n_chunks * lanes:], shift, s, q, lo[0], lo[0], hi[0], hi[0])
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _fold(lane_values, d, how):
     """The lanes' values folded into their ``d`` columns: summed (``how`` 0), their minimum
     (1) or their maximum (2)."""
