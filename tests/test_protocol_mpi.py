@@ -176,10 +176,17 @@ def _inject_kernel_error(monkeypatch, comm, kernel, rank):
             raise MemoryError(f"injected: {name}")
         return original(name, backend, **kwargs)
 
+    _replace_call_kernel(monkeypatch, call_kernel)
+
+
+def _replace_call_kernel(monkeypatch, replacement):
+    """``call_kernel`` replaced in every spmdlearn module that calls it, wherever an estimator's
+    kernel call lives (its own module or a shared helper)."""
+    original = _backends.call_kernel
     for module in list(sys.modules.values()):
         if (getattr(module, "__name__", "").startswith("spmdlearn")
                 and getattr(module, "call_kernel", None) is original):
-            monkeypatch.setattr(module, "call_kernel", call_kernel)
+            monkeypatch.setattr(module, "call_kernel", replacement)
 
 
 @pytest.mark.parametrize("name", FITS)
@@ -273,8 +280,7 @@ def test_warning_on_one_rank_before_the_last_collective(world, monkeypatch):
             warnings.warn("injected kernel warning", RuntimeWarning)
         return original(name, backend, **kwargs)
 
-    monkeypatch.setattr(sys.modules["spmdlearn.basic_statistics._basic_statistics"],
-                        "call_kernel", call_kernel)
+    _replace_call_kernel(monkeypatch, call_kernel)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         BasicStatistics().fit(X)
